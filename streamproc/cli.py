@@ -1,0 +1,84 @@
+"""The ``streamproc`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from streamproc.config import Config, load_config
+
+logger = logging.getLogger("streamproc")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamproc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="API port (default 8085)")
+    serve.add_argument("--data-dir", type=Path, help="state directory (default ~/.streamproc)")
+    serve.add_argument("--model-root", type=Path,
+                       help="insightface root holding models/PACK (default ~/.insightface)")
+    serve.add_argument("--model-pack", help="model pack name (default buffalo_l)")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config, {
+        "server.host": args.host, "server.port": args.port,
+        "storage.data_dir": str(args.data_dir) if args.data_dir else None,
+        "models.root": str(args.model_root) if args.model_root else None,
+        "models.pack": args.model_pack, "log_level": args.log_level,
+    })
+
+
+def serve(config: Config) -> int:
+    """Run until SIGTERM/SIGINT, then shut down within the configured bounds."""
+    from streamproc.daemon import Daemon
+    from streamproc.faces.engine import ModelPackError
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    daemon = Daemon(config)
+    try:
+        daemon.start()
+    except (ModelPackError, OSError) as exc:
+        logger.error("cannot start: %s", exc)
+        daemon.stop()
+        return 2
+    print(f"streamproc ready on {daemon.endpoint}", flush=True)
+    stop.wait()
+    logger.info("shutting down")
+    daemon.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"streamproc: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    # insightface 2.1's face_align calls a scikit-image API deprecated in 0.26; harmless.
+    warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return serve(config)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

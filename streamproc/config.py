@@ -1,0 +1,197 @@
+"""Typed daemon configuration (pydantic, unknown keys rejected).
+
+Every default here is repeated, with a comment, in ``configs/streamproc.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Base):
+    """The HTTP control API."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless told otherwise.")
+    port: int = Field(8085, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="Largest request body accepted (5 MB image as base64)."
+    )
+    worker_threads: int = Field(8, ge=1, description="Threads that run API operations.")
+    shutdown_timeout_s: float = Field(5.0, gt=0, description="Bound on graceful HTTP shutdown.")
+    region: str = Field("us-east-1", description="Region written into ARNs.")
+    account_id: str = Field(
+        "000000000000", pattern=r"^\d{12}$", description="Account id written into ARNs."
+    )
+
+
+class CalibrationKnot(_Base):
+    """One point of the cosine -> Similarity mapping."""
+
+    cosine: float = Field(ge=-1.0, le=1.0)
+    similarity: float = Field(ge=0.0, le=100.0)
+
+
+class PackConfig(_Base):
+    """A model pack: an SCRFD detector and an ArcFace-style recogniser, plus calibration."""
+
+    detector: str = Field(description="Detector file name inside the pack folder.")
+    recognizer: str = Field(description="Recogniser file name inside the pack folder.")
+    det_input_size: tuple[int, int] = Field((640, 640), description="Detector input (w, h).")
+    det_mean: float = Field(127.5, description="Detector input mean.")
+    det_std: float = Field(128.0, description="Detector input std.")
+    det_strides: tuple[int, ...] = Field((8, 16, 32), description="SCRFD feature strides.")
+    det_anchors: int = Field(2, ge=1, description="Anchors per location.")
+    rec_mean: float = Field(127.5, description="Recogniser input mean (0 for raw pixels).")
+    rec_std: float = Field(127.5, description="Recogniser input std (1 for raw pixels).")
+    rec_input_size: int = Field(112, description="Aligned face crop side in pixels.")
+    rec_batch: int = Field(32, ge=1, description="Largest recogniser batch.")
+    session_options: dict[str, str] = Field(
+        default_factory=dict, description="onnxruntime session config entries."
+    )
+    face_model_version: str = Field("7.0", pattern=r"^[0-9.]+$")
+    calibration: list[CalibrationKnot] = Field(
+        description="Monotonic (cosine, Similarity) knots; Similarity 80 = confident match."
+    )
+
+    @field_validator("calibration")
+    @classmethod
+    def _monotonic(cls, knots: list[CalibrationKnot]) -> list[CalibrationKnot]:
+        if len(knots) < 2:
+            raise ValueError("calibration needs at least two knots")
+        for a, b in zip(knots, knots[1:]):
+            if not (b.cosine > a.cosine and b.similarity >= a.similarity):
+                raise ValueError("calibration knots must increase in cosine and similarity")
+        return knots
+
+
+def _knots(*pairs: tuple[float, float]) -> list[CalibrationKnot]:
+    return [CalibrationKnot(cosine=c, similarity=s) for c, s in pairs]
+
+
+# Knots for the 128-d test packs come from the photos in shared/data (README: Similarity).
+_TEST_CALIBRATION = _knots((-1.0, 0.0), (0.0, 20.0), (0.25, 50.0), (0.40, 80.0), (0.60, 95.0),
+                           (1.0, 100.0))
+# ArcFace (w600k) packs: same-person cosines sit well above 0.3, impostors below 0.2.
+_ARCFACE_CALIBRATION = _knots((-1.0, 0.0), (0.0, 20.0), (0.15, 50.0), (0.30, 80.0), (0.50, 95.0),
+                              (1.0, 100.0))
+
+
+def default_packs() -> dict[str, PackConfig]:
+    """Packs known out of the box; config may add or override any of them."""
+    return {
+        "test_mfn": PackConfig(detector="det_500m.onnx",
+                               recognizer="mobilefacenet_foamliu_128d.onnx",
+                               calibration=_TEST_CALIBRATION),
+        "test_sface": PackConfig(detector="det_500m.onnx",
+                                 recognizer="sface_2021dec_int8bq_ortfix.onnx",
+                                 rec_mean=0.0, rec_std=1.0,
+                                 session_options={"session.disable_quant_qdq": "1"},
+                                 calibration=_TEST_CALIBRATION),
+        "buffalo_l": PackConfig(detector="det_10g.onnx", recognizer="w600k_r50.onnx",
+                                calibration=_ARCFACE_CALIBRATION),
+        "buffalo_s": PackConfig(detector="det_500m.onnx", recognizer="w600k_mbf.onnx",
+                                calibration=_ARCFACE_CALIBRATION),
+        "buffalo_sc": PackConfig(detector="det_500m.onnx", recognizer="w600k_mbf.onnx",
+                                 calibration=_ARCFACE_CALIBRATION),
+    }
+
+
+class QualityLevel(_Base):
+    """Minimum face quality for one QualityFilter level."""
+
+    min_confidence: float = Field(ge=0, le=100)
+    min_face_px: int = Field(ge=0)
+    min_brightness: float = Field(ge=0, le=100)
+    min_sharpness: float = Field(ge=0, le=100)
+    max_abs_yaw: float = Field(ge=0, le=180)
+    max_abs_pitch: float = Field(ge=0, le=180)
+
+
+def default_quality() -> dict[str, QualityLevel]:
+    """QualityFilter levels; AUTO is the one IndexFaces uses by default."""
+    return {
+        "LOW": QualityLevel(min_confidence=50, min_face_px=20, min_brightness=5,
+                            min_sharpness=2, max_abs_yaw=75, max_abs_pitch=60),
+        "AUTO": QualityLevel(min_confidence=60, min_face_px=32, min_brightness=10,
+                             min_sharpness=5, max_abs_yaw=60, max_abs_pitch=45),
+        "MEDIUM": QualityLevel(min_confidence=70, min_face_px=40, min_brightness=15,
+                               min_sharpness=10, max_abs_yaw=50, max_abs_pitch=40),
+        "HIGH": QualityLevel(min_confidence=80, min_face_px=64, min_brightness=25,
+                             min_sharpness=20, max_abs_yaw=35, max_abs_pitch=30),
+    }
+
+
+class ModelsConfig(_Base):
+    """Where the model packs live and how they run."""
+
+    root: Path = Field(Path("~/.insightface"), description="insightface root: ROOT/models/PACK.")
+    pack: str = Field("buffalo_l", description="Pack the daemon loads.")
+    providers: Literal["auto", "cpu", "cuda", "tensorrt"] | list[str] = Field(
+        "auto", description="auto = CUDA first when onnxruntime has it, else CPU."
+    )
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per session; 0=auto.")
+    det_score_threshold: float = Field(0.5, ge=0, le=1, description="Detector score cut-off.")
+    nms_threshold: float = Field(0.4, ge=0, le=1, description="Detector NMS IoU.")
+    packs: dict[str, PackConfig] = Field(default_factory=default_packs)
+    quality: dict[str, QualityLevel] = Field(default_factory=default_quality)
+
+
+class ImagesConfig(_Base):
+    """Limits on input images."""
+
+    max_pixels: int = Field(40_000_000, gt=0, description="Reject larger images unread.")
+    s3_local_root: Path | None = Field(
+        None, description="If set, Image.S3Object reads ROOT/bucket/name; else S3 is refused."
+    )
+    s3_max_bytes: int = Field(15 * 1024 * 1024, gt=0, description="S3 image size limit.")
+
+
+class StorageConfig(_Base):
+    """Persistent state."""
+
+    data_dir: Path = Field(Path("~/.streamproc"), description="SQLite + indexes live here.")
+    max_faces_per_collection: int = Field(20_000_000, gt=0)
+
+
+class Config(_Base):
+    """The whole daemon configuration."""
+
+    server: ServerConfig = ServerConfig()
+    models: ModelsConfig = ModelsConfig()
+    images: ImagesConfig = ImagesConfig()
+    storage: StorageConfig = StorageConfig()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load YAML (if given), apply dotted-key overrides (CLI flags), validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if loaded is not None and not isinstance(loaded, dict):
+            msg = f"{path}: top level must be a mapping"
+            raise ValueError(msg)
+        raw = loaded or {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set(raw, key, value)
+    packs = raw.get("models", {}).get("packs")
+    if packs is not None:
+        # Configured packs extend the built-in ones instead of replacing them all.
+        raw["models"]["packs"] = {**default_packs(), **packs}
+    return Config.model_validate(raw)

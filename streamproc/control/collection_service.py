@@ -1,0 +1,241 @@
+"""Collections and face search: the rules behind the collection operations."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamproc.config import Config
+from streamproc.control.quality import quality_reasons
+from streamproc.control.shapes import bounding_box, confidence
+from streamproc.control.tokens import decode_token, encode_token
+from streamproc.errors import (
+    InvalidParameterException,
+    ResourceAlreadyExistsException,
+    ResourceNotFoundException,
+    ServiceQuotaExceededException,
+)
+from streamproc.faces.engine import FaceEngine
+from streamproc.faces.types import Face
+from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
+from streamproc.storage.tags import TagStore
+
+logger = logging.getLogger(__name__)
+
+# Namespace for name-based (v5) face and image ids, so the same image indexed into two
+# collections gets the same ids, as Rekognition documents.
+_ID_NAMESPACE = uuid.UUID("7f6b4f1e-3a51-5c8e-9a56-2d0c8f1b6e10")
+DEFAULT_THRESHOLD = 80.0
+MAX_FACES_TO_INDEX = 100
+DEFAULT_PAGE = 1000
+
+
+@dataclass
+class IndexResult:
+    """What IndexFaces indexed and what it left out (with reasons)."""
+
+    width: int
+    height: int
+    indexed: list[tuple[StoredFace, Face]] = field(default_factory=list)
+    unindexed: list[tuple[list[str], Face]] = field(default_factory=list)
+
+
+@dataclass
+class SearchHit:
+    """One match: the Similarity and the stored face."""
+
+    similarity: float
+    face: StoredFace
+
+
+class CollectionService:
+    """Rules for collections and face search; raises domain errors only."""
+
+    def __init__(self, store: CollectionStore, tags: TagStore, engine: FaceEngine,
+                 config: Config) -> None:
+        self._store = store
+        self._tags = tags
+        self._engine = engine
+        self._config = config
+
+    # ---- collections -------------------------------------------------------------
+    def arn(self, collection_id: str) -> str:
+        """The collection's ARN."""
+        server = self._config.server
+        return f"arn:aws:rekognition:{server.region}:{server.account_id}:collection/{collection_id}"
+
+    def require(self, collection_id: str) -> CollectionInfo:
+        """The collection, or ResourceNotFoundException."""
+        info = self._store.get(collection_id)
+        if info is None:
+            raise ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
+        return info
+
+    def create_collection(self, collection_id: str, tags: dict[str, str]) -> CollectionInfo:
+        """Create an empty collection bound to the loaded pack's embedding size."""
+        info = CollectionInfo(collection_id, self.arn(collection_id), time.time(),
+                              self._engine.pack_name, self._engine.dim,
+                              self._engine.face_model_version)
+        if not self._store.create(info):
+            raise ResourceAlreadyExistsException(
+                f"The collection id: {collection_id} already exists")
+        if tags:
+            self._tags.set(info.arn, tags)
+        logger.info("created collection %s (%s, %d-d)", collection_id, info.pack, info.dim)
+        return info
+
+    def delete_collection(self, collection_id: str) -> None:
+        """Delete a collection and all its faces."""
+        info = self.require(collection_id)
+        if not self._store.delete(collection_id):
+            raise ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
+        self._tags.delete_resource(info.arn)
+        logger.info("deleted collection %s", collection_id)
+
+    def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int]:
+        """Metadata and face count."""
+        info = self.require(collection_id)
+        return info, self._store.face_count(collection_id)
+
+    def list_collections(self, token: str | None, max_results: int | None
+                         ) -> tuple[list[CollectionInfo], str | None]:
+        """One page of collections in id order, and the token for the next page."""
+        after = decode_token("collections", token, str)
+        limit = max_results or DEFAULT_PAGE
+        ids = [c for c in self._store.list_ids() if after is None or c > after]
+        page = [info for info in map(self._store.get, ids[:limit]) if info is not None]
+        more = len(ids) > limit
+        return page, encode_token("collections", page[-1].collection_id) if more else None
+
+    # ---- faces ---------------------------------------------------------------------
+    def _check_model(self, info: CollectionInfo) -> None:
+        if info.dim != self._engine.dim:
+            raise InvalidParameterException(
+                f"Collection {info.collection_id} was created with model pack {info.pack} "
+                f"({info.dim}-d embeddings); this server runs {self._engine.pack_name} "
+                f"({self._engine.dim}-d). Use a new collection or run the original pack."
+            )
+
+    def _face_id(self, image_id: str, external: str | None, face: Face) -> str:
+        box = ",".join(str(int(round(v))) for v in face.box)
+        return str(uuid.uuid5(_ID_NAMESPACE, f"{image_id}|{external or ''}|{box}"))
+
+    def index_faces(self, collection_id: str, image: np.ndarray, image_bytes_digest: str,
+                    external_image_id: str | None, max_faces: int | None,
+                    quality_filter: str) -> IndexResult:
+        """Detect, filter, embed and store faces; returns indexed and unindexed faces."""
+        info = self.require(collection_id)
+        self._check_model(info)
+        height, width = image.shape[:2]
+        result = IndexResult(width, height)
+        faces = self._engine.detect(image)
+        level = self._config.models.quality.get(quality_filter)
+        good = []
+        for face in faces:
+            reasons = quality_reasons(face, level)
+            if reasons:
+                result.unindexed.append((reasons, face))
+            else:
+                good.append(face)
+        limit = min(max_faces or MAX_FACES_TO_INDEX, MAX_FACES_TO_INDEX)
+        # Keep the largest faces (Rekognition drops low quality first, then small boxes).
+        for face in good[limit:]:
+            result.unindexed.append((["EXCEEDS_MAX_FACES"], face))
+        good = good[:limit]
+        if not good:
+            return result
+        total = self._store.face_count(collection_id) + len(good)
+        if total > self._config.storage.max_faces_per_collection:
+            raise ServiceQuotaExceededException(
+                f"Collection {collection_id} would exceed "
+                f"{self._config.storage.max_faces_per_collection} faces")
+        self._engine.embed(image, good)
+        image_id = str(uuid.uuid5(_ID_NAMESPACE, image_bytes_digest))
+        new = [NewFace(self._face_id(image_id, external_image_id, f), image_id,
+                       external_image_id, bounding_box(f.box, width, height), confidence(f),
+                       f.embedding) for f in good]
+        try:
+            stored = self._store.add_faces(collection_id, new)
+        except KeyError:
+            raise ResourceNotFoundException(
+                f"The collection id: {collection_id} does not exist") from None
+        result.indexed = list(zip(stored, good))
+        return result
+
+    def list_faces(self, collection_id: str, token: str | None, max_results: int | None,
+                   face_ids: list[str] | None, user_id: str | None
+                   ) -> tuple[list[StoredFace], str | None]:
+        """One page of faces in insertion order."""
+        self.require(collection_id)
+        after = decode_token(f"faces:{collection_id}", token, int) or 0
+        limit = max_results or DEFAULT_PAGE
+        if user_id is not None:
+            # Users (AssociateFaces) are not supported, so no face belongs to any user.
+            return [], None
+        page = self._store.list_faces(collection_id, after, limit + 1, face_ids)
+        more = len(page) > limit
+        page = page[:limit]
+        return page, encode_token(f"faces:{collection_id}", page[-1].seq) if more else None
+
+    def delete_faces(self, collection_id: str, face_ids: list[str]
+                     ) -> tuple[list[str], list[str]]:
+        """Delete faces; returns (deleted, not found)."""
+        self.require(collection_id)
+        return self._store.delete_faces(collection_id, face_ids)
+
+    # ---- search ----------------------------------------------------------------------
+    def search_vector(self, collection_id: str, vector: np.ndarray, max_faces: int,
+                      threshold: float, exclude: str | None = None) -> list[SearchHit]:
+        """Faces whose Similarity to ``vector`` is at least ``threshold``, best first."""
+        min_cos = self._engine.scale.cosine_for(threshold)
+        k = max_faces + (1 if exclude else 0)
+        hits = self._store.search(collection_id, vector[None, :], k, min_cos)[0]
+        out = [SearchHit(float(self._engine.scale.similarity(score)), face)
+               for score, face in hits if face.face_id != exclude]
+        return [h for h in out if h.similarity >= threshold][:max_faces]
+
+    def search_faces(self, collection_id: str, face_id: str, max_faces: int | None,
+                     threshold: float | None) -> list[SearchHit]:
+        """Search with the stored embedding of ``face_id`` (the face itself excluded)."""
+        info = self.require(collection_id)
+        self._check_model(info)
+        found = self._store.get_face(collection_id, face_id)
+        if found is None:
+            raise InvalidParameterException(
+                f"Face {face_id} was not found in collection {collection_id}")
+        _, vector = found
+        return self.search_vector(collection_id, vector, max_faces or 4096,
+                                  DEFAULT_THRESHOLD if threshold is None else threshold,
+                                  exclude=face_id)
+
+    def search_faces_by_image(self, collection_id: str, image: np.ndarray,
+                              max_faces: int | None, threshold: float | None,
+                              quality_filter: str) -> tuple[Face, list[SearchHit]]:
+        """Search with the largest face in ``image``."""
+        info = self.require(collection_id)
+        self._check_model(info)
+        face = largest_face(self._engine, image, self._config, quality_filter)
+        self._engine.embed(image, [face])
+        hits = self.search_vector(collection_id, face.embedding, max_faces or 4096,
+                                  DEFAULT_THRESHOLD if threshold is None else threshold)
+        return face, hits
+
+
+def largest_face(engine: FaceEngine, image: np.ndarray, config: Config,
+                 quality_filter: str) -> Face:
+    """The largest face that passes ``quality_filter``, or InvalidParameterException."""
+    level = config.models.quality.get(quality_filter)
+    for face in engine.detect(image):
+        if not quality_reasons(face, level):
+            return face
+    raise InvalidParameterException("There are no faces in the image. Should be at least 1.")
+
+
+def digest(data: bytes) -> str:
+    """Content hash used to derive ImageId."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,161 @@
+"""Operation handlers: validated request dict in, wire response dict out (moto's responses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamproc.control.collection_service import CollectionService, SearchHit, digest
+from streamproc.control.image_service import ImageService
+from streamproc.control.images import ImageLoader
+from streamproc.control.shapes import bounding_box, confidence, face_detail, face_match
+from streamproc.control.shapes import stored_face as face_wire
+
+Params = dict[str, Any]
+
+
+@dataclass
+class Services:
+    """Everything the handlers call; built by the daemon."""
+
+    collections: CollectionService
+    images: ImageService
+    loader: ImageLoader
+    face_model_version: str
+
+
+def create_collection(s: Services, p: Params) -> dict[str, Any]:
+    """CreateCollection."""
+    info = s.collections.create_collection(p["CollectionId"], p.get("Tags", {}))
+    return {"StatusCode": 200, "CollectionArn": info.arn,
+            "FaceModelVersion": info.face_model_version}
+
+
+def delete_collection(s: Services, p: Params) -> dict[str, Any]:
+    """DeleteCollection."""
+    s.collections.delete_collection(p["CollectionId"])
+    return {"StatusCode": 200}
+
+
+def describe_collection(s: Services, p: Params) -> dict[str, Any]:
+    """DescribeCollection (note the capitalised CollectionARN, as in the model)."""
+    info, count = s.collections.describe_collection(p["CollectionId"])
+    return {"FaceCount": count, "FaceModelVersion": info.face_model_version,
+            "CollectionARN": info.arn, "CreationTimestamp": info.created, "UserCount": 0}
+
+
+def list_collections(s: Services, p: Params) -> dict[str, Any]:
+    """ListCollections."""
+    page, token = s.collections.list_collections(p.get("NextToken"), p.get("MaxResults"))
+    out: dict[str, Any] = {"CollectionIds": [c.collection_id for c in page],
+                           "FaceModelVersions": [c.face_model_version for c in page]}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+def index_faces(s: Services, p: Params) -> dict[str, Any]:
+    """IndexFaces."""
+    image = p["Image"]
+    pixels = s.loader.load(image)
+    raw = image.get("Bytes") or repr(sorted(image.get("S3Object", {}).items())).encode()
+    result = s.collections.index_faces(
+        p["CollectionId"], pixels, digest(raw), p.get("ExternalImageId"), p.get("MaxFaces"),
+        p.get("QualityFilter", "AUTO"))
+    w, h = result.width, result.height
+    records = [{"Face": face_wire(stored, s.face_model_version),
+                "FaceDetail": face_detail(face, w, h)} for stored, face in result.indexed]
+    unindexed = [{"Reasons": reasons, "FaceDetail": face_detail(face, w, h)}
+                 for reasons, face in result.unindexed]
+    return {"FaceRecords": records, "FaceModelVersion": s.face_model_version,
+            "UnindexedFaces": unindexed}
+
+
+def list_faces(s: Services, p: Params) -> dict[str, Any]:
+    """ListFaces."""
+    page, token = s.collections.list_faces(p["CollectionId"], p.get("NextToken"),
+                                           p.get("MaxResults"), p.get("FaceIds"),
+                                           p.get("UserId"))
+    out: dict[str, Any] = {"Faces": [face_wire(f, s.face_model_version) for f in page],
+                           "FaceModelVersion": s.face_model_version}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+def delete_faces(s: Services, p: Params) -> dict[str, Any]:
+    """DeleteFaces."""
+    deleted, missing = s.collections.delete_faces(p["CollectionId"], p["FaceIds"])
+    return {"DeletedFaces": deleted,
+            "UnsuccessfulFaceDeletions": [{"FaceId": f, "Reasons": ["FACE_NOT_FOUND"]}
+                                          for f in missing]}
+
+
+def _matches(s: Services, hits: list[SearchHit]) -> list[dict[str, Any]]:
+    return [face_match(h.similarity, h.face, s.face_model_version) for h in hits]
+
+
+def search_faces(s: Services, p: Params) -> dict[str, Any]:
+    """SearchFaces."""
+    hits = s.collections.search_faces(p["CollectionId"], p["FaceId"], p.get("MaxFaces"),
+                                      p.get("FaceMatchThreshold"))
+    return {"SearchedFaceId": p["FaceId"], "FaceMatches": _matches(s, hits),
+            "FaceModelVersion": s.face_model_version}
+
+
+def search_faces_by_image(s: Services, p: Params) -> dict[str, Any]:
+    """SearchFacesByImage."""
+    pixels = s.loader.load(p["Image"])
+    face, hits = s.collections.search_faces_by_image(
+        p["CollectionId"], pixels, p.get("MaxFaces"), p.get("FaceMatchThreshold"),
+        p.get("QualityFilter", "NONE"))
+    h, w = pixels.shape[:2]
+    return {"SearchedFaceBoundingBox": bounding_box(face.box, w, h),
+            "SearchedFaceConfidence": confidence(face), "FaceMatches": _matches(s, hits),
+            "FaceModelVersion": s.face_model_version}
+
+
+def detect_faces(s: Services, p: Params) -> dict[str, Any]:
+    """DetectFaces (the default attribute set; the packs have no age/emotion models)."""
+    pixels = s.loader.load(p["Image"])
+    h, w = pixels.shape[:2]
+    return {"FaceDetails": [face_detail(f, w, h) for f in s.images.detect_faces(pixels)]}
+
+
+def _compared(face: Any, w: int, h: int) -> dict[str, Any]:
+    detail = face_detail(face, w, h)
+    return {k: detail[k] for k in ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")
+            if k in detail}
+
+
+def compare_faces(s: Services, p: Params) -> dict[str, Any]:
+    """CompareFaces."""
+    source = s.loader.load(p["SourceImage"], "SourceImage")
+    target = s.loader.load(p["TargetImage"], "TargetImage")
+    result = s.images.compare_faces(source, target, p.get("SimilarityThreshold"),
+                                    p.get("QualityFilter", "NONE"))
+    sh, sw = source.shape[:2]
+    th, tw = target.shape[:2]
+    return {
+        "SourceImageFace": {"BoundingBox": bounding_box(result.source.box, sw, sh),
+                            "Confidence": confidence(result.source)},
+        "FaceMatches": [{"Similarity": round(sim, 6), "Face": _compared(f, tw, th)}
+                        for sim, f in result.matches],
+        "UnmatchedFaces": [_compared(f, tw, th) for f in result.unmatched],
+    }
+
+
+HANDLERS: dict[str, Callable[[Services, Params], dict[str, Any]]] = {
+    "CreateCollection": create_collection,
+    "DeleteCollection": delete_collection,
+    "DescribeCollection": describe_collection,
+    "ListCollections": list_collections,
+    "IndexFaces": index_faces,
+    "ListFaces": list_faces,
+    "DeleteFaces": delete_faces,
+    "SearchFaces": search_faces,
+    "SearchFacesByImage": search_faces_by_image,
+    "DetectFaces": detect_faces,
+    "CompareFaces": compare_faces,
+}

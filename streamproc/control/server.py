@@ -1,0 +1,60 @@
+"""uvicorn in its own thread, on a socket bound before the thread starts."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from starlette.applications import Starlette
+
+from streamproc.lifecycle import Service
+
+
+class HttpServer(Service):
+    """Serves an ASGI app; binding happens in :meth:`start` so errors surface there."""
+
+    def __init__(self, app: Starlette, host: str, port: int, shutdown_timeout: float) -> None:
+        super().__init__("http-server")
+        self._app = app
+        self._host = host
+        self._port = port
+        self._shutdown_timeout = shutdown_timeout
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._socket is None:
+            return self._port
+        return self._socket.getsockname()[1]
+
+    def _on_start(self) -> None:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host, self._port))
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(128)
+        self._socket = sock
+        config = uvicorn.Config(self._app, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=self._shutdown_timeout)
+        self._server = uvicorn.Server(config)
+
+    def _run(self) -> None:
+        assert self._server is not None and self._socket is not None
+        self._server.run(sockets=[self._socket])
+
+    def _on_stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop serving; connections get ``shutdown_timeout`` to finish."""
+        stopped = super().stop(timeout)
+        if self._socket is not None:
+            self._socket.close()
+        return stopped

