@@ -28,7 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model-root", type=Path,
                        help="insightface root holding models/PACK (default ~/.insightface)")
     serve.add_argument("--model-pack", help="model pack name (default buffalo_l)")
+    serve.add_argument("--kafka", metavar="BOOTSTRAP",
+                       help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    demo = sub.add_parser("demo", help="broker + daemon + live sample stream, printing matches")
+    demo.add_argument("--shared", type=Path,
+                      help="folder with models/ and data/ (default $STREAMPROC_SHARED or ../shared)")
+    demo.add_argument("--port", type=int, default=8085, help="API port (0 = any free port)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--data-dir", type=Path, help="state directory (default: a temp dir)")
     return parser
 
 
@@ -38,6 +46,7 @@ def _config(args: argparse.Namespace) -> Config:
         "storage.data_dir": str(args.data_dir) if args.data_dir else None,
         "models.root": str(args.model_root) if args.model_root else None,
         "models.pack": args.model_pack, "log_level": args.log_level,
+        "kafka.bootstrap": args.kafka,
     })
 
 
@@ -63,9 +72,23 @@ def serve(config: Config) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from streamproc.demo import default_shared, run_demo
+
+    warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    shared = (args.shared or default_shared()).resolve()
+    if not (shared / "models" / "test_mfn").is_dir():
+        print(f"streamproc demo: no test models under {shared}; pass --shared", file=sys.stderr)
+        return 2
+    return run_demo(shared, args.port, args.duration, args.data_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return _demo(args)
     try:
         config = _config(args)
     except (ValidationError, ValueError, OSError) as exc:

@@ -161,10 +161,52 @@ class StorageConfig(_Base):
     max_faces_per_collection: int = Field(20_000_000, gt=0)
 
 
+class KafkaConfig(_Base):
+    """Where match records go and how they are produced."""
+
+    bootstrap: str | None = Field(
+        None, description="Default cluster (host:port,...) for arn:aws:kinesis outputs.")
+    linger_ms: int = Field(5, ge=0, description="Producer batching delay.")
+    batch_size: int = Field(262144, gt=0, description="Producer batch bytes per partition.")
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(
+        None, description="Record compression (snappy/lz4/zstd need their Python packages).")
+    max_block_ms: int = Field(5000, gt=0, description="Longest a send may wait for metadata.")
+    queue_size: int = Field(10000, gt=0, description="Records waiting for the producer.")
+    unreachable_fail_s: float = Field(
+        60.0, gt=0, description="Processors FAIL after their cluster is unreachable this long.")
+    flush_timeout_s: float = Field(5.0, gt=0, description="Flush bound at shutdown.")
+
+
+class ProcessorsConfig(_Base):
+    """Stream processor data plane."""
+
+    sample_fps: float = Field(5.0, gt=0, description="Frames analysed per second of video.")
+    open_timeout_s: float = Field(10.0, gt=0, description="Source open timeout.")
+    read_timeout_s: float = Field(5.0, gt=0, description="Source stall watchdog (no data).")
+    reconnect_initial_s: float = Field(0.5, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(10.0, gt=0, description="Reconnect delay cap (doubling).")
+    source_give_up_s: float = Field(
+        300.0, gt=0, description="A source down this long fails the processor.")
+    stop_timeout_s: float = Field(2.0, gt=0, description="Bound on StopStreamProcessor.")
+    frame_queue: int = Field(2, ge=1, description="Frames buffered per processor (DROP_OLDEST).")
+    batch_frames: int = Field(8, ge=1, description="Frames analysed together across streams.")
+    emit: Literal["frame", "track"] = Field(
+        "frame", description="frame = a record per analysed frame with faces; track = one "
+        "record when a tracked person is first matched or the match changes. Per processor: "
+        "tag streamproc:emit.")
+    emit_empty_frames: bool = Field(False, description="Also publish frames with no faces.")
+    max_matches: int = Field(10, ge=1, description="MatchedFaces per detected face.")
+    max_processors: int = Field(16, ge=1, description="LimitExceededException beyond this.")
+    video_streams: dict[str, str] = Field(
+        default_factory=dict, description="Kinesis-video-style ARN (or stream name) -> URL.")
+
+
 class Config(_Base):
     """The whole daemon configuration."""
 
     server: ServerConfig = ServerConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    processors: ProcessorsConfig = ProcessorsConfig()
     models: ModelsConfig = ModelsConfig()
     images: ImagesConfig = ImagesConfig()
     storage: StorageConfig = StorageConfig()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,21 @@ from streamproc.control.image_service import ImageService
 from streamproc.control.images import ImageLoader
 from streamproc.control.server import HttpServer
 from streamproc.control.validate import ServiceSpec
+from streamproc.dataplane.plane import DataPlane
 from streamproc.faces.engine import FaceEngine
-from streamproc.metrics import ApiMetrics
+from streamproc.metrics import ApiMetrics, ProcessorMetrics
+from streamproc.processors.handlers import PROCESSOR_HANDLERS, ProcessorServices
+from streamproc.processors.service import ProcessorService
+from streamproc.processors.spec import ProcessorStore
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)
+
+
+def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
+    return {op: functools.partial(fn, services) for op, fn in table.items()}
 
 
 class Daemon:
@@ -34,6 +44,8 @@ class Daemon:
         self._status = "starting"
         self._db: Database | None = None
         self._server: HttpServer | None = None
+        self._plane: DataPlane | None = None
+        self.processors: ProcessorService | None = None
         self.engine: FaceEngine | None = None
 
     @property
@@ -57,7 +69,7 @@ class Daemon:
         return {"status": self._status}
 
     def start(self) -> None:
-        """Open storage, load the model pack, rebuild indexes, start serving."""
+        """Open storage, load the model pack, rebuild indexes, resume processors, serve."""
         self.engine = FaceEngine(self.config.models)
         self.engine.load()
         self._db = Database(self.data_dir / "streamproc.db")
@@ -65,16 +77,24 @@ class Daemon:
         store = CollectionStore(self._db)
         store.load()
         tags = TagStore(self._db)
-        services = Services(
-            collections=CollectionService(store, tags, self.engine, self.config),
-            images=ImageService(self.engine, self.config),
-            loader=ImageLoader(self.config.images),
-            face_model_version=self.engine.face_model_version,
-        )
+        self._plane = DataPlane(self.config, self.engine, store, self._cluster_unreachable)
+        self.processors = ProcessorService(
+            ProcessorStore(self._db), tags, self._plane,
+            ProcessorMetrics.create(self.registry), self.config)
+        collections = CollectionService(store, tags, self.engine, self.config,
+                                        on_delete=self.processors.fail_collection)
+        services = Services(collections=collections,
+                            images=ImageService(self.engine, self.config),
+                            loader=ImageLoader(self.config.images),
+                            face_model_version=self.engine.face_model_version)
+        handlers = {**_bind(HANDLERS, services), **_bind(
+            PROCESSOR_HANDLERS, ProcessorServices(self.processors, collections, tags))}
         server_cfg = self.config.server
-        api = ControlApi(ServiceSpec(), dict(HANDLERS), services,
-                         ApiMetrics.create(self.registry), self.registry,
-                         server_cfg.max_request_bytes, server_cfg.worker_threads, self.health)
+        api = ControlApi(ServiceSpec(), handlers, ApiMetrics.create(self.registry),
+                         self.registry, server_cfg.max_request_bytes,
+                         server_cfg.worker_threads, self.health)
+        self._plane.start()
+        self.processors.load()
         self._server = HttpServer(api.app(), server_cfg.host, server_cfg.port,
                                   server_cfg.shutdown_timeout_s)
         self._server.start()
@@ -82,11 +102,19 @@ class Daemon:
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     self.engine.pack_name, self.engine.dim, ",".join(self.engine.providers))
 
+    def _cluster_unreachable(self, bootstrap: str, message: str) -> None:
+        if self.processors is not None:
+            self.processors.fail_cluster(bootstrap, message)
+
     def stop(self) -> None:
-        """Stop serving, then close storage. Bounded by the server's shutdown timeout."""
+        """Stop serving, stop processors (keeping desired state), flush Kafka, close storage."""
         self._status = "stopping"
         if self._server is not None:
             self._server.stop(self.config.server.shutdown_timeout_s + 2.0)
+        if self.processors is not None:
+            self.processors.shutdown()
+        if self._plane is not None:
+            self._plane.stop()
         if self._db is not None:
             self._db.close()
         logger.info("streamproc stopped")

@@ -27,3 +27,113 @@ class ApiMetrics:
             faces=Gauge("streamproc_collection_faces", "Faces per collection", ["collection"],
                         registry=registry),
         )
+
+
+_PROCESSOR = ["processor"]
+
+
+@dataclass(frozen=True)
+class ProcessorMetrics:
+    """Data-plane metrics, labelled by processor name (labels removed on delete)."""
+
+    frames_decoded: Counter
+    frames_analysed: Counter
+    frames_dropped: Counter
+    faces_detected: Counter
+    matches: Counter
+    records_published: Counter
+    publish_errors: Counter
+    reconnects: Counter
+    latency: Histogram
+    status: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ProcessorMetrics:
+        """Register the data-plane metrics on ``registry``."""
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(f"streamproc_processor_{name}", doc, _PROCESSOR, registry=registry)
+
+        return cls(
+            frames_decoded=counter("frames_decoded", "Frames sampled from the source"),
+            frames_analysed=counter("frames_analysed", "Frames run through detection"),
+            frames_dropped=counter("frames_dropped", "Sampled frames dropped (queue full)"),
+            faces_detected=counter("faces_detected", "Faces detected"),
+            matches=counter("matches", "Detected faces with at least one match"),
+            records_published=counter("records_published", "Records acknowledged by Kafka"),
+            publish_errors=counter("publish_errors", "Records Kafka did not take"),
+            reconnects=counter("reconnects", "Source reconnect attempts"),
+            latency=Histogram("streamproc_processor_frame_to_publish_seconds",
+                              "From frame decode to Kafka acknowledgement", _PROCESSOR,
+                              registry=registry,
+                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)),
+            status=Gauge("streamproc_processor_status", "1 for the processor's current status",
+                         ["processor", "status"], registry=registry),
+        )
+
+    def sensor(self, name: str) -> ProcessorSensor:
+        """Bound children for one processor."""
+        return ProcessorSensor(self, name)
+
+    def remove(self, name: str, statuses: list[str]) -> None:
+        """Drop every series of a deleted processor."""
+        for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped,
+                       self.faces_detected, self.matches, self.records_published,
+                       self.publish_errors, self.reconnects, self.latency):
+            try:
+                metric.remove(name)
+            except KeyError:
+                pass
+        for status in statuses:
+            try:
+                self.status.remove(name, status)
+            except KeyError:
+                pass
+
+
+class ProcessorSensor:
+    """What the data plane reports about one processor (it never imports prometheus)."""
+
+    def __init__(self, metrics: ProcessorMetrics, name: str) -> None:
+        self._m = metrics
+        self.name = name
+        self._decoded = metrics.frames_decoded.labels(name)
+        self._analysed = metrics.frames_analysed.labels(name)
+        self._dropped = metrics.frames_dropped.labels(name)
+        self._faces = metrics.faces_detected.labels(name)
+        self._matches = metrics.matches.labels(name)
+        self._published = metrics.records_published.labels(name)
+        self._errors = metrics.publish_errors.labels(name)
+        self._reconnects = metrics.reconnects.labels(name)
+        self._latency = metrics.latency.labels(name)
+
+    def frame_decoded(self) -> None:
+        """A frame was sampled."""
+        self._decoded.inc()
+
+    def frames_dropped(self, count: int = 1) -> None:
+        """Frames were dropped by a full queue."""
+        self._dropped.inc(count)
+
+    def frame_analysed(self, faces: int, matched: int) -> None:
+        """A frame went through detection and search."""
+        self._analysed.inc()
+        self._faces.inc(faces)
+        self._matches.inc(matched)
+
+    def published(self, latency_s: float) -> None:
+        """Kafka acknowledged a record."""
+        self._published.inc()
+        self._latency.observe(latency_s)
+
+    def publish_failed(self) -> None:
+        """Kafka refused or lost a record."""
+        self._errors.inc()
+
+    def reconnect(self) -> None:
+        """The source is being reopened."""
+        self._reconnects.inc()
+
+    def status(self, old: str, new: str) -> None:
+        """Status changed."""
+        self._m.status.labels(self.name, old).set(0)
+        self._m.status.labels(self.name, new).set(1)

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService"
-Handler = Callable[[Any, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _json(status: int, body: dict[str, Any], request_id: str,
@@ -53,12 +53,10 @@ def error_response(error: StreamprocError, request_id: str) -> Response:
 class ControlApi:
     """Routes ``POST /`` to operation handlers; serves ``/health`` and ``/metrics``."""
 
-    def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], services: Any,
-                 metrics: ApiMetrics, registry: CollectorRegistry, max_body: int,
+    def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], metrics: ApiMetrics, registry: CollectorRegistry, max_body: int,
                  worker_threads: int, health: Callable[[], dict[str, Any]]) -> None:
         self._spec = spec
         self._handlers = handlers
-        self._services = services
         self._metrics = metrics
         self._registry = registry
         self._max_body = max_body
@@ -129,7 +127,7 @@ class ControlApi:
         params = self._parse(body)
         try:
             params = self._spec.validate(operation, params)
-            return handler(self._services, params)
+            return handler(params)
         except StreamprocError:
             raise
         except Exception:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +58,8 @@ class CollectionService:
     """Rules for collections and face search; raises domain errors only."""
 
     def __init__(self, store: CollectionStore, tags: TagStore, engine: FaceEngine,
-                 config: Config) -> None:
+                 config: Config, on_delete: Callable[[str], None] | None = None) -> None:
+        self._on_delete = on_delete
         self._store = store
         self._tags = tags
         self._engine = engine
@@ -68,6 +70,10 @@ class CollectionService:
         """The collection's ARN."""
         server = self._config.server
         return f"arn:aws:rekognition:{server.region}:{server.account_id}:collection/{collection_id}"
+
+    def exists(self, collection_id: str) -> bool:
+        """True if the collection exists."""
+        return self._store.get(collection_id) is not None
 
     def require(self, collection_id: str) -> CollectionInfo:
         """The collection, or ResourceNotFoundException."""
@@ -96,6 +102,8 @@ class CollectionService:
             raise ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
         self._tags.delete_resource(info.arn)
         logger.info("deleted collection %s", collection_id)
+        if self._on_delete is not None:
+            self._on_delete(collection_id)
 
     def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int]:
         """Metadata and face count."""

@@ -19,9 +19,19 @@ import regex
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from streamproc.errors import ImageTooLargeException, InvalidParameterException
+from streamproc.processors.urls import is_data_output, is_video_input, redact
 
 _IMAGE_BLOB = "ImageBlob"
 _MAX_SHOWN = 64
+_MAX_URL = 2048
+# Shapes whose model pattern we widen on purpose: a processor's input may be a media URL
+# and its output a kafka:// URL as well as the Kinesis ARNs the model allows.
+_WIDENED = {
+    "KinesisVideoArn": (is_video_input, "an arn:<partition>:kinesisvideo:<region>:<account>:... "
+                        "ARN or a media URL (rtsp, rtmp, http(s), srt, udp, tcp, file path)"),
+    "KinesisDataArn": (is_data_output, "an arn:<partition>:kinesis:<region>:<account>:stream/"
+                       "<topic> ARN or kafka://host:port/topic"),
+}
 
 
 class ServiceSpec:
@@ -107,6 +117,12 @@ def _check_string(shape: Shape, value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise _fail(path, value, "Member must be a string")
     _check_length(shape, len(value), value, path, "length")
+    widened = _WIDENED.get(shape.name)
+    if widened is not None:
+        accepts, description = widened
+        if len(value) > _MAX_URL or not accepts(value):
+            raise _fail(path, redact(value), f"Member must be {description}")
+        return value
     enum = shape.metadata.get("enum")
     if enum and value not in enum:
         raise _fail(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]")

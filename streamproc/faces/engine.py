@@ -110,6 +110,11 @@ class FaceEngine:
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> None:
         """Compute embeddings for ``faces`` of ``image`` in one batched call (in place)."""
-        crops = [self.embedder.align(image, f.landmarks) for f in faces]
+        self.embed_many([(image, faces)])
+
+    def embed_many(self, items: list[tuple[np.ndarray, list[Face]]]) -> None:
+        """Embed the faces of several images (several streams) in shared batches."""
+        faces = [face for _, fs in items for face in fs]
+        crops = [self.embedder.align(image, f.landmarks) for image, fs in items for f in fs]
         for face, vector in zip(faces, self.embedder.embed(crops)):
             face.embedding = vector

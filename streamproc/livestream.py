@@ -1,0 +1,65 @@
+"""A live stream served by a real ffmpeg process, looping a clip, for the demo and tests.
+
+ffmpeg listens as an MPEG-TS over TCP server (``tcp://host:port``) and paces the clip in
+real time (``-re``); when a client disconnects it exits, and the supervisor starts it again,
+like a camera that accepts a new connection.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from streamproc.broker import free_port
+from streamproc.lifecycle import Service
+
+
+class LoopingStream(Service):
+    """Serve ``clip`` forever at ``tcp://host:port`` until stopped."""
+
+    def __init__(self, clip: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(f"stream-{Path(clip).stem}")
+        self.clip = Path(clip)
+        self.host = host
+        self.port = port or free_port(host)
+        self._proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        """Where clients connect."""
+        return f"tcp://{self.host}:{self.port}"
+
+    def _on_start(self) -> None:
+        if shutil.which("ffmpeg") is None:
+            msg = "ffmpeg is not installed (apt-get install ffmpeg)"
+            raise RuntimeError(msg)
+        if not self.clip.is_file():
+            msg = f"clip not found: {self.clip}"
+            raise FileNotFoundError(msg)
+
+    def _command(self) -> list[str]:
+        return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+                "-stream_loop", "-1", "-i", str(self.clip), "-an", "-c:v", "copy",
+                "-f", "mpegts", f"tcp://{self.host}:{self.port}?listen=1"]
+
+    def _run(self) -> None:
+        while not self.stopping:
+            self._proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+            self.starts += 1
+            while self._proc.poll() is None:
+                if self.wait(0.1):
+                    break
+            self._kill()
+            self.wait(0.2)
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def _on_stop(self) -> None:
+        self._kill()
