@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
+from streamproc.broker import EmbeddedBroker
 from streamproc.config import Config, load_config
 from streamproc.daemon import Daemon
 
@@ -57,13 +58,23 @@ def client_for(endpoint: str) -> object:
 
 
 @pytest.fixture(scope="session")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def broker() -> Iterator[EmbeddedBroker]:
+    """A real Kafka-protocol broker process (tansu) for the whole run."""
+    b = EmbeddedBroker()
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedBroker) -> Iterator[Daemon]:
     """One real daemon for the API tests (collections are named per test)."""
     s3_root = tmp_path_factory.mktemp("s3")
     (s3_root / "photos").mkdir()
     (s3_root / "photos" / "a1.jpg").write_bytes(fixture_photo("person_a_1"))
     d = Daemon(make_config(tmp_path_factory.mktemp("data"),
-                           **{"images.s3_local_root": str(s3_root)}))
+                           **{"images.s3_local_root": str(s3_root),
+                              "kafka.bootstrap": broker.bootstrap}))
     d.start()
     yield d
     d.stop()

@@ -44,6 +44,9 @@ class KafkaPublisher(Service):
         self._factory = producer_factory
         self._producers: dict[str, Any] = {}
         self._failing_since: dict[str, tuple[float, str]] = {}
+        # A cluster whose producer could not be created is retried at most this often,
+        # so one dead cluster does not stall records bound for the others.
+        self._retry_at: dict[str, float] = {}
         self.queue: BoundedQueue[OutRecord] = BoundedQueue(
             config.queue_size, DropPolicy.DROP_OLDEST, on_drop=None)
 
@@ -77,10 +80,15 @@ class KafkaPublisher(Service):
             self._check_outages()
 
     def _send(self, record: OutRecord) -> None:
+        if time.monotonic() < self._retry_at.get(record.bootstrap, 0.0):
+            record.sensor.publish_failed()
+            return
         try:
             future = self._producer(record.bootstrap).send(
                 record.topic, key=record.key, value=record.value)
         except Exception as exc:  # KafkaTimeoutError, NoBrokersAvailable, ...
+            if record.bootstrap not in self._producers:
+                self._retry_at[record.bootstrap] = time.monotonic() + 5.0
             self._failed(record, exc)
             return
         future.add_callback(lambda _meta: self._ok(record))

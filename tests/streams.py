@@ -1,0 +1,120 @@
+"""Helpers for stream processor tests: records from Kafka, status polling, clips."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import VIDEO
+
+from streamproc.demo import clip_frames
+
+ROLE = "arn:aws:iam::123456789012:role/streamproc"
+BOTH = VIDEO / "head-pose-face-detection-female-and-male.mp4"
+WOMAN = VIDEO / "head-pose-face-detection-female.mp4"
+MAN = VIDEO / "head-pose-face-detection-male.mp4"
+CLASSROOM = VIDEO / "classroom.mp4"
+WALKING = VIDEO / "face-demographics-walking.mp4"
+
+
+def output_arn(topic: str) -> str:
+    """A Kinesis-data-style ARN naming ``topic`` on the daemon's cluster."""
+    return f"arn:aws:kinesis:us-east-1:123456789012:stream/{topic}"
+
+
+def create(rek: Any, name: str, url: str, topic: str, collection: str, **extra: Any) -> str:
+    """CreateStreamProcessor with the usual shapes."""
+    out = rek.create_stream_processor(
+        Name=name, RoleArn=ROLE, Input={"KinesisVideoStream": {"Arn": url}},
+        Output={"KinesisDataStream": {"Arn": output_arn(topic)}},
+        Settings={"FaceSearch": {"CollectionId": collection, "FaceMatchThreshold": 80}},
+        **extra)
+    return out["StreamProcessorArn"]
+
+
+def wait_status(rek: Any, name: str, wanted: set[str], timeout: float = 30.0
+                ) -> dict[str, Any]:
+    """Poll DescribeStreamProcessor until its Status is in ``wanted``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = rek.describe_stream_processor(Name=name)
+        if desc["Status"] in wanted or time.monotonic() > deadline:
+            return desc
+        time.sleep(0.1)
+
+
+def enrol(rek: Any, collection: str, clip: Path, person: str, every: int = 6) -> int:
+    """Index one face from every ``every``-th frame of ``clip`` as ``person``."""
+    count = 0
+    for jpeg in clip_frames(clip, every):
+        out = rek.index_faces(CollectionId=collection, Image={"Bytes": jpeg},
+                              ExternalImageId=person, MaxFaces=1)
+        count += len(out["FaceRecords"])
+    return count
+
+
+class Records:
+    """Reads a topic from the beginning (assign + seek: no slow group join)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.topic = topic
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
+        self.items: list[dict[str, Any]] = []
+        self.keys: list[bytes] = []
+        self._assigned = False
+
+    def _assign(self) -> bool:
+        from kafka import TopicPartition
+
+        parts = self.consumer.partitions_for_topic(self.topic)
+        if not parts:
+            return False
+        self.consumer.assign([TopicPartition(self.topic, p) for p in parts])
+        self.consumer.seek_to_beginning()
+        self._assigned = True
+        return True
+
+    def poll(self) -> None:
+        """Fetch whatever is there now."""
+        if not self._assigned and not self._assign():
+            return
+        for batch in self.consumer.poll(timeout_ms=200).values():
+            for message in batch:
+                self.items.append(json.loads(message.value))
+                self.keys.append(message.key)
+
+    def wait_for(self, done: Callable[[list[dict[str, Any]]], bool], timeout: float
+                 ) -> list[dict[str, Any]]:
+        """Poll until ``done(records)`` or the timeout; returns the records read."""
+        deadline = time.monotonic() + timeout
+        while not done(self.items) and time.monotonic() < deadline:
+            self.poll()
+            time.sleep(0.05)
+        return self.items
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.consumer.close()
+
+
+def matched_names(record: dict[str, Any]) -> list[tuple[float, str | None]]:
+    """(face centre x, ExternalImageId of the best match or None) per detected face."""
+    out = []
+    for face in record["FaceSearchResponse"]:
+        box = face["DetectedFace"]["BoundingBox"]
+        centre = box["Left"] + box["Width"] / 2
+        best = face["MatchedFaces"][0]["Face"].get("ExternalImageId") if face[
+            "MatchedFaces"] else None
+        out.append((centre, best))
+    return out
+
+
+def jpeg_b64(data: bytes) -> str:
+    """Base64 text of bytes."""
+    return base64.b64encode(data).decode()
