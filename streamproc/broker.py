@@ -60,7 +60,10 @@ class EmbeddedBroker:
             self.process = subprocess.Popen(
                 [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
                  "--storage-engine", "memory://tansu/"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                # Own session: a Ctrl-C to our process group must not kill it before
+                # we shut down in order (the publisher flushes into it first).
+                start_new_session=True)
             if wait_for_port(self.host, self.port, 5.0) and self.process.poll() is None:
                 logger.info("embedded Kafka broker on %s", self.bootstrap)
                 return

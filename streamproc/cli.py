@@ -77,6 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     shared = (args.shared or default_shared()).resolve()
     if not (shared / "models" / "test_mfn").is_dir():
         print(f"streamproc demo: no test models under {shared}; pass --shared", file=sys.stderr)

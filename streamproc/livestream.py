@@ -46,8 +46,9 @@ class LoopingStream(Service):
 
     def _run(self) -> None:
         while not self.stopping:
+            # Own session, so a terminal's Ctrl-C reaches only us; stop() ends it.
             self._proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
             self.starts += 1
             while self._proc.poll() is None:
                 if self.wait(0.1):

@@ -120,11 +120,14 @@ class KafkaPublisher(Service):
                 record.sensor.publish_failed()
                 continue
             self._send(record)
-        for producer in self._producers.values():
+        for bootstrap, producer in self._producers.items():
             try:
                 producer.flush(timeout=self._config.flush_timeout_s)
-                producer.close(timeout=self._config.flush_timeout_s)
-            except Exception:
-                logger.exception("closing a Kafka producer failed")
+            except Exception as exc:  # KafkaTimeoutError: the cluster is gone
+                logger.warning("could not flush records to %s at shutdown: %r", bootstrap, exc)
+            try:
+                producer.close(timeout=0 if bootstrap in self._failing_since else 1)
+            except Exception as exc:
+                logger.warning("closing the producer for %s failed: %r", bootstrap, exc)
         self._producers.clear()
         return stopped
