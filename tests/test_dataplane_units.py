@@ -100,3 +100,46 @@ def test_sampler_rate_and_fragment_timing() -> None:
     assert len(fragments) == 4 and all(f.isdigit() for f in fragments)
     frame_times = [s.producer_ts + s.offset_s for s in out]
     assert np.allclose(np.diff(frame_times), 0.2, atol=0.002)
+
+
+def test_shared_stages_stop_in_bounded_time() -> None:
+    from streamproc.config import KafkaConfig
+    from streamproc.dataplane.analyzer import Analyzer
+    from streamproc.dataplane.publish import KafkaPublisher, OutRecord
+    from streamproc.metrics import ProcessorMetrics
+    from prometheus_client import CollectorRegistry
+
+    release = threading.Event()
+
+    class StuckProducer:
+        """A producer whose send blocks (a broker that never answers)."""
+
+        def __init__(self, **_: object) -> None:
+            self.flushed = False
+
+        def send(self, *_: object, **__: object) -> None:
+            release.wait(30)
+
+        def flush(self, timeout: float) -> None:
+            self.flushed = True
+
+        def close(self, timeout: float) -> None:
+            pass
+
+    sensor = ProcessorMetrics.create(CollectorRegistry()).sensor("p")
+    publisher = KafkaPublisher(KafkaConfig(flush_timeout_s=0.5), lambda b, m: None,
+                               producer_factory=StuckProducer)
+    publisher.start()
+    publisher.submit(OutRecord("h:1", "t", b"k", b"v", time.monotonic(), sensor))
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert publisher.stop(timeout=0.5) is False  # its thread is stuck in send: abandoned
+    assert time.monotonic() - started < 2.0
+    release.set()
+    analyzer = Analyzer(engine=None, store=None, publisher=publisher,  # type: ignore[arg-type]
+                        batch_frames=4, max_matches=1, emit_empty=False,
+                        wake=threading.Event())
+    analyzer.start()
+    started = time.monotonic()
+    assert analyzer.stop(timeout=1.0) is True
+    assert time.monotonic() - started < 0.5

@@ -401,3 +401,33 @@ def test_unreachable_broker_fails_the_processor(tmp_path: Path, live: Any) -> No
                                            {"processor": "nowhere"}) > 0
     finally:
         d.stop()
+
+
+def test_credentials_never_reach_logs_or_metrics(rek: Any, daemon: Daemon, people: str,
+                                                 cleanup: list[str],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from prometheus_client import generate_latest
+
+    caplog.set_level(logging.DEBUG)
+    url = "rtsp://admin:hunter2secret@127.0.0.1:1/live?token=tok3nvalue"
+    create(rek, "leaky", url, "leaky-out", people)
+    cleanup.append("leaky")
+    rek.start_stream_processor(Name="leaky")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not daemon.registry.get_sample_value(
+            "streamproc_processor_reconnects_total", {"processor": "leaky"}):
+        time.sleep(0.1)
+    assert daemon.registry.get_sample_value("streamproc_processor_reconnects_total",
+                                            {"processor": "leaky"}) >= 1
+    # The server's own log lines (the boto3 client logs its request bodies at DEBUG).
+    server_log = "\n".join(r.getMessage() for r in caplog.records
+                           if not r.name.startswith(("botocore", "urllib3")))
+    text = server_log + generate_latest(daemon.registry).decode() + str(
+        rek.describe_stream_processor(Name="leaky")) + str(rek.list_stream_processors())
+    assert "rtsp://***:***@127.0.0.1:1/live?token=***" in server_log
+    assert "hunter2secret" not in text and "tok3nvalue" not in text
+    with pytest.raises(rek.exceptions.InvalidParameterException) as err:
+        create(rek, "leaky2", "gopher://u:hunter2secret@h/x", "leaky2-out", people)
+    assert "hunter2secret" not in str(err.value.response)
