@@ -5,11 +5,12 @@ Every default here is repeated, with a comment, in ``configs/streamproc.yaml``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Base(BaseModel):
@@ -26,10 +27,38 @@ class ServerConfig(_Base):
     )
     worker_threads: int = Field(8, ge=1, description="Threads that run API operations.")
     shutdown_timeout_s: float = Field(5.0, gt=0, description="Bound on graceful HTTP shutdown.")
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Requests in progress beyond this get LimitExceededException.")
+    tls_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS.")
+    tls_keyfile: Path | None = Field(None, description="PEM private key for tls_certfile.")
     region: str = Field("us-east-1", description="Region written into ARNs.")
     account_id: str = Field(
         "000000000000", pattern=r"^\d{12}$", description="Account id written into ARNs."
     )
+
+
+def _resolve_secret(value: str) -> str:
+    """``env:NAME`` reads the secret from the environment when the config loads."""
+    if value.startswith("env:"):
+        name = value[4:]
+        resolved = os.environ.get(name)
+        if resolved is None:
+            msg = f"environment variable {name} is not set"
+            raise ValueError(msg)
+        return resolved
+    return value
+
+
+Secret = Annotated[str, AfterValidator(_resolve_secret)]
+
+
+class AuthConfig(_Base):
+    """API authentication."""
+
+    enabled: bool = Field(False, description="Verify AWS SigV4 signatures on every request.")
+    access_keys: dict[str, Secret] = Field(
+        default_factory=dict, description="access key id -> secret (or env:VARNAME).")
+    max_clock_skew_s: float = Field(900.0, gt=0, description="Accepted X-Amz-Date skew.")
 
 
 class CalibrationKnot(_Base):
@@ -204,7 +233,18 @@ class ProcessorsConfig(_Base):
 class Config(_Base):
     """The whole daemon configuration."""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if self.auth.enabled and not self.auth.access_keys:
+            msg = "auth.enabled needs at least one entry in auth.access_keys"
+            raise ValueError(msg)
+        if (self.server.tls_certfile is None) != (self.server.tls_keyfile is None):
+            msg = "server.tls_certfile and server.tls_keyfile go together"
+            raise ValueError(msg)
+        return self
+
     server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
     kafka: KafkaConfig = KafkaConfig()
     processors: ProcessorsConfig = ProcessorsConfig()
     models: ModelsConfig = ModelsConfig()

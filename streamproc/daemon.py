@@ -11,7 +11,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import Config
-from streamproc.control.api import ControlApi
+from streamproc.control.api import ApiLimits, ControlApi
+from streamproc.control.auth import SigV4Verifier
 from streamproc.control.collection_service import CollectionService
 from streamproc.control.handlers import HANDLERS, Services
 from streamproc.control.image_service import ImageService
@@ -62,7 +63,8 @@ class Daemon:
     @property
     def endpoint(self) -> str:
         """Base URL of the API."""
-        return f"http://{self.config.server.host}:{self.port}"
+        scheme = "https" if self.config.server.tls_certfile else "http"
+        return f"{scheme}://{self.config.server.host}:{self.port}"
 
     def health(self) -> dict[str, Any]:
         """What /health reports."""
@@ -90,13 +92,18 @@ class Daemon:
         handlers = {**_bind(HANDLERS, services), **_bind(
             PROCESSOR_HANDLERS, ProcessorServices(self.processors, collections, tags))}
         server_cfg = self.config.server
+        auth = self.config.auth
+        verifier = (SigV4Verifier(dict(auth.access_keys), auth.max_clock_skew_s)
+                    if auth.enabled else None)
+        limits = ApiLimits(server_cfg.max_request_bytes, server_cfg.max_concurrent_requests,
+                           server_cfg.worker_threads)
         api = ControlApi(ServiceSpec(), handlers, ApiMetrics.create(self.registry),
-                         self.registry, server_cfg.max_request_bytes,
-                         server_cfg.worker_threads, self.health)
+                         self.registry, limits, self.health, verifier)
         self._plane.start()
         self.processors.load()
         self._server = HttpServer(api.app(), server_cfg.host, server_cfg.port,
-                                  server_cfg.shutdown_timeout_s)
+                                  server_cfg.shutdown_timeout_s,
+                                  (server_cfg.tls_certfile, server_cfg.tls_keyfile))
         self._server.start()
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,

@@ -53,7 +53,7 @@ def client_for(endpoint: str) -> object:
     return boto3.client(
         "rekognition", endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="test", aws_secret_access_key="test",
-        config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"}),
+        config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
 
 

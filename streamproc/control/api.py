@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -20,10 +21,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streamproc.control.auth import SigV4Verifier
 from streamproc.control.validate import ServiceSpec
 from streamproc.errors import (
     ImageTooLargeException,
     InternalServerError,
+    LimitExceededException,
     SerializationException,
     StreamprocError,
     UnknownOperationException,
@@ -35,6 +38,15 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService"
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Request size, concurrency and worker threads."""
+
+    max_body: int
+    max_concurrent: int
+    worker_threads: int
 
 
 def _json(status: int, body: dict[str, Any], request_id: str,
@@ -53,16 +65,19 @@ def error_response(error: StreamprocError, request_id: str) -> Response:
 class ControlApi:
     """Routes ``POST /`` to operation handlers; serves ``/health`` and ``/metrics``."""
 
-    def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], metrics: ApiMetrics, registry: CollectorRegistry, max_body: int,
-                 worker_threads: int, health: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], metrics: ApiMetrics,
+                 registry: CollectorRegistry, limits: ApiLimits,
+                 health: Callable[[], dict[str, Any]],
+                 verifier: SigV4Verifier | None = None) -> None:
         self._spec = spec
         self._handlers = handlers
         self._metrics = metrics
         self._registry = registry
-        self._max_body = max_body
-        self._threads = worker_threads
+        self._limits = limits
         self._limiter: anyio.CapacityLimiter | None = None
         self._health = health
+        self._verifier = verifier
+        self._in_flight = 0
 
     def app(self) -> Starlette:
         """The ASGI application."""
@@ -80,16 +95,17 @@ class ControlApi:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _read_body(self, request: Request) -> bytes:
+        limit = self._limits.max_body
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_body:
+        if declared and declared.isdigit() and int(declared) > limit:
             raise ImageTooLargeException(
-                f"Request body of {declared} bytes exceeds the limit of {self._max_body} bytes")
+                f"Request body of {declared} bytes exceeds the limit of {limit} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > self._max_body:
+            if size > limit:
                 raise ImageTooLargeException(
-                    f"Request body exceeds the limit of {self._max_body} bytes")
+                    f"Request body exceeds the limit of {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -98,10 +114,17 @@ class ControlApi:
         target = request.headers.get("x-amz-target", "")
         prefix, _, operation = target.partition(".")
         started = time.perf_counter()
+        self._in_flight += 1  # the event loop is single-threaded: no lock needed
         try:
+            if self._in_flight > self._limits.max_concurrent:
+                raise LimitExceededException(
+                    f"Too many concurrent requests (limit {self._limits.max_concurrent})")
             body = await self._read_body(request)
+            if self._verifier is not None:
+                self._verifier.verify("POST", request.url.path, request.url.query,
+                                      {k.lower(): v for k, v in request.headers.items()}, body)
             if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(self._threads)
+                self._limiter = anyio.CapacityLimiter(self._limits.worker_threads)
             # Inference and SQLite are blocking: never on the event loop.
             result = await anyio.to_thread.run_sync(
                 self._dispatch, prefix, operation, body, limiter=self._limiter)
@@ -110,6 +133,8 @@ class ControlApi:
             response, code = error_response(exc, request_id), exc.code
         except ClientDisconnect:
             return Response(status_code=400)
+        finally:
+            self._in_flight -= 1
         self._observe(operation if operation in self._handlers else "unknown", code, started)
         logger.info("%s %s %d %.1fms", request_id, operation or "-", response.status_code,
                     (time.perf_counter() - started) * 1000)

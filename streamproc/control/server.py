@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -13,12 +14,14 @@ from streamproc.lifecycle import Service
 class HttpServer(Service):
     """Serves an ASGI app; binding happens in :meth:`start` so errors surface there."""
 
-    def __init__(self, app: Starlette, host: str, port: int, shutdown_timeout: float) -> None:
+    def __init__(self, app: Starlette, host: str, port: int, shutdown_timeout: float,
+                 tls: tuple[Path | None, Path | None] = (None, None)) -> None:
         super().__init__("http-server")
         self._app = app
         self._host = host
         self._port = port
         self._shutdown_timeout = shutdown_timeout
+        self._tls = tls
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
 
@@ -40,8 +43,11 @@ class HttpServer(Service):
             raise
         sock.listen(128)
         self._socket = sock
+        certfile, keyfile = self._tls
         config = uvicorn.Config(self._app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=self._shutdown_timeout)
+                                timeout_graceful_shutdown=self._shutdown_timeout,
+                                ssl_certfile=str(certfile) if certfile else None,
+                                ssl_keyfile=str(keyfile) if keyfile else None)
         self._server = uvicorn.Server(config)
 
     def _run(self) -> None:
