@@ -200,9 +200,16 @@ class KafkaConfig(_Base):
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(
         None, description="Record compression (snappy/lz4/zstd need their Python packages).")
     max_block_ms: int = Field(5000, gt=0, description="Longest a send may wait for metadata.")
-    queue_size: int = Field(10000, gt=0, description="Records waiting for the producer.")
+    memory_records: int = Field(
+        10000, gt=0, description="Records per cluster kept in memory; more spill to disk.")
+    max_in_flight: int = Field(1000, gt=0, description="Unacknowledged records per cluster.")
+    stall_s: float = Field(
+        5.0, gt=0, description="No acknowledgement for this long = the cluster is down.")
+    delivery_timeout_ms: int = Field(
+        600000, gt=0, description="Producer's own retry window before a send fails.")
     unreachable_fail_s: float = Field(
-        60.0, gt=0, description="Processors FAIL after their cluster is unreachable this long.")
+        300.0, gt=0, description="Processors FAIL after their cluster is unreachable this long "
+        "(their records stay spooled and are delivered when it returns).")
     flush_timeout_s: float = Field(5.0, gt=0, description="Flush bound at shutdown.")
 
 

@@ -19,9 +19,10 @@ from streamproc.control.image_service import ImageService
 from streamproc.control.images import ImageLoader
 from streamproc.control.server import HttpServer
 from streamproc.control.validate import ServiceSpec
-from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.plane import DataPlane, PlaneEvents
+from streamproc.dataplane.spool import Spool
 from streamproc.faces.engine import FaceEngine
-from streamproc.metrics import ApiMetrics, ProcessorMetrics
+from streamproc.metrics import ApiMetrics, ProcessorMetrics, ProcessorSensor, PublisherMetrics
 from streamproc.processors.handlers import PROCESSOR_HANDLERS, ProcessorServices
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.spec import ProcessorStore
@@ -79,7 +80,11 @@ class Daemon:
         store = CollectionStore(self._db)
         store.load()
         tags = TagStore(self._db)
-        self._plane = DataPlane(self.config, self.engine, store, self._cluster_unreachable)
+        events = PlaneEvents(sensor_for=self._sensor_for, on_outage=self._cluster_outage,
+                             on_unreachable=self._cluster_unreachable)
+        self._plane = DataPlane(self.config, self.engine, store,
+                                Spool(self.data_dir / "spool.db"),
+                                PublisherMetrics.create(self.registry), events)
         self.processors = ProcessorService(
             ProcessorStore(self._db), tags, self._plane,
             ProcessorMetrics.create(self.registry), self.config)
@@ -109,9 +114,17 @@ class Daemon:
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     self.engine.pack_name, self.engine.dim, ",".join(self.engine.providers))
 
+    # The data plane reports through these; they forward to the processor service.
     def _cluster_unreachable(self, bootstrap: str, message: str) -> None:
         if self.processors is not None:
             self.processors.fail_cluster(bootstrap, message)
+
+    def _cluster_outage(self, bootstrap: str, message: str | None) -> None:
+        if self.processors is not None:
+            self.processors.cluster_outage(bootstrap, message)
+
+    def _sensor_for(self, name: str) -> ProcessorSensor | None:
+        return self.processors.sensor_for(name) if self.processors is not None else None
 
     def stop(self) -> None:
         """Stop serving, stop processors (keeping desired state), flush Kafka, close storage."""

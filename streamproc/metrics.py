@@ -41,6 +41,7 @@ class ProcessorMetrics:
     frames_dropped: Counter
     faces_detected: Counter
     matches: Counter
+    records_emitted: Counter
     records_published: Counter
     publish_errors: Counter
     reconnects: Counter
@@ -59,6 +60,7 @@ class ProcessorMetrics:
             frames_dropped=counter("frames_dropped", "Sampled frames dropped (queue full)"),
             faces_detected=counter("faces_detected", "Faces detected"),
             matches=counter("matches", "Detected faces with at least one match"),
+            records_emitted=counter("records_emitted", "Records handed to the publisher"),
             records_published=counter("records_published", "Records acknowledged by Kafka"),
             publish_errors=counter("publish_errors", "Records Kafka did not take"),
             reconnects=counter("reconnects", "Source reconnect attempts"),
@@ -77,7 +79,8 @@ class ProcessorMetrics:
     def remove(self, name: str, statuses: list[str]) -> None:
         """Drop every series of a deleted processor."""
         for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped,
-                       self.faces_detected, self.matches, self.records_published,
+                       self.faces_detected, self.matches, self.records_emitted,
+                       self.records_published,
                        self.publish_errors, self.reconnects, self.latency):
             try:
                 metric.remove(name)
@@ -88,6 +91,26 @@ class ProcessorMetrics:
                 self.status.remove(name, status)
             except KeyError:
                 pass
+
+
+@dataclass(frozen=True)
+class PublisherMetrics:
+    """Per-cluster delivery state."""
+
+    cluster_up: Gauge
+    outbox: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PublisherMetrics:
+        """Register the publisher metrics on ``registry``."""
+        return cls(
+            cluster_up=Gauge("streamproc_kafka_cluster_up",
+                             "1 while the cluster acknowledges records, 0 during an outage",
+                             ["cluster"], registry=registry),
+            outbox=Gauge("streamproc_kafka_outbox_records",
+                         "Records waiting for a cluster, in memory or spooled to disk",
+                         ["cluster", "location"], registry=registry),
+        )
 
 
 class ProcessorSensor:
@@ -102,6 +125,7 @@ class ProcessorSensor:
         self._faces = metrics.faces_detected.labels(name)
         self._matches = metrics.matches.labels(name)
         self._published = metrics.records_published.labels(name)
+        self._emitted = metrics.records_emitted.labels(name)
         self._errors = metrics.publish_errors.labels(name)
         self._reconnects = metrics.reconnects.labels(name)
         self._latency = metrics.latency.labels(name)
@@ -120,10 +144,15 @@ class ProcessorSensor:
         self._faces.inc(faces)
         self._matches.inc(matched)
 
-    def published(self, latency_s: float) -> None:
-        """Kafka acknowledged a record."""
+    def emitted(self) -> None:
+        """A record was handed to the publisher."""
+        self._emitted.inc()
+
+    def published(self, latency_s: float | None) -> None:
+        """Kafka acknowledged a record (latency unknown for records read back from disk)."""
         self._published.inc()
-        self._latency.observe(latency_s)
+        if latency_s is not None:
+            self._latency.observe(latency_s)
 
     def publish_failed(self) -> None:
         """Kafka refused or lost a record."""

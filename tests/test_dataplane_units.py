@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,12 +103,49 @@ def test_sampler_rate_and_fragment_timing() -> None:
     assert np.allclose(np.diff(frame_times), 0.2, atol=0.002)
 
 
-def test_shared_stages_stop_in_bounded_time() -> None:
-    from streamproc.config import KafkaConfig
-    from streamproc.dataplane.analyzer import Analyzer
-    from streamproc.dataplane.publish import KafkaPublisher, OutRecord
-    from streamproc.metrics import ProcessorMetrics
+def test_sampler_reanchors_when_the_timeline_restarts() -> None:
+    sampler = FrameSampler(fps=5)
+    first = [_Frame(i / 10, key=(i == 0)) for i in range(20)]  # 0.0 .. 1.9 s
+    again = [_Frame(i / 10, key=(i == 0)) for i in range(20)]  # a new part from 0.0
+    out = [s for s in (sampler.offer(f) for f in first + again) if s is not None]
+    assert len(out) == 20
+    times = [s.producer_ts + s.offset_s for s in out]
+    assert times[10] > times[9]  # the second part continues forward in time
+
+
+def test_sampler_copes_with_frames_without_timestamps() -> None:
+    sampler = FrameSampler(fps=50)
+    out = []
+    for i in range(6):
+        out.append(sampler.offer(_Frame(None, key=(i == 0))))  # type: ignore[arg-type]
+        time.sleep(0.03)
+    assert sum(1 for s in out if s is not None) >= 3
+
+
+def _publisher(tmp_path: Any, factory: Any, **cfg: Any) -> Any:
     from prometheus_client import CollectorRegistry
+
+    from streamproc.config import KafkaConfig
+    from streamproc.dataplane.publish import KafkaPublisher
+    from streamproc.dataplane.spool import Spool
+    from streamproc.metrics import PublisherMetrics
+
+    spool = Spool(tmp_path / "spool.db")
+    spool.open()
+    return KafkaPublisher(KafkaConfig(**cfg), spool, PublisherMetrics.create(CollectorRegistry()),
+                          lambda name: None, lambda c, m: None, lambda c, m: None,
+                          producer_factory=factory), spool
+
+
+def _sensor() -> Any:
+    from prometheus_client import CollectorRegistry
+
+    from streamproc.metrics import ProcessorMetrics
+    return ProcessorMetrics.create(CollectorRegistry()).sensor("p")
+
+
+def test_shared_stages_stop_in_bounded_time(tmp_path: Any) -> None:
+    from streamproc.dataplane.analyzer import Analyzer
 
     release = threading.Event()
 
@@ -115,22 +153,20 @@ def test_shared_stages_stop_in_bounded_time() -> None:
         """A producer whose send blocks (a broker that never answers)."""
 
         def __init__(self, **_: object) -> None:
-            self.flushed = False
+            pass
 
         def send(self, *_: object, **__: object) -> None:
             release.wait(30)
 
         def flush(self, timeout: float) -> None:
-            self.flushed = True
+            pass
 
         def close(self, timeout: float) -> None:
             pass
 
-    sensor = ProcessorMetrics.create(CollectorRegistry()).sensor("p")
-    publisher = KafkaPublisher(KafkaConfig(flush_timeout_s=0.5), lambda b, m: None,
-                               producer_factory=StuckProducer)
+    publisher, spool = _publisher(tmp_path, StuckProducer, flush_timeout_s=0.5)
     publisher.start()
-    publisher.submit(OutRecord("h:1", "t", b"k", b"v", time.monotonic(), sensor))
+    publisher.submit("h:1", "p", "t", b"v", time.monotonic(), _sensor())
     time.sleep(0.2)
     started = time.monotonic()
     assert publisher.stop(timeout=0.5) is False  # its thread is stuck in send: abandoned
@@ -143,3 +179,85 @@ def test_shared_stages_stop_in_bounded_time() -> None:
     started = time.monotonic()
     assert analyzer.stop(timeout=1.0) is True
     assert time.monotonic() - started < 0.5
+    spool.close()
+
+
+class _Future:
+    def __init__(self) -> None:
+        self.ok: list[Any] = []
+        self.err: list[Any] = []
+
+    def add_callback(self, fn: Any) -> None:
+        self.ok.append(fn)
+
+    def add_errback(self, fn: Any) -> None:
+        self.err.append(fn)
+
+
+class _ScriptedProducer:
+    """Records sends; the test decides when each is acknowledged or fails."""
+
+    sent: list[tuple[bytes, _Future]] = []
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def send(self, topic: str, key: bytes, value: bytes) -> _Future:
+        future = _Future()
+        _ScriptedProducer.sent.append((value, future))
+        return future
+
+    def flush(self, timeout: float) -> None:
+        pass
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+def test_outbox_keeps_order_through_disk_and_failures(tmp_path: Any) -> None:
+    _ScriptedProducer.sent = []
+    publisher, spool = _publisher(tmp_path, _ScriptedProducer, memory_records=3,
+                                  max_in_flight=2)
+    sensor = _sensor()
+    for i in range(10):
+        publisher.submit("c:1", "p", "t", str(i).encode(), time.monotonic(), sensor)
+    box = publisher._outbox("c:1")
+    box.sync_disk()
+    assert box.sizes() == (3, 7)  # bounded memory, the rest on disk
+    delivered: list[bytes] = []
+    for _ in range(200):
+        publisher._retry_at.clear()  # as if the retry delay had passed
+        box.sync_disk()
+        publisher._pump(box)
+        if not _ScriptedProducer.sent:
+            if len(delivered) == 10:
+                break
+            continue
+        value, future = _ScriptedProducer.sent.pop(0)
+        if value == b"4" and b"4" not in delivered and not getattr(box, "_failed_once", False):
+            box._failed_once = True  # type: ignore[attr-defined]
+            future.err[0](RuntimeError("broker gone"))
+            _ScriptedProducer.sent.clear()  # in-flight sends of the dead producer are lost
+            continue
+        if value not in delivered:
+            delivered.append(value)
+        future.ok[0](None)
+    assert delivered == [str(i).encode() for i in range(10)]
+    assert box.sizes() == (0, 0) and spool.clusters() == {}
+    spool.close()
+
+
+def test_unacknowledged_records_survive_a_restart_in_order(tmp_path: Any) -> None:
+    _ScriptedProducer.sent = []
+    publisher, spool = _publisher(tmp_path, _ScriptedProducer, memory_records=2,
+                                  max_in_flight=1)
+    for i in range(5):
+        publisher.submit("c:1", "p", "t", str(i).encode(), time.monotonic(), _sensor())
+    box = publisher._outbox("c:1")
+    box.sync_disk()
+    publisher._pump(box)  # "0" in flight, never acknowledged
+    publisher.stop(timeout=1)
+    assert spool.clusters() == {"c:1": 5}
+    assert [r.value for r in spool.read("c:1", float("-inf"), 10)] == [
+        b"0", b"1", b"2", b"3", b"4"]
+    spool.close()

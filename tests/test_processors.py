@@ -399,6 +399,12 @@ def test_unreachable_broker_fails_the_processor(tmp_path: Path, live: Any) -> No
         assert "Kafka cluster 127.0.0.1:9 unreachable" in desc["StatusMessage"]
         assert d.registry.get_sample_value("streamproc_processor_publish_errors_total",
                                            {"processor": "nowhere"}) > 0
+        assert d.registry.get_sample_value("streamproc_kafka_cluster_up",
+                                           {"cluster": "127.0.0.1:9"}) == 0
+        held = sum(d.registry.get_sample_value("streamproc_kafka_outbox_records",
+                                               {"cluster": "127.0.0.1:9", "location": where})
+                   for where in ("memory", "disk"))
+        assert held > 0  # nothing was dropped: the records wait for the cluster
     finally:
         d.stop()
 

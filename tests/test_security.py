@@ -142,3 +142,4 @@ def test_safe_defaults_and_config_checks(tmp_path: Path, monkeypatch: Any) -> No
     d.stop()
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "state" / "streamproc.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state" / "spool.db").stat().st_mode & 0o777 == 0o600

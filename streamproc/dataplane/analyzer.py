@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from streamproc.dataplane.publish import KafkaPublisher, OutRecord
+from streamproc.dataplane.publish import KafkaPublisher
 from streamproc.dataplane.records import Match, face_search_record
 from streamproc.dataplane.session import Session, in_regions
 from streamproc.dataplane.source import VideoFrame
@@ -140,7 +140,6 @@ class Analyzer(Service):
               faces: list[tuple[Face, list[Match]]]) -> None:
         record = face_search_record(session.stream_arn, frame, faces,
                                     self._engine.face_model_version)
-        self._publisher.submit(OutRecord(
-            bootstrap=session.bootstrap, topic=session.topic, key=session.name.encode(),
-            value=json.dumps(record, separators=(",", ":")).encode(),
-            decoded_at=frame.decoded_at, sensor=session.sensor))
+        self._publisher.submit(session.bootstrap, session.name, session.topic,
+                               json.dumps(record, separators=(",", ":")).encode(),
+                               frame.decoded_at, session.sensor)

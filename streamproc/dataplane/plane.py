@@ -4,31 +4,47 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from streamproc.config import Config
 from streamproc.dataplane.analyzer import Analyzer
 from streamproc.dataplane.publish import KafkaPublisher
 from streamproc.dataplane.session import Session
+from streamproc.dataplane.spool import Spool
 from streamproc.dataplane.worker import SourceSettings, SourceWorker
 from streamproc.faces.engine import FaceEngine
+from streamproc.metrics import ProcessorSensor, PublisherMetrics
 from streamproc.storage.collections import CollectionStore
+
+
+@dataclass
+class PlaneEvents:
+    """Callbacks from the data plane into the control plane."""
+
+    sensor_for: Callable[[str], ProcessorSensor | None]
+    on_outage: Callable[[str, str | None], None]
+    on_unreachable: Callable[[str, str], None]
 
 
 class DataPlane:
     """Starts and stops the shared stages and each processor's source worker."""
 
     def __init__(self, config: Config, engine: FaceEngine, store: CollectionStore,
-                 on_cluster_unreachable: Callable[[str, str], None]) -> None:
+                 spool: Spool, metrics: PublisherMetrics, events: PlaneEvents) -> None:
         self._config = config
         self._wake = threading.Event()
-        self.publisher = KafkaPublisher(config.kafka, on_cluster_unreachable)
+        self._spool = spool
+        self.publisher = KafkaPublisher(config.kafka, spool, metrics, events.sensor_for,
+                                        events.on_outage, events.on_unreachable)
         p = config.processors
         self.analyzer = Analyzer(engine, store, self.publisher, p.batch_frames, p.max_matches,
                                  p.emit_empty_frames, self._wake)
         self._workers: dict[str, SourceWorker] = {}
 
     def start(self) -> None:
-        """Start the publisher, then the analyzer (downstream first)."""
+        """Open the spool, start the publisher, then the analyzer (downstream first)."""
+        self._spool.open()
+        self.publisher.load()
         self.publisher.start()
         self.analyzer.start()
 
@@ -65,3 +81,4 @@ class DataPlane:
         self._workers.clear()
         self.analyzer.stop(5.0)
         self.publisher.stop(5.0)
+        self._spool.close()

@@ -75,17 +75,27 @@ class FrameSampler:
         self._next = 0.0
         self._key_pts = 0.0
         self._key_server = 0.0
+        self._clock0: float | None = None
+        self._last_pts = 0.0
+        self._last_time = 0.0
 
     def offer(self, frame: av.VideoFrame) -> VideoFrame | None:
         """A sampled frame, or None if this one is skipped."""
         now = time.time()
-        pts = float(frame.time) if frame.time is not None else None
-        if pts is None:
-            return None
-        if self._first_pts is None or pts < self._key_pts:
-            # First frame, or the timeline jumped back (source restarted): re-anchor.
-            self._first_pts, self._wall0, self._next = pts, now, pts
+        if frame.time is not None:
+            pts = float(frame.time)
+        else:
+            # No timestamps (zero/unknown fps, raw streams): arrival time is the timeline.
+            self._clock0 = self._clock0 if self._clock0 is not None else time.monotonic()
+            pts = time.monotonic() - self._clock0
+        if self._first_pts is None or pts < self._last_pts:
+            # First frame, or the timeline jumped back (source restarted): re-anchor,
+            # never earlier than frames already reported, so frame times keep increasing.
+            anchor = max(now, self._last_time + 1e-3)
+            self._first_pts, self._wall0, self._next = pts, anchor, pts
             self._key_pts, self._key_server = pts, now
+        self._last_pts = pts
+        self._last_time = self._wall0 + (pts - self._first_pts)
         if frame.key_frame:
             self._key_pts, self._key_server = pts, now
         if pts + 1e-6 < self._next:
@@ -97,6 +107,23 @@ class FrameSampler:
             fragment_number=str(int(round(producer * 1000))),
             producer_ts=round(producer, 3), server_ts=round(self._key_server, 3),
             offset_s=round(pts - self._key_pts, 3), decoded_at=time.monotonic())
+
+
+class _Pacer:
+    """Sleeps so that a file plays at its own speed; re-anchors when its timeline jumps."""
+
+    def __init__(self) -> None:
+        self._first: float | None = None
+        self._last = 0.0
+        self._started = 0.0
+
+    def wait_for(self, pts: float) -> None:
+        if self._first is None or pts < self._last:
+            self._first, self._started = pts, time.monotonic()
+        self._last = pts
+        ahead = (pts - self._first) - (time.monotonic() - self._started)
+        if ahead > 0:
+            time.sleep(min(ahead, 1.0))
 
 
 def read_frames(url: str, url_shown: str, fps: float, open_timeout: float,
@@ -116,14 +143,11 @@ def read_frames(url: str, url_shown: str, fps: float, open_timeout: float,
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         sampler = FrameSampler(fps)
-        started, first_pts = time.monotonic(), None
+        pacer = _Pacer() if realtime else None
         try:
             for frame in container.decode(stream):
-                if realtime and frame.time is not None:
-                    first_pts = frame.time if first_pts is None else first_pts
-                    ahead = (frame.time - first_pts) - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(min(ahead, 1.0))
+                if pacer is not None and frame.time is not None:
+                    pacer.wait_for(float(frame.time))
                 sampled = sampler.offer(frame)
                 if sampled is not None:
                     yield sampled

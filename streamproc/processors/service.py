@@ -19,7 +19,7 @@ from streamproc.errors import (
     ResourceInUseException,
     ResourceNotFoundException,
 )
-from streamproc.metrics import ProcessorMetrics
+from streamproc.metrics import ProcessorMetrics, ProcessorSensor
 from streamproc.processors.spec import ProcessorSpec, ProcessorStore
 from streamproc.processors.state import (
     CAN_DELETE,
@@ -220,6 +220,20 @@ class ProcessorService:
             session = entry.session
             if session is not None and session.bootstrap == bootstrap:
                 session.fail(message)
+
+    def cluster_outage(self, bootstrap: str, message: str | None) -> None:
+        """Show (message) or clear (None) a Kafka outage on the processors it affects.
+
+        They stay RUNNING: records are held and delivered when the cluster returns.
+        """
+        for entry in list(self._entries.values()):
+            session = entry.session
+            if session is not None and session.bootstrap == bootstrap:
+                entry.state.change_if(frozenset({S.RUNNING}), S.RUNNING, message or "")
+
+    def sensor_for(self, name: str) -> ProcessorSensor | None:
+        """Metrics of an existing processor (None once deleted)."""
+        return self._metrics.sensor(name) if name in self._entries else None
 
     def fail_collection(self, collection_id: str) -> None:
         """Fail running processors whose collection was deleted."""

@@ -52,6 +52,17 @@ CREATE TABLE IF NOT EXISTS tags (
 """
 
 
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open a WAL-mode SQLite file readable by its owner only (inside a 0700 folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    os.chmod(path, 0o600)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    return conn
+
+
 class Database:
     """Thread-safe wrapper around one SQLite connection. :meth:`open` does the I/O."""
 
@@ -62,13 +73,8 @@ class Database:
 
     def open(self) -> None:
         """Create the data dir (owner-only) and the schema."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        os.chmod(self.path, 0o600)
-        conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a face acknowledged to the client survives power loss, not just a crash.
-        conn.execute("PRAGMA synchronous=FULL")
+        conn = connect(self.path, "FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
         self._conn = conn
