@@ -73,7 +73,10 @@ class PackConfig(_Base):
 
     detector: str = Field(description="Detector file name inside the pack folder.")
     recognizer: str = Field(description="Recogniser file name inside the pack folder.")
-    det_input_size: tuple[int, int] = Field((640, 640), description="Detector input (w, h).")
+    det_input_size: tuple[int, int] | None = Field(
+        None, description="Fixed detector input (w, h); null = fit each image's aspect.")
+    det_max_side: int = Field(640, ge=32, description="Longest detector input side (null size).")
+    det_upscale: bool = Field(False, description="Enlarge images smaller than det_max_side.")
     det_mean: float = Field(127.5, description="Detector input mean.")
     det_std: float = Field(128.0, description="Detector input std.")
     det_strides: tuple[int, ...] = Field((8, 16, 32), description="SCRFD feature strides.")
@@ -231,6 +234,9 @@ class ProcessorsConfig(_Base):
         "record when a tracked person is first matched or the match changes. Per processor: "
         "tag streamproc:emit.")
     emit_empty_frames: bool = Field(False, description="Also publish frames with no faces.")
+    embed_interval_s: float = Field(
+        0.5, ge=0, description="A face tracked across frames is re-embedded at most this "
+        "often (its latest embedding is searched every frame); 0 = embed every frame.")
     max_matches: int = Field(10, ge=1, description="MatchedFaces per detected face.")
     max_processors: int = Field(16, ge=1, description="LimitExceededException beyond this.")
     video_streams: dict[str, str] = Field(

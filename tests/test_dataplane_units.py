@@ -73,14 +73,21 @@ def test_queue_policies_count_drops() -> None:
     assert blocking.put("c", timeout=5) is True
 
 
-def test_tracker_keeps_identity_across_frames() -> None:
+def test_tracker_keeps_identity_and_paces_embeddings() -> None:
     tracker = IouTracker()
-    emb = np.ones(4, np.float32) / 2
-    a = tracker.update([np.array([0, 0, 10, 10.0]), np.array([50, 50, 60, 60.0])], [emb, emb])
-    b = tracker.update([np.array([51, 50, 61, 60.0]), np.array([1, 0, 11, 10.0])], [emb, emb])
+    a = tracker.update([np.array([0, 0, 10, 10.0]), np.array([50, 50, 60, 60.0])])
+    b = tracker.update([np.array([51, 50, 61, 60.0]), np.array([1, 0, 11, 10.0])])
     assert [t.track_id for t in b] == [a[1].track_id, a[0].track_id]
-    c = tracker.update([np.array([200, 200, 210, 210.0])], [emb])
+    c = tracker.update([np.array([200, 200, 210, 210.0])])
     assert c[0].track_id not in {a[0].track_id, a[1].track_id}
+    track = c[0]
+    assert track.needs_embedding(now=0.0, interval=0.5)
+    track.observe(np.array([1.0, 0.0], np.float32), now=0.0)
+    assert not track.needs_embedding(now=0.4, interval=0.5)
+    assert track.needs_embedding(now=0.5, interval=0.5)
+    track.observe(np.array([0.0, 1.0], np.float32), now=0.5)
+    assert np.allclose(track.mean_embedding, [0.70710677, 0.70710677])
+    assert np.allclose(track.latest, [0.0, 1.0])
 
 
 class _Frame:

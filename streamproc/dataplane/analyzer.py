@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
+
+import numpy as np
 
 from streamproc.dataplane.publish import KafkaPublisher
 from streamproc.dataplane.records import Match, face_search_record
 from streamproc.dataplane.session import Session, in_regions
 from streamproc.dataplane.source import VideoFrame
+from streamproc.dataplane.tracking import Track
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
 from streamproc.lifecycle import Service
@@ -30,7 +32,7 @@ class Analyzer(Service):
 
     def __init__(self, engine: FaceEngine, store: CollectionStore, publisher: KafkaPublisher,
                  batch_frames: int, max_matches: int, emit_empty: bool,
-                 wake: threading.Event) -> None:
+                 wake: threading.Event, embed_interval_s: float = 0.0) -> None:
         super().__init__("analyzer")
         self._engine = engine
         self._store = store
@@ -38,6 +40,7 @@ class Analyzer(Service):
         self._batch = batch_frames
         self._max_matches = max_matches
         self._emit_empty = emit_empty
+        self._embed_interval = embed_interval_s
         self._wake = wake
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -83,24 +86,34 @@ class Analyzer(Service):
                 logger.exception("analysing a batch of %d frames failed", len(batch))
 
     def analyse(self, batch: list[tuple[Session, VideoFrame]]) -> None:
-        """Detect, embed (one call for the whole batch), search and emit."""
-        work: list[Work] = []
+        """Detect, embed what needs it (one call for the whole batch), search and emit."""
+        work: list[tuple[Session, VideoFrame, list[Face], list[Track]]] = []
+        to_embed: list[tuple[np.ndarray, list[Face]]] = []
+        owners: list[tuple[Track, Face, float]] = []
         for session, frame in batch:
             height, width = frame.image.shape[:2]
             faces = [f for f in self._engine.detect(frame.image)
                      if in_regions(f, session.regions, width, height)]
-            work.append((session, frame, faces))
-        self._engine.embed_many([(frame.image, faces) for _, frame, faces in work if faces])
-        for session, frame, faces in work:
+            tracks = session.tracker.update([f.box for f in faces])
+            fresh = [(t, f) for t, f in zip(tracks, faces)
+                     if t.needs_embedding(frame.decoded_at, self._embed_interval)]
+            if fresh:
+                to_embed.append((frame.image, [f for _, f in fresh]))
+                owners += [(t, f, frame.decoded_at) for t, f in fresh]
+            work.append((session, frame, faces, tracks))
+        self._engine.embed_many(to_embed)
+        for track, face, when in owners:
+            track.observe(face.embedding, when)
+        for session, frame, faces, tracks in work:
+            for face, track in zip(faces, tracks):
+                if face.embedding is None:
+                    face.embedding = track.latest
             if session.active.is_set():
-                self._finish(session, frame, faces)
+                self._finish(session, frame, faces, tracks)
 
-    def _search(self, session: Session, faces: list[Face], vectors: list[Any]
-                ) -> list[list[Match]] | None:
-        if not faces:
+    def _search(self, session: Session, vectors: list[np.ndarray]) -> list[list[Match]] | None:
+        if not vectors:
             return []
-        import numpy as np
-
         min_cos = self._engine.scale.cosine_for(session.threshold)
         try:
             hits = self._store.search(session.collection_id, np.vstack(vectors),
@@ -109,27 +122,25 @@ class Analyzer(Service):
             session.fail("Collection not found")
             return None
         scale = self._engine.scale
-        return [[(float(scale.similarity(c)), f) for c, f in row
-                 if scale.similarity(c) >= session.threshold] for row in hits]
+        out = []
+        for row in hits:
+            sims = [(float(scale.similarity(c)), f) for c, f in row]
+            out.append([(sim, f) for sim, f in sims if sim >= session.threshold])
+        return out
 
-    def _finish(self, session: Session, frame: VideoFrame, faces: list[Face]) -> None:
-        if session.tracker is not None:
-            self._finish_tracks(session, frame, faces)
-            return
-        matches = self._search(session, faces, [f.embedding for f in faces])
+    def _finish(self, session: Session, frame: VideoFrame, faces: list[Face],
+                tracks: list[Track]) -> None:
+        track_mode = session.emit == "track"
+        vectors = [t.mean_embedding if track_mode else f.embedding
+                   for f, t in zip(faces, tracks)]
+        matches = self._search(session, vectors)
         if matches is None:
             return
         session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))
-        if faces or self._emit_empty:
-            self._emit(session, frame, list(zip(faces, matches)))
-
-    def _finish_tracks(self, session: Session, frame: VideoFrame, faces: list[Face]) -> None:
-        assert session.tracker is not None
-        tracks = session.tracker.update([f.box for f in faces], [f.embedding for f in faces])
-        matches = self._search(session, faces, [t.embedding for t in tracks])
-        if matches is None:
+        if not track_mode:
+            if faces or self._emit_empty:
+                self._emit(session, frame, list(zip(faces, matches)))
             return
-        session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))
         for face, track, found in zip(faces, tracks, matches):
             best = found[0][1].face_id if found else None
             if best is not None and best != track.emitted_face_id:

@@ -38,7 +38,7 @@ class DataPlane:
                                         events.on_outage, events.on_unreachable)
         p = config.processors
         self.analyzer = Analyzer(engine, store, self.publisher, p.batch_frames, p.max_matches,
-                                 p.emit_empty_frames, self._wake)
+                                 p.emit_empty_frames, self._wake, p.embed_interval_s)
         self._workers: dict[str, SourceWorker] = {}
 
     def start(self) -> None:

@@ -62,7 +62,7 @@ class Session:
     def __post_init__(self) -> None:
         self.frames: BoundedQueue[VideoFrame] = BoundedQueue(
             self.frame_queue, DropPolicy.DROP_OLDEST, on_drop=self.sensor.frames_dropped)
-        self.tracker = IouTracker() if self.emit == "track" else None
+        self.tracker = IouTracker()
         self.active.set()
         self._running_reported = False
 

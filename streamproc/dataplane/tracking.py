@@ -1,8 +1,10 @@
-"""A small IoU tracker for per-track output: one event when a person is first matched
-(and when the match changes), instead of a record per frame.
+"""A small IoU tracker.
 
-Each track keeps the running mean of its faces' embeddings; searching with that mean is
-steadier than single frames, where genuine and stranger scores can overlap.
+Frame mode uses it to avoid re-embedding a face that is clearly the same one as a moment
+ago (detection still runs on every analysed frame; a tracked face is re-embedded at most
+every ``embed_interval_s``). Track mode uses it to emit one event when a person is first
+matched (and when the match changes), searching with the running mean of the track's
+embeddings, which is steadier than single frames where genuine and stranger scores overlap.
 """
 
 from __future__ import annotations
@@ -27,15 +29,28 @@ class Track:
 
     track_id: int
     box: np.ndarray
-    embedding_sum: np.ndarray
     misses: int = 0
-    emitted_face_id: str | None = field(default=None)
+    latest: np.ndarray | None = field(default=None, repr=False)
+    embedded_at: float | None = None
+    embedding_sum: np.ndarray | None = field(default=None, repr=False)
+    emitted_face_id: str | None = None
+
+    def needs_embedding(self, now: float, interval: float) -> bool:
+        """True if the track has no embedding yet or its latest one is too old."""
+        return self.embedded_at is None or now - self.embedded_at >= interval
+
+    def observe(self, embedding: np.ndarray, now: float) -> None:
+        """Record a fresh embedding of this track's face."""
+        self.latest, self.embedded_at = embedding, now
+        self.embedding_sum = embedding.astype(np.float64) if self.embedding_sum is None \
+            else self.embedding_sum + embedding
 
     @property
-    def embedding(self) -> np.ndarray:
-        """Unit-length mean embedding of the track."""
+    def mean_embedding(self) -> np.ndarray:
+        """Unit-length mean of every embedding observed on the track."""
+        assert self.embedding_sum is not None
         norm = float(np.linalg.norm(self.embedding_sum))
-        return self.embedding_sum / max(norm, 1e-12)
+        return (self.embedding_sum / max(norm, 1e-12)).astype(np.float32)
 
 
 class IouTracker:
@@ -47,25 +62,24 @@ class IouTracker:
         self._tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, boxes: list[np.ndarray], embeddings: list[np.ndarray]) -> list[Track]:
-        """Assign each face to a track (new or continued); returns tracks in face order."""
+    def update(self, boxes: list[np.ndarray]) -> list[Track]:
+        """Assign each box to a track (continued or new); returns tracks in box order."""
         free = set(range(len(self._tracks)))
         assigned: list[Track] = []
-        for box, emb in zip(boxes, embeddings):
+        for box in boxes:
             best, best_iou = None, self._min_iou
             for i in free:
                 score = iou(self._tracks[i].box, box)
                 if score >= best_iou:
                     best, best_iou = i, score
             if best is None:
-                track = Track(self._next_id, box, emb.astype(np.float64))
+                track = Track(self._next_id, box)
                 self._next_id += 1
                 self._tracks.append(track)
             else:
                 free.discard(best)
                 track = self._tracks[best]
                 track.box, track.misses = box, 0
-                track.embedding_sum = track.embedding_sum + emb
             assigned.append(track)
         for i in free:
             self._tracks[i].misses += 1

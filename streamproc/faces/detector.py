@@ -16,7 +16,9 @@ from streamproc.faces.types import Face
 class DetectorSettings:
     """Everything the detector needs, taken from config rather than sniffed."""
 
-    input_size: tuple[int, int] = (640, 640)
+    input_size: tuple[int, int] | None = None  # fixed (w, h), or None: fit each image
+    max_side: int = 640  # with input_size None: longest side after scaling
+    upscale: bool = False  # with input_size None: enlarge images smaller than max_side
     mean: float = 127.5
     std: float = 128.0
     strides: tuple[int, ...] = (8, 16, 32)
@@ -50,9 +52,26 @@ class ScrfdDetector:
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         return [Face(box=boxes[i], score=float(scores[i]), landmarks=kps[i]) for i in keep]
 
+    def input_size_for(self, width: int, height: int) -> tuple[int, int]:
+        """Detector input (w, h) for an image: fixed, or the image's own aspect.
+
+        Fitting the input to the frame avoids spending most of a square input on padding
+        (a 480x270 frame letterboxed into 640x640 is 75% padding).
+        """
+        if self.settings.input_size is not None:
+            return self.settings.input_size
+        scale = self.settings.max_side / max(width, height)
+        if not self.settings.upscale:
+            scale = min(scale, 1.0)
+        stride = max(self.settings.strides)
+
+        def fit(v: float) -> int:
+            return max(stride, int(np.ceil(v * scale / stride)) * stride)
+        return fit(width), fit(height)
+
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        in_w, in_h = self.settings.input_size
         height, width = image.shape[:2]
+        in_w, in_h = self.input_size_for(width, height)
         scale = min(in_w / width, in_h / height)
         new_w, new_h = max(1, int(width * scale)), max(1, int(height * scale))
         canvas = np.zeros((in_h, in_w, 3), dtype=np.uint8)

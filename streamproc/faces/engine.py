@@ -49,7 +49,8 @@ class FaceEngine:
         self.detector = ScrfdDetector(
             OrtRunner(folder / self.pack.detector, **runner_args),
             DetectorSettings(
-                input_size=self.pack.det_input_size, mean=self.pack.det_mean,
+                input_size=self.pack.det_input_size, max_side=self.pack.det_max_side,
+                upscale=self.pack.det_upscale, mean=self.pack.det_mean,
                 std=self.pack.det_std, strides=self.pack.det_strides,
                 anchors=self.pack.det_anchors, score_threshold=models.det_score_threshold,
                 nms_threshold=models.nms_threshold,
@@ -95,7 +96,7 @@ class FaceEngine:
             except FileNotFoundError as exc:
                 raise ModelPackError(str(exc)) from exc
         started = time.perf_counter()
-        w, h = self.pack.det_input_size
+        w, h = self.pack.det_input_size or (self.pack.det_max_side,) * 2
         self.detector.detect(np.zeros((h, w, 3), np.uint8))
         side = self.pack.rec_input_size
         self.embedder.embed([np.zeros((side, side, 3), np.uint8)])
