@@ -191,6 +191,10 @@ class StorageConfig(_Base):
 
     data_dir: Path = Field(Path("~/.streamproc"), description="SQLite + indexes live here.")
     max_faces_per_collection: int = Field(20_000_000, gt=0)
+    flat_max_elements: int = Field(
+        12_800_000, gt=0, description="Exact search while faces x dim stays under this; an "
+        "IVF index (rebuilt in the background) above it.")
+    ivf_nprobe: int = Field(32, ge=1, description="Inverted lists searched per IVF query.")
 
 
 class KafkaConfig(_Base):

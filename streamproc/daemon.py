@@ -26,8 +26,10 @@ from streamproc.metrics import ApiMetrics, ProcessorMetrics, ProcessorSensor, Pu
 from streamproc.processors.handlers import PROCESSOR_HANDLERS, ProcessorServices
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.spec import ProcessorStore
+from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
+from streamproc.storage.index import IndexPolicy
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class Daemon:
         self._db: Database | None = None
         self._server: HttpServer | None = None
         self._plane: DataPlane | None = None
+        self._builder: IndexBuilder | None = None
         self.processors: ProcessorService | None = None
         self.engine: FaceEngine | None = None
 
@@ -77,7 +80,11 @@ class Daemon:
         self.engine.load()
         self._db = Database(self.data_dir / "streamproc.db")
         self._db.open()
-        store = CollectionStore(self._db)
+        self._builder = IndexBuilder()
+        self._builder.start()
+        store = CollectionStore(self._db, self._builder, IndexPolicy(
+            flat_max_elements=self.config.storage.flat_max_elements,
+            nprobe=self.config.storage.ivf_nprobe))
         store.load()
         tags = TagStore(self._db)
         events = PlaneEvents(sensor_for=self._sensor_for, on_outage=self._cluster_outage,
@@ -135,6 +142,8 @@ class Daemon:
             self.processors.shutdown()
         if self._plane is not None:
             self._plane.stop()
+        if self._builder is not None:
+            self._builder.stop(2.0)
         if self._db is not None:
             self._db.close()
         logger.info("streamproc stopped")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamproc.storage.db import Database
-from streamproc.storage.index import FaceIndex
+from streamproc.storage.builder import IndexBuilder
+from streamproc.storage.index import FaceIndex, IndexPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ class NewFace:
 class _Loaded:
     """In-memory state of one collection: its index and row-id -> face map."""
 
-    def __init__(self, info: CollectionInfo) -> None:
+    def __init__(self, info: CollectionInfo, policy: IndexPolicy) -> None:
         self.info = info
-        self.index = FaceIndex(info.dim)
+        self.index = FaceIndex(info.dim, policy)
         self.faces: dict[int, StoredFace] = {}
         self.by_face_id: dict[str, int] = {}
 
@@ -79,8 +80,11 @@ def _row_face(row: tuple) -> StoredFace:
 class CollectionStore:
     """All collections. Thread-safe; construction does no I/O (see :meth:`load`)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, builder: IndexBuilder | None = None,
+                 policy: IndexPolicy | None = None) -> None:
         self._db = db
+        self._builder = builder
+        self._policy = policy or IndexPolicy()
         self._collections: dict[str, _Loaded] = {}
         self._lock = threading.RLock()
 
@@ -89,13 +93,36 @@ class CollectionStore:
         rows = self._db.query("SELECT id, arn, created, pack, dim, face_model_version "
                               "FROM collections")
         for row in rows:
-            loaded = _Loaded(CollectionInfo(*row))
+            loaded = _Loaded(CollectionInfo(*row), self._policy)
             faces = self._db.query(
                 "SELECT seq, face_id, image_id, external_image_id, bbox, confidence, embedding "
                 "FROM faces WHERE collection = ? ORDER BY seq", (loaded.info.collection_id,))
             self._index_rows(loaded, faces)
             self._collections[loaded.info.collection_id] = loaded
             logger.info("collection %s: %d faces", loaded.info.collection_id, len(faces))
+            self._maybe_rebuild(loaded)
+
+    def _maybe_rebuild(self, loaded: _Loaded) -> None:
+        if self._builder is not None and loaded.index.wants_rebuild():
+            cid = loaded.info.collection_id
+            self._builder.submit(cid, loaded.index, lambda: self._snapshot(cid))
+
+    def _snapshot(self, collection_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every (row id, embedding) of a collection, read on the builder's own connection."""
+        ids, chunks = [], []
+        for seq, blob in self._db.read_rows(
+                "SELECT seq, embedding FROM faces WHERE collection = ? ORDER BY seq",
+                (collection_id,)):
+            ids.append(seq)
+            chunks.append(blob)
+        dim = self._collections[collection_id].info.dim if collection_id in \
+            self._collections else 0
+        vectors = np.frombuffer(b"".join(chunks), np.float32).reshape(len(ids), dim)
+        return np.array(ids, np.int64), vectors
+
+    def index_kind(self, collection_id: str) -> str:
+        """"flat" or "ivf" (tests and benchmarks)."""
+        return self._loaded(collection_id).index.kind
 
     @staticmethod
     def _index_rows(loaded: _Loaded, rows: list) -> None:
@@ -115,7 +142,7 @@ class CollectionStore:
                 conn.execute("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?)",
                              (info.collection_id, info.arn, info.created, info.pack, info.dim,
                               info.face_model_version))
-            self._collections[info.collection_id] = _Loaded(info)
+            self._collections[info.collection_id] = _Loaded(info, self._policy)
             return True
 
     def delete(self, collection_id: str) -> bool:
@@ -177,6 +204,7 @@ class CollectionStore:
                 loaded.index.add(np.array([f.seq for f in fresh], np.int64), np.vstack(vectors))
                 for row in fresh:
                     loaded.remember(row)
+                self._maybe_rebuild(loaded)
             return stored
 
     def delete_faces(self, collection_id: str, face_ids: list[str]) -> tuple[list[str], list[str]]:
@@ -191,6 +219,7 @@ class CollectionStore:
             loaded.index.remove(np.array(seqs, np.int64))
             for seq in seqs:
                 loaded.forget(seq)
+            self._maybe_rebuild(loaded)
             return found, missing
 
     def list_faces(self, collection_id: str, after_seq: int, limit: int,

@@ -107,6 +107,14 @@ class Database:
                 raise
             conn.execute("COMMIT")
 
+    def read_rows(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        """Stream a read on a fresh connection: WAL lets it run beside writes, unlocked."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            yield from conn.execute(sql, params)
+        finally:
+            conn.close()
+
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
         with self.lock:
