@@ -202,13 +202,15 @@ class KafkaConfig(_Base):
 
     bootstrap: str | None = Field(
         None, description="Default cluster (host:port,...) for arn:aws:kinesis outputs.")
-    linger_ms: int = Field(5, ge=0, description="Producer batching delay.")
-    batch_size: int = Field(262144, gt=0, description="Producer batch bytes per partition.")
+    linger_ms: int = Field(10, ge=0, description="Producer batching delay.")
+    batch_size: int = Field(1048576, gt=0, description="Producer batch bytes per partition.")
+    max_request_size: int = Field(4194304, gt=0, description="Largest produce request.")
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(
-        None, description="Record compression (snappy/lz4/zstd need their Python packages).")
+        "lz4", description="Record compression (lz4 ships with streamproc; snappy/zstd need "
+        "their Python packages).")
     max_block_ms: int = Field(5000, gt=0, description="Longest a send may wait for metadata.")
     memory_records: int = Field(
-        10000, gt=0, description="Records per cluster kept in memory; more spill to disk.")
+        50000, gt=0, description="Records per cluster kept in memory; more spill to disk.")
     max_in_flight: int = Field(1000, gt=0, description="Unacknowledged records per cluster.")
     stall_s: float = Field(
         5.0, gt=0, description="No acknowledgement for this long = the cluster is down.")

@@ -52,6 +52,7 @@ class Daemon:
         self._builder: IndexBuilder | None = None
         self.processors: ProcessorService | None = None
         self.engine: FaceEngine | None = None
+        self.store: CollectionStore | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -86,6 +87,7 @@ class Daemon:
             flat_max_elements=self.config.storage.flat_max_elements,
             nprobe=self.config.storage.ivf_nprobe))
         store.load()
+        self.store = store
         tags = TagStore(self._db)
         events = PlaneEvents(sensor_for=self._sensor_for, on_outage=self._cluster_outage,
                              on_unreachable=self._cluster_unreachable)

@@ -18,11 +18,13 @@ from streamproc.lifecycle import Service
 class LoopingStream(Service):
     """Serve ``clip`` forever at ``tcp://host:port`` until stopped."""
 
-    def __init__(self, clip: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, clip: Path, host: str = "127.0.0.1", port: int = 0,
+                 speed: float = 1.0) -> None:
         super().__init__(f"stream-{Path(clip).stem}")
         self.clip = Path(clip)
         self.host = host
         self.port = port or free_port(host)
+        self.speed = speed  # 2.0 serves a 15 fps clip as a 30 fps camera
         self._proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -40,7 +42,8 @@ class LoopingStream(Service):
             raise FileNotFoundError(msg)
 
     def _command(self) -> list[str]:
-        return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+        pace = ["-re"] if self.speed == 1.0 else ["-readrate", str(self.speed)]
+        return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", *pace,
                 "-stream_loop", "-1", "-i", str(self.clip), "-an", "-c:v", "copy",
                 "-f", "mpegts", f"tcp://{self.host}:{self.port}?listen=1"]
 

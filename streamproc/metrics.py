@@ -148,11 +148,13 @@ class ProcessorSensor:
         """A record was handed to the publisher."""
         self._emitted.inc()
 
-    def published(self, latency_s: float | None) -> None:
-        """Kafka acknowledged a record (latency unknown for records read back from disk)."""
-        self._published.inc()
-        if latency_s is not None:
-            self._latency.observe(latency_s)
+    def published(self, count: int = 1) -> None:
+        """Kafka acknowledged ``count`` records."""
+        self._published.inc(count)
+
+    def observe_latency(self, seconds: float) -> None:
+        """Frame decode to Kafka acknowledgement, for one record."""
+        self._latency.observe(seconds)
 
     def publish_failed(self) -> None:
         """Kafka refused or lost a record."""

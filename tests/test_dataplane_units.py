@@ -190,15 +190,20 @@ def test_shared_stages_stop_in_bounded_time(tmp_path: Any) -> None:
 
 
 class _Future:
+    """What kafka-python's send() returns, completed by the test."""
+
     def __init__(self) -> None:
-        self.ok: list[Any] = []
-        self.err: list[Any] = []
+        self.is_done = False
+        self.exception: Exception | None = None
 
-    def add_callback(self, fn: Any) -> None:
-        self.ok.append(fn)
+    def failed(self) -> bool:
+        return self.is_done and self.exception is not None
 
-    def add_errback(self, fn: Any) -> None:
-        self.err.append(fn)
+    def ok(self) -> None:
+        self.is_done = True
+
+    def err(self, exc: Exception) -> None:
+        self.is_done, self.exception = True, exc
 
 
 class _ScriptedProducer:
@@ -243,14 +248,51 @@ def test_outbox_keeps_order_through_disk_and_failures(tmp_path: Any) -> None:
         value, future = _ScriptedProducer.sent.pop(0)
         if value == b"4" and b"4" not in delivered and not getattr(box, "_failed_once", False):
             box._failed_once = True  # type: ignore[attr-defined]
-            future.err[0](RuntimeError("broker gone"))
+            future.err(RuntimeError("broker gone"))
             _ScriptedProducer.sent.clear()  # in-flight sends of the dead producer are lost
             continue
         if value not in delivered:
             delivered.append(value)
-        future.ok[0](None)
+        future.ok()
     assert delivered == [str(i).encode() for i in range(10)]
     assert box.sizes() == (0, 0) and spool.clusters() == {}
+    spool.close()
+
+
+def test_spool_never_reuses_positions(tmp_path: Any) -> None:
+    from streamproc.dataplane.spool import Spool
+
+    spool = Spool(tmp_path / "s.db")
+    spool.open()
+    spool.append("c", [("p", "t", b"k", b"1"), ("p", "t", b"k", b"2")])
+    rows = spool.read("c", float("-inf"), 10)
+    spool.delete([r.row_id for r in rows])
+    spool.append("c", [("p", "t", b"k", b"3")])
+    later = spool.read("c", rows[-1].pos, 10)  # a reader whose cursor is past the old rows
+    assert [r.value for r in later] == [b"3"]
+    spool.close()
+
+
+def test_outbox_delivers_a_backlog_larger_than_memory_twice(tmp_path: Any) -> None:
+    _ScriptedProducer.sent = []
+    publisher, spool = _publisher(tmp_path, _ScriptedProducer, memory_records=5,
+                                  max_in_flight=3)
+    box = publisher._outbox("c:1")
+    delivered: list[bytes] = []
+    for wave in range(2):  # the second wave arrives after the spool emptied once
+        for i in range(20):
+            publisher.submit("c:1", "p", "t", f"{wave}-{i}".encode(), time.monotonic(),
+                             _sensor())
+        for _ in range(500):
+            box.sync_disk()
+            publisher._pump(box)
+            while _ScriptedProducer.sent:
+                value, future = _ScriptedProducer.sent.pop(0)
+                delivered.append(value)
+                future.ok()
+            if box.sizes() == (0, 0):
+                break
+    assert delivered == [f"{w}-{i}".encode() for w in range(2) for i in range(20)]
     spool.close()
 
 

@@ -79,7 +79,9 @@ class KafkaPublisher(Service):
     # ---- the thread ------------------------------------------------------------------
     def _run(self) -> None:
         while not self.stopping:
-            self._wake.wait(0.05)
+            # Acknowledgements are polled: briefly while records are in flight, longer when
+            # idle or when every cluster with records in flight is stalled.
+            self._wake.wait(0.001 if self._busy() else 0.02)
             self._wake.clear()
             for box in list(self._outboxes.values()):
                 try:
@@ -88,6 +90,11 @@ class KafkaPublisher(Service):
                     self._watch(box)
                 except Exception:
                     logger.exception("publishing to %s failed", box.cluster)
+
+    def _busy(self) -> bool:
+        # Records in flight: keep polling for acknowledgements instead of sleeping.
+        return any(0 < box.oldest_in_flight_age() < self._config.stall_s
+                   for box in list(self._outboxes.values()))
 
     def _producer(self, cluster: str) -> Any:
         producer = self._producers.get(cluster)
@@ -98,7 +105,8 @@ class KafkaPublisher(Service):
             cfg = self._config
             producer = factory(
                 bootstrap_servers=cluster.split(","), linger_ms=cfg.linger_ms,
-                batch_size=cfg.batch_size, compression_type=cfg.compression_type,
+                batch_size=cfg.batch_size, max_request_size=cfg.max_request_size,
+                compression_type=cfg.compression_type,
                 max_block_ms=cfg.max_block_ms, acks="all", enable_idempotence=True,
                 delivery_timeout_ms=cfg.delivery_timeout_ms,
                 bootstrap_timeout_ms=cfg.max_block_ms)
@@ -117,11 +125,12 @@ class KafkaPublisher(Service):
 
     def _pump(self, box: Outbox) -> None:
         cluster = box.cluster
-        if time.monotonic() < self._retry_at.get(cluster, 0.0):
-            return
+        box.reap()
         if box.reset_pending:
             box.reset_pending = False
             self._drop_producer(cluster)
+            return
+        if time.monotonic() < self._retry_at.get(cluster, 0.0):
             return
         entries = box.take_unsent(self._config.max_in_flight)
         if not entries:
@@ -129,14 +138,14 @@ class KafkaPublisher(Service):
         try:
             producer = self._producer(cluster)
             for entry in entries:
-                future = producer.send(entry.topic, key=entry.key, value=entry.value)
-                future.add_callback(lambda _meta, e=entry: box.ack(e))
-                future.add_errback(lambda exc, e=entry: box.fail(e, repr(exc)))
+                box.mark_sent(entry, producer.send(entry.topic, key=entry.key,
+                                                   value=entry.value))
         except Exception as exc:  # no cluster (KafkaTimeoutError), closed producer, ...
             for entry in entries:
                 if entry.sensor is not None:
                     entry.sensor.publish_failed()
-            box.fail(None, repr(exc))
+            box.fail(repr(exc))
+            box.reset_pending = False
             self._drop_producer(cluster)
 
     def _watch(self, box: Outbox) -> None:

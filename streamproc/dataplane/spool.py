@@ -34,6 +34,7 @@ class Spool:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._high: dict[str, float] = {}  # highest position ever appended, per cluster
 
     def open(self) -> None:
         """Create the file (0600) and table."""
@@ -69,7 +70,13 @@ class Spool:
             agg = "MIN(pos)" if front else "MAX(pos)"
             edge = db.execute(f"SELECT {agg} FROM spool WHERE cluster = ?",  # noqa: S608
                               (cluster,)).fetchone()[0] or 0.0
-            start = edge - len(rows) if front else edge + 1
+            if front:
+                start = edge - len(rows)
+            else:
+                # Never reuse a position, even after every row was delivered and deleted:
+                # a reader's cursor may already be past it.
+                start = max(edge, self._high.get(cluster, 0.0)) + 1
+                self._high[cluster] = start + len(rows) - 1
             db.executemany("INSERT INTO spool (cluster, pos, processor, topic, key, value) "
                            "VALUES (?, ?, ?, ?, ?, ?)",
                            [(cluster, start + i, *row) for i, row in enumerate(rows)])

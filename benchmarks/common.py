@@ -1,0 +1,86 @@
+"""Shared helpers for the benchmarks: machine facts, tables, JSON results, sample data."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("STREAMPROC_SHARED", REPO.parent / "shared")).resolve()
+VIDEO = SHARED / "data" / "video" / "intel_sample_videos"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import onnxruntime
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0],
+            "platform": platform.platform(), "onnxruntime": onnxruntime.__version__,
+            "providers": onnxruntime.get_available_providers(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text (Markdown) table, printed and returned."""
+    def fmt(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) and abs(v) < 1000 else (
+            f"{v:,.0f}" if isinstance(v, float) else str(v))
+    lines = [f"\n### {title}", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    """Write results JSON under benchmarks/results/."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2, default=str))
+    print(f"\nresults: {path}", flush=True)
+    return path
+
+
+def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> list[float]:
+    """Percentiles of ``values`` (NaN when empty)."""
+    import numpy as np
+
+    if not values:
+        return [float("nan")] * len(points)
+    return [float(np.percentile(values, p)) for p in points]
+
+
+def sample_record(faces: int = 1) -> bytes:
+    """A realistic face-search record (what a processor publishes)."""
+    face = {"DetectedFace": {"BoundingBox": {"Width": 0.1, "Height": 0.2, "Left": 0.4,
+                                             "Top": 0.3}, "Confidence": 87.5,
+                             "Landmarks": [{"Type": t, "X": 0.45, "Y": 0.35} for t in (
+                                 "eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight")],
+                             "Pose": {"Roll": 1.2, "Yaw": -3.4, "Pitch": 5.6},
+                             "Quality": {"Brightness": 55.1, "Sharpness": 97.3}},
+            "MatchedFaces": [{"Similarity": 93.2, "Face": {
+                "FaceId": "11111111-2222-5333-8444-555555555555",
+                "BoundingBox": {"Width": 0.3, "Height": 0.4, "Left": 0.2, "Top": 0.1},
+                "ImageId": "66666666-7777-5888-9999-000000000000", "Confidence": 88.0,
+                "ExternalImageId": "person-42", "IndexFacesModelVersion": "7.0"}}]}
+    record = {"InputInformation": {"KinesisVideo": {
+        "StreamArn": "tcp://127.0.0.1:5000", "FragmentNumber": "1795310091176",
+        "ServerTimestamp": 1795310091.2, "ProducerTimestamp": 1795310091.176,
+        "FrameOffsetInSeconds": 0.4}}, "StreamProcessorInformation": {"Status": "RUNNING"},
+        "FaceSearchResponse": [face] * faces}
+    return json.dumps(record, separators=(",", ":")).encode()
