@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--data", choices=["face", "uniform", "both"], default="both")
     parser.add_argument("--no-hnsw-1m", action="store_true",
                         help="skip HNSW builds at 1M (minutes each on 2 cores)")
+    parser.add_argument("--out", default="search", help="results file name")
     args = parser.parse_args()
     kinds = ["face", "uniform"] if args.data == "both" else [args.data]
     rows: list[list[Any]] = []
@@ -126,7 +127,7 @@ def main() -> None:
     text = table("FAISS search, one query at a time (ms)",
                  ["data", "dim", "faces", "index", "build s", "p50", "p95", "p99",
                   "recall@1"], rows)
-    save("search", {"queries": QUERIES, "table": text, "rows": rows})
+    save(args.out, {"queries": QUERIES, "table": text, "rows": rows})
 
 
 if __name__ == "__main__":

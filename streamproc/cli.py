@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     demo = sub.add_parser("demo", help="broker + daemon + live sample stream, printing matches")
-    demo.add_argument("--shared", type=Path,
-                      help="folder with models/ and data/ (default $STREAMPROC_SHARED or ../shared)")
+    demo.add_argument("--shared", type=Path, help="folder with models/ and data/ "
+                      "(default $STREAMPROC_SHARED or ../shared)")
     demo.add_argument("--port", type=int, default=8085, help="API port (0 = any free port)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--data-dir", type=Path, help="state directory (default: a temp dir)")

@@ -84,7 +84,8 @@ class PackConfig(_Base):
     rec_mean: float = Field(127.5, description="Recogniser input mean (0 for raw pixels).")
     rec_std: float = Field(127.5, description="Recogniser input std (1 for raw pixels).")
     rec_input_size: int = Field(112, description="Aligned face crop side in pixels.")
-    rec_batch: int = Field(32, ge=1, description="Largest recogniser batch.")
+    rec_batch: int = Field(8, ge=1, description="Largest recogniser batch (8 was fastest "
+                           "per face on the 2-core CPU: benchmarks/bench_stages.py).")
     session_options: dict[str, str] = Field(
         default_factory=dict, description="onnxruntime session config entries."
     )
@@ -97,10 +98,12 @@ class PackConfig(_Base):
     @classmethod
     def _monotonic(cls, knots: list[CalibrationKnot]) -> list[CalibrationKnot]:
         if len(knots) < 2:
-            raise ValueError("calibration needs at least two knots")
+            msg = "calibration needs at least two knots"
+            raise ValueError(msg)
         for a, b in zip(knots, knots[1:]):
             if not (b.cosine > a.cosine and b.similarity >= a.similarity):
-                raise ValueError("calibration knots must increase in cosine and similarity")
+                msg = "calibration knots must increase in cosine and similarity"
+                raise ValueError(msg)
         return knots
 
 
@@ -195,6 +198,8 @@ class StorageConfig(_Base):
         12_800_000, gt=0, description="Exact search while faces x dim stays under this; an "
         "IVF index (rebuilt in the background) above it.")
     ivf_nprobe: int = Field(32, ge=1, description="Inverted lists searched per IVF query.")
+    faiss_threads: int = Field(1, ge=1, description="OpenMP threads for FAISS (searches are "
+                               "small; more threads spin-wait).")
 
 
 class KafkaConfig(_Base):

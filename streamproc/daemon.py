@@ -85,7 +85,8 @@ class Daemon:
         self._builder.start()
         store = CollectionStore(self._db, self._builder, IndexPolicy(
             flat_max_elements=self.config.storage.flat_max_elements,
-            nprobe=self.config.storage.ivf_nprobe))
+            nprobe=self.config.storage.ivf_nprobe,
+            search_threads=self.config.storage.faiss_threads))
         store.load()
         self.store = store
         tags = TagStore(self._db)

@@ -16,6 +16,7 @@ class StreamprocError(Exception):
         status_code: HTTP status.
         sender_fault: True when the caller can fix the request.
         retriable: True when botocore (standard mode) retries this code.
+
     """
 
     code = "InternalServerError"

@@ -67,7 +67,8 @@ class ProcessorMetrics:
             latency=Histogram("streamproc_processor_frame_to_publish_seconds",
                               "From frame decode to Kafka acknowledgement", _PROCESSOR,
                               registry=registry,
-                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)),
+                              buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                       0.3, 0.5, 0.75, 1, 2, 5, 10)),
             status=Gauge("streamproc_processor_status", "1 for the processor's current status",
                          ["processor", "status"], registry=registry),
         )

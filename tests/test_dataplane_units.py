@@ -195,15 +195,25 @@ class _Future:
     def __init__(self) -> None:
         self.is_done = False
         self.exception: Exception | None = None
+        self.callbacks: list[Any] = []
 
     def failed(self) -> bool:
         return self.is_done and self.exception is not None
 
+    def add_callback(self, fn: Any) -> None:
+        self.callbacks.append(fn)
+
+    add_errback = add_callback
+
     def ok(self) -> None:
         self.is_done = True
+        for fn in self.callbacks:
+            fn(None)
 
     def err(self, exc: Exception) -> None:
         self.is_done, self.exception = True, exc
+        for fn in self.callbacks:
+            fn(exc)
 
 
 class _ScriptedProducer:

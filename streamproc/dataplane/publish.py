@@ -79,9 +79,9 @@ class KafkaPublisher(Service):
     # ---- the thread ------------------------------------------------------------------
     def _run(self) -> None:
         while not self.stopping:
-            # Acknowledgements are polled: briefly while records are in flight, longer when
-            # idle or when every cluster with records in flight is stalled.
-            self._wake.wait(0.001 if self._busy() else 0.02)
+            # Woken by submit() and by the acknowledgement of the last record of each send
+            # round; the timeout only bounds how often outages are checked.
+            self._wake.wait(0.05)
             self._wake.clear()
             for box in list(self._outboxes.values()):
                 try:
@@ -90,11 +90,6 @@ class KafkaPublisher(Service):
                     self._watch(box)
                 except Exception:
                     logger.exception("publishing to %s failed", box.cluster)
-
-    def _busy(self) -> bool:
-        # Records in flight: keep polling for acknowledgements instead of sleeping.
-        return any(0 < box.oldest_in_flight_age() < self._config.stall_s
-                   for box in list(self._outboxes.values()))
 
     def _producer(self, cluster: str) -> Any:
         producer = self._producers.get(cluster)
@@ -112,6 +107,9 @@ class KafkaPublisher(Service):
                 bootstrap_timeout_ms=cfg.max_block_ms)
             self._producers[cluster] = producer
         return producer
+
+    def _acked(self, _result: object) -> None:
+        self._wake.set()
 
     def _drop_producer(self, cluster: str) -> None:
         # A failed idempotent producer cannot continue its sequence: start a new one.
@@ -137,9 +135,13 @@ class KafkaPublisher(Service):
             return
         try:
             producer = self._producer(cluster)
+            future = None
             for entry in entries:
-                box.mark_sent(entry, producer.send(entry.topic, key=entry.key,
-                                                   value=entry.value))
+                future = producer.send(entry.topic, key=entry.key, value=entry.value)
+                box.mark_sent(entry, future)
+            if future is not None:
+                future.add_callback(self._acked)
+                future.add_errback(self._acked)
         except Exception as exc:  # no cluster (KafkaTimeoutError), closed producer, ...
             for entry in entries:
                 if entry.sensor is not None:
@@ -165,8 +167,9 @@ class KafkaPublisher(Service):
         self._metrics.cluster_up.labels(cluster).set(0)
         since = self._down.setdefault(cluster, time.monotonic())
         down = time.monotonic() - since
+        detail = f": {box.last_error}" if box.last_error else ""
         message = (f"Kafka cluster {cluster} unreachable for {down:.0f} s; {memory + disk} "
-                   f"records held ({disk} on disk){': ' + box.last_error if box.last_error else ''}")
+                   f"records held ({disk} on disk){detail}")
         self._on_outage(cluster, message)
         if down > self._config.unreachable_fail_s and cluster not in self._failed_clusters:
             self._failed_clusters.add(cluster)

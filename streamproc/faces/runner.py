@@ -71,7 +71,11 @@ class OrtRunner:
         options.log_severity_level = 3
         if self._threads:
             options.intra_op_num_threads = self._threads
-        for key, value in self._config.items():
+        # Idle intra-op threads spin by default, burning cores that decoding and the other
+        # stages need when inference is one of several busy stages (streaming).
+        config = {"session.intra_op.allow_spinning": "0",
+                  "session.inter_op.allow_spinning": "0", **self._config}
+        for key, value in config.items():
             options.add_session_config_entry(key, value)
         self._session = ort.InferenceSession(str(self.path), options, providers=providers)
         self.providers = self._session.get_providers()

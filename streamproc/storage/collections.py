@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamproc.storage.db import Database
 from streamproc.storage.builder import IndexBuilder
+from streamproc.storage.db import Database
 from streamproc.storage.index import FaceIndex, IndexPolicy
 
 logger = logging.getLogger(__name__)
