@@ -40,6 +40,8 @@ from benchmarks.common import SHARED, VIDEO, percentiles, sample_record, save, t
 from streamproc.broker import EmbeddedBroker  # noqa: E402
 from streamproc.config import load_config  # noqa: E402
 from streamproc.daemon import Daemon  # noqa: E402
+from streamproc.demo import call as demo_call  # noqa: E402
+from streamproc.demo import enrol  # noqa: E402
 from streamproc.livestream import LoopingStream  # noqa: E402
 from streamproc.storage.collections import NewFace  # noqa: E402
 
@@ -54,22 +56,7 @@ def cpu_seconds() -> float:
 
 def fill_collection(daemon: Daemon, collection: str, size: int) -> np.ndarray:
     """Enrol W and M from their clips, then pad with synthetic faces to ``size``."""
-    import base64
-    import urllib.request
-
-    from streamproc.demo import ENROL, clip_frames
-
-    def call(op: str, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(daemon.endpoint + "/", json.dumps(body).encode(), headers={
-            "X-Amz-Target": f"RekognitionService.{op}"})
-        with urllib.request.urlopen(req) as resp:
-            return json.loads(resp.read())
-
-    call("CreateCollection", {"CollectionId": collection})
-    for person, clip in ENROL.items():
-        for jpeg in clip_frames(VIDEO / clip, every=6):
-            call("IndexFaces", {"CollectionId": collection, "ExternalImageId": person,
-                                "MaxFaces": 1, "Image": {"Bytes": base64.b64encode(jpeg).decode()}})
+    enrol(daemon.endpoint, SHARED, collection)
     assert daemon.store is not None and daemon.engine is not None
     have = daemon.store.face_count(collection)
     rng = np.random.default_rng(0)
@@ -120,12 +107,8 @@ def histogram_percentiles(registry: Any, name: str, labels_list: list[dict[str, 
 
 def run_streamproc(daemon: Daemon, streams: list[LoopingStream], collection: str,
                    seconds: float) -> dict[str, Any]:
-    import urllib.request
-
-    def call(op: str, body: dict[str, Any]) -> None:
-        req = urllib.request.Request(daemon.endpoint + "/", json.dumps(body).encode(), headers={
-            "X-Amz-Target": f"RekognitionService.{op}"})
-        urllib.request.urlopen(req).read()
+    def call(op: str, body: dict[str, Any]) -> dict[str, Any]:
+        return demo_call(daemon.endpoint, op, body)
 
     names = [f"bench-{i}" for i in range(len(streams))]
     for name, stream in zip(names, streams):

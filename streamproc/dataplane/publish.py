@@ -9,6 +9,7 @@ wait in the outbox (memory, then disk), so an outage costs disk, not memory or r
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class KafkaPublisher(Service):
         self._producers: dict[str, Any] = {}
         self._retry_at: dict[str, float] = {}
         self._down: dict[str, float] = {}  # cluster -> monotonic time the outage began
+        self._reported: dict[str, float] = {}  # cluster -> when its outage was last shown
         self._failed_clusters: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -158,6 +160,7 @@ class KafkaPublisher(Service):
         stalled = box.failed_at is not None or \
             box.oldest_in_flight_age() > self._config.stall_s
         if not stalled:
+            self._reported.pop(cluster, None)
             if self._down.pop(cluster, None) is not None:
                 logger.info("Kafka cluster %s is back", cluster)
                 self._failed_clusters.discard(cluster)
@@ -170,7 +173,12 @@ class KafkaPublisher(Service):
         detail = f": {box.last_error}" if box.last_error else ""
         message = (f"Kafka cluster {cluster} unreachable for {down:.0f} s; {memory + disk} "
                    f"records held ({disk} on disk){detail}")
-        self._on_outage(cluster, message)
+        # The message changes with every record held; refreshing it (a logged, persisted
+        # status change per processor) once per stall_s is enough, not on every loop.
+        now = time.monotonic()
+        if now - self._reported.get(cluster, -math.inf) >= self._config.stall_s:
+            self._reported[cluster] = now
+            self._on_outage(cluster, message)
         if down > self._config.unreachable_fail_s and cluster not in self._failed_clusters:
             self._failed_clusters.add(cluster)
             self._on_unreachable(cluster, message)

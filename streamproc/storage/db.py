@@ -66,17 +66,19 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
 class Database:
     """Thread-safe wrapper around one SQLite connection. :meth:`open` does the I/O."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str = _SCHEMA, synchronous: str = "FULL") -> None:
         self.path = Path(path)
+        self._schema = schema
+        # FULL (the default): a face acknowledged to the client survives power loss.
+        self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self.lock = threading.RLock()
 
     def open(self) -> None:
         """Create the data dir (owner-only) and the schema."""
-        # FULL: a face acknowledged to the client survives power loss, not just a crash.
-        conn = connect(self.path, "FULL")
+        conn = connect(self.path, self._synchronous)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(_SCHEMA)
+        conn.executescript(self._schema)
         self._conn = conn
 
     def close(self) -> None:
