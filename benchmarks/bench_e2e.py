@@ -36,14 +36,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import SHARED, VIDEO, percentiles, sample_record, save, table  # noqa: E402
-
-from streamproc.broker import EmbeddedBroker  # noqa: E402
 from streamproc.config import load_config  # noqa: E402
 from streamproc.daemon import Daemon  # noqa: E402
-from streamproc.demo import call as demo_call  # noqa: E402
-from streamproc.demo import enrol  # noqa: E402
-from streamproc.livestream import LoopingStream  # noqa: E402
 from streamproc.storage.collections import NewFace  # noqa: E402
+from streamproc.tools.broker import EmbeddedBroker  # noqa: E402
+from streamproc.tools.demo import call as demo_call  # noqa: E402
+from streamproc.tools.demo import enrol  # noqa: E402
+from streamproc.tools.livestream import LoopingStream  # noqa: E402
 
 warnings.filterwarnings("ignore", message="`estimate` is deprecated")
 WARMUP_S = 6.0

@@ -20,9 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import sample_record, save, table  # noqa: E402
-
-from streamproc.broker import EmbeddedBroker  # noqa: E402
 from streamproc.config import KafkaConfig  # noqa: E402
+from streamproc.tools.broker import EmbeddedBroker  # noqa: E402
 
 
 def baseline(bootstrap: str, records: int, value: bytes) -> float:
@@ -45,8 +44,8 @@ class Ours:
         from prometheus_client import CollectorRegistry
 
         from streamproc.dataplane.publish import KafkaPublisher
-        from streamproc.dataplane.spool import Spool
         from streamproc.metrics import ProcessorMetrics, PublisherMetrics
+        from streamproc.storage.spool import Spool
 
         self.bootstrap = bootstrap
         self.registry = CollectorRegistry()

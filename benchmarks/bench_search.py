@@ -25,7 +25,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import percentiles, save, table  # noqa: E402
-
 from streamproc.storage.index import IndexPolicy, build_index  # noqa: E402
 
 QUERIES = 500

@@ -24,7 +24,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import SHARED, VIDEO, save, table  # noqa: E402
-
 from streamproc.config import load_config  # noqa: E402
 from streamproc.faces.detector import DetectorSettings  # noqa: E402
 from streamproc.faces.engine import FaceEngine  # noqa: E402

@@ -73,7 +73,7 @@ def serve(config: Config) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from streamproc.demo import default_shared, run_demo
+    from streamproc.tools.demo import default_shared, run_demo
 
     warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,26 +10,26 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streamproc.api.auth import SigV4Verifier
+from streamproc.api.collection_handlers import HANDLERS, Services
+from streamproc.api.images import ImageLoader
+from streamproc.api.processor_handlers import PROCESSOR_HANDLERS, ProcessorServices
+from streamproc.api.server import HttpServer
+from streamproc.api.transport import ApiLimits, ControlApi
+from streamproc.api.validate import ServiceSpec
+from streamproc.collections.images import ImageService
+from streamproc.collections.service import CollectionService
 from streamproc.config import Config
-from streamproc.control.api import ApiLimits, ControlApi
-from streamproc.control.auth import SigV4Verifier
-from streamproc.control.collection_service import CollectionService
-from streamproc.control.handlers import HANDLERS, Services
-from streamproc.control.image_service import ImageService
-from streamproc.control.images import ImageLoader
-from streamproc.control.server import HttpServer
-from streamproc.control.validate import ServiceSpec
 from streamproc.dataplane.plane import DataPlane, PlaneEvents
-from streamproc.dataplane.spool import Spool
 from streamproc.faces.engine import FaceEngine
 from streamproc.metrics import ApiMetrics, ProcessorMetrics, ProcessorSensor, PublisherMetrics
-from streamproc.processors.handlers import PROCESSOR_HANDLERS, ProcessorServices
 from streamproc.processors.service import ProcessorService
-from streamproc.processors.spec import ProcessorStore
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
+from streamproc.storage.processors import ProcessorStore
+from streamproc.storage.spool import Spool
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Every error the control plane can return is a subclass of :class:`StreamprocError` named
 after the Rekognition error shape it serialises as. The transport has exactly one
-serialiser (``control.api.error_response``); services only raise these.
+serialiser (``api.transport.error_response``); services only raise these.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from streamproc.broker import EmbeddedBroker
 from streamproc.config import Config, load_config
 from streamproc.daemon import Daemon
+from streamproc.tools.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STREAMPROC_SHARED", REPO.parent / "shared")).resolve()

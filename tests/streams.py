@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import VIDEO
 
-from streamproc.demo import clip_frames
+from streamproc.tools.demo import clip_frames
 
 ROLE = "arn:aws:iam::123456789012:role/streamproc"
 BOTH = VIDEO / "head-pose-face-detection-female-and-male.mp4"

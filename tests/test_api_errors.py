@@ -23,7 +23,8 @@ def raw_call(daemon: Any, target: str, body: bytes | str,
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
-    return resp.status, json.loads(data) if data else {}, {k.lower(): v for k, v in resp.getheaders()}
+    headers = {k.lower(): v for k, v in resp.getheaders()}
+    return resp.status, json.loads(data) if data else {}, headers
 
 
 def png(width: int, height: int, color: int = 128) -> bytes:

@@ -134,8 +134,8 @@ def _publisher(tmp_path: Any, factory: Any, **cfg: Any) -> Any:
 
     from streamproc.config import KafkaConfig
     from streamproc.dataplane.publish import KafkaPublisher
-    from streamproc.dataplane.spool import Spool
     from streamproc.metrics import PublisherMetrics
+    from streamproc.storage.spool import Spool
 
     spool = Spool(tmp_path / "spool.db")
     spool.open()
@@ -270,7 +270,7 @@ def test_outbox_keeps_order_through_disk_and_failures(tmp_path: Any) -> None:
 
 
 def test_spool_never_reuses_positions(tmp_path: Any) -> None:
-    from streamproc.dataplane.spool import Spool
+    from streamproc.storage.spool import Spool
 
     spool = Spool(tmp_path / "s.db")
     spool.open()

@@ -20,9 +20,9 @@ import pytest
 from conftest import SHARED, client_for, fixture_photo, make_config
 from streams import BOTH, MAN, Records, create, enrol, matched_names, wait_status
 
-from streamproc.broker import EmbeddedBroker
 from streamproc.daemon import Daemon
-from streamproc.livestream import LoopingStream
+from streamproc.tools.broker import EmbeddedBroker
+from streamproc.tools.livestream import LoopingStream
 
 OUTAGE_S = 60.0
 

@@ -14,9 +14,9 @@ from conftest import make_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamproc.control.handlers import HANDLERS
+from streamproc.api.collection_handlers import HANDLERS
+from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.daemon import Daemon
-from streamproc.processors.handlers import PROCESSOR_HANDLERS
 
 OPERATIONS = sorted({**HANDLERS, **PROCESSOR_HANDLERS})
 MODEL = botocore.session.get_session().get_service_model("rekognition")

@@ -26,7 +26,7 @@ from streams import (
 )
 
 from streamproc.daemon import Daemon
-from streamproc.livestream import LoopingStream
+from streamproc.tools.livestream import LoopingStream
 
 LEFT_OF = 200 / 480  # in the two-person clip the woman is left of x=200 px
 

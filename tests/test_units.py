@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamproc.api.validate import ServiceSpec
 from streamproc.config import load_config
-from streamproc.control.validate import ServiceSpec
 from streamproc.errors import ImageTooLargeException, InvalidParameterException
 from streamproc.faces.runner import resolve_providers
 from streamproc.faces.similarity import SimilarityScale

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.dataplane.spool import Spool
 from streamproc.metrics import ProcessorSensor
+from streamproc.storage.spool import Spool
 
 
 @dataclass

@@ -10,11 +10,11 @@ from streamproc.config import Config
 from streamproc.dataplane.analyzer import Analyzer
 from streamproc.dataplane.publish import KafkaPublisher
 from streamproc.dataplane.session import Session
-from streamproc.dataplane.spool import Spool
 from streamproc.dataplane.worker import SourceSettings, SourceWorker
 from streamproc.faces.engine import FaceEngine
 from streamproc.metrics import ProcessorSensor, PublisherMetrics
 from streamproc.storage.collections import CollectionStore
+from streamproc.storage.spool import Spool
 
 
 @dataclass

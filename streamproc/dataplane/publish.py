@@ -17,9 +17,9 @@ from typing import Any
 
 from streamproc.config import KafkaConfig
 from streamproc.dataplane.outbox import Entry, Outbox
-from streamproc.dataplane.spool import Spool
 from streamproc.lifecycle import Service
 from streamproc.metrics import ProcessorSensor, PublisherMetrics
+from streamproc.storage.spool import Spool
 
 logger = logging.getLogger(__name__)
 RETRY_S = 2.0

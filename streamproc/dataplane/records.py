@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamproc.control.shapes import face_detail, face_match
 from streamproc.dataplane.source import VideoFrame
 from streamproc.faces.types import Face
+from streamproc.rekognition.shapes import face_detail, face_match
 from streamproc.storage.collections import StoredFace
 
 Match = tuple[float, StoredFace]

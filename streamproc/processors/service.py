@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamproc.config import Config
-from streamproc.control.tokens import decode_token, encode_token
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.session import Session
 from streamproc.errors import (
@@ -20,7 +19,7 @@ from streamproc.errors import (
     ResourceNotFoundException,
 )
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
-from streamproc.processors.spec import ProcessorSpec, ProcessorStore
+from streamproc.processors.spec import ProcessorSpec
 from streamproc.processors.state import (
     CAN_DELETE,
     CAN_START,
@@ -30,6 +29,8 @@ from streamproc.processors.state import (
     ProcessorStatus,
 )
 from streamproc.processors.urls import KVS_ARN, output_target, redact, stream_name
+from streamproc.rekognition.tokens import decode_token, encode_token
+from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)
@@ -68,9 +69,9 @@ class ProcessorService:
             status = S(stored.status)
             if status not in (S.STOPPED, S.FAILED):
                 status = S.STOPPED  # a transient state cannot outlive the process
-            entry = self._new_entry(stored.spec, status, stored.status_message, stored.updated,
-                                    stored.desired)
-            self._entries[stored.spec.name] = entry
+            entry = self._new_entry(ProcessorSpec.from_dict(stored.spec), status,
+                                    stored.status_message, stored.updated, stored.desired)
+            self._entries[stored.name] = entry
         for entry in list(self._entries.values()):
             if entry.desired == "RUNNING":
                 logger.info("resuming processor %s", entry.spec.name)
@@ -138,7 +139,7 @@ class ProcessorService:
                     raise ResourceInUseException(
                         f"Output stream is already used by stream processor {other.spec.name}")
             spec = ProcessorSpec(arn=self.arn(name), created=time.time(), **spec_args)
-            self._store.insert(spec, S.STOPPED.value, spec.created)
+            self._store.insert(name, spec.to_dict(), S.STOPPED.value, "STOPPED", spec.created)
             self._entries[name] = self._new_entry(spec, S.STOPPED, "", spec.created, "STOPPED")
         if tags:
             self._tags.set(spec.arn, tags)
@@ -292,7 +293,7 @@ class ProcessorService:
             if data_sharing is not None:
                 changes["data_sharing"] = data_sharing
             entry.spec = entry.spec.with_updates(**changes)
-            self._store.save_spec(entry.spec)
+            self._store.save_spec(name, entry.spec.to_dict())
             if entry.session is not None:
                 entry.session.regions = list(entry.spec.regions)
 

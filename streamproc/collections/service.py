@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamproc.collections.quality import quality_reasons
 from streamproc.config import Config
-from streamproc.control.quality import quality_reasons
-from streamproc.control.shapes import bounding_box, confidence
-from streamproc.control.tokens import decode_token, encode_token
 from streamproc.errors import (
     InvalidParameterException,
     ResourceAlreadyExistsException,
@@ -23,6 +21,8 @@ from streamproc.errors import (
 )
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
+from streamproc.rekognition.shapes import bounding_box, confidence
+from streamproc.rekognition.tokens import decode_token, encode_token
 from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
 from streamproc.storage.tags import TagStore
 

@@ -11,8 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from streamproc.broker import free_port
 from streamproc.lifecycle import Service
+from streamproc.tools.broker import free_port
 
 
 class LoopingStream(Service):

@@ -21,10 +21,10 @@ from typing import Any
 import av
 import cv2
 
-from streamproc.broker import EmbeddedBroker
 from streamproc.config import load_config
 from streamproc.daemon import Daemon
-from streamproc.livestream import LoopingStream
+from streamproc.tools.broker import EmbeddedBroker
+from streamproc.tools.livestream import LoopingStream
 
 logger = logging.getLogger(__name__)
 CLIPS = Path("data/video/intel_sample_videos")

@@ -21,8 +21,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from streamproc.control.auth import SigV4Verifier
-from streamproc.control.validate import ServiceSpec
+from streamproc.api.auth import SigV4Verifier
+from streamproc.api.validate import ServiceSpec
 from streamproc.errors import (
     ImageTooLargeException,
     InternalServerError,

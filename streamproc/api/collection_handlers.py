@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.control.collection_service import CollectionService, SearchHit, digest
-from streamproc.control.image_service import ImageService
-from streamproc.control.images import ImageLoader
-from streamproc.control.shapes import bounding_box, confidence, face_detail, face_match
-from streamproc.control.shapes import stored_face as face_wire
+from streamproc.api.images import ImageLoader
+from streamproc.collections.images import ImageService
+from streamproc.collections.service import CollectionService, SearchHit, digest
+from streamproc.rekognition.shapes import bounding_box, confidence, face_detail, face_match
+from streamproc.rekognition.shapes import stored_face as face_wire
 
 Params = dict[str, Any]
 

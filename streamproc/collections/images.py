@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamproc.collections.quality import quality_reasons
+from streamproc.collections.service import largest_face
 from streamproc.config import Config
-from streamproc.control.collection_service import largest_face
-from streamproc.control.quality import quality_reasons
 from streamproc.errors import InvalidParameterException
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.control.collection_service import CollectionService
+from streamproc.collections.service import CollectionService
 from streamproc.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
