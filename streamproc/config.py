@@ -254,6 +254,20 @@ class ProcessorsConfig(_Base):
         default_factory=dict, description="Kinesis-video-style ARN (or stream name) -> URL.")
 
 
+class SupervisionConfig(_Base):
+    """Restarts of threads that die: the shared stages and each processor's reader."""
+
+    max_restarts: int = Field(5, ge=0, description="Restarts allowed per window, per stage "
+                              "and per processor; past it the stage stays down (processors "
+                              "FAILED) or the processor goes FAILED.")
+    window_s: float = Field(60.0, gt=0, description="The sliding window for max_restarts.")
+    backoff_initial_s: float = Field(0.5, ge=0, description="Delay before a stage's first "
+                                     "restart; doubles with each recent restart.")
+    backoff_max_s: float = Field(10.0, ge=0, description="Longest delay before a restart.")
+    stuck_after_s: float = Field(30.0, gt=0, description="A live stage without progress for "
+                                 "this long is reported stuck (/health answers 503).")
+
+
 class Config(_Base):
     """The whole daemon configuration."""
 
@@ -274,6 +288,7 @@ class Config(_Base):
     models: ModelsConfig = ModelsConfig()
     images: ImagesConfig = ImagesConfig()
     storage: StorageConfig = StorageConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -3,16 +3,23 @@
 Hook order::
 
     start() -> _on_start() -> thread runs _run() until the stop event is set
-    stop(timeout) -> event set -> _on_stop() (unblock _run) -> join(timeout) -> bool
+    request_stop() -> event set -> _on_stop() (unblock _run); returns at once
+    join(timeout) -> bool;  stop(timeout) = request_stop() + join(timeout)
 
 ``stop`` never blocks longer than its timeout; it returns False (and logs) when the
 thread did not finish in time, so a stuck stage cannot hang the daemon's shutdown.
+
+A thread that ends with an exception is not torn down here: the exception is kept in
+:attr:`Service.error`, ``_on_crash`` is called on the dying thread (to post an event, never
+to clean up), and whoever supervises the service notices ``alive`` is False and decides.
+Loops call :meth:`beat` once per turn so a supervisor can tell a busy stage from a stuck one.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -24,34 +31,50 @@ class Service:
         self.name = name
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.last_beat = time.monotonic()
 
     @property
     def running(self) -> bool:
         """True while the thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def started(self) -> bool:
+        """True once start() ran (the thread may have ended since)."""
+        return self._thread is not None
+
     def start(self) -> None:
-        """Run ``_on_start`` in the caller, then ``_run`` in a new thread."""
+        """Run ``_on_start`` in the caller, then ``_run`` in a new thread (also a restart)."""
         if self.running:
             return
         self._stopping.clear()
+        self.error = None
         self._on_start()
+        self.beat()
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> bool:
-        """Ask the thread to finish and wait at most ``timeout`` seconds."""
+    def request_stop(self) -> None:
+        """Ask the thread to finish; returns at once."""
         self._stopping.set()
         self._on_stop()
+
+    def join(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the thread; True if it has finished."""
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
-        if thread.is_alive():
-            logger.error("%s did not stop within %.1fs; abandoning its thread", self.name,
-                         timeout)
-            return False
-        return True
+        return not thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the thread to finish and wait at most ``timeout`` seconds."""
+        self.request_stop()
+        if self.join(timeout):
+            return True
+        logger.error("%s did not stop within %.1fs; abandoning its thread", self.name, timeout)
+        return False
 
     def wait(self, seconds: float) -> bool:
         """Sleep that ends early on stop; True if stopping."""
@@ -62,17 +85,26 @@ class Service:
         """True once stop() was called."""
         return self._stopping.is_set()
 
+    def beat(self) -> None:
+        """Record progress (called by the loop once per turn)."""
+        self.last_beat = time.monotonic()
+
     def _main(self) -> None:
         try:
             self._run()
-        except Exception:
+        except Exception as exc:
+            self.error = exc
             logger.exception("%s crashed", self.name)
+            self._on_crash(exc)
 
     def _on_start(self) -> None:
         """Hook: prepare in the caller's thread (raise to refuse starting)."""
 
     def _on_stop(self) -> None:
         """Hook: unblock ``_run`` (close sockets, signal servers)."""
+
+    def _on_crash(self, exc: BaseException) -> None:
+        """Hook: runs on the dying thread; report the crash, do not clean up here."""
 
     def _run(self) -> None:
         raise NotImplementedError

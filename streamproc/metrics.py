@@ -45,6 +45,7 @@ class ProcessorMetrics:
     records_published: Counter
     publish_errors: Counter
     reconnects: Counter
+    restarts: Counter
     latency: Histogram
     status: Gauge
 
@@ -64,6 +65,7 @@ class ProcessorMetrics:
             records_published=counter("records_published", "Records acknowledged by Kafka"),
             publish_errors=counter("publish_errors", "Records Kafka did not take"),
             reconnects=counter("reconnects", "Source reconnect attempts"),
+            restarts=counter("restarts", "Sessions restarted after their reader crashed"),
             latency=Histogram("streamproc_processor_frame_to_publish_seconds",
                               "From frame decode to Kafka acknowledgement", _PROCESSOR,
                               registry=registry,
@@ -82,7 +84,7 @@ class ProcessorMetrics:
         for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped,
                        self.faces_detected, self.matches, self.records_emitted,
                        self.records_published,
-                       self.publish_errors, self.reconnects, self.latency):
+                       self.publish_errors, self.reconnects, self.restarts, self.latency):
             try:
                 metric.remove(name)
             except KeyError:
@@ -114,6 +116,24 @@ class PublisherMetrics:
         )
 
 
+@dataclass(frozen=True)
+class StageMetrics:
+    """Health of the shared stage threads (analyzer, publisher, reconciler, ...)."""
+
+    up: Gauge
+    restarts: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> StageMetrics:
+        """Register the stage metrics on ``registry``."""
+        return cls(
+            up=Gauge("streamproc_stage_up", "1 while the stage's thread is alive and making "
+                     "progress", ["stage"], registry=registry),
+            restarts=Counter("streamproc_stage_restarts", "Times the stage's thread was "
+                             "restarted after it died", ["stage"], registry=registry),
+        )
+
+
 class ProcessorSensor:
     """What the data plane reports about one processor (it never imports prometheus)."""
 
@@ -129,6 +149,7 @@ class ProcessorSensor:
         self._emitted = metrics.records_emitted.labels(name)
         self._errors = metrics.publish_errors.labels(name)
         self._reconnects = metrics.reconnects.labels(name)
+        self._restarts = metrics.restarts.labels(name)
         self._latency = metrics.latency.labels(name)
 
     def frame_decoded(self) -> None:
@@ -164,6 +185,10 @@ class ProcessorSensor:
     def reconnect(self) -> None:
         """The source is being reopened."""
         self._reconnects.inc()
+
+    def restarted(self) -> None:
+        """The session was restarted after its reader crashed."""
+        self._restarts.inc()
 
     def status(self, old: str, new: str) -> None:
         """Status changed."""

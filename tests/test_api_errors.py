@@ -165,7 +165,10 @@ def test_health_and_metrics(daemon: Any) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
     conn.request("GET", "/health")
     resp = conn.getresponse()
-    assert resp.status == 200 and json.loads(resp.read()) == {"status": "ok"}
+    body = json.loads(resp.read())
+    assert resp.status == 200 and body["status"] == "ok"
+    assert set(body["stages"]) == {"analyzer", "publisher", "reconciler", "index-builder"}
+    assert all(stage["state"] == "ok" and stage["alive"] for stage in body["stages"].values())
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     assert 'streamproc_api_requests_total{code="OK",operation="' in text

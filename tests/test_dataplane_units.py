@@ -133,15 +133,16 @@ def _publisher(tmp_path: Any, factory: Any, **cfg: Any) -> Any:
     from prometheus_client import CollectorRegistry
 
     from streamproc.config import KafkaConfig
-    from streamproc.dataplane.publish import KafkaPublisher
+    from streamproc.dataplane.publish import kafka_publisher
     from streamproc.metrics import PublisherMetrics
+    from streamproc.processors.mailbox import Mailbox, MailboxEvents
     from streamproc.storage.spool import Spool
 
     spool = Spool(tmp_path / "spool.db")
     spool.open()
-    return KafkaPublisher(KafkaConfig(**cfg), spool, PublisherMetrics.create(CollectorRegistry()),
-                          lambda name: None, lambda c, m: None, lambda c, m: None,
-                          producer_factory=factory), spool
+    return kafka_publisher(KafkaConfig(**cfg), spool, PublisherMetrics.create(CollectorRegistry()),
+                           lambda name: None, MailboxEvents(Mailbox()),
+                           producer_factory=factory), spool
 
 
 def _sensor() -> Any:
@@ -179,7 +180,7 @@ def test_shared_stages_stop_in_bounded_time(tmp_path: Any) -> None:
     assert publisher.stop(timeout=0.5) is False  # its thread is stuck in send: abandoned
     assert time.monotonic() - started < 2.0
     release.set()
-    analyzer = Analyzer(engine=None, store=None, publisher=publisher,  # type: ignore[arg-type]
+    analyzer = Analyzer(engine=None, searcher=None, publisher=publisher,  # type: ignore[arg-type]
                         batch_frames=4, max_matches=1, emit_empty=False,
                         wake=threading.Event())
     analyzer.start()

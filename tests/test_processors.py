@@ -127,8 +127,8 @@ def test_people_are_matched_and_strangers_are_not(rek: Any, daemon: Daemon, brok
         _check_record_format(record, both.url)
     started = time.monotonic()
     rek.stop_stream_processor(Name="pair")
+    assert wait_status(rek, "pair", {"STOPPED"}, 5)["Status"] == "STOPPED"
     assert time.monotonic() - started < 3
-    assert rek.describe_stream_processor(Name="pair")["Status"] == "STOPPED"
     metrics = daemon.registry
     for metric in ("frames_decoded", "frames_analysed", "faces_detected", "matches",
                    "records_published"):
@@ -247,8 +247,8 @@ def test_stop_is_prompt_while_the_source_blocks(rek: Any, people: str,
             rek.delete_stream_processor(Name="silent")
         started = time.monotonic()
         rek.stop_stream_processor(Name="silent")
+        assert wait_status(rek, "silent", {"STOPPED"}, 5)["Status"] == "STOPPED"
         assert time.monotonic() - started < 3.5
-        assert rek.describe_stream_processor(Name="silent")["Status"] == "STOPPED"
     finally:
         for conn in accepted:
             conn.close()

@@ -8,9 +8,10 @@ from typing import Any
 
 from streamproc.api.images import ImageLoader
 from streamproc.collections.images import ImageService
-from streamproc.collections.service import CollectionService, SearchHit, digest
+from streamproc.collections.service import CollectionService, digest
 from streamproc.rekognition.shapes import bounding_box, confidence, face_detail, face_match
 from streamproc.rekognition.shapes import stored_face as face_wire
+from streamproc.search.searcher import SearchHit
 
 Params = dict[str, Any]
 

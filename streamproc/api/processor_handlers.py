@@ -1,37 +1,21 @@
-"""Wire handlers for the stream processor and tagging operations."""
+"""Wire handlers for the stream processor operations."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from streamproc.collections.service import CollectionService
-from streamproc.errors import (
-    InvalidParameterException,
-    ResourceNotFoundException,
-    ServiceQuotaExceededException,
-)
+from streamproc.errors import InvalidParameterException
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.urls import redact
-from streamproc.storage.tags import TagStore
+from streamproc.rekognition.constants import DEFAULT_THRESHOLD, FACE_SEARCH, stream_threshold
 
 Params = dict[str, Any]
-MAX_TAGS = 200
 
 
-@dataclass
-class ProcessorServices:
-    """What the processor handlers call."""
-
-    processors: ProcessorService
-    collections: CollectionService
-    tags: TagStore
-
-
-def create_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
+def create_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     """CreateStreamProcessor (face search only)."""
-    face_search = p["Settings"].get("FaceSearch")
+    face_search = p["Settings"].get(FACE_SEARCH)
     if not face_search or "CollectionId" not in face_search:
         raise InvalidParameterException(
             "Settings.FaceSearch.CollectionId is required: only face search processors "
@@ -44,20 +28,21 @@ def create_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
     except KeyError:
         raise InvalidParameterException(
             "Input.KinesisVideoStream.Arn and Output.KinesisDataStream.Arn are required") from None
-    spec = s.processors.create({
+    spec = s.create({
         "name": p["Name"], "input_arn": input_arn, "output_arn": output_arn,
         "collection_id": face_search["CollectionId"],
-        "threshold": float(face_search.get("FaceMatchThreshold", 80.0)),
+        "threshold": float(face_search.get("FaceMatchThreshold", DEFAULT_THRESHOLD)),
         "role_arn": p["RoleArn"], "regions": p.get("RegionsOfInterest", []),
         "data_sharing": p.get("DataSharingPreference", {}).get("OptIn"),
         "notification": p.get("NotificationChannel"), "kms_key_id": p.get("KmsKeyId"),
+        "kind": FACE_SEARCH,
     }, p.get("Tags", {}))
     return {"StreamProcessorArn": spec.arn}
 
 
-def describe_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
-    """DescribeStreamProcessor (URLs redacted; threshold as stored, applied at >= 80)."""
-    spec, state = s.processors.describe(p["Name"])
+def describe_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+    """DescribeStreamProcessor (URLs redacted; the threshold as applied)."""
+    spec, state = s.describe(p["Name"])
     out: dict[str, Any] = {
         "Name": spec.name, "StreamProcessorArn": spec.arn, "Status": state.status.value,
         "StatusMessage": state.message, "CreationTimestamp": spec.created,
@@ -65,8 +50,8 @@ def describe_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]
         "Input": {"KinesisVideoStream": {"Arn": redact(spec.input_arn)}},
         "Output": {"KinesisDataStream": {"Arn": redact(spec.output_arn)}},
         "RoleArn": spec.role_arn,
-        "Settings": {"FaceSearch": {"CollectionId": spec.collection_id,
-                                    "FaceMatchThreshold": max(spec.threshold, 80.0)}},
+        "Settings": {FACE_SEARCH: {"CollectionId": spec.collection_id,
+                                   "FaceMatchThreshold": stream_threshold(spec.threshold)}},
     }
     if spec.regions:
         out["RegionsOfInterest"] = spec.regions
@@ -79,38 +64,38 @@ def describe_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]
     return out
 
 
-def list_stream_processors(s: ProcessorServices, p: Params) -> dict[str, Any]:
+def list_stream_processors(s: ProcessorService, p: Params) -> dict[str, Any]:
     """ListStreamProcessors."""
-    page, token = s.processors.list(p.get("NextToken"), p.get("MaxResults"))
+    page, token = s.list(p.get("NextToken"), p.get("MaxResults"))
     out: dict[str, Any] = {"StreamProcessors": [{"Name": n, "Status": st} for n, st in page]}
     if token:
         out["NextToken"] = token
     return out
 
 
-def start_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
+def start_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     """StartStreamProcessor."""
     if "StartSelector" in p or "StopSelector" in p:
         raise InvalidParameterException(
             "StartSelector and StopSelector apply to label detection, not face search")
-    return {"SessionId": s.processors.start(p["Name"])}
+    return {"SessionId": s.start(p["Name"])}
 
 
-def stop_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
+def stop_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     """StopStreamProcessor."""
-    s.processors.stop(p["Name"])
+    s.stop(p["Name"])
     return {}
 
 
-def delete_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
+def delete_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     """DeleteStreamProcessor."""
-    s.processors.delete(p["Name"])
+    s.delete(p["Name"])
     return {}
 
 
-def update_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
+def update_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     """UpdateStreamProcessor."""
-    s.processors.update(
+    s.update(
         p["Name"], p.get("RegionsOfInterestForUpdate"),
         p.get("DataSharingPreferenceForUpdate", {}).get("OptIn"),
         p.get("ParametersToDelete", []),
@@ -118,36 +103,7 @@ def update_stream_processor(s: ProcessorServices, p: Params) -> dict[str, Any]:
     return {}
 
 
-def _resource(s: ProcessorServices, arn: str) -> str:
-    if s.processors.entry_by_arn(arn) is not None:
-        return arn
-    prefix = s.collections.arn("")
-    if arn.startswith(prefix) and s.collections.exists(arn[len(prefix):]):
-        return arn
-    raise ResourceNotFoundException(f"Resource {arn} not found")
-
-
-def tag_resource(s: ProcessorServices, p: Params) -> dict[str, Any]:
-    """TagResource (collections and stream processors)."""
-    arn = _resource(s, p["ResourceArn"])
-    if len({**s.tags.get(arn), **p["Tags"]}) > MAX_TAGS:
-        raise ServiceQuotaExceededException(f"A resource can have at most {MAX_TAGS} tags")
-    s.tags.set(arn, p["Tags"])
-    return {}
-
-
-def untag_resource(s: ProcessorServices, p: Params) -> dict[str, Any]:
-    """UntagResource."""
-    s.tags.remove(_resource(s, p["ResourceArn"]), p["TagKeys"])
-    return {}
-
-
-def list_tags_for_resource(s: ProcessorServices, p: Params) -> dict[str, Any]:
-    """ListTagsForResource."""
-    return {"Tags": s.tags.get(_resource(s, p["ResourceArn"]))}
-
-
-PROCESSOR_HANDLERS: dict[str, Callable[[ProcessorServices, Params], dict[str, Any]]] = {
+PROCESSOR_HANDLERS: dict[str, Callable[[ProcessorService, Params], dict[str, Any]]] = {
     "CreateStreamProcessor": create_stream_processor,
     "DescribeStreamProcessor": describe_stream_processor,
     "ListStreamProcessors": list_stream_processors,
@@ -155,7 +111,4 @@ PROCESSOR_HANDLERS: dict[str, Callable[[ProcessorServices, Params], dict[str, An
     "StopStreamProcessor": stop_stream_processor,
     "DeleteStreamProcessor": delete_stream_processor,
     "UpdateStreamProcessor": update_stream_processor,
-    "TagResource": tag_resource,
-    "UntagResource": untag_resource,
-    "ListTagsForResource": list_tags_for_resource,
 }

@@ -12,8 +12,8 @@ from streamproc.config import Config
 from streamproc.errors import InvalidParameterException
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
-
-MAX_TARGET_FACES = 100
+from streamproc.rekognition.constants import DEFAULT_THRESHOLD, MAX_TARGET_FACES
+from streamproc.search.searcher import FaceSearcher
 
 
 @dataclass
@@ -28,8 +28,9 @@ class Comparison:
 class ImageService:
     """Face detection and one-to-one comparison on request images."""
 
-    def __init__(self, engine: FaceEngine, config: Config) -> None:
+    def __init__(self, engine: FaceEngine, searcher: FaceSearcher, config: Config) -> None:
         self._engine = engine
+        self._searcher = searcher
         self._config = config
 
     def detect_faces(self, image: np.ndarray) -> list[Face]:
@@ -49,8 +50,8 @@ class ImageService:
         self._engine.embed(source, [src])
         self._engine.embed(target, targets)
         cosines = np.vstack([t.embedding for t in targets]) @ src.embedding
-        sims = np.asarray(self._engine.scale.similarity(cosines), dtype=float)
-        cut = 80.0 if threshold is None else threshold
+        sims = np.asarray(self._searcher.similarity(cosines), dtype=float)
+        cut = DEFAULT_THRESHOLD if threshold is None else threshold
         matches = sorted(((float(s), t) for s, t in zip(sims, targets) if s >= cut),
                          key=lambda m: -m[0])
         unmatched = [t for s, t in zip(sims, targets) if s < cut]

@@ -21,8 +21,16 @@ from streamproc.errors import (
 )
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
+from streamproc.rekognition.constants import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SEARCH_MAX_FACES,
+    DEFAULT_THRESHOLD,
+    MAX_FACES_TO_INDEX,
+    Arns,
+)
 from streamproc.rekognition.shapes import bounding_box, confidence
 from streamproc.rekognition.tokens import decode_token, encode_token
+from streamproc.search.searcher import FaceSearcher, SearchHit
 from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
 from streamproc.storage.tags import TagStore
 
@@ -31,9 +39,6 @@ logger = logging.getLogger(__name__)
 # Namespace for name-based (v5) face and image ids, so the same image indexed into two
 # collections gets the same ids, as Rekognition documents.
 _ID_NAMESPACE = uuid.UUID("7f6b4f1e-3a51-5c8e-9a56-2d0c8f1b6e10")
-DEFAULT_THRESHOLD = 80.0
-MAX_FACES_TO_INDEX = 100
-DEFAULT_PAGE = 1000
 
 
 @dataclass
@@ -46,34 +51,33 @@ class IndexResult:
     unindexed: list[tuple[list[str], Face]] = field(default_factory=list)
 
 
-@dataclass
-class SearchHit:
-    """One match: the Similarity and the stored face."""
-
-    similarity: float
-    face: StoredFace
-
-
 class CollectionService:
     """Rules for collections and face search; raises domain errors only."""
 
     def __init__(self, store: CollectionStore, tags: TagStore, engine: FaceEngine,
-                 config: Config, on_delete: Callable[[str], None] | None = None) -> None:
+                 searcher: FaceSearcher, config: Config,
+                 on_delete: Callable[[str], None] | None = None) -> None:
         self._on_delete = on_delete
         self._store = store
         self._tags = tags
         self._engine = engine
+        self._searcher = searcher
         self._config = config
+        self._arns = Arns(config.server.region, config.server.account_id)
 
     # ---- collections -------------------------------------------------------------
     def arn(self, collection_id: str) -> str:
         """The collection's ARN."""
-        server = self._config.server
-        return f"arn:aws:rekognition:{server.region}:{server.account_id}:collection/{collection_id}"
+        return self._arns.collection(collection_id)
 
     def exists(self, collection_id: str) -> bool:
         """True if the collection exists."""
         return self._store.get(collection_id) is not None
+
+    def exists_arn(self, arn: str) -> bool:
+        """True if ``arn`` names an existing collection (for tagging)."""
+        collection_id = self._arns.collection_id(arn)
+        return collection_id is not None and self.exists(collection_id)
 
     def require(self, collection_id: str) -> CollectionInfo:
         """The collection, or ResourceNotFoundException."""
@@ -84,9 +88,10 @@ class CollectionService:
 
     def create_collection(self, collection_id: str, tags: dict[str, str]) -> CollectionInfo:
         """Create an empty collection bound to the loaded pack's embedding size."""
+        model = self._engine.identity
         info = CollectionInfo(collection_id, self.arn(collection_id), time.time(),
-                              self._engine.pack_name, self._engine.dim,
-                              self._engine.face_model_version)
+                              model.pack, model.dim, self._engine.face_model_version,
+                              model.recognizer)
         if not self._store.create(info):
             raise ResourceAlreadyExistsException(
                 f"The collection id: {collection_id} already exists")
@@ -114,21 +119,13 @@ class CollectionService:
                          ) -> tuple[list[CollectionInfo], str | None]:
         """One page of collections in id order, and the token for the next page."""
         after = decode_token("collections", token, str)
-        limit = max_results or DEFAULT_PAGE
+        limit = max_results or DEFAULT_PAGE_SIZE
         ids = [c for c in self._store.list_ids() if after is None or c > after]
         page = [info for info in map(self._store.get, ids[:limit]) if info is not None]
         more = len(ids) > limit
         return page, encode_token("collections", page[-1].collection_id) if more else None
 
     # ---- faces ---------------------------------------------------------------------
-    def _check_model(self, info: CollectionInfo) -> None:
-        if info.dim != self._engine.dim:
-            raise InvalidParameterException(
-                f"Collection {info.collection_id} was created with model pack {info.pack} "
-                f"({info.dim}-d embeddings); this server runs {self._engine.pack_name} "
-                f"({self._engine.dim}-d). Use a new collection or run the original pack."
-            )
-
     def _face_id(self, image_id: str, external: str | None, face: Face) -> str:
         box = ",".join(str(int(round(v))) for v in face.box)
         return str(uuid.uuid5(_ID_NAMESPACE, f"{image_id}|{external or ''}|{box}"))
@@ -137,8 +134,7 @@ class CollectionService:
                     external_image_id: str | None, max_faces: int | None,
                     quality_filter: str) -> IndexResult:
         """Detect, filter, embed and store faces; returns indexed and unindexed faces."""
-        info = self.require(collection_id)
-        self._check_model(info)
+        self._searcher.check(collection_id)
         height, width = image.shape[:2]
         result = IndexResult(width, height)
         faces = self._engine.detect(image)
@@ -181,7 +177,7 @@ class CollectionService:
         """One page of faces in insertion order."""
         self.require(collection_id)
         after = decode_token(f"faces:{collection_id}", token, int) or 0
-        limit = max_results or DEFAULT_PAGE
+        limit = max_results or DEFAULT_PAGE_SIZE
         if user_id is not None:
             # Users (AssociateFaces) are not supported, so no face belongs to any user.
             return [], None
@@ -197,40 +193,29 @@ class CollectionService:
         return self._store.delete_faces(collection_id, face_ids)
 
     # ---- search ----------------------------------------------------------------------
-    def search_vector(self, collection_id: str, vector: np.ndarray, max_faces: int,
-                      threshold: float, exclude: str | None = None) -> list[SearchHit]:
-        """Faces whose Similarity to ``vector`` is at least ``threshold``, best first."""
-        min_cos = self._engine.scale.cosine_for(threshold)
-        k = max_faces + (1 if exclude else 0)
-        hits = self._store.search(collection_id, vector[None, :], k, min_cos)[0]
-        out = [SearchHit(float(self._engine.scale.similarity(score)), face)
-               for score, face in hits if face.face_id != exclude]
-        return [h for h in out if h.similarity >= threshold][:max_faces]
-
     def search_faces(self, collection_id: str, face_id: str, max_faces: int | None,
                      threshold: float | None) -> list[SearchHit]:
         """Search with the stored embedding of ``face_id`` (the face itself excluded)."""
-        info = self.require(collection_id)
-        self._check_model(info)
+        self._searcher.check(collection_id)
         found = self._store.get_face(collection_id, face_id)
         if found is None:
             raise InvalidParameterException(
                 f"Face {face_id} was not found in collection {collection_id}")
         _, vector = found
-        return self.search_vector(collection_id, vector, max_faces or 4096,
-                                  DEFAULT_THRESHOLD if threshold is None else threshold,
-                                  exclude=face_id)
+        return self._searcher.search(
+            collection_id, vector[None, :], max_faces or DEFAULT_SEARCH_MAX_FACES,
+            DEFAULT_THRESHOLD if threshold is None else threshold, exclude=face_id)[0]
 
     def search_faces_by_image(self, collection_id: str, image: np.ndarray,
                               max_faces: int | None, threshold: float | None,
                               quality_filter: str) -> tuple[Face, list[SearchHit]]:
         """Search with the largest face in ``image``."""
-        info = self.require(collection_id)
-        self._check_model(info)
+        self._searcher.check(collection_id)
         face = largest_face(self._engine, image, self._config, quality_filter)
         self._engine.embed(image, [face])
-        hits = self.search_vector(collection_id, face.embedding, max_faces or 4096,
-                                  DEFAULT_THRESHOLD if threshold is None else threshold)
+        hits = self._searcher.search(
+            collection_id, face.embedding[None, :], max_faces or DEFAULT_SEARCH_MAX_FACES,
+            DEFAULT_THRESHOLD if threshold is None else threshold)[0]
         return face, hits
 
 

@@ -1,8 +1,11 @@
-"""The shared inference stage: frames from every running processor, batched together.
+"""The face-search analysis stage: frames from every running processor, batched together.
 
 Detection runs per frame (the SCRFD packs have no batch axis); the faces of all frames in
 a batch are embedded in one recogniser call, then each processor searches its collection
-and its records go to the publisher.
+through the shared :class:`~streamproc.search.searcher.FaceSearcher` (the same path the API
+uses, model check included) and its records go to the publisher. A problem with one
+processor (its collection gone, a bug in its settings) ends that processor's session only;
+the other frames of the batch are still analysed.
 """
 
 from __future__ import annotations
@@ -13,29 +16,30 @@ import threading
 
 import numpy as np
 
-from streamproc.dataplane.publish import KafkaPublisher
+from streamproc.dataplane.publish import Publisher
 from streamproc.dataplane.records import Match, face_search_record
 from streamproc.dataplane.session import Session, in_regions
 from streamproc.dataplane.source import VideoFrame
 from streamproc.dataplane.tracking import Track
+from streamproc.errors import StreamprocError
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
 from streamproc.lifecycle import Service
-from streamproc.storage.collections import CollectionStore
+from streamproc.search.searcher import CollectionNotFound, FaceSearcher
 
 logger = logging.getLogger(__name__)
-Work = tuple[Session, VideoFrame, list[Face]]
+Work = tuple[Session, VideoFrame, list[Face], list[Track]]
 
 
 class Analyzer(Service):
     """Pulls frames round-robin from sessions, analyses them in batches, emits records."""
 
-    def __init__(self, engine: FaceEngine, store: CollectionStore, publisher: KafkaPublisher,
+    def __init__(self, engine: FaceEngine, searcher: FaceSearcher, publisher: Publisher,
                  batch_frames: int, max_matches: int, emit_empty: bool,
                  wake: threading.Event, embed_interval_s: float = 0.0) -> None:
         super().__init__("analyzer")
         self._engine = engine
-        self._store = store
+        self._searcher = searcher
         self._publisher = publisher
         self._batch = batch_frames
         self._max_matches = max_matches
@@ -75,6 +79,7 @@ class Analyzer(Service):
 
     def _run(self) -> None:
         while not self.stopping:
+            self.beat()
             batch = self._collect()
             if not batch:
                 self._wake.wait(0.05)
@@ -83,19 +88,22 @@ class Analyzer(Service):
             try:
                 self.analyse(batch)
             except Exception:
+                # Detection or embedding failed for the whole batch (a model error): the
+                # frames are lost, the stage goes on; per-processor problems never get here.
                 logger.exception("analysing a batch of %d frames failed", len(batch))
 
     def analyse(self, batch: list[tuple[Session, VideoFrame]]) -> None:
         """Detect, embed what needs it (one call for the whole batch), search and emit."""
-        work: list[tuple[Session, VideoFrame, list[Face], list[Track]]] = []
+        work: list[Work] = []
         to_embed: list[tuple[np.ndarray, list[Face]]] = []
         owners: list[tuple[Track, Face, float]] = []
         for session, frame in batch:
             height, width = frame.image.shape[:2]
+            regions = session.regions
             faces = [f for f in self._engine.detect(frame.image)
-                     if in_regions(f, session.regions, width, height)]
+                     if in_regions(f, regions, width, height)]
             tracks = session.tracker.update([f.box for f in faces])
-            fresh = [(t, f) for t, f in zip(tracks, faces)
+            fresh = [(t, f) for t, f in zip(tracks, faces, strict=True)
                      if t.needs_embedding(frame.decoded_at, self._embed_interval)]
             if fresh:
                 to_embed.append((frame.image, [f for _, f in fresh]))
@@ -105,43 +113,45 @@ class Analyzer(Service):
         for track, face, when in owners:
             track.observe(face.embedding, when)
         for session, frame, faces, tracks in work:
-            for face, track in zip(faces, tracks):
+            for face, track in zip(faces, tracks, strict=True):
                 if face.embedding is None:
                     face.embedding = track.latest
             if session.active.is_set():
-                self._finish(session, frame, faces, tracks)
+                self._finish_safely(session, frame, faces, tracks)
 
-    def _search(self, session: Session, vectors: list[np.ndarray]) -> list[list[Match]] | None:
+    def _finish_safely(self, session: Session, frame: VideoFrame, faces: list[Face],
+                       tracks: list[Track]) -> None:
+        try:
+            self._finish(session, frame, faces, tracks)
+        except CollectionNotFound:
+            session.fail("Collection not found")
+        except StreamprocError as exc:  # e.g. the collection belongs to another model
+            session.fail(exc.message)
+        except Exception as exc:
+            logger.exception("processor %s: analysing a frame failed", session.name)
+            session.crashed(f"{type(exc).__name__}: {exc}")
+
+    def _search(self, session: Session, vectors: list[np.ndarray]) -> list[list[Match]]:
         if not vectors:
             return []
-        min_cos = self._engine.scale.cosine_for(session.threshold)
-        try:
-            hits = self._store.search(session.collection_id, np.vstack(vectors),
-                                      self._max_matches, min_cos)
-        except KeyError:
-            session.fail("Collection not found")
-            return None
-        scale = self._engine.scale
-        out = []
-        for row in hits:
-            sims = [(float(scale.similarity(c)), f) for c, f in row]
-            out.append([(sim, f) for sim, f in sims if sim >= session.threshold])
-        return out
+        plan = session.plan
+        hits = self._searcher.search(plan.collection.collection_id, np.vstack(vectors),
+                                     self._max_matches, plan.threshold,
+                                     expect=plan.collection)
+        return [[(h.similarity, h.face) for h in row] for row in hits]
 
     def _finish(self, session: Session, frame: VideoFrame, faces: list[Face],
                 tracks: list[Track]) -> None:
-        track_mode = session.emit == "track"
+        track_mode = session.plan.emit == "track"
         vectors = [t.mean_embedding if track_mode else f.embedding
-                   for f, t in zip(faces, tracks)]
+                   for f, t in zip(faces, tracks, strict=True)]
         matches = self._search(session, vectors)
-        if matches is None:
-            return
         session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))
         if not track_mode:
             if faces or self._emit_empty:
-                self._emit(session, frame, list(zip(faces, matches)))
+                self._emit(session, frame, list(zip(faces, matches, strict=True)))
             return
-        for face, track, found in zip(faces, tracks, matches):
+        for face, track, found in zip(faces, tracks, matches, strict=True):
             best = found[0][1].face_id if found else None
             if best is not None and best != track.emitted_face_id:
                 track.emitted_face_id = best
@@ -149,8 +159,9 @@ class Analyzer(Service):
 
     def _emit(self, session: Session, frame: VideoFrame,
               faces: list[tuple[Face, list[Match]]]) -> None:
-        record = face_search_record(session.stream_arn, frame, faces,
+        record = face_search_record(session.plan.stream_arn, frame, faces,
                                     self._engine.face_model_version)
-        self._publisher.submit(session.bootstrap, session.name, session.topic,
+        output = session.plan.output
+        self._publisher.submit(output.destination, session.name, output.topic,
                                json.dumps(record, separators=(",", ":")).encode(),
                                frame.decoded_at, session.sensor)

@@ -1,84 +1,118 @@
-"""The data plane: one publisher, one analyzer, one source worker per running processor."""
+"""The data plane: shared analysis stages, one publisher, one source worker per session.
+
+It runs what its owner asks and nothing else: :meth:`DataPlane.launch` starts a session,
+:meth:`DataPlane.begin_halt` ends one without waiting, :meth:`DataPlane.halted` says whether
+its reader has finished. Sessions report failures to their owner (``SessionEvents``); the
+data plane never changes a processor's status.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from streamproc.config import Config
 from streamproc.dataplane.analyzer import Analyzer
-from streamproc.dataplane.publish import KafkaPublisher
-from streamproc.dataplane.session import Session
+from streamproc.dataplane.publish import Publisher
+from streamproc.dataplane.session import Session, SessionEvents, SessionPlan
 from streamproc.dataplane.worker import SourceSettings, SourceWorker
 from streamproc.faces.engine import FaceEngine
-from streamproc.metrics import ProcessorSensor, PublisherMetrics
-from streamproc.storage.collections import CollectionStore
+from streamproc.lifecycle import Service
+from streamproc.metrics import ProcessorSensor
+from streamproc.rekognition.constants import FACE_SEARCH
+from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.spool import Spool
 
-
-@dataclass
-class PlaneEvents:
-    """Callbacks from the data plane into the control plane."""
-
-    sensor_for: Callable[[str], ProcessorSensor | None]
-    on_outage: Callable[[str, str | None], None]
-    on_unreachable: Callable[[str, str], None]
+logger = logging.getLogger(__name__)
 
 
 class DataPlane:
-    """Starts and stops the shared stages and each processor's source worker."""
+    """Starts and stops the shared stages and each session's source worker."""
 
-    def __init__(self, config: Config, engine: FaceEngine, store: CollectionStore,
-                 spool: Spool, metrics: PublisherMetrics, events: PlaneEvents) -> None:
+    def __init__(self, config: Config, engine: FaceEngine, searcher: FaceSearcher,
+                 spool: Spool, publisher: Publisher) -> None:
         self._config = config
         self._wake = threading.Event()
         self._spool = spool
-        self.publisher = KafkaPublisher(config.kafka, spool, metrics, events.sensor_for,
-                                        events.on_outage, events.on_unreachable)
+        self.publisher = publisher
         p = config.processors
-        self.analyzer = Analyzer(engine, store, self.publisher, p.batch_frames, p.max_matches,
-                                 p.emit_empty_frames, self._wake, p.embed_interval_s)
-        self._workers: dict[str, SourceWorker] = {}
+        # One analysis stage per processor kind; face search is the only kind today.
+        self.stages: dict[str, Analyzer] = {FACE_SEARCH: Analyzer(
+            engine, searcher, self.publisher, p.batch_frames, p.max_matches,
+            p.emit_empty_frames, self._wake, p.embed_interval_s)}
+        self._workers: dict[int, SourceWorker] = {}  # id(session) -> its reader
+        self._lock = threading.Lock()  # guards _workers
+
+    @property
+    def services(self) -> list[Service]:
+        """The shared stage threads, for supervision."""
+        return [self.publisher, *self.stages.values()]
 
     def start(self) -> None:
-        """Open the spool, start the publisher, then the analyzer (downstream first)."""
+        """Open the spool, start the publisher, then the stages (downstream first)."""
         self._spool.open()
         self.publisher.load()
         self.publisher.start()
-        self.analyzer.start()
+        for stage in self.stages.values():
+            stage.start()
 
-    def run(self, session: Session, url: str, url_shown: str) -> None:
-        """Begin reading a processor's source into the analyzer."""
+    def launch(self, plan: SessionPlan, sensor: ProcessorSensor,
+               events: SessionEvents) -> Session:
+        """Start reading a processor's source into its kind's analysis stage."""
         p = self._config.processors
         settings = SourceSettings(
             fps=p.sample_fps, open_timeout_s=p.open_timeout_s, read_timeout_s=p.read_timeout_s,
             reconnect_initial_s=p.reconnect_initial_s, reconnect_max_s=p.reconnect_max_s,
             give_up_s=p.source_give_up_s,
-            realtime=url.startswith(("/", "file:")))
-        worker = SourceWorker(session, url, url_shown, settings, self._wake)
-        self.analyzer.attach(session)
-        self._workers[session.name] = worker
+            realtime=plan.url.startswith(("/", "file:")))
+        session = Session(plan, sensor, events)
+        worker = SourceWorker(session, settings, self._wake)
+        self.stages[plan.kind].attach(session)
+        with self._lock:
+            self._workers[id(session)] = worker
         worker.start()
+        return session
 
-    def halt(self, session: Session) -> bool:
-        """End a session within the stop timeout; True if its thread finished in time.
+    def begin_halt(self, session: Session) -> None:
+        """End a session now without waiting: it produces nothing more from this call on.
 
-        A worker stuck in a blocking read is abandoned: its session is inactive, so
-        whatever it decodes later is dropped and it exits at the next read timeout.
+        Its reader is asked to stop; one stuck in a blocking read finishes at its next read
+        timeout, and whatever it decodes meanwhile is dropped.
         """
-        session.active.clear()
-        self.analyzer.detach(session)
-        worker = self._workers.pop(session.name, None)
-        if worker is None:
-            return True
-        return worker.stop(self._config.processors.stop_timeout_s)
+        session.deactivate()
+        self.stages[session.plan.kind].detach(session)
+        with self._lock:
+            worker = self._workers.get(id(session))
+        if worker is not None:
+            worker.request_stop()
+
+    def halted(self, session: Session) -> bool:
+        """True once the session's reader thread has finished."""
+        with self._lock:
+            worker = self._workers.get(id(session))
+            if worker is None or not worker.running:
+                self._workers.pop(id(session), None)
+                return True
+            return False
+
+    def abandon(self, session: Session) -> None:
+        """Stop tracking a reader that did not finish in time (it is a daemon thread)."""
+        with self._lock:
+            worker = self._workers.pop(id(session), None)
+        if worker is not None:
+            logger.warning("processor %s: source reader still blocked; abandoned",
+                           session.name)
 
     def stop(self) -> None:
-        """Stop sources, then the analyzer, then flush the publisher (upstream first)."""
-        for worker in list(self._workers.values()):
-            worker.stop(self._config.processors.stop_timeout_s)
-        self._workers.clear()
-        self.analyzer.stop(5.0)
+        """Stop readers, then the stages, then flush the publisher (upstream first)."""
+        timeout = self._config.processors.stop_timeout_s
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.request_stop()
+        for worker in workers:
+            worker.join(timeout)
+        for stage in self.stages.values():
+            stage.stop(5.0)
         self.publisher.stop(5.0)
         self._spool.close()

@@ -1,11 +1,16 @@
-"""What the data plane knows about one running processor (one Start = one session)."""
+"""What the data plane knows about one running processor (one launch = one session).
+
+A session never tears itself down: when its source gives up, its collection disappears or
+its reader crashes, it stops producing at once (``active`` cleared, so nothing more is
+published) and hands the failure to its owner through :class:`SessionEvents`. The owner
+(the processors' reconciler) decides what happens next, on its own thread.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -15,9 +20,50 @@ from streamproc.dataplane.source import VideoFrame
 from streamproc.dataplane.tracking import IouTracker
 from streamproc.faces.types import Face
 from streamproc.metrics import ProcessorSensor
+from streamproc.storage.collections import CollectionInfo
 
 
-def in_regions(face: Face, regions: list[dict[str, Any]], width: int, height: int) -> bool:
+class SessionEvents(Protocol):
+    """Where a session reports; implemented by the session's owner."""
+
+    def session_running(self, name: str, generation: int) -> None:
+        """The first frame was decoded."""
+
+    def session_failed(self, name: str, generation: int, reason: str) -> None:
+        """The session cannot go on (its reason becomes the StatusMessage)."""
+
+    def session_crashed(self, name: str, generation: int, error: str) -> None:
+        """A bug ended the session's work (the owner may restart it within a budget)."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where records go: a topic at a destination (a Kafka bootstrap list today)."""
+
+    destination: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Everything the data plane needs to run one processor, decided by its owner."""
+
+    name: str
+    generation: int  # increases with every launch of the processor: stale events are ignored
+    kind: str  # which analysis stage takes its frames (FaceSearch)
+    url: str  # may hold credentials: never shown
+    url_shown: str  # redacted, for logs
+    stream_arn: str  # the processor's input as given, redacted: records' StreamArn
+    collection: CollectionInfo  # the collection as it was at launch
+    threshold: float  # already clamped to Rekognition's minimum
+    output: Output
+    emit: str  # "frame" or "track"
+    regions: tuple[dict[str, Any], ...] = ()
+    frame_queue: int = 2
+
+
+def in_regions(face: Face, regions: tuple[dict[str, Any], ...] | list[dict[str, Any]],
+               width: int, height: int) -> bool:
     """True if the face's centre lies in any region (or no regions are set)."""
     if not regions:
         return True
@@ -44,36 +90,48 @@ def in_regions(face: Face, regions: list[dict[str, Any]], width: int, height: in
 class Session:
     """A processor's live data-plane context, shared by its source worker and the analyzer."""
 
-    name: str
-    session_id: str
-    collection_id: str
-    threshold: float
-    stream_arn: str  # as shown in records: redacted
-    bootstrap: str
-    topic: str
-    emit: str
+    plan: SessionPlan
     sensor: ProcessorSensor
-    regions: list[dict[str, Any]] = field(default_factory=list)
-    on_running: Callable[[Session], None] = lambda s: None
-    on_failed: Callable[[Session, str], None] = lambda s, m: None
-    frame_queue: int = 2
+    events: SessionEvents
     active: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.frames: BoundedQueue[VideoFrame] = BoundedQueue(
-            self.frame_queue, DropPolicy.DROP_OLDEST, on_drop=self.sensor.frames_dropped)
+            self.plan.frame_queue, DropPolicy.DROP_OLDEST, on_drop=self.sensor.frames_dropped)
         self.tracker = IouTracker()
+        # Replaced whole (a tuple) by the owner on UpdateStreamProcessor; read by the analyzer.
+        self.regions: tuple[dict[str, Any], ...] = tuple(self.plan.regions)
         self.active.set()
         self._running_reported = False
+        self._ended = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The processor's name."""
+        return self.plan.name
 
     def report_frame(self) -> None:
         """First decoded frame of the session: the processor is RUNNING."""
         if not self._running_reported and self.active.is_set():
             self._running_reported = True
-            self.on_running(self)
+            self.events.session_running(self.plan.name, self.plan.generation)
 
-    def fail(self, message: str) -> None:
-        """End the session in FAILED (once; later calls and ended sessions are ignored)."""
-        if self.active.is_set():
+    def fail(self, reason: str) -> None:
+        """Stop producing now and report why (once; later calls are ignored)."""
+        if self._end():
+            self.events.session_failed(self.plan.name, self.plan.generation, reason)
+
+    def crashed(self, error: str) -> None:
+        """Stop producing now and report a crash (once)."""
+        if self._end():
+            self.events.session_crashed(self.plan.name, self.plan.generation, error)
+
+    def deactivate(self) -> None:
+        """The owner ends the session: nothing more is produced or reported."""
+        self._end()
+
+    def _end(self) -> bool:
+        with self._ended:
+            was_active = self.active.is_set()
             self.active.clear()
-            self.on_failed(self, message)
+            return was_active

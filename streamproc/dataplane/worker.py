@@ -28,16 +28,26 @@ class SourceSettings:
 
 
 class SourceWorker(Service):
-    """Decodes one source into its session's frame queue until stopped or failed."""
+    """Decodes one source into its session's frame queue until stopped or failed.
 
-    def __init__(self, session: Session, url: str, url_shown: str, settings: SourceSettings,
+    Network trouble is retried with backoff and ends in FAILED after ``give_up_s``; a bad
+    URL or stream fails at once; anything else is a bug and is reported as a crash, which
+    the owner restarts within a budget instead of retrying it forever like a network error.
+    """
+
+    def __init__(self, session: Session, settings: SourceSettings,
                  wake: threading.Event) -> None:
         super().__init__(f"source-{session.name}")
         self._session = session
-        self._url = url
-        self._shown = url_shown
+        self._url = session.plan.url
+        self._shown = session.plan.url_shown
         self._settings = settings
         self._wake = wake
+
+    def _on_crash(self, exc: BaseException) -> None:
+        # Exceptions from PyAV quote the URL; the crash report becomes a StatusMessage.
+        text = f"{type(exc).__name__}: {exc}".replace(self._url, self._shown)
+        self._session.crashed(text)
 
     def _run(self) -> None:
         s = self._settings
@@ -48,6 +58,7 @@ class SourceWorker(Service):
                                          s.read_timeout_s, s.realtime):
                     if self.stopping or not self._session.active.is_set():
                         return
+                    self.beat()
                     self._session.report_frame()
                     self._session.sensor.frame_decoded()
                     self._session.frames.put(frame)

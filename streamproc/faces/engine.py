@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,24 @@ def pack_config(models: ModelsConfig) -> PackConfig:
         raise ModelPackError(msg) from None
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What makes embeddings comparable: the recogniser that computed them."""
+
+    pack: str
+    dim: int
+    recognizer: str  # sha256 of the recogniser file
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class FaceEngine:
     """Detects, annotates and embeds faces. Construction does no I/O; call :meth:`load`."""
 
@@ -64,6 +84,12 @@ class FaceEngine:
         )
         self.scale = SimilarityScale(self.pack.calibration)
         self._folder = folder
+        self._recognizer_digest = ""
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """The loaded recogniser's identity (collections remember the one that made them)."""
+        return ModelIdentity(self.pack_name, self.dim, self._recognizer_digest)
 
     @property
     def face_model_version(self) -> str:
@@ -95,6 +121,7 @@ class FaceEngine:
                 runner.load()
             except FileNotFoundError as exc:
                 raise ModelPackError(str(exc)) from exc
+        self._recognizer_digest = file_digest(self.embedder.runner.path)
         started = time.perf_counter()
         w, h = self.pack.det_input_size or (self.pack.det_max_side,) * 2
         self.detector.detect(np.zeros((h, w, 3), np.uint8))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from streamproc.rekognition.constants import FACE_SEARCH
+
 
 @dataclass(frozen=True)
 class ProcessorSpec:
@@ -22,6 +24,7 @@ class ProcessorSpec:
     data_sharing: bool | None = None
     notification: dict[str, Any] | None = None
     kms_key_id: str | None = None
+    kind: str = FACE_SEARCH  # which processor kind (the Settings key) it is
 
     def with_updates(self, **changes: Any) -> ProcessorSpec:
         """A copy with some fields changed."""

@@ -27,6 +27,7 @@ class CollectionInfo:
     pack: str
     dim: int
     face_model_version: str
+    recognizer: str | None = None  # sha256 of the recogniser file; None before schema v2
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ class CollectionStore:
 
     def load(self) -> None:
         """Rebuild every collection's index from the database."""
-        rows = self._db.query("SELECT id, arn, created, pack, dim, face_model_version "
-                              "FROM collections")
+        rows = self._db.query("SELECT id, arn, created, pack, dim, face_model_version, "
+                              "recognizer FROM collections")
         for row in rows:
             loaded = _Loaded(CollectionInfo(*row), self._policy)
             faces = self._db.query(
@@ -128,7 +129,7 @@ class CollectionStore:
     def _index_rows(loaded: _Loaded, rows: list) -> None:
         if not rows:
             return
-        vectors = np.frombuffer(b"".join(r[6] for r in rows), np.float32)
+        vectors = np.frombuffer(b"".join(r[6] for r in rows), np.float32).reshape(len(rows), -1)
         loaded.index.add(np.array([r[0] for r in rows], np.int64), vectors)
         for row in rows:
             loaded.remember(_row_face(row))
@@ -139,9 +140,10 @@ class CollectionStore:
             if info.collection_id in self._collections:
                 return False
             with self._db.transaction() as conn:
-                conn.execute("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO collections (id, arn, created, pack, dim, "
+                             "face_model_version, recognizer) VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (info.collection_id, info.arn, info.created, info.pack, info.dim,
-                              info.face_model_version))
+                              info.face_model_version, info.recognizer))
             self._collections[info.collection_id] = _Loaded(info, self._policy)
             return True
 

@@ -14,42 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS collections (
-    id TEXT PRIMARY KEY,
-    arn TEXT NOT NULL,
-    created REAL NOT NULL,
-    pack TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    face_model_version TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS faces (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    face_id TEXT NOT NULL,
-    image_id TEXT NOT NULL,
-    external_image_id TEXT,
-    bbox TEXT NOT NULL,
-    confidence REAL NOT NULL,
-    embedding BLOB NOT NULL,
-    created REAL NOT NULL,
-    UNIQUE (collection, face_id)
-);
-CREATE TABLE IF NOT EXISTS processors (
-    name TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    status TEXT NOT NULL,
-    status_message TEXT NOT NULL,
-    desired TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tags (
-    arn TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (arn, key)
-);
-"""
+from streamproc.storage.migrations import MAIN, Migration, migrate
 
 
 def connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -66,19 +31,25 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
 class Database:
     """Thread-safe wrapper around one SQLite connection. :meth:`open` does the I/O."""
 
-    def __init__(self, path: Path, schema: str = _SCHEMA, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, migrations: list[Migration] | None = None,
+                 synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        self._schema = schema
+        self._migrations = migrations if migrations is not None else MAIN
         # FULL (the default): a face acknowledged to the client survives power loss.
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
+        self.version = 0
         self.lock = threading.RLock()
 
     def open(self) -> None:
-        """Create the data dir (owner-only) and the schema."""
+        """Create the data dir (owner-only) and bring the schema to the latest version."""
         conn = connect(self.path, self._synchronous)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(self._schema)
+        try:
+            self.version = migrate(conn, self._migrations, str(self.path))
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     def close(self) -> None:

@@ -76,12 +76,27 @@ class FaceIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def _rows(self, vectors: np.ndarray, count: int | None = None) -> np.ndarray:
+        """``vectors`` as a contiguous (N, dim) float32 array; a wrong size is a bug, not data.
+
+        Reshaping instead (a 512-d query read as four 128-d rows) once turned a model
+        mismatch into silent nonsense, so the shape is asserted, never coerced.
+        """
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+        if array.ndim == 1 and count in (None, 1) and array.size == self.dim:
+            array = array.reshape(1, self.dim)
+        if array.ndim != 2 or array.shape[1] != self.dim or (
+                count is not None and array.shape[0] != count):
+            msg = f"vectors of shape {array.shape} given to a {self.dim}-d index"
+            raise ValueError(msg)
+        return array
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors (N, dim) under int64 ids."""
         if len(ids) == 0:
             return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         ids = np.asarray(ids, dtype=np.int64)
+        vectors = self._rows(vectors, len(ids))
         with self._lock:
             self._index.add_with_ids(vectors, ids)
             if self._log is not None:
@@ -99,7 +114,7 @@ class FaceIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids are -1 where fewer than k exist."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        queries = self._rows(queries)
         faiss.omp_set_num_threads(self.policy.search_threads)
         with self._lock:
             k = max(1, min(k, int(self._index.ntotal)))

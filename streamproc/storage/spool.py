@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamproc.storage.db import Database
+from streamproc.storage.migrations import SPOOL
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,6 @@ class SpooledRecord:
     value: bytes
 
 
-# pos orders records; append(front=True) puts records before everything already spooled.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spool (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    cluster TEXT NOT NULL,
-    pos REAL NOT NULL,
-    processor TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS spool_order ON spool (cluster, pos);
-"""
 
 
 class Spool:
@@ -45,7 +33,7 @@ class Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._db = Database(self.path, _SCHEMA, synchronous="NORMAL")
+        self._db = Database(self.path, SPOOL, synchronous="NORMAL")
         self._high: dict[str, float] = {}  # highest position ever appended, per cluster
 
     def open(self) -> None:

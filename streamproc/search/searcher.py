@@ -1,0 +1,101 @@
+"""The one face-search path, used by the API and by every stream processor.
+
+It owns three rules: a collection is searched only with the model that made it (same
+recogniser, so the same embedding space), a threshold on Rekognition's 0-100 Similarity is
+turned into a cosine cut-off through the pack's calibration, and Similarity is computed
+from the cosine the same way for every caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamproc.errors import InvalidParameterException, ResourceNotFoundException
+from streamproc.faces.engine import ModelIdentity
+from streamproc.faces.similarity import SimilarityScale
+from streamproc.storage.collections import CollectionInfo, CollectionStore, StoredFace
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One match: the Similarity and the stored face."""
+
+    similarity: float
+    face: StoredFace
+
+
+def model_mismatch(info: CollectionInfo, model: ModelIdentity) -> str | None:
+    """Why ``model`` cannot search ``info`` (None when it can)."""
+    same_dim = info.dim == model.dim
+    if info.recognizer and model.recognizer:
+        same_model = same_dim and info.recognizer == model.recognizer
+    else:  # collections made before recognisers were recorded: trust the pack name
+        same_model = same_dim and info.pack == model.pack
+    if same_model:
+        return None
+    return (f"Collection {info.collection_id} was created with model pack {info.pack} "
+            f"({info.dim}-d embeddings); this server runs {model.pack} ({model.dim}-d), "
+            "whose embeddings cannot be compared with them. Use a new collection or run "
+            "the original pack.")
+
+
+class CollectionNotFound(ResourceNotFoundException):
+    """The collection does not exist (or is not the one a processor started with)."""
+
+
+class FaceSearcher:
+    """Checks, converts thresholds and searches; raises domain errors only."""
+
+    def __init__(self, store: CollectionStore, model: Callable[[], ModelIdentity],
+                 scale: SimilarityScale) -> None:
+        self._store = store
+        self._model = model
+        self._scale = scale
+
+    @property
+    def model(self) -> ModelIdentity:
+        """The identity of the model this server runs."""
+        return self._model()
+
+    def check(self, collection_id: str) -> CollectionInfo:
+        """The collection, if it exists and this server's model can search it."""
+        info = self._store.get(collection_id)
+        if info is None:
+            raise CollectionNotFound(f"The collection id: {collection_id} does not exist")
+        reason = model_mismatch(info, self.model)
+        if reason is not None:
+            raise InvalidParameterException(reason)
+        return info
+
+    def similarity(self, cosines: np.ndarray | float) -> np.ndarray | float:
+        """Similarity (0-100) of cosine values, as every response reports it."""
+        return self._scale.similarity(cosines)
+
+    def search(self, collection_id: str, vectors: np.ndarray, max_faces: int,
+               threshold: float, exclude: str | None = None,
+               expect: CollectionInfo | None = None) -> list[list[SearchHit]]:
+        """Per query vector, faces with Similarity >= ``threshold``, best first.
+
+        ``expect`` pins the collection a long-lived caller (a processor) started with: if
+        it was deleted, or deleted and made again, this raises instead of searching another.
+        """
+        info = self.check(collection_id)
+        if expect is not None and info != expect:
+            raise CollectionNotFound(
+                f"The collection id: {collection_id} was deleted (and made again)")
+        min_cos = self._scale.cosine_for(threshold)
+        k = max_faces + (1 if exclude else 0)
+        try:
+            rows = self._store.search(collection_id, vectors, k, min_cos)
+        except KeyError:
+            raise CollectionNotFound(
+                f"The collection id: {collection_id} does not exist") from None
+        out = []
+        for row in rows:
+            hits = [SearchHit(float(self._scale.similarity(c)), f) for c, f in row
+                    if f.face_id != exclude]
+            out.append([h for h in hits if h.similarity >= threshold][:max_faces])
+        return out

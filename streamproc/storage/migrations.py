@@ -1,0 +1,115 @@
+"""Versioned schema migrations, tracked in SQLite's ``PRAGMA user_version``.
+
+Each migration runs once, in order, in its own transaction together with the version bump,
+so a crash leaves the database at the old version or the new one, never between. Version 1
+is the schema as first released (``IF NOT EXISTS``, so databases made before versioning
+start from it unchanged). A database newer than this code is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step from ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    sql: str
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer streamproc."""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the file (0 for a new or pre-versioning one)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, steps: list[Migration], path: str) -> int:
+    """Apply every step newer than the file's version; returns the version reached."""
+    have = current_version(conn)
+    latest = steps[-1].version
+    if have > latest:
+        msg = (f"{path} has schema version {have}, newer than this streamproc knows "
+               f"({latest}); run a newer streamproc or restore an older data dir")
+        raise SchemaTooNewError(msg)
+    for step in steps:
+        if step.version <= have:
+            continue
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{step.sql}\n"
+                               f"PRAGMA user_version = {int(step.version)};\nCOMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        have = step.version
+    return have
+
+
+_MAIN_V1 = """
+CREATE TABLE IF NOT EXISTS collections (
+    id TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    created REAL NOT NULL,
+    pack TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    face_model_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    face_id TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    external_image_id TEXT,
+    bbox TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (collection, face_id)
+);
+CREATE TABLE IF NOT EXISTS processors (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_message TEXT NOT NULL,
+    desired TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    arn TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (arn, key)
+);
+"""
+
+# The main database: collections, faces (with embeddings), processors, tags.
+MAIN: list[Migration] = [
+    Migration(1, "collections, faces, processors, tags", _MAIN_V1),
+    Migration(2, "collections remember the recogniser (sha256 of its file) they were made "
+                 "with, so a collection is searched only with the model that made it",
+              "ALTER TABLE collections ADD COLUMN recognizer TEXT;"),
+]
+
+# The outbox spool (a separate file): records waiting for a destination, in order.
+# pos orders records; append(front=True) puts records before everything already spooled.
+SPOOL: list[Migration] = [
+    Migration(1, "spooled records in arrival order", """
+CREATE TABLE IF NOT EXISTS spool (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster TEXT NOT NULL,
+    pos REAL NOT NULL,
+    processor TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spool_order ON spool (cluster, pos);
+"""),
+]
