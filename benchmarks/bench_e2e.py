@@ -110,7 +110,7 @@ def run_streamproc(daemon: Daemon, streams: list[LoopingStream], collection: str
         return demo_call(daemon.endpoint, op, body)
 
     names = [f"bench-{i}" for i in range(len(streams))]
-    for name, stream in zip(names, streams):
+    for name, stream in zip(names, streams, strict=True):
         call("CreateStreamProcessor", {
             "Name": name, "RoleArn": "arn:aws:iam::000000000000:role/x",
             "Input": {"KinesisVideoStream": {"Arn": stream.url}},
@@ -234,8 +234,8 @@ def stage_costs(daemon: Daemon, clip: Path, vectors: np.ndarray, bootstrap: str
     detected = [engine.detect(img) for img in images]
     detect = (clock() - started) / len(images) * 1000
     faces = sum(len(d) for d in detected) / len(images)
-    crops = [engine.embedder.align(img, f.landmarks) for img, fs in zip(images, detected)
-             for f in fs]
+    crops = [engine.embedder.align(img, f.landmarks)
+             for img, fs in zip(images, detected, strict=True) for f in fs]
     started = clock()
     engine.embedder.embed(crops)
     embed = (clock() - started) / max(len(crops), 1) * 1000

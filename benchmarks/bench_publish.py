@@ -43,17 +43,18 @@ class Ours:
     def __init__(self, bootstrap: str, tmp: Path, **cfg: Any) -> None:
         from prometheus_client import CollectorRegistry
 
-        from streamproc.dataplane.publish import KafkaPublisher
+        from streamproc.dataplane.publish import kafka_publisher
         from streamproc.metrics import ProcessorMetrics, PublisherMetrics
+        from streamproc.processors.mailbox import Mailbox, MailboxEvents
         from streamproc.storage.spool import Spool
 
         self.bootstrap = bootstrap
         self.registry = CollectorRegistry()
         self.spool = Spool(tmp / "spool.db")
         self.spool.open()
-        self.publisher = KafkaPublisher(KafkaConfig(**cfg), self.spool,
-                                        PublisherMetrics.create(self.registry),
-                                        lambda n: None, lambda c, m: None, lambda c, m: None)
+        self.publisher = kafka_publisher(KafkaConfig(**cfg), self.spool,
+                                         PublisherMetrics.create(self.registry),
+                                         lambda n: None, MailboxEvents(Mailbox()))
         self.sensor = ProcessorMetrics.create(self.registry).sensor("bench")
         self.publisher.start()
 

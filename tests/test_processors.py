@@ -437,3 +437,28 @@ def test_credentials_never_reach_logs_or_metrics(rek: Any, daemon: Daemon, peopl
     with pytest.raises(rek.exceptions.InvalidParameterException) as err:
         create(rek, "leaky2", "gopher://u:hunter2secret@h/x", "leaky2-out", people)
     assert "hunter2secret" not in str(err.value.response)
+
+
+def test_a_collection_made_again_under_a_running_processor_is_not_searched(
+        rek: Any, broker: Any, live: Any, cleanup: list[str]) -> None:
+    rek.create_collection(CollectionId="swap")
+    enrol(rek, "swap", WOMAN, "woman-W", every=12)
+    stream = live(BOTH)
+    create(rek, "swapped", stream.url, "swap-out", "swap")
+    cleanup.append("swapped")
+    rek.start_stream_processor(Name="swapped")
+    records = Records(broker.bootstrap, "swap-out")
+    try:
+        assert len(records.wait_for(lambda rs: len(rs) >= 3, 40)) >= 3
+        rek.delete_collection(CollectionId="swap")
+        rek.create_collection(CollectionId="swap")  # same name, a different collection
+        enrol(rek, "swap", MAN, "man-M", every=12)
+        desc = wait_status(rek, "swapped", {"FAILED"}, 10)
+        assert desc["Status"] == "FAILED" and desc["StatusMessage"] == "Collection not found"
+        time.sleep(1.0)
+        records.poll()
+        # Nothing it published ever matched the new collection's man.
+        assert all(n != "man-M" for r in records.items for _, n in matched_names(r))
+    finally:
+        records.close()
+        rek.delete_collection(CollectionId="swap")

@@ -52,7 +52,7 @@ class ImageService:
         cosines = np.vstack([t.embedding for t in targets]) @ src.embedding
         sims = np.asarray(self._searcher.similarity(cosines), dtype=float)
         cut = DEFAULT_THRESHOLD if threshold is None else threshold
-        matches = sorted(((float(s), t) for s, t in zip(sims, targets) if s >= cut),
+        matches = sorted(((float(s), t) for s, t in zip(sims, targets, strict=True) if s >= cut),
                          key=lambda m: -m[0])
-        unmatched = [t for s, t in zip(sims, targets) if s < cut]
+        unmatched = [t for s, t in zip(sims, targets, strict=True) if s < cut]
         return Comparison(src, matches, unmatched)

@@ -168,7 +168,7 @@ class CollectionService:
         except KeyError:
             raise ResourceNotFoundException(
                 f"The collection id: {collection_id} does not exist") from None
-        result.indexed = list(zip(stored, good))
+        result.indexed = list(zip(stored, good, strict=True))
         return result
 
     def list_faces(self, collection_id: str, token: str | None, max_results: int | None,

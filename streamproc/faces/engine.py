@@ -144,5 +144,5 @@ class FaceEngine:
         """Embed the faces of several images (several streams) in shared batches."""
         faces = [face for _, fs in items for face in fs]
         crops = [self.embedder.align(image, f.landmarks) for image, fs in items for f in fs]
-        for face, vector in zip(faces, self.embedder.embed(crops)):
+        for face, vector in zip(faces, self.embedder.embed(crops), strict=True):
             face.embedding = vector

@@ -32,8 +32,8 @@ def face_detail(face: Face, width: int, height: int) -> dict[str, Any]:
     """FaceDetail with Rekognition's default attribute set."""
     detail: dict[str, Any] = {
         "BoundingBox": bounding_box(face.box, width, height),
-        "Landmarks": [{"Type": name, "X": _r(x / width), "Y": _r(y / height)}
-                      for name, (x, y) in zip(LANDMARK_TYPES, face.landmarks.tolist())],
+        "Landmarks": [{"Type": name, "X": _r(x / width), "Y": _r(y / height)} for name, (x, y)
+                      in zip(LANDMARK_TYPES, face.landmarks.tolist(), strict=True)],
         "Confidence": confidence(face),
     }
     if face.pose is not None:

@@ -255,9 +255,9 @@ class CollectionStore:
             return [[] for _ in range(len(vectors))]
         scores, ids = loaded.index.search(vectors, k)
         results = []
-        for row_scores, row_ids in zip(scores, ids):
+        for row_scores, row_ids in zip(scores, ids, strict=True):
             hits = []
-            for score, seq in zip(row_scores.tolist(), row_ids.tolist()):
+            for score, seq in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
                 face = loaded.faces.get(seq)
                 if seq >= 0 and face is not None and score >= min_cosine:
                     hits.append((score, face))

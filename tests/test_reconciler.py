@@ -1,0 +1,296 @@
+"""The processors' reconciler against a fake data plane: no models, broker or video needed."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes import OTHER_MODEL, Harness
+
+from streamproc.errors import InvalidParameterException, ResourceInUseException, StreamprocError
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(tmp_path)
+    harness.add_collection("people")
+    yield harness
+    harness.reconciler.stop(1.0)
+    harness.close()
+
+
+def _restarts(h: Harness, name: str) -> float:
+    value = h.metrics_registry.get_sample_value("streamproc_processor_restarts_total",
+                                                {"processor": name})
+    return value or 0.0
+
+
+def test_start_runs_stop_stops(h: Harness) -> None:
+    h.create("cam")
+    session_id = h.service.start("cam")
+    assert h.status("cam") == "STARTING" and not h.runtime.launched  # the API only records
+    h.turn()
+    session = h.runtime.latest("cam")
+    assert session.plan.collection.collection_id == "people"
+    assert session.plan.output.destination == "k:9092"
+    assert session.plan.output.topic == "out-cam"
+    session.report_frame()
+    h.turn()
+    assert h.status("cam") == "RUNNING"
+    h.service.stop("cam")
+    assert h.status("cam") == "STOPPING"
+    h.turn()
+    assert h.status("cam") == "STOPPED" and not session.active.is_set()
+    assert h.runtime.halting == [session]
+    assert session_id and h.registry.require("cam").desired.value == "STOPPED"
+
+
+def test_a_failure_is_an_event_for_the_loop(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    session = h.runtime.latest("cam")
+    session.report_frame()
+    session.fail("Stream unavailable for 300 s: tcp://cam-cam:1: Connection refused")
+    assert h.status("cam") == "STARTING"  # nothing changed on the reporting thread
+    assert not session.active.is_set()  # but it produces nothing more
+    h.turn()
+    assert h.status("cam") == "FAILED"
+    assert h.message("cam").startswith("Stream unavailable for 300 s")
+    # FAILED stays down, also after a daemon restart: desired state is STOPPED.
+    assert h.registry.require("cam").desired.value == "STOPPED"
+    h.turn(3)
+    assert len(h.runtime.launched) == 1
+
+
+def test_stale_events_of_an_earlier_launch_are_ignored(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    first = h.runtime.latest("cam")
+    h.service.stop("cam")
+    h.turn()
+    h.service.start("cam")
+    h.turn()
+    second = h.runtime.latest("cam")
+    assert second is not first
+    h.events.session_failed("cam", first.plan.generation, "late news from the old reader")
+    h.turn()
+    assert h.status("cam") == "STARTING" and second.active.is_set()
+
+
+def test_a_crashed_reader_is_restarted_within_its_budget(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    for attempt in range(h.max_restarts):
+        session = h.runtime.latest("cam")
+        session.report_frame()
+        session.crashed("ZeroDivisionError: division by zero")
+        h.turn(2)
+        assert h.status("cam") in ("STARTING", "RUNNING")
+        assert len(h.runtime.launched) == attempt + 2
+        assert h.runtime.latest("cam").plan.generation > session.plan.generation
+    assert _restarts(h, "cam") == h.max_restarts
+    h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
+    h.turn()
+    assert h.status("cam") == "FAILED"
+    assert h.message("cam") == (f"Source reader crashed {h.max_restarts + 1} times within 60 s: "
+                                "ZeroDivisionError: division by zero")
+
+
+def test_a_blocked_reader_does_not_stall_other_processors(h: Harness) -> None:
+    h.create("stuck")
+    h.create("other")
+    h.runtime.stuck.add("stuck")
+    h.service.start("stuck")
+    h.turn()
+    h.service.stop("stuck")
+    h.service.start("other")
+    started = time.monotonic()
+    h.turn()  # one turn: the stop is begun and the other processor launched
+    assert time.monotonic() - started < 0.1
+    assert h.runtime.latest("other").active.is_set()
+    assert h.status("stuck") == "STOPPING"
+    assert h.settle("stuck", {"STOPPED"}, 2.0) == "STOPPED"
+    assert time.monotonic() - started < h.stop_timeout_s + 0.5
+    assert [s.plan.name for s in h.runtime.abandoned] == ["stuck"]
+
+
+def test_deleted_collection_fails_its_processors_only(h: Harness) -> None:
+    h.add_collection("others")
+    h.create("a")
+    h.create("b", collection="others")
+    h.service.start("a")
+    h.service.start("b")
+    h.turn()
+    h.mailbox.collection_gone("people")
+    h.turn()
+    assert (h.status("a"), h.message("a")) == ("FAILED", "Collection not found")
+    assert h.status("b") == "STARTING"
+
+
+def test_outage_is_shown_while_running_and_fails_when_too_long(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    h.runtime.latest("cam").report_frame()
+    h.turn()
+    h.events.destination_outage("k:9092", "Kafka cluster k:9092 unreachable for 6 s")
+    h.turn()
+    assert (h.status("cam"), h.message("cam")) == ("RUNNING",
+                                                   "Kafka cluster k:9092 unreachable for 6 s")
+    h.events.destination_outage("k:9092", None)
+    h.turn()
+    assert (h.status("cam"), h.message("cam")) == ("RUNNING", "")
+    h.events.destination_unreachable("k:9092", "Kafka cluster k:9092 unreachable for 301 s")
+    h.turn()
+    assert h.status("cam") == "FAILED" and "301 s" in h.message("cam")
+
+
+def test_a_stage_that_gave_up_fails_every_running_processor(h: Harness) -> None:
+    for name in ("a", "b"):
+        h.create(name)
+        h.service.start(name)
+    h.turn()
+    h.mailbox.fail_all("analyzer stage failed 6 times in 60 s: RuntimeError('boom')")
+    h.turn()
+    assert {h.status("a"), h.status("b")} == {"FAILED"}
+    assert h.message("a").startswith("analyzer stage failed")
+    assert not h.runtime.live()
+
+
+def test_start_refuses_a_collection_made_by_another_model(h: Harness) -> None:
+    h.add_collection("theirs", OTHER_MODEL)
+    with pytest.raises(InvalidParameterException, match="test_sface"):
+        h.create("cam", collection="theirs")
+    h.create("late", collection="later")  # a missing collection is no reason to refuse Create
+    h.add_collection("later", OTHER_MODEL)
+    with pytest.raises(InvalidParameterException, match="created with model pack test_sface"):
+        h.service.start("late")
+    assert h.status("late") == "STOPPED"
+
+
+def test_a_collection_replaced_between_start_and_launch_fails_the_launch(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.collections.delete("people")
+    h.add_collection("people", OTHER_MODEL)
+    h.turn()
+    assert h.status("cam") == "FAILED" and "test_sface" in h.message("cam")
+    assert not h.runtime.launched
+
+
+def test_missing_stream_mapping_fails_with_rekognitions_message(h: Harness) -> None:
+    h.create("kvs", input_arn="arn:aws:kinesisvideo:us-east-1:123456789012:stream/door/1")
+    h.service.start("kvs")
+    h.turn()
+    assert (h.status("kvs"), h.message("kvs")) == ("FAILED", "Stream door doesn't exist")
+
+
+def test_update_reaches_the_running_session(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    h.runtime.latest("cam").report_frame()
+    h.turn()
+    region = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
+    h.service.update("cam", [region], None, [], False)
+    h.turn()
+    assert h.runtime.latest("cam").regions == (region,)
+    h.service.update("cam", None, None, ["RegionsOfInterest"], False)
+    h.turn()
+    assert h.runtime.latest("cam").regions == ()
+    assert len(h.runtime.launched) == 1  # updated in place, not restarted
+
+
+def test_processors_that_should_run_resume_after_a_restart(tmp_path: Path) -> None:
+    first = Harness(tmp_path)
+    first.add_collection("people")
+    first.create("cam")
+    first.create("idle")
+    first.service.start("cam")
+    first.turn()
+    first.runtime.latest("cam").report_frame()
+    first.turn()
+    first.reconciler.stop(1.0)
+    first.close()
+    second = Harness(tmp_path)
+    second.service.load()
+    assert second.status("cam") == "STARTING" and second.status("idle") == "STOPPED"
+    second.turn()
+    assert [s.plan.name for s in second.runtime.launched] == ["cam"]
+    second.close()
+
+
+def test_the_loop_thread_converges_and_stops_in_bounded_time(h: Harness) -> None:
+    h.create("cam")
+    h.reconciler.start()
+    h.service.start("cam")
+    deadline = time.monotonic() + 2
+    while not h.runtime.launched and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert h.runtime.launched, "the loop did not launch the session"
+    h.runtime.stuck.add("cam")
+    started = time.monotonic()
+    assert h.reconciler.stop(1.0)
+    assert time.monotonic() - started < h.stop_timeout_s + 1.0
+    assert h.runtime.abandoned  # the stuck reader was given up, not waited for
+
+
+def test_api_threads_and_the_loop_hammer_the_registry(h: Harness) -> None:
+    """Many API threads race the loop; every processor ends consistent, nothing raises."""
+    names = [f"p{i}" for i in range(8)]
+    for name in names:
+        h.create(name)
+    h.reconciler.start()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            name = rng.choice(names)
+            try:
+                rng.choice([h.service.start, h.service.stop, h.service.describe,
+                            lambda n: h.service.update(n, [], None, [], False)])(name)
+                if rng.random() < 0.05:
+                    h.runtime.latest(name).fail("flaky camera")
+            except (ResourceInUseException, IndexError):
+                pass
+            except (StreamprocError, Exception) as exc:  # noqa: BLE001 - anything else is a bug
+                errors.append(exc)
+
+    def frames() -> None:  # sessions report their first frame at random moments
+        rng = random.Random(99)
+        while not stop.is_set():
+            for session in h.runtime.live():
+                if rng.random() < 0.3:
+                    session.report_frame()
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    threads.append(threading.Thread(target=frames))
+    for thread in threads:
+        thread.start()
+    time.sleep(3)
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    assert errors == []
+    for name in names:
+        try:
+            h.service.stop(name)
+        except ResourceInUseException:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+            h.runtime.live() or any(h.status(n) not in ("STOPPED", "FAILED") for n in names)):
+        time.sleep(0.02)
+    assert h.runtime.live() == []
+    assert {h.status(n) for n in names} <= {"STOPPED", "FAILED"}
+    assert h.reconciler.error is None and h.reconciler.running

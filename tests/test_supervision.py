@@ -1,0 +1,103 @@
+"""A stage thread that dies is restarted, shown in /health and counted; past its budget
+its processors go FAILED with the reason. Real daemon, a fault injected into the analyzer."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import client_for, make_config
+from streams import create, wait_status
+
+from streamproc.daemon import Daemon
+
+
+def _health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    conn.request("GET", "/health")
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body
+
+
+def _poll(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _restarts(daemon: Daemon, stage: str) -> float:
+    return daemon.registry.get_sample_value("streamproc_stage_restarts_total",
+                                            {"stage": stage}) or 0.0
+
+
+def test_a_dead_analyzer_is_restarted_and_reported(tmp_path: Path, broker: Any) -> None:
+    daemon = Daemon(make_config(tmp_path, **{"kafka.bootstrap": broker.bootstrap,
+                                             "supervision.backoff_initial_s": 0.2}))
+    daemon.start()
+    try:
+        analyzer = daemon.plane.stages["FaceSearch"]
+        real = analyzer._collect
+        calls = {"n": 0}
+
+        def once_broken() -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                msg = "injected fault"
+                raise RuntimeError(msg)
+            return real()
+
+        analyzer._collect = once_broken  # type: ignore[method-assign]
+        assert _poll(lambda: calls["n"] >= 2, 5), "the analyzer was not restarted"
+        assert _restarts(daemon, "analyzer") == 1
+        status, body = _health(daemon)
+        stage = body["stages"]["analyzer"]
+        assert status == 200 and stage["state"] == "ok" and stage["restarts"] == 1
+        assert "injected fault" in stage["last_error"]
+        assert daemon.registry.get_sample_value("streamproc_stage_up",
+                                                {"stage": "analyzer"}) == 1
+    finally:
+        daemon.stop()
+
+
+def test_past_its_budget_a_stage_fails_its_processors(tmp_path: Path, broker: Any) -> None:
+    daemon = Daemon(make_config(tmp_path, **{"kafka.bootstrap": broker.bootstrap,
+                                             "supervision.max_restarts": 1,
+                                             "supervision.backoff_initial_s": 0.1}))
+    daemon.start()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        rek = client_for(daemon.endpoint)
+        rek.create_collection(CollectionId="sv")
+        create(rek, "sv", f"tcp://127.0.0.1:{server.getsockname()[1]}", "sv-out", "sv")
+        rek.start_stream_processor(Name="sv")
+        assert wait_status(rek, "sv", {"STARTING"})["Status"] == "STARTING"
+
+        def broken() -> Any:
+            msg = "the analyzer cannot run"
+            raise RuntimeError(msg)
+
+        daemon.plane.stages["FaceSearch"]._collect = broken  # type: ignore[method-assign]
+        desc = wait_status(rek, "sv", {"FAILED"}, 10)
+        assert desc["Status"] == "FAILED"
+        assert desc["StatusMessage"].startswith("analyzer stage failed 2 times in 60 s")
+        assert "the analyzer cannot run" in desc["StatusMessage"]
+        status, body = _health(daemon)
+        assert status == 503 and body["status"] == "degraded"
+        assert body["stages"]["analyzer"]["state"] == "failed"
+        assert daemon.registry.get_sample_value("streamproc_stage_up",
+                                                {"stage": "analyzer"}) == 0
+    finally:
+        server.close()
+        daemon.stop()

@@ -1,0 +1,88 @@
+"""The supervisor on its own (no models): restarts with backoff and budget, stuck stages."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from streamproc.lifecycle import Service
+from streamproc.supervisor import RestartBudget, RestartPolicy, Supervisor
+
+
+class _Dies(Service):
+    def __init__(self) -> None:
+        super().__init__("dies")
+        self.runs = 0
+
+    def _run(self) -> None:
+        self.runs += 1
+        msg = f"crash {self.runs}"
+        raise RuntimeError(msg)
+
+
+class _Hangs(Service):
+    def __init__(self) -> None:
+        super().__init__("hangs")
+        self.release = threading.Event()
+
+    def _run(self) -> None:
+        self.release.wait(10)  # never beats while it waits
+
+
+def _until_dead(service: Service) -> None:
+    deadline = time.monotonic() + 2
+    while service.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_budget_is_a_sliding_window() -> None:
+    budget = RestartBudget(2, window_s=10)
+    assert budget.allow(0) and budget.allow(1) and not budget.allow(2)
+    assert budget.allow(10.5)  # the first restart left the window
+
+
+def test_restarts_back_off_then_give_up_once() -> None:
+    gave_up: list[tuple[str, str]] = []
+    supervisor = Supervisor(RestartPolicy(max_restarts=2, backoff_initial_s=1.0),
+                            on_give_up=lambda n, r: gave_up.append((n, r)))
+    dies = _Dies()
+    supervisor.watch(dies)
+    stage = supervisor._stages["dies"]
+    dies.start()
+    _until_dead(dies)
+    supervisor.check("dies", stage, 100.0)  # died: restart scheduled after 1 s
+    assert dies.runs == 1 and stage.restart_at == 101.0
+    supervisor.check("dies", stage, 100.5)
+    assert dies.runs == 1  # still backing off
+    supervisor.check("dies", stage, 101.0)
+    _until_dead(dies)
+    assert dies.runs == 2
+    supervisor.check("dies", stage, 102.0)  # second death: backoff doubled
+    assert stage.restart_at == 104.0
+    supervisor.check("dies", stage, 104.0)
+    _until_dead(dies)
+    supervisor.check("dies", stage, 105.0)  # third death: budget of 2 spent
+    assert dies.runs == 3 and len(gave_up) == 1
+    assert gave_up[0][1] == "dies stage failed 3 times in 60 s: RuntimeError('crash 3')"
+    supervisor.check("dies", stage, 200.0)
+    assert dies.runs == 3 and len(gave_up) == 1
+    assert supervisor.report()["dies"]["state"] == "failed" and not supervisor.healthy()
+
+
+def test_a_stage_without_progress_is_reported_stuck() -> None:
+    supervisor = Supervisor(RestartPolicy(stuck_after_s=0.2))
+    hangs = _Hangs()
+    supervisor.watch(hangs)
+    hangs.start()
+    assert supervisor.report()["hangs"]["state"] == "ok"
+    time.sleep(0.3)
+    assert supervisor.report()["hangs"]["state"] == "stuck" and not supervisor.healthy()
+    hangs.release.set()
+    hangs.stop(1)
+
+
+def test_supervisor_stops_in_bounded_time() -> None:
+    supervisor = Supervisor(RestartPolicy(), interval_s=0.05)
+    supervisor.start()
+    started = time.monotonic()
+    assert supervisor.stop(1.0) and time.monotonic() - started < 0.5
