@@ -69,6 +69,36 @@ class CalibrationKnot(_Base):
     similarity: float = Field(ge=0.0, le=100.0)
 
 
+class ConfidenceKnot(_Base):
+    """One point of the detector score -> Confidence mapping."""
+
+    score: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(ge=0.0, le=100.0)
+
+
+def _increasing(pairs: list[tuple[float, float]], name: str) -> None:
+    """Knots must rise strictly in x and never fall in y (so the mapping is monotonic)."""
+    if len(pairs) < 2:
+        msg = f"{name} needs at least two knots"
+        raise ValueError(msg)
+    for (x0, y0), (x1, y1) in itertools.pairwise(pairs):
+        if not (x1 > x0 and y1 >= y0):
+            msg = f"{name} knots must increase"
+            raise ValueError(msg)
+
+
+# SCRFD score -> Confidence. Calibrated on det_500m over every photo and clip frame of
+# shared/data (README: Confidence calibration): all 210 faces of 40 px or more score
+# 0.713-0.890 (Confidence >= 99.1); half-hidden faces 0.57-0.71 (78-99); hands and clothing
+# 0.20-0.28, below the detection threshold, which (0.5 by default) maps to Confidence 50.
+_DET_CONFIDENCE = [(0.0, 0.0), (0.5, 50.0), (0.6, 90.0), (0.7, 99.0), (0.8, 99.9), (1.0, 100.0)]
+
+
+def default_confidence() -> list[ConfidenceKnot]:
+    """The built-in score -> Confidence knots (SCRFD detectors)."""
+    return [ConfidenceKnot(score=s, confidence=c) for s, c in _DET_CONFIDENCE]
+
+
 class PackConfig(_Base):
     """A model pack: an SCRFD detector and an ArcFace-style recogniser, plus calibration."""
 
@@ -94,17 +124,20 @@ class PackConfig(_Base):
     calibration: list[CalibrationKnot] = Field(
         description="Monotonic (cosine, Similarity) knots; Similarity 80 = confident match."
     )
+    confidence: list[ConfidenceKnot] = Field(
+        default_factory=default_confidence,
+        description="Monotonic (detector score, Confidence) knots; clear faces >= 99.")
 
     @field_validator("calibration")
     @classmethod
     def _monotonic(cls, knots: list[CalibrationKnot]) -> list[CalibrationKnot]:
-        if len(knots) < 2:
-            msg = "calibration needs at least two knots"
-            raise ValueError(msg)
-        for a, b in itertools.pairwise(knots):
-            if not (b.cosine > a.cosine and b.similarity >= a.similarity):
-                msg = "calibration knots must increase in cosine and similarity"
-                raise ValueError(msg)
+        _increasing([(k.cosine, k.similarity) for k in knots], "calibration")
+        return knots
+
+    @field_validator("confidence")
+    @classmethod
+    def _monotonic_confidence(cls, knots: list[ConfidenceKnot]) -> list[ConfidenceKnot]:
+        _increasing([(k.score, k.confidence) for k in knots], "confidence")
         return knots
 
 
@@ -141,27 +174,39 @@ def default_packs() -> dict[str, PackConfig]:
 
 
 class QualityLevel(_Base):
-    """Minimum face quality for one QualityFilter level."""
+    """Minimum face quality for one QualityFilter level (README: Quality filter)."""
 
-    min_confidence: float = Field(ge=0, le=100)
-    min_face_px: int = Field(ge=0)
-    min_brightness: float = Field(ge=0, le=100)
-    min_sharpness: float = Field(ge=0, le=100)
-    max_abs_yaw: float = Field(ge=0, le=180)
-    max_abs_pitch: float = Field(ge=0, le=180)
+    min_confidence: float = Field(ge=0, le=100, description="Confidence below: LOW_CONFIDENCE.")
+    min_face_px: int = Field(ge=0, description="Shorter box side below: SMALL_BOUNDING_BOX.")
+    min_brightness: float = Field(ge=0, le=100, description="Below: LOW_BRIGHTNESS.")
+    min_sharpness: float = Field(ge=0, le=100, description="Below: LOW_SHARPNESS.")
+    max_abs_yaw: float = Field(ge=0, le=180, description="|Yaw| above: EXTREME_POSE.")
+    max_pitch_down: float = Field(ge=0, le=180, description="Pitch below -this: EXTREME_POSE.")
+    max_pitch_up: float = Field(ge=0, le=180, description="Pitch above: EXTREME_POSE.")
+
+
+def _level(confidence: float, face_px: int, brightness: float, sharpness: float,
+           yaw: float, down: float, up: float) -> QualityLevel:
+    return QualityLevel(min_confidence=confidence, min_face_px=face_px,
+                        min_brightness=brightness, min_sharpness=sharpness,
+                        max_abs_yaw=yaw, max_pitch_down=down, max_pitch_up=up)
+
+
+QUALITY_LEVELS = frozenset({"LOW", "AUTO", "MEDIUM", "HIGH"})
 
 
 def default_quality() -> dict[str, QualityLevel]:
-    """QualityFilter levels; AUTO is the one IndexFaces uses by default."""
+    """QualityFilter levels; AUTO is the one IndexFaces uses by default.
+
+    Pose limits follow Rekognition's guidance for faces to index (yaw within 45 degrees,
+    at most 30 down and 45 up) with margins for a 5-point estimate; 40 px is its minimum
+    face size for images up to 1920x1080, 50 px its recommended one.
+    """
     return {
-        "LOW": QualityLevel(min_confidence=50, min_face_px=20, min_brightness=5,
-                            min_sharpness=2, max_abs_yaw=75, max_abs_pitch=60),
-        "AUTO": QualityLevel(min_confidence=60, min_face_px=32, min_brightness=10,
-                             min_sharpness=5, max_abs_yaw=60, max_abs_pitch=45),
-        "MEDIUM": QualityLevel(min_confidence=70, min_face_px=40, min_brightness=15,
-                               min_sharpness=10, max_abs_yaw=50, max_abs_pitch=40),
-        "HIGH": QualityLevel(min_confidence=80, min_face_px=64, min_brightness=25,
-                             min_sharpness=20, max_abs_yaw=35, max_abs_pitch=30),
+        "LOW": _level(50, 20, 5, 10, yaw=75, down=60, up=60),
+        "AUTO": _level(90, 40, 10, 20, yaw=55, down=40, up=50),
+        "MEDIUM": _level(95, 50, 15, 35, yaw=45, down=30, up=45),
+        "HIGH": _level(98, 64, 20, 55, yaw=30, down=25, up=30),
     }
 
 
@@ -177,7 +222,17 @@ class ModelsConfig(_Base):
     det_score_threshold: float = Field(0.5, ge=0, le=1, description="Detector score cut-off.")
     nms_threshold: float = Field(0.4, ge=0, le=1, description="Detector NMS IoU.")
     packs: dict[str, PackConfig] = Field(default_factory=default_packs)
-    quality: dict[str, QualityLevel] = Field(default_factory=default_quality)
+    quality: dict[str, QualityLevel] = Field(
+        default_factory=default_quality, description="QualityFilter levels LOW/AUTO/MEDIUM/HIGH.")
+
+    @field_validator("quality")
+    @classmethod
+    def _all_levels(cls, levels: dict[str, QualityLevel]) -> dict[str, QualityLevel]:
+        # A missing level would silently filter nothing (like NONE).
+        if set(levels) != QUALITY_LEVELS:
+            msg = f"quality needs exactly the levels {sorted(QUALITY_LEVELS)}"
+            raise ValueError(msg)
+        return levels
 
 
 class ImagesConfig(_Base):
@@ -316,4 +371,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if packs is not None:
         # Configured packs extend the built-in ones instead of replacing them all.
         raw["models"]["packs"] = {**default_packs(), **packs}
+    quality = raw.get("models", {}).get("quality")
+    if quality is not None:
+        # Likewise, configured levels replace only the built-in levels they name.
+        raw["models"]["quality"] = {**default_quality(), **quality}
     return Config.model_validate(raw)

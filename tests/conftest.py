@@ -15,6 +15,7 @@ from botocore.config import Config as BotoConfig
 
 from streamproc.config import Config, load_config
 from streamproc.daemon import Daemon
+from streamproc.faces.engine import FaceEngine
 from streamproc.tools.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,15 @@ def client_for(endpoint: str) -> object:
         aws_access_key_id="test", aws_secret_access_key="test",
         config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
+
+
+@pytest.fixture(scope="session")
+def engine() -> FaceEngine:
+    """The test pack's face engine on its own (no daemon), for pose/quality checks."""
+    e = FaceEngine(load_config(None, {"models.root": str(SHARED),
+                                      "models.pack": "test_mfn"}).models)
+    e.load()
+    return e
 
 
 @pytest.fixture(scope="session")

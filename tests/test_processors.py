@@ -89,6 +89,7 @@ def _check_record_format(record: dict[str, Any], stream_url: str) -> None:
         detected = face["DetectedFace"]
         assert set(detected) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"}
         assert len(detected["Landmarks"]) == 5
+        assert detected["Confidence"] > 99  # clear faces, on Rekognition's scale
         for match in face["MatchedFaces"]:
             assert 80 <= match["Similarity"] <= 100
             assert set(match["Face"]) >= {"BoundingBox", "FaceId", "Confidence", "ImageId",

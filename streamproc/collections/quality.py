@@ -1,9 +1,13 @@
-"""QualityFilter: which faces are good enough to index or search."""
+"""QualityFilter: which faces are good enough to index or search.
+
+One rule for IndexFaces, SearchFacesByImage and CompareFaces. Each failed check gives its
+Rekognition ``Reason``; any failure adds LOW_FACE_QUALITY, as Rekognition reports it.
+"""
 
 from __future__ import annotations
 
 from streamproc.config import QualityLevel
-from streamproc.faces.types import Face
+from streamproc.faces.types import Face, Pose
 
 
 def quality_reasons(face: Face, level: QualityLevel | None) -> list[str]:
@@ -11,12 +15,11 @@ def quality_reasons(face: Face, level: QualityLevel | None) -> list[str]:
     if level is None:
         return []
     reasons = []
-    if face.score * 100.0 < level.min_confidence:
+    if face.confidence < level.min_confidence:
         reasons.append("LOW_CONFIDENCE")
     if min(face.width, face.height) < level.min_face_px:
         reasons.append("SMALL_BOUNDING_BOX")
-    if face.pose and (abs(face.pose.yaw) > level.max_abs_yaw
-                      or abs(face.pose.pitch) > level.max_abs_pitch):
+    if face.pose is not None and _extreme(face.pose, level):
         reasons.append("EXTREME_POSE")
     if face.quality and face.quality.brightness < level.min_brightness:
         reasons.append("LOW_BRIGHTNESS")
@@ -25,3 +28,9 @@ def quality_reasons(face: Face, level: QualityLevel | None) -> list[str]:
     if reasons:
         reasons.append("LOW_FACE_QUALITY")
     return reasons
+
+
+def _extreme(pose: Pose, level: QualityLevel) -> bool:
+    """Turned or tilted beyond the level, or a pose the landmarks could not be solved for."""
+    return (not pose.solved or abs(pose.yaw) > level.max_abs_yaw
+            or pose.pitch < -level.max_pitch_down or pose.pitch > level.max_pitch_up)

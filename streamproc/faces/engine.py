@@ -12,6 +12,7 @@ import numpy as np
 
 from streamproc.config import ModelsConfig, PackConfig
 from streamproc.faces.attributes import annotate
+from streamproc.faces.confidence import ConfidenceScale
 from streamproc.faces.detector import DetectorSettings, ScrfdDetector
 from streamproc.faces.embedder import ArcFaceEmbedder, EmbedderSettings
 from streamproc.faces.runner import OrtRunner
@@ -83,6 +84,7 @@ class FaceEngine:
                              std=self.pack.rec_std, max_batch=self.pack.rec_batch),
         )
         self.scale = SimilarityScale(self.pack.calibration)
+        self.confidence = ConfidenceScale(self.pack.confidence)
         self._folder = folder
         self._recognizer_digest = ""
 
@@ -131,8 +133,10 @@ class FaceEngine:
                     self.dim, self.providers, (time.perf_counter() - started) * 1000)
 
     def detect(self, image: np.ndarray, max_faces: int = 0) -> list[Face]:
-        """Detect faces and fill in pose and quality; largest first."""
+        """Detect faces and fill in Confidence, pose and quality; largest first."""
         faces = [annotate(image, f) for f in self.detector.detect(image, max_faces)]
+        for face in faces:
+            face.confidence = self.confidence.confidence(face.score)
         faces.sort(key=lambda f: -f.area)
         return faces
 

@@ -9,11 +9,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Pose:
-    """Head pose in degrees."""
+    """Head pose in degrees (Rekognition's signs: see :mod:`streamproc.faces.pose`)."""
 
     roll: float
     yaw: float
     pitch: float
+    solved: bool = True  # False: the landmarks fit no pose of the mean face (a fallback)
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,12 @@ class Face:
     """One detected face in pixel coordinates of its image."""
 
     box: np.ndarray  # x1, y1, x2, y2
-    score: float  # detector score, 0..1
+    score: float  # detector score, 0..1 (what the detection threshold applies to)
     landmarks: np.ndarray  # (5, 2): eyeLeft, eyeRight, nose, mouthLeft, mouthRight
     pose: Pose | None = None
     quality: Quality | None = None
+    # Rekognition's Confidence (0-100), the score through the pack's knots; set by FaceEngine.
+    confidence: float = 0.0
     embedding: np.ndarray | None = field(default=None, repr=False)
 
     @property

@@ -24,8 +24,8 @@ def bounding_box(box: np.ndarray, width: int, height: int) -> dict[str, float]:
 
 
 def confidence(face: Face) -> float:
-    """Detector score as a 0-100 percentage."""
-    return _r(min(max(face.score, 0.0), 1.0) * 100.0)
+    """Confidence (0-100) as the face engine calibrated it from the detector score."""
+    return _r(face.confidence)
 
 
 def face_detail(face: Face, width: int, height: int) -> dict[str, Any]:

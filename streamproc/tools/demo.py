@@ -56,19 +56,29 @@ def clip_frames(path: Path, every: int) -> list[bytes]:
     return frames
 
 
-def enrol(endpoint: str, shared: Path, collection: str) -> None:
-    """Index faces of W and M from their own clips."""
+def enrol(endpoint: str, shared: Path, collection: str, every: int = 2) -> dict[str, int]:
+    """Index W and M from every ``every``-th frame of their own clips; faces per person.
+
+    Many frames, so each person is enrolled at the poses their clip shows (W turns her
+    head from near-profile to three-quarter); IndexFaces' AUTO filter drops the frames
+    turned too far, and says so in UnindexedFaces.
+    """
     import base64
 
     call(endpoint, "CreateCollection", {"CollectionId": collection})
+    counts = {}
     for person, clip in ENROL.items():
+        frames = clip_frames(shared / CLIPS / clip, every)
         indexed = 0
-        for jpeg in clip_frames(shared / CLIPS / clip, every=6):
+        for jpeg in frames:
             out = call(endpoint, "IndexFaces", {
                 "CollectionId": collection, "ExternalImageId": person, "MaxFaces": 1,
                 "Image": {"Bytes": base64.b64encode(jpeg).decode()}})
             indexed += len(out["FaceRecords"])
-        print(f"enrolled {person}: {indexed} faces from {clip}", flush=True)
+        counts[person] = indexed
+        print(f"enrolled {person}: {indexed} faces from {len(frames)} frames of {clip}",
+              flush=True)
+    return counts
 
 
 def describe_record(record: dict[str, Any]) -> str:
