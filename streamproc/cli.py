@@ -17,41 +17,123 @@ from streamproc.config import Config, load_config
 logger = logging.getLogger("streamproc")
 
 
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    parser.add_argument("--model-root", type=Path,
+                        help="insightface root holding models/PACK (default ~/.insightface)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamproc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
-    serve.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    _config_flags(serve)
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="API port (default 8085)")
     serve.add_argument("--data-dir", type=Path, help="state directory (default ~/.streamproc)")
-    serve.add_argument("--model-root", type=Path,
-                       help="insightface root holding models/PACK (default ~/.insightface)")
     serve.add_argument("--model-pack", help="model pack name (default buffalo_l)")
     serve.add_argument("--kafka", metavar="BOOTSTRAP",
                        help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-format", choices=["text", "json"],
+                       help="json: one JSON object per line, for log shippers")
     demo = sub.add_parser("demo", help="broker + daemon + live sample stream, printing matches")
     demo.add_argument("--shared", type=Path, help="folder with models/ and data/ "
                       "(default $STREAMPROC_SHARED or ../shared)")
     demo.add_argument("--port", type=int, default=8085, help="API port (0 = any free port)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--data-dir", type=Path, help="state directory (default: a temp dir)")
+    _models_parser(sub.add_parser("models", help="list and download model packs"))
+    enrol = sub.add_parser("enrol", help="index folders of photos/videos into a collection")
+    enrol.add_argument("--collection", required=True, help="collection id (created if missing)")
+    enrol.add_argument("--endpoint", default="http://127.0.0.1:8085", help="daemon API URL")
+    enrol.add_argument("--region", default="us-east-1", help="region for request signing")
+    enrol.add_argument("--frames", type=int, default=3, help="best frames indexed per video")
+    enrol.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                       help="photos, videos or folders (a sub-folder = one person)")
+    tail = sub.add_parser("tail", help="print a processor's records from its Kafka topic")
+    tail.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="host:port[,...]")
+    tail.add_argument("topic", metavar="TOPIC")
+    tail.add_argument("--json", action="store_true", help="print each record's raw JSON")
+    tail.add_argument("--from-beginning", action="store_true",
+                      help="start at the oldest record (default: only new records)")
     return parser
 
 
+def _sha256(text: str) -> str:
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        msg = "a SHA-256 is 64 hexadecimal digits"
+        raise argparse.ArgumentTypeError(msg)
+    return text.lower()
+
+
+def _models_parser(models: argparse.ArgumentParser) -> None:
+    sub = models.add_subparsers(dest="action", required=True)
+    _config_flags(sub.add_parser("list", help="known packs: installed or not, size, licence"))
+    pull = sub.add_parser("pull", help="download and install a pack (prints its licence)")
+    pull.add_argument("name", metavar="NAME")
+    _config_flags(pull)
+    pull.add_argument("--from", dest="origin", metavar="URL|PATH",
+                      help="a mirror URL, or a local .zip / folder (air-gapped sites)")
+    pull.add_argument("--sha256", type=_sha256,
+                      help="refuse the archive unless it has this SHA-256 (64 hex digits)")
+    pull.add_argument("--force", action="store_true", help="reinstall an installed pack")
+    pull.add_argument("--retries", type=int, default=2,
+                      help="resume a dropped download this many times before giving up")
+
+
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config, {
-        "server.host": args.host, "server.port": args.port,
-        "storage.data_dir": str(args.data_dir) if args.data_dir else None,
-        "models.root": str(args.model_root) if args.model_root else None,
-        "models.pack": args.model_pack, "log_level": args.log_level,
-        "kafka.bootstrap": args.kafka,
+    def flag(name: str) -> object:
+        return getattr(args, name, None)
+
+    return load_config(flag("config"), {
+        "server.host": flag("host"), "server.port": flag("port"),
+        "storage.data_dir": str(flag("data_dir")) if flag("data_dir") else None,
+        "models.root": str(flag("model_root")) if flag("model_root") else None,
+        "models.pack": flag("model_pack"), "log_level": flag("log_level"),
+        "log_format": flag("log_format"), "kafka.bootstrap": flag("kafka"),
     })
 
 
-def serve(config: Config) -> int:
+def _pack_ready(config: Config, args: argparse.Namespace) -> bool:
+    """True when the configured pack is on disk (pulled first if ``models.auto_pull``)."""
+    from streamproc.tools.models import PullError, pull
+    from streamproc.tools.packs import fix_command, missing_files, pack_folder
+
+    models, name = config.models, config.models.pack
+    missing = missing_files(models, name)
+    if not missing or name not in models.packs:  # an unknown pack: the engine says so
+        return True
+    if models.auto_pull:
+        logger.warning("model pack %s is missing; models.auto_pull is on: pulling it", name)
+        try:
+            pull(models, name)
+            return True
+        except PullError as exc:
+            print(f"streamproc: {exc}", file=sys.stderr)
+            return False
+    print(f"streamproc: model pack {name!r} not found at {pack_folder(models, name)} "
+          f"(missing {', '.join(missing)}). Install it with:\n"
+          f"  {fix_command(models, name, args.config, args.model_root)}", file=sys.stderr)
+    return False
+
+
+def _inference_missing() -> bool:
+    """Print the exact install command when onnxruntime or insightface cannot be imported."""
+    from streamproc.tools.deps import check_inference
+
+    problem = check_inference()
+    if problem is not None:
+        print(f"streamproc: {problem}", file=sys.stderr)
+    return problem is not None
+
+
+def serve(config: Config, args: argparse.Namespace | None = None) -> int:
     """Run until SIGTERM/SIGINT, then shut down within the configured bounds."""
+    if _inference_missing():
+        return 2
+    if args is not None and not _pack_ready(config, args):
+        return 2
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
 
@@ -73,9 +155,10 @@ def serve(config: Config) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if _inference_missing():
+        return 2
     from streamproc.tools.demo import default_shared, run_demo
 
-    warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     shared = (args.shared or default_shared()).resolve()
@@ -85,23 +168,67 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(shared, args.port, args.duration, args.data_dir)
 
 
+def _models(args: argparse.Namespace, config: Config) -> int:
+    from streamproc.tools.models import PullError, list_packs, pull
+
+    if args.action == "list":
+        list_packs(config.models)
+        return 0
+    if _inference_missing():  # a pull loads the pack to check it
+        return 2
+    try:
+        pull(config.models, args.name, args.origin, args.sha256, args.force, args.retries)
+    except PullError as exc:
+        print(f"streamproc models pull: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _enrol(args: argparse.Namespace) -> int:
+    from streamproc.tools.client import rekognition
+    from streamproc.tools.enrol import run_enrol
+
+    return run_enrol(rekognition(args.endpoint, args.region), args.collection, args.paths,
+                     args.frames)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
+    from streamproc.tools.tail import run_tail
+
+    try:
+        return run_tail(args.kafka, args.topic, args.json, args.from_beginning)
+    except KafkaError as exc:
+        print(f"streamproc tail: cannot read {args.topic} from {args.kafka}: {exc}",
+              file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = _parser().parse_args(argv)
+    # insightface 2.1's face_align calls a scikit-image API deprecated in 0.26; harmless.
+    warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
     if args.command == "demo":
         return _demo(args)
+    if args.command in ("enrol", "tail"):
+        from streamproc.tools.logs import configure
+
+        configure("WARNING")
+        return _enrol(args) if args.command == "enrol" else _tail(args)
     try:
         config = _config(args)
     except (ValidationError, ValueError, OSError) as exc:
         print(f"streamproc: bad configuration: {exc}", file=sys.stderr)
         return 2
-    # insightface 2.1's face_align calls a scikit-image API deprecated in 0.26; harmless.
-    warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
-    logging.basicConfig(level=config.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "serve":
-        return serve(config)
-    return 2
+    from streamproc.tools.logs import configure
+
+    if args.command == "models":  # loading a pack to check it logs at INFO: not news here
+        configure("WARNING")
+        return _models(args, config)
+    configure(config.log_level, config.log_format)
+    return serve(config, args)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,9 @@ def default_packs() -> dict[str, PackConfig]:
                                 calibration=_ARCFACE_CALIBRATION),
         "buffalo_sc": PackConfig(detector="det_500m.onnx", recognizer="w600k_mbf.onnx",
                                  calibration=_ARCFACE_CALIBRATION),
+        # glintr100 is an ArcFace-loss ResNet-100 (Glint360K): the ArcFace knots apply.
+        "antelopev2": PackConfig(detector="scrfd_10g_bnkps.onnx", recognizer="glintr100.onnx",
+                                 calibration=_ARCFACE_CALIBRATION),
     }
 
 
@@ -215,6 +218,12 @@ class ModelsConfig(_Base):
 
     root: Path = Field(Path("~/.insightface"), description="insightface root: ROOT/models/PACK.")
     pack: str = Field("buffalo_l", description="Pack the daemon loads.")
+    auto_pull: bool = Field(
+        False, description="Download a missing pack at start-up (printing its licence). Off: "
+        "nothing downloads unless the operator runs `streamproc models pull`.")
+    mirror: str | None = Field(
+        None, description="URL or folder holding PACK.zip archives, used by `models pull` and "
+        "auto_pull instead of insightface's release URLs.")
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] | list[str] = Field(
         "auto", description="auto = CUDA first when onnxruntime has it, else CPU."
     )
@@ -346,6 +355,8 @@ class Config(_Base):
     storage: StorageConfig = StorageConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json = one JSON object per line, for log shippers.")
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -65,19 +65,21 @@ class SourceWorker(Service):
                     self._wake.set()
                     last_ok, backoff = time.monotonic(), s.reconnect_initial_s
                 error = f"{self._shown}: stream ended"
+                # A file source ends on every loop: routine, not a warning.
+                level = logging.INFO if s.realtime else logging.WARNING
             except SourceError as exc:
                 if exc.fatal:
                     self._session.fail(str(exc))
                     return
-                error = str(exc)
+                error, level = str(exc), logging.WARNING
             if self.stopping:
                 return
             down = time.monotonic() - last_ok
             if down > s.give_up_s:
                 self._session.fail(f"Stream unavailable for {down:.0f} s: {error}")
                 return
-            logger.warning("processor %s: %s; reconnecting in %.1fs", self._session.name,
-                           error, backoff)
+            logger.log(level, "processor %s: %s; reconnecting in %.1fs", self._session.name,
+                       error, backoff)
             self._session.sensor.reconnect()
             if self.wait(backoff):
                 return

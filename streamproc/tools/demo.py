@@ -13,7 +13,6 @@ import os
 import signal
 import tempfile
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from streamproc.config import load_config
 from streamproc.daemon import Daemon
 from streamproc.tools.broker import EmbeddedBroker
 from streamproc.tools.livestream import LoopingStream
+from streamproc.tools.tail import describe_record, follow
 
 logger = logging.getLogger(__name__)
 CLIPS = Path("data/video/intel_sample_videos")
@@ -81,44 +81,10 @@ def enrol(endpoint: str, shared: Path, collection: str, every: int = 2) -> dict[
     return counts
 
 
-def describe_record(record: dict[str, Any]) -> str:
-    """One line per record: frame time and who was seen."""
-    video = record["InputInformation"]["KinesisVideo"]
-    at = video["ProducerTimestamp"] + video["FrameOffsetInSeconds"]
-    seen = []
-    for face in record["FaceSearchResponse"]:
-        box = face["DetectedFace"]["BoundingBox"]
-        where = f"x={box['Left']:.2f}"
-        if face["MatchedFaces"]:
-            best = face["MatchedFaces"][0]
-            seen.append(f"{best['Face'].get('ExternalImageId', best['Face']['FaceId'])} "
-                        f"({best['Similarity']:.1f}) at {where}")
-        else:
-            seen.append(f"unknown face at {where}")
-    stamp = time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
-    return f"{stamp}  " + "; ".join(seen)
-
-
 def print_records(bootstrap: str, stop: threading.Event) -> None:
     """Read the output topic from the beginning and print each record."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
-    try:
-        partitions = None
-        while not partitions and not stop.is_set():
-            partitions = consumer.partitions_for_topic(TOPIC)
-            stop.wait(0.2)
-        if not partitions:
-            return
-        consumer.assign([TopicPartition(TOPIC, p) for p in partitions])
-        consumer.seek_to_beginning()
-        while not stop.is_set():
-            for batch in consumer.poll(timeout_ms=200).values():
-                for message in batch:
-                    print(describe_record(json.loads(message.value)), flush=True)
-    finally:
-        consumer.close()
+    follow(bootstrap, TOPIC, stop,
+           lambda value: print(describe_record(json.loads(value)), flush=True))
 
 
 def run_demo(shared: Path, port: int, duration: float | None, data_dir: Path | None) -> int:
