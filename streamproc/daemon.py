@@ -22,7 +22,13 @@ from streamproc.collections.service import CollectionService
 from streamproc.config import Config
 from streamproc.dataplane.plane import DataPlane, PlaneEvents
 from streamproc.faces.engine import FaceEngine
-from streamproc.metrics import ApiMetrics, ProcessorMetrics, ProcessorSensor, PublisherMetrics
+from streamproc.metrics import (
+    ApiMetrics,
+    InferenceMetrics,
+    ProcessorMetrics,
+    ProcessorSensor,
+    PublisherMetrics,
+)
 from streamproc.processors.service import ProcessorService
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
@@ -73,12 +79,15 @@ class Daemon:
 
     def health(self) -> dict[str, Any]:
         """What /health reports."""
-        return {"status": self._status}
+        inference = (self.engine.provider_report()
+                     if self.engine is not None and self._status != "starting" else None)
+        return {"status": self._status, "inference": inference}
 
     def start(self) -> None:
         """Open storage, load the model pack, rebuild indexes, resume processors, serve."""
         self.engine = FaceEngine(self.config.models)
         self.engine.load()
+        InferenceMetrics.create(self.registry).report(self.engine.provider_report())
         self._db = Database(self.data_dir / "streamproc.db")
         self._db.open()
         self._builder = IndexBuilder()

@@ -165,7 +165,9 @@ def test_health_and_metrics(daemon: Any) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
     conn.request("GET", "/health")
     resp = conn.getresponse()
-    assert resp.status == 200 and json.loads(resp.read()) == {"status": "ok"}
+    health = json.loads(resp.read())
+    assert resp.status == 200 and health["status"] == "ok"
+    assert [m["role"] for m in health["inference"]["models"]] == ["detector", "recognizer"]
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     assert 'streamproc_api_requests_total{code="OK",operation="' in text
