@@ -171,4 +171,6 @@ def test_health_and_metrics(daemon: Any) -> None:
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     assert 'streamproc_api_requests_total{code="OK",operation="' in text
+    assert ('streamproc_inference_provider{gpu_fallback="0",model="det_500m.onnx",'
+            'provider="CPUExecutionProvider",role="detector"} 1.0') in text
     conn.close()
