@@ -141,6 +141,9 @@ class OrtRunner(RunnerBase):
             requested=wanted_providers(self.options.providers), providers=actual,
             fp16=self.options.fp16 and actual[0] == "TensorrtExecutionProvider",
             fallback=ort_fallback(self.options.providers, available, actual, ort.__version__)))
+        if self.options.fp16 and not self.status.fp16:
+            logger.warning("%s: fp16 applies with TensorRT (or the torch backend on CUDA); "
+                           "%s runs the graph as stored", self.path.name, actual[0])
 
     @property
     def session(self) -> Any:
