@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Set up streamproc in ./.venv on a fresh machine.
-#   scripts/setup.sh          CPU inference (onnxruntime)
-#   scripts/setup.sh --gpu    CUDA inference (onnxruntime-gpu instead, never both)
+#   scripts/setup.sh             CPU inference (onnxruntime) + PyTorch's CPU build (tests)
+#   scripts/setup.sh --gpu       CUDA inference (onnxruntime-gpu with CUDA/cuDNN wheels)
+#   scripts/setup.sh --no-torch  without PyTorch (the torch-backend tests then skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime=cpu
-if [ "${1:-}" = "--gpu" ]; then runtime=gpu; fi
+torch=1
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) runtime=gpu ;;
+    --no-torch) torch=0 ;;
+    *) echo "usage: $0 [--gpu] [--no-torch]" >&2; exit 2 ;;
+  esac
+done
+# The torch backend's tests compare it with onnxruntime on CPU: PyTorch's CPU build
+# (~200 MB), never PyPI's default CUDA build (several GB). pip finds the +cpu wheel in a
+# local wheelhouse (pip's find-links) or in PyTorch's own CPU index (TORCH_INDEX_URL).
+TORCH_SPEC="torch==2.13.0+cpu"
 
 # ffmpeg serves live test streams (RTSP/TCP) in the tests and the demo; Debian's prometheus
 # package (prometheus + promtool) checks the monitoring kit in configs/monitoring.
@@ -32,4 +44,11 @@ python3 -m venv .venv
 # a second ONNX runtime or OpenCV beside the ones chosen above (its needs are in pyproject).
 insightface_pin=$(.venv/bin/python -c "from streamproc.tools.deps import INSIGHTFACE; print(INSIGHTFACE)")
 .venv/bin/python -m pip install -q --no-deps "${insightface_pin}"
+if [ "$torch" = 1 ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  if ! .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
+      "$TORCH_SPEC"; then
+    echo "warning: $TORCH_SPEC not found (set TORCH_INDEX_URL to PyTorch's CPU index);" \
+         "the torch-backend tests will skip" >&2
+  fi
+fi
 .venv/bin/python -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"

@@ -99,6 +99,23 @@ def default_confidence() -> list[ConfidenceKnot]:
     return [ConfidenceKnot(score=s, confidence=c) for s, c in _DET_CONFIDENCE]
 
 
+ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"] | list[str]
+
+
+class ExecutionConfig(_Base):
+    """How one pack's models execute on the accelerator; unset fields take ``models.*``."""
+
+    providers: ProviderChoice | None = Field(
+        None, description="Overrides models.providers for this pack.")
+    device_id: int | None = Field(None, ge=0, description="GPU index; null = models.device_id.")
+    fp16: bool = Field(
+        False, description="Half precision: TensorRT (trt_fp16_enable) and the torch backend on "
+        "CUDA. The CUDA provider alone runs the graphs as stored (fp32).")
+    trt_engine_cache_dir: Path | None = Field(
+        None, description="TensorRT engine cache; null = rebuild the engines at every start.")
+    trt_workspace_mb: int = Field(2048, gt=0, description="TensorRT builder workspace (MiB).")
+
+
 class PackConfig(_Base):
     """A model pack: an SCRFD detector and an ArcFace-style recogniser, plus calibration."""
 
@@ -112,6 +129,7 @@ class PackConfig(_Base):
     det_std: float = Field(128.0, description="Detector input std.")
     det_strides: tuple[int, ...] = Field((8, 16, 32), description="SCRFD feature strides.")
     det_anchors: int = Field(2, ge=1, description="Anchors per location.")
+    det_batch: int = Field(32, ge=1, description="Largest detector batch (batched detection).")
     rec_mean: float = Field(127.5, description="Recogniser input mean (0 for raw pixels).")
     rec_std: float = Field(127.5, description="Recogniser input std (1 for raw pixels).")
     rec_input_size: int = Field(112, description="Aligned face crop side in pixels.")
@@ -120,6 +138,8 @@ class PackConfig(_Base):
     session_options: dict[str, str] = Field(
         default_factory=dict, description="onnxruntime session config entries."
     )
+    execution: ExecutionConfig = Field(
+        default_factory=ExecutionConfig, description="Providers, GPU and precision.")
     face_model_version: str = Field("7.0", pattern=r"^[0-9.]+$")
     calibration: list[CalibrationKnot] = Field(
         description="Monotonic (cosine, Similarity) knots; Similarity 80 = confident match."
@@ -218,15 +238,23 @@ class ModelsConfig(_Base):
 
     root: Path = Field(Path("~/.insightface"), description="insightface root: ROOT/models/PACK.")
     pack: str = Field("buffalo_l", description="Pack the daemon loads.")
+    backend: Literal["onnxruntime", "torch"] = Field(
+        "onnxruntime", description="onnxruntime, or PyTorch running the same ONNX graphs "
+        "(extra streamproc[torch]) where onnxruntime-gpu is not available.")
     auto_pull: bool = Field(
         False, description="Download a missing pack at start-up (printing its licence). Off: "
         "nothing downloads unless the operator runs `streamproc models pull`.")
     mirror: str | None = Field(
         None, description="URL or folder holding PACK.zip archives, used by `models pull` and "
         "auto_pull instead of insightface's release URLs.")
-    providers: Literal["auto", "cpu", "cuda", "tensorrt"] | list[str] = Field(
-        "auto", description="auto = CUDA first when onnxruntime has it, else CPU."
-    )
+    providers: ProviderChoice = Field(
+        "auto", description="auto = CUDA first when onnxruntime has it, else CPU.")
+    device_id: int = Field(0, ge=0, description="GPU index for CUDA / TensorRT / torch.")
+    require_gpu: bool = Field(
+        False, description="Refuse to start (exit 2) unless the models run on a GPU.")
+    detect_batching: Literal["auto", "batched", "per_frame"] = Field(
+        "auto", description="Detect the frames of several streams in one call; auto = "
+        "batched on a GPU, per frame on CPU (measured faster there).")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per session; 0=auto.")
     det_score_threshold: float = Field(0.5, ge=0, le=1, description="Detector score cut-off.")
     nms_threshold: float = Field(0.4, ge=0, le=1, description="Detector NMS IoU.")

@@ -24,7 +24,13 @@ from streamproc.config import Config
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
-from streamproc.metrics import ApiMetrics, ProcessorMetrics, PublisherMetrics, StageMetrics
+from streamproc.metrics import (
+    ApiMetrics,
+    InferenceMetrics,
+    ProcessorMetrics,
+    PublisherMetrics,
+    StageMetrics,
+)
 from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
@@ -97,12 +103,15 @@ class Daemon:
         status = self._status
         if status == "ok" and any(s["state"] != "ok" for s in stages.values()):
             status = "degraded"
-        return {"status": status, "stages": stages}
+        inference = (self.engine.provider_report()
+                     if self.engine is not None and self._status != "starting" else None)
+        return {"status": status, "stages": stages, "inference": inference}
 
     def start(self) -> None:
         """Open storage, load the model pack, rebuild indexes, resume processors, serve."""
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
+        InferenceMetrics.create(self.registry).report(engine.provider_report())
         self._db = Database(self.data_dir / "streamproc.db")
         self._db.open()
         self._builder = IndexBuilder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -132,6 +133,29 @@ class StageMetrics:
             restarts=Counter("streamproc_stage_restarts", "Times the stage's thread was "
                              "restarted after it died", ["stage"], registry=registry),
         )
+
+
+@dataclass(frozen=True)
+class InferenceMetrics:
+    """Where the face models run: one series per model, labelled with its provider."""
+
+    provider: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> InferenceMetrics:
+        """Register the inference metrics on ``registry``."""
+        return cls(provider=Gauge(
+            "streamproc_inference_provider",
+            "1 for the execution provider each model runs on (CPUExecutionProvider, "
+            "CUDAExecutionProvider, TensorrtExecutionProvider, torch:cuda:0, ...); "
+            "gpu_fallback=1 when a GPU was asked for and the model runs elsewhere",
+            ["model", "role", "provider", "gpu_fallback"], registry=registry))
+
+    def report(self, providers: dict[str, Any]) -> None:
+        """Set the series from ``FaceEngine.provider_report()``."""
+        for model in providers["models"]:
+            self.provider.labels(model["model"], model["role"], model["provider"],
+                                 "1" if model["fallback"] else "0").set(1)
 
 
 class ProcessorSensor:

@@ -169,7 +169,10 @@ def test_health_and_metrics(daemon: Any) -> None:
     assert resp.status == 200 and body["status"] == "ok"
     assert set(body["stages"]) == {"analyzer", "publisher", "reconciler", "index-builder"}
     assert all(stage["state"] == "ok" and stage["alive"] for stage in body["stages"].values())
+    assert [m["role"] for m in body["inference"]["models"]] == ["detector", "recognizer"]
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     assert 'streamproc_api_requests_total{code="OK",operation="' in text
+    assert ('streamproc_inference_provider{gpu_fallback="0",model="det_500m.onnx",'
+            'provider="CPUExecutionProvider",role="detector"} 1.0') in text
     conn.close()

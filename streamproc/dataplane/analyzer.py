@@ -1,6 +1,7 @@
 """The face-search analysis stage: frames from every running processor, batched together.
 
-Detection runs per frame (the SCRFD packs have no batch axis); the faces of all frames in
+Detection runs over the batch's frames in shared calls where that is faster (a GPU; the
+SCRFD graphs get a batch axis at load) and per frame otherwise; the faces of all frames in
 a batch are embedded in one recogniser call, then each processor searches its collection
 through the shared :class:`~streamproc.search.searcher.FaceSearcher` (the same path the API
 uses, model check included) and its records go to the publisher. A problem with one
@@ -97,11 +98,12 @@ class Analyzer(Service):
         work: list[Work] = []
         to_embed: list[tuple[np.ndarray, list[Face]]] = []
         owners: list[tuple[Track, Face, float]] = []
-        for session, frame in batch:
+        # One detector call per batch where the pack and device make that faster (GPU).
+        found = self._engine.detect_many([frame.image for _, frame in batch])
+        for (session, frame), detected in zip(batch, found, strict=True):
             height, width = frame.image.shape[:2]
             regions = session.regions
-            faces = [f for f in self._engine.detect(frame.image)
-                     if in_regions(f, regions, width, height)]
+            faces = [f for f in detected if in_regions(f, regions, width, height)]
             tracks = session.tracker.update([f.box for f in faces])
             fresh = [(t, f) for t, f in zip(tracks, faces, strict=True)
                      if t.needs_embedding(frame.decoded_at, self._embed_interval)]
