@@ -6,7 +6,6 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -137,10 +136,10 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
 
-    stop = threading.Event()
+    daemon = Daemon(config)
+    stop = daemon.fatal  # set by a signal, or by the daemon when it cannot go on
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    daemon = Daemon(config)
     try:
         daemon.start()
     except (ModelPackError, OSError) as exc:
@@ -151,6 +150,9 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
     stop.wait()
     logger.info("shutting down")
     daemon.stop()
+    if daemon.fatal_reason:
+        logger.critical("exiting after an unrecoverable failure: %s", daemon.fatal_reason)
+        return 1
     return 0
 
 

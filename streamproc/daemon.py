@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from streamproc.storage.index import IndexPolicy
 from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.spool import Spool
 from streamproc.storage.tags import TagStore
-from streamproc.supervisor import RestartPolicy, Supervisor
+from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 
 logger = logging.getLogger(__name__)
 # Stages whose death past the restart budget leaves no processor able to run.
@@ -73,6 +74,10 @@ class Daemon:
         self.engine: FaceEngine | None = None
         self.store: CollectionStore | None = None
         self.mailbox = Mailbox()
+        # Set when the daemon cannot go on (its control loop is gone for good): `serve`
+        # then stops it and exits non-zero, so a service manager restarts it.
+        self.fatal = threading.Event()
+        self.fatal_reason = ""
 
     @property
     def data_dir(self) -> Path:
@@ -101,11 +106,13 @@ class Daemon:
         """What /health reports: overall status and each supervised stage."""
         stages = self._supervisor.report() if self._supervisor is not None else {}
         status = self._status
-        if status == "ok" and any(s["state"] != "ok" for s in stages.values()):
+        if status == "ok" and any(s["state"] not in HEALTHY for s in stages.values()):
             status = "degraded"
         inference = (self.engine.provider_report()
                      if self.engine is not None and self._status != "starting" else None)
-        return {"status": status, "stages": stages, "inference": inference}
+        sessions = self._plane.session_report() if self._plane is not None else {}
+        return {"status": status, "stages": stages, "sessions": sessions,
+                "inference": inference}
 
     def start(self) -> None:
         """Open storage, load the model pack, rebuild indexes, resume processors, serve."""
@@ -177,9 +184,13 @@ class Daemon:
         return supervisor
 
     def _stage_gave_up(self, stage: str, reason: str) -> None:
-        # Runs on the supervisor's thread: only posts an event for the reconciler.
+        # Runs on the supervisor's thread: only posts an event (for the reconciler, or,
+        # when the reconciler itself is gone, for whoever runs the daemon).
         if stage in _VITAL:
             self.mailbox.fail_all(reason)
+        elif stage == "reconciler":
+            self.fatal_reason = reason
+            self.fatal.set()
 
     def _api(self, collections: CollectionService, images: ImageService,
              tags: TagStore) -> ControlApi:
@@ -209,18 +220,26 @@ class Daemon:
         self._status = "ok"
 
     def stop(self) -> None:
-        """Stop serving, stop processors (keeping desired state), flush outputs, close storage."""
+        """Stop serving, stop processors (keeping desired state), flush outputs, close storage.
+
+        Every step runs even if an earlier one raised, so one stuck or broken component
+        cannot keep the spool from being written or the database from being closed.
+        """
         self._status = "stopping"
-        if self._server is not None:
-            self._server.stop(self.config.server.shutdown_timeout_s + 2.0)
-        if self._supervisor is not None:
-            self._supervisor.stop(2.0)
-        if self.reconciler is not None:
-            self.reconciler.stop(2.0)
-        if self._plane is not None:
-            self._plane.stop()
-        if self._builder is not None:
-            self._builder.stop(2.0)
-        if self._db is not None:
-            self._db.close()
+        server_timeout = self.config.server.shutdown_timeout_s + 2.0
+        steps: list[tuple[str, Callable[[], object] | None]] = [
+            ("API server", self._server and (lambda: self._server.stop(server_timeout))),
+            ("supervisor", self._supervisor and (lambda: self._supervisor.stop(2.0))),
+            ("reconciler", self.reconciler and (lambda: self.reconciler.stop(2.0))),
+            ("data plane", self._plane and self._plane.stop),
+            ("index builder", self._builder and (lambda: self._builder.stop(2.0))),
+            ("database", self._db and self._db.close),
+        ]
+        for what, step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception:
+                logger.exception("stopping the %s failed; going on with the rest", what)
         logger.info("streamproc stopped")

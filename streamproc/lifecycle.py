@@ -33,6 +33,9 @@ class Service:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.last_beat = time.monotonic()
+        # Set by a loop around a long operation that cannot beat (a FAISS build), so a
+        # supervisor reports it busy rather than stuck.
+        self.busy: str | None = None
 
     @property
     def running(self) -> bool:
@@ -94,8 +97,12 @@ class Service:
             self._run()
         except Exception as exc:
             self.error = exc
-            logger.exception("%s crashed", self.name)
+            self._log_crash(exc)
             self._on_crash(exc)
+
+    def _log_crash(self, exc: BaseException) -> None:
+        """Log a crash with its traceback (overridden where messages may hold secrets)."""
+        logger.error("%s crashed", self.name, exc_info=exc)
 
     def _on_start(self) -> None:
         """Hook: prepare in the caller's thread (raise to refuse starting)."""

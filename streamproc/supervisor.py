@@ -20,6 +20,7 @@ from streamproc.lifecycle import Service
 from streamproc.metrics import StageMetrics
 
 logger = logging.getLogger(__name__)
+HEALTHY = frozenset({"ok", "busy"})
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Supervisor(Service):
         if self._metrics is None:
             return
         for name, state in self.report().items():
-            self._metrics.up.labels(name).set(1 if state["state"] == "ok" else 0)
+            self._metrics.up.labels(name).set(1 if state["state"] in HEALTHY else 0)
 
     def check(self, name: str, stage: _Stage, now: float) -> None:
         """One supervision step for one stage (public for tests with a manual clock)."""
@@ -126,7 +127,7 @@ class Supervisor(Service):
                 self._metrics.restarts.labels(name).inc()
 
     def report(self) -> dict[str, dict[str, object]]:
-        """Each stage's state for /health: ok, restarting, stuck or failed."""
+        """Each stage's state for /health: ok, busy, restarting, stuck or failed."""
         now = time.monotonic()
         out: dict[str, dict[str, object]] = {}
         for name, stage in self._stages.items():
@@ -136,15 +137,17 @@ class Supervisor(Service):
                 state = "failed"
             elif not service.running:
                 state = "restarting" if service.started else "not started"
+            elif service.busy is not None:
+                state = "busy"
             elif idle > self._policy.stuck_after_s:
                 state = "stuck"
             else:
                 state = "ok"
-            out[name] = {"state": state, "alive": service.running,
+            out[name] = {"state": state, "alive": service.running, "busy": service.busy,
                          "seconds_since_progress": round(idle, 3),
                          "restarts": stage.restarts, "last_error": stage.last_error}
         return out
 
     def healthy(self) -> bool:
-        """True when every stage is alive and making progress."""
-        return all(s["state"] == "ok" for s in self.report().values())
+        """True when every stage is alive and making progress (or busy with a long job)."""
+        return all(s["state"] in HEALTHY for s in self.report().values())

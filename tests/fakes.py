@@ -76,6 +76,7 @@ class Harness:
     root: Path
     stop_timeout_s: float = 0.3
     max_restarts: int = 2
+    restart_delay_s: float = 0.0
     runtime: FakeRuntime = field(default_factory=FakeRuntime)
 
     def __post_init__(self) -> None:
@@ -100,7 +101,7 @@ class Harness:
         settings = ReconcilerSettings(stop_timeout_s=self.stop_timeout_s, tick_s=0.05,
                                       default_destination="k:9092",
                                       max_restarts=self.max_restarts, restart_window_s=60,
-                                      restart_delay_s=0.0)
+                                      restart_delay_s=self.restart_delay_s)
         hooks = Hooks(sensor=self.metrics.sensor, emit_mode=self.service.emit_mode,
                       save_desired=self.service.save_desired)
         self.reconciler = Reconciler(self.registry, self.runtime, kinds, self.mailbox,

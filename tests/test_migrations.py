@@ -11,8 +11,21 @@ from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
 from streamproc.storage.migrations import MAIN, Migration, SchemaTooNewError, migrate
 
-# The schema as the first release wrote it, before versions were recorded.
-_UNVERSIONED = MAIN[0].sql
+# The schema as the first release wrote it, before versions were recorded: frozen here, so
+# an edit to migration 1 (which would not reach existing databases) shows up as a failure.
+_UNVERSIONED = """
+CREATE TABLE collections (id TEXT PRIMARY KEY, arn TEXT NOT NULL, created REAL NOT NULL,
+    pack TEXT NOT NULL, dim INTEGER NOT NULL, face_model_version TEXT NOT NULL);
+CREATE TABLE faces (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    face_id TEXT NOT NULL, image_id TEXT NOT NULL, external_image_id TEXT, bbox TEXT NOT NULL,
+    confidence REAL NOT NULL, embedding BLOB NOT NULL, created REAL NOT NULL,
+    UNIQUE (collection, face_id));
+CREATE TABLE processors (name TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL,
+    status_message TEXT NOT NULL, desired TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE tags (arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (arn, key));
+"""
 
 
 def test_a_database_from_before_versioning_is_upgraded_in_place(tmp_path: Path) -> None:

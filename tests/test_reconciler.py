@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import OTHER_MODEL, Harness
@@ -77,10 +80,12 @@ def test_stale_events_of_an_earlier_launch_are_ignored(h: Harness) -> None:
     h.service.start("cam")
     h.turn()
     second = h.runtime.latest("cam")
-    assert second is not first
-    h.events.session_failed("cam", first.plan.generation, "late news from the old reader")
+    assert second is not first and second.plan.generation > first.plan.generation
+    first.fail("late news from the old reader")  # a reader that outlived its halt
+    first.crashed("late crash of the old reader")
     h.turn()
     assert h.status("cam") == "STARTING" and second.active.is_set()
+    assert first.ended is None  # a halted session cannot end itself any more
 
 
 def test_a_crashed_reader_is_restarted_within_its_budget(h: Harness) -> None:
@@ -99,7 +104,7 @@ def test_a_crashed_reader_is_restarted_within_its_budget(h: Harness) -> None:
     h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
     h.turn()
     assert h.status("cam") == "FAILED"
-    assert h.message("cam") == (f"Source reader crashed {h.max_restarts + 1} times within 60 s: "
+    assert h.message("cam") == (f"Processing crashed {h.max_restarts + 1} times within 60 s: "
                                 "ZeroDivisionError: division by zero")
 
 
@@ -128,7 +133,7 @@ def test_deleted_collection_fails_its_processors_only(h: Harness) -> None:
     h.service.start("a")
     h.service.start("b")
     h.turn()
-    h.mailbox.collection_gone("people")
+    h.mailbox.collection_gone("people", h.collections.get("people").created)
     h.turn()
     assert (h.status("a"), h.message("a")) == ("FAILED", "Collection not found")
     assert h.status("b") == "STARTING"
@@ -273,8 +278,18 @@ def test_api_threads_and_the_loop_hammer_the_registry(h: Harness) -> None:
                     session.report_frame()
             time.sleep(0.001)
 
+    violations: list[str] = []
+
+    def invariants() -> None:  # checked while everything runs, not only at the end
+        while not stop.is_set():
+            live = [s.plan.name for s in h.runtime.live()]
+            doubled = {n for n in live if live.count(n) > 1}
+            if doubled:
+                violations.append(f"two live sessions for {sorted(doubled)}")
+            time.sleep(0.002)
+
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
-    threads.append(threading.Thread(target=frames))
+    threads += [threading.Thread(target=frames), threading.Thread(target=invariants)]
     for thread in threads:
         thread.start()
     time.sleep(3)
@@ -282,6 +297,7 @@ def test_api_threads_and_the_loop_hammer_the_registry(h: Harness) -> None:
     for thread in threads:
         thread.join(5)
     assert errors == []
+    assert violations == []
     for name in names:
         try:
             h.service.stop(name)
@@ -294,3 +310,172 @@ def test_api_threads_and_the_loop_hammer_the_registry(h: Harness) -> None:
     assert h.runtime.live() == []
     assert {h.status(n) for n in names} <= {"STOPPED", "FAILED"}
     assert h.reconciler.error is None and h.reconciler.running
+
+
+def test_the_record_side_threshold_is_clamped_to_80(h: Harness) -> None:
+    h.create("low", threshold=50.0)
+    h.create("high", threshold=92.5)
+    h.service.start("low")
+    h.service.start("high")
+    h.turn()
+    assert h.runtime.latest("low").plan.threshold == 80.0  # what the analyzer searches with
+    assert h.runtime.latest("high").plan.threshold == 92.5
+
+
+def test_a_crashed_session_waits_its_restart_delay(tmp_path: Path) -> None:
+    h = Harness(tmp_path, restart_delay_s=0.3)
+    h.add_collection("people")
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    h.runtime.latest("cam").crashed("analysis: KeyError: 'x'")
+    h.turn(3)
+    assert len(h.runtime.launched) == 1  # not relaunched before the delay
+    time.sleep(0.35)
+    h.turn()
+    assert len(h.runtime.launched) == 2
+    h.reconciler.stop(1.0)
+    h.close()
+
+
+def test_a_new_start_gets_a_fresh_restart_budget(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    for _ in range(h.max_restarts):  # spend the whole budget of this Start
+        h.runtime.latest("cam").crashed("bug")
+        h.turn(2)
+    h.service.stop("cam")
+    h.turn()
+    h.service.start("cam")
+    h.turn()
+    h.runtime.latest("cam").crashed("bug")
+    h.turn(2)
+    assert h.status("cam") == "STARTING"  # restarted, not FAILED
+
+
+def test_the_first_reason_a_session_ends_with_wins(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    session = h.runtime.latest("cam")
+    session.fail("Stream unavailable for 300 s: the cause")
+    session.fail("a consequence")
+    session.crashed("another consequence")
+    h.turn()
+    assert h.message("cam") == "Stream unavailable for 300 s: the cause"
+
+
+def test_a_missing_collection_at_launch_fails_with_rekognitions_message(h: Harness) -> None:
+    h.create("cam", collection="nobody")
+    h.service.start("cam")
+    h.turn()
+    assert (h.status("cam"), h.message("cam")) == ("FAILED", "Collection not found")
+
+
+def test_a_failure_is_persisted_as_not_wanted(tmp_path: Path) -> None:
+    first = Harness(tmp_path)
+    first.add_collection("people")
+    first.create("cam")
+    first.service.start("cam")
+    first.turn()
+    first.runtime.latest("cam").fail("Cannot open tcp://cam-cam:1: Connection refused")
+    first.turn()
+    first.close()
+    second = Harness(tmp_path)
+    second.service.load()
+    second.turn(2)
+    assert second.status("cam") == "FAILED" and not second.runtime.launched
+    second.close()
+
+
+def test_one_broken_processor_does_not_stop_the_loop_for_others(h: Harness) -> None:
+    h.create("good")
+    h.create("bad")
+    real = h.service.emit_mode
+
+    def emit_mode(spec: Any) -> str:
+        if spec.name == "bad":
+            msg = "a bug in one processor's settings"
+            raise RuntimeError(msg)
+        return real(spec)
+
+    h.reconciler._hooks = dataclasses.replace(h.reconciler._hooks, emit_mode=emit_mode)
+    h.service.start("bad")
+    h.service.start("good")
+    h.turn()
+    assert h.status("bad") == "FAILED"
+    assert h.message("bad") == "Internal error: RuntimeError: a bug in one processor's settings"
+    good = h.runtime.latest("good")
+    h.service.stop("good")  # the loop still serves the others
+    h.turn()
+    assert h.status("good") == "STOPPED" and not good.active.is_set()
+
+
+def test_a_failure_that_cannot_be_recorded_is_retried_not_lost(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    session = h.runtime.latest("cam")
+    calls = {"n": 0}
+    real = h.reconciler._hooks.save_desired
+
+    def flaky(name: str, desired: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            msg = "database is locked"
+            raise sqlite3.OperationalError(msg)
+        real(name, desired)
+
+    h.reconciler._hooks = dataclasses.replace(h.reconciler._hooks, save_desired=flaky)
+    session.fail("Stream unavailable for 300 s")
+    h.turn()  # recording fails once ...
+    assert not session.active.is_set() and len(h.runtime.launched) == 1  # ... no relaunch
+    h.turn()
+    assert h.status("cam") == "FAILED" and h.message("cam") == "Stream unavailable for 300 s"
+    assert h.registry.require("cam").desired.value == "STOPPED"
+
+
+def test_a_dead_stage_fails_later_launches_too(h: Harness) -> None:
+    h.create("a")
+    h.create("b")
+    h.service.start("a")
+    h.turn()
+    h.mailbox.fail_all("analyzer stage failed 6 times in 60 s: RuntimeError('boom')")
+    h.turn()
+    h.service.start("b")
+    h.turn()
+    assert h.status("b") == "FAILED" and h.message("b").startswith("analyzer stage failed")
+    assert [s.plan.name for s in h.runtime.launched] == ["a"]
+
+
+def test_an_unreachable_destination_fails_launches_until_it_is_back(h: Harness) -> None:
+    h.create("a")
+    h.create("b")
+    h.service.start("a")
+    h.turn()
+    h.events.destination_unreachable("k:9092", "Kafka cluster k:9092 unreachable for 301 s")
+    h.turn()
+    h.service.start("b")
+    h.turn()
+    assert h.status("b") == "FAILED" and "301 s" in h.message("b")
+    h.events.destination_outage("k:9092", None)
+    h.turn()
+    h.service.start("b")
+    h.turn()
+    assert h.status("b") == "STARTING" and h.runtime.latest("b").active.is_set()
+
+
+def test_a_deleted_and_recreated_collection_does_not_fail_new_launches(h: Harness) -> None:
+    old = h.collections.get("people")
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    h.collections.delete("people")
+    h.add_collection("people")
+    h.mailbox.collection_gone("people", old.created)
+    h.turn()
+    assert h.status("cam") == "FAILED"
+    h.service.start("cam")  # started again on the new collection of the same name
+    h.turn()
+    assert h.status("cam") == "STARTING" and h.runtime.latest("cam").active.is_set()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import client_for, make_config
 from streams import create, wait_status
 
@@ -69,7 +70,20 @@ def test_a_dead_analyzer_is_restarted_and_reported(tmp_path: Path, broker: Any) 
         daemon.stop()
 
 
-def test_past_its_budget_a_stage_fails_its_processors(tmp_path: Path, broker: Any) -> None:
+def _break_stage(daemon: Daemon, stage: str) -> None:
+    def broken() -> Any:
+        msg = f"the {stage} cannot run"
+        raise RuntimeError(msg)
+
+    if stage == "analyzer":
+        daemon.plane.stages["FaceSearch"]._collect = broken  # type: ignore[method-assign]
+    else:
+        daemon.plane.publisher._boxes = broken  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("stage", ["analyzer", "publisher"])
+def test_past_its_budget_a_stage_fails_its_processors(tmp_path: Path, broker: Any,
+                                                      stage: str) -> None:
     daemon = Daemon(make_config(tmp_path, **{"kafka.bootstrap": broker.bootstrap,
                                              "supervision.max_restarts": 1,
                                              "supervision.backoff_initial_s": 0.1}))
@@ -84,20 +98,19 @@ def test_past_its_budget_a_stage_fails_its_processors(tmp_path: Path, broker: An
         rek.start_stream_processor(Name="sv")
         assert wait_status(rek, "sv", {"STARTING"})["Status"] == "STARTING"
 
-        def broken() -> Any:
-            msg = "the analyzer cannot run"
-            raise RuntimeError(msg)
-
-        daemon.plane.stages["FaceSearch"]._collect = broken  # type: ignore[method-assign]
+        _break_stage(daemon, stage)
         desc = wait_status(rek, "sv", {"FAILED"}, 10)
         assert desc["Status"] == "FAILED"
-        assert desc["StatusMessage"].startswith("analyzer stage failed 2 times in 60 s")
-        assert "the analyzer cannot run" in desc["StatusMessage"]
+        assert desc["StatusMessage"].startswith(f"{stage} stage failed 2 times in 60 s")
+        assert f"the {stage} cannot run" in desc["StatusMessage"]
         status, body = _health(daemon)
         assert status == 503 and body["status"] == "degraded"
-        assert body["stages"]["analyzer"]["state"] == "failed"
-        assert daemon.registry.get_sample_value("streamproc_stage_up",
-                                                {"stage": "analyzer"}) == 0
+        assert body["stages"][stage]["state"] == "failed"
+        assert daemon.registry.get_sample_value("streamproc_stage_up", {"stage": stage}) == 0
+        # A processor started after the stage gave up fails at once, with the same reason.
+        rek.start_stream_processor(Name="sv")
+        desc = wait_status(rek, "sv", {"FAILED"}, 10)
+        assert desc["StatusMessage"].startswith(f"{stage} stage failed")
     finally:
         server.close()
         daemon.stop()

@@ -65,6 +65,8 @@ def test_restarts_back_off_then_give_up_once() -> None:
     assert dies.runs == 3 and len(gave_up) == 1
     assert gave_up[0][1] == "dies stage failed 3 times in 60 s: RuntimeError('crash 3')"
     supervisor.check("dies", stage, 200.0)
+    supervisor.check("dies", stage, 260.0)  # long after: a stage given up stays down
+    time.sleep(0.05)
     assert dies.runs == 3 and len(gave_up) == 1
     assert supervisor.report()["dies"]["state"] == "failed" and not supervisor.healthy()
 
@@ -86,3 +88,41 @@ def test_supervisor_stops_in_bounded_time() -> None:
     supervisor.start()
     started = time.monotonic()
     assert supervisor.stop(1.0) and time.monotonic() - started < 0.5
+
+
+def test_a_stage_busy_with_a_long_job_is_not_stuck() -> None:
+    supervisor = Supervisor(RestartPolicy(stuck_after_s=0.1))
+    hangs = _Hangs()
+    supervisor.watch(hangs)
+    hangs.start()
+    hangs.busy = "rebuilding the index of collection big"
+    time.sleep(0.2)
+    report = supervisor.report()["hangs"]
+    assert report["state"] == "busy" and supervisor.healthy()
+    hangs.busy = None
+    assert supervisor.report()["hangs"]["state"] == "stuck"
+    hangs.release.set()
+    hangs.stop(1)
+
+
+def test_the_index_builder_beats_while_idle() -> None:
+    from streamproc.storage.builder import IndexBuilder
+
+    supervisor = Supervisor(RestartPolicy(stuck_after_s=0.3))
+    builder = IndexBuilder()
+    supervisor.watch(builder)
+    builder.start()
+    time.sleep(0.6)
+    assert supervisor.report()["index-builder"]["state"] == "ok"
+    builder.stop(1)
+
+
+def test_a_reconciler_that_gave_up_makes_the_daemon_exit() -> None:
+    from streamproc.config import load_config
+    from streamproc.daemon import Daemon
+
+    daemon = Daemon(load_config(None, {}))  # nothing started: only the decision is tested
+    daemon._stage_gave_up("index-builder", "index-builder stage failed 6 times")
+    assert not daemon.fatal.is_set()
+    daemon._stage_gave_up("reconciler", "reconciler stage failed 6 times in 60 s: boom")
+    assert daemon.fatal.is_set() and daemon.fatal_reason.startswith("reconciler stage")

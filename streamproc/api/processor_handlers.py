@@ -8,7 +8,11 @@ from typing import Any
 from streamproc.errors import InvalidParameterException
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.urls import redact
-from streamproc.rekognition.constants import DEFAULT_THRESHOLD, FACE_SEARCH, stream_threshold
+from streamproc.rekognition.constants import (
+    FACE_SEARCH,
+    face_match_threshold,
+    stream_threshold,
+)
 
 Params = dict[str, Any]
 
@@ -31,7 +35,7 @@ def create_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     spec = s.create({
         "name": p["Name"], "input_arn": input_arn, "output_arn": output_arn,
         "collection_id": face_search["CollectionId"],
-        "threshold": float(face_search.get("FaceMatchThreshold", DEFAULT_THRESHOLD)),
+        "threshold": face_match_threshold(face_search.get("FaceMatchThreshold")),
         "role_arn": p["RoleArn"], "regions": p.get("RegionsOfInterest", []),
         "data_sharing": p.get("DataSharingPreference", {}).get("OptIn"),
         "notification": p.get("NotificationChannel"), "kms_key_id": p.get("KmsKeyId"),

@@ -12,7 +12,7 @@ from streamproc.config import Config
 from streamproc.errors import InvalidParameterException
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
-from streamproc.rekognition.constants import DEFAULT_THRESHOLD, MAX_TARGET_FACES
+from streamproc.rekognition.constants import MAX_TARGET_FACES, face_match_threshold
 from streamproc.search.searcher import FaceSearcher
 
 
@@ -51,7 +51,7 @@ class ImageService:
         self._engine.embed(target, targets)
         cosines = np.vstack([t.embedding for t in targets]) @ src.embedding
         sims = np.asarray(self._searcher.similarity(cosines), dtype=float)
-        cut = DEFAULT_THRESHOLD if threshold is None else threshold
+        cut = face_match_threshold(threshold)
         matches = sorted(((float(s), t) for s, t in zip(sims, targets, strict=True) if s >= cut),
                          key=lambda m: -m[0])
         unmatched = [t for s, t in zip(sims, targets, strict=True) if s < cut]

@@ -24,9 +24,9 @@ from streamproc.faces.types import Face
 from streamproc.rekognition.constants import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SEARCH_MAX_FACES,
-    DEFAULT_THRESHOLD,
     MAX_FACES_TO_INDEX,
     Arns,
+    face_match_threshold,
 )
 from streamproc.rekognition.shapes import bounding_box, confidence
 from streamproc.rekognition.tokens import decode_token, encode_token
@@ -56,7 +56,7 @@ class CollectionService:
 
     def __init__(self, store: CollectionStore, tags: TagStore, engine: FaceEngine,
                  searcher: FaceSearcher, config: Config,
-                 on_delete: Callable[[str], None] | None = None) -> None:
+                 on_delete: Callable[[str, float], None] | None = None) -> None:
         self._on_delete = on_delete
         self._store = store
         self._tags = tags
@@ -108,7 +108,7 @@ class CollectionService:
         self._tags.delete_resource(info.arn)
         logger.info("deleted collection %s", collection_id)
         if self._on_delete is not None:
-            self._on_delete(collection_id)
+            self._on_delete(collection_id, info.created)
 
     def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int]:
         """Metadata and face count."""
@@ -204,7 +204,7 @@ class CollectionService:
         _, vector = found
         return self._searcher.search(
             collection_id, vector[None, :], max_faces or DEFAULT_SEARCH_MAX_FACES,
-            DEFAULT_THRESHOLD if threshold is None else threshold, exclude=face_id)[0]
+            face_match_threshold(threshold), exclude=face_id)[0]
 
     def search_faces_by_image(self, collection_id: str, image: np.ndarray,
                               max_faces: int | None, threshold: float | None,
@@ -215,7 +215,7 @@ class CollectionService:
         self._engine.embed(image, [face])
         hits = self._searcher.search(
             collection_id, face.embedding[None, :], max_faces or DEFAULT_SEARCH_MAX_FACES,
-            DEFAULT_THRESHOLD if threshold is None else threshold)[0]
+            face_match_threshold(threshold))[0]
         return face, hits
 
 

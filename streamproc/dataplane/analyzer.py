@@ -131,7 +131,7 @@ class Analyzer(Service):
             session.fail(exc.message)
         except Exception as exc:
             logger.exception("processor %s: analysing a frame failed", session.name)
-            session.crashed(f"{type(exc).__name__}: {exc}")
+            session.crashed(f"analysis: {type(exc).__name__}: {exc}")
 
     def _search(self, session: Session, vectors: list[np.ndarray]) -> list[list[Match]]:
         if not vectors:

@@ -59,6 +59,7 @@ class Outbox:
         self._cursor = float("-inf")
         self._sensors: dict[str, ProcessorSensor | None] = {}  # for records back from disk
         self._lock = threading.Lock()
+        self._closed = False  # after persist_unsent: late records go straight to disk
         self.failed_at: float | None = None
         self.reset_pending = False  # a send failed: the transport must start afresh
         self.last_error = ""
@@ -67,7 +68,12 @@ class Outbox:
         """Queue a record; it overflows to disk (via the publisher thread) when memory is full."""
         with self._lock:
             self._sensors[entry.processor] = entry.sensor
-            if self._on_disk or self._overflow or len(self._memory) >= self._limit:
+            if self._closed:
+                # A stage that outlived its stop (abandoned after a timeout) still may
+                # not lose a record: write it behind everything already spooled.
+                self._spool.append(self.cluster, [(entry.processor, entry.topic, entry.key,
+                                                   entry.value)])
+            elif self._on_disk or self._overflow or len(self._memory) >= self._limit:
                 self._overflow.append(entry)
             else:
                 self._memory.append(entry)
@@ -85,8 +91,14 @@ class Outbox:
             # records after them and order holds.
             self._on_disk += len(overflow)
             room = self._limit - len(self._memory)
-        self._spool.append(self.cluster, [(e.processor, e.topic, e.key, e.value)
-                                          for e in overflow])
+        try:
+            self._spool.append(self.cluster, [(e.processor, e.topic, e.key, e.value)
+                                              for e in overflow])
+        except BaseException:
+            with self._lock:  # not written: back in front of what arrived meanwhile
+                self._overflow[:0] = overflow
+                self._on_disk -= len(overflow)
+            raise
         if room <= 0 or not self._on_disk:
             return
         rows = self._spool.read(self.cluster, self._cursor, room)
@@ -174,13 +186,17 @@ class Outbox:
     def persist_unsent(self) -> int:
         """At shutdown: put unacknowledged in-memory records back on disk, ahead of the rest."""
         self.reap()
-        self.sync_disk()
         with self._lock:
+            # From here on put() writes to the spool itself, behind what is already there.
+            self._closed = True
+            overflow, self._overflow = self._overflow, []
             pending = list(self._memory)
             self._memory.clear()
             self._sent = 0
-        # Rewrite them all at the front, in memory order (some came from disk earlier).
-        self._spool.delete([e.spool_id for e in pending if e.spool_id is not None])
-        self._spool.append(self.cluster, [(e.processor, e.topic, e.key, e.value)
-                                          for e in pending], front=True)
+            self._spool.append(self.cluster, [(e.processor, e.topic, e.key, e.value)
+                                              for e in overflow])
+            # Rewrite memory at the front, in order (some of it came from disk earlier).
+            self._spool.delete([e.spool_id for e in pending if e.spool_id is not None])
+            self._spool.append(self.cluster, [(e.processor, e.topic, e.key, e.value)
+                                              for e in pending], front=True)
         return len(pending)

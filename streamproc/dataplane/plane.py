@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from streamproc.config import Config
 from streamproc.dataplane.analyzer import Analyzer
@@ -102,6 +103,15 @@ class DataPlane:
         if worker is not None:
             logger.warning("processor %s: source reader still blocked; abandoned",
                            session.name)
+
+    def session_report(self) -> dict[str, dict[str, object]]:
+        """Each session's reader for /health: alive, and seconds since its last frame."""
+        now = time.monotonic()
+        with self._lock:
+            workers = list(self._workers.values())
+        return {w.session_name: {"reader_alive": w.running,
+                                 "seconds_since_frame": round(now - w.last_beat, 3)}
+                for w in workers}
 
     def stop(self) -> None:
         """Stop readers, then the stages, then flush the publisher (upstream first)."""

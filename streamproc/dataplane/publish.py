@@ -196,9 +196,12 @@ class Publisher(Service):
         for box in self._boxes():
             try:
                 self._transport(box.cluster).reset(box.cluster)
-            except RuntimeError:
-                pass
-            kept = box.persist_unsent()
+                kept = box.persist_unsent()
+            except Exception:
+                # One destination's disk trouble must not keep the others' records off disk.
+                logger.exception("could not keep the undelivered records for %s on disk",
+                                 box.cluster)
+                continue
             if kept:
                 logger.info("%d undelivered records for %s kept on disk", kept, box.cluster)
         return stopped

@@ -24,16 +24,14 @@ from streamproc.storage.collections import CollectionInfo
 
 
 class SessionEvents(Protocol):
-    """Where a session reports; implemented by the session's owner."""
+    """Where a session says that something changed; implemented by the session's owner.
 
-    def session_running(self, name: str, generation: int) -> None:
-        """The first frame was decoded."""
+    The facts themselves stay on the session (``running``, ``ended``), so the owner reads
+    them on every turn: a notification it misses costs it a tick, never the fact.
+    """
 
-    def session_failed(self, name: str, generation: int, reason: str) -> None:
-        """The session cannot go on (its reason becomes the StatusMessage)."""
-
-    def session_crashed(self, name: str, generation: int, error: str) -> None:
-        """A bug ended the session's work (the owner may restart it within a budget)."""
+    def session_changed(self, name: str, generation: int) -> None:
+        """The session decoded its first frame, or ended (see ``Session.ended``)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,10 @@ class Session:
         # Replaced whole (a tuple) by the owner on UpdateStreamProcessor; read by the analyzer.
         self.regions: tuple[dict[str, Any], ...] = tuple(self.plan.regions)
         self.active.set()
-        self._running_reported = False
-        self._ended = threading.Lock()
+        self.running = False  # set once, by the reader, at the first decoded frame
+        # ("failed" | "crashed", reason), set once when the session ends by itself.
+        self.ended: tuple[str, str] | None = None
+        self._end_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -112,26 +112,28 @@ class Session:
 
     def report_frame(self) -> None:
         """First decoded frame of the session: the processor is RUNNING."""
-        if not self._running_reported and self.active.is_set():
-            self._running_reported = True
-            self.events.session_running(self.plan.name, self.plan.generation)
+        if not self.running and self.active.is_set():
+            self.running = True
+            self.events.session_changed(self.plan.name, self.plan.generation)
 
     def fail(self, reason: str) -> None:
-        """Stop producing now and report why (once; later calls are ignored)."""
-        if self._end():
-            self.events.session_failed(self.plan.name, self.plan.generation, reason)
+        """Stop producing now and report why (the first reason wins)."""
+        if self._end(("failed", reason)):
+            self.events.session_changed(self.plan.name, self.plan.generation)
 
     def crashed(self, error: str) -> None:
-        """Stop producing now and report a crash (once)."""
-        if self._end():
-            self.events.session_crashed(self.plan.name, self.plan.generation, error)
+        """Stop producing now and report a crash (the first end wins)."""
+        if self._end(("crashed", error)):
+            self.events.session_changed(self.plan.name, self.plan.generation)
 
     def deactivate(self) -> None:
         """The owner ends the session: nothing more is produced or reported."""
-        self._end()
+        self._end(None)
 
-    def _end(self) -> bool:
-        with self._ended:
+    def _end(self, why: tuple[str, str] | None) -> bool:
+        with self._end_lock:
             was_active = self.active.is_set()
             self.active.clear()
+            if was_active and why is not None:
+                self.ended = why
             return was_active

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 from streamproc.dataplane.session import Session
 from streamproc.dataplane.source import SourceError, read_frames
 from streamproc.lifecycle import Service
+from streamproc.redaction import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +45,15 @@ class SourceWorker(Service):
         self._shown = session.plan.url_shown
         self._settings = settings
         self._wake = wake
+        self.session_name = session.name
 
     def _on_crash(self, exc: BaseException) -> None:
         # Exceptions from PyAV quote the URL; the crash report becomes a StatusMessage.
-        text = f"{type(exc).__name__}: {exc}".replace(self._url, self._shown)
-        self._session.crashed(text)
+        self._session.crashed(scrub(f"source reader: {type(exc).__name__}: {exc}", self._url))
+
+    def _log_crash(self, exc: BaseException) -> None:
+        trace = "".join(traceback.format_exception(exc))
+        logger.error("%s crashed:\n%s", self.name, scrub(trace, self._url))
 
     def _run(self) -> None:
         s = self._settings

@@ -1,11 +1,12 @@
 """Events for the reconciler, from every thread, bounded by construction.
 
-Failures, first frames, crashes, destination outages and collection deletions arrive from
-source readers, the analyzer, the publisher and API threads. Each kind of event is kept in
-a map keyed by what it is about (a processor, a destination, a collection), so the mailbox
-never holds more than a few entries per processor: its policy when "full" is COALESCE.
-For a processor the first failure of a launch wins (it is the cause, later ones are
-consequences); for a destination the latest outage report wins (it is the current state).
+Destination outages, collection deletions, stage failures and desired-state changes arrive
+from the publisher, API threads and the supervisor; sessions only say that they changed (the
+facts stay on the session). Each kind of event is kept in a map or set keyed by what it is
+about (a processor, a destination, a collection), so the mailbox never holds more than a few
+entries per processor: its policy when "full" is COALESCE, and for a destination the latest
+outage report wins (it is the current state). The reconciler turns every event into state
+it keeps and re-checks on each turn, so an event it failed to apply is not lost.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from dataclasses import dataclass, field
 class Events:
     """One drained batch of events."""
 
-    dirty: set[str] = field(default_factory=set)  # processors whose desired state changed
-    running: dict[str, int] = field(default_factory=dict)  # name -> generation
-    failed: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (gen, reason)
-    crashed: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (gen, error)
+    dirty: set[str] = field(default_factory=set)  # processors whose definition changed
     outages: dict[str, str | None] = field(default_factory=dict)  # destination -> message
     unreachable: dict[str, str] = field(default_factory=dict)  # destination -> message
-    collections_gone: set[str] = field(default_factory=set)
+    collections_gone: set[tuple[str, float]] = field(default_factory=set)  # (id, created)
     fail_all: str | None = None  # a shared stage gave up: why
 
 
@@ -45,26 +43,8 @@ class Mailbox:
             self._events.dirty.add(name)
         self._post()
 
-    def running(self, name: str, generation: int) -> None:
-        """A launch decoded its first frame."""
-        with self._lock:
-            self._events.running[name] = generation
-        self._post()
-
-    def failed(self, name: str, generation: int, reason: str) -> None:
-        """A launch cannot go on."""
-        with self._lock:
-            current = self._events.failed.get(name)
-            if current is None or current[0] < generation:
-                self._events.failed[name] = (generation, reason)
-        self._post()
-
-    def crashed(self, name: str, generation: int, error: str) -> None:
-        """A launch's worker hit a bug."""
-        with self._lock:
-            current = self._events.crashed.get(name)
-            if current is None or current[0] < generation:
-                self._events.crashed[name] = (generation, error)
+    def poke(self) -> None:
+        """Something changed that the reconciler reads from its own state (a session)."""
         self._post()
 
     def outage(self, destination: str, message: str | None) -> None:
@@ -79,10 +59,10 @@ class Mailbox:
             self._events.unreachable[destination] = message
         self._post()
 
-    def collection_gone(self, collection_id: str) -> None:
-        """A collection was deleted."""
+    def collection_gone(self, collection_id: str, created: float) -> None:
+        """A collection (identified by its id and creation time) was deleted."""
         with self._lock:
-            self._events.collections_gone.add(collection_id)
+            self._events.collections_gone.add((collection_id, created))
         self._post()
 
     def fail_all(self, reason: str) -> None:
@@ -110,17 +90,9 @@ class MailboxEvents:
     def __init__(self, mailbox: Mailbox) -> None:
         self._mailbox = mailbox
 
-    def session_running(self, name: str, generation: int) -> None:
-        """A session decoded its first frame."""
-        self._mailbox.running(name, generation)
-
-    def session_failed(self, name: str, generation: int, reason: str) -> None:
-        """A session cannot go on."""
-        self._mailbox.failed(name, generation, reason)
-
-    def session_crashed(self, name: str, generation: int, error: str) -> None:
-        """A session's reader hit a bug."""
-        self._mailbox.crashed(name, generation, error)
+    def session_changed(self, name: str, generation: int) -> None:
+        """A session decoded its first frame or ended."""
+        self._mailbox.poke()
 
     def destination_outage(self, destination: str, message: str | None) -> None:
         """An output destination is down (message) or back (None)."""

@@ -4,10 +4,13 @@ API calls only record what the user wants (a processor's desired state and defin
 and post to the :class:`~streamproc.processors.mailbox.Mailbox`. This loop, on its own
 thread, compares what should run with what runs and starts, stops, updates or restarts
 data-plane sessions. Failures (a source that gave up, a deleted collection, a destination
-down too long, a reader that crashed, a stage that gave up) are events handed to it, never
-teardown run on the thread that noticed them. Halting a session never blocks the loop: the
-reader is asked to stop and checked on later turns, and one stuck in a read is abandoned
-after ``stop_timeout_s``, so a blocked source cannot stall the other streams.
+down too long, a session that crashed, a stage that gave up) are never teardown run on the
+thread that noticed them: sessions keep their own end state, and other events become state
+the loop keeps (blocked destinations, deleted collections, a dead stage) and checks on
+every turn, so an event is never lost and a later launch cannot slip past it. Halting a
+session never blocks the loop: the reader is asked to stop and checked on later turns, and
+one stuck in a read is abandoned after ``stop_timeout_s``, so a blocked source cannot stall
+the other streams. A problem with one processor (even a bug) fails that processor only.
 
 ``placement`` decides which processors this node should run (all of them on a single node;
 the cluster's group membership decides otherwise).
@@ -30,7 +33,7 @@ from streamproc.processors.mailbox import Events, Mailbox, MailboxEvents
 from streamproc.processors.registry import Desired, Entry, ProcessorRegistry
 from streamproc.processors.spec import ProcessorSpec
 from streamproc.processors.state import ProcessorStatus
-from streamproc.processors.urls import KVS_ARN, output_target, redact, stream_name
+from streamproc.processors.urls import KVS_ARN, destination_of, redact, stream_name
 from streamproc.search.searcher import CollectionNotFound
 from streamproc.supervisor import RestartBudget
 
@@ -65,7 +68,7 @@ class ReconcilerSettings:
     video_streams: dict[str, str] = field(default_factory=dict)
     default_destination: str | None = None
     frame_queue: int = 2
-    max_restarts: int = 5  # crashed readers restarted per processor within restart_window_s
+    max_restarts: int = 5  # crashed sessions restarted per Start within restart_window_s
     restart_window_s: float = 60.0
     restart_delay_s: float = 0.5
 
@@ -84,7 +87,6 @@ class Hooks:
 class _Run:
     session: Session
     session_id: str
-    generation: int
     version: int
 
 
@@ -93,6 +95,12 @@ class _Halt:
     session: Session
     name: str
     deadline: float
+
+
+@dataclass
+class _Budget:
+    session_id: str
+    budget: RestartBudget
 
 
 class Reconciler(Service):
@@ -112,8 +120,13 @@ class Reconciler(Service):
         # Owned by the loop's thread (and by stop() once the loop has ended).
         self._runs: dict[str, _Run] = {}
         self._halts: list[_Halt] = []
-        self._budgets: dict[str, RestartBudget] = {}
+        self._budgets: dict[str, _Budget] = {}
         self._retry_at: dict[str, float] = {}
+        self._failing: dict[str, tuple[str, str]] = {}  # name -> (session_id, reason)
+        self._outages: dict[str, str] = {}  # destination -> StatusMessage while it is down
+        self._unreachable: dict[str, str] = {}  # destination -> reason, until it is back
+        self._gone: set[tuple[str, float]] = set()  # deleted collections (id, created)
+        self._stage_down: str | None = None  # a vital stage gave up: no session can work
         self._generation = 0
 
     # ---- the loop ---------------------------------------------------------------------
@@ -125,23 +138,60 @@ class Reconciler(Service):
                 self.reconcile_once()
 
     def reconcile_once(self) -> None:
-        """One turn: apply events, converge every processor, finish halts."""
-        self._apply(self._mailbox.take())
+        """One turn: take events, converge every processor, finish halts."""
+        self._note(self._mailbox.take())
+        names = set()
         for entry in self._registry.entries():
-            self._converge(entry)
-        for name in [n for n in self._runs if self._registry.get(n) is None]:
+            names.add(entry.spec.name)
+            try:
+                self._converge(entry)
+            except Exception as exc:
+                self._contain(entry, exc)
+        for name in [n for n in self._runs if n not in names]:
             self._halt(name)  # deleted under a run (cannot happen via the API; be safe)
+        for table in (self._budgets, self._retry_at, self._failing):
+            for name in [n for n in table if n not in names]:
+                del table[name]
         self._finish_halts()
 
     def running_names(self) -> list[str]:
         """Processors with a live session here (for /health and tests)."""
         return sorted(self._runs)
 
+    def _contain(self, entry: Entry, exc: Exception) -> None:
+        """A bug or an I/O error while handling one processor fails that processor only."""
+        logger.error("processor %s: reconciling failed", entry.spec.name, exc_info=exc)
+        try:
+            self._fail(entry, f"Internal error: {type(exc).__name__}: {exc}")
+        except Exception:
+            logger.exception("processor %s: could not record the failure; retrying",
+                             entry.spec.name)
+
+    def _note(self, events: Events) -> None:
+        for destination, message in events.outages.items():
+            if message is None:
+                self._outages.pop(destination, None)
+                self._unreachable.pop(destination, None)
+            else:
+                self._outages[destination] = message
+        self._unreachable.update(events.unreachable)
+        self._gone |= events.collections_gone
+        if events.fail_all is not None:
+            self._stage_down = events.fail_all
+        live = {(r.session.plan.collection.collection_id, r.session.plan.collection.created)
+                for r in self._runs.values()}
+        self._gone &= live  # only deletions that still concern a run matter
+
     def _converge(self, entry: Entry) -> None:
         name = entry.spec.name
+        if name in self._failing:
+            self._record_failure(entry)
         run = self._runs.get(name)
+        if run is not None:
+            self._observe(entry, run)
+            run = self._runs.get(name)
         want = (entry.desired is Desired.RUNNING and entry.state.status in ACTIVE
-                and self._hooks.placement(name))
+                and self._hooks.placement(name) and name not in self._failing)
         if run is not None and (not want or run.session_id != entry.session_id):
             self._halt(name)
             run = None
@@ -152,6 +202,36 @@ class Reconciler(Service):
             run.session.regions = tuple(entry.spec.regions)
             run.version = entry.version
         self._settle_stopping(entry)
+
+    def _observe(self, entry: Entry, run: _Run) -> None:
+        """Apply what the session and the events kept in state say about a running one."""
+        session, plan = run.session, run.session.plan
+        if session.ended is not None:
+            kind, text = session.ended
+            if kind == "crashed":
+                self._crashed(entry, run, text)
+            else:
+                self._fail(entry, text)
+            return
+        blocked = self._blocked(plan)
+        if blocked is not None:
+            self._fail(entry, blocked)
+            return
+        if session.running:
+            entry.state.change_if(frozenset({S.STARTING}), S.RUNNING)
+        message = self._outages.get(plan.output.destination, "")
+        if entry.state.status is S.RUNNING and entry.state.message != message:
+            entry.state.change_if(frozenset({S.RUNNING}), S.RUNNING, message)
+
+    def _blocked(self, plan: SessionPlan) -> str | None:
+        """Why a session with this plan cannot work now, if it cannot."""
+        if self._stage_down is not None:
+            return self._stage_down
+        if plan.output.destination in self._unreachable:
+            return self._unreachable[plan.output.destination]
+        if (plan.collection.collection_id, plan.collection.created) in self._gone:
+            return "Collection not found"
+        return None
 
     def _settle_stopping(self, entry: Entry) -> None:
         name = entry.spec.name
@@ -170,24 +250,26 @@ class Reconciler(Service):
         except StreamprocError as exc:
             self._fail(entry, exc.message)
             return
+        blocked = self._blocked(plan)
+        if blocked is not None:
+            self._fail(entry, blocked)
+            return
         session = self._runtime.launch(plan, self._hooks.sensor(spec.name), self._events)
-        self._runs[spec.name] = _Run(session, entry.session_id, self._generation,
-                                     entry.version)
+        self._runs[spec.name] = _Run(session, entry.session_id, entry.version)
         logger.info("processor %s: session launched on %s", spec.name, plan.url_shown)
 
     def _plan(self, spec: ProcessorSpec, generation: int) -> SessionPlan:
         url = self._input_url(spec)
         resolved = self._kinds[spec.kind].resolve(spec)
-        target = output_target(spec.output_arn)
-        destination = (target.bootstrap if target else None) or \
-            self._settings.default_destination
-        if target is None or destination is None:
+        output = destination_of(spec.output_arn, self._settings.default_destination)
+        if output is None:
             raise StreamprocError(f"No Kafka cluster for output {redact(spec.output_arn)}")
+        destination, topic = output
         return SessionPlan(
             name=spec.name, generation=generation, kind=spec.kind, url=url,
             url_shown=redact(url), stream_arn=redact(spec.input_arn),
             collection=resolved.collection, threshold=resolved.threshold,
-            output=Output(destination, target.topic), emit=self._hooks.emit_mode(spec),
+            output=Output(destination, topic), emit=self._hooks.emit_mode(spec),
             regions=tuple(spec.regions), frame_queue=self._settings.frame_queue)
 
     def _input_url(self, spec: ProcessorSpec) -> str:
@@ -199,74 +281,44 @@ class Reconciler(Service):
             raise StreamprocError(f"Stream {stream_name(spec.input_arn)} doesn't exist")
         return url
 
-    # ---- failures and events --------------------------------------------------------------
-    def _apply(self, events: Events) -> None:
-        for name, generation in events.running.items():
-            run = self._current(name, generation)
-            entry = self._registry.get(name)
-            if run is not None and entry is not None:
-                entry.state.change_if(frozenset({S.STARTING}), S.RUNNING)
-        for name, (generation, reason) in events.failed.items():
-            self._fail_run(name, generation, reason)
-        for name, (generation, error) in events.crashed.items():
-            self._crashed(name, generation, error)
-        for destination, message in events.outages.items():
-            self._show_outage(destination, message)
-        for destination, message in events.unreachable.items():
-            self._fail_where(lambda r, d=destination: r.session.plan.output.destination == d,
-                             message)
-        for collection_id in events.collections_gone:
-            self._fail_where(
-                lambda r, c=collection_id: r.session.plan.collection.collection_id == c,
-                "Collection not found")
-        if events.fail_all is not None:
-            self._fail_where(lambda r: True, events.fail_all)
-
-    def _current(self, name: str, generation: int) -> _Run | None:
-        run = self._runs.get(name)
-        return run if run is not None and run.generation == generation else None
-
-    def _fail_run(self, name: str, generation: int, reason: str) -> None:
-        entry = self._registry.get(name)
-        if self._current(name, generation) is not None and entry is not None:
-            self._fail(entry, reason)
-
-    def _fail_where(self, match: Callable[[_Run], bool], reason: str) -> None:
-        for name, run in list(self._runs.items()):
-            entry = self._registry.get(name)
-            if match(run) and entry is not None:
-                self._fail(entry, reason)
-
+    # ---- failures ---------------------------------------------------------------------------
     def _fail(self, entry: Entry, reason: str) -> None:
-        """FAILED with ``reason``; it stays down until started again (desired: STOPPED)."""
-        name = entry.spec.name
-        with entry.state.lock:
-            if entry.state.change_if(ACTIVE, S.FAILED, reason):
-                entry.desired = Desired.STOPPED
-                self._hooks.save_desired(name, Desired.STOPPED)
-        if name in self._runs:
-            self._halt(name)
+        """Stop producing now; FAILED with ``reason``; down until started again.
 
-    def _crashed(self, name: str, generation: int, error: str) -> None:
-        entry = self._registry.get(name)
-        if self._current(name, generation) is None or entry is None:
-            return
-        budget = self._budgets.setdefault(name, RestartBudget(
-            self._settings.max_restarts, self._settings.restart_window_s))
-        if budget.allow(time.monotonic()):
-            logger.error("processor %s: its reader crashed (%s); restarting it", name, error)
+        The failure is kept until it is recorded (retried on later turns if recording
+        raises), and nothing is launched for that Start meanwhile.
+        """
+        name = entry.spec.name
+        self._halt(name)
+        self._failing[name] = (entry.session_id, reason)
+        self._record_failure(entry)
+
+    def _record_failure(self, entry: Entry) -> None:
+        """Record a pending failure (raises, and stays pending, if recording fails)."""
+        name = entry.spec.name
+        session_id, reason = self._failing[name]
+        if session_id == entry.session_id:
+            with entry.state.lock:
+                if entry.state.change_if(ACTIVE, S.FAILED, reason):
+                    entry.desired = Desired.STOPPED
+                    self._hooks.save_desired(name, Desired.STOPPED)
+        del self._failing[name]  # recorded, or overtaken by a Stop or a new Start
+
+    def _crashed(self, entry: Entry, run: _Run, error: str) -> None:
+        name = entry.spec.name
+        kept = self._budgets.get(name)
+        if kept is None or kept.session_id != run.session_id:  # a new Start, a new budget
+            kept = _Budget(run.session_id, RestartBudget(self._settings.max_restarts,
+                                                         self._settings.restart_window_s))
+            self._budgets[name] = kept
+        if kept.budget.allow(time.monotonic()):
+            logger.error("processor %s: %s; restarting it", name, error)
             self._hooks.sensor(name).restarted()
             self._halt(name)
             self._retry_at[name] = time.monotonic() + self._settings.restart_delay_s
             return
-        self._fail(entry, f"Source reader crashed {self._settings.max_restarts + 1} times "
+        self._fail(entry, f"Processing crashed {self._settings.max_restarts + 1} times "
                           f"within {self._settings.restart_window_s:.0f} s: {error}")
-
-    def _show_outage(self, destination: str, message: str | None) -> None:
-        for name, run in list(self._runs.items()):
-            entry = self._registry.get(name)
-            if entry is not None and run.session.plan.output.destination == destination:
-                entry.state.change_if(frozenset({S.RUNNING}), S.RUNNING, message or "")
 
     # ---- halting ----------------------------------------------------------------------------
     def _halt(self, name: str) -> None:

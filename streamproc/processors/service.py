@@ -32,7 +32,7 @@ from streamproc.processors.state import (
     ProcessorState,
     ProcessorStatus,
 )
-from streamproc.processors.urls import output_target, redact
+from streamproc.processors.urls import destination_of, output_target, redact
 from streamproc.rekognition.constants import DEFAULT_PAGE_SIZE, Arns
 from streamproc.rekognition.tokens import decode_token, encode_token
 from streamproc.storage.processors import ProcessorStore
@@ -112,10 +112,9 @@ class ProcessorService:
     def create(self, spec_args: dict[str, Any], tags: dict[str, str]) -> ProcessorSpec:
         """Register a STOPPED processor after checking names, inputs, outputs and limits."""
         name = spec_args["name"]
-        target = output_target(spec_args["output_arn"])
-        if target is None:
+        if output_target(spec_args["output_arn"]) is None:
             raise InvalidParameterException("Output.KinesisDataStream.Arn names no Kafka topic")
-        if target.bootstrap is None and not self._config.kafka.bootstrap:
+        if destination_of(spec_args["output_arn"], self._config.kafka.bootstrap) is None:
             raise InvalidParameterException(
                 "No default Kafka cluster is configured (streamproc serve --kafka HOST:PORT); "
                 "use a kafka://host:port/topic output instead")

@@ -1,23 +1,26 @@
-"""Where a processor reads video and writes records, and how URLs are shown safely."""
+"""Where a processor reads video and writes records (redaction: ``streamproc.redaction``)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from streamproc.redaction import redact, scrub
 
 MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "file")
 KVS_ARN = re.compile(r"^arn:([a-z\d-]+):kinesisvideo:([a-z\d-]+):\d{12}:.+$")
 KDS_ARN = re.compile(r"^arn:([a-z\d-]+):kinesis:([a-z\d-]+):\d{12}:.+$")
-_SECRET_PARAMS = {"password", "pass", "pwd", "passwd", "token", "access_token", "key",
-                  "secret", "signature", "sig", "auth", "apikey", "api_key", "passphrase"}
 
 
 def is_media_url(value: str) -> bool:
     """A URL PyAV can open, or an absolute file path."""
     if value.startswith("/"):
         return True
-    scheme = urlsplit(value).scheme.lower()
+    try:
+        scheme = urlsplit(value).scheme.lower()
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL we can open
+        return False
     return scheme in MEDIA_SCHEMES
 
 
@@ -29,26 +32,6 @@ def is_video_input(value: str) -> bool:
 def is_data_output(value: str) -> bool:
     """Accepted as ``Output.KinesisDataStream.Arn``: a KDS-style ARN or kafka://host:port/topic."""
     return bool(KDS_ARN.match(value)) or parse_kafka_url(value) is not None
-
-
-def redact(value: str) -> str:
-    """Hide credentials: user:password in the authority and secret-looking query values."""
-    if value.startswith("/") or "://" not in value:
-        return value
-    try:
-        parts = urlsplit(value)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            netloc = ("***:***@" if ":" in userinfo else "***@") + host
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs],
-                              safe="*")
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "<unparseable url>"
 
 
 @dataclass(frozen=True)
@@ -68,7 +51,9 @@ def parse_kafka_url(value: str) -> KafkaTarget | None:
         return None
     rest = value[len("kafka://"):]
     hosts, _, topic = rest.partition("/")
-    if not hosts or not _TOPIC.match(topic):
+    # Bootstrap servers are host:port pairs; userinfo would end up in status messages,
+    # metric labels and logs, which show the destination as it is written.
+    if not hosts or "@" in hosts or not _TOPIC.match(topic):
         return None
     return KafkaTarget(topic=topic, bootstrap=hosts)
 
@@ -86,8 +71,24 @@ def output_target(value: str) -> KafkaTarget | None:
     return None
 
 
+def destination_of(output_arn: str, default: str | None) -> tuple[str, str] | None:
+    """(Kafka bootstrap, topic) for an output value; None if it names no topic or no cluster.
+
+    The one place that decides which cluster a processor writes to: a kafka:// URL names
+    its own, a Kinesis-data-style ARN uses ``default`` (``kafka.bootstrap``).
+    """
+    target = output_target(output_arn)
+    if target is None:
+        return None
+    destination = target.bootstrap or default
+    return (destination, target.topic) if destination else None
+
+
 def stream_name(arn: str) -> str:
     """The stream name inside a KVS ARN (``...:stream/NAME/123`` -> NAME)."""
     resource = arn.split(":", 5)[5]
     parts = resource.split("/")
     return parts[1] if len(parts) > 1 else resource
+
+
+__all__ = ["redact", "scrub"]  # re-exported: callers above the processors use these

@@ -22,6 +22,11 @@ MAX_TAGS = 200
 FACE_SEARCH = "FaceSearch"
 
 
+def face_match_threshold(requested: float | None) -> float:
+    """The FaceMatchThreshold / SimilarityThreshold an API call applies."""
+    return DEFAULT_THRESHOLD if requested is None else float(requested)
+
+
 def stream_threshold(requested: float) -> float:
     """The FaceMatchThreshold a stream processor applies (and Describe shows)."""
     return max(float(requested), MIN_STREAM_THRESHOLD)

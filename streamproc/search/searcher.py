@@ -86,10 +86,10 @@ class FaceSearcher:
         if expect is not None and info != expect:
             raise CollectionNotFound(
                 f"The collection id: {collection_id} was deleted (and made again)")
-        min_cos = self._scale.cosine_for(threshold)
         k = max_faces + (1 if exclude else 0)
         try:
-            rows = self._store.search(collection_id, vectors, k, min_cos)
+            # Unfiltered top-k: the threshold is applied once, on Similarity, below.
+            rows = self._store.search(collection_id, vectors, k, -1.0)
         except KeyError:
             raise CollectionNotFound(
                 f"The collection id: {collection_id} does not exist") from None

@@ -42,11 +42,16 @@ class IndexBuilder(Service):
 
     def _run(self) -> None:
         while not self.stopping:
+            self.beat()
             try:
                 name, index, snapshot = self._jobs.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._rebuild(name, index, snapshot)
+            self.busy = f"rebuilding the index of collection {name}"
+            try:
+                self._rebuild(name, index, snapshot)
+            finally:
+                self.busy = None
 
     def _rebuild(self, name: str, index: FaceIndex, snapshot: Snapshot) -> None:
         started = time.monotonic()
