@@ -19,11 +19,6 @@ class RequestContext:
 
     arns: Arns
 
-    @property
-    def region(self) -> str:
-        """The region of this request."""
-        return self.arns.region
-
 
 def request_context(headers: dict[str, str], configured: Arns) -> RequestContext:
     """The context of a request with these (lower-case) headers.

@@ -70,10 +70,6 @@ class CollectionService:
         """The collection's ARN."""
         return self._arns.collection(collection_id)
 
-    def exists(self, collection_id: str) -> bool:
-        """True if the collection exists."""
-        return self._store.get(collection_id) is not None
-
     def tag_key(self, collection_id: str) -> str | None:
         """The ARN a collection's tags are kept under (None: no such collection).
 

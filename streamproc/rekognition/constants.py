@@ -117,8 +117,3 @@ class Arns:
         if match is None or match.group(1) != self.account_id:
             return None
         return match.group(2), match.group(3)
-
-    def collection_id(self, arn: str) -> str | None:
-        """The collection id inside one of our collection ARNs (any region), else None."""
-        parsed = self.parse(arn)
-        return parsed[1] if parsed is not None and parsed[0] == "collection" else None
