@@ -287,6 +287,8 @@ class StorageConfig(_Base):
 
     data_dir: Path = Field(Path("~/.streamproc"), description="SQLite + indexes live here.")
     max_faces_per_collection: int = Field(20_000_000, gt=0)
+    max_users_per_collection: int = Field(
+        10_000_000, gt=0, description="CreateUser refuses more (ServiceQuotaExceededException).")
     flat_max_elements: int = Field(
         12_800_000, gt=0, description="Exact search while faces x dim stays under this; an "
         "IVF index (rebuilt in the background) above it.")

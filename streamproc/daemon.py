@@ -16,11 +16,15 @@ from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.server import HttpServer
-from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging
+from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging, tag_keys
 from streamproc.api.transport import ApiLimits, ControlApi
+from streamproc.api.user_handlers import USER_HANDLERS, UserApi
 from streamproc.api.validate import ServiceSpec
+from streamproc.collections.idempotency import Idempotency
 from streamproc.collections.images import ImageService
 from streamproc.collections.service import CollectionService
+from streamproc.collections.user_search import UserSearchService
+from streamproc.collections.users import UserService
 from streamproc.config import Config
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
@@ -37,15 +41,17 @@ from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
 from streamproc.processors.registry import ProcessorRegistry
 from streamproc.processors.service import ProcessorService
-from streamproc.rekognition.constants import FACE_SEARCH
+from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, Arns
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
 from streamproc.storage.processors import ProcessorStore
+from streamproc.storage.requests import RequestLog
 from streamproc.storage.spool import Spool
 from streamproc.storage.tags import TagStore
+from streamproc.storage.users import UserStore
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -124,8 +130,11 @@ class Daemon:
         self._builder = IndexBuilder()
         self._builder.start()
         store = self.store = self._collection_store()
+        requests = RequestLog(self._db, IDEMPOTENCY_WINDOW_S)
+        users = UserStore(self._db, store, requests)
+        users.load()
         tags = TagStore(self._db)
-        searcher = FaceSearcher(store, lambda: engine.identity, engine.scale)
+        searcher = FaceSearcher(store, lambda: engine.identity, engine.scale, users)
         kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(searcher)}
         pmetrics = ProcessorMetrics.create(self.registry)
         registry = ProcessorRegistry()
@@ -139,7 +148,12 @@ class Daemon:
         self.reconciler = self._reconciler(registry, kinds, pmetrics)
         collections = CollectionService(store, tags, engine, searcher, self.config,
                                         on_delete=self.mailbox.collection_gone)
-        api = self._api(collections, ImageService(engine, searcher, self.config), tags)
+        user_api = UserApi(
+            UserService(users, store, searcher, Idempotency(requests), self.config),
+            UserSearchService(users, store, searcher, engine, self.config),
+            ImageLoader(self.config.images), engine.face_model_version)
+        api = self._api(collections, ImageService(engine, searcher, self.config), tags,
+                        user_api)
         self._plane.start()
         self.processors.load()
         self.reconciler.start()
@@ -193,23 +207,23 @@ class Daemon:
             self.fatal.set()
 
     def _api(self, collections: CollectionService, images: ImageService,
-             tags: TagStore) -> ControlApi:
+             tags: TagStore, users: UserApi) -> ControlApi:
         assert self.processors is not None and self.engine is not None
         processors = self.processors
         services = Services(collections=collections, images=images,
                             loader=ImageLoader(self.config.images),
                             face_model_version=self.engine.face_model_version)
-        tagging = Tagging(tags, lambda arn: processors.exists_arn(arn) or
-                          collections.exists_arn(arn))
-        handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, processors),
-                    **_bind(TAG_HANDLERS, tagging)}
         server_cfg, auth = self.config.server, self.config.auth
+        arns = Arns(server_cfg.region, server_cfg.account_id)
+        tagging = Tagging(tags, tag_keys(arns, collections, processors))
+        handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, processors),
+                    **_bind(TAG_HANDLERS, tagging), **_bind(USER_HANDLERS, users)}
         verifier = (SigV4Verifier(dict(auth.access_keys), auth.max_clock_skew_s)
                     if auth.enabled else None)
         limits = ApiLimits(server_cfg.max_request_bytes, server_cfg.max_concurrent_requests,
                            server_cfg.worker_threads)
         return ControlApi(ServiceSpec(), handlers, ApiMetrics.create(self.registry),
-                          self.registry, limits, self.health, verifier)
+                          self.registry, limits, self.health, arns, verifier)
 
     def _serve(self, api: ControlApi) -> None:
         server_cfg = self.config.server

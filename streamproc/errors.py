@@ -105,6 +105,22 @@ class ResourceInUseException(_ClientError):
     default_message = "Specified resource is in use."
 
 
+class ConflictException(_ClientError):
+    """A user with this id already exists, or a change to a user raced another one."""
+
+    code = "ConflictException"
+    default_message = ("A User with the same Id already exists within the collection, or the "
+                       "update or deletion of the User caused an inconsistent state.")
+
+
+class IdempotentParameterMismatchException(_ClientError):
+    """A ClientRequestToken was reused with different parameters."""
+
+    code = "IdempotentParameterMismatchException"
+    default_message = ("ClientRequestToken was reused with an operation, but at least one of "
+                       "the other input parameters is different from the previous call.")
+
+
 class LimitExceededException(_ClientError):
     """A configured limit was reached (botocore retries this code)."""
 

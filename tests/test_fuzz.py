@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from streamproc.api.collection_handlers import HANDLERS
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
+from streamproc.api.user_handlers import USER_HANDLERS
 from streamproc.daemon import Daemon
 
-OPERATIONS = sorted({**HANDLERS, **PROCESSOR_HANDLERS})
+OPERATIONS = sorted({**HANDLERS, **PROCESSOR_HANDLERS, **USER_HANDLERS})
 MODEL = botocore.session.get_session().get_service_model("rekognition")
 # Modelled errors, plus the two unmodelled 400s every AWS JSON service sends.
 ALLOWED = {s.name for s in MODEL.error_shapes} | {"SerializationException",

@@ -21,6 +21,16 @@ _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/(\d{8})/([^/]+)/(
 SERVICE = "rekognition"
 
 
+def signed_region(headers: dict[str, str]) -> str | None:
+    """The region in a SigV4 ``Authorization`` header's credential scope, unverified.
+
+    boto3 signs every request (with dummy keys too), so this is the region the client was
+    made for even when verification is off; None for unsigned or malformed headers.
+    """
+    match = _AUTH.match(headers.get("authorization", "").strip())
+    return match.group(3) if match is not None else None
+
+
 class SigV4Verifier:
     """Checks ``Authorization`` headers against configured access keys."""
 

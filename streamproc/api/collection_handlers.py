@@ -6,14 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
 from streamproc.collections.images import ImageService
 from streamproc.collections.service import CollectionService, digest
 from streamproc.rekognition.shapes import bounding_box, confidence, face_detail, face_match
 from streamproc.rekognition.shapes import stored_face as face_wire
 from streamproc.search.searcher import SearchHit
-
-Params = dict[str, Any]
 
 
 @dataclass
@@ -26,27 +25,28 @@ class Services:
     face_model_version: str
 
 
-def create_collection(s: Services, p: Params) -> dict[str, Any]:
+def create_collection(s: Services, p: Params, ctx: RequestContext) -> Response:
     """CreateCollection."""
     info = s.collections.create_collection(p["CollectionId"], p.get("Tags", {}))
-    return {"StatusCode": 200, "CollectionArn": info.arn,
+    return {"StatusCode": 200, "CollectionArn": ctx.arns.collection(info.collection_id),
             "FaceModelVersion": info.face_model_version}
 
 
-def delete_collection(s: Services, p: Params) -> dict[str, Any]:
+def delete_collection(s: Services, p: Params, ctx: RequestContext) -> Response:
     """DeleteCollection."""
     s.collections.delete_collection(p["CollectionId"])
     return {"StatusCode": 200}
 
 
-def describe_collection(s: Services, p: Params) -> dict[str, Any]:
+def describe_collection(s: Services, p: Params, ctx: RequestContext) -> Response:
     """DescribeCollection (note the capitalised CollectionARN, as in the model)."""
-    info, count = s.collections.describe_collection(p["CollectionId"])
-    return {"FaceCount": count, "FaceModelVersion": info.face_model_version,
-            "CollectionARN": info.arn, "CreationTimestamp": info.created, "UserCount": 0}
+    info, faces, users = s.collections.describe_collection(p["CollectionId"])
+    return {"FaceCount": faces, "FaceModelVersion": info.face_model_version,
+            "CollectionARN": ctx.arns.collection(info.collection_id),
+            "CreationTimestamp": info.created, "UserCount": users}
 
 
-def list_collections(s: Services, p: Params) -> dict[str, Any]:
+def list_collections(s: Services, p: Params, ctx: RequestContext) -> Response:
     """ListCollections."""
     page, token = s.collections.list_collections(p.get("NextToken"), p.get("MaxResults"))
     out: dict[str, Any] = {"CollectionIds": [c.collection_id for c in page],
@@ -56,7 +56,7 @@ def list_collections(s: Services, p: Params) -> dict[str, Any]:
     return out
 
 
-def index_faces(s: Services, p: Params) -> dict[str, Any]:
+def index_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """IndexFaces."""
     image = p["Image"]
     pixels = s.loader.load(image)
@@ -73,7 +73,7 @@ def index_faces(s: Services, p: Params) -> dict[str, Any]:
             "UnindexedFaces": unindexed}
 
 
-def list_faces(s: Services, p: Params) -> dict[str, Any]:
+def list_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """ListFaces."""
     page, token = s.collections.list_faces(p["CollectionId"], p.get("NextToken"),
                                            p.get("MaxResults"), p.get("FaceIds"),
@@ -85,19 +85,21 @@ def list_faces(s: Services, p: Params) -> dict[str, Any]:
     return out
 
 
-def delete_faces(s: Services, p: Params) -> dict[str, Any]:
+def delete_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """DeleteFaces."""
-    deleted, missing = s.collections.delete_faces(p["CollectionId"], p["FaceIds"])
+    deleted, missing, kept = s.collections.delete_faces(p["CollectionId"], p["FaceIds"])
     return {"DeletedFaces": deleted,
-            "UnsuccessfulFaceDeletions": [{"FaceId": f, "Reasons": ["FACE_NOT_FOUND"]}
-                                          for f in missing]}
+            "UnsuccessfulFaceDeletions": [
+                *({"FaceId": f.face_id, "UserId": f.user_id,
+                   "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]} for f in kept),
+                *({"FaceId": f, "Reasons": ["FACE_NOT_FOUND"]} for f in missing)]}
 
 
 def _matches(s: Services, hits: list[SearchHit]) -> list[dict[str, Any]]:
     return [face_match(h.similarity, h.face, s.face_model_version) for h in hits]
 
 
-def search_faces(s: Services, p: Params) -> dict[str, Any]:
+def search_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """SearchFaces."""
     hits = s.collections.search_faces(p["CollectionId"], p["FaceId"], p.get("MaxFaces"),
                                       p.get("FaceMatchThreshold"))
@@ -105,7 +107,7 @@ def search_faces(s: Services, p: Params) -> dict[str, Any]:
             "FaceModelVersion": s.face_model_version}
 
 
-def search_faces_by_image(s: Services, p: Params) -> dict[str, Any]:
+def search_faces_by_image(s: Services, p: Params, ctx: RequestContext) -> Response:
     """SearchFacesByImage."""
     pixels = s.loader.load(p["Image"])
     face, hits = s.collections.search_faces_by_image(
@@ -117,7 +119,7 @@ def search_faces_by_image(s: Services, p: Params) -> dict[str, Any]:
             "FaceModelVersion": s.face_model_version}
 
 
-def detect_faces(s: Services, p: Params) -> dict[str, Any]:
+def detect_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """DetectFaces (the default attribute set; the packs have no age/emotion models)."""
     pixels = s.loader.load(p["Image"])
     h, w = pixels.shape[:2]
@@ -130,7 +132,7 @@ def _compared(face: Any, w: int, h: int) -> dict[str, Any]:
             if k in detail}
 
 
-def compare_faces(s: Services, p: Params) -> dict[str, Any]:
+def compare_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """CompareFaces."""
     source = s.loader.load(p["SourceImage"], "SourceImage")
     target = s.loader.load(p["TargetImage"], "TargetImage")
@@ -147,7 +149,7 @@ def compare_faces(s: Services, p: Params) -> dict[str, Any]:
     }
 
 
-HANDLERS: dict[str, Callable[[Services, Params], dict[str, Any]]] = {
+HANDLERS: dict[str, Callable[[Services, Params, RequestContext], Response]] = {
     "CreateCollection": create_collection,
     "DeleteCollection": delete_collection,
     "DescribeCollection": describe_collection,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from streamproc.api.context import Params, RequestContext, Response
 from streamproc.errors import InvalidParameterException
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.urls import redact
@@ -14,10 +15,8 @@ from streamproc.rekognition.constants import (
     stream_threshold,
 )
 
-Params = dict[str, Any]
 
-
-def create_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+def create_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """CreateStreamProcessor (face search only)."""
     face_search = p["Settings"].get(FACE_SEARCH)
     if not face_search or "CollectionId" not in face_search:
@@ -41,14 +40,15 @@ def create_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
         "notification": p.get("NotificationChannel"), "kms_key_id": p.get("KmsKeyId"),
         "kind": FACE_SEARCH,
     }, p.get("Tags", {}))
-    return {"StreamProcessorArn": spec.arn}
+    return {"StreamProcessorArn": ctx.arns.processor(spec.name)}
 
 
-def describe_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+def describe_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """DescribeStreamProcessor (URLs redacted; the threshold as applied)."""
     spec, state = s.describe(p["Name"])
     out: dict[str, Any] = {
-        "Name": spec.name, "StreamProcessorArn": spec.arn, "Status": state.status.value,
+        "Name": spec.name, "StreamProcessorArn": ctx.arns.processor(spec.name),
+        "Status": state.status.value,
         "StatusMessage": state.message, "CreationTimestamp": spec.created,
         "LastUpdateTimestamp": state.updated,
         "Input": {"KinesisVideoStream": {"Arn": redact(spec.input_arn)}},
@@ -68,7 +68,7 @@ def describe_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     return out
 
 
-def list_stream_processors(s: ProcessorService, p: Params) -> dict[str, Any]:
+def list_stream_processors(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """ListStreamProcessors."""
     page, token = s.list(p.get("NextToken"), p.get("MaxResults"))
     out: dict[str, Any] = {"StreamProcessors": [{"Name": n, "Status": st} for n, st in page]}
@@ -77,7 +77,7 @@ def list_stream_processors(s: ProcessorService, p: Params) -> dict[str, Any]:
     return out
 
 
-def start_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+def start_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """StartStreamProcessor."""
     if "StartSelector" in p or "StopSelector" in p:
         raise InvalidParameterException(
@@ -85,19 +85,19 @@ def start_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     return {"SessionId": s.start(p["Name"])}
 
 
-def stop_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+def stop_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """StopStreamProcessor."""
     s.stop(p["Name"])
     return {}
 
 
-def delete_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+def delete_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """DeleteStreamProcessor."""
     s.delete(p["Name"])
     return {}
 
 
-def update_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
+def update_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
     """UpdateStreamProcessor."""
     s.update(
         p["Name"], p.get("RegionsOfInterestForUpdate"),
@@ -107,7 +107,7 @@ def update_stream_processor(s: ProcessorService, p: Params) -> dict[str, Any]:
     return {}
 
 
-PROCESSOR_HANDLERS: dict[str, Callable[[ProcessorService, Params], dict[str, Any]]] = {
+PROCESSOR_HANDLERS: dict[str, Callable[[ProcessorService, Params, RequestContext], Response]] = {
     "CreateStreamProcessor": create_stream_processor,
     "DescribeStreamProcessor": describe_stream_processor,
     "ListStreamProcessors": list_stream_processors,

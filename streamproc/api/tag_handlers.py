@@ -1,53 +1,78 @@
-"""Wire handlers for tagging (collections and stream processors, by ARN)."""
+"""Wire handlers for tagging (collections and stream processors, by ARN).
+
+A resource exists once in this daemon, whatever region a client writes in its ARN: any
+region's ARN of this account names the same resource and reaches the same tags (kept under
+the ARN the resource was created with). See README: ARNs and regions.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from streamproc.api.context import Params, RequestContext, Response
+from streamproc.collections.service import CollectionService
 from streamproc.errors import ResourceNotFoundException, ServiceQuotaExceededException
-from streamproc.rekognition.constants import MAX_TAGS
+from streamproc.processors.service import ProcessorService
+from streamproc.rekognition.constants import MAX_TAGS, Arns
 from streamproc.storage.tags import TagStore
-
-Params = dict[str, Any]
 
 
 @dataclass
 class Tagging:
-    """Tags, and how to tell whether an ARN names something that exists."""
+    """Tags, and which stored key (if any) an ARN names."""
 
     tags: TagStore
-    exists: Callable[[str], bool]
+    resolve: Callable[[str], str | None]
+
+
+def tag_keys(arns: Arns, collections: CollectionService, processors: ProcessorService
+             ) -> Callable[[str], str | None]:
+    """Resolves an ARN of this account, in any region, to the key its tags are kept under."""
+
+    def resolve(arn: str) -> str | None:
+        parsed = arns.parse(arn)
+        if parsed is None:
+            return None
+        kind, name = parsed
+        if kind == "collection":
+            return collections.tag_key(name)
+        try:
+            return processors.describe(name)[0].arn
+        except ResourceNotFoundException:
+            return None
+
+    return resolve
 
 
 def _resource(s: Tagging, arn: str) -> str:
-    if not s.exists(arn):
+    key = s.resolve(arn)
+    if key is None:
         raise ResourceNotFoundException(f"Resource {arn} not found")
-    return arn
+    return key
 
 
-def tag_resource(s: Tagging, p: Params) -> dict[str, Any]:
+def tag_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """TagResource."""
-    arn = _resource(s, p["ResourceArn"])
-    if len({**s.tags.get(arn), **p["Tags"]}) > MAX_TAGS:
+    key = _resource(s, p["ResourceArn"])
+    if len({**s.tags.get(key), **p["Tags"]}) > MAX_TAGS:
         raise ServiceQuotaExceededException(f"A resource can have at most {MAX_TAGS} tags")
-    s.tags.set(arn, p["Tags"])
+    s.tags.set(key, p["Tags"])
     return {}
 
 
-def untag_resource(s: Tagging, p: Params) -> dict[str, Any]:
+def untag_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """UntagResource."""
     s.tags.remove(_resource(s, p["ResourceArn"]), p["TagKeys"])
     return {}
 
 
-def list_tags_for_resource(s: Tagging, p: Params) -> dict[str, Any]:
+def list_tags_for_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """ListTagsForResource."""
     return {"Tags": s.tags.get(_resource(s, p["ResourceArn"]))}
 
 
-TAG_HANDLERS: dict[str, Callable[[Tagging, Params], dict[str, Any]]] = {
+TAG_HANDLERS: dict[str, Callable[[Tagging, Params, RequestContext], Response]] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags_for_resource,

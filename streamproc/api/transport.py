@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from streamproc.api.auth import SigV4Verifier
+from streamproc.api.context import RequestContext, request_context
 from streamproc.api.validate import ServiceSpec
 from streamproc.errors import (
     ImageTooLargeException,
@@ -32,12 +33,13 @@ from streamproc.errors import (
     UnknownOperationException,
 )
 from streamproc.metrics import ApiMetrics
+from streamproc.rekognition.constants import Arns
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService"
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[dict[str, Any], RequestContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class ControlApi:
 
     def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], metrics: ApiMetrics,
                  registry: CollectorRegistry, limits: ApiLimits,
-                 health: Callable[[], dict[str, Any]],
+                 health: Callable[[], dict[str, Any]], arns: Arns,
                  verifier: SigV4Verifier | None = None) -> None:
         self._spec = spec
         self._handlers = handlers
@@ -77,6 +79,7 @@ class ControlApi:
         self._limiter: anyio.CapacityLimiter | None = None
         self._health = health
         self._verifier = verifier
+        self._arns = arns
         self._in_flight = 0
 
     def app(self) -> Starlette:
@@ -120,14 +123,16 @@ class ControlApi:
                 raise LimitExceededException(
                     f"Too many concurrent requests (limit {self._limits.max_concurrent})")
             body = await self._read_body(request)
+            headers = {k.lower(): v for k, v in request.headers.items()}
             if self._verifier is not None:
-                self._verifier.verify("POST", request.url.path, request.url.query,
-                                      {k.lower(): v for k, v in request.headers.items()}, body)
+                self._verifier.verify("POST", request.url.path, request.url.query, headers,
+                                      body)
+            context = request_context(headers, self._arns)
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(self._limits.worker_threads)
             # Inference and SQLite are blocking: never on the event loop.
             result = await anyio.to_thread.run_sync(
-                self._dispatch, prefix, operation, body, limiter=self._limiter)
+                self._dispatch, prefix, operation, body, context, limiter=self._limiter)
             response, code = _json(200, result, request_id), "OK"
         except StreamprocError as exc:
             response, code = error_response(exc, request_id), exc.code
@@ -144,7 +149,8 @@ class ControlApi:
         self._metrics.requests.labels(operation, code).inc()
         self._metrics.latency.labels(operation).observe(time.perf_counter() - started)
 
-    def _dispatch(self, prefix: str, operation: str, body: bytes) -> dict[str, Any]:
+    def _dispatch(self, prefix: str, operation: str, body: bytes,
+                  context: RequestContext) -> dict[str, Any]:
         handler = self._handlers.get(operation)
         if prefix != TARGET_PREFIX or handler is None:
             raise UnknownOperationException(
@@ -152,7 +158,7 @@ class ControlApi:
         params = self._parse(body)
         try:
             params = self._spec.validate(operation, params)
-            return handler(params)
+            return handler(params, context)
         except StreamprocError:
             raise
         except Exception:

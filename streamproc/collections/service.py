@@ -30,7 +30,7 @@ from streamproc.rekognition.constants import (
 )
 from streamproc.rekognition.shapes import bounding_box, confidence
 from streamproc.rekognition.tokens import decode_token, encode_token
-from streamproc.search.searcher import FaceSearcher, SearchHit
+from streamproc.search.searcher import FaceSearcher, SearchHit, in_collection
 from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
 from streamproc.storage.tags import TagStore
 
@@ -70,14 +70,13 @@ class CollectionService:
         """The collection's ARN."""
         return self._arns.collection(collection_id)
 
-    def exists(self, collection_id: str) -> bool:
-        """True if the collection exists."""
-        return self._store.get(collection_id) is not None
+    def tag_key(self, collection_id: str) -> str | None:
+        """The ARN a collection's tags are kept under (None: no such collection).
 
-    def exists_arn(self, arn: str) -> bool:
-        """True if ``arn`` names an existing collection (for tagging)."""
-        collection_id = self._arns.collection_id(arn)
-        return collection_id is not None and self.exists(collection_id)
+        That is the ARN it was created with, whatever region a client now names.
+        """
+        info = self._store.get(collection_id)
+        return info.arn if info is not None else None
 
     def require(self, collection_id: str) -> CollectionInfo:
         """The collection, or ResourceNotFoundException."""
@@ -110,17 +109,19 @@ class CollectionService:
         if self._on_delete is not None:
             self._on_delete(collection_id, info.created)
 
-    def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int]:
-        """Metadata and face count."""
+    def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int, int]:
+        """Metadata, face count and user count."""
         info = self.require(collection_id)
-        return info, self._store.face_count(collection_id)
+        users = len(in_collection(collection_id, self._store.users))
+        return info, self._store.face_count(collection_id), users
 
     def list_collections(self, token: str | None, max_results: int | None
                          ) -> tuple[list[CollectionInfo], str | None]:
         """One page of collections in id order, and the token for the next page."""
-        after = decode_token("collections", token, str)
+        all_ids = self._store.list_ids()
+        after = decode_token("collections", token, str, all_ids)
         limit = max_results or DEFAULT_PAGE_SIZE
-        ids = [c for c in self._store.list_ids() if after is None or c > after]
+        ids = [c for c in all_ids if after is None or c > after]
         page = [info for info in map(self._store.get, ids[:limit]) if info is not None]
         more = len(ids) > limit
         return page, encode_token("collections", page[-1].collection_id) if more else None
@@ -178,19 +179,25 @@ class CollectionService:
         self.require(collection_id)
         after = decode_token(f"faces:{collection_id}", token, int) or 0
         limit = max_results or DEFAULT_PAGE_SIZE
-        if user_id is not None:
-            # Users (AssociateFaces) are not supported, so no face belongs to any user.
-            return [], None
-        page = self._store.list_faces(collection_id, after, limit + 1, face_ids)
+        if user_id is not None and in_collection(
+                collection_id, self._store.users).get(user_id) is None:
+            raise ResourceNotFoundException(
+                f"The user id: {user_id} does not exist in collection {collection_id}")
+        page = in_collection(collection_id, self._store.list_faces, after, limit + 1,
+                             face_ids, user_id)
         more = len(page) > limit
         page = page[:limit]
         return page, encode_token(f"faces:{collection_id}", page[-1].seq) if more else None
 
     def delete_faces(self, collection_id: str, face_ids: list[str]
-                     ) -> tuple[list[str], list[str]]:
-        """Delete faces; returns (deleted, not found)."""
+                     ) -> tuple[list[str], list[str], list[StoredFace]]:
+        """Delete faces; returns (deleted, not found, kept because a user holds them).
+
+        A face associated with a user is not deleted (Rekognition's
+        ASSOCIATED_TO_AN_EXISTING_USER): disassociate it or delete the user first.
+        """
         self.require(collection_id)
-        return self._store.delete_faces(collection_id, face_ids)
+        return in_collection(collection_id, self._store.delete_faces, face_ids)
 
     # ---- search ----------------------------------------------------------------------
     def search_faces(self, collection_id: str, face_id: str, max_faces: int | None,

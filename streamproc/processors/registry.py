@@ -85,11 +85,6 @@ class ProcessorRegistry:
         with self._lock:
             return sorted(self._entries)
 
-    def by_arn(self, arn: str) -> Entry | None:
-        """The processor with this ARN, if any."""
-        with self._lock:
-            return next((e for e in self._entries.values() if e.spec.arn == arn), None)
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)

@@ -96,10 +96,6 @@ class ProcessorService:
         """The processor's ARN."""
         return self._arns.processor(name)
 
-    def exists_arn(self, arn: str) -> bool:
-        """True if a processor has this ARN (for tagging)."""
-        return self._registry.by_arn(arn) is not None
-
     def sensor_for(self, name: str) -> ProcessorSensor | None:
         """Metrics of an existing processor (None once deleted)."""
         return self._metrics.sensor(name) if self._registry.get(name) else None

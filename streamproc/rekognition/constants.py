@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+import botocore.session
+from botocore.exceptions import UnknownRegionError
 
 # FaceMatchThreshold / SimilarityThreshold when the request gives none.
 DEFAULT_THRESHOLD = 80.0
@@ -18,6 +24,16 @@ DEFAULT_SEARCH_MAX_FACES = 4096
 DEFAULT_PAGE_SIZE = 1000
 # TagResource: tags per resource.
 MAX_TAGS = 200
+# SearchUsers / SearchUsersByImage UserMatchThreshold when the request gives none.
+DEFAULT_USER_THRESHOLD = 80.0
+# AssociateFaces UserMatchThreshold when the request gives none.
+DEFAULT_ASSOCIATE_THRESHOLD = 75.0
+# MaxUserResults' maximum: SearchUsers MaxUsers and the ListUsers page when none is given.
+MAX_USER_RESULTS = 500
+# Faces one user may hold (AssociateFaces refuses more with ServiceQuotaExceededException).
+MAX_FACES_PER_USER = 100
+# How long a ClientRequestToken is remembered (same token + same request = same result).
+IDEMPOTENCY_WINDOW_S = 24 * 3600.0
 # The face-search processor setting (Settings.FaceSearch) and its record type.
 FACE_SEARCH = "FaceSearch"
 
@@ -27,20 +43,70 @@ def face_match_threshold(requested: float | None) -> float:
     return DEFAULT_THRESHOLD if requested is None else float(requested)
 
 
+class UserStatus(str, Enum):
+    """A user's UserStatus.
+
+    Changes here are synchronous, so a user is seen CREATED (no faces) or ACTIVE (faces
+    associated); UPDATING and CREATING never last past a call.
+    """
+
+    ACTIVE = "ACTIVE"
+    UPDATING = "UPDATING"
+    CREATING = "CREATING"
+    CREATED = "CREATED"
+
+    @classmethod
+    def of(cls, face_count: int) -> UserStatus:
+        """The status of a user holding ``face_count`` faces."""
+        return cls.ACTIVE if face_count else cls.CREATED
+
+
 def stream_threshold(requested: float) -> float:
     """The FaceMatchThreshold a stream processor applies (and Describe shows)."""
     return max(float(requested), MIN_STREAM_THRESHOLD)
 
 
+# A region as it may appear in an ARN (the model's ARN patterns use [a-z\d-]+).
+_REGION = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_ARN = re.compile(r"^arn:[a-z0-9-]+:rekognition:[a-z0-9-]+:(\d{12}):"
+                  r"(collection|streamprocessor)/(.+)$")
+
+
+def valid_region(region: str) -> bool:
+    """True if ``region`` can be written into an ARN."""
+    return _REGION.fullmatch(region) is not None
+
+
+@lru_cache(maxsize=64)
+def partition_for(region: str) -> str:
+    """The AWS partition of a region (``aws``, ``aws-cn``, ...), from botocore's endpoint data.
+
+    Regions botocore does not know (a private ``local``, say) are in ``aws``.
+    """
+    try:
+        return botocore.session.get_session().get_partition_for_region(region)
+    except UnknownRegionError:
+        return "aws"
+
+
 @dataclass(frozen=True)
 class Arns:
-    """ARN formats for this server's region and account."""
+    """The one owner of this server's ARNs: formats them for a region, parses them back.
+
+    Resources live once in this daemon whatever region a client names, so ARNs are
+    rendered in the region the client signed for and :meth:`parse` accepts any region
+    (and partition) as long as the account is this server's.
+    """
 
     region: str
     account_id: str
 
     def _prefix(self) -> str:
-        return f"arn:aws:rekognition:{self.region}:{self.account_id}"
+        return f"arn:{partition_for(self.region)}:rekognition:{self.region}:{self.account_id}"
+
+    def for_region(self, region: str) -> Arns:
+        """The same account's ARNs in another region."""
+        return Arns(region, self.account_id)
 
     def collection(self, collection_id: str) -> str:
         """A collection's ARN."""
@@ -50,7 +116,9 @@ class Arns:
         """A stream processor's ARN."""
         return f"{self._prefix()}:streamprocessor/{name}"
 
-    def collection_id(self, arn: str) -> str | None:
-        """The collection id inside one of our collection ARNs, else None."""
-        prefix = self.collection("")
-        return arn[len(prefix):] if arn.startswith(prefix) and len(arn) > len(prefix) else None
+    def parse(self, arn: str) -> tuple[str, str] | None:
+        """``("collection" | "streamprocessor", name)`` for one of this account's ARNs."""
+        match = _ARN.fullmatch(arn)
+        if match is None or match.group(1) != self.account_id:
+            return None
+        return match.group(2), match.group(3)

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from streamproc.faces.types import Face
+from streamproc.rekognition.constants import UserStatus
 from streamproc.storage.collections import StoredFace
+from streamproc.storage.usertable import UserRecord
 
 LANDMARK_TYPES = ("eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight")
 
@@ -51,9 +53,21 @@ def stored_face(face: StoredFace, model_version: str) -> dict[str, Any]:
                            "IndexFacesModelVersion": model_version}
     if face.external_image_id is not None:
         out["ExternalImageId"] = face.external_image_id
+    if face.user_id is not None:
+        out["UserId"] = face.user_id
     return out
 
 
 def face_match(similarity: float, face: StoredFace, model_version: str) -> dict[str, Any]:
     """A FaceMatch: Similarity plus the matched collection Face."""
     return {"Similarity": _r(similarity), "Face": stored_face(face, model_version)}
+
+
+def user(record: UserRecord) -> dict[str, Any]:
+    """A ``User`` (ListUsers) or ``MatchedUser`` (user searches): id and status."""
+    return {"UserId": record.user_id, "UserStatus": UserStatus.of(record.face_count).value}
+
+
+def user_match(similarity: float, record: UserRecord) -> dict[str, Any]:
+    """A UserMatch: Similarity plus the matched user."""
+    return {"Similarity": _r(similarity), "User": user(record)}

@@ -3,13 +3,15 @@
 It owns three rules: a collection is searched only with the model that made it (same
 recogniser, so the same embedding space), a threshold on Rekognition's 0-100 Similarity is
 turned into a cosine cut-off through the pack's calibration, and Similarity is computed
-from the cosine the same way for every caller.
+from the cosine the same way for every caller. Users are searched by the same rules, with
+each user's faces voting through its user vector (``storage.usertable``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,6 +19,8 @@ from streamproc.errors import InvalidParameterException, ResourceNotFoundExcepti
 from streamproc.faces.engine import ModelIdentity
 from streamproc.faces.similarity import SimilarityScale
 from streamproc.storage.collections import CollectionInfo, CollectionStore, StoredFace
+from streamproc.storage.users import UserStore
+from streamproc.storage.usertable import UserRecord
 
 
 @dataclass(frozen=True)
@@ -42,16 +46,40 @@ def model_mismatch(info: CollectionInfo, model: ModelIdentity) -> str | None:
             "the original pack.")
 
 
+@dataclass(frozen=True)
+class UserHit:
+    """One matched user: the Similarity of its user vector and the user."""
+
+    similarity: float
+    user: UserRecord
+
+
 class CollectionNotFound(ResourceNotFoundException):
     """The collection does not exist (or is not the one a processor started with)."""
+
+
+T = TypeVar("T")
+
+
+def in_collection(collection_id: str, fn: Callable[..., T], *args: Any) -> T:
+    """Call a store method on a collection.
+
+    A collection deleted meanwhile (the stores' KeyError) becomes ResourceNotFoundException.
+    """
+    try:
+        return fn(collection_id, *args)
+    except KeyError:
+        raise CollectionNotFound(
+            f"The collection id: {collection_id} does not exist") from None
 
 
 class FaceSearcher:
     """Checks, converts thresholds and searches; raises domain errors only."""
 
     def __init__(self, store: CollectionStore, model: Callable[[], ModelIdentity],
-                 scale: SimilarityScale) -> None:
+                 scale: SimilarityScale, users: UserStore | None = None) -> None:
         self._store = store
+        self._users = users
         self._model = model
         self._scale = scale
 
@@ -87,15 +115,24 @@ class FaceSearcher:
             raise CollectionNotFound(
                 f"The collection id: {collection_id} was deleted (and made again)")
         k = max_faces + (1 if exclude else 0)
-        try:
-            # Unfiltered top-k: the threshold is applied once, on Similarity, below.
-            rows = self._store.search(collection_id, vectors, k, -1.0)
-        except KeyError:
-            raise CollectionNotFound(
-                f"The collection id: {collection_id} does not exist") from None
+        # Unfiltered top-k: the threshold is applied once, on Similarity, below.
+        rows = in_collection(collection_id, self._store.search, vectors, k, -1.0)
         out = []
         for row in rows:
             hits = [SearchHit(float(self._scale.similarity(c)), f) for c, f in row
                     if f.face_id != exclude]
             out.append([h for h in hits if h.similarity >= threshold][:max_faces])
         return out
+
+    def search_users(self, collection_id: str, vector: np.ndarray, max_users: int,
+                     threshold: float, exclude: str | None = None) -> list[UserHit]:
+        """Users whose vector has Similarity >= ``threshold`` with ``vector``, best first."""
+        self.check(collection_id)
+        if self._users is None:
+            return []
+        k = max_users + (1 if exclude else 0)
+        # Unfiltered top-k: the threshold is applied once, on Similarity, below.
+        rows = in_collection(collection_id, self._users.search, vector[None, :], k, -1.0)
+        hits = [UserHit(float(self._scale.similarity(c)), u) for c, u in rows[0]
+                if u.user_id != exclude]
+        return [h for h in hits if h.similarity >= threshold][:max_users]

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.db import Database
 from streamproc.storage.index import FaceIndex, IndexPolicy
+from streamproc.storage.usertable import UserTable
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ class StoredFace:
     external_image_id: str | None
     bbox: dict[str, float]
     confidence: float
+    user_id: str | None = None  # the user the face is associated with (AssociateFaces)
 
 
 @dataclass(frozen=True)
@@ -54,28 +60,58 @@ class NewFace:
     embedding: np.ndarray
 
 
-class _Loaded:
-    """In-memory state of one collection: its index and row-id -> face map."""
+class Loaded:
+    """In-memory state of one collection: its indexes, row-id -> face map and users."""
 
     def __init__(self, info: CollectionInfo, policy: IndexPolicy) -> None:
         self.info = info
         self.index = FaceIndex(info.dim, policy)
         self.faces: dict[int, StoredFace] = {}
         self.by_face_id: dict[str, int] = {}
+        self.users = UserTable(info.dim, policy)
+
+    def face(self, face_id: str) -> StoredFace | None:
+        """A face by id, or None."""
+        seq = self.by_face_id.get(face_id)
+        return None if seq is None else self.faces.get(seq)
+
+    def relabel(self, face_id: str, user_id: str | None) -> None:
+        """Record which user a face belongs to (after the change is committed)."""
+        face = self.face(face_id)
+        if face is not None:
+            self.faces[face.seq] = replace(face, user_id=user_id)
 
     def remember(self, face: StoredFace) -> None:
+        """Add a face to the maps."""
         self.faces[face.seq] = face
         self.by_face_id[face.face_id] = face.seq
 
     def forget(self, seq: int) -> None:
+        """Drop a face from the maps."""
         face = self.faces.pop(seq, None)
         if face is not None:
             self.by_face_id.pop(face.face_id, None)
 
 
+@dataclass
+class Edit:
+    """A change to one collection.
+
+    Its SQL runs in ``conn``'s transaction; the ``after`` callbacks update memory once that
+    transaction committed (the collection's lock still held).
+    """
+
+    conn: sqlite3.Connection
+    state: Loaded
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+
+_FACE_COLUMNS = "seq, face_id, image_id, external_image_id, bbox, confidence, user_id"
+
+
 def _row_face(row: tuple) -> StoredFace:
-    seq, face_id, image_id, external, bbox, confidence = row[:6]
-    return StoredFace(seq, face_id, image_id, external, json.loads(bbox), confidence)
+    seq, face_id, image_id, external, bbox, confidence, user_id = row[:7]
+    return StoredFace(seq, face_id, image_id, external, json.loads(bbox), confidence, user_id)
 
 
 class CollectionStore:
@@ -86,7 +122,7 @@ class CollectionStore:
         self._db = db
         self._builder = builder
         self._policy = policy or IndexPolicy()
-        self._collections: dict[str, _Loaded] = {}
+        self._collections: dict[str, Loaded] = {}
         self._lock = threading.RLock()
 
     def load(self) -> None:
@@ -94,16 +130,16 @@ class CollectionStore:
         rows = self._db.query("SELECT id, arn, created, pack, dim, face_model_version, "
                               "recognizer FROM collections")
         for row in rows:
-            loaded = _Loaded(CollectionInfo(*row), self._policy)
+            loaded = Loaded(CollectionInfo(*row), self._policy)
             faces = self._db.query(
-                "SELECT seq, face_id, image_id, external_image_id, bbox, confidence, embedding "
-                "FROM faces WHERE collection = ? ORDER BY seq", (loaded.info.collection_id,))
+                f"SELECT {_FACE_COLUMNS}, embedding FROM faces WHERE collection = ? ORDER BY seq",
+                (loaded.info.collection_id,))
             self._index_rows(loaded, faces)
             self._collections[loaded.info.collection_id] = loaded
             logger.info("collection %s: %d faces", loaded.info.collection_id, len(faces))
             self._maybe_rebuild(loaded)
 
-    def _maybe_rebuild(self, loaded: _Loaded) -> None:
+    def _maybe_rebuild(self, loaded: Loaded) -> None:
         if self._builder is not None and loaded.index.wants_rebuild():
             cid = loaded.info.collection_id
             self._builder.submit(cid, loaded.index, lambda: self._snapshot(cid))
@@ -126,10 +162,10 @@ class CollectionStore:
         return self._loaded(collection_id).index.kind
 
     @staticmethod
-    def _index_rows(loaded: _Loaded, rows: list) -> None:
+    def _index_rows(loaded: Loaded, rows: list) -> None:
         if not rows:
             return
-        vectors = np.frombuffer(b"".join(r[6] for r in rows), np.float32).reshape(len(rows), -1)
+        vectors = np.frombuffer(b"".join(r[7] for r in rows), np.float32).reshape(len(rows), -1)
         loaded.index.add(np.array([r[0] for r in rows], np.int64), vectors)
         for row in rows:
             loaded.remember(_row_face(row))
@@ -144,7 +180,7 @@ class CollectionStore:
                              "face_model_version, recognizer) VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (info.collection_id, info.arn, info.created, info.pack, info.dim,
                               info.face_model_version, info.recognizer))
-            self._collections[info.collection_id] = _Loaded(info, self._policy)
+            self._collections[info.collection_id] = Loaded(info, self._policy)
             return True
 
     def delete(self, collection_id: str) -> bool:
@@ -153,7 +189,8 @@ class CollectionStore:
             if collection_id not in self._collections:
                 return False
             with self._db.transaction() as conn:
-                conn.execute("DELETE FROM faces WHERE collection = ?", (collection_id,))
+                for table in ("faces", "users", "request_tokens"):
+                    conn.execute(f"DELETE FROM {table} WHERE collection = ?", (collection_id,))
                 conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
             del self._collections[collection_id]
             return True
@@ -173,7 +210,7 @@ class CollectionStore:
         with self._lock:
             return sorted(self._collections)
 
-    def _loaded(self, collection_id: str) -> _Loaded:
+    def _loaded(self, collection_id: str) -> Loaded:
         loaded = self._collections.get(collection_id)
         if loaded is None:
             raise KeyError(collection_id)
@@ -209,12 +246,16 @@ class CollectionStore:
                 self._maybe_rebuild(loaded)
             return stored
 
-    def delete_faces(self, collection_id: str, face_ids: list[str]) -> tuple[list[str], list[str]]:
-        """Delete faces by id; returns (deleted, not found)."""
+    def delete_faces(self, collection_id: str, face_ids: list[str]
+                     ) -> tuple[list[str], list[str], list[StoredFace]]:
+        """Delete faces by id; returns (deleted, not found, kept: associated with a user)."""
         with self._lock:
             loaded = self._loaded(collection_id)
-            found = [f for f in dict.fromkeys(face_ids) if f in loaded.by_face_id]
-            missing = [f for f in dict.fromkeys(face_ids) if f not in loaded.by_face_id]
+            wanted = list(dict.fromkeys(face_ids))
+            kept = [f for f in map(loaded.face, wanted) if f is not None and f.user_id]
+            found = [f for f in wanted if f in loaded.by_face_id
+                     and loaded.faces[loaded.by_face_id[f]].user_id is None]
+            missing = [f for f in wanted if f not in loaded.by_face_id]
             seqs = [loaded.by_face_id[f] for f in found]
             with self._db.transaction() as conn:
                 conn.executemany("DELETE FROM faces WHERE seq = ?", [(s,) for s in seqs])
@@ -222,11 +263,49 @@ class CollectionStore:
             for seq in seqs:
                 loaded.forget(seq)
             self._maybe_rebuild(loaded)
-            return found, missing
+            return found, missing, kept
+
+    @contextmanager
+    def edit(self, collection_id: str) -> Iterator[Edit]:
+        """Change a collection in one transaction under its lock (KeyError if unknown)."""
+        with self._lock:
+            state = self._loaded(collection_id)
+            with self._db.transaction() as conn:
+                change = Edit(conn, state)
+                yield change
+            for apply in change.after:
+                apply()
+
+    def users(self, collection_id: str) -> UserTable:
+        """The collection's users (KeyError if the collection is unknown)."""
+        return self._loaded(collection_id).users
+
+    def face(self, collection_id: str, face_id: str) -> StoredFace | None:
+        """A face by id, or None (KeyError if the collection is unknown)."""
+        return self._loaded(collection_id).face(face_id)
+
+    def embeddings(self, collection_id: str, face_ids: list[str]) -> np.ndarray:
+        """The stored embeddings of ``face_ids`` in that order, one row each.
+
+        Callers pass ids they just looked up; a face deleted since gives fewer rows.
+        """
+        loaded = self._loaded(collection_id)
+        seqs = [s for s in (loaded.by_face_id.get(f) for f in face_ids) if s is not None]
+        if not seqs:
+            return np.empty((0, loaded.info.dim), np.float32)
+        marks = ",".join("?" * len(seqs))
+        blobs = dict(self._db.query(f"SELECT seq, embedding FROM faces WHERE seq IN ({marks})",
+                                    tuple(seqs)))
+        found = [blobs[s] for s in seqs if s in blobs]
+        return np.frombuffer(b"".join(found), np.float32).reshape(len(found), loaded.info.dim)
 
     def list_faces(self, collection_id: str, after_seq: int, limit: int,
-                   face_ids: list[str] | None = None) -> list[StoredFace]:
-        """Faces in insertion order after ``after_seq``, at most ``limit``."""
+                   face_ids: list[str] | None = None,
+                   user_id: str | None = None) -> list[StoredFace]:
+        """Faces in insertion order after ``after_seq``, at most ``limit``.
+
+        Optionally only those in ``face_ids`` and only those of ``user_id``.
+        """
         loaded = self._loaded(collection_id)
         with self._lock:
             if face_ids is not None:
@@ -234,7 +313,10 @@ class CollectionStore:
                 seqs = sorted(s for s in wanted if s > after_seq)
             else:
                 seqs = sorted(s for s in loaded.faces if s > after_seq)
-            return [loaded.faces[s] for s in seqs[:limit]]
+            faces = (loaded.faces[s] for s in seqs)
+            if user_id is not None:
+                faces = (f for f in faces if f.user_id == user_id)
+            return list(itertools.islice(faces, limit))
 
     def get_face(self, collection_id: str, face_id: str) -> tuple[StoredFace, np.ndarray] | None:
         """A stored face and its embedding, or None."""
@@ -251,15 +333,4 @@ class CollectionStore:
                min_cosine: float) -> list[list[tuple[float, StoredFace]]]:
         """For each query vector, up to ``k`` faces with cosine >= ``min_cosine``, best first."""
         loaded = self._loaded(collection_id)
-        if len(loaded.faces) == 0:
-            return [[] for _ in range(len(vectors))]
-        scores, ids = loaded.index.search(vectors, k)
-        results = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits = []
-            for score, seq in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
-                face = loaded.faces.get(seq)
-                if seq >= 0 and face is not None and score >= min_cosine:
-                    hits.append((score, face))
-            results.append(hits)
-        return results
+        return loaded.index.search_hits(vectors, k, min_cosine, loaded.faces.get)

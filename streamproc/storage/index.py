@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import faiss
 import numpy as np
@@ -59,6 +61,9 @@ def build_index(dim: int, ids: np.ndarray, vectors: np.ndarray,
     if count:
         index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids.astype(np.int64))
     return index, kind
+
+
+T = TypeVar("T")
 
 
 class FaceIndex:
@@ -119,6 +124,26 @@ class FaceIndex:
         with self._lock:
             k = max(1, min(k, int(self._index.ntotal)))
             return self._index.search(queries, k)
+
+    def search_hits(self, queries: np.ndarray, k: int, min_cosine: float,
+                    lookup: Callable[[int], T | None]) -> list[list[tuple[float, T]]]:
+        """Per query, up to ``k`` (cosine, item) with cosine >= ``min_cosine``, best first.
+
+        ``lookup`` turns an id into its item; ids it no longer knows (removed meanwhile)
+        are left out.
+        """
+        if len(self) == 0:
+            return [[] for _ in range(len(queries))]
+        scores, ids = self.search(queries, k)
+        out = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            hits = []
+            for score, key in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+                item = lookup(key) if key >= 0 and score >= min_cosine else None
+                if item is not None:
+                    hits.append((score, item))
+            out.append(hits)
+        return out
 
     # ---- rebuilds ----------------------------------------------------------------------
     @property

@@ -89,12 +89,36 @@ CREATE TABLE IF NOT EXISTS tags (
 );
 """
 
+_MAIN_V3 = """
+CREATE TABLE users (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (collection, user_id)
+);
+ALTER TABLE faces ADD COLUMN user_id TEXT;
+CREATE INDEX faces_by_user ON faces (collection, user_id) WHERE user_id IS NOT NULL;
+CREATE TABLE request_tokens (
+    operation TEXT NOT NULL,
+    token TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    request TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (operation, token)
+);
+CREATE INDEX request_tokens_by_age ON request_tokens (created);
+"""
+
 # The main database: collections, faces (with embeddings), processors, tags.
 MAIN: list[Migration] = [
     Migration(1, "collections, faces, processors, tags", _MAIN_V1),
     Migration(2, "collections remember the recogniser (sha256 of its file) they were made "
                  "with, so a collection is searched only with the model that made it",
               "ALTER TABLE collections ADD COLUMN recognizer TEXT;"),
+    Migration(3, "users of a collection (faces.user_id says whose a face is) and the "
+                 "ClientRequestTokens of user operations, for idempotent retries", _MAIN_V3),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.
