@@ -29,7 +29,7 @@ from streamproc.rekognition.constants import (
     face_match_threshold,
 )
 from streamproc.rekognition.shapes import bounding_box, confidence
-from streamproc.rekognition.tokens import decode_token, encode_token
+from streamproc.rekognition.tokens import page_by_seq, page_of_keys
 from streamproc.search.searcher import FaceSearcher, SearchHit, in_collection
 from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
 from streamproc.storage.tags import TagStore
@@ -118,13 +118,9 @@ class CollectionService:
     def list_collections(self, token: str | None, max_results: int | None
                          ) -> tuple[list[CollectionInfo], str | None]:
         """One page of collections in id order, and the token for the next page."""
-        all_ids = self._store.list_ids()
-        after = decode_token("collections", token, str, all_ids)
-        limit = max_results or DEFAULT_PAGE_SIZE
-        ids = [c for c in all_ids if after is None or c > after]
-        page = [info for info in map(self._store.get, ids[:limit]) if info is not None]
-        more = len(ids) > limit
-        return page, encode_token("collections", page[-1].collection_id) if more else None
+        ids, next_token = page_of_keys("collections", self._store.list_ids(), token,
+                                       max_results or DEFAULT_PAGE_SIZE)
+        return [i for i in map(self._store.get, ids) if i is not None], next_token
 
     # ---- faces ---------------------------------------------------------------------
     def _face_id(self, image_id: str, external: str | None, face: Face) -> str:
@@ -177,17 +173,15 @@ class CollectionService:
                    ) -> tuple[list[StoredFace], str | None]:
         """One page of faces in insertion order."""
         self.require(collection_id)
-        after = decode_token(f"faces:{collection_id}", token, int) or 0
-        limit = max_results or DEFAULT_PAGE_SIZE
         if user_id is not None and in_collection(
                 collection_id, self._store.users).get(user_id) is None:
             raise ResourceNotFoundException(
                 f"The user id: {user_id} does not exist in collection {collection_id}")
-        page = in_collection(collection_id, self._store.list_faces, after, limit + 1,
-                             face_ids, user_id)
-        more = len(page) > limit
-        page = page[:limit]
-        return page, encode_token(f"faces:{collection_id}", page[-1].seq) if more else None
+        return page_by_seq(
+            f"faces:{collection_id}", token, max_results or DEFAULT_PAGE_SIZE,
+            lambda after, count: in_collection(collection_id, self._store.list_faces, after,
+                                               count, face_ids, user_id),
+            lambda face: face.seq)
 
     def delete_faces(self, collection_id: str, face_ids: list[str]
                      ) -> tuple[list[str], list[str], list[StoredFace]]:

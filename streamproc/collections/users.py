@@ -25,7 +25,7 @@ from streamproc.rekognition.constants import (
     MAX_USER_RESULTS,
     UserStatus,
 )
-from streamproc.rekognition.tokens import decode_token, encode_token
+from streamproc.rekognition.tokens import page_by_seq
 from streamproc.search.searcher import CollectionNotFound, FaceSearcher, in_collection
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.users import StaleUserChange, UserStore
@@ -111,13 +111,10 @@ class UserService:
                    ) -> tuple[list[UserRecord], str | None]:
         """One page of users in creation order, and the token for the next."""
         self._require_collection(collection_id)
-        kind = f"users:{collection_id}"
-        after = decode_token(kind, token, int) or 0
-        limit = max_results or MAX_USER_RESULTS
-        page = in_collection(collection_id, self._users.page, after, limit + 1)
-        more = len(page) > limit
-        page = page[:limit]
-        return page, encode_token(kind, page[-1].seq) if more else None
+        return page_by_seq(
+            f"users:{collection_id}", token, max_results or MAX_USER_RESULTS,
+            lambda after, count: in_collection(collection_id, self._users.page, after, count),
+            lambda user: user.seq)
 
     def user_count(self, collection_id: str) -> int:
         """How many users a collection has (DescribeCollection's UserCount)."""

@@ -34,7 +34,7 @@ from streamproc.processors.state import (
 )
 from streamproc.processors.urls import destination_of, output_target, redact
 from streamproc.rekognition.constants import DEFAULT_PAGE_SIZE, Arns
-from streamproc.rekognition.tokens import decode_token, encode_token
+from streamproc.rekognition.tokens import page_of_keys
 from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.tags import TagStore
 
@@ -219,12 +219,10 @@ class ProcessorService:
     def list(self, token: str | None, max_results: int | None
              ) -> tuple[list[tuple[str, str]], str | None]:
         """(name, status) pairs in name order, paginated."""
-        after = decode_token("processors", token, str)
-        limit = max_results or DEFAULT_PAGE_SIZE
-        entries = [e for e in self._registry.entries() if after is None or e.spec.name > after]
-        page = [(e.spec.name, e.state.status.value) for e in entries[:limit]]
-        more = len(entries) > limit
-        return page, encode_token("processors", page[-1][0]) if more else None
+        entries = {e.spec.name: e for e in self._registry.entries()}
+        names, next_token = page_of_keys("processors", sorted(entries), token,
+                                         max_results or DEFAULT_PAGE_SIZE)
+        return [(n, entries[n].state.status.value) for n in names], next_token
 
 
 def _check_emit_tag(tags: dict[str, str]) -> None:

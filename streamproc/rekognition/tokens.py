@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from streamproc.errors import InvalidPaginationTokenException
 
@@ -35,6 +35,9 @@ KEY_PREFIX_BYTES = 160
 
 def _digest(data: bytes, size: int) -> bytes:
     return hashlib.blake2b(data, digest_size=size).digest()
+
+
+T = TypeVar("T")
 
 
 def _b64(raw: bytes) -> str:
@@ -99,3 +102,22 @@ def _text(data: bytes, partial_ok: bool = False) -> str:
         if partial_ok:  # a prefix may end inside a multi-byte character: drop it
             return data.decode(errors="ignore")
         raise InvalidPaginationTokenException() from None
+
+
+def page_of_keys(kind: str, keys: list[str], token: str | None, limit: int
+                 ) -> tuple[list[str], str | None]:
+    """One page of sorted string ``keys`` after the token's key, and the next page's token."""
+    after = decode_token(kind, token, str, keys)
+    rest = [k for k in keys if after is None or k > after]
+    page = rest[:limit]
+    return page, encode_token(kind, page[-1]) if len(rest) > limit else None
+
+
+def page_by_seq(kind: str, token: str | None, limit: int,
+                fetch: Callable[[int, int], list[T]], seq: Callable[[T], int]
+                ) -> tuple[list[T], str | None]:
+    """One page of rows kept in ``seq`` order: ``fetch(after, count)`` reads them."""
+    after = decode_token(kind, token, int) or 0
+    rows = fetch(after, limit + 1)
+    page = rows[:limit]
+    return page, encode_token(kind, seq(page[-1])) if len(rows) > limit else None
