@@ -29,6 +29,7 @@ from streamproc.config import Config
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
+from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import (
     ApiMetrics,
     InferenceMetrics,
@@ -40,6 +41,7 @@ from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
 from streamproc.processors.registry import ProcessorRegistry
+from streamproc.processors.rules import ProcessorRules
 from streamproc.processors.service import ProcessorService
 from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, Arns
 from streamproc.search.searcher import FaceSearcher
@@ -80,6 +82,8 @@ class Daemon:
         self.engine: FaceEngine | None = None
         self.store: CollectionStore | None = None
         self.mailbox = Mailbox()
+        self.appliers = Appliers()
+        self.ledger: Ledger | None = None
         # Set when the daemon cannot go on (its control loop is gone for good): `serve`
         # then stops it and exits non-zero, so a service manager restarts it.
         self.fatal = threading.Event()
@@ -138,8 +142,11 @@ class Daemon:
         kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(searcher)}
         pmetrics = ProcessorMetrics.create(self.registry)
         registry = ProcessorRegistry()
-        self.processors = ProcessorService(registry, ProcessorStore(self._db), tags, kinds,
-                                           pmetrics, self.config, self.mailbox.changed)
+        rules = ProcessorRules(registry, ProcessorStore(self._db), tags, kinds, pmetrics,
+                               self.config, self.mailbox.changed)
+        rules.register(self.appliers)
+        self.ledger = LocalLedger(self.appliers)
+        self.processors = ProcessorService(registry, self.ledger, tags, pmetrics, self.config)
         spool = Spool(self.data_dir / "spool.db")
         publisher = kafka_publisher(self.config.kafka, spool,
                                     PublisherMetrics.create(self.registry),
@@ -155,7 +162,7 @@ class Daemon:
         api = self._api(collections, ImageService(engine, searcher, self.config), tags,
                         user_api)
         self._plane.start()
-        self.processors.load()
+        rules.load()
         self.reconciler.start()
         self._supervisor = self._supervise()
         self._supervisor.start()
@@ -181,9 +188,9 @@ class Daemon:
             default_destination=self.config.kafka.bootstrap, frame_queue=p.frame_queue,
             max_restarts=sup.max_restarts, restart_window_s=sup.window_s,
             restart_delay_s=sup.backoff_initial_s)
-        hooks = Hooks(sensor=pmetrics.sensor, emit_mode=self.processors.emit_mode,
-                      save_desired=self.processors.save_desired)
-        return Reconciler(registry, self._plane, kinds, self.mailbox, settings, hooks)
+        hooks = Hooks(sensor=pmetrics.sensor, emit_mode=self.processors.emit_mode)
+        return Reconciler(registry, self._plane, kinds, self.mailbox, self.ledger, settings,
+                          hooks)
 
     def _supervise(self) -> Supervisor:
         assert self._plane is not None and self.reconciler is not None

@@ -119,6 +119,10 @@ MAIN: list[Migration] = [
               "ALTER TABLE collections ADD COLUMN recognizer TEXT;"),
     Migration(3, "users of a collection (faces.user_id says whose a face is) and the "
                  "ClientRequestTokens of user operations, for idempotent retries", _MAIN_V3),
+    Migration(5, "processors remember the SessionId of their latest Start and the node that "
+                 "runs them (cluster mode), so a restarted node resumes the same session",
+              "ALTER TABLE processors ADD COLUMN session_id TEXT NOT NULL DEFAULT '';\n"
+              "ALTER TABLE processors ADD COLUMN owner TEXT NOT NULL DEFAULT '';"),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.
