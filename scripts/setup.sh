@@ -9,13 +9,18 @@ runtime=cpu
 if [ "${1:-}" = "--gpu" ]; then runtime=gpu; fi
 INSIGHTFACE_VERSION=2.1
 
-# ffmpeg serves live test streams (RTSP/TCP) in the tests and the demo.
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# ffmpeg serves live test streams (RTSP/TCP) in the tests and the demo; stunnel puts TLS in
+# front of the test Kafka broker (tests/tls_broker.py).
+missing=""
+command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
+command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing="$missing stunnel4"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    echo "warning: ffmpeg not found; install it (apt-get install ffmpeg) for the live-stream tests" >&2
+    echo "warning: not found:$missing; install them (apt-get install$missing) for the tests" >&2
   fi
 fi
 

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kafka", metavar="BOOTSTRAP",
                        help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="serve a non-loopback --host with authentication off (unsafe)")
     demo = sub.add_parser("demo", help="broker + daemon + live sample stream, printing matches")
     demo.add_argument("--shared", type=Path, help="folder with models/ and data/ "
                       "(default $STREAMPROC_SHARED or ../shared)")
@@ -47,26 +49,44 @@ def _config(args: argparse.Namespace) -> Config:
         "models.root": str(args.model_root) if args.model_root else None,
         "models.pack": args.model_pack, "log_level": args.log_level,
         "kafka.bootstrap": args.kafka,
+        "server.allow_unauthenticated": getattr(args, "allow_unauthenticated", None),
     })
 
 
 def serve(config: Config) -> int:
-    """Run until SIGTERM/SIGINT, then shut down within the configured bounds."""
+    """Run until SIGTERM/SIGINT, then shut down within the configured bounds.
+
+    SIGHUP re-reads access keys and policies. The handlers only record the signal and wake
+    the main thread; the reload and the shutdown run here, outside signal context.
+    """
+    from streamproc.api.exposure import ExposureError
+    from streamproc.api.policy import PolicyError
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    wake, pending = threading.Event(), set()
+
+    def record(sig: int, _frame: object) -> None:
+        pending.add(sig)
+        wake.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, record)
     daemon = Daemon(config)
     try:
         daemon.start()
-    except (ModelPackError, OSError) as exc:
+    except (ModelPackError, OSError, ExposureError, PolicyError) as exc:
         logger.error("cannot start: %s", exc)
         daemon.stop()
         return 2
     print(f"streamproc ready on {daemon.endpoint}", flush=True)
-    stop.wait()
+    while not pending & {signal.SIGTERM, signal.SIGINT}:
+        wake.wait()
+        wake.clear()
+        if signal.SIGHUP in pending:
+            pending.discard(signal.SIGHUP)
+            logger.info("SIGHUP: reloading access keys and policies")
+            daemon.reload_access()
     logger.info("shutting down")
     daemon.stop()
     return 0

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.validate import ServiceSpec
 from streamproc.errors import (
@@ -68,7 +69,8 @@ class ControlApi:
     def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], metrics: ApiMetrics,
                  registry: CollectorRegistry, limits: ApiLimits,
                  health: Callable[[], dict[str, Any]],
-                 verifier: SigV4Verifier | None = None) -> None:
+                 verifier: SigV4Verifier | None = None,
+                 access: AccessControl | None = None) -> None:
         self._spec = spec
         self._handlers = handlers
         self._metrics = metrics
@@ -77,6 +79,7 @@ class ControlApi:
         self._limiter: anyio.CapacityLimiter | None = None
         self._health = health
         self._verifier = verifier
+        self._access = access
         self._in_flight = 0
 
     def app(self) -> Starlette:
@@ -120,14 +123,16 @@ class ControlApi:
                 raise LimitExceededException(
                     f"Too many concurrent requests (limit {self._limits.max_concurrent})")
             body = await self._read_body(request)
+            key_id = None
             if self._verifier is not None:
-                self._verifier.verify("POST", request.url.path, request.url.query,
-                                      {k.lower(): v for k, v in request.headers.items()}, body)
+                key_id = self._verifier.verify(
+                    "POST", request.url.path, request.url.query,
+                    {k.lower(): v for k, v in request.headers.items()}, body)
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(self._limits.worker_threads)
             # Inference and SQLite are blocking: never on the event loop.
             result = await anyio.to_thread.run_sync(
-                self._dispatch, prefix, operation, body, limiter=self._limiter)
+                self._dispatch, prefix, operation, body, key_id, limiter=self._limiter)
             response, code = _json(200, result, request_id), "OK"
         except StreamprocError as exc:
             response, code = error_response(exc, request_id), exc.code
@@ -144,7 +149,8 @@ class ControlApi:
         self._metrics.requests.labels(operation, code).inc()
         self._metrics.latency.labels(operation).observe(time.perf_counter() - started)
 
-    def _dispatch(self, prefix: str, operation: str, body: bytes) -> dict[str, Any]:
+    def _dispatch(self, prefix: str, operation: str, body: bytes,
+                  key_id: str | None) -> dict[str, Any]:
         handler = self._handlers.get(operation)
         if prefix != TARGET_PREFIX or handler is None:
             raise UnknownOperationException(
@@ -152,6 +158,9 @@ class ControlApi:
         params = self._parse(body)
         try:
             params = self._spec.validate(operation, params)
+            if self._access is not None and key_id is not None:
+                # After validation: the resources come from well-formed parameters.
+                self._access.authorize(key_id, operation, params)
             return handler(params)
         except StreamprocError:
             raise

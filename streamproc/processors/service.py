@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamproc.config import Config
+from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
 from streamproc.errors import (
     InvalidParameterException,
     LimitExceededException,
@@ -32,7 +33,7 @@ from streamproc.processors.state import (
     ProcessorState,
     ProcessorStatus,
 )
-from streamproc.processors.urls import output_target, redact
+from streamproc.processors.urls import KVS_ARN, output_target, redact
 from streamproc.rekognition.constants import DEFAULT_PAGE_SIZE, Arns
 from streamproc.rekognition.tokens import decode_token, encode_token
 from streamproc.storage.processors import ProcessorStore
@@ -48,8 +49,9 @@ class ProcessorService:
 
     def __init__(self, registry: ProcessorRegistry, store: ProcessorStore, tags: TagStore,
                  kinds: dict[str, ProcessorKind], metrics: ProcessorMetrics, config: Config,
-                 notify: Callable[[str], None]) -> None:
+                 notify: Callable[[str], None], inputs: InputAllowlist | None = None) -> None:
         self._registry = registry
+        self._inputs = inputs
         self._store = store
         self._tags = tags
         self._kinds = kinds
@@ -120,6 +122,7 @@ class ProcessorService:
                 "No default Kafka cluster is configured (streamproc serve --kafka HOST:PORT); "
                 "use a kafka://host:port/topic output instead")
         _check_emit_tag(tags)
+        self._check_input(spec_args["input_arn"])
         spec = ProcessorSpec(arn=self.arn(name), created=time.time(), **spec_args)
         self._kinds[spec.kind].check(spec)
         entry = self._new_entry(spec, S.STOPPED, "", spec.created, Desired.STOPPED)
@@ -135,6 +138,20 @@ class ProcessorService:
         logger.info("created processor %s: %s -> %s", name, redact(spec.input_arn),
                     redact(spec.output_arn))
         return spec
+
+    def _check_input(self, url: str) -> None:
+        """The inputs allowlist at the API; the source checks again before every connect."""
+        if self._inputs is None or KVS_ARN.match(url):
+            return  # a KVS-style ARN maps to an operator-configured URL, checked at connect
+        try:
+            self._inputs.check(url)
+        except InputRefused as exc:
+            raise InvalidParameterException(
+                f"Input.KinesisVideoStream.Arn refused by inputs.{exc.rule}: "
+                f"{exc.message}") from None
+        except InputUnresolved:
+            logger.info("input host of %s does not resolve now; judged again at connect",
+                        redact(url))
 
     def _check_create(self, spec: ProcessorSpec, entries: list[Entry]) -> None:
         if any(e.spec.name == spec.name for e in entries):
@@ -172,6 +189,7 @@ class ProcessorService:
             if entry.state.status not in CAN_START:
                 raise ResourceInUseException("Specified resource is in use.")
             self._kinds[entry.spec.kind].check(entry.spec)
+            self._check_input(entry.spec.input_arn)
             entry.session_id = str(uuid.uuid4())
             entry.state.change(S.STARTING)
             self._set_desired(entry, Desired.RUNNING)
@@ -203,6 +221,7 @@ class ProcessorService:
         with entry.state.lock:
             if entry.state.status not in CAN_UPDATE:
                 raise ResourceInUseException("Specified resource is in use.")
+            self._check_input(entry.spec.input_arn)
             changes: dict[str, Any] = {}
             if regions is not None:
                 changes["regions"] = regions
