@@ -21,10 +21,12 @@ done
 TORCH_SPEC="torch==2.13.0+cpu"
 
 # ffmpeg serves live test streams (RTSP/TCP) in the tests and the demo; Debian's prometheus
-# package (prometheus + promtool) checks the monitoring kit in configs/monitoring.
+# package (prometheus + promtool) checks the monitoring kit in configs/monitoring; stunnel
+# puts TLS in front of the test Kafka broker (tests/tls_broker.py).
 apt_packages=()
 command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
+command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || apt_packages+=(stunnel4)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
@@ -33,7 +35,7 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
       "${apt_packages[@]}" >/dev/null
   else
     echo "warning: ${apt_packages[*]} not found; install them (apt-get install" \
-      "${apt_packages[*]}) for the live-stream and monitoring tests" >&2
+      "${apt_packages[*]}) for the live-stream, monitoring and TLS tests" >&2
   fi
 fi
 

@@ -5,13 +5,23 @@ Every default here is repeated, with a comment, in ``configs/streamproc.yaml``.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 
 class _Base(BaseModel):
@@ -36,10 +46,16 @@ class ServerConfig(_Base):
     account_id: str = Field(
         "000000000000", pattern=r"^\d{12}$", description="Account id written into ARNs."
     )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve a non-loopback address with auth off (warned at every start)."
+    )
 
 
-def _resolve_secret(value: str) -> str:
-    """``env:NAME`` reads the secret from the environment when the config loads."""
+def resolve_secret(value: str) -> str:
+    """``env:NAME`` reads the environment, ``file:PATH`` a (mounted secret) file, at load time.
+
+    Errors name the variable or file, never the value.
+    """
     if value.startswith("env:"):
         name = value[4:]
         resolved = os.environ.get(name)
@@ -47,10 +63,20 @@ def _resolve_secret(value: str) -> str:
             msg = f"environment variable {name} is not set"
             raise ValueError(msg)
         return resolved
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            msg = f"secret file {path}: {exc.strerror}"
+            raise ValueError(msg) from None
     return value
 
 
-Secret = Annotated[str, AfterValidator(_resolve_secret)]
+Secret = Annotated[str, AfterValidator(resolve_secret)]
+# Like Secret, but masked in repr/str, so a printed or logged config never shows it.
+HiddenSecret = Annotated[SecretStr, BeforeValidator(
+    lambda v: resolve_secret(v) if isinstance(v, str) else v)]
 
 
 class AuthConfig(_Base):
@@ -58,7 +84,13 @@ class AuthConfig(_Base):
 
     enabled: bool = Field(False, description="Verify AWS SigV4 signatures on every request.")
     access_keys: dict[str, Secret] = Field(
-        default_factory=dict, description="access key id -> secret (or env:VARNAME).")
+        default_factory=dict, description="access key id -> secret (or env:VARNAME, file:PATH).")
+    access_keys_file: Path | None = Field(
+        None, description="YAML mapping access key id -> secret (a mounted secret); merged "
+        "with access_keys and re-read on SIGHUP.")
+    policy_file: Path | None = Field(
+        None, description="YAML/JSON mapping access key id -> IAM policy document; keys "
+        "without one have full access. Re-read on SIGHUP.")
     max_clock_skew_s: float = Field(900.0, gt=0, description="Accepted X-Amz-Date skew.")
 
 
@@ -297,6 +329,36 @@ class StorageConfig(_Base):
                                "small; more threads spin-wait).")
 
 
+class KafkaSecurity(_Base):
+    """How to reach one Kafka cluster: TLS and/or SASL (kafka-python's settings)."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="SSL = TLS; SASL_SSL = TLS + SASL (use it over SASL_PLAINTEXT).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle (PEM); system CAs if unset.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    ssl_password: HiddenSecret | None = Field(
+        None, description="Password of ssl_keyfile (or env:VAR, file:PATH).")
+    ssl_check_hostname: bool = Field(True, description="Check the broker certificate's name.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="Needed with SASL_* protocols.")
+    sasl_username: str | None = Field(None, description="SASL user.")
+    sasl_password: HiddenSecret | None = Field(
+        None, description="SASL password (env:VAR or file:PATH; never logged).")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSecurity:
+        sasl = self.protocol.startswith("SASL_")
+        fields = (self.sasl_mechanism, self.sasl_username, self.sasl_password)
+        if sasl and any(f is None for f in fields):
+            msg = f"{self.protocol} needs sasl_mechanism, sasl_username and sasl_password"
+            raise ValueError(msg)
+        if not sasl and any(f is not None for f in fields):
+            msg = f"sasl_* settings need a SASL_* protocol, not {self.protocol}"
+            raise ValueError(msg)
+        return self
+
+
 class KafkaConfig(_Base):
     """Where match records go and how they are produced."""
 
@@ -320,6 +382,57 @@ class KafkaConfig(_Base):
         300.0, gt=0, description="Processors FAIL after their cluster is unreachable this long "
         "(their records stay spooled and are delivered when it returns).")
     flush_timeout_s: float = Field(5.0, gt=0, description="Flush bound at shutdown.")
+    security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS/SASL for the default cluster.")
+    clusters: dict[str, KafkaSecurity] = Field(
+        default_factory=dict, description="TLS/SASL per other cluster, keyed by its "
+        "bootstrap list exactly as kafka:// outputs name it.")
+
+    def security_for(self, bootstrap: str) -> KafkaSecurity:
+        """The settings for a cluster: its own entry, the default cluster's, or plaintext."""
+        if bootstrap in self.clusters:
+            return self.clusters[bootstrap]
+        if bootstrap == self.bootstrap:
+            return self.security
+        return KafkaSecurity()
+
+
+DEFAULT_MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
+# Link-local (cloud metadata lives here) and the EC2 IPv6 metadata address.
+DEFAULT_BLOCKED_NETWORKS = ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
+
+
+class InputsConfig(_Base):
+    """What processors (and stored-video jobs) may open: checked at Create and at connect."""
+
+    schemes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MEDIA_SCHEMES),
+        description="URL schemes a processor may open (file paths: media_roots).")
+    hosts: list[str] = Field(
+        default_factory=lambda: ["*"], description="Host name patterns (* and ?) a URL may "
+        "name; IP literals are judged by networks only.")
+    networks: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"],
+        description="Every address a host resolves to must lie in one of these CIDRs.")
+    blocked_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_NETWORKS),
+        description="Refused even inside networks, unless an entry of networks names the "
+        "address at least as narrowly.")
+    media_roots: list[Path] = Field(
+        default_factory=list, description="Directories file inputs must lie under "
+        "(images.s3_local_root counts too); none = file inputs refused.")
+
+    @field_validator("networks", "blocked_networks")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad entry
+        return values
+
+    @field_validator("schemes")
+    @classmethod
+    def _lower(cls, values: list[str]) -> list[str]:
+        return [v.lower() for v in values]
 
 
 class ProcessorsConfig(_Base):
@@ -368,8 +481,11 @@ class Config(_Base):
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
-        if self.auth.enabled and not self.auth.access_keys:
-            msg = "auth.enabled needs at least one entry in auth.access_keys"
+        if self.auth.enabled and not (self.auth.access_keys or self.auth.access_keys_file):
+            msg = "auth.enabled needs auth.access_keys or auth.access_keys_file"
+            raise ValueError(msg)
+        if self.auth.policy_file is not None and not self.auth.enabled:
+            msg = "auth.policy_file needs auth.enabled: true (policies apply to access keys)"
             raise ValueError(msg)
         if (self.server.tls_certfile is None) != (self.server.tls_keyfile is None):
             msg = "server.tls_certfile and server.tls_keyfile go together"
@@ -380,6 +496,7 @@ class Config(_Base):
     auth: AuthConfig = AuthConfig()
     kafka: KafkaConfig = KafkaConfig()
     processors: ProcessorsConfig = ProcessorsConfig()
+    inputs: InputsConfig = InputsConfig()
     models: ModelsConfig = ModelsConfig()
     images: ImagesConfig = ImagesConfig()
     storage: StorageConfig = StorageConfig()

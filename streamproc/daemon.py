@@ -11,8 +11,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.collection_handlers import HANDLERS, Services
+from streamproc.api.exposure import check_exposure
 from streamproc.api.images import ImageLoader
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.server import HttpServer
@@ -26,6 +28,7 @@ from streamproc.collections.service import CollectionService
 from streamproc.collections.user_search import UserSearchService
 from streamproc.collections.users import UserService
 from streamproc.config import Config
+from streamproc.dataplane.allowlist import InputAllowlist
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
@@ -88,6 +91,8 @@ class Daemon:
         # then stops it and exits non-zero, so a service manager restarts it.
         self.fatal = threading.Event()
         self.fatal_reason = ""
+        self._api_metrics = ApiMetrics.create(self.registry)
+        self.access: AccessControl | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -125,7 +130,17 @@ class Daemon:
                 "inference": inference}
 
     def start(self) -> None:
-        """Open storage, load the model pack, rebuild indexes, resume processors, serve."""
+        """Check exposure and access files, load the pack, open storage, resume, serve.
+
+        Raises ``ExposureError`` or ``PolicyError`` before any heavy work when the
+        configuration would be unsafe or its policy file is malformed.
+        """
+        check_exposure(self.config)
+        if self.config.auth.enabled:
+            server = self.config.server
+            self.access = AccessControl(self.config.auth, Arns(server.region, server.account_id),
+                                        self._api_metrics)
+            self.access.load()
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
@@ -142,16 +157,19 @@ class Daemon:
         kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(searcher)}
         pmetrics = ProcessorMetrics.create(self.registry)
         registry = ProcessorRegistry()
+        # One allowlist for every path that opens media (API, sources, stored-video jobs).
+        self.inputs = InputAllowlist(self.config.inputs, [self.config.images.s3_local_root])
         rules = ProcessorRules(registry, ProcessorStore(self._db), tags, kinds, pmetrics,
                                self.config, self.mailbox.changed)
         rules.register(self.appliers)
         self.ledger = LocalLedger(self.appliers)
-        self.processors = ProcessorService(registry, self.ledger, tags, pmetrics, self.config)
+        self.processors = ProcessorService(registry, self.ledger, tags, pmetrics, self.config,
+                                           self.inputs)
         spool = Spool(self.data_dir / "spool.db")
         publisher = kafka_publisher(self.config.kafka, spool,
                                     PublisherMetrics.create(self.registry),
                                     self.processors.sensor_for, MailboxEvents(self.mailbox))
-        self._plane = DataPlane(self.config, engine, searcher, spool, publisher)
+        self._plane = DataPlane(self.config, engine, searcher, spool, publisher, self.inputs)
         self.reconciler = self._reconciler(registry, kinds, pmetrics)
         collections = CollectionService(store, tags, engine, searcher, self.config,
                                         on_delete=self.mailbox.collection_gone)
@@ -220,17 +238,24 @@ class Daemon:
         services = Services(collections=collections, images=images,
                             loader=ImageLoader(self.config.images),
                             face_model_version=self.engine.face_model_version)
-        server_cfg, auth = self.config.server, self.config.auth
+        server_cfg, access = self.config.server, self.access
         arns = Arns(server_cfg.region, server_cfg.account_id)
         tagging = Tagging(tags, tag_keys(arns, collections, processors))
         handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, processors),
                     **_bind(TAG_HANDLERS, tagging), **_bind(USER_HANDLERS, users)}
-        verifier = (SigV4Verifier(dict(auth.access_keys), auth.max_clock_skew_s)
-                    if auth.enabled else None)
+        verifier = (SigV4Verifier(access.secret, self.config.auth.max_clock_skew_s)
+                    if access is not None else None)
         limits = ApiLimits(server_cfg.max_request_bytes, server_cfg.max_concurrent_requests,
                            server_cfg.worker_threads)
-        return ControlApi(ServiceSpec(), handlers, ApiMetrics.create(self.registry),
-                          self.registry, limits, self.health, arns, verifier)
+        return ControlApi(ServiceSpec(), handlers, self._api_metrics, self.registry, limits,
+                          self.health, arns, verifier, access)
+
+    def reload_access(self) -> bool:
+        """Re-read access keys and policies (SIGHUP); False (old ones kept) on error."""
+        if self.access is None:
+            logger.info("reload: authentication is off; nothing to reload")
+            return False
+        return self.access.reload()
 
     def _serve(self, api: ControlApi) -> None:
         server_cfg = self.config.server

@@ -15,6 +15,8 @@ class ApiMetrics:
     requests: Counter
     latency: Histogram
     faces: Gauge
+    denied: Counter
+    reloads: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -27,6 +29,11 @@ class ApiMetrics:
                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)),
             faces=Gauge("streamproc_collection_faces", "Faces per collection", ["collection"],
                         registry=registry),
+            denied=Counter("streamproc_api_access_denied", "Requests refused by an access "
+                           "key's policy (reason: explicit or implicit deny)",
+                           ["operation", "reason"], registry=registry),
+            reloads=Counter("streamproc_auth_reloads", "Reloads of access keys and policies "
+                            "(SIGHUP) by result", ["result"], registry=registry),
         )
 
 

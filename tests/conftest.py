@@ -47,7 +47,9 @@ def make_config(data_dir: Path, **overrides: object) -> Config:
     """A config on port 0 with the test pack."""
     require_shared()
     base = {"server.port": 0, "storage.data_dir": str(data_dir),
-            "models.root": str(SHARED), "models.pack": "test_mfn", "log_level": "WARNING"}
+            "models.root": str(SHARED), "models.pack": "test_mfn", "log_level": "WARNING",
+            # File inputs in the tests: shared clips, and paths that do not exist.
+            "inputs.media_roots": [str(SHARED / "data"), "/nonexistent"]}
     base.update(overrides)
     return load_config(None, base)
 

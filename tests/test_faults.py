@@ -191,7 +191,8 @@ def _face_video(path: Path, sizes: list[tuple[int, int]], seconds: float = 2.0) 
 
 def test_hostile_video_is_handled_honestly(tmp_path: Path, broker: Any) -> None:
     d = Daemon(make_config(tmp_path / "d", **{"kafka.bootstrap": broker.bootstrap,
-                                              "processors.source_give_up_s": 8.0}))
+                                              "processors.source_give_up_s": 8.0,
+                                              "inputs.media_roots": [str(tmp_path)]}))
     d.start()
     servers = []
     try:

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from streamproc.config import Config
+from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
 from streamproc.errors import InvalidParameterException
 from streamproc.ledger import Ledger
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
@@ -20,7 +21,7 @@ from streamproc.processors.registry import ProcessorRegistry
 from streamproc.processors.rules import check_emit_tag
 from streamproc.processors.spec import ProcessorSpec
 from streamproc.processors.state import ProcessorState
-from streamproc.processors.urls import destination_of, output_target, redact
+from streamproc.processors.urls import KVS_ARN, destination_of, output_target, redact
 from streamproc.rekognition.constants import DEFAULT_PAGE_SIZE, Arns
 from streamproc.rekognition.tokens import page_of_keys
 from streamproc.storage.tags import TagStore
@@ -33,7 +34,9 @@ class ProcessorService:
     """What the API calls for stream processors."""
 
     def __init__(self, registry: ProcessorRegistry, ledger: Ledger, tags: TagStore,
-                 metrics: ProcessorMetrics, config: Config) -> None:
+                 metrics: ProcessorMetrics, config: Config,
+                 inputs: InputAllowlist | None = None) -> None:
+        self._inputs = inputs
         self._registry = registry
         self._ledger = ledger
         self._tags = tags
@@ -62,11 +65,30 @@ class ProcessorService:
                 "No default Kafka cluster is configured (streamproc serve --kafka HOST:PORT); "
                 "use a kafka://host:port/topic output instead")
         check_emit_tag(tags, EMIT_TAG)
+        self._check_input(spec_args["input_arn"])
         spec = ProcessorSpec(arn=self.arn(spec_args["name"]), created=time.time(), **spec_args)
         self._ledger.submit("processor.create", {"spec": spec.to_dict(), "tags": tags})
         logger.info("created processor %s: %s -> %s", spec.name, redact(spec.input_arn),
                     redact(spec.output_arn))
         return spec
+
+    def _check_input(self, url: str) -> None:
+        """The inputs allowlist at the API; the source checks again before every connect.
+
+        Here, not in the command's applier: what a name resolves to is this node's view
+        now, not state every node would compute the same from the log.
+        """
+        if self._inputs is None or KVS_ARN.match(url):
+            return  # a KVS-style ARN maps to an operator-configured URL, checked at connect
+        try:
+            self._inputs.check(url)
+        except InputRefused as exc:
+            raise InvalidParameterException(
+                f"Input.KinesisVideoStream.Arn refused by inputs.{exc.rule}: "
+                f"{exc.message}") from None
+        except InputUnresolved:
+            logger.info("input host of %s does not resolve now; judged again at connect",
+                        redact(url))
 
     def delete(self, name: str) -> None:
         """Delete a processor that is not running."""
@@ -75,7 +97,7 @@ class ProcessorService:
 
     def start(self, name: str) -> str:
         """STOPPED/FAILED -> STARTING; RUNNING once frames flow. Returns the SessionId."""
-        self._registry.require(name)
+        self._check_input(self._registry.require(name).spec.input_arn)
         session_id = str(uuid.uuid4())
         self._ledger.submit("processor.start", {"name": name, "session_id": session_id})
         return session_id
