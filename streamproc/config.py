@@ -476,6 +476,32 @@ class SupervisionConfig(_Base):
                                  "this long is reported stuck (/health answers 503).")
 
 
+class ClusterConfig(_Base):
+    """Several daemons sharing collections and processors through Kafka (cluster mode)."""
+
+    bootstrap: str | None = Field(
+        None, description="Kafka cluster (host:port,...) holding the shared state and the "
+        "group membership; null = a single node with local SQLite only (--cluster).")
+    id: str = Field("streamproc", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Names "
+                    "the cluster's topics (ID.state, ID.placement) and consumer group.")
+    node_id: str | None = Field(None, description="This node's name; null = host:port of "
+                                "its API.")
+    session_timeout_s: float = Field(6.0, ge=1, description="A node silent this long is "
+                                     "dead to the group and its processors move.")
+    heartbeat_interval_s: float = Field(1.0, gt=0, description="Group heartbeats.")
+    fence_after_s: float = Field(
+        3.0, ge=0, description="A node that has not reached the group for this long stops "
+        "its processors (must be under session_timeout_s, so two nodes never run one "
+        "processor at once); 0 = keep them running through broker outages (risking two "
+        "nodes running one processor while this node is cut off).")
+    placement_partitions: int = Field(16, ge=1, description="Partitions of ID.placement: "
+                                      "at least the largest number of nodes.")
+    write_timeout_s: float = Field(10.0, gt=0, description="A write (API call) waits this "
+                                   "long for the log; then a retryable ThrottlingException.")
+    join_timeout_s: float = Field(60.0, gt=0, description="Start-up: reach the broker, "
+                                  "replay the log and join the group within this.")
+
+
 class Config(_Base):
     """The whole daemon configuration."""
 
@@ -486,6 +512,10 @@ class Config(_Base):
             raise ValueError(msg)
         if self.auth.policy_file is not None and not self.auth.enabled:
             msg = "auth.policy_file needs auth.enabled: true (policies apply to access keys)"
+            raise ValueError(msg)
+        cluster = self.cluster
+        if cluster.bootstrap and cluster.fence_after_s >= cluster.session_timeout_s:
+            msg = "cluster.fence_after_s must be under cluster.session_timeout_s (or 0)"
             raise ValueError(msg)
         if (self.server.tls_certfile is None) != (self.server.tls_keyfile is None):
             msg = "server.tls_certfile and server.tls_keyfile go together"
@@ -501,6 +531,7 @@ class Config(_Base):
     images: ImagesConfig = ImagesConfig()
     storage: StorageConfig = StorageConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    cluster: ClusterConfig = ClusterConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         "text", description="json = one JSON object per line, for log shippers.")

@@ -165,6 +165,39 @@ class InferenceMetrics:
                                  "1" if model["fallback"] else "0").set(1)
 
 
+@dataclass(frozen=True)
+class ClusterMetrics:
+    """Cluster mode: members, what this node runs, how far behind the shared log it is."""
+
+    nodes: Gauge
+    owned: Gauge
+    fenced: Gauge
+    applied: Gauge
+    lag: Gauge
+    skipped: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ClusterMetrics:
+        """Register the cluster metrics on ``registry``."""
+        return cls(
+            nodes=Gauge("streamproc_cluster_nodes", "Live members of the cluster's group",
+                        registry=registry),
+            owned=Gauge("streamproc_cluster_owned_processors",
+                        "Processors placed on this node", registry=registry),
+            fenced=Gauge("streamproc_cluster_fenced", "1 while this node is out of touch "
+                         "with the group and runs nothing", registry=registry),
+            applied=Gauge("streamproc_cluster_applied_offset",
+                          "Offset of the last shared-log command applied here",
+                          registry=registry),
+            lag=Gauge("streamproc_cluster_replay_lag_records", "Commands in the shared log "
+                      "not yet applied here (approximate: the broker's high watermark)",
+                      registry=registry),
+            skipped=Counter("streamproc_cluster_records_skipped", "Shared-log records "
+                            "skipped (corrupt, unknown or failing)", ["reason"],
+                            registry=registry),
+        )
+
+
 class ProcessorSensor:
     """What the data plane reports about one processor (it never imports prometheus)."""
 

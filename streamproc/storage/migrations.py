@@ -123,6 +123,11 @@ MAIN: list[Migration] = [
                  "runs them (cluster mode), so a restarted node resumes the same session",
               "ALTER TABLE processors ADD COLUMN session_id TEXT NOT NULL DEFAULT '';\n"
               "ALTER TABLE processors ADD COLUMN owner TEXT NOT NULL DEFAULT '';"),
+    Migration(6, "cluster mode: which cluster's log this data dir mirrors, and how far it "
+                 "has applied it",
+              "CREATE TABLE IF NOT EXISTS cluster_log (\n"
+              "    topic TEXT PRIMARY KEY,\n    cluster TEXT NOT NULL,\n"
+              "    applied INTEGER NOT NULL\n);"),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.
