@@ -9,13 +9,24 @@ runtime=cpu
 if [ "${1:-}" = "--gpu" ]; then runtime=gpu; fi
 INSIGHTFACE_VERSION=2.1
 
-# ffmpeg serves live test streams (RTSP/TCP) in the tests and the demo.
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# Live test servers (tests, demo, benchmarks), all from Debian:
+#   ffmpeg            RTMP, SRT (libsrt) and HLS servers, test clips in H.265
+#   GStreamer's RTSP server, run by the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0,
+#                     plugins base + good: matroska demuxer, RTP payloaders, rtpbin, UDP)
+#   faketime          an RTSP camera whose clock is off, for the camera-time tests
+LIVE_PACKAGES="ffmpeg python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good faketime"
+missing=""
+for pkg in $LIVE_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
   else
-    echo "warning: ffmpeg not found; install it (apt-get install ffmpeg) for the live-stream tests" >&2
+    echo "warning: missing for the live-stream tests:$missing (apt-get install them)" >&2
   fi
 fi
 

@@ -137,6 +137,7 @@ class Analyzer(Service):
         if matches is None:
             return
         session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))
+        session.sensor.observe_ingest_delay(frame.ingest_delay_s)
         if not track_mode:
             if faces or self._emit_empty:
                 self._emit(session, frame, list(zip(faces, matches)))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from streamproc.dataplane.session import Session
 from streamproc.dataplane.source import SourceError, read_frames
+from streamproc.dataplane.timeline import FrameClock
 from streamproc.lifecycle import Service
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,11 @@ class SourceWorker(Service):
     def _run(self) -> None:
         s = self._settings
         backoff, last_ok = s.reconnect_initial_s, time.monotonic()
+        clock = FrameClock()  # one timeline per run: frame times increase across reconnects
         while not self.stopping and self._session.active.is_set():
             try:
                 for frame in read_frames(self._url, self._shown, s.fps, s.open_timeout_s,
-                                         s.read_timeout_s, s.realtime):
+                                         s.read_timeout_s, s.realtime, clock):
                     if self.stopping or not self._session.active.is_set():
                         return
                     self._session.report_frame()
