@@ -116,6 +116,14 @@ def main() -> None:
     loop = GLib.MainLoop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, loop.quit)
+    parent = os.getppid()
+
+    def orphaned() -> bool:  # whoever started us died without stopping us: end too
+        if os.getppid() != parent:
+            loop.quit()
+        return True
+
+    GLib.timeout_add_seconds(1, orphaned)
     print(f"ready {args.port}", flush=True)
     loop.run()
 
