@@ -55,6 +55,7 @@ class ProcessorMetrics:
     reconnects: Counter
     restarts: Counter
     latency: Histogram
+    ingest_delay: Histogram
     status: Gauge
 
     @classmethod
@@ -79,6 +80,11 @@ class ProcessorMetrics:
                               registry=registry,
                               buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
                                        0.3, 0.5, 0.75, 1, 2, 5, 10)),
+            ingest_delay=Histogram(
+                "streamproc_processor_ingest_delay_seconds",
+                "From a frame's capture time (ProducerTimestamp + FrameOffsetInSeconds) to its "
+                "decoding, for analysed frames", _PROCESSOR, registry=registry,
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30)),
             status=Gauge("streamproc_processor_status", "1 for the processor's current status",
                          ["processor", "status"], registry=registry),
         )
@@ -92,7 +98,8 @@ class ProcessorMetrics:
         for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped,
                        self.faces_detected, self.matches, self.records_emitted,
                        self.records_published,
-                       self.publish_errors, self.reconnects, self.restarts, self.latency):
+                       self.publish_errors, self.reconnects, self.restarts, self.latency,
+                       self.ingest_delay):
             try:
                 metric.remove(name)
             except KeyError:
@@ -215,6 +222,7 @@ class ProcessorSensor:
         self._reconnects = metrics.reconnects.labels(name)
         self._restarts = metrics.restarts.labels(name)
         self._latency = metrics.latency.labels(name)
+        self._ingest_delay = metrics.ingest_delay.labels(name)
 
     def frame_decoded(self) -> None:
         """A frame was sampled."""
@@ -241,6 +249,10 @@ class ProcessorSensor:
     def observe_latency(self, seconds: float) -> None:
         """Frame decode to Kafka acknowledgement, for one record."""
         self._latency.observe(seconds)
+
+    def observe_ingest_delay(self, seconds: float) -> None:
+        """How late an analysed frame reached us: decode time minus its capture time."""
+        self._ingest_delay.observe(seconds)
 
     def publish_failed(self) -> None:
         """Kafka refused or lost a record."""

@@ -76,8 +76,6 @@ def test_a_name_that_later_resolves_to_metadata_is_refused_at_connect(
         rek.delete_stream_processor(Name="rebind")
 
 
-@pytest.mark.xfail(strict=True, reason="needs source.py's read_frames to pass the allowlist's "
-                   "FFmpeg options (max_redirects=0); see worker.py NOTE(merge)")
 def test_a_processor_does_not_follow_a_redirect(rek: Any, guarded: str) -> None:
     forbidden = recording_server()
     allowed = recording_server(

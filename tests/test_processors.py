@@ -22,6 +22,7 @@ from streams import (
     enrol,
     matched_names,
     output_arn,
+    remove_processor,
     wait_status,
 )
 
@@ -66,15 +67,7 @@ def cleanup(rek: Any) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        try:
-            rek.stop_stream_processor(Name=name)
-        except (rek.exceptions.ResourceInUseException, rek.exceptions.ResourceNotFoundException):
-            pass
-        try:
-            wait_status(rek, name, {"STOPPED", "FAILED"}, 10)
-            rek.delete_stream_processor(Name=name)
-        except rek.exceptions.ResourceNotFoundException:
-            pass
+        remove_processor(rek, name)
 
 
 def _check_record_format(record: dict[str, Any], stream_url: str) -> None:

@@ -72,7 +72,9 @@ class ControlApi:
                  registry: CollectorRegistry, limits: ApiLimits,
                  health: Callable[[], dict[str, Any]], arns: Arns,
                  verifier: SigV4Verifier | None = None,
-                 access: AccessControl | None = None) -> None:
+                 access: AccessControl | None = None,
+                 cluster: Callable[[], dict[str, Any]] | None = None) -> None:
+        self._cluster = cluster
         self._spec = spec
         self._handlers = handlers
         self._metrics = metrics
@@ -91,11 +93,19 @@ class ControlApi:
             Route("/", self._rekognition, methods=["POST"]),
             Route("/health", self._health_route, methods=["GET"]),
             Route("/metrics", self._metrics_route, methods=["GET"]),
+            Route("/cluster", self._cluster_route, methods=["GET"]),
         ])
 
     async def _health_route(self, request: Request) -> Response:
         state = self._health()
         return JSONResponse(state, status_code=200 if state.get("status") == "ok" else 503)
+
+    async def _cluster_route(self, request: Request) -> Response:
+        if self._cluster is None:
+            return JSONResponse({"cluster": None, "message": "this daemon runs as a single "
+                                 "node (streamproc serve --cluster BOOTSTRAP for a cluster)"})
+        report = await anyio.to_thread.run_sync(self._cluster)
+        return JSONResponse(report)
 
     async def _metrics_route(self, request: Request) -> Response:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)

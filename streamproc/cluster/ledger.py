@@ -113,10 +113,9 @@ class KafkaLedger(Service):
         except Exception as exc:
             with self._lock:
                 self._waiting.pop(command_id, None)
-            raise ThrottlingException(
-                f"The cluster's state log (Kafka at {self._settings.bootstrap}) did not take "
-                f"the change ({type(exc).__name__}); nothing was changed. Retry later.") \
-                from None
+            msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) did not take "
+                   f"the change ({type(exc).__name__}); nothing was changed. Retry later.")
+            raise ThrottlingException(msg) from None
         return command_id, waiter
 
     def _wait(self, pending: tuple[str, _Waiter], timeout: float) -> Any:
@@ -124,10 +123,10 @@ class KafkaLedger(Service):
         if not waiter.event.wait(timeout):
             with self._lock:
                 self._waiting.pop(command_id, None)
-            raise ThrottlingException(
-                f"The change is in the cluster's log but this node has not applied it within "
-                f"{timeout:.0f} s (it is replaying older changes); it will take effect. "
-                "Check before retrying.")
+            msg = (f"The change is in the cluster's log but this node has not applied it "
+                   f"within {timeout:.0f} s (it is replaying older changes); it will take "
+                   "effect. Check before retrying.")
+            raise ThrottlingException(msg)
         if waiter.error is not None:
             raise waiter.error
         return waiter.result

@@ -43,7 +43,7 @@ def _rank(name: str, member: str) -> int:
 
 
 def place(names: Sequence[str], members: Sequence[str]) -> dict[str, str]:
-    """name -> member: balanced within one, deterministic, sticky (see module docstring)."""
+    """Name -> member: balanced within one, deterministic, sticky (see module docstring)."""
     if not members:
         return {}
     base, extra = divmod(len(names), len(members))
@@ -111,11 +111,12 @@ class MemberListAssignor(AbstractPartitionAssignor):
 
 
 class Placement(Service):
-    """This node's membership, the member list, and the processors placed here."""
+    """Membership of this node, the member list, and the processors placed here."""
 
     def __init__(self, bootstrap: str, group: str, topic: str, node: dict[str, str],
                  processors: Callable[[], list[str]], metrics: ClusterMetrics,
                  session_timeout_s: float, heartbeat_s: float, fence_after_s: float,
+                 on_change: Callable[[], None] = lambda: None,
                  client_options: dict[str, Any] | None = None) -> None:
         super().__init__("placement")
         self.node_id = node["node"]
@@ -131,7 +132,7 @@ class Placement(Service):
         self._lock = threading.Lock()  # guards _members and _cache
         self._cache: tuple[tuple[str, ...], tuple[str, ...], dict[str, str]] | None = None
         self.fenced = False
-        self.changed = threading.Event()  # set when the member list changes
+        self._on_change = on_change  # told when the member list or fencing changes
 
     # ---- membership ------------------------------------------------------------------------
     def _on_start(self) -> None:
@@ -153,7 +154,7 @@ class Placement(Service):
             self._cache = None
         self._metrics.nodes.set(len(members))
         logger.info("cluster members: %s", ", ".join(m["node"] for m in members) or "none")
-        self.changed.set()
+        self._on_change()
 
     def _run(self) -> None:
         while not self.stopping:
@@ -164,6 +165,9 @@ class Placement(Service):
                 logger.warning("placement: polling the group failed: %r", exc)
                 self.wait(0.5)
             self._check_fence()
+            owned = 0 if self.fenced else sum(
+                1 for node in self.assignment().values() if node == self.node_id)
+            self._metrics.owned.set(owned)
 
     def _last_contact(self) -> float:
         # kafka-python keeps the time of the last heartbeat answer on its coordinator.
@@ -183,7 +187,7 @@ class Placement(Service):
                              "until it is back", silent)
             else:
                 logger.info("back in touch with the cluster's group")
-            self.changed.set()
+            self._on_change()
 
     # ---- placement ----------------------------------------------------------------------------
     def members(self) -> list[dict[str, str]]:
@@ -192,7 +196,7 @@ class Placement(Service):
             return list(self._members)
 
     def assignment(self) -> dict[str, str]:
-        """processor -> node for every processor, from the current member list."""
+        """Processor -> node for every processor, from the current member list."""
         names = tuple(self._processors())
         with self._lock:
             nodes = tuple(m["node"] for m in self._members)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from streamproc.dataplane.allowlist import CheckedInput, InputRefused, InputUnresolved
 from streamproc.dataplane.session import Session
 from streamproc.dataplane.source import SourceError, read_frames
+from streamproc.dataplane.timeline import FrameClock
 from streamproc.lifecycle import Service
 from streamproc.redaction import scrub
 
@@ -80,13 +81,13 @@ class SourceWorker(Service):
     def _run(self) -> None:
         s = self._settings
         backoff, last_ok = s.reconnect_initial_s, time.monotonic()
+        clock = FrameClock()  # one timeline per run: frame times increase across reconnects
         while not self.stopping and self._session.active.is_set():
             try:
                 checked = self._checked()
-                # NOTE(merge): hand checked.options to FFmpeg once source.py's read_frames
-                # takes options (max_redirects=0 and the Host header for HTTP sources).
                 for frame in read_frames(checked.url, self._shown, s.fps, s.open_timeout_s,
-                                         s.read_timeout_s, s.realtime):
+                                         s.read_timeout_s, s.realtime, clock,
+                                         checked.options):
                     if self.stopping or not self._session.active.is_set():
                         return
                     self.beat()
