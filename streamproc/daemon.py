@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
+from streamproc.api.job_handlers import JOB_HANDLERS
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.server import HttpServer
 from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging
@@ -21,10 +22,24 @@ from streamproc.api.validate import ServiceSpec
 from streamproc.collections.images import ImageService
 from streamproc.collections.service import CollectionService
 from streamproc.config import Config
+from streamproc.dataplane.background import BackgroundFeed
+from streamproc.dataplane.jobrun import JobSettings
+from streamproc.dataplane.jobworker import JobRunner
 from streamproc.dataplane.plane import DataPlane
-from streamproc.dataplane.publish import kafka_publisher
+from streamproc.dataplane.publish import Publisher, kafka_publisher
 from streamproc.faces.engine import FaceEngine
-from streamproc.metrics import ApiMetrics, ProcessorMetrics, PublisherMetrics, StageMetrics
+from streamproc.jobs.mailbox import JobMailbox
+from streamproc.jobs.notices import Notices
+from streamproc.jobs.scheduler import JobScheduler, SchedulerSettings
+from streamproc.jobs.service import JobService
+from streamproc.metrics import (
+    ApiMetrics,
+    JobMetrics,
+    NoticeSensor,
+    ProcessorMetrics,
+    PublisherMetrics,
+    StageMetrics,
+)
 from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
@@ -36,6 +51,8 @@ from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
+from streamproc.storage.jobs import JobStore
+from streamproc.storage.objects import ObjectStore
 from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.spool import Spool
 from streamproc.storage.tags import TagStore
@@ -67,6 +84,9 @@ class Daemon:
         self.engine: FaceEngine | None = None
         self.store: CollectionStore | None = None
         self.mailbox = Mailbox()
+        self.objects = ObjectStore(config.objects)
+        self.scheduler: JobScheduler | None = None
+        self.jobs: JobService | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -121,12 +141,15 @@ class Daemon:
                                     self.processors.sensor_for, MailboxEvents(self.mailbox))
         self._plane = DataPlane(self.config, engine, searcher, spool, publisher)
         self.reconciler = self._reconciler(registry, kinds, pmetrics)
+        self.scheduler = self._jobs(searcher, publisher)
         collections = CollectionService(store, tags, engine, searcher, self.config,
                                         on_delete=self.mailbox.collection_gone)
         api = self._api(collections, ImageService(engine, searcher, self.config), tags)
         self._plane.start()
         self.processors.load()
         self.reconciler.start()
+        self.scheduler.load()
+        self.scheduler.start()
         self._supervisor = self._supervise()
         self._supervisor.start()
         self._serve(api)
@@ -155,6 +178,29 @@ class Daemon:
                       save_desired=self.processors.save_desired)
         return Reconciler(registry, self._plane, kinds, self.mailbox, settings, hooks)
 
+    def _jobs(self, searcher: FaceSearcher, publisher: Publisher) -> JobScheduler:
+        """Stored-video jobs: analysed as background work of the face-search stage."""
+        assert self._db is not None and self._plane is not None and self.engine is not None
+        cfg = self.config.jobs
+        feed = BackgroundFeed()
+        self._plane.stages[FACE_SEARCH].add_background(feed, cfg.batch_frames_beside_live)
+        runner = JobRunner(self.objects, feed, searcher, JobSettings(
+            sample_fps=cfg.sample_fps, max_video_bytes=cfg.max_video_bytes,
+            max_duration_s=cfg.max_duration_s, frame_queue=cfg.frame_queue,
+            decode_nice=cfg.decode_nice, scratch=self.data_dir / "scratch"),
+            self.engine.face_model_version)
+        runner.clean_scratch()
+        metrics = JobMetrics.create(self.registry)
+        notices = Notices(publisher, self.config.kafka.bootstrap, dict(cfg.notification_topics),
+                          NoticeSensor(metrics))
+        mailbox, store = JobMailbox(), JobStore(self._db)
+        self.jobs = JobService(store, self.objects, searcher, notices, cfg, mailbox.changed,
+                               metrics)
+        return JobScheduler(store, runner, mailbox, notices, searcher, metrics,
+                            SchedulerSettings(workers=cfg.workers, max_attempts=cfg.max_attempts,
+                                              retention_s=cfg.retention_s,
+                                              max_matches=cfg.max_matches))
+
     def _supervise(self) -> Supervisor:
         assert self._plane is not None and self.reconciler is not None
         sup = self.config.supervision
@@ -162,7 +208,7 @@ class Daemon:
                                sup.backoff_max_s, sup.stuck_after_s)
         supervisor = Supervisor(policy, on_give_up=self._stage_gave_up,
                                 metrics=StageMetrics.create(self.registry))
-        for service in (*self._plane.services, self.reconciler, self._builder):
+        for service in (*self._plane.services, self.reconciler, self.scheduler, self._builder):
             if service is not None:
                 supervisor.watch(service)
         return supervisor
@@ -177,12 +223,12 @@ class Daemon:
         assert self.processors is not None and self.engine is not None
         processors = self.processors
         services = Services(collections=collections, images=images,
-                            loader=ImageLoader(self.config.images),
+                            loader=ImageLoader(self.config.images, self.objects),
                             face_model_version=self.engine.face_model_version)
         tagging = Tagging(tags, lambda arn: processors.exists_arn(arn) or
                           collections.exists_arn(arn))
         handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, processors),
-                    **_bind(TAG_HANDLERS, tagging)}
+                    **_bind(TAG_HANDLERS, tagging), **_bind(JOB_HANDLERS, self.jobs)}
         server_cfg, auth = self.config.server, self.config.auth
         verifier = (SigV4Verifier(dict(auth.access_keys), auth.max_clock_skew_s)
                     if auth.enabled else None)
@@ -206,6 +252,8 @@ class Daemon:
             self._server.stop(self.config.server.shutdown_timeout_s + 2.0)
         if self._supervisor is not None:
             self._supervisor.stop(2.0)
+        if self.scheduler is not None:
+            self.scheduler.stop(2.0)
         if self.reconciler is not None:
             self.reconciler.stop(2.0)
         if self._plane is not None:

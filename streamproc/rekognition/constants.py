@@ -18,8 +18,12 @@ DEFAULT_SEARCH_MAX_FACES = 4096
 DEFAULT_PAGE_SIZE = 1000
 # TagResource: tags per resource.
 MAX_TAGS = 200
-# The face-search processor setting (Settings.FaceSearch) and its record type.
+# The face-search processor setting (Settings.FaceSearch) and its record type; also the
+# stored-video face-search job (StartFaceSearch), beside face detection (StartFaceDetection).
 FACE_SEARCH = "FaceSearch"
+FACE_DETECTION = "FaceDetection"
+# GetFaceDetection / GetFaceSearch: MaxResults default and cap ("larger values are capped").
+MAX_JOB_RESULTS = 1000
 
 
 def stream_threshold(requested: float) -> float:

@@ -89,12 +89,45 @@ CREATE TABLE IF NOT EXISTS tags (
 );
 """
 
+# Stored-video jobs. ``state`` is QUEUED/RUNNING/SUCCEEDED/FAILED (the wire's IN_PROGRESS is
+# the first two); ``request`` is the canonical Start request that idempotency compares;
+# ``attempt`` counts launches (a restart mid-job launches it again). Results are written while
+# the job runs and shown only once it SUCCEEDED; ``person`` is GetFaceSearch's Person.Index.
+_MAIN_V4 = """
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    api TEXT NOT NULL,
+    token TEXT,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status_message TEXT NOT NULL DEFAULT '',
+    video_metadata TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE UNIQUE INDEX jobs_token ON jobs (api, token) WHERE token IS NOT NULL;
+CREATE INDEX jobs_state ON jobs (state, created);
+CREATE TABLE job_results (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    person INTEGER,
+    item TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX job_results_person ON job_results (job_id, person, timestamp_ms, seq);
+"""
+
 # The main database: collections, faces (with embeddings), processors, tags.
 MAIN: list[Migration] = [
     Migration(1, "collections, faces, processors, tags", _MAIN_V1),
     Migration(2, "collections remember the recogniser (sha256 of its file) they were made "
                  "with, so a collection is searched only with the model that made it",
               "ALTER TABLE collections ADD COLUMN recognizer TEXT;"),
+    # PLACEHOLDER: version 3 belongs to the Users branch; its real migration replaces this.
+    Migration(3, "placeholder for users (another branch)", ""),
+    Migration(4, "stored-video jobs and their results", _MAIN_V4),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.
