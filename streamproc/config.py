@@ -224,6 +224,10 @@ class JobsConfig(_Base):
     max_duration_s: float = Field(6 * 3600.0, gt=0, description="Longer videos: the job "
                                   "FAILS with VideoTooLargeException (Rekognition: 6 h).")
     max_matches: int = Field(10, ge=1, description="FaceMatches per person and timestamp.")
+    embed_interval_s: float = Field(
+        0.5, ge=0, description="A face tracked across sampled frames is re-embedded at most "
+        "this often, in seconds of video (its latest embedding is searched at every "
+        "timestamp), as processors.embed_interval_s; 0 = embed every sampled face.")
     frame_queue: int = Field(8, ge=1, description="Decoded frames waiting per job (BLOCK: "
                              "decoding waits for analysis; nothing is dropped).")
     batch_frames_beside_live: int = Field(

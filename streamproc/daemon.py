@@ -84,6 +84,7 @@ class Daemon:
         self.engine: FaceEngine | None = None
         self.store: CollectionStore | None = None
         self.mailbox = Mailbox()
+        self.job_mailbox = JobMailbox()
         self.objects = ObjectStore(config.objects)
         self.scheduler: JobScheduler | None = None
         self.jobs: JobService | None = None
@@ -187,13 +188,14 @@ class Daemon:
         runner = JobRunner(self.objects, feed, searcher, JobSettings(
             sample_fps=cfg.sample_fps, max_video_bytes=cfg.max_video_bytes,
             max_duration_s=cfg.max_duration_s, frame_queue=cfg.frame_queue,
-            decode_nice=cfg.decode_nice, scratch=self.data_dir / "scratch"),
+            decode_nice=cfg.decode_nice, embed_interval_s=cfg.embed_interval_s,
+            scratch=self.data_dir / "scratch"),
             self.engine.face_model_version)
         runner.clean_scratch()
         metrics = JobMetrics.create(self.registry)
         notices = Notices(publisher, self.config.kafka.bootstrap, dict(cfg.notification_topics),
                           NoticeSensor(metrics))
-        mailbox, store = JobMailbox(), JobStore(self._db)
+        mailbox, store = self.job_mailbox, JobStore(self._db)
         self.jobs = JobService(store, self.objects, searcher, notices, cfg, mailbox.changed,
                                metrics)
         return JobScheduler(store, runner, mailbox, notices, searcher, metrics,
@@ -217,6 +219,8 @@ class Daemon:
         # Runs on the supervisor's thread: only posts an event for the reconciler.
         if stage in _VITAL:
             self.mailbox.fail_all(reason)
+            if stage == "analyzer":  # jobs' frames wait for the analyzer; notices do not
+                self.job_mailbox.fail_all(reason)
 
     def _api(self, collections: CollectionService, images: ImageService,
              tags: TagStore) -> ControlApi:

@@ -333,7 +333,19 @@ def test_mailbox_keeps_one_entry_per_job() -> None:
         box.job_ended("a", attempt, None)
     box.job_ended("a", 3, "late and stale")
     box.job_ended("b", 1, "x")
-    assert box.take() == {"a": (99, None), "b": (1, "x")} and box.take() == {}
+    assert box.take() == ({"a": (99, None), "b": (1, "x")}, None)
+    assert box.take() == ({}, None)
+
+
+def test_a_stage_that_gave_up_fails_the_running_jobs(jobs: Jobs) -> None:
+    running, queued = jobs.detect(), jobs.detect(job_tag="later")
+    jobs.scheduler.reconcile_once()
+    jobs.mailbox.fail_all("analyzer stage failed 6 times within 60 s: RuntimeError")
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(running) == FAILED and jobs.runtime.halting == jobs.runtime.plans[:1]
+    assert jobs.store.get(running).status_message.startswith("analyzer stage failed")
+    assert jobs.state(queued) == FAILED  # it would wait for a stage that stays down
+    assert len(jobs.runtime.plans) == 1
 
 
 # ---- the analyzer's priority --------------------------------------------------------------------
@@ -362,7 +374,7 @@ def _job_frames(name: str) -> JobFrames:
 
 
 def _frame(ts: int = 0) -> StoredFrame:
-    return StoredFrame(np.zeros((64, 64, 3), np.uint8), ts, time.monotonic())
+    return StoredFrame(np.zeros((64, 64, 3), np.uint8), ts, ts / 1000)
 
 
 def _session(name: str) -> Session:
@@ -400,6 +412,25 @@ def test_live_frames_go_first_and_jobs_take_small_batches_beside_them() -> None:
     analyzer.analyse(batch)
     assert engine.embedded == 0  # face detection jobs need no embeddings
     assert sum(len(o.take(1)) for o in (one, two)) == 2  # one face each, built on finish
+
+
+class _Embedded:
+    needs_embeddings = True
+
+    def build(self, frame: StoredFrame, faces: list[Face], tracks: list[Any]) -> list[Any]:
+        return [frame.timestamp_ms for f in faces if f.embedding is not None]
+
+
+def test_search_jobs_pace_embeddings_in_video_time() -> None:
+    engine = FakeEngine()
+    analyzer = Analyzer(engine, None, None, batch_frames=8, max_matches=1,  # type: ignore[arg-type]
+                        emit_empty=False, wake=threading.Event())
+    sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_SEARCH, "s")
+    owner = JobFrames(JobPlan("s", 1, FACE_SEARCH, VIDEO), _Embedded(), 16, sensor,  # type: ignore
+                      embed_interval_s=0.5)
+    analyzer.analyse([(owner, _frame(ts)) for ts in (0, 200, 400, 600, 800)])
+    assert engine.embedded == 2  # at 0 s and 0.6 s of video, however fast the job runs
+    assert len(owner.take(1)) == 5  # every timestamp still has the face's latest embedding
 
 
 def test_a_batch_that_cannot_be_analysed_fails_its_jobs() -> None:
@@ -469,7 +500,7 @@ def test_a_launch_blocked_on_a_full_queue_stops_in_bounded_time(tmp_path: Path) 
     feed = BackgroundFeed()  # attached to no analyzer: nothing ever takes a frame
     runner = JobRunner(ObjectStore(config.objects), feed, None, JobSettings(  # type: ignore
         sample_fps=5, max_video_bytes=10**9, max_duration_s=60, frame_queue=2,
-        decode_nice=10, scratch=tmp_path), "7.0")
+        decode_nice=10, embed_interval_s=0.5, scratch=tmp_path), "7.0")
     events, sink = _Events(), _Sink()
     plan = JobPlan("j1", 1, FACE_DETECTION,
                    ObjectRef(CLIPS.name, "head-pose-face-detection-female-and-male.mp4"))

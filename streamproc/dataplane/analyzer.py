@@ -130,6 +130,8 @@ class Analyzer(Service):
             fresh = [] if interval is None else [
                 (t, f) for t, f in zip(tracks, faces, strict=True)
                 if t.needs_embedding(frame.decoded_at, interval)]
+            for track, _ in fresh:
+                track.will_embed(frame.decoded_at)
             if fresh:
                 to_embed.append((frame.image, [f for _, f in fresh]))
                 owners += [(t, f, frame.decoded_at) for t, f in fresh]

@@ -49,6 +49,7 @@ class JobSettings:
     max_duration_s: float
     frame_queue: int
     decode_nice: int
+    embed_interval_s: float
     scratch: Path  # where S3 objects are copied while they are analysed
     flush_rows: int = 256  # results per write transaction
 
@@ -74,12 +75,12 @@ class JobFrames:
     """The analyzer's side of a launch: its frame queue, tracker and results so far."""
 
     def __init__(self, plan: JobPlan, builder: ResultBuilder, queue: int,
-                 sensor: JobSensor) -> None:
+                 sensor: JobSensor, embed_interval_s: float = 0.0) -> None:
         self.name = f"job {plan.job_id}"
         self.regions: tuple[dict[str, Any], ...] = ()
         self.tracker = IouTracker()
-        # Every sampled face is embedded (0 s): a job's frames are seconds of video apart.
-        self.embed_interval = 0.0 if builder.needs_embeddings else None
+        # A tracked face is re-embedded at most every embed_interval_s of video.
+        self.embed_interval = embed_interval_s if builder.needs_embeddings else None
         self.frames: BoundedQueue[StoredFrame] = BoundedQueue(queue, DropPolicy.BLOCK)
         self.ended = threading.Event()  # failed, or the launch is stopping
         self.failure: str | None = None

@@ -155,7 +155,8 @@ class JobRunner:
     def launch(self, plan: JobPlan, sink: ResultSink, events: JobEvents,
                sensor: JobSensor) -> JobRun:
         """Start a launch's worker."""
-        frames = JobFrames(plan, self._builder(plan), self.settings.frame_queue, sensor)
+        frames = JobFrames(plan, self._builder(plan), self.settings.frame_queue, sensor,
+                           self.settings.embed_interval_s)
         run = JobRun(plan, frames, self, sink, events, sensor)
         run.start()
         return run

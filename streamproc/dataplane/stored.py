@@ -9,7 +9,6 @@ decoded with FFmpeg's frame and slice threads (throughput matters here, not late
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,10 @@ class StoredFrame:
 
     image: np.ndarray
     timestamp_ms: int  # from the start of the video
-    decoded_at: float  # time.monotonic() when decoded
+    # The clock the analyzer paces re-embedding of tracked faces on: for live frames the
+    # decode time, for stored video the position in the video (seconds), so the pace does
+    # not depend on how fast the job runs.
+    decoded_at: float
 
 
 class StoredVideo:
@@ -130,8 +132,7 @@ class StoredVideo:
                 if at + 1e-6 < due:
                     continue
                 due = max(due + self._period, at)
-                yield StoredFrame(frame.to_ndarray(format="bgr24"), int(round(at * 1000)),
-                                  time.monotonic())
+                yield StoredFrame(frame.to_ndarray(format="bgr24"), int(round(at * 1000)), at)
         except (av.error.EOFError, StopIteration):
             pass
         except av.error.FFmpegError as exc:

@@ -39,6 +39,10 @@ class Track:
         """True if the track has no embedding yet or its latest one is too old."""
         return self.embedded_at is None or now - self.embedded_at >= interval
 
+    def will_embed(self, now: float) -> None:
+        """An embedding taken at ``now`` is on its way: later frames of the same batch wait."""
+        self.embedded_at = now
+
     def observe(self, embedding: np.ndarray, now: float) -> None:
         """Record a fresh embedding of this track's face."""
         self.latest, self.embedded_at = embedding, now

@@ -15,6 +15,7 @@ class JobMailbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ended: dict[str, tuple[int, str | None]] = {}
+        self._fail_all: str | None = None
         self.wake = threading.Event()
 
     def changed(self) -> None:
@@ -29,9 +30,20 @@ class JobMailbox:
                 self._ended[job_id] = (attempt, error)
         self.wake.set()
 
-    def take(self) -> dict[str, tuple[int, str | None]]:
-        """Every launch that ended since the last take: job id -> (attempt, error)."""
+    def fail_all(self, reason: str) -> None:
+        """A shared stage gave up: every running job fails with ``reason``."""
+        with self._lock:
+            self._fail_all = reason
+        self.wake.set()
+
+    def take(self) -> tuple[dict[str, tuple[int, str | None]], str | None]:
+        """What happened since the last take.
+
+        Launches that ended (job id -> (attempt, error)), and why every running job must
+        fail, if a shared stage gave up.
+        """
         with self._lock:
             self.wake.clear()
             ended, self._ended = self._ended, {}
-        return ended
+            fail_all, self._fail_all = self._fail_all, None
+        return ended, fail_all

@@ -4,9 +4,10 @@ Start only queues a job (a row in SQLite) and posts to the :class:`JobMailbox`. 
 on its own thread, launches queued jobs oldest first while fewer than ``workers`` run, and
 ends them when their launch reports (SUCCEEDED, or FAILED with the reason), sending the
 completion notice; failures are events for it, never work done on the thread that noticed
-them. It also deletes jobs ``retention_s`` after they finished. ``placement`` decides which
-jobs this node runs (all of them on a single node; the cluster's membership otherwise), the
-same hook the processors' reconciler has.
+them; when the analysis stage gave up for good, running and queued jobs FAIL with its
+reason instead of waiting for it. It also deletes jobs ``retention_s`` after they
+finished. ``placement`` decides which jobs this node runs (all of them on a single node;
+the cluster's membership otherwise), the same hook the processors' reconciler has.
 
 At start (:meth:`JobScheduler.load`) jobs a previous run left RUNNING are queued again, to
 run from the beginning, until ``max_attempts`` launches; then they FAIL with the reason.
@@ -97,6 +98,7 @@ class JobScheduler(Service):
         # Owned by the loop's thread (and by stop() once the loop has ended).
         self._launches: dict[str, _Launch] = {}
         self._purged_at = float("-inf")
+        self._broken: str | None = None  # why no job can run any more (a stage gave up)
 
     def load(self) -> None:
         """Queue again (or fail) the jobs an earlier run left RUNNING."""
@@ -131,7 +133,11 @@ class JobScheduler(Service):
         for job in queued:
             if len(self._launches) >= self._settings.workers:
                 break
-            if job.job_id not in self._launches and self._hooks.placement(job.job_id):
+            if job.job_id in self._launches or not self._hooks.placement(job.job_id):
+                continue
+            if self._broken is not None:
+                self._finish(job.job_id, None, job.api, FAILED, self._broken)
+            else:
                 self._launch(job)
         self._metrics.queued.set(len(queued) - sum(1 for j in queued if j.job_id in
                                                    self._launches))
@@ -167,7 +173,13 @@ class JobScheduler(Service):
         logger.info("job %s (%s of %s) launched, attempt %d", job.job_id, job.api,
                     request.shown, attempt)
 
-    def _apply(self, ended: dict[str, tuple[int, str | None]]) -> None:
+    def _apply(self, events: tuple[dict[str, tuple[int, str | None]], str | None]) -> None:
+        ended, fail_all = events
+        if fail_all is not None:
+            self._broken = fail_all  # the analyzer stays down until the daemon restarts
+            for job_id, launch in self._launches.items():
+                self._runtime.begin_halt(launch.run)
+                ended[job_id] = (launch.attempt, fail_all)
         for job_id, (attempt, error) in ended.items():
             launch = self._launches.get(job_id)
             if launch is None or launch.attempt != attempt:
