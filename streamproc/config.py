@@ -231,8 +231,9 @@ class JobsConfig(_Base):
     frame_queue: int = Field(8, ge=1, description="Decoded frames waiting per job (BLOCK: "
                              "decoding waits for analysis; nothing is dropped).")
     batch_frames_beside_live: int = Field(
-        2, ge=1, description="Job frames per analysis batch while stream processors run "
-        "(a live frame waits at most one such batch).")
+        1, ge=1, description="Job frames per analysis batch while stream processors run "
+        "(a live frame waits at most one such batch; 1 was best for both the live latency "
+        "and the job's speed in benchmarks/bench_jobs.py).")
     decode_nice: int = Field(10, ge=0, le=19, description="Niceness of job decoding threads "
                              "(Linux): live decoding gets the CPU first.")
     retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "
