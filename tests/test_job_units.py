@@ -428,7 +428,8 @@ def test_search_jobs_pace_embeddings_in_video_time() -> None:
     sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_SEARCH, "s")
     owner = JobFrames(JobPlan("s", 1, FACE_SEARCH, VIDEO), _Embedded(), 16, sensor,  # type: ignore
                       embed_interval_s=0.5)
-    analyzer.analyse([(owner, _frame(ts)) for ts in (0, 200, 400, 600, 800)])
+    analyzer.analyse([(owner, _frame(0))])
+    analyzer.analyse([(owner, _frame(ts)) for ts in (200, 400, 600, 800)])  # one batch
     assert engine.embedded == 2  # at 0 s and 0.6 s of video, however fast the job runs
     assert len(owner.take(1)) == 5  # every timestamp still has the face's latest embedding
 
@@ -519,3 +520,14 @@ def test_a_launch_blocked_on_a_full_queue_stops_in_bounded_time(tmp_path: Path) 
         time.sleep(0.01)
     assert runner.halted(run) and time.monotonic() - started < 1.0
     assert events.ended == []  # a halted launch reports nothing: its job resumes later
+
+
+def test_a_reserved_embedding_that_never_came_is_retried() -> None:
+    from streamproc.dataplane.tracking import Track
+
+    track = Track(1, np.zeros(4))
+    track.will_embed(0.0)  # its batch then failed: no embedding arrived
+    assert track.needs_embedding(0.1, 0.5)
+    track.observe(np.ones(4, np.float32), 0.1)
+    track.will_embed(0.6)
+    assert not track.needs_embedding(0.7, 0.5)  # reserved, and an embedding exists
