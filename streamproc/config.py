@@ -308,10 +308,67 @@ class ImagesConfig(_Base):
     """Limits on input images."""
 
     max_pixels: int = Field(40_000_000, gt=0, description="Reject larger images unread.")
-    s3_local_root: Path | None = Field(
-        None, description="If set, Image.S3Object reads ROOT/bucket/name; else S3 is refused."
-    )
     s3_max_bytes: int = Field(15 * 1024 * 1024, gt=0, description="S3 image size limit.")
+
+
+class ObjectsConfig(_Base):
+    """Where ``S3Object`` references (images and videos) are read from."""
+
+    local_root: Path | None = Field(
+        None, description="Serve S3Object from ROOT/bucket/name (when no s3_endpoint is set).")
+    s3_endpoint: str | None = Field(
+        None, pattern=r"^https?://", description="An S3-compatible endpoint (AWS S3, MinIO, "
+        "Ceph) read through boto3; takes precedence over local_root.")
+    s3_region: str = Field("us-east-1", description="Region for request signing.")
+    s3_access_key_id: str | None = Field(
+        None, description="Access key; null = boto3's usual chain (environment, ~/.aws).")
+    s3_secret_access_key: Secret | None = Field(None, description="Secret (or env:VARNAME).")
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        "path", description="path suits MinIO/Ceph/moto; virtual suits AWS.")
+    timeout_s: float = Field(10.0, gt=0, description="Connect and read timeout per request.")
+
+
+class NotificationTarget(_Base):
+    """Where a job's completion notice goes."""
+
+    topic: str = Field(min_length=1, description="Kafka topic.")
+    bootstrap: str | None = Field(None, description="Cluster host:port[,...]; null = "
+                                  "kafka.bootstrap.")
+
+
+class JobsConfig(_Base):
+    """Stored-video jobs (StartFaceDetection / StartFaceSearch)."""
+
+    workers: int = Field(1, ge=1, description="Jobs decoded at once; the rest wait in order.")
+    max_jobs: int = Field(20, ge=1, description="Jobs queued or running at once; more get "
+                          "LimitExceededException (Rekognition's 20 concurrent jobs).")
+    sample_fps: float = Field(5.0, gt=0, description="Frames analysed per second of video.")
+    max_video_bytes: int = Field(10 * 1024 ** 3, gt=0, description="Larger objects: "
+                                 "VideoTooLargeException at Start (Rekognition: 10 GB).")
+    max_duration_s: float = Field(6 * 3600.0, gt=0, description="Longer videos: the job "
+                                  "FAILS with VideoTooLargeException (Rekognition: 6 h).")
+    max_matches: int = Field(10, ge=1, description="FaceMatches per person and timestamp.")
+    embed_interval_s: float = Field(
+        0.5, ge=0, description="A face tracked across sampled frames is re-embedded at most "
+        "this often, in seconds of video (its latest embedding is searched at every "
+        "timestamp), as processors.embed_interval_s; 0 = embed every sampled face.")
+    frame_queue: int = Field(8, ge=1, description="Decoded frames waiting per job (BLOCK: "
+                             "decoding waits for analysis; nothing is dropped).")
+    batch_frames_beside_live: int = Field(
+        1, ge=1, description="Job frames per analysis batch while stream processors run "
+        "(a live frame waits at most one such batch; 1 was best for both the live latency "
+        "and the job's speed in benchmarks/bench_jobs.py).")
+    decode_nice: int = Field(10, ge=0, le=19, description="Niceness of job decoding threads "
+                             "(Linux): live decoding gets the CPU first.")
+    retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "
+                               "results are deleted this long after they end (Rekognition: "
+                               "7 days).")
+    max_attempts: int = Field(3, ge=1, description="A job interrupted by a daemon restart "
+                              "starts again from the beginning until it has been tried this "
+                              "often; then it FAILS. 1 = fail jobs interrupted by a restart.")
+    notification_topics: dict[str, NotificationTarget] = Field(
+        default_factory=dict, description="SNS topic ARN (or topic name) -> Kafka topic and "
+        "cluster; unmapped ARNs publish to their topic name on kafka.bootstrap.")
 
 
 class StorageConfig(_Base):
@@ -505,6 +562,23 @@ class ClusterConfig(_Base):
 class Config(_Base):
     """The whole daemon configuration."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw: Any) -> Any:
+        """``images.s3_local_root`` (before objects were shared with videos) still works."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("images"), dict):
+            return raw
+        images = dict(raw["images"])
+        if "s3_local_root" not in images:
+            return raw
+        root = images.pop("s3_local_root")
+        objects = dict(raw.get("objects") or {})
+        if objects.get("local_root") not in (None, root):
+            msg = "images.s3_local_root and objects.local_root disagree; keep objects.local_root"
+            raise ValueError(msg)
+        objects["local_root"] = root
+        return {**raw, "images": images, "objects": objects}
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if self.auth.enabled and not (self.auth.access_keys or self.auth.access_keys_file):
@@ -529,6 +603,8 @@ class Config(_Base):
     inputs: InputsConfig = InputsConfig()
     models: ModelsConfig = ModelsConfig()
     images: ImagesConfig = ImagesConfig()
+    objects: ObjectsConfig = ObjectsConfig()
+    jobs: JobsConfig = JobsConfig()
     storage: StorageConfig = StorageConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     cluster: ClusterConfig = ClusterConfig()

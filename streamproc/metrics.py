@@ -205,6 +205,112 @@ class ClusterMetrics:
         )
 
 
+_API = ["api"]
+
+
+@dataclass(frozen=True)
+class JobMetrics:
+    """Stored-video jobs, labelled by API (FaceDetection / FaceSearch), never by job id."""
+
+    started: Counter
+    finished: Counter
+    queued: Gauge
+    running: Gauge
+    frames_decoded: Counter
+    frames_analysed: Counter
+    faces_detected: Counter
+    video_seconds: Counter
+    progress: Gauge
+    duration: Histogram
+    notices: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> JobMetrics:
+        """Register the job metrics on ``registry``."""
+        def counter(name: str, doc: str, labels: list[str] = _API) -> Counter:
+            return Counter(f"streamproc_job_{name}", doc, labels, registry=registry)
+
+        return cls(
+            started=counter("started", "Jobs accepted by Start*"),
+            finished=counter("finished", "Jobs that ended, by status", ["api", "status"]),
+            queued=Gauge("streamproc_job_queued", "Jobs waiting for a worker",
+                         registry=registry),
+            running=Gauge("streamproc_job_running", "Jobs being analysed", registry=registry),
+            frames_decoded=counter("frames_decoded", "Sampled frames decoded from videos"),
+            frames_analysed=counter("frames_analysed", "Sampled frames analysed"),
+            faces_detected=counter("faces_detected", "Faces found in job frames"),
+            video_seconds=counter("video_seconds", "Seconds of video analysed (its rate is "
+                                  "the jobs' throughput in video seconds per second)"),
+            progress=Gauge("streamproc_job_progress_ratio", "Share of the running job's video "
+                           "analysed so far", ["job_id"], registry=registry),
+            duration=Histogram("streamproc_job_duration_seconds", "Wall time of a launch, "
+                               "from its start to its end", _API, registry=registry,
+                               buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+                                        7200, 21600)),
+            notices=counter("notices", "Completion notices handed to the publisher, and "
+                            "acknowledged or refused by Kafka", ["result"]),
+        )
+
+
+class JobSensor:
+    """What one launch of a job reports (the data plane never imports prometheus)."""
+
+    def __init__(self, metrics: JobMetrics, api: str, job_id: str) -> None:
+        self._m = metrics
+        self._job_id = job_id
+        self._decoded = metrics.frames_decoded.labels(api)
+        self._analysed = metrics.frames_analysed.labels(api)
+        self._faces = metrics.faces_detected.labels(api)
+        self._seconds = metrics.video_seconds.labels(api)
+        self._progress = metrics.progress.labels(job_id)
+        self._position_s = 0.0
+
+    def frame_decoded(self, position_s: float, duration_s: float | None) -> None:
+        """A sampled frame at ``position_s`` was decoded."""
+        self._decoded.inc()
+        if position_s > self._position_s:
+            self._seconds.inc(position_s - self._position_s)
+            self._position_s = position_s
+        if duration_s:
+            self._progress.set(min(position_s / duration_s, 1.0))
+
+    def frame_analysed(self, faces: int) -> None:
+        """A sampled frame went through detection."""
+        self._analysed.inc()
+        self._faces.inc(faces)
+
+    def close(self) -> None:
+        """The launch ended: drop its progress series."""
+        try:
+            self._m.progress.remove(self._job_id)
+        except KeyError:
+            pass
+
+
+class NoticeSensor:
+    """The publisher's delivery callbacks for completion notices (a ProcessorSensor's shape)."""
+
+    def __init__(self, metrics: JobMetrics) -> None:
+        self._submitted = metrics.notices.labels("submitted")
+        self._published = metrics.notices.labels("published")
+        self._failed = metrics.notices.labels("failed")
+
+    def emitted(self) -> None:
+        """A notice was handed to the publisher."""
+        self._submitted.inc()
+
+    def published(self, count: int = 1) -> None:
+        """Kafka acknowledged ``count`` notices."""
+        self._published.inc(count)
+
+    def observe_latency(self, seconds: float) -> None:
+        """Not measured for notices."""
+
+    def publish_failed(self) -> None:
+        """Kafka refused a notice (it is sent again)."""
+        self._failed.inc()
+
+
 class ProcessorSensor:
     """What the data plane reports about one processor (it never imports prometheus)."""
 

@@ -88,7 +88,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedBroker) -> 
     (s3_root / "photos").mkdir()
     (s3_root / "photos" / "a1.jpg").write_bytes(fixture_photo("person_a_1"))
     d = Daemon(make_config(tmp_path_factory.mktemp("data"),
-                           **{"images.s3_local_root": str(s3_root),
+                           **{"objects.local_root": str(s3_root),
                               "kafka.bootstrap": broker.bootstrap}))
     d.start()
     yield d

@@ -15,7 +15,16 @@ from streamproc.api.exposure import check_exposure
 from streamproc.api.server import HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
-from streamproc.daemon.parts import ApiHooks, Domain, Storage, build_api, build_domain, open_storage
+from streamproc.daemon.parts import (
+    ApiHooks,
+    Domain,
+    Jobs,
+    Storage,
+    build_api,
+    build_domain,
+    build_jobs,
+    open_storage,
+)
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
@@ -25,6 +34,7 @@ from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.collections import CollectionStore
+from streamproc.storage.objects import ObjectStore
 from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 
@@ -49,6 +59,8 @@ class Daemon:
         self.reconciler: Reconciler | None = None
         self.engine: FaceEngine | None = None
         self.mailbox = Mailbox()
+        self.objects = ObjectStore(config.objects)
+        self.jobs: Jobs | None = None
         self.appliers = Appliers()
         self.ledger: Ledger | None = None
         # Set when the daemon cannot go on (its control loop is gone for good): `serve`
@@ -123,6 +135,9 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         self.reconciler = self._build_reconciler(domain)
+        jobs = self.jobs = build_jobs(self.config, engine, storage, domain, self._plane,
+                                      self._plane.publisher, self.objects, self.registry,
+                                      self.data_dir)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -130,9 +145,12 @@ class Daemon:
                 i for i in map(storage.collections.get, storage.collections.list_ids())
                 if i is not None])
         self.reconciler.start()
+        jobs.scheduler.load()
+        jobs.scheduler.start()
         self._supervisor = self._supervise()
         self._supervisor.start()
-        api = build_api(self.config, engine, domain, storage, ledger, ApiHooks(
+        api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
+                        ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
             self.registry, self.access))
         self._server.serve(api.app())
@@ -204,7 +222,8 @@ class Daemon:
         supervisor = Supervisor(policy, on_give_up=self._stage_gave_up,
                                 metrics=StageMetrics.create(self.registry))
         cluster = self.cluster.services if self.cluster is not None else []
-        for service in (*self._plane.services, self.reconciler, self.storage.builder,
+        jobs = [self.jobs.scheduler] if self.jobs is not None else []
+        for service in (*self._plane.services, self.reconciler, *jobs, self.storage.builder,
                         *cluster):
             supervisor.watch(service)
         return supervisor
@@ -214,6 +233,8 @@ class Daemon:
         # when the reconciler or the cluster's log is gone, for whoever runs the daemon).
         if stage in _VITAL:
             self.mailbox.fail_all(reason)
+            if stage == "analyzer" and self.jobs is not None:  # jobs' frames wait for it
+                self.jobs.mailbox.fail_all(reason)
         elif stage in ("reconciler", "ledger", "placement"):
             self.fatal_reason = reason
             self.fatal.set()
@@ -251,6 +272,7 @@ class Daemon:
         steps: list[tuple[str, Callable[[], object] | None]] = [
             ("API server", self._server and (lambda: self._server.stop(server_timeout))),
             ("supervisor", self._supervisor and (lambda: self._supervisor.stop(2.0))),
+            ("job scheduler", self.jobs and (lambda: self.jobs.scheduler.stop(2.0))),
             ("reconciler", self.reconciler and (lambda: self.reconciler.stop(2.0))),
             ("cluster membership", self.cluster and self.cluster.stop),
             ("data plane", self._plane and self._plane.stop),

@@ -18,6 +18,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
+from streamproc.api.job_handlers import JOB_HANDLERS
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging, tag_keys
 from streamproc.api.transport import ApiLimits, ControlApi
@@ -31,9 +32,18 @@ from streamproc.collections.user_search import UserSearchService
 from streamproc.collections.users import UserService
 from streamproc.config import Config
 from streamproc.dataplane.allowlist import InputAllowlist
+from streamproc.dataplane.background import BackgroundFeed
+from streamproc.dataplane.jobrun import JobSettings
+from streamproc.dataplane.jobworker import JobRunner
+from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.publish import Publisher
 from streamproc.faces.engine import FaceEngine
+from streamproc.jobs.mailbox import JobMailbox
+from streamproc.jobs.notices import Notices
+from streamproc.jobs.scheduler import JobScheduler, SchedulerSettings
+from streamproc.jobs.service import JobService
 from streamproc.ledger import Appliers, Ledger
-from streamproc.metrics import ApiMetrics, ProcessorMetrics
+from streamproc.metrics import ApiMetrics, JobMetrics, NoticeSensor, ProcessorMetrics
 from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox
 from streamproc.processors.registry import ProcessorRegistry
@@ -45,6 +55,8 @@ from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
+from streamproc.storage.jobs import JobStore
+from streamproc.storage.objects import ObjectStore
 from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.requests import RequestLog
 from streamproc.storage.tags import TagStore
@@ -107,7 +119,7 @@ def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: L
     metrics = ProcessorMetrics.create(registry)
     processors = ProcessorRegistry()
     # One allowlist for every path that opens media (API, sources, stored-video jobs).
-    inputs = InputAllowlist(config.inputs, [config.images.s3_local_root])
+    inputs = InputAllowlist(config.inputs, [config.objects.local_root])
     rules = ProcessorRules(processors, storage.processors, storage.tags, kinds, metrics,
                            config, mailbox.changed)
     rules.register(appliers)
@@ -133,6 +145,42 @@ def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Call
 
 
 @dataclass
+class Jobs:
+    """Stored-video jobs: their API service and the loop that runs them."""
+
+    service: JobService
+    scheduler: JobScheduler
+    mailbox: JobMailbox
+
+
+def build_jobs(config: Config, engine: FaceEngine, storage: Storage, domain: Domain,
+               plane: DataPlane, publisher: Publisher, objects: ObjectStore,
+               registry: CollectorRegistry, data_dir: Path) -> Jobs:
+    """Stored-video jobs: analysed as background work of the face-search stage."""
+    cfg = config.jobs
+    feed = BackgroundFeed()
+    plane.stages[FACE_SEARCH].add_background(feed, cfg.batch_frames_beside_live)
+    runner = JobRunner(objects, feed, domain.searcher, JobSettings(
+        sample_fps=cfg.sample_fps, max_video_bytes=cfg.max_video_bytes,
+        max_duration_s=cfg.max_duration_s, frame_queue=cfg.frame_queue,
+        decode_nice=cfg.decode_nice, embed_interval_s=cfg.embed_interval_s,
+        scratch=data_dir / "scratch"), engine.face_model_version)
+    runner.clean_scratch()
+    metrics = JobMetrics.create(registry)
+    notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
+                      NoticeSensor(metrics))
+    mailbox, store = JobMailbox(), JobStore(storage.db)
+    service = JobService(store, objects, domain.searcher, notices, cfg, mailbox.changed,
+                         metrics)
+    scheduler = JobScheduler(store, runner, mailbox, notices, domain.searcher, metrics,
+                             SchedulerSettings(workers=cfg.workers,
+                                               max_attempts=cfg.max_attempts,
+                                               retention_s=cfg.retention_s,
+                                               max_matches=cfg.max_matches))
+    return Jobs(service, scheduler, mailbox)
+
+
+@dataclass
 class ApiHooks:
     """What the API reports about the daemon itself."""
 
@@ -144,9 +192,9 @@ class ApiHooks:
 
 
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
-              ledger: Ledger, hooks: ApiHooks) -> ControlApi:
+              ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks) -> ControlApi:
     """The AWS JSON transport over every handler table."""
-    loader = ImageLoader(config.images)
+    loader = ImageLoader(config.images, objects)
     services = Services(collections=domain.collections, images=domain.images, loader=loader,
                         face_model_version=engine.face_model_version)
     users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
@@ -155,7 +203,8 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     tagging = Tagging(storage.tags, tag_keys(arns, domain.collections, domain.processors),
                       ledger)
     handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, domain.processors),
-                **_bind(TAG_HANDLERS, tagging), **_bind(USER_HANDLERS, users)}
+                **_bind(TAG_HANDLERS, tagging), **_bind(USER_HANDLERS, users),
+                **_bind(JOB_HANDLERS, jobs.service)}
     access = hooks.access
     verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
                 if access is not None else None)
