@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="API port (default 8085)")
     serve.add_argument("--data-dir", type=Path, help="state directory (default ~/.streamproc)")
     serve.add_argument("--model-pack", help="model pack name (default buffalo_l)")
+    serve.add_argument("--cluster", metavar="BOOTSTRAP",
+                       help="join the cluster whose state lives in this Kafka (host:port,...)")
+    serve.add_argument("--node-id", help="this node's name in the cluster (default host:port)")
     serve.add_argument("--kafka", metavar="BOOTSTRAP",
                        help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -93,6 +96,7 @@ def _config(args: argparse.Namespace) -> Config:
         "models.root": str(flag("model_root")) if flag("model_root") else None,
         "models.pack": flag("model_pack"), "log_level": flag("log_level"),
         "log_format": flag("log_format"), "kafka.bootstrap": flag("kafka"),
+        "cluster.bootstrap": flag("cluster"), "cluster.node_id": flag("node_id"),
         "server.allow_unauthenticated": flag("allow_unauthenticated"),
     })
 
@@ -141,6 +145,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
         return 2
     from streamproc.api.exposure import ExposureError
     from streamproc.api.policy import PolicyError
+    from streamproc.cluster.node import ClusterError
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
 
@@ -158,7 +163,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
         signal.signal(sig, record)
     try:
         daemon.start()
-    except (ModelPackError, OSError, ExposureError, PolicyError) as exc:
+    except (ModelPackError, OSError, ExposureError, PolicyError, ClusterError) as exc:
         logger.error("cannot start: %s", exc)
         daemon.stop()
         return 2

@@ -79,7 +79,7 @@ class ClusterNode:
 
     def _ensure_topics(self) -> None:
         from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
 
         cluster = self._config.cluster
         deadline = time.monotonic() + cluster.join_timeout_s
@@ -87,7 +87,7 @@ class ClusterNode:
             admin = KafkaAdminClient(bootstrap_servers=self._bootstrap.split(","),
                                      request_timeout_ms=int(cluster.write_timeout_s * 1000),
                                      **self._options)
-        except (NoBrokersAvailable, KafkaError, OSError) as exc:
+        except (KafkaError, OSError) as exc:
             msg = f"cannot reach the cluster's Kafka at {self._bootstrap}: {exc!r}"
             raise ClusterError(msg) from None
         try:

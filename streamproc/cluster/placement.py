@@ -128,6 +128,7 @@ class Placement(Service):
         self._fence_after = fence_after_s
         self._options = client_options or {}
         self._consumer: Any = None
+        self._assigned_at = float("-inf")
         self._members: list[dict[str, str]] = []
         self._lock = threading.Lock()  # guards _members and _cache
         self._cache: tuple[tuple[str, ...], tuple[str, ...], dict[str, str]] | None = None
@@ -152,6 +153,7 @@ class Placement(Service):
         with self._lock:
             self._members = members
             self._cache = None
+            self._assigned_at = time.monotonic()  # a new assignment is word from the group
         self._metrics.nodes.set(len(members))
         logger.info("cluster members: %s", ", ".join(m["node"] for m in members) or "none")
         self._on_change()
@@ -172,7 +174,7 @@ class Placement(Service):
     def _last_contact(self) -> float:
         # kafka-python keeps the time of the last heartbeat answer on its coordinator.
         heartbeat = getattr(getattr(self._consumer, "_coordinator", None), "heartbeat", None)
-        return float(getattr(heartbeat, "last_receive", float("-inf")))
+        return max(float(getattr(heartbeat, "last_receive", float("-inf"))), self._assigned_at)
 
     def _check_fence(self) -> None:
         if self._fence_after <= 0 or not self._members:
