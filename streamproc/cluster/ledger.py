@@ -109,20 +109,31 @@ class KafkaLedger(Service):
         with self._lock:
             self._waiting[command_id] = waiter
         try:
-            self._send(kind, payload, command_id).get(timeout=self._settings.write_timeout_s)
-        except Exception as exc:
-            with self._lock:
-                self._waiting.pop(command_id, None)
-            msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) did not take "
-                   f"the change ({type(exc).__name__}); nothing was changed. Retry later.")
+            future = self._send(kind, payload, command_id)
+        except Exception as exc:  # not even queued (no broker metadata within the timeout)
+            self._forget(command_id)
+            msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) cannot be "
+                   f"reached ({type(exc).__name__}); nothing was changed. Retry later.")
+            raise ThrottlingException(msg) from None
+        try:
+            future.get(timeout=self._settings.write_timeout_s)
+        except Exception as exc:  # sent, but not acknowledged: it may still land
+            self._forget(command_id)
+            msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) did not "
+                   f"acknowledge the change within {self._settings.write_timeout_s:.0f} s "
+                   f"({type(exc).__name__}); it may still be applied when the log answers. "
+                   "Check before you retry.")
             raise ThrottlingException(msg) from None
         return command_id, waiter
+
+    def _forget(self, command_id: str) -> None:
+        with self._lock:
+            self._waiting.pop(command_id, None)
 
     def _wait(self, pending: tuple[str, _Waiter], timeout: float) -> Any:
         command_id, waiter = pending
         if not waiter.event.wait(timeout):
-            with self._lock:
-                self._waiting.pop(command_id, None)
+            self._forget(command_id)
             msg = (f"The change is in the cluster's log but this node has not applied it "
                    f"within {timeout:.0f} s (it is replaying older changes); it will take "
                    "effect. Check before retrying.")

@@ -32,6 +32,8 @@ from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
+from streamproc.processors.registry import Desired
+from streamproc.processors.state import ProcessorStatus
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.collections import CollectionStore
 from streamproc.storage.objects import ObjectStore
@@ -185,9 +187,14 @@ class Daemon:
         return self.cluster.ledger
 
     def _placement_order(self) -> list[str]:
-        """Processors in creation order: a new one never reorders the old ones."""
+        """The processors to place, in creation order.
+
+        Those that should run, and those still stopping: whoever they are placed on answers
+        for their stop.
+        """
         assert self.domain is not None
-        entries = self.domain.registry.entries()
+        entries = [e for e in self.domain.registry.entries()
+                   if e.desired is Desired.RUNNING or e.state.status is ProcessorStatus.STOPPING]
         return [e.spec.name for e in sorted(entries, key=lambda e: (e.spec.created,
                                                                      e.spec.name))]
 
