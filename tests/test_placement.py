@@ -118,6 +118,30 @@ def test_a_node_out_of_touch_longer_than_fence_after_owns_nothing() -> None:
     assert not placement.fenced
 
 
+def test_a_stuck_membership_thread_fences_even_while_heartbeats_flow() -> None:
+    placement = _placement(3.0, ["cam-1"])
+    placement._set_members([{"node": "a", "endpoint": "", "member": "m"}])
+    _heard_at(placement, time.monotonic())  # the client's heartbeat thread still answers
+    assert placement.owns("cam-1")
+    placement.last_beat = time.monotonic() - 3.5  # but the placement loop has not run
+    assert not placement.owns("cam-1")
+
+
+def test_two_members_with_one_node_id_own_nothing_twice() -> None:
+    seen: list[list[dict[str, str]]] = []
+    twin = {"node": "a", "endpoint": ""}
+    assignor = MemberListAssignor(twin, seen.append)
+    members = [SimpleNamespace(member_id=m, metadata=MemberListAssignor(
+        {"node": n, "endpoint": ""}, seen.append).metadata({"t"}))
+        for m, n in (("m-2", "a"), ("m-1", "a"), ("m-3", "b"))]
+    cluster = SimpleNamespace(partitions_for_topic=lambda topic: {0, 1, 2})
+    out = assignor.assign(cluster, members)
+    assert sorted(out) == ["m-1", "m-2", "m-3"]  # everyone gets an answer
+    assignor.on_assignment(out["m-2"], 1)
+    assert [(m["node"], m["member"]) for m in seen[-1]] == [("a", "m-1"), ("b", "m-3")]
+    assert out["m-2"].assignment == []
+
+
 def test_a_fresh_assignment_counts_as_word_from_the_group() -> None:
     placement = _placement(3.0, ["cam-1"])
     _heard_at(placement, float("-inf"))  # no heartbeat answered yet
@@ -175,7 +199,10 @@ def test_a_group_stuck_in_its_rebalance_is_reported_once_and_replaced() -> None:
     placement._rejoining_since = time.monotonic() - 6 * STUCK_AFTER_SESSIONS - 1
     placement._check_stuck()
     placement._check_stuck()
-    assert told == [1]  # once per group
+    assert told == [1]  # once per period
+    placement._stuck_told_at -= 6 * STUCK_AFTER_SESSIONS + 1
+    placement._check_stuck()
+    assert told == [1, 1]  # the epoch did not change (the command was lost): ask again
     joined: list[str] = []
     closed: list[bool] = []
     placement._join = lambda group: joined.append(group) or placement._consumer  # type: ignore
@@ -186,7 +213,7 @@ def test_a_group_stuck_in_its_rebalance_is_reported_once_and_replaced() -> None:
     placement.regroup("g.1")
     placement._switch_group()
     assert joined == ["g.1"] and closed == [True]
-    assert placement._rejoining_since is None and not placement._stuck_told
+    assert placement._rejoining_since is None and placement._stuck_told_at is None
 
 
 def test_every_node_moves_to_the_next_epoch_once(tmp_path: Path) -> None:

@@ -91,20 +91,25 @@ class MemberListAssignor(AbstractPartitionAssignor):
 
     def assign(self, cluster: Any, members: list[Any]) -> dict[str, ConsumerProtocolAssignment]:
         """Leader side: the sorted member list to everyone, one partition each."""
-        nodes = []
-        for member in members:
+        nodes: dict[str, dict[str, str]] = {}
+        for member in sorted(members, key=lambda m: m.member_id):
             try:
                 info = json.loads(member.metadata.user_data or b"{}")
             except ValueError:
                 info = {}
-            nodes.append({"node": str(info.get("node", member.member_id)),
-                          "endpoint": str(info.get("endpoint", "")),
-                          "member": member.member_id})
-        nodes.sort(key=lambda n: n["node"])
-        data = json.dumps({"members": nodes}).encode()
+            node = str(info.get("node", member.member_id))
+            if node in nodes:  # two processes with one node id: only one may own anything
+                logger.error("cluster: two members call themselves %s; %s is left out of the "
+                             "placement until one of them is renamed (--node-id)", node,
+                             member.member_id)
+                continue
+            nodes[node] = {"node": node, "endpoint": str(info.get("endpoint", "")),
+                           "member": member.member_id}
+        listed = sorted(nodes.values(), key=lambda n: n["node"])
+        data = json.dumps({"members": listed}).encode()
         topics = sorted({t for m in members for t in m.metadata.topics})
-        out = {}
-        for i, node in enumerate(nodes):
+        out = {m.member_id: ConsumerProtocolAssignment(self.version, [], data) for m in members}
+        for i, node in enumerate(listed):
             parts = [(t, [i]) for t in topics if i < len(cluster.partitions_for_topic(t) or ())]
             out[node["member"]] = ConsumerProtocolAssignment(self.version, parts, data)
         return out
@@ -144,12 +149,15 @@ class Placement(Service):
         self._cache: tuple[tuple[str, ...], tuple[str, ...], dict[str, str]] | None = None
         self.fenced = False
         self._on_change = on_change  # told when the member list or fencing changes
-        self._on_stuck = on_stuck  # told once per group when its rebalance never ends
-        self._stuck_told = False
+        self._on_stuck = on_stuck  # told (once per period) while a rebalance never ends
+        self._stuck_told_at: float | None = None
         self._next_group: str | None = None  # _group and _next_group: guarded by _lock
 
     # ---- membership ------------------------------------------------------------------------
     def _on_start(self) -> None:
+        if self._consumer is not None:  # restarted by the supervisor: leave as the old member
+            self._close_consumer()
+            self._consumer = None
         with self._lock:  # an epoch applied while the log was replayed
             if self._next_group is not None:
                 self._group, self._next_group = self._next_group, None
@@ -181,24 +189,27 @@ class Placement(Service):
             group, self._next_group = self._next_group, None
             if group is not None:
                 self._group = group
+                self._members, self._cache = [], None  # nothing is ours until the new list
         if group is None:
             return
         self._close_consumer()
         logger.warning("cluster: moving to placement group %s", group)
-        self._stuck_told, self._rejoining_since = False, None
+        self._stuck_told_at, self._rejoining_since = None, None
         self._consumer = self._join(group)
 
     def _check_stuck(self) -> None:
-        since = self._rejoining_since
-        if since is None or self._stuck_told:
-            return
-        if time.monotonic() - since > STUCK_AFTER_SESSIONS * self._session_s:
+        since, told = self._rejoining_since, self._stuck_told_at
+        period = STUCK_AFTER_SESSIONS * self._session_s
+        now = time.monotonic()
+        if since is None or (told is not None and now - told <= period):
+            return  # asked this period already: again if the epoch has not changed by then
+        if now - since > period:
             with self._lock:
                 group = self._group
             logger.error("cluster: the placement group %s has not finished a rebalance in "
                          "%.0f s; asking every node to move to a fresh group", group,
                          time.monotonic() - since)
-            self._stuck_told = True
+            self._stuck_told_at = now
             self._on_stuck()
 
     def _set_members(self, members: list[dict[str, str]]) -> None:
@@ -244,6 +255,8 @@ class Placement(Service):
         if self._fence_after <= 0 or not self._members:
             return False
         now = time.monotonic()
+        if now - self.last_beat > self._fence_after:
+            return True  # this thread is stuck: the client's heartbeats prove nothing
         since = self._rejoining_since
         if since is not None and now - since <= max(self._fence_after, self._session_s - 1.0):
             return False
