@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import SHARED, VIDEO, percentiles, sample_record, save, table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    SHARED,
+    VIDEO,
+    percentiles,
+    sample_record,
+    save,
+    stop_and_delete,
+    table,
+)
 from streamproc.config import load_config  # noqa: E402
 from streamproc.daemon import Daemon  # noqa: E402
 from streamproc.storage.collections import NewFace  # noqa: E402
@@ -137,9 +145,7 @@ def run_streamproc(daemon: Daemon, streams: list[LoopingStream], collection: str
     lat, _ = histogram_percentiles(reg, "streamproc_processor_frame_to_publish_seconds",
                                    labels, hist0)
     decoded = total("frames_decoded")
-    for name in names:
-        call("StopStreamProcessor", {"Name": name})
-        call("DeleteStreamProcessor", {"Name": name})
+    stop_and_delete(call, names)
     return {"fps": frames / elapsed, "faces_s": faces / elapsed, "latency_ms": lat,
             "cpu_cores": cpu, "decoded": decoded}
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import SHARED, percentiles, save, table  # noqa: E402
+from benchmarks.common import SHARED, percentiles, save, stop_and_delete, table  # noqa: E402
 from streamproc.config import load_config  # noqa: E402
 from streamproc.daemon import Daemon  # noqa: E402
 from streamproc.dataplane import protocols  # noqa: E402
@@ -167,9 +167,7 @@ def measure(daemon: Daemon, bootstrap: str, kind: str, clip: Path, seconds: floa
                 first_record = first_record or time.monotonic() - started
                 received += [(json.loads(m.value), now) for m in batch]
         consumer.close()
-        call(daemon.endpoint, "StopStreamProcessor", {"Name": name})
-        time.sleep(0.3)
-        call(daemon.endpoint, "DeleteStreamProcessor", {"Name": name})
+        stop_and_delete(lambda op, body: call(daemon.endpoint, op, body), [name])
     finally:
         if keeper is not None:
             keeper.kill()

@@ -56,6 +56,21 @@ def save(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def stop_and_delete(call: Any, names: list[str], timeout: float = 30.0) -> None:
+    """Stop processors, wait for STOPPED (Stop answers at once), then delete them.
+
+    ``call(operation, body)`` sends one control-API request and returns its answer.
+    """
+    for name in names:
+        call("StopStreamProcessor", {"Name": name})
+    for name in names:
+        deadline = time.monotonic() + timeout
+        while call("DescribeStreamProcessor", {"Name": name})["Status"] != "STOPPED" and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        call("DeleteStreamProcessor", {"Name": name})
+
+
 def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> list[float]:
     """Percentiles of ``values`` (NaN when empty)."""
     import numpy as np
