@@ -150,14 +150,14 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
     from streamproc.faces.engine import ModelPackError
 
     daemon = Daemon(config)
-    # Signal handlers only record the signal and wake the main thread; the reload and the
-    # shutdown run here, outside signal context. The daemon sets the same event when it
-    # cannot go on.
+    # Signal handlers only record the signal (no lock: a handler runs on the main thread
+    # between bytecodes, possibly while that thread holds the event's lock); the main loop
+    # looks every 0.5 s, and the reload and the shutdown run there, outside signal context.
+    # The daemon sets the event when it cannot go on.
     wake, pending = daemon.fatal, set()
 
     def record(sig: int, _frame: object) -> None:
         pending.add(sig)
-        wake.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, record)
@@ -169,8 +169,10 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
         return 2
     print(f"streamproc ready on {daemon.endpoint}", flush=True)
     while not pending & {signal.SIGTERM, signal.SIGINT} and not daemon.fatal_reason:
-        wake.wait()
-        wake.clear()
+        # With a timeout: a signal the kernel hands to another thread only flags it for the
+        # main thread, and a wait without one never returns to run the handler (seen: a
+        # node ignoring SIGTERM for minutes while its Kafka threads took the signal).
+        wake.wait(0.5)
         if signal.SIGHUP in pending:
             pending.discard(signal.SIGHUP)
             logger.info("SIGHUP: reloading access keys and policies")

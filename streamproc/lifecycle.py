@@ -115,3 +115,44 @@ class Service:
 
     def _run(self) -> None:
         raise NotImplementedError
+
+
+class SignalStop:
+    """A stop flag that SIGINT/SIGTERM raise, with an Event's ``set``/``is_set``/``wait``.
+
+    The handler takes no lock (it runs on the main thread between bytecodes, perhaps while
+    that thread holds an Event's lock), and ``wait`` looks every ``poll_s``: a signal the
+    kernel hands to another thread only flags it for the main thread, which must run
+    bytecode to see it, so a wait without a timeout could miss it for good.
+    """
+
+    def __init__(self, poll_s: float = 0.2) -> None:
+        self._flag = False
+        self._poll = poll_s
+
+    def install(self, signals: tuple[int, ...] | None = None) -> SignalStop:
+        """Raise the flag on these signals (default SIGINT, SIGTERM); main thread only."""
+        import signal
+
+        for sig in signals or (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.set())
+        return self
+
+    def set(self) -> None:
+        """Raise the flag (from a handler or any thread)."""
+        self._flag = True
+
+    def is_set(self) -> bool:
+        """Whether the flag is raised."""
+        return self._flag
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the flag is raised or ``timeout`` passes; the flag."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._flag:
+            left = self._poll if deadline is None else min(self._poll,
+                                                            deadline - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
+        return self._flag

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import tempfile
 import threading
 import urllib.request
@@ -22,6 +21,7 @@ import cv2
 
 from streamproc.config import load_config
 from streamproc.daemon import Daemon
+from streamproc.lifecycle import SignalStop
 from streamproc.tools.broker import EmbeddedBroker
 from streamproc.tools.livestream import LoopingStream
 from streamproc.tools.tail import describe_record, follow
@@ -81,7 +81,7 @@ def enrol(endpoint: str, shared: Path, collection: str, every: int = 2) -> dict[
     return counts
 
 
-def print_records(bootstrap: str, stop: threading.Event) -> None:
+def print_records(bootstrap: str, stop: threading.Event | SignalStop) -> None:
     """Read the output topic from the beginning and print each record."""
     follow(bootstrap, TOPIC, stop,
            lambda value: print(describe_record(json.loads(value)), flush=True))
@@ -89,9 +89,7 @@ def print_records(bootstrap: str, stop: threading.Event) -> None:
 
 def run_demo(shared: Path, port: int, duration: float | None, data_dir: Path | None) -> int:
     """Run everything until Ctrl-C/SIGTERM (or ``duration`` seconds)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = SignalStop().install()
     broker = EmbeddedBroker()
     broker.start()
     stream = LoopingStream(shared / CLIPS / LIVE)

@@ -7,12 +7,13 @@ or the raw JSON with ``--json``; from the live edge, or ``--from-beginning``.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import IO, Any
+
+from streamproc.lifecycle import SignalStop
 
 
 def describe_record(record: dict[str, Any]) -> str:
@@ -33,8 +34,9 @@ def describe_record(record: dict[str, Any]) -> str:
     return f"{stamp}  " + ("; ".join(seen) or "no faces")
 
 
-def follow(bootstrap: str, topic: str, stop: threading.Event, emit: Callable[[bytes], None],
-           from_beginning: bool = True, ready: Callable[[], None] | None = None) -> None:
+def follow(bootstrap: str, topic: str, stop: threading.Event | SignalStop,
+           emit: Callable[[bytes], None], from_beginning: bool = True,
+           ready: Callable[[], None] | None = None) -> None:
     """Call ``emit`` with each record's value until ``stop`` is set.
 
     Partitions are assigned directly (no consumer group: nothing is committed, and no
@@ -84,9 +86,7 @@ def line_for(value: bytes, as_json: bool) -> str:
 def run_tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool,
              out: IO[str] = sys.stdout) -> int:
     """Follow ``topic`` until SIGINT/SIGTERM."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = SignalStop().install()
     edge = "the beginning" if from_beginning else "the live edge"
 
     def ready() -> None:
