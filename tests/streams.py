@@ -27,13 +27,11 @@ def output_arn(topic: str) -> str:
 
 
 def create(rek: Any, name: str, url: str, topic: str, collection: str, **extra: Any) -> str:
-    """CreateStreamProcessor with the usual shapes."""
-    out = rek.create_stream_processor(
-        Name=name, RoleArn=ROLE, Input={"KinesisVideoStream": {"Arn": url}},
-        Output={"KinesisDataStream": {"Arn": output_arn(topic)}},
-        Settings={"FaceSearch": {"CollectionId": collection, "FaceMatchThreshold": 80}},
-        **extra)
-    return out["StreamProcessorArn"]
+    """CreateStreamProcessor with the usual shapes (``extra`` may replace any of them)."""
+    args = {"Name": name, "RoleArn": ROLE, "Input": {"KinesisVideoStream": {"Arn": url}},
+            "Output": {"KinesisDataStream": {"Arn": output_arn(topic)}},
+            "Settings": {"FaceSearch": {"CollectionId": collection, "FaceMatchThreshold": 80}}}
+    return rek.create_stream_processor(**{**args, **extra})["StreamProcessorArn"]
 
 
 def wait_status(rek: Any, name: str, wanted: set[str], timeout: float = 30.0
@@ -45,6 +43,20 @@ def wait_status(rek: Any, name: str, wanted: set[str], timeout: float = 30.0
         if desc["Status"] in wanted or time.monotonic() > deadline:
             return desc
         time.sleep(0.1)
+
+
+def remove_processors(rek: Any, names: list[str]) -> None:
+    """Stop (where running) and delete processors; missing ones are fine."""
+    for name in names:
+        try:
+            rek.stop_stream_processor(Name=name)
+        except (rek.exceptions.ResourceInUseException, rek.exceptions.ResourceNotFoundException):
+            pass
+        try:
+            wait_status(rek, name, {"STOPPED", "FAILED"}, 10)
+            rek.delete_stream_processor(Name=name)
+        except rek.exceptions.ResourceNotFoundException:
+            pass
 
 
 def enrol(rek: Any, collection: str, clip: Path, person: str, every: int = 6) -> int:

@@ -35,6 +35,39 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def listens(pid: int, port: int) -> bool:
+    """True if process ``pid`` has a TCP socket listening on ``port`` (Linux /proc).
+
+    Elsewhere (no /proc) it answers True at once: the caller then trusts the port.
+    """
+    fd_dir = f"/proc/{pid}/fd"
+    if not os.path.isdir("/proc/self/fd"):
+        return True
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:  # the process is gone or not ours
+        return False
+    inodes = set()
+    for fd in fds:
+        try:
+            inodes.add(os.readlink(f"{fd_dir}/{fd}")[8:-1])  # "socket:[INODE]"
+        except OSError:  # closed meanwhile
+            continue
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    # local_address is ADDR:PORT in hex; state 0A is LISTEN.
+                    if (fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port
+                            and fields[9] in inodes):
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 class EmbeddedBroker:
     """Starts and stops one tansu process on a free loopback port."""
 
@@ -64,12 +97,23 @@ class EmbeddedBroker:
                 # Own session: a Ctrl-C to our process group must not kill it before
                 # we shut down in order (the publisher flushes into it first).
                 start_new_session=True)
-            if wait_for_port(self.host, self.port, 5.0) and self.process.poll() is None:
+            # tansu itself must hold the port: another process may have taken it first.
+            if wait_for_port(self.host, self.port, 5.0) and self._owns_port(2.0):
                 logger.info("embedded Kafka broker on %s", self.bootstrap)
                 return
             self.stop()
         msg = "could not start the embedded Kafka broker"
         raise RuntimeError(msg)
+
+    def _owns_port(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.process is not None and self.process.poll() is None:
+            if listens(self.process.pid, self.port):
+                return True
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        return False
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""

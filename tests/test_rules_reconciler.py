@@ -1,0 +1,202 @@
+"""Reconciler rules the loop tests in test_reconciler.py leave open: plans, logs, placement.
+
+Over tests/fakes.py's Harness (no models, broker or video). ``loop()`` builds a reconciler
+over the harness's registry and runtime with other settings or hooks, in one place, so a
+change of the reconciler's constructor touches one helper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import pytest
+from fakes import Harness
+
+from streamproc.processors.kinds import FaceSearchKind
+from streamproc.processors.reconciler import Reconciler, ReconcilerSettings
+from streamproc.storage.processors import ProcessorStore
+
+REGION = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
+KVS = "arn:aws:kinesisvideo:us-east-1:123456789012:stream/door/1600000000000"
+
+
+def loop(h: Harness, hooks: dict[str, Any] | None = None, **settings: Any) -> Reconciler:
+    """A reconciler over the harness's registry, runtime and mailbox."""
+    base = {"stop_timeout_s": h.stop_timeout_s, "tick_s": 0.05,
+            "default_destination": "k:9092", "restart_delay_s": 0.0}
+    return Reconciler(h.registry, h.runtime, {"FaceSearch": FaceSearchKind(h.searcher)},
+                      h.mailbox, ReconcilerSettings(**{**base, **settings}),
+                      dataclasses.replace(h.reconciler._hooks, **(hooks or {})))
+
+
+def test_the_loop_is_named_for_health_reports(h: Harness) -> None:
+    assert h.reconciler.name == "reconciler"
+
+
+def test_a_plan_carries_the_definition_with_credentials_only_where_needed(h: Harness) -> None:
+    url = "rtsp://admin:hunter2@cam/live?token=s3cret"
+    h.create("cam", input_arn=url, regions=[REGION])
+    h.service.start("cam")
+    loop(h, frame_queue=5).reconcile_once()
+    plan = h.runtime.latest("cam").plan
+    assert plan.url == url  # the reader needs the credentials ...
+    # ... and no one else does.
+    assert plan.url_shown == plan.stream_arn == "rtsp://***:***@cam/live?token=***"
+    assert plan.kind == "FaceSearch" and plan.regions == (REGION,) and plan.frame_queue == 5
+    assert plan.emit == "frame" and plan.threshold == 80.0
+    assert h.runtime.latest("cam").regions == (REGION,)
+
+
+def test_sessions_report_into_their_own_processors_metrics(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    h.runtime.latest("cam").sensor.frame_decoded()
+    assert h.metrics_registry.get_sample_value("streamproc_processor_frames_decoded_total",
+                                               {"processor": "cam"}) == 1
+
+
+def test_kinesis_video_inputs_map_to_configured_urls(h: Harness) -> None:
+    for name, streams in (("by-arn", {KVS: "rtsp://by-arn/x"}),
+                          ("by-name", {"door": "rtsp://by-name/x"}),
+                          ("both", {KVS: "rtsp://by-arn/x", "door": "rtsp://by-name/x"})):
+        h.create(name, input_arn=KVS)
+        h.service.start(name)
+        loop(h, video_streams=streams).reconcile_once()
+        expected = streams.get(KVS) or streams["door"]
+        assert h.runtime.latest(name).plan.url == expected
+        h.service.stop(name)
+        h.turn()
+        h.service.delete(name)
+
+
+def test_an_output_without_a_cluster_fails_at_launch_with_the_reason(h: Harness) -> None:
+    h.create("cam")  # a Kinesis-style ARN: the default cluster
+    h.service.start("cam")
+    loop(h, default_destination=None).reconcile_once()
+    assert h.status("cam") == "FAILED" and not h.runtime.launched
+    assert h.message("cam") == ("No Kafka cluster for output "
+                                "arn:aws:kinesis:us-east-1:123456789012:stream/out-cam")
+
+
+def test_placement_decides_what_runs_on_this_node(h: Harness) -> None:
+    h.create("here")
+    h.create("elsewhere")
+    h.service.start("here")
+    h.service.start("elsewhere")
+    reconciler = loop(h, {"placement": lambda name: name == "here"})
+    reconciler.reconcile_once()
+    assert [s.plan.name for s in h.runtime.launched] == ["here"]
+    assert reconciler.running_names() == ["here"]
+    assert h.status("elsewhere") == "STARTING"  # another node's to run
+
+
+def test_a_run_whose_processor_disappeared_is_halted(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    session = h.runtime.latest("cam")
+    h.registry.remove("cam")
+    h.turn()
+    assert not session.active.is_set() and h.reconciler.running_names() == []
+
+
+def test_an_abandoned_halt_settles_in_the_turn_it_is_given_up(h: Harness) -> None:
+    h.create("cam")
+    h.runtime.stuck.add("cam")
+    h.service.start("cam")
+    h.turn()
+    h.service.stop("cam")
+    h.turn()
+    assert h.status("cam") == "STOPPING"
+    time.sleep(h.stop_timeout_s + 0.05)
+    h.turn()
+    assert h.status("cam") == "STOPPED" and len(h.runtime.abandoned) == 1
+
+
+def test_a_failure_persists_that_the_processor_should_not_run(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    assert ProcessorStore(h.db).load()[0].desired == "RUNNING"
+    h.runtime.latest("cam").fail("Stream unavailable for 300 s")
+    h.turn()
+    (stored,) = ProcessorStore(h.db).load()
+    assert (stored.status, stored.desired, stored.status_message) == (
+        "FAILED", "STOPPED", "Stream unavailable for 300 s")
+
+
+def test_a_stop_ends_every_session_and_gives_up_on_stuck_ones(h: Harness) -> None:
+    for name in ("a", "b"):
+        h.create(name)
+        h.service.start(name)
+    h.runtime.stuck.add("b")
+    h.turn()
+    started = time.monotonic()
+    assert h.reconciler.stop(2.0)
+    assert time.monotonic() - started < h.stop_timeout_s + 0.5
+    assert not h.runtime.live()
+    assert [s.plan.name for s in h.runtime.abandoned] == ["b"]
+    assert {s.plan.name for s in h.runtime.halting} == {"a", "b"}
+
+
+def test_the_loop_finishes_halts_promptly_whatever_its_tick(h: Harness) -> None:
+    reconciler = loop(h, tick_s=5.0, stop_timeout_s=10.0)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.start()
+    try:
+        deadline = time.monotonic() + 2
+        while not h.runtime.launched and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h.runtime.stuck.add("cam")
+        h.service.stop("cam")
+        deadline = time.monotonic() + 2
+        while not h.runtime.halting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert h.runtime.halting, "the stop was not begun"
+        h.runtime.stuck.discard("cam")  # the reader finishes now
+        released = time.monotonic()
+        while h.status("cam") != "STOPPED" and time.monotonic() - released < 3:
+            time.sleep(0.01)
+        # Pending halts are checked every 50 ms, not every tick (5 s here).
+        assert h.status("cam") == "STOPPED" and time.monotonic() - released < 0.8
+    finally:
+        reconciler.stop(2.0)
+
+
+# ---- what operators read in the log -------------------------------------------------------------
+
+def test_crashes_and_contained_bugs_are_logged(h: Harness,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="streamproc.processors.reconciler")
+    h.create("cam")
+    h.service.start("cam")
+    h.turn()
+    h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
+    h.turn()
+    assert "processor cam: ZeroDivisionError: division by zero; restarting it" in [
+        r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    caplog.clear()
+
+    def broken(spec: Any) -> str:
+        msg = "a bug"
+        raise RuntimeError(msg)
+
+    def unrecordable(name: str, desired: Any) -> None:
+        msg = "database is locked"
+        raise OSError(msg)
+
+    h.create("bad")
+    h.service.start("bad")
+    loop(h, {"emit_mode": broken, "save_desired": unrecordable}).reconcile_once()
+    errors = [r for r in caplog.records
+              if r.levelno == logging.ERROR and "processor bad:" in r.getMessage()]
+    assert [r.getMessage() for r in errors] == [
+        "processor bad: reconciling failed",
+        "processor bad: could not record the failure; retrying"]
+    assert isinstance(errors[0].exc_info[1], RuntimeError)
+    assert isinstance(errors[1].exc_info[1], OSError)
