@@ -37,4 +37,6 @@ VOLUME ["/models", "/data"]
 EXPOSE 8085
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c \
   "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8085/health').status==200 else 1)"
-ENTRYPOINT ["streamproc", "serve", "--host", "0.0.0.0", "--model-root", "/models", "--data-dir", "/data"]
+# Authentication on: configs/docker.yaml reads access keys from /run/secrets/streamproc_keys
+# (mount it, see README "Security"); without keys the daemon refuses to start.
+ENTRYPOINT ["streamproc", "serve", "--config", "/app/configs/docker.yaml", "--model-root", "/models", "--data-dir", "/data"]

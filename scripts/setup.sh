@@ -20,20 +20,27 @@ done
 # local wheelhouse (pip's find-links) or in PyTorch's own CPU index (TORCH_INDEX_URL).
 TORCH_SPEC="torch==2.13.0+cpu"
 
-# ffmpeg serves live test streams (RTSP/TCP) in the tests and the demo; Debian's prometheus
-# package (prometheus + promtool) checks the monitoring kit in configs/monitoring.
-apt_packages=()
-command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
-command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
-if [ "${#apt_packages[@]}" -gt 0 ]; then
+# Test servers and tools, all from Debian:
+#   ffmpeg            live test streams: MPEG-TS over TCP, RTMP, SRT (libsrt), HLS; H.265 clips
+#   GStreamer's RTSP server, run by the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0,
+#                     plugins base + good: matroska demuxer, RTP payloaders, rtpbin, UDP)
+#   faketime          an RTSP camera whose clock is off, for the camera-time tests
+#   prometheus        prometheus + promtool check the monitoring kit in configs/monitoring
+#   stunnel4          TLS in front of the test Kafka broker (tests/tls_broker.py)
+PACKAGES="ffmpeg python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good faketime prometheus stunnel4"
+missing=""
+for pkg in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     # --no-install-recommends: no node exporter. Tests run their own prometheus on a free port.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${apt_packages[@]}" >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
   else
-    echo "warning: ${apt_packages[*]} not found; install them (apt-get install" \
-      "${apt_packages[*]}) for the live-stream and monitoring tests" >&2
+    echo "warning: missing for the tests:$missing (apt-get install them)" >&2
   fi
 fi
 

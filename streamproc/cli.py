@@ -31,11 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="API port (default 8085)")
     serve.add_argument("--data-dir", type=Path, help="state directory (default ~/.streamproc)")
     serve.add_argument("--model-pack", help="model pack name (default buffalo_l)")
+    serve.add_argument("--cluster", metavar="BOOTSTRAP",
+                       help="join the cluster whose state lives in this Kafka (host:port,...)")
+    serve.add_argument("--node-id", help="this node's name in the cluster (default host:port)")
     serve.add_argument("--kafka", metavar="BOOTSTRAP",
                        help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--log-format", choices=["text", "json"],
                        help="json: one JSON object per line, for log shippers")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="serve a non-loopback --host with authentication off (unsafe)")
     demo = sub.add_parser("demo", help="broker + daemon + live sample stream, printing matches")
     demo.add_argument("--shared", type=Path, help="folder with models/ and data/ "
                       "(default $STREAMPROC_SHARED or ../shared)")
@@ -91,6 +96,8 @@ def _config(args: argparse.Namespace) -> Config:
         "models.root": str(flag("model_root")) if flag("model_root") else None,
         "models.pack": flag("model_pack"), "log_level": flag("log_level"),
         "log_format": flag("log_format"), "kafka.bootstrap": flag("kafka"),
+        "cluster.bootstrap": flag("cluster"), "cluster.node_id": flag("node_id"),
+        "server.allow_unauthenticated": flag("allow_unauthenticated"),
     })
 
 
@@ -128,26 +135,46 @@ def _inference_missing() -> bool:
 
 
 def serve(config: Config, args: argparse.Namespace | None = None) -> int:
-    """Run until SIGTERM/SIGINT, then shut down within the configured bounds."""
+    """Run until SIGTERM/SIGINT, then shut down within the configured bounds.
+
+    SIGHUP re-reads access keys and policies.
+    """
     if _inference_missing():
         return 2
     if args is not None and not _pack_ready(config, args):
         return 2
+    from streamproc.api.exposure import ExposureError
+    from streamproc.api.policy import PolicyError
+    from streamproc.cluster.node import ClusterError
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
 
     daemon = Daemon(config)
-    stop = daemon.fatal  # set by a signal, or by the daemon when it cannot go on
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    # Signal handlers only record the signal and wake the main thread; the reload and the
+    # shutdown run here, outside signal context. The daemon sets the same event when it
+    # cannot go on.
+    wake, pending = daemon.fatal, set()
+
+    def record(sig: int, _frame: object) -> None:
+        pending.add(sig)
+        wake.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, record)
     try:
         daemon.start()
-    except (ModelPackError, OSError) as exc:
+    except (ModelPackError, OSError, ExposureError, PolicyError, ClusterError) as exc:
         logger.error("cannot start: %s", exc)
         daemon.stop()
         return 2
     print(f"streamproc ready on {daemon.endpoint}", flush=True)
-    stop.wait()
+    while not pending & {signal.SIGTERM, signal.SIGINT} and not daemon.fatal_reason:
+        wake.wait()
+        wake.clear()
+        if signal.SIGHUP in pending:
+            pending.discard(signal.SIGHUP)
+            logger.info("SIGHUP: reloading access keys and policies")
+            daemon.reload_access()
     logger.info("shutting down")
     daemon.stop()
     if daemon.fatal_reason:

@@ -5,13 +5,23 @@ Every default here is repeated, with a comment, in ``configs/streamproc.yaml``.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 
 class _Base(BaseModel):
@@ -36,10 +46,16 @@ class ServerConfig(_Base):
     account_id: str = Field(
         "000000000000", pattern=r"^\d{12}$", description="Account id written into ARNs."
     )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve a non-loopback address with auth off (warned at every start)."
+    )
 
 
-def _resolve_secret(value: str) -> str:
-    """``env:NAME`` reads the secret from the environment when the config loads."""
+def resolve_secret(value: str) -> str:
+    """``env:NAME`` reads the environment, ``file:PATH`` a (mounted secret) file, at load time.
+
+    Errors name the variable or file, never the value.
+    """
     if value.startswith("env:"):
         name = value[4:]
         resolved = os.environ.get(name)
@@ -47,10 +63,20 @@ def _resolve_secret(value: str) -> str:
             msg = f"environment variable {name} is not set"
             raise ValueError(msg)
         return resolved
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            msg = f"secret file {path}: {exc.strerror}"
+            raise ValueError(msg) from None
     return value
 
 
-Secret = Annotated[str, AfterValidator(_resolve_secret)]
+Secret = Annotated[str, AfterValidator(resolve_secret)]
+# Like Secret, but masked in repr/str, so a printed or logged config never shows it.
+HiddenSecret = Annotated[SecretStr, BeforeValidator(
+    lambda v: resolve_secret(v) if isinstance(v, str) else v)]
 
 
 class AuthConfig(_Base):
@@ -58,7 +84,13 @@ class AuthConfig(_Base):
 
     enabled: bool = Field(False, description="Verify AWS SigV4 signatures on every request.")
     access_keys: dict[str, Secret] = Field(
-        default_factory=dict, description="access key id -> secret (or env:VARNAME).")
+        default_factory=dict, description="access key id -> secret (or env:VARNAME, file:PATH).")
+    access_keys_file: Path | None = Field(
+        None, description="YAML mapping access key id -> secret (a mounted secret); merged "
+        "with access_keys and re-read on SIGHUP.")
+    policy_file: Path | None = Field(
+        None, description="YAML/JSON mapping access key id -> IAM policy document; keys "
+        "without one have full access. Re-read on SIGHUP.")
     max_clock_skew_s: float = Field(900.0, gt=0, description="Accepted X-Amz-Date skew.")
 
 
@@ -276,10 +308,67 @@ class ImagesConfig(_Base):
     """Limits on input images."""
 
     max_pixels: int = Field(40_000_000, gt=0, description="Reject larger images unread.")
-    s3_local_root: Path | None = Field(
-        None, description="If set, Image.S3Object reads ROOT/bucket/name; else S3 is refused."
-    )
     s3_max_bytes: int = Field(15 * 1024 * 1024, gt=0, description="S3 image size limit.")
+
+
+class ObjectsConfig(_Base):
+    """Where ``S3Object`` references (images and videos) are read from."""
+
+    local_root: Path | None = Field(
+        None, description="Serve S3Object from ROOT/bucket/name (when no s3_endpoint is set).")
+    s3_endpoint: str | None = Field(
+        None, pattern=r"^https?://", description="An S3-compatible endpoint (AWS S3, MinIO, "
+        "Ceph) read through boto3; takes precedence over local_root.")
+    s3_region: str = Field("us-east-1", description="Region for request signing.")
+    s3_access_key_id: str | None = Field(
+        None, description="Access key; null = boto3's usual chain (environment, ~/.aws).")
+    s3_secret_access_key: Secret | None = Field(None, description="Secret (or env:VARNAME).")
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        "path", description="path suits MinIO/Ceph/moto; virtual suits AWS.")
+    timeout_s: float = Field(10.0, gt=0, description="Connect and read timeout per request.")
+
+
+class NotificationTarget(_Base):
+    """Where a job's completion notice goes."""
+
+    topic: str = Field(min_length=1, description="Kafka topic.")
+    bootstrap: str | None = Field(None, description="Cluster host:port[,...]; null = "
+                                  "kafka.bootstrap.")
+
+
+class JobsConfig(_Base):
+    """Stored-video jobs (StartFaceDetection / StartFaceSearch)."""
+
+    workers: int = Field(1, ge=1, description="Jobs decoded at once; the rest wait in order.")
+    max_jobs: int = Field(20, ge=1, description="Jobs queued or running at once; more get "
+                          "LimitExceededException (Rekognition's 20 concurrent jobs).")
+    sample_fps: float = Field(5.0, gt=0, description="Frames analysed per second of video.")
+    max_video_bytes: int = Field(10 * 1024 ** 3, gt=0, description="Larger objects: "
+                                 "VideoTooLargeException at Start (Rekognition: 10 GB).")
+    max_duration_s: float = Field(6 * 3600.0, gt=0, description="Longer videos: the job "
+                                  "FAILS with VideoTooLargeException (Rekognition: 6 h).")
+    max_matches: int = Field(10, ge=1, description="FaceMatches per person and timestamp.")
+    embed_interval_s: float = Field(
+        0.5, ge=0, description="A face tracked across sampled frames is re-embedded at most "
+        "this often, in seconds of video (its latest embedding is searched at every "
+        "timestamp), as processors.embed_interval_s; 0 = embed every sampled face.")
+    frame_queue: int = Field(8, ge=1, description="Decoded frames waiting per job (BLOCK: "
+                             "decoding waits for analysis; nothing is dropped).")
+    batch_frames_beside_live: int = Field(
+        1, ge=1, description="Job frames per analysis batch while stream processors run "
+        "(a live frame waits at most one such batch; 1 was best for both the live latency "
+        "and the job's speed in benchmarks/bench_jobs.py).")
+    decode_nice: int = Field(10, ge=0, le=19, description="Niceness of job decoding threads "
+                             "(Linux): live decoding gets the CPU first.")
+    retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "
+                               "results are deleted this long after they end (Rekognition: "
+                               "7 days).")
+    max_attempts: int = Field(3, ge=1, description="A job interrupted by a daemon restart "
+                              "starts again from the beginning until it has been tried this "
+                              "often; then it FAILS. 1 = fail jobs interrupted by a restart.")
+    notification_topics: dict[str, NotificationTarget] = Field(
+        default_factory=dict, description="SNS topic ARN (or topic name) -> Kafka topic and "
+        "cluster; unmapped ARNs publish to their topic name on kafka.bootstrap.")
 
 
 class StorageConfig(_Base):
@@ -295,6 +384,36 @@ class StorageConfig(_Base):
     ivf_nprobe: int = Field(32, ge=1, description="Inverted lists searched per IVF query.")
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads for FAISS (searches are "
                                "small; more threads spin-wait).")
+
+
+class KafkaSecurity(_Base):
+    """How to reach one Kafka cluster: TLS and/or SASL (kafka-python's settings)."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="SSL = TLS; SASL_SSL = TLS + SASL (use it over SASL_PLAINTEXT).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle (PEM); system CAs if unset.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    ssl_password: HiddenSecret | None = Field(
+        None, description="Password of ssl_keyfile (or env:VAR, file:PATH).")
+    ssl_check_hostname: bool = Field(True, description="Check the broker certificate's name.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="Needed with SASL_* protocols.")
+    sasl_username: str | None = Field(None, description="SASL user.")
+    sasl_password: HiddenSecret | None = Field(
+        None, description="SASL password (env:VAR or file:PATH; never logged).")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSecurity:
+        sasl = self.protocol.startswith("SASL_")
+        fields = (self.sasl_mechanism, self.sasl_username, self.sasl_password)
+        if sasl and any(f is None for f in fields):
+            msg = f"{self.protocol} needs sasl_mechanism, sasl_username and sasl_password"
+            raise ValueError(msg)
+        if not sasl and any(f is not None for f in fields):
+            msg = f"sasl_* settings need a SASL_* protocol, not {self.protocol}"
+            raise ValueError(msg)
+        return self
 
 
 class KafkaConfig(_Base):
@@ -320,6 +439,57 @@ class KafkaConfig(_Base):
         300.0, gt=0, description="Processors FAIL after their cluster is unreachable this long "
         "(their records stay spooled and are delivered when it returns).")
     flush_timeout_s: float = Field(5.0, gt=0, description="Flush bound at shutdown.")
+    security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS/SASL for the default cluster.")
+    clusters: dict[str, KafkaSecurity] = Field(
+        default_factory=dict, description="TLS/SASL per other cluster, keyed by its "
+        "bootstrap list exactly as kafka:// outputs name it.")
+
+    def security_for(self, bootstrap: str) -> KafkaSecurity:
+        """The settings for a cluster: its own entry, the default cluster's, or plaintext."""
+        if bootstrap in self.clusters:
+            return self.clusters[bootstrap]
+        if bootstrap == self.bootstrap:
+            return self.security
+        return KafkaSecurity()
+
+
+DEFAULT_MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
+# Link-local (cloud metadata lives here) and the EC2 IPv6 metadata address.
+DEFAULT_BLOCKED_NETWORKS = ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
+
+
+class InputsConfig(_Base):
+    """What processors (and stored-video jobs) may open: checked at Create and at connect."""
+
+    schemes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MEDIA_SCHEMES),
+        description="URL schemes a processor may open (file paths: media_roots).")
+    hosts: list[str] = Field(
+        default_factory=lambda: ["*"], description="Host name patterns (* and ?) a URL may "
+        "name; IP literals are judged by networks only.")
+    networks: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"],
+        description="Every address a host resolves to must lie in one of these CIDRs.")
+    blocked_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_NETWORKS),
+        description="Refused even inside networks, unless an entry of networks names the "
+        "address at least as narrowly.")
+    media_roots: list[Path] = Field(
+        default_factory=list, description="Directories file inputs must lie under "
+        "(images.s3_local_root counts too); none = file inputs refused.")
+
+    @field_validator("networks", "blocked_networks")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad entry
+        return values
+
+    @field_validator("schemes")
+    @classmethod
+    def _lower(cls, values: list[str]) -> list[str]:
+        return [v.lower() for v in values]
 
 
 class ProcessorsConfig(_Base):
@@ -363,13 +533,63 @@ class SupervisionConfig(_Base):
                                  "this long is reported stuck (/health answers 503).")
 
 
+class ClusterConfig(_Base):
+    """Several daemons sharing collections and processors through Kafka (cluster mode)."""
+
+    bootstrap: str | None = Field(
+        None, description="Kafka cluster (host:port,...) holding the shared state and the "
+        "group membership; null = a single node with local SQLite only (--cluster).")
+    id: str = Field("streamproc", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Names "
+                    "the cluster's topics (ID.state, ID.placement) and consumer group.")
+    node_id: str | None = Field(None, description="This node's name; null = host:port of "
+                                "its API.")
+    session_timeout_s: float = Field(6.0, ge=1, description="A node silent this long is "
+                                     "dead to the group and its processors move.")
+    heartbeat_interval_s: float = Field(1.0, gt=0, description="Group heartbeats.")
+    fence_after_s: float = Field(
+        3.0, ge=0, description="A node that has not reached the group for this long stops "
+        "its processors (must be under session_timeout_s, so two nodes never run one "
+        "processor at once); 0 = keep them running through broker outages (risking two "
+        "nodes running one processor while this node is cut off).")
+    placement_partitions: int = Field(16, ge=1, description="Partitions of ID.placement: "
+                                      "at least the largest number of nodes.")
+    write_timeout_s: float = Field(10.0, gt=0, description="A write (API call) waits this "
+                                   "long for the log; then a retryable ThrottlingException.")
+    join_timeout_s: float = Field(60.0, gt=0, description="Start-up: reach the broker, "
+                                  "replay the log and join the group within this.")
+
+
 class Config(_Base):
     """The whole daemon configuration."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw: Any) -> Any:
+        """``images.s3_local_root`` (before objects were shared with videos) still works."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("images"), dict):
+            return raw
+        images = dict(raw["images"])
+        if "s3_local_root" not in images:
+            return raw
+        root = images.pop("s3_local_root")
+        objects = dict(raw.get("objects") or {})
+        if objects.get("local_root") not in (None, root):
+            msg = "images.s3_local_root and objects.local_root disagree; keep objects.local_root"
+            raise ValueError(msg)
+        objects["local_root"] = root
+        return {**raw, "images": images, "objects": objects}
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
-        if self.auth.enabled and not self.auth.access_keys:
-            msg = "auth.enabled needs at least one entry in auth.access_keys"
+        if self.auth.enabled and not (self.auth.access_keys or self.auth.access_keys_file):
+            msg = "auth.enabled needs auth.access_keys or auth.access_keys_file"
+            raise ValueError(msg)
+        if self.auth.policy_file is not None and not self.auth.enabled:
+            msg = "auth.policy_file needs auth.enabled: true (policies apply to access keys)"
+            raise ValueError(msg)
+        cluster = self.cluster
+        if cluster.bootstrap and cluster.fence_after_s >= cluster.session_timeout_s:
+            msg = "cluster.fence_after_s must be under cluster.session_timeout_s (or 0)"
             raise ValueError(msg)
         if (self.server.tls_certfile is None) != (self.server.tls_keyfile is None):
             msg = "server.tls_certfile and server.tls_keyfile go together"
@@ -380,10 +600,14 @@ class Config(_Base):
     auth: AuthConfig = AuthConfig()
     kafka: KafkaConfig = KafkaConfig()
     processors: ProcessorsConfig = ProcessorsConfig()
+    inputs: InputsConfig = InputsConfig()
     models: ModelsConfig = ModelsConfig()
     images: ImagesConfig = ImagesConfig()
+    objects: ObjectsConfig = ObjectsConfig()
+    jobs: JobsConfig = JobsConfig()
     storage: StorageConfig = StorageConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    cluster: ClusterConfig = ClusterConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         "text", description="json = one JSON object per line, for log shippers.")

@@ -84,6 +84,23 @@ class InvalidS3ObjectException(_ClientError):
     )
 
 
+class VideoTooLargeException(_ClientError):
+    """The stored video is over the configured size or duration limit."""
+
+    code = "VideoTooLargeException"
+    default_message = "The file size or duration of the supplied media is too large."
+
+
+class IdempotentParameterMismatchException(_ClientError):
+    """A ClientRequestToken was reused with different parameters."""
+
+    code = "IdempotentParameterMismatchException"
+    default_message = (
+        "A ClientRequestToken input parameter was reused with an operation, but at least "
+        "one of the other input parameters is different from the previous call to the "
+        "operation.")
+
+
 class ResourceNotFoundException(_ClientError):
     """The named collection, face or processor does not exist."""
 
@@ -111,14 +128,6 @@ class ConflictException(_ClientError):
     code = "ConflictException"
     default_message = ("A User with the same Id already exists within the collection, or the "
                        "update or deletion of the User caused an inconsistent state.")
-
-
-class IdempotentParameterMismatchException(_ClientError):
-    """A ClientRequestToken was reused with different parameters."""
-
-    code = "IdempotentParameterMismatchException"
-    default_message = ("ClientRequestToken was reused with an operation, but at least one of "
-                       "the other input parameters is different from the previous call.")
 
 
 class LimitExceededException(_ClientError):

@@ -15,6 +15,8 @@ class ApiMetrics:
     requests: Counter
     latency: Histogram
     faces: Gauge
+    denied: Counter
+    reloads: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -27,6 +29,11 @@ class ApiMetrics:
                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)),
             faces=Gauge("streamproc_collection_faces", "Faces per collection", ["collection"],
                         registry=registry),
+            denied=Counter("streamproc_api_access_denied", "Requests refused by an access "
+                           "key's policy (reason: explicit or implicit deny)",
+                           ["operation", "reason"], registry=registry),
+            reloads=Counter("streamproc_auth_reloads", "Reloads of access keys and policies "
+                            "(SIGHUP) by result", ["result"], registry=registry),
         )
 
 
@@ -48,6 +55,7 @@ class ProcessorMetrics:
     reconnects: Counter
     restarts: Counter
     latency: Histogram
+    ingest_delay: Histogram
     status: Gauge
 
     @classmethod
@@ -72,6 +80,11 @@ class ProcessorMetrics:
                               registry=registry,
                               buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
                                        0.3, 0.5, 0.75, 1, 2, 5, 10)),
+            ingest_delay=Histogram(
+                "streamproc_processor_ingest_delay_seconds",
+                "From a frame's capture time (ProducerTimestamp + FrameOffsetInSeconds) to its "
+                "decoding, for analysed frames", _PROCESSOR, registry=registry,
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30)),
             status=Gauge("streamproc_processor_status", "1 for the processor's current status",
                          ["processor", "status"], registry=registry),
         )
@@ -85,7 +98,8 @@ class ProcessorMetrics:
         for metric in (self.frames_decoded, self.frames_analysed, self.frames_dropped,
                        self.faces_detected, self.matches, self.records_emitted,
                        self.records_published,
-                       self.publish_errors, self.reconnects, self.restarts, self.latency):
+                       self.publish_errors, self.reconnects, self.restarts, self.latency,
+                       self.ingest_delay):
             try:
                 metric.remove(name)
             except KeyError:
@@ -158,6 +172,145 @@ class InferenceMetrics:
                                  "1" if model["fallback"] else "0").set(1)
 
 
+@dataclass(frozen=True)
+class ClusterMetrics:
+    """Cluster mode: members, what this node runs, how far behind the shared log it is."""
+
+    nodes: Gauge
+    owned: Gauge
+    fenced: Gauge
+    applied: Gauge
+    lag: Gauge
+    skipped: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ClusterMetrics:
+        """Register the cluster metrics on ``registry``."""
+        return cls(
+            nodes=Gauge("streamproc_cluster_nodes", "Live members of the cluster's group",
+                        registry=registry),
+            owned=Gauge("streamproc_cluster_owned_processors",
+                        "Processors placed on this node", registry=registry),
+            fenced=Gauge("streamproc_cluster_fenced", "1 while this node is out of touch "
+                         "with the group and runs nothing", registry=registry),
+            applied=Gauge("streamproc_cluster_applied_offset",
+                          "Offset of the last shared-log command applied here",
+                          registry=registry),
+            lag=Gauge("streamproc_cluster_replay_lag_records", "Commands in the shared log "
+                      "not yet applied here (approximate: the broker's high watermark)",
+                      registry=registry),
+            skipped=Counter("streamproc_cluster_records_skipped", "Shared-log records "
+                            "skipped (corrupt, unknown or failing)", ["reason"],
+                            registry=registry),
+        )
+
+
+_API = ["api"]
+
+
+@dataclass(frozen=True)
+class JobMetrics:
+    """Stored-video jobs, labelled by API (FaceDetection / FaceSearch), never by job id."""
+
+    started: Counter
+    finished: Counter
+    queued: Gauge
+    running: Gauge
+    frames_decoded: Counter
+    frames_analysed: Counter
+    faces_detected: Counter
+    video_seconds: Counter
+    progress: Gauge
+    duration: Histogram
+    notices: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> JobMetrics:
+        """Register the job metrics on ``registry``."""
+        def counter(name: str, doc: str, labels: list[str] = _API) -> Counter:
+            return Counter(f"streamproc_job_{name}", doc, labels, registry=registry)
+
+        return cls(
+            started=counter("started", "Jobs accepted by Start*"),
+            finished=counter("finished", "Jobs that ended, by status", ["api", "status"]),
+            queued=Gauge("streamproc_job_queued", "Jobs waiting for a worker",
+                         registry=registry),
+            running=Gauge("streamproc_job_running", "Jobs being analysed", registry=registry),
+            frames_decoded=counter("frames_decoded", "Sampled frames decoded from videos"),
+            frames_analysed=counter("frames_analysed", "Sampled frames analysed"),
+            faces_detected=counter("faces_detected", "Faces found in job frames"),
+            video_seconds=counter("video_seconds", "Seconds of video analysed (its rate is "
+                                  "the jobs' throughput in video seconds per second)"),
+            progress=Gauge("streamproc_job_progress_ratio", "Share of the running job's video "
+                           "analysed so far", ["job_id"], registry=registry),
+            duration=Histogram("streamproc_job_duration_seconds", "Wall time of a launch, "
+                               "from its start to its end", _API, registry=registry,
+                               buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+                                        7200, 21600)),
+            notices=counter("notices", "Completion notices handed to the publisher, and "
+                            "acknowledged or refused by Kafka", ["result"]),
+        )
+
+
+class JobSensor:
+    """What one launch of a job reports (the data plane never imports prometheus)."""
+
+    def __init__(self, metrics: JobMetrics, api: str, job_id: str) -> None:
+        self._m = metrics
+        self._job_id = job_id
+        self._decoded = metrics.frames_decoded.labels(api)
+        self._analysed = metrics.frames_analysed.labels(api)
+        self._faces = metrics.faces_detected.labels(api)
+        self._seconds = metrics.video_seconds.labels(api)
+        self._progress = metrics.progress.labels(job_id)
+        self._position_s = 0.0
+
+    def frame_decoded(self, position_s: float, duration_s: float | None) -> None:
+        """A sampled frame at ``position_s`` was decoded."""
+        self._decoded.inc()
+        if position_s > self._position_s:
+            self._seconds.inc(position_s - self._position_s)
+            self._position_s = position_s
+        if duration_s:
+            self._progress.set(min(position_s / duration_s, 1.0))
+
+    def frame_analysed(self, faces: int) -> None:
+        """A sampled frame went through detection."""
+        self._analysed.inc()
+        self._faces.inc(faces)
+
+    def close(self) -> None:
+        """The launch ended: drop its progress series."""
+        try:
+            self._m.progress.remove(self._job_id)
+        except KeyError:
+            pass
+
+
+class NoticeSensor:
+    """The publisher's delivery callbacks for completion notices (a ProcessorSensor's shape)."""
+
+    def __init__(self, metrics: JobMetrics) -> None:
+        self._submitted = metrics.notices.labels("submitted")
+        self._published = metrics.notices.labels("published")
+        self._failed = metrics.notices.labels("failed")
+
+    def emitted(self) -> None:
+        """A notice was handed to the publisher."""
+        self._submitted.inc()
+
+    def published(self, count: int = 1) -> None:
+        """Kafka acknowledged ``count`` notices."""
+        self._published.inc(count)
+
+    def observe_latency(self, seconds: float) -> None:
+        """Not measured for notices."""
+
+    def publish_failed(self) -> None:
+        """Kafka refused a notice (it is sent again)."""
+        self._failed.inc()
+
+
 class ProcessorSensor:
     """What the data plane reports about one processor (it never imports prometheus)."""
 
@@ -175,6 +328,7 @@ class ProcessorSensor:
         self._reconnects = metrics.reconnects.labels(name)
         self._restarts = metrics.restarts.labels(name)
         self._latency = metrics.latency.labels(name)
+        self._ingest_delay = metrics.ingest_delay.labels(name)
 
     def frame_decoded(self) -> None:
         """A frame was sampled."""
@@ -201,6 +355,10 @@ class ProcessorSensor:
     def observe_latency(self, seconds: float) -> None:
         """Frame decode to Kafka acknowledgement, for one record."""
         self._latency.observe(seconds)
+
+    def observe_ingest_delay(self, seconds: float) -> None:
+        """How late an analysed frame reached us: decode time minus its capture time."""
+        self._ingest_delay.observe(seconds)
 
     def publish_failed(self) -> None:
         """Kafka refused or lost a record."""

@@ -49,7 +49,9 @@ def make_config(data_dir: Path, **overrides: object) -> Config:
     """A config on port 0 with the test pack."""
     require_shared()
     base = {"server.port": 0, "storage.data_dir": str(data_dir),
-            "models.root": str(SHARED), "models.pack": "test_mfn", "log_level": "WARNING"}
+            "models.root": str(SHARED), "models.pack": "test_mfn", "log_level": "WARNING",
+            # File inputs in the tests: shared clips, and paths that do not exist.
+            "inputs.media_roots": [str(SHARED / "data"), "/nonexistent"]}
     base.update(overrides)
     return load_config(None, base)
 
@@ -88,7 +90,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedBroker) -> 
     (s3_root / "photos").mkdir()
     (s3_root / "photos" / "a1.jpg").write_bytes(fixture_photo("person_a_1"))
     d = Daemon(make_config(tmp_path_factory.mktemp("data"),
-                           **{"images.s3_local_root": str(s3_root),
+                           **{"objects.local_root": str(s3_root),
                               "kafka.bootstrap": broker.bootstrap}))
     d.start()
     yield d

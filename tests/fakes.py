@@ -19,11 +19,13 @@ from streamproc.config import CalibrationKnot, load_config
 from streamproc.dataplane.session import Session, SessionEvents, SessionPlan
 from streamproc.faces.engine import ModelIdentity
 from streamproc.faces.similarity import SimilarityScale
+from streamproc.ledger import Appliers, LocalLedger
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
 from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
 from streamproc.processors.registry import ProcessorRegistry
+from streamproc.processors.rules import ProcessorRules
 from streamproc.processors.service import ProcessorService
 from streamproc.rekognition.constants import FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
@@ -77,6 +79,7 @@ class Harness:
     stop_timeout_s: float = 0.3
     max_restarts: int = 2
     restart_delay_s: float = 0.0
+    repost_s: float = 0.05
     runtime: FakeRuntime = field(default_factory=FakeRuntime)
 
     def __post_init__(self) -> None:
@@ -96,16 +99,21 @@ class Harness:
         self.registry = ProcessorRegistry()
         kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(self.searcher)}
         self.tags = TagStore(self.db)
-        self.service = ProcessorService(self.registry, ProcessorStore(self.db), self.tags,
-                                        kinds, self.metrics, self.config, self.mailbox.changed)
+        self.appliers = Appliers()
+        self.rules = ProcessorRules(self.registry, ProcessorStore(self.db), self.tags, kinds,
+                                    self.metrics, self.config, self.mailbox.changed)
+        self.rules.register(self.appliers)
+        self.ledger = LocalLedger(self.appliers)
+        self.service = ProcessorService(self.registry, self.ledger, self.tags, self.metrics,
+                                        self.config)
         settings = ReconcilerSettings(stop_timeout_s=self.stop_timeout_s, tick_s=0.05,
                                       default_destination="k:9092",
                                       max_restarts=self.max_restarts, restart_window_s=60,
-                                      restart_delay_s=self.restart_delay_s)
-        hooks = Hooks(sensor=self.metrics.sensor, emit_mode=self.service.emit_mode,
-                      save_desired=self.service.save_desired)
+                                      restart_delay_s=self.restart_delay_s,
+                                      repost_s=self.repost_s)
+        hooks = Hooks(sensor=self.metrics.sensor, emit_mode=self.service.emit_mode)
         self.reconciler = Reconciler(self.registry, self.runtime, kinds, self.mailbox,
-                                     settings, hooks)
+                                     self.ledger, settings, hooks)
         self.events = MailboxEvents(self.mailbox)
 
     def add_collection(self, collection_id: str, model: ModelIdentity = MODEL) -> CollectionInfo:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,20 +48,6 @@ def wait_status(rek: Any, name: str, wanted: set[str], timeout: float = 30.0
         time.sleep(0.1)
 
 
-def remove_processors(rek: Any, names: list[str]) -> None:
-    """Stop (where running) and delete processors; missing ones are fine."""
-    for name in names:
-        try:
-            rek.stop_stream_processor(Name=name)
-        except (rek.exceptions.ResourceInUseException, rek.exceptions.ResourceNotFoundException):
-            pass
-        try:
-            wait_status(rek, name, {"STOPPED", "FAILED"}, 10)
-            rek.delete_stream_processor(Name=name)
-        except rek.exceptions.ResourceNotFoundException:
-            pass
-
-
 def enrol(rek: Any, collection: str, clip: Path, person: str, every: int = 6) -> int:
     """Index one face from every ``every``-th frame of ``clip`` as ``person``."""
     count = 0
@@ -79,6 +68,7 @@ class Records:
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
         self.items: list[dict[str, Any]] = []
         self.keys: list[bytes] = []
+        self.received: list[float] = []  # wall time each record was read here
         self._assigned = False
 
     def _assign(self) -> bool:
@@ -97,9 +87,11 @@ class Records:
         if not self._assigned and not self._assign():
             return
         for batch in self.consumer.poll(timeout_ms=200).values():
+            now = time.time()
             for message in batch:
                 self.items.append(json.loads(message.value))
                 self.keys.append(message.key)
+                self.received.append(now)
 
     def wait_for(self, done: Callable[[list[dict[str, Any]]], bool], timeout: float
                  ) -> list[dict[str, Any]]:
@@ -130,3 +122,66 @@ def matched_names(record: dict[str, Any]) -> list[tuple[float, str | None]]:
 def jpeg_b64(data: bytes) -> str:
     """Base64 text of bytes."""
     return base64.b64encode(data).decode()
+
+
+def frame_time(record: dict[str, Any]) -> float:
+    """ProducerTimestamp + FrameOffsetInSeconds: when the frame was captured."""
+    video = record["InputInformation"]["KinesisVideo"]
+    return video["ProducerTimestamp"] + video["FrameOffsetInSeconds"]
+
+
+def check_record_times(records: Records) -> list[float]:
+    """Assert what consumers rely on in every record read; returns the frame times.
+
+    ProducerTimestamp <= ServerTimestamp; the frame time is not later than the record's
+    arrival here (so not later than its decoding); frame times increase; fragment numbers
+    never go back and are ProducerTimestamp in milliseconds.
+    """
+    times, fragments = [], []
+    for record, received in zip(records.items, records.received, strict=True):
+        video = record["InputInformation"]["KinesisVideo"]
+        assert video["ProducerTimestamp"] <= video["ServerTimestamp"], video
+        assert video["FrameOffsetInSeconds"] >= 0, video
+        assert frame_time(record) <= received + 1e-6, (video, received)
+        assert video["ServerTimestamp"] <= received + 1e-6, (video, received)
+        assert int(video["FragmentNumber"]) == round(video["ProducerTimestamp"] * 1000)
+        times.append(frame_time(record))
+        fragments.append(int(video["FragmentNumber"]))
+    assert all(b > a for a, b in itertools.pairwise(times)), "frame times must increase"
+    assert fragments == sorted(fragments)
+    return times
+
+
+def remove_processor(rek: Any, name: str) -> None:
+    """Stop (if running) and delete a processor; quiet if it is already gone."""
+    try:
+        rek.stop_stream_processor(Name=name)
+    except (rek.exceptions.ResourceInUseException, rek.exceptions.ResourceNotFoundException):
+        pass
+    try:
+        wait_status(rek, name, {"STOPPED", "FAILED"}, 10)
+        rek.delete_stream_processor(Name=name)
+    except rek.exceptions.ResourceNotFoundException:
+        pass
+
+
+def serve_bytes(data: bytes) -> tuple[socket.socket, str]:
+    """A TCP server that sends ``data`` to each client and hangs up; (socket, tcp:// URL)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(data)
+            except OSError:
+                pass
+            conn.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return server, f"tcp://127.0.0.1:{server.getsockname()[1]}"

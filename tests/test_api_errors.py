@@ -120,7 +120,7 @@ def test_s3_without_local_root_is_refused(tmp_path: Any) -> None:
         rek = client_for(d.endpoint)
         with pytest.raises(rek.exceptions.InvalidS3ObjectException) as err:
             rek.detect_faces(Image={"S3Object": {"Bucket": "bucket", "Name": "k.jpg"}})
-        assert "s3_local_root" in err.value.response["Error"]["Message"]
+        assert "objects.local_root" in err.value.response["Error"]["Message"]
     finally:
         d.stop()
 
@@ -167,7 +167,7 @@ def test_health_and_metrics(daemon: Any) -> None:
     resp = conn.getresponse()
     body = json.loads(resp.read())
     assert resp.status == 200 and body["status"] == "ok"
-    assert set(body["stages"]) == {"analyzer", "publisher", "reconciler", "index-builder"}
+    assert set(body["stages"]) == {"analyzer", "publisher", "reconciler", "jobs", "index-builder"}
     assert all(stage["state"] == "ok" and stage["alive"] for stage in body["stages"].values())
     assert [m["role"] for m in body["inference"]["models"]] == ["detector", "recognizer"]
     conn.request("GET", "/metrics")

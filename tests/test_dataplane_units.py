@@ -1,4 +1,7 @@
-"""Data-plane pieces on their own: state machine, redaction, queues, tracker, sampler."""
+"""Data-plane pieces on their own: state machine, redaction, queues, tracker, publisher.
+
+The sampler and record times: test_timeline.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import numpy as np
 import pytest
 
 from streamproc.dataplane.queues import BoundedQueue, DropPolicy
-from streamproc.dataplane.source import FrameSampler
 from streamproc.dataplane.tracking import IouTracker
 from streamproc.processors.state import IllegalTransition, ProcessorState, ProcessorStatus
 from streamproc.processors.urls import output_target, parse_kafka_url, redact, stream_name
@@ -88,45 +90,6 @@ def test_tracker_keeps_identity_and_paces_embeddings() -> None:
     track.observe(np.array([0.0, 1.0], np.float32), now=0.5)
     assert np.allclose(track.mean_embedding, [0.70710677, 0.70710677])
     assert np.allclose(track.latest, [0.0, 1.0])
-
-
-class _Frame:
-    def __init__(self, t: float, key: bool) -> None:
-        self.time, self.key_frame = t, key
-
-    def to_ndarray(self, format: str) -> np.ndarray:  # noqa: A002 - PyAV's signature
-        return np.zeros((4, 4, 3), np.uint8)
-
-
-def test_sampler_rate_and_fragment_timing() -> None:
-    sampler = FrameSampler(fps=5)
-    frames = [_Frame(i / 25, key=(i % 25 == 0)) for i in range(100)]  # 4 s at 25 fps
-    out = [s for s in (sampler.offer(f) for f in frames) if s is not None]
-    assert len(out) == 20
-    assert all(0 <= s.offset_s < 1.0 for s in out)
-    fragments = sorted({s.fragment_number for s in out})
-    assert len(fragments) == 4 and all(f.isdigit() for f in fragments)
-    frame_times = [s.producer_ts + s.offset_s for s in out]
-    assert np.allclose(np.diff(frame_times), 0.2, atol=0.002)
-
-
-def test_sampler_reanchors_when_the_timeline_restarts() -> None:
-    sampler = FrameSampler(fps=5)
-    first = [_Frame(i / 10, key=(i == 0)) for i in range(20)]  # 0.0 .. 1.9 s
-    again = [_Frame(i / 10, key=(i == 0)) for i in range(20)]  # a new part from 0.0
-    out = [s for s in (sampler.offer(f) for f in first + again) if s is not None]
-    assert len(out) == 20
-    times = [s.producer_ts + s.offset_s for s in out]
-    assert times[10] > times[9]  # the second part continues forward in time
-
-
-def test_sampler_copes_with_frames_without_timestamps() -> None:
-    sampler = FrameSampler(fps=50)
-    out = []
-    for i in range(6):
-        out.append(sampler.offer(_Frame(None, key=(i == 0))))  # type: ignore[arg-type]
-        time.sleep(0.03)
-    assert sum(1 for s in out if s is not None) >= 3
 
 
 def _publisher(tmp_path: Any, factory: Any, **cfg: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,16 @@ import av
 import numpy as np
 import pytest
 from conftest import SHARED, client_for, fixture_photo, make_config
-from streams import BOTH, MAN, Records, create, enrol, matched_names, wait_status
+from streams import (
+    BOTH,
+    MAN,
+    Records,
+    create,
+    enrol,
+    matched_names,
+    serve_bytes,
+    wait_status,
+)
 
 from streamproc.daemon import Daemon
 from streamproc.tools.broker import EmbeddedBroker
@@ -143,27 +151,6 @@ def test_flapping_source_reconnects_then_fails(tmp_path: Path, broker: Any) -> N
         d.stop()
 
 
-def _serve_bytes(data: bytes) -> tuple[socket.socket, str]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            try:
-                conn.sendall(data)
-            except OSError:
-                pass
-            conn.close()
-
-    threading.Thread(target=loop, daemon=True).start()
-    return server, f"tcp://127.0.0.1:{server.getsockname()[1]}"
-
-
 def _face_video(path: Path, sizes: list[tuple[int, int]], seconds: float = 2.0) -> None:
     """An MPEG-TS file whose resolution changes mid-stream (one part per size)."""
     import cv2
@@ -190,7 +177,8 @@ def _face_video(path: Path, sizes: list[tuple[int, int]], seconds: float = 2.0) 
 
 def test_hostile_video_is_handled_honestly(tmp_path: Path, broker: Any) -> None:
     d = Daemon(make_config(tmp_path / "d", **{"kafka.bootstrap": broker.bootstrap,
-                                              "processors.source_give_up_s": 8.0}))
+                                              "processors.source_give_up_s": 8.0,
+                                              "inputs.media_roots": [str(tmp_path)]}))
     d.start()
     servers = []
     try:
@@ -198,7 +186,7 @@ def test_hostile_video_is_handled_honestly(tmp_path: Path, broker: Any) -> None:
         rek.create_collection(CollectionId="c")
         rek.index_faces(CollectionId="c", Image={"Bytes": fixture_photo("person_a_1")},
                         ExternalImageId="a")
-        garbage, garbage_url = _serve_bytes(random.Random(7).randbytes(200_000))
+        garbage, garbage_url = serve_bytes(random.Random(7).randbytes(200_000))
         servers.append(garbage)
         audio = tmp_path / "audio.ts"
         with av.open(str(audio), "w", format="mpegts") as container:

@@ -210,6 +210,6 @@ def test_log_format_json(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     assert lines and all({"time", "level", "logger", "message"} <= set(x) for x in lines)
-    assert any(x["logger"] == "streamproc.daemon" and x["level"] == "INFO" and
+    assert any(x["logger"].startswith("streamproc.daemon") and x["level"] == "INFO" and
                x["message"].startswith("streamproc listening on") for x in lines)
 

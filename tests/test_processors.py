@@ -23,7 +23,7 @@ from streams import (
     enrol,
     matched_names,
     output_arn,
-    remove_processors,
+    remove_processor,
     wait_status,
 )
 
@@ -52,7 +52,8 @@ def cleanup(rek: Any) -> Iterator[list[str]]:
     """Processor names to stop and delete after the test."""
     names: list[str] = []
     yield names
-    remove_processors(rek, names)
+    for name in names:
+        remove_processor(rek, name)
 
 
 def _check_record_format(record: dict[str, Any], stream_url: str) -> None:

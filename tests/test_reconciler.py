@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -215,10 +214,14 @@ def test_processors_that_should_run_resume_after_a_restart(tmp_path: Path) -> No
     first.reconciler.stop(1.0)
     first.close()
     second = Harness(tmp_path)
-    second.service.load()
-    assert second.status("cam") == "STARTING" and second.status("idle") == "STOPPED"
+    second.rules.load()
+    assert second.status("cam") == "RUNNING" and second.status("idle") == "STOPPED"
     second.turn()
     assert [s.plan.name for s in second.runtime.launched] == ["cam"]
+    assert second.status("cam") == "STARTING"  # until the new launch decodes a frame
+    second.runtime.latest("cam").report_frame()
+    second.turn()
+    assert second.status("cam") == "RUNNING"
     second.close()
 
 
@@ -373,7 +376,7 @@ def test_a_failure_is_persisted_as_not_wanted(tmp_path: Path) -> None:
     first.turn()
     first.close()
     second = Harness(tmp_path)
-    second.service.load()
+    second.rules.load()
     second.turn(2)
     assert second.status("cam") == "FAILED" and not second.runtime.launched
     second.close()
@@ -402,28 +405,31 @@ def test_one_broken_processor_does_not_stop_the_loop_for_others(h: Harness) -> N
     assert h.status("good") == "STOPPED" and not good.active.is_set()
 
 
-def test_a_failure_that_cannot_be_recorded_is_retried_not_lost(h: Harness) -> None:
+def test_a_report_lost_on_the_way_is_posted_again_and_nothing_relaunches(
+        h: Harness) -> None:
     h.create("cam")
     h.service.start("cam")
     h.turn()
     session = h.runtime.latest("cam")
-    calls = {"n": 0}
-    real = h.reconciler._hooks.save_desired
+    dropped: list[dict[str, Any]] = []
+    real_post = h.ledger.post
 
-    def flaky(name: str, desired: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            msg = "database is locked"
-            raise sqlite3.OperationalError(msg)
-        real(name, desired)
+    def lossy_post(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "processor.report" and payload["event"] == "failed" and not dropped:
+            dropped.append(payload)  # as if the log never got it (a broker outage)
+            return
+        real_post(kind, payload)
 
-    h.reconciler._hooks = dataclasses.replace(h.reconciler._hooks, save_desired=flaky)
+    h.ledger.post = lossy_post  # type: ignore[method-assign]
     session.fail("Stream unavailable for 300 s")
-    h.turn()  # recording fails once ...
+    h.turn()
+    assert dropped and h.status("cam") == "STARTING"  # the report did not arrive ...
     assert not session.active.is_set() and len(h.runtime.launched) == 1  # ... no relaunch
+    time.sleep(h.repost_s)
     h.turn()
     assert h.status("cam") == "FAILED" and h.message("cam") == "Stream unavailable for 300 s"
     assert h.registry.require("cam").desired.value == "STOPPED"
+    assert len(h.runtime.launched) == 1
 
 
 def test_a_dead_stage_fails_later_launches_too(h: Harness) -> None:

@@ -21,7 +21,7 @@ from streams import (
     create,
     enrol,
     matched_names,
-    remove_processors,
+    remove_processor,
     wait_status,
 )
 
@@ -63,7 +63,8 @@ class Scene:
             records.close()
 
     def remove(self) -> None:
-        remove_processors(self.rek, self.processors)
+        for name in self.processors:
+            remove_processor(self.rek, name)
         for collection in self.collections:
             try:
                 self.rek.delete_collection(CollectionId=collection)

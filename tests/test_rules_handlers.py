@@ -21,6 +21,7 @@ from streamproc.api import tag_handlers as th
 from streamproc.api import user_handlers as uh
 from streamproc.api.context import RequestContext, request_context
 from streamproc.collections.images import Comparison
+from streamproc.collections.rules import CollectionRules
 from streamproc.collections.service import IndexResult, digest
 from streamproc.collections.user_search import ImageUserSearch
 from streamproc.collections.users import FaceOutcome, Membership
@@ -30,6 +31,7 @@ from streamproc.errors import (
     ServiceQuotaExceededException,
 )
 from streamproc.faces.types import Face, Pose, Quality
+from streamproc.ledger import Appliers, LocalLedger
 from streamproc.rekognition.constants import MAX_TAGS, Arns, UserStatus
 from streamproc.search.searcher import SearchHit, UserHit
 from streamproc.storage.collections import CollectionInfo, StoredFace
@@ -297,7 +299,10 @@ class Tags:
 
 def test_tags_go_to_the_key_the_arn_resolves_to_and_are_bounded() -> None:
     tags = Tags()
-    s = th.Tagging(tags, lambda arn: {"arn:x": "key-x"}.get(arn))  # type: ignore[arg-type]
+    appliers = Appliers()  # the limit is the tags.set applier's (collections/rules.py)
+    CollectionRules(None, tags, None, None).register(appliers)  # type: ignore[arg-type]
+    s = th.Tagging(tags, lambda arn: {"arn:x": "key-x"}.get(arn),  # type: ignore[arg-type]
+                   LocalLedger(appliers))
     assert th.tag_resource(s, {"ResourceArn": "arn:x", "Tags": {"a": "1"}}, CTX) == {}
     assert tags.kept == {"key-x": {"a": "1"}}
     assert th.list_tags_for_resource(s, {"ResourceArn": "arn:x"}, CTX) == {"Tags": {"a": "1"}}

@@ -20,8 +20,10 @@ from streamproc.errors import (
     ResourceInUseException,
     ResourceNotFoundException,
 )
+from streamproc.ledger import Appliers, LocalLedger
 from streamproc.processors.kinds import FaceSearchKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
+from streamproc.processors.rules import ProcessorRules
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.state import (
     CAN_DELETE,
@@ -114,11 +116,13 @@ def test_create_refuses_outputs_without_a_topic_or_a_cluster(h: Harness) -> None
 
 
 def _service(h: Harness, **overrides: Any) -> ProcessorService:
-    """Another service over the harness's registry and store, with other settings."""
+    """Another service and rules over the harness's registry and store, with other settings."""
     config = load_config(None, {"kafka.bootstrap": "k:9092", **overrides})
-    return ProcessorService(h.registry, ProcessorStore(h.db), h.tags,
-                            {"FaceSearch": FaceSearchKind(h.searcher)}, h.metrics, config,
-                            h.mailbox.changed)
+    appliers = Appliers()
+    ProcessorRules(h.registry, ProcessorStore(h.db), h.tags,
+                   {"FaceSearch": FaceSearchKind(h.searcher)}, h.metrics, config,
+                   h.mailbox.changed).register(appliers)
+    return ProcessorService(h.registry, LocalLedger(appliers), h.tags, h.metrics, config)
 
 
 def test_create_checks_the_emit_tag(h: Harness) -> None:
@@ -338,42 +342,40 @@ def test_list_pages_by_name_with_statuses(h: Harness) -> None:
 
 # ---- loading after a restart -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "desired", "loaded"), [
+@pytest.mark.parametrize(("status", "desired", "settled"), [
     ("STOPPED", "STOPPED", "STOPPED"), ("FAILED", "STOPPED", "FAILED"),
     ("RUNNING", "RUNNING", "STARTING"), ("STARTING", "RUNNING", "STARTING"),
-    ("STOPPING", "STOPPED", "STOPPED"), ("UPDATING", "STOPPED", "STOPPED"),
-    ("STOPPED", "RUNNING", "STARTING"), ("FAILED", "RUNNING", "FAILED"),
+    ("STOPPING", "STOPPED", "STOPPED"),
 ])
-def test_loading_turns_transient_states_into_what_the_user_wanted(
-        tmp_path: Path, status: str, desired: str, loaded: str,
-        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="streamproc.processors.service")
+def test_loading_keeps_the_state_and_the_reconciler_converges_it(
+        tmp_path: Path, status: str, desired: str, settled: str) -> None:
+    """Every (status, desired) pair the appliers write: kept as stored, then converged."""
     first = Harness(tmp_path)
     first.add_collection("people")
     first.create("cam")
+    if desired == "RUNNING":
+        first.service.start("cam")
+    session_id = first.registry.require("cam").session_id
     store = ProcessorStore(first.db)
     store.save_status("cam", status, "earlier message", 123.0)
-    store.save_desired("cam", desired)
+    store.save_desired("cam", desired, session_id)
     first.close()
     second = Harness(tmp_path)
     second.mailbox.take()
-    second.service.load()
-    assert second.status("cam") == loaded
+    second.rules.load()
     entry = second.registry.require("cam")
-    assert entry.desired.value == desired
-    assert len(entry.session_id) == (36 if loaded == "STARTING" else 0)  # a fresh SessionId
+    assert second.status("cam") == status and entry.desired.value == desired
+    assert entry.session_id == session_id  # the same Start: its reports still count
+    assert second.message("cam") == "earlier message"
+    assert entry.state.updated == 123.0  # LastUpdateTimestamp survives the restart
     assert second.mailbox.take().dirty == {"cam"}
-    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resum")]
-    assert resumed == (["resuming processor cam"] if loaded == "STARTING" else [])
     gauge = {s.value: second.metrics_registry.get_sample_value(
         "streamproc_processor_status", {"processor": "cam", "status": s.value}) for s in S}
-    assert gauge[loaded] == 1 and sum(v or 0 for v in gauge.values()) == 1
-    if loaded == status and loaded != "STARTING":
-        assert second.message("cam") == "earlier message"
-        assert entry.state.updated == 123.0  # LastUpdateTimestamp survives the restart
-    second.turn()
+    assert gauge[status] == 1 and sum(v or 0 for v in gauge.values()) == 1
+    second.turn(2)
+    assert second.status("cam") == settled
     assert [s.plan.name for s in second.runtime.launched] == (
-        ["cam"] if loaded == "STARTING" else [])
+        ["cam"] if desired == "RUNNING" else [])
     second.close()
 
 

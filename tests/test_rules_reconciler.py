@@ -23,13 +23,30 @@ REGION = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
 KVS = "arn:aws:kinesisvideo:us-east-1:123456789012:stream/door/1600000000000"
 
 
-def loop(h: Harness, hooks: dict[str, Any] | None = None, **settings: Any) -> Reconciler:
-    """A reconciler over the harness's registry, runtime and mailbox."""
+def loop(h: Harness, hooks: dict[str, Any] | None = None, ledger: Any = None,
+         **settings: Any) -> Reconciler:
+    """A reconciler over the harness's registry, runtime, mailbox and ledger."""
     base = {"stop_timeout_s": h.stop_timeout_s, "tick_s": 0.05,
             "default_destination": "k:9092", "restart_delay_s": 0.0}
     return Reconciler(h.registry, h.runtime, {"FaceSearch": FaceSearchKind(h.searcher)},
-                      h.mailbox, ReconcilerSettings(**{**base, **settings}),
+                      h.mailbox, ledger or h.ledger, ReconcilerSettings(**{**base, **settings}),
                       dataclasses.replace(h.reconciler._hooks, **(hooks or {})))
+
+
+class _LockedLedger:
+    """The harness's ledger, except that ``name``'s failure reports cannot be recorded."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self._inner, self._name, self.node_id = inner, name, inner.node_id
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+        return self._inner.submit(kind, payload)
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        if payload.get("name") == self._name and payload.get("event") == "failed":
+            msg = "database is locked"
+            raise OSError(msg)
+        self._inner.post(kind, payload)
 
 
 def test_the_loop_is_named_for_health_reports(h: Harness) -> None:
@@ -186,13 +203,9 @@ def test_crashes_and_contained_bugs_are_logged(h: Harness,
         msg = "a bug"
         raise RuntimeError(msg)
 
-    def unrecordable(name: str, desired: Any) -> None:
-        msg = "database is locked"
-        raise OSError(msg)
-
     h.create("bad")
     h.service.start("bad")
-    loop(h, {"emit_mode": broken, "save_desired": unrecordable}).reconcile_once()
+    loop(h, {"emit_mode": broken}, ledger=_LockedLedger(h.ledger, "bad")).reconcile_once()
     errors = [r for r in caplog.records
               if r.levelno == logging.ERROR and "processor bad:" in r.getMessage()]
     assert [r.getMessage() for r in errors] == [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import json
+import logging
 import ssl
 import threading
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import botocore
 import pytest
 from botocore.config import Config as BotoConfig
 from conftest import fixture_photo, make_config
+from prometheus_client import generate_latest
 
 from streamproc.config import load_config
 from streamproc.daemon import Daemon
@@ -143,3 +146,112 @@ def test_safe_defaults_and_config_checks(tmp_path: Path, monkeypatch: Any) -> No
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "state" / "streamproc.db").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "state" / "spool.db").stat().st_mode & 0o777 == 0o600
+
+
+SCOPED_ID, SCOPED_SECRET = "AKIDSCOPEDCAMERAS001", "scoped/SECRET+value-1"
+ADMIN_ID, ADMIN_SECRET = "AKIDADMINISTRATOR001", "admin/SECRET+value-2"
+POLICIES = """
+AKIDSCOPEDCAMERAS001:
+  Version: "2012-10-17"
+  Statement:
+    - Sid: SearchCameraCollections
+      Effect: Allow
+      Action: ["rekognition:Search*", "rekognition:Describe*", "rekognition:ListFaces"]
+      Resource: "arn:aws:rekognition:*:*:collection/cam-*"
+    - Sid: RunCameraProcessors
+      Effect: Allow
+      Action: ["rekognition:*StreamProcessor", "rekognition:DescribeCollection"]
+      Resource: ["arn:aws:rekognition:*:*:streamprocessor/cam-*",
+                 "arn:aws:rekognition:*:*:collection/cam-*"]
+    - Effect: Allow
+      Action: "rekognition:List*"
+      Resource: "*"
+    - Sid: NeverDelete
+      Effect: Deny
+      Action: "rekognition:Delete*"
+      Resource: "*"
+"""
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("scoped")
+    (home / "policies.yaml").write_text(POLICIES)
+    (home / "keys.yaml").write_text(f"{SCOPED_ID}: {SCOPED_SECRET}\n{ADMIN_ID}: {ADMIN_SECRET}\n")
+    d = Daemon(make_config(home / "data", **{
+        "auth.enabled": True, "auth.access_keys_file": str(home / "keys.yaml"),
+        "auth.policy_file": str(home / "policies.yaml")}))
+    d.start()
+    yield d
+    d.stop()
+
+
+def _denied(call: Any, rek: Any) -> str:
+    with pytest.raises(rek.exceptions.AccessDeniedException) as err:
+        call()
+    return err.value.response["Error"]["Message"]
+
+
+def test_scoped_key_searches_but_cannot_delete_or_leave_its_arns(
+        scoped: Daemon, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    admin = client(scoped.endpoint, ADMIN_ID, ADMIN_SECRET)
+    cam = client(scoped.endpoint, SCOPED_ID, SCOPED_SECRET)
+    for collection in ("cam-lobby", "hr-private"):
+        admin.create_collection(CollectionId=collection)
+        admin.index_faces(CollectionId=collection, ExternalImageId="a",
+                          Image={"Bytes": fixture_photo("person_a_1")})
+    probe = {"Bytes": fixture_photo("person_a_2")}
+    found = cam.search_faces_by_image(CollectionId="cam-lobby", Image=probe)
+    assert found["FaceMatches"][0]["Face"]["ExternalImageId"] == "a"
+    assert sorted(cam.list_collections()["CollectionIds"]) == ["cam-lobby", "hr-private"]
+    arn = "arn:aws:rekognition:us-east-1:000000000000"
+    message = _denied(lambda: cam.search_faces_by_image(CollectionId="hr-private", Image=probe),
+                      cam)
+    assert message == (f"User: {SCOPED_ID} is not authorized to perform: "
+                       f"rekognition:SearchFacesByImage on resource: {arn}:collection/hr-private"
+                       " because no identity-based policy allows the "
+                       "rekognition:SearchFacesByImage action")
+    message = _denied(lambda: cam.delete_collection(CollectionId="cam-lobby"), cam)
+    assert "rekognition:DeleteCollection on resource: " + arn + ":collection/cam-lobby" in message
+    assert "explicit deny" in message
+    assert _denied(lambda: cam.detect_faces(Image=probe), cam).endswith(
+        "allows the rekognition:DetectFaces action")
+    # Processors: only cam-* names, and only over cam-* collections.
+    spec = {"RoleArn": "arn:aws:iam::123456789012:role/x",
+            "Output": {"KinesisDataStream": {"Arn": "kafka://127.0.0.1:9/cams"}}}
+    url = "rtsp://viewer:CamPass123@127.0.0.1:8554/door"
+    cam.create_stream_processor(Name="cam-door", Input={"KinesisVideoStream": {"Arn": url}},
+                                Settings={"FaceSearch": {"CollectionId": "cam-lobby"}}, **spec)
+    described = json.dumps(cam.describe_stream_processor(Name="cam-door"), default=str)
+    assert "viewer:CamPass123" not in described and "***:***@127.0.0.1" in described
+    message = _denied(lambda: cam.create_stream_processor(
+        Name="office-door", Input={"KinesisVideoStream": {"Arn": url + "2"}},
+        Settings={"FaceSearch": {"CollectionId": "cam-lobby"}}, **spec), cam)
+    assert f"on resource: {arn}:streamprocessor/office-door" in message
+    message = _denied(lambda: cam.create_stream_processor(
+        Name="cam-hr", Input={"KinesisVideoStream": {"Arn": url + "3"}},
+        Settings={"FaceSearch": {"CollectionId": "hr-private"}}, **spec), cam)
+    assert f"on resource: {arn}:collection/hr-private" in message
+    assert "explicit deny" in _denied(lambda: cam.delete_stream_processor(Name="cam-door"), cam)
+    admin.create_stream_processor(
+        Name="office", RoleArn=spec["RoleArn"], Input={"KinesisVideoStream": {"Arn": url + "4"}},
+        Output={"KinesisDataStream": {"Arn": "kafka://127.0.0.1:9/office"}},
+        Settings={"FaceSearch": {"CollectionId": "hr-private"}})
+    _denied(lambda: cam.describe_stream_processor(Name="office"), cam)
+    _denied(lambda: cam.start_stream_processor(Name="office"), cam)
+    assert sorted(p["Name"] for p in cam.list_stream_processors()["StreamProcessors"]) == [
+        "cam-door", "office"]
+    admin.delete_stream_processor(Name="office")  # the admin key has no policy: full access
+    admin.delete_stream_processor(Name="cam-door")
+    registry = scoped.registry
+    assert registry.get_sample_value("streamproc_api_access_denied_total", {
+        "operation": "DeleteCollection", "reason": "explicit"}) == 1
+    assert registry.get_sample_value("streamproc_api_access_denied_total", {
+        "operation": "CreateStreamProcessor", "reason": "implicit"}) == 2
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"access denied: key {SCOPED_ID}, rekognition:DeleteCollection" in logs
+    # No secret (API keys, camera password) in logs, metrics or Describe output.
+    metrics = generate_latest(registry).decode()
+    for secret in (SCOPED_SECRET, ADMIN_SECRET, "CamPass123"):
+        assert secret not in logs and secret not in metrics and secret not in described

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from botocore.auth import SigV4Auth
@@ -34,8 +35,9 @@ def signed_region(headers: dict[str, str]) -> str | None:
 class SigV4Verifier:
     """Checks ``Authorization`` headers against configured access keys."""
 
-    def __init__(self, keys: dict[str, str], max_skew_s: float = 900.0) -> None:
-        self._keys = dict(keys)
+    def __init__(self, secret_for: Callable[[str], str | None],
+                 max_skew_s: float = 900.0) -> None:
+        self._secret_for = secret_for  # looked up per request: keys can be reloaded
         self._skew = max_skew_s
 
     def verify(self, method: str, path: str, query: str, headers: dict[str, str],
@@ -49,7 +51,7 @@ class SigV4Verifier:
         if match is None:
             raise AccessDeniedException("Authorization header is not a valid SigV4 header")
         key_id, day, region, service, signed, signature = match.groups()
-        secret = self._keys.get(key_id)
+        secret = self._secret_for(key_id)
         if secret is None or service != SERVICE:
             raise AccessDeniedException("The security token included in the request is invalid")
         stamp = headers.get("x-amz-date", "")

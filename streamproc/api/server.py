@@ -14,7 +14,7 @@ from streamproc.lifecycle import Service
 class HttpServer(Service):
     """Serves an ASGI app; binding happens in :meth:`start` so errors surface there."""
 
-    def __init__(self, app: Starlette, host: str, port: int, shutdown_timeout: float,
+    def __init__(self, app: Starlette | None, host: str, port: int, shutdown_timeout: float,
                  tls: tuple[Path | None, Path | None] = (None, None)) -> None:
         super().__init__("http-server")
         self._app = app
@@ -25,6 +25,11 @@ class HttpServer(Service):
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
 
+    def serve(self, app: Starlette) -> None:
+        """Start serving ``app`` on the bound (or now bound) port."""
+        self._app = app
+        self.start()
+
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
@@ -32,7 +37,10 @@ class HttpServer(Service):
             return self._port
         return self._socket.getsockname()[1]
 
-    def _on_start(self) -> None:
+    def bind(self) -> None:
+        """Bind the port now (a cluster node names itself by it before it serves)."""
+        if self._socket is not None:
+            return
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -43,6 +51,12 @@ class HttpServer(Service):
             raise
         sock.listen(128)
         self._socket = sock
+
+    def _on_start(self) -> None:
+        self.bind()
+        if self._app is None:
+            msg = "no application to serve"
+            raise RuntimeError(msg)
         certfile, keyfile = self._tls
         config = uvicorn.Config(self._app, log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=self._shutdown_timeout,

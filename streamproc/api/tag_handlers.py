@@ -12,18 +12,20 @@ from dataclasses import dataclass
 
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.collections.service import CollectionService
-from streamproc.errors import ResourceNotFoundException, ServiceQuotaExceededException
+from streamproc.errors import ResourceNotFoundException
+from streamproc.ledger import Ledger
 from streamproc.processors.service import ProcessorService
-from streamproc.rekognition.constants import MAX_TAGS, Arns
+from streamproc.rekognition.constants import Arns
 from streamproc.storage.tags import TagStore
 
 
 @dataclass
 class Tagging:
-    """Tags, and which stored key (if any) an ARN names."""
+    """Tags (read here, changed through the ledger), and the key (if any) an ARN names."""
 
     tags: TagStore
     resolve: Callable[[str], str | None]
+    ledger: Ledger
 
 
 def tag_keys(arns: Arns, collections: CollectionService, processors: ProcessorService
@@ -54,16 +56,14 @@ def _resource(s: Tagging, arn: str) -> str:
 
 def tag_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """TagResource."""
-    key = _resource(s, p["ResourceArn"])
-    if len({**s.tags.get(key), **p["Tags"]}) > MAX_TAGS:
-        raise ServiceQuotaExceededException(f"A resource can have at most {MAX_TAGS} tags")
-    s.tags.set(key, p["Tags"])
+    s.ledger.submit("tags.set", {"key": _resource(s, p["ResourceArn"]), "tags": p["Tags"]})
     return {}
 
 
 def untag_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """UntagResource."""
-    s.tags.remove(_resource(s, p["ResourceArn"]), p["TagKeys"])
+    s.ledger.submit("tags.remove", {"key": _resource(s, p["ResourceArn"]),
+                                    "keys": p["TagKeys"]})
     return {}
 
 

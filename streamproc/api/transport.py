@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.context import RequestContext, request_context
 from streamproc.api.validate import ServiceSpec
@@ -70,7 +71,10 @@ class ControlApi:
     def __init__(self, spec: ServiceSpec, handlers: dict[str, Handler], metrics: ApiMetrics,
                  registry: CollectorRegistry, limits: ApiLimits,
                  health: Callable[[], dict[str, Any]], arns: Arns,
-                 verifier: SigV4Verifier | None = None) -> None:
+                 verifier: SigV4Verifier | None = None,
+                 access: AccessControl | None = None,
+                 cluster: Callable[[], dict[str, Any]] | None = None) -> None:
+        self._cluster = cluster
         self._spec = spec
         self._handlers = handlers
         self._metrics = metrics
@@ -80,6 +84,7 @@ class ControlApi:
         self._health = health
         self._verifier = verifier
         self._arns = arns
+        self._access = access
         self._in_flight = 0
 
     def app(self) -> Starlette:
@@ -88,11 +93,19 @@ class ControlApi:
             Route("/", self._rekognition, methods=["POST"]),
             Route("/health", self._health_route, methods=["GET"]),
             Route("/metrics", self._metrics_route, methods=["GET"]),
+            Route("/cluster", self._cluster_route, methods=["GET"]),
         ])
 
     async def _health_route(self, request: Request) -> Response:
         state = self._health()
         return JSONResponse(state, status_code=200 if state.get("status") == "ok" else 503)
+
+    async def _cluster_route(self, request: Request) -> Response:
+        if self._cluster is None:
+            return JSONResponse({"cluster": None, "message": "this daemon runs as a single "
+                                 "node (streamproc serve --cluster BOOTSTRAP for a cluster)"})
+        report = await anyio.to_thread.run_sync(self._cluster)
+        return JSONResponse(report)
 
     async def _metrics_route(self, request: Request) -> Response:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
@@ -124,15 +137,17 @@ class ControlApi:
                     f"Too many concurrent requests (limit {self._limits.max_concurrent})")
             body = await self._read_body(request)
             headers = {k.lower(): v for k, v in request.headers.items()}
+            key_id = None
             if self._verifier is not None:
-                self._verifier.verify("POST", request.url.path, request.url.query, headers,
-                                      body)
+                key_id = self._verifier.verify("POST", request.url.path, request.url.query,
+                                               headers, body)
             context = request_context(headers, self._arns)
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(self._limits.worker_threads)
             # Inference and SQLite are blocking: never on the event loop.
             result = await anyio.to_thread.run_sync(
-                self._dispatch, prefix, operation, body, context, limiter=self._limiter)
+                self._dispatch, prefix, operation, body, context, key_id,
+                limiter=self._limiter)
             response, code = _json(200, result, request_id), "OK"
         except StreamprocError as exc:
             response, code = error_response(exc, request_id), exc.code
@@ -150,7 +165,7 @@ class ControlApi:
         self._metrics.latency.labels(operation).observe(time.perf_counter() - started)
 
     def _dispatch(self, prefix: str, operation: str, body: bytes,
-                  context: RequestContext) -> dict[str, Any]:
+                  context: RequestContext, key_id: str | None) -> dict[str, Any]:
         handler = self._handlers.get(operation)
         if prefix != TARGET_PREFIX or handler is None:
             raise UnknownOperationException(
@@ -158,6 +173,9 @@ class ControlApi:
         params = self._parse(body)
         try:
             params = self._spec.validate(operation, params)
+            if self._access is not None and key_id is not None:
+                # After validation: the resources come from well-formed parameters.
+                self._access.authorize(key_id, operation, params)
             return handler(params, context)
         except StreamprocError:
             raise

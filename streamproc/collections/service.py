@@ -6,8 +6,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -15,12 +14,12 @@ from streamproc.collections.quality import quality_reasons
 from streamproc.config import Config
 from streamproc.errors import (
     InvalidParameterException,
-    ResourceAlreadyExistsException,
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face
+from streamproc.ledger import Ledger, pack_vector
 from streamproc.rekognition.constants import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SEARCH_MAX_FACES,
@@ -31,7 +30,7 @@ from streamproc.rekognition.constants import (
 from streamproc.rekognition.shapes import bounding_box, confidence
 from streamproc.rekognition.tokens import page_by_seq, page_of_keys
 from streamproc.search.searcher import FaceSearcher, SearchHit, in_collection
-from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
+from streamproc.storage.collections import CollectionInfo, CollectionStore, StoredFace
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)
@@ -55,9 +54,8 @@ class CollectionService:
     """Rules for collections and face search; raises domain errors only."""
 
     def __init__(self, store: CollectionStore, tags: TagStore, engine: FaceEngine,
-                 searcher: FaceSearcher, config: Config,
-                 on_delete: Callable[[str, float], None] | None = None) -> None:
-        self._on_delete = on_delete
+                 searcher: FaceSearcher, config: Config, ledger: Ledger) -> None:
+        self._ledger = ledger
         self._store = store
         self._tags = tags
         self._engine = engine
@@ -91,23 +89,12 @@ class CollectionService:
         info = CollectionInfo(collection_id, self.arn(collection_id), time.time(),
                               model.pack, model.dim, self._engine.face_model_version,
                               model.recognizer)
-        if not self._store.create(info):
-            raise ResourceAlreadyExistsException(
-                f"The collection id: {collection_id} already exists")
-        if tags:
-            self._tags.set(info.arn, tags)
-        logger.info("created collection %s (%s, %d-d)", collection_id, info.pack, info.dim)
-        return info
+        return self._ledger.submit("collection.create", {"info": asdict(info), "tags": tags})
 
     def delete_collection(self, collection_id: str) -> None:
         """Delete a collection and all its faces."""
-        info = self.require(collection_id)
-        if not self._store.delete(collection_id):
-            raise ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
-        self._tags.delete_resource(info.arn)
-        logger.info("deleted collection %s", collection_id)
-        if self._on_delete is not None:
-            self._on_delete(collection_id, info.created)
+        self.require(collection_id)
+        self._ledger.submit("collection.delete", {"collection_id": collection_id})
 
     def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int, int]:
         """Metadata, face count and user count."""
@@ -151,20 +138,18 @@ class CollectionService:
         if not good:
             return result
         total = self._store.face_count(collection_id) + len(good)
-        if total > self._config.storage.max_faces_per_collection:
+        if total > self._config.storage.max_faces_per_collection:  # early; the rule applies it
             raise ServiceQuotaExceededException(
                 f"Collection {collection_id} would exceed "
                 f"{self._config.storage.max_faces_per_collection} faces")
         self._engine.embed(image, good)
         image_id = str(uuid.uuid5(_ID_NAMESPACE, image_bytes_digest))
-        new = [NewFace(self._face_id(image_id, external_image_id, f), image_id,
-                       external_image_id, bounding_box(f.box, width, height), confidence(f),
-                       f.embedding) for f in good]
-        try:
-            stored = self._store.add_faces(collection_id, new)
-        except KeyError:
-            raise ResourceNotFoundException(
-                f"The collection id: {collection_id} does not exist") from None
+        faces = [{"face_id": self._face_id(image_id, external_image_id, f),
+                  "image_id": image_id, "external_image_id": external_image_id,
+                  "bbox": bounding_box(f.box, width, height), "confidence": confidence(f),
+                  "embedding": pack_vector(f.embedding)} for f in good]
+        stored = self._ledger.submit("faces.add", {"collection_id": collection_id,
+                                                   "faces": faces})
         result.indexed = list(zip(stored, good, strict=True))
         return result
 
@@ -191,7 +176,8 @@ class CollectionService:
         ASSOCIATED_TO_AN_EXISTING_USER): disassociate it or delete the user first.
         """
         self.require(collection_id)
-        return in_collection(collection_id, self._store.delete_faces, face_ids)
+        return self._ledger.submit("faces.delete", {"collection_id": collection_id,
+                                                    "face_ids": face_ids})
 
     # ---- search ----------------------------------------------------------------------
     def search_faces(self, collection_id: str, face_id: str, max_faces: int | None,

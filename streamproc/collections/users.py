@@ -19,6 +19,7 @@ from streamproc.errors import (
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
+from streamproc.ledger import Appliers, Ledger
 from streamproc.rekognition.constants import (
     DEFAULT_ASSOCIATE_THRESHOLD,
     MAX_FACES_PER_USER,
@@ -71,7 +72,8 @@ class UserService:
     """Rules for users and their faces; raises domain errors only."""
 
     def __init__(self, users: UserStore, store: CollectionStore, searcher: FaceSearcher,
-                 idempotency: Idempotency, config: Config) -> None:
+                 idempotency: Idempotency, config: Config, ledger: Ledger) -> None:
+        self._ledger = ledger
         self._users = users
         self._store = store
         self._searcher = searcher
@@ -79,8 +81,41 @@ class UserService:
         self._max_users = config.storage.max_users_per_collection
         self._lock = threading.Lock()
 
-    # ---- users -------------------------------------------------------------------------
+    # ---- commands: what the API calls submits; the appliers below hold the rules ---------
+    def register(self, appliers: Appliers) -> None:
+        """Declare the user commands."""
+        for kind, fn in (("user.create", self._create_user),
+                         ("user.delete", self._delete_user),
+                         ("user.associate", self._associate_faces),
+                         ("user.disassociate", self._disassociate_faces)):
+            appliers.register(kind, lambda p, where, fn=fn: fn(**p))
+
     def create_user(self, collection_id: str, user_id: str, token: str | None) -> None:
+        """CreateUser: a user without faces (status CREATED)."""
+        self._ledger.submit("user.create", {"collection_id": collection_id,
+                                            "user_id": user_id, "token": token})
+
+    def delete_user(self, collection_id: str, user_id: str, token: str | None) -> None:
+        """DeleteUser: disassociates the user's faces (they stay indexed), then deletes it."""
+        self._ledger.submit("user.delete", {"collection_id": collection_id,
+                                            "user_id": user_id, "token": token})
+
+    def associate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
+                        threshold: float | None, token: str | None) -> Membership:
+        """AssociateFaces (see the README for the rules)."""
+        return self._ledger.submit("user.associate", {
+            "collection_id": collection_id, "user_id": user_id, "face_ids": face_ids,
+            "threshold": threshold, "token": token})
+
+    def disassociate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
+                           token: str | None) -> Membership:
+        """DisassociateFaces: faces of another user or unknown are reported, not changed."""
+        return self._ledger.submit("user.disassociate", {
+            "collection_id": collection_id, "user_id": user_id, "face_ids": face_ids,
+            "token": token})
+
+    # ---- users -------------------------------------------------------------------------
+    def _create_user(self, collection_id: str, user_id: str, token: str | None) -> None:
         """CreateUser: a user without faces (status CREATED)."""
         request = {"CollectionId": collection_id, "UserId": user_id}
         with self._lock:
@@ -96,7 +131,7 @@ class UserService:
                     f"A user with id {user_id} already exists in collection {collection_id}")
         logger.info("created user %s in %s", user_id, collection_id)
 
-    def delete_user(self, collection_id: str, user_id: str, token: str | None) -> None:
+    def _delete_user(self, collection_id: str, user_id: str, token: str | None) -> None:
         """DeleteUser: disassociates the user's faces (they stay indexed), then deletes it."""
         request = {"CollectionId": collection_id, "UserId": user_id}
         with self._lock:
@@ -121,8 +156,8 @@ class UserService:
         return in_collection(collection_id, self._users.count)
 
     # ---- faces of a user -------------------------------------------------------------------
-    def associate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
-                        threshold: float | None, token: str | None) -> Membership:
+    def _associate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
+                         threshold: float | None, token: str | None) -> Membership:
         """AssociateFaces (see the README for the rules)."""
         cut = DEFAULT_ASSOCIATE_THRESHOLD if threshold is None else float(threshold)
         request = {"CollectionId": collection_id, "UserId": user_id, "FaceIds": face_ids,
@@ -144,8 +179,8 @@ class UserService:
             self._apply("AssociateFaces", token, request, result, accepted, [])
             return result
 
-    def disassociate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
-                           token: str | None) -> Membership:
+    def _disassociate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
+                            token: str | None) -> Membership:
         """DisassociateFaces: faces of another user or unknown are reported, not changed."""
         request = {"CollectionId": collection_id, "UserId": user_id, "FaceIds": face_ids}
         with self._lock:

@@ -7,6 +7,9 @@ through the shared :class:`~streamproc.search.searcher.FaceSearcher` (the same p
 uses, model check included) and its records go to the publisher. A problem with one
 processor (its collection gone, a bug in its settings) ends that processor's session only;
 the other frames of the batch are still analysed.
+
+Stored-video jobs are background work (``dataplane/background.py``): their frames are taken
+only when no live frame waits, and what becomes of their faces is their owner's business.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Any
 
 import numpy as np
 
+from streamproc.dataplane.background import BackgroundFeed, BackgroundOwner
 from streamproc.dataplane.publish import Publisher
 from streamproc.dataplane.records import Match, face_search_record
 from streamproc.dataplane.session import Session, in_regions
@@ -29,7 +34,8 @@ from streamproc.lifecycle import Service
 from streamproc.search.searcher import CollectionNotFound, FaceSearcher
 
 logger = logging.getLogger(__name__)
-Work = tuple[Session, VideoFrame, list[Face], list[Track]]
+Owner = Session | BackgroundOwner
+Work = tuple[Owner, Any, list[Face], list[Track]]  # the frame: VideoFrame or StoredFrame
 
 
 class Analyzer(Service):
@@ -49,6 +55,16 @@ class Analyzer(Service):
         self._wake = wake
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._background: BackgroundFeed | None = None
+        self._beside_live = batch_frames
+
+    def add_background(self, feed: BackgroundFeed, beside_live: int) -> None:
+        """Analyse ``feed``'s frames whenever no live frame waits.
+
+        While live sessions are attached a batch holds at most ``beside_live`` of them.
+        """
+        feed.wake = self._wake
+        self._background, self._beside_live = feed, beside_live
 
     def attach(self, session: Session) -> None:
         """Start analysing a session's frames."""
@@ -62,10 +78,10 @@ class Analyzer(Service):
                 del self._sessions[session.name]
         session.frames.drain()
 
-    def _collect(self) -> list[tuple[Session, VideoFrame]]:
+    def _collect(self) -> list[tuple[Owner, Any]]:
         with self._lock:
             sessions = list(self._sessions.values())
-        batch: list[tuple[Session, VideoFrame]] = []
+        batch: list[tuple[Owner, Any]] = []
         progress = True
         while progress and len(batch) < self._batch:
             progress = False
@@ -76,6 +92,8 @@ class Analyzer(Service):
                     progress = True
                     if len(batch) >= self._batch:
                         break
+        if not batch and self._background is not None:
+            return self._background.take(self._beside_live if sessions else self._batch)
         return batch
 
     def _run(self) -> None:
@@ -88,12 +106,16 @@ class Analyzer(Service):
                 continue
             try:
                 self.analyse(batch)
-            except Exception:
+            except Exception as exc:
                 # Detection or embedding failed for the whole batch (a model error): the
                 # frames are lost, the stage goes on; per-processor problems never get here.
+                # A job missing frames would be incomplete, so it fails instead.
                 logger.exception("analysing a batch of %d frames failed", len(batch))
+                for owner, _ in batch:
+                    if not isinstance(owner, Session):
+                        owner.fail(f"Analysing a frame failed: {type(exc).__name__}")
 
-    def analyse(self, batch: list[tuple[Session, VideoFrame]]) -> None:
+    def analyse(self, batch: list[tuple[Owner, Any]]) -> None:
         """Detect, embed what needs it (one call for the whole batch), search and emit."""
         work: list[Work] = []
         to_embed: list[tuple[np.ndarray, list[Face]]] = []
@@ -105,8 +127,13 @@ class Analyzer(Service):
             regions = session.regions
             faces = [f for f in detected if in_regions(f, regions, width, height)]
             tracks = session.tracker.update([f.box for f in faces])
-            fresh = [(t, f) for t, f in zip(tracks, faces, strict=True)
-                     if t.needs_embedding(frame.decoded_at, self._embed_interval)]
+            interval = self._embed_interval if isinstance(session, Session) \
+                else session.embed_interval
+            fresh = [] if interval is None else [
+                (t, f) for t, f in zip(tracks, faces, strict=True)
+                if t.needs_embedding(frame.decoded_at, interval)]
+            for track, _ in fresh:
+                track.will_embed(frame.decoded_at)
             if fresh:
                 to_embed.append((frame.image, [f for _, f in fresh]))
                 owners += [(t, f, frame.decoded_at) for t, f in fresh]
@@ -118,8 +145,19 @@ class Analyzer(Service):
             for face, track in zip(faces, tracks, strict=True):
                 if face.embedding is None:
                     face.embedding = track.latest
-            if session.active.is_set():
+            if not isinstance(session, Session):
+                self._finish_background(session, frame, faces, tracks)
+            elif session.active.is_set():
                 self._finish_safely(session, frame, faces, tracks)
+
+    @staticmethod
+    def _finish_background(owner: BackgroundOwner, frame: Any, faces: list[Face],
+                           tracks: list[Track]) -> None:
+        try:
+            owner.finish(frame, faces, tracks)
+        except Exception as exc:
+            logger.exception("%s: analysing a frame failed", owner.name)
+            owner.fail(f"Analysing a frame failed: {type(exc).__name__}: {exc}")
 
     def _finish_safely(self, session: Session, frame: VideoFrame, faces: list[Face],
                        tracks: list[Track]) -> None:
@@ -149,6 +187,8 @@ class Analyzer(Service):
                    for f, t in zip(faces, tracks, strict=True)]
         matches = self._search(session, vectors)
         session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))
+        session.sensor.observe_ingest_delay(frame.ingest_delay_s)
+        session.sensor.observe_ingest_delay(frame.ingest_delay_s)
         if not track_mode:
             if faces or self._emit_empty:
                 self._emit(session, frame, list(zip(faces, matches, strict=True)))

@@ -13,6 +13,7 @@ import threading
 import time
 
 from streamproc.config import Config
+from streamproc.dataplane.allowlist import InputAllowlist
 from streamproc.dataplane.analyzer import Analyzer
 from streamproc.dataplane.publish import Publisher
 from streamproc.dataplane.session import Session, SessionEvents, SessionPlan
@@ -31,8 +32,9 @@ class DataPlane:
     """Starts and stops the shared stages and each session's source worker."""
 
     def __init__(self, config: Config, engine: FaceEngine, searcher: FaceSearcher,
-                 spool: Spool, publisher: Publisher) -> None:
+                 spool: Spool, publisher: Publisher, inputs: InputAllowlist) -> None:
         self._config = config
+        self._inputs = inputs
         self._wake = threading.Event()
         self._spool = spool
         self.publisher = publisher
@@ -67,7 +69,7 @@ class DataPlane:
             give_up_s=p.source_give_up_s,
             realtime=plan.url.startswith(("/", "file:")))
         session = Session(plan, sensor, events)
-        worker = SourceWorker(session, settings, self._wake)
+        worker = SourceWorker(session, settings, self._wake, self._inputs.check)
         self.stages[plan.kind].attach(session)
         with self._lock:
             self._workers[id(session)] = worker

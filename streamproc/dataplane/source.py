@@ -1,33 +1,33 @@
-"""Reading a live (or file) video source with PyAV: timeouts, sampling and fragment timing.
+"""Reading a live (or file) video source with PyAV: opening, sampling and frame timing.
 
-Timing model (what the output records' ``InputInformation.KinesisVideo`` means here):
-
-* A *fragment* is a GOP: it starts at a key frame, as KVS fragments do.
-* ``ProducerTimestamp`` of a fragment = wall clock at the session's first frame + the key
-  frame's presentation time relative to that first frame (the producer's timeline, anchored
-  to when we joined it). ``ServerTimestamp`` = wall clock when streamproc decoded that key
-  frame. ``FrameOffsetInSeconds`` = frame pts - key frame pts, so frame time =
-  ProducerTimestamp + FrameOffsetInSeconds, as in Rekognition.
-* ``FragmentNumber`` = ProducerTimestamp in milliseconds, as a decimal string: unique and
-  increasing within a session.
+Which times a record carries is :mod:`streamproc.dataplane.timeline`'s job (its docstring
+is the timing model); how each protocol is opened and what its errors mean is
+:mod:`streamproc.dataplane.protocols`' and :mod:`streamproc.dataplane.opening`'s. Here
+frames are decoded, timed as they come out of the decoder, and sampled at ``fps`` per
+second of stream time.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import av
 import numpy as np
 
+from streamproc.dataplane.opening import open_source, video_stream
+from streamproc.dataplane.protocols import (
+    CAMERA_CLOCK_WAIT_S,
+    SourceError,
+    classify,
+    plan_source,
+)
+from streamproc.dataplane.timeline import FrameClock
 
-class SourceError(Exception):
-    """A source problem; ``fatal`` ones end the processor in FAILED, others are retried."""
-
-    def __init__(self, message: str, fatal: bool) -> None:
-        super().__init__(message)
-        self.fatal = fatal
+__all__ = ["FrameSampler", "SourceError", "VideoFrame", "read_frames"]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,73 +40,58 @@ class VideoFrame:
     server_ts: float
     offset_s: float
     decoded_at: float  # time.monotonic() when decoded, for frame-to-publish latency
-
-
-_FATAL = (av.error.FileNotFoundError, av.error.InvalidDataError, av.error.DecoderNotFoundError,
-          av.error.ProtocolNotFoundError, av.error.HTTPNotFoundError, av.error.HTTPForbiddenError,
-          av.error.HTTPUnauthorizedError, av.error.PermissionError)
-
-
-def classify(exc: BaseException, url_shown: str) -> SourceError:
-    """Map PyAV/OS errors to fatal (bad URL, no such stream) or retriable (network)."""
-    # strerror, never str(exc): PyAV puts the full URL (credentials too) in str().
-    text = getattr(exc, "strerror", None) or type(exc).__name__
-    if isinstance(exc, _FATAL):
-        return SourceError(f"Cannot open {url_shown}: {text}", fatal=True)
-    if isinstance(exc, av.error.OSError) and "resolve" in text.lower():
-        return SourceError(f"Cannot resolve host of {url_shown}: {text}", fatal=True)
-    return SourceError(f"{url_shown}: {text}", fatal=False)
-
-
-def open_options(url: str) -> dict[str, str]:
-    """Per-protocol demuxer options."""
-    if url.startswith(("rtsp://", "rtsps://")):
-        return {"rtsp_transport": "tcp"}
-    return {}
+    ingest_delay_s: float = 0.0  # decode time - frame time (camera clock or anchor)
+    camera_clock: bool = False  # frame time is the camera's own clock
 
 
 class FrameSampler:
-    """Turns decoded PyAV frames into :class:`VideoFrame` at ``fps`` per second of stream time."""
+    """Turns decoded PyAV frames into :class:`VideoFrame` at ``fps`` per second of stream time.
 
-    def __init__(self, fps: float) -> None:
+    Every decoded frame goes through :meth:`offer` (all of them move the clock's anchor);
+    a sampled frame is skipped only if its time would not be later than the last one's.
+    """
+
+    def __init__(self, fps: float, clock: FrameClock | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self._period = 1.0 / fps if fps > 0 else 0.0
-        self._first_pts: float | None = None
-        self._wall0 = 0.0
-        self._next = 0.0
-        self._key_pts = 0.0
-        self._key_server = 0.0
-        self._clock0: float | None = None
-        self._last_pts = 0.0
-        self._last_time = 0.0
+        self._clock = clock if clock is not None else FrameClock()
+        self._wall = wall  # the decode moment's clock (tests pass a fake one)
+        self._next: float | None = None
+        self._last_pts: float | None = None
+        self._arrival0: float | None = None
+        self.frames_offered = 0
 
-    def offer(self, frame: av.VideoFrame) -> VideoFrame | None:
-        """A sampled frame, or None if this one is skipped."""
-        now = time.time()
+    def _pts(self, frame: av.VideoFrame) -> float:
         if frame.time is not None:
-            pts = float(frame.time)
-        else:
-            # No timestamps (zero/unknown fps, raw streams): arrival time is the timeline.
-            self._clock0 = self._clock0 if self._clock0 is not None else time.monotonic()
-            pts = time.monotonic() - self._clock0
-        if self._first_pts is None or pts < self._last_pts:
-            # First frame, or the timeline jumped back (source restarted): re-anchor,
-            # never earlier than frames already reported, so frame times keep increasing.
-            anchor = max(now, self._last_time + 1e-3)
-            self._first_pts, self._wall0, self._next = pts, anchor, pts
-            self._key_pts, self._key_server = pts, now
+            return float(frame.time)
+        # No timestamp (raw streams, a stray frame): arrival time is the timeline.
+        now = self._wall()
+        self._arrival0 = self._arrival0 if self._arrival0 is not None else now
+        return now - self._arrival0
+
+    def offer(self, frame: av.VideoFrame, camera_base: float | None = None
+              ) -> VideoFrame | None:
+        """A sampled frame, or None if this one is skipped.
+
+        ``camera_base`` is the camera's wall-clock time at presentation time 0, if known.
+        """
+        now = self._wall()
+        self.frames_offered += 1
+        pts = self._pts(frame)
+        stamp = self._clock.stamp(pts, now, bool(frame.key_frame), camera_base)
+        if self._next is None or self._last_pts is None or pts < self._last_pts:
+            self._next = pts  # first frame, or the timeline restarted
         self._last_pts = pts
-        self._last_time = self._wall0 + (pts - self._first_pts)
-        if frame.key_frame:
-            self._key_pts, self._key_server = pts, now
-        if pts + 1e-6 < self._next:
+        if pts + 1e-6 < self._next or not self._clock.claim(stamp):
             return None
         self._next = max(self._next + self._period, pts) if self._period else pts
-        producer = self._wall0 + (self._key_pts - self._first_pts)
         return VideoFrame(
             image=frame.to_ndarray(format="bgr24"),
-            fragment_number=str(int(round(producer * 1000))),
-            producer_ts=round(producer, 3), server_ts=round(self._key_server, 3),
-            offset_s=round(pts - self._key_pts, 3), decoded_at=time.monotonic())
+            fragment_number=str(stamp.producer_ms),
+            producer_ts=stamp.producer_ms / 1000, server_ts=stamp.server_ms / 1000,
+            offset_s=(stamp.frame_ms - stamp.producer_ms) / 1000,
+            decoded_at=time.monotonic(), ingest_delay_s=stamp.delay_s,
+            camera_clock=stamp.camera)
 
 
 class _Pacer:
@@ -127,31 +112,54 @@ class _Pacer:
 
 
 def read_frames(url: str, url_shown: str, fps: float, open_timeout: float,
-                read_timeout: float, realtime: bool) -> Iterator[VideoFrame]:
+                read_timeout: float, realtime: bool, clock: FrameClock | None = None,
+                options: dict[str, str] | None = None) -> Iterator[VideoFrame]:
     """Yield sampled frames until the source ends; raise :class:`SourceError` on failure.
 
     ``realtime`` paces file sources to their own clock so a file behaves like a camera.
+    Pass the same ``clock`` on every reconnect so frame times keep increasing across them.
+    ``options`` (from the inputs allowlist: no redirects, the checked Host) go to FFmpeg on
+    top of the protocol's own.
     """
     try:
-        container = av.open(url, timeout=(open_timeout, read_timeout),
-                            options=open_options(url))
-    except Exception as exc:  # PyAV raises many types; classify() sorts them
-        raise classify(exc, url_shown) from exc
-    with container:
-        if not container.streams.video:
-            raise SourceError(f"{url_shown} has no video stream", fatal=True)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        sampler = FrameSampler(fps)
+        plan = plan_source(url)
+    except SourceError as exc:
+        raise SourceError(f"Cannot open {url_shown}: {exc}", fatal=True) from None
+    if options:
+        plan = replace(plan, options={**plan.options, **options})
+    clock = clock if clock is not None else FrameClock()
+    with open_source(plan, url_shown, open_timeout, read_timeout) as (container, relay):
+        stream = video_stream(container, url_shown, plan.live)
+        clock.connected()
+        sampler = FrameSampler(fps, clock)
         pacer = _Pacer() if realtime else None
+        waits = plan.camera_clock and not clock.knows_camera  # a reconnection need not
+        clock_due = time.monotonic() + CAMERA_CLOCK_WAIT_S if waits else 0.0
         try:
             for frame in container.decode(stream):
                 if pacer is not None and frame.time is not None:
                     pacer.wait_for(float(frame.time))
-                sampled = sampler.offer(frame)
+                camera = container.start_time_realtime
+                if not camera and time.monotonic() < clock_due:
+                    continue  # the camera's clock is on its way (RTCP); see protocols
+                sampled = sampler.offer(frame, camera / 1e6 if camera else None)
                 if sampled is not None:
                     yield sampled
         except av.error.EOFError:
+            failure = relay.failure(url_shown) if relay is not None else None
+            if failure is not None and failure.fatal:
+                raise failure from None
             return
-        except Exception as exc:
-            raise classify(exc, url_shown) from exc
+        except av.error.InvalidDataError as exc:
+            if sampler.frames_offered == 0:
+                raise classify(exc, url_shown, plan) from exc
+            # Good frames came first: the stream changed (a camera switched codec) or was
+            # damaged in transit; a reconnect probes it afresh.
+            raise SourceError(f"{url_shown}: undecodable data after {sampler.frames_offered} "
+                              "frames (codec changed?)", fatal=False) from exc
+        except (av.error.FFmpegError, OSError) as exc:
+            # Only what the stream or the network did; anything else is a bug and reaches
+            # the worker's crash path (restarted within a budget, not retried as a network
+            # error for ever).
+            failure = relay.failure(url_shown) if relay is not None else None
+            raise (failure or classify(exc, url_shown, plan)) from exc

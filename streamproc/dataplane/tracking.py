@@ -37,7 +37,14 @@ class Track:
 
     def needs_embedding(self, now: float, interval: float) -> bool:
         """True if the track has no embedding yet or its latest one is too old."""
-        return self.embedded_at is None or now - self.embedded_at >= interval
+        # latest, not embedded_at: a reservation (will_embed) whose batch failed must not
+        # leave the track without an embedding until the interval has passed.
+        return self.latest is None or self.embedded_at is None or \
+            now - self.embedded_at >= interval
+
+    def will_embed(self, now: float) -> None:
+        """An embedding taken at ``now`` is on its way: later frames of the same batch wait."""
+        self.embedded_at = now
 
     def observe(self, embedding: np.ndarray, now: float) -> None:
         """Record a fresh embedding of this track's face."""

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from streamproc.config import KafkaConfig
+from streamproc.config import KafkaConfig, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,38 @@ class Transport(Protocol):
         """Wait up to ``timeout`` for sends in flight."""
 
 
+def protect_kafka_logs() -> None:
+    """Keep kafka-python at INFO or above, whatever level the daemon logs at.
+
+    Its DEBUG output prints the raw bytes of every request, SASL PLAIN passwords included.
+    """
+    kafka_logger = logging.getLogger("kafka")
+    if kafka_logger.level == logging.NOTSET or kafka_logger.level < logging.INFO:
+        kafka_logger.setLevel(logging.INFO)
+
+
+def security_options(security: KafkaSecurity) -> dict[str, Any]:
+    """kafka-python client settings for a cluster's TLS/SASL (secrets unwrapped only here)."""
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.protocol in ("SSL", "SASL_SSL"):
+        options.update(
+            ssl_cafile=_path(security.ssl_cafile), ssl_certfile=_path(security.ssl_certfile),
+            ssl_keyfile=_path(security.ssl_keyfile),
+            ssl_password=security.ssl_password.get_secret_value()
+            if security.ssl_password else None,
+            ssl_check_hostname=security.ssl_check_hostname)
+    if security.sasl_mechanism is not None:
+        assert security.sasl_password is not None  # the config's validator guarantees it
+        options.update(sasl_mechanism=security.sasl_mechanism,
+                       sasl_plain_username=security.sasl_username,
+                       sasl_plain_password=security.sasl_password.get_secret_value())
+    return options
+
+
+def _path(value: object) -> str | None:
+    return str(value) if value is not None else None
+
+
 class KafkaTransport:
     """One idempotent, batching producer per Kafka cluster (``destination`` = bootstrap)."""
 
@@ -61,6 +93,7 @@ class KafkaTransport:
             factory = self._factory
             if factory is None:
                 from kafka import KafkaProducer as factory  # noqa: N813
+            protect_kafka_logs()
             cfg = self._config
             producer = factory(
                 bootstrap_servers=cluster.split(","), linger_ms=cfg.linger_ms,
@@ -68,7 +101,8 @@ class KafkaTransport:
                 compression_type=cfg.compression_type,
                 max_block_ms=cfg.max_block_ms, acks="all", enable_idempotence=True,
                 delivery_timeout_ms=cfg.delivery_timeout_ms,
-                bootstrap_timeout_ms=cfg.max_block_ms)
+                bootstrap_timeout_ms=cfg.max_block_ms,
+                **security_options(cfg.security_for(cluster)))
             self._producers[cluster] = producer
         return producer
 

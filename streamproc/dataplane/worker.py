@@ -6,10 +6,13 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from streamproc.dataplane.allowlist import CheckedInput, InputRefused, InputUnresolved
 from streamproc.dataplane.session import Session
 from streamproc.dataplane.source import SourceError, read_frames
+from streamproc.dataplane.timeline import FrameClock
 from streamproc.lifecycle import Service
 from streamproc.redaction import scrub
 
@@ -37,8 +40,8 @@ class SourceWorker(Service):
     the owner restarts within a budget instead of retrying it forever like a network error.
     """
 
-    def __init__(self, session: Session, settings: SourceSettings,
-                 wake: threading.Event) -> None:
+    def __init__(self, session: Session, settings: SourceSettings, wake: threading.Event,
+                 guard: Callable[[str], CheckedInput]) -> None:
         super().__init__(f"source-{session.name}")
         self._session = session
         self._url = session.plan.url
@@ -46,22 +49,45 @@ class SourceWorker(Service):
         self._settings = settings
         self._wake = wake
         self.session_name = session.name
+        self._guard = guard  # the inputs allowlist, asked again before every connect
+        self._opened = self._url  # the checked URL last handed to FFmpeg (credentials too)
+
+    def _scrub(self, text: str) -> str:
+        # The URL as given and as last opened (a checked form of it) both carry secrets.
+        return scrub(scrub(text, self._url), self._opened).replace(self._opened, self._shown)
 
     def _on_crash(self, exc: BaseException) -> None:
         # Exceptions from PyAV quote the URL; the crash report becomes a StatusMessage.
-        self._session.crashed(scrub(f"source reader: {type(exc).__name__}: {exc}", self._url))
+        self._session.crashed(self._scrub(f"source reader: {type(exc).__name__}: {exc}"))
 
     def _log_crash(self, exc: BaseException) -> None:
         trace = "".join(traceback.format_exception(exc))
-        logger.error("%s crashed:\n%s", self.name, scrub(trace, self._url))
+        logger.error("%s crashed:\n%s", self.name, self._scrub(trace))
+
+    def _checked(self) -> CheckedInput:
+        """Judge the input now: a name may resolve elsewhere than at Create or last time."""
+        try:
+            checked = self._guard(self._url)
+        except InputRefused as exc:
+            msg = f"Input refused by inputs.{exc.rule}: {exc.message}"
+            raise SourceError(msg,
+                              fatal=True) from None
+        except InputUnresolved:
+            msg = f"Cannot resolve host of {self._shown}"
+            raise SourceError(msg, fatal=True) from None
+        self._opened = checked.url
+        return checked
 
     def _run(self) -> None:
         s = self._settings
         backoff, last_ok = s.reconnect_initial_s, time.monotonic()
+        clock = FrameClock()  # one timeline per run: frame times increase across reconnects
         while not self.stopping and self._session.active.is_set():
             try:
-                for frame in read_frames(self._url, self._shown, s.fps, s.open_timeout_s,
-                                         s.read_timeout_s, s.realtime):
+                checked = self._checked()
+                for frame in read_frames(checked.url, self._shown, s.fps, s.open_timeout_s,
+                                         s.read_timeout_s, s.realtime, clock,
+                                         checked.options):
                     if self.stopping or not self._session.active.is_set():
                         return
                     self.beat()

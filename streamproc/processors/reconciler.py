@@ -13,7 +13,11 @@ one stuck in a read is abandoned after ``stop_timeout_s``, so a blocked source c
 the other streams. A problem with one processor (even a bug) fails that processor only.
 
 ``placement`` decides which processors this node should run (all of them on a single node;
-the cluster's group membership decides otherwise).
+the cluster's group membership decides otherwise). The loop changes no status itself: it
+posts reports (first frame, failure, stopped, outage message) and claims (this node runs
+it now) to the ledger, whose rules apply them on every node; until a report shows up in
+the state, the loop acts on what it reported (a failed Start is not launched again) and
+posts it again after ``repost_s``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Protocol
 
 from streamproc.dataplane.session import Output, Session, SessionEvents, SessionPlan
 from streamproc.errors import StreamprocError
+from streamproc.ledger import Ledger
 from streamproc.lifecycle import Service
 from streamproc.metrics import ProcessorSensor
 from streamproc.processors.kinds import ProcessorKind
@@ -71,6 +76,7 @@ class ReconcilerSettings:
     max_restarts: int = 5  # crashed sessions restarted per Start within restart_window_s
     restart_window_s: float = 60.0
     restart_delay_s: float = 0.5
+    repost_s: float = 5.0  # a report not yet seen in the state is posted again after this
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,6 @@ class Hooks:
 
     sensor: Callable[[str], ProcessorSensor]
     emit_mode: Callable[[ProcessorSpec], str]
-    save_desired: Callable[[str, Desired], None]
     placement: Callable[[str], bool] = lambda name: True
 
 
@@ -107,9 +112,10 @@ class Reconciler(Service):
     """Makes running sessions match the registry's desired states."""
 
     def __init__(self, registry: ProcessorRegistry, runtime: Runtime,
-                 kinds: dict[str, ProcessorKind], mailbox: Mailbox,
+                 kinds: dict[str, ProcessorKind], mailbox: Mailbox, ledger: Ledger,
                  settings: ReconcilerSettings, hooks: Hooks) -> None:
         super().__init__("reconciler")
+        self._ledger = ledger
         self._registry = registry
         self._runtime = runtime
         self._kinds = kinds
@@ -127,6 +133,7 @@ class Reconciler(Service):
         self._unreachable: dict[str, str] = {}  # destination -> reason, until it is back
         self._gone: set[tuple[str, float]] = set()  # deleted collections (id, created)
         self._stage_down: str | None = None  # a vital stage gave up: no session can work
+        self._posted: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._generation = 0
 
     # ---- the loop ---------------------------------------------------------------------
@@ -152,6 +159,8 @@ class Reconciler(Service):
         for table in (self._budgets, self._retry_at, self._failing):
             for name in [n for n in table if n not in names]:
                 del table[name]
+        for key in [k for k in self._posted if k[0] not in names]:
+            del self._posted[key]
         self._finish_halts()
 
     def running_names(self) -> list[str]:
@@ -217,11 +226,11 @@ class Reconciler(Service):
         if blocked is not None:
             self._fail(entry, blocked)
             return
-        if session.running:
-            entry.state.change_if(frozenset({S.STARTING}), S.RUNNING)
+        if session.running and entry.state.status is S.STARTING:
+            self._report(entry, "running")
         message = self._outages.get(plan.output.destination, "")
         if entry.state.status is S.RUNNING and entry.state.message != message:
-            entry.state.change_if(frozenset({S.RUNNING}), S.RUNNING, message)
+            self._report(entry, "message", message)
 
     def _blocked(self, plan: SessionPlan) -> str | None:
         """Why a session with this plan cannot work now, if it cannot."""
@@ -235,8 +244,29 @@ class Reconciler(Service):
 
     def _settle_stopping(self, entry: Entry) -> None:
         name = entry.spec.name
-        if name not in self._runs and not any(h.name == name for h in self._halts):
-            entry.state.change_if(frozenset({S.STOPPING}), S.STOPPED)
+        if entry.state.status is S.STOPPING and name not in self._runs and \
+                not any(h.name == name for h in self._halts) and self._hooks.placement(name):
+            self._claim(entry)  # the node that ran it may be gone: this one answers for it
+            self._report(entry, "stopped")
+
+    def _claim(self, entry: Entry) -> None:
+        if entry.owner != self._ledger.node_id:
+            self._report(entry, "claim")
+
+    def _report(self, entry: Entry, event: str, message: str = "") -> None:
+        """Post a status report for the current Start (again only after ``repost_s``)."""
+        name, now = entry.spec.name, time.monotonic()
+        last = self._posted.get((name, event))
+        if last is not None and last[:2] == (entry.session_id, message) and \
+                now - last[2] < self._settings.repost_s:
+            return
+        self._posted[(name, event)] = (entry.session_id, message, now)
+        if event == "claim":
+            self._ledger.post("processor.claim", {"name": name,
+                                                  "session_id": entry.session_id})
+            return
+        self._ledger.post("processor.report", {"name": name, "session_id": entry.session_id,
+                                               "event": event, "message": message})
 
     # ---- launching ----------------------------------------------------------------------
     def _launch(self, entry: Entry) -> None:
@@ -256,6 +286,9 @@ class Reconciler(Service):
             return
         session = self._runtime.launch(plan, self._hooks.sensor(spec.name), self._events)
         self._runs[spec.name] = _Run(session, entry.session_id, entry.version)
+        self._claim(entry)
+        if entry.state.status is S.RUNNING:
+            self._report(entry, "starting")  # honest until this launch decodes a frame
         logger.info("processor %s: session launched on %s", spec.name, plan.url_shown)
 
     def _plan(self, spec: ProcessorSpec, generation: int) -> SessionPlan:
@@ -294,15 +327,13 @@ class Reconciler(Service):
         self._record_failure(entry)
 
     def _record_failure(self, entry: Entry) -> None:
-        """Record a pending failure (raises, and stays pending, if recording fails)."""
+        """Report a pending failure; pending until the state shows it (or Stop/Start won)."""
         name = entry.spec.name
         session_id, reason = self._failing[name]
-        if session_id == entry.session_id:
-            with entry.state.lock:
-                if entry.state.change_if(ACTIVE, S.FAILED, reason):
-                    entry.desired = Desired.STOPPED
-                    self._hooks.save_desired(name, Desired.STOPPED)
-        del self._failing[name]  # recorded, or overtaken by a Stop or a new Start
+        if session_id == entry.session_id and entry.state.status in ACTIVE:
+            self._report(entry, "failed", reason)
+        if session_id != entry.session_id or entry.state.status not in ACTIVE:
+            del self._failing[name]
 
     def _crashed(self, entry: Entry, run: _Run, error: str) -> None:
         name = entry.spec.name

@@ -34,6 +34,7 @@ class Entry:
     desired: Desired
     session_id: str = ""  # the SessionId of the latest Start
     version: int = 0
+    owner: str = ""  # the node whose reports count (the one that launched it last)
 
 
 class ProcessorRegistry:

@@ -1,9 +1,8 @@
-"""Stream processor rules: create, start, stop, update, delete, list; raises domain errors.
+"""Stream processor operations, API side: validate a request, submit it, read the registry.
 
-Every operation records what the user wants (definition, desired state, the immediate
-status Rekognition reports: STARTING after Start, STOPPING after Stop) and returns; the
-reconciler, told through ``notify``, makes the data plane match. Nothing here starts or
-stops a thread.
+Nothing here changes state directly: each operation becomes a command for the ledger, whose
+applier (:mod:`streamproc.processors.rules`) holds the rules; the reconciler then makes the
+data plane match. Start returns at once with the processor STARTING, Stop with it STOPPING.
 """
 
 from __future__ import annotations
@@ -11,87 +10,40 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from streamproc.config import Config
-from streamproc.errors import (
-    InvalidParameterException,
-    LimitExceededException,
-    ResourceInUseException,
-)
+from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
+from streamproc.errors import InvalidParameterException
+from streamproc.ledger import Ledger
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
-from streamproc.processors.kinds import ProcessorKind
-from streamproc.processors.registry import Desired, Entry, ProcessorRegistry
+from streamproc.processors.registry import ProcessorRegistry
+from streamproc.processors.rules import check_emit_tag
 from streamproc.processors.spec import ProcessorSpec
-from streamproc.processors.state import (
-    CAN_DELETE,
-    CAN_START,
-    CAN_STOP,
-    CAN_UPDATE,
-    ProcessorState,
-    ProcessorStatus,
-)
-from streamproc.processors.urls import destination_of, output_target, redact
+from streamproc.processors.state import ProcessorState
+from streamproc.processors.urls import KVS_ARN, destination_of, output_target, redact
 from streamproc.rekognition.constants import DEFAULT_PAGE_SIZE, Arns
 from streamproc.rekognition.tokens import page_of_keys
-from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)
-S = ProcessorStatus
 EMIT_TAG = "streamproc:emit"
 
 
 class ProcessorService:
-    """Owns every processor's definition, desired state and status."""
+    """What the API calls for stream processors."""
 
-    def __init__(self, registry: ProcessorRegistry, store: ProcessorStore, tags: TagStore,
-                 kinds: dict[str, ProcessorKind], metrics: ProcessorMetrics, config: Config,
-                 notify: Callable[[str], None]) -> None:
+    def __init__(self, registry: ProcessorRegistry, ledger: Ledger, tags: TagStore,
+                 metrics: ProcessorMetrics, config: Config,
+                 inputs: InputAllowlist | None = None) -> None:
+        self._inputs = inputs
         self._registry = registry
-        self._store = store
+        self._ledger = ledger
         self._tags = tags
-        self._kinds = kinds
         self._metrics = metrics
         self._config = config
-        self._notify = notify
         self._arns = Arns(config.server.region, config.server.account_id)
 
-    # ---- loading ------------------------------------------------------------------------
-    def load(self) -> None:
-        """Read processors; those that should run are STARTING again (the reconciler runs them)."""
-        for stored in self._store.load():
-            status = S(stored.status)
-            if status not in (S.STOPPED, S.FAILED):
-                status = S.STOPPED  # a transient state cannot outlive the process
-            desired = Desired(stored.desired)
-            entry = self._new_entry(ProcessorSpec.from_dict(stored.spec), status,
-                                    stored.status_message, stored.updated, desired)
-            self._registry.add(entry)
-            if desired is Desired.RUNNING and status is S.STOPPED:
-                logger.info("resuming processor %s", stored.name)
-                entry.session_id = str(uuid.uuid4())
-                entry.state.change(S.STARTING)
-            self._notify(stored.name)
-
-    def _new_entry(self, spec: ProcessorSpec, status: ProcessorStatus, message: str,
-                   updated: float | None, desired: Desired) -> Entry:
-        sensor = self._metrics.sensor(spec.name)
-
-        def persist(name: str, old: ProcessorStatus, new: ProcessorStatus, msg: str) -> None:
-            sensor.status(old.value, new.value)
-            self._store.save_status(name, new.value, msg, time.time())
-
-        state = ProcessorState(spec.name, status, message, updated, listener=persist)
-        sensor.status(status.value, status.value)
-        return Entry(spec, state, desired)
-
-    def save_desired(self, name: str, desired: Desired) -> None:
-        """Persist a desired state (the reconciler calls this when a processor fails)."""
-        self._store.save_desired(name, desired.value)
-
-    # ---- lookups --------------------------------------------------------------------------
     def arn(self, name: str) -> str:
         """The processor's ARN."""
         return self._arns.processor(name)
@@ -104,88 +56,56 @@ class ProcessorService:
         """``frame`` or ``track``: the processor's tag, else the configured default."""
         return self._tags.get(spec.arn).get(EMIT_TAG, self._config.processors.emit)
 
-    # ---- create / delete --------------------------------------------------------------------
     def create(self, spec_args: dict[str, Any], tags: dict[str, str]) -> ProcessorSpec:
-        """Register a STOPPED processor after checking names, inputs, outputs and limits."""
-        name = spec_args["name"]
+        """Register a STOPPED processor (the rules: ``ProcessorRules``)."""
         if output_target(spec_args["output_arn"]) is None:
             raise InvalidParameterException("Output.KinesisDataStream.Arn names no Kafka topic")
         if destination_of(spec_args["output_arn"], self._config.kafka.bootstrap) is None:
             raise InvalidParameterException(
                 "No default Kafka cluster is configured (streamproc serve --kafka HOST:PORT); "
                 "use a kafka://host:port/topic output instead")
-        _check_emit_tag(tags)
-        spec = ProcessorSpec(arn=self.arn(name), created=time.time(), **spec_args)
-        self._kinds[spec.kind].check(spec)
-        entry = self._new_entry(spec, S.STOPPED, "", spec.created, Desired.STOPPED)
-
-        def check(entries: list[Entry]) -> None:
-            self._check_create(spec, entries)
-            self._store.insert(name, spec.to_dict(), S.STOPPED.value, Desired.STOPPED.value,
-                               spec.created)
-
-        self._registry.insert(entry, check)
-        if tags:
-            self._tags.set(spec.arn, tags)
-        logger.info("created processor %s: %s -> %s", name, redact(spec.input_arn),
+        check_emit_tag(tags, EMIT_TAG)
+        self._check_input(spec_args["input_arn"])
+        spec = ProcessorSpec(arn=self.arn(spec_args["name"]), created=time.time(), **spec_args)
+        self._ledger.submit("processor.create", {"spec": spec.to_dict(), "tags": tags})
+        logger.info("created processor %s: %s -> %s", spec.name, redact(spec.input_arn),
                     redact(spec.output_arn))
         return spec
 
-    def _check_create(self, spec: ProcessorSpec, entries: list[Entry]) -> None:
-        if any(e.spec.name == spec.name for e in entries):
-            raise ResourceInUseException("Stream processor name already in use.")
-        if len(entries) >= self._config.processors.max_processors:
-            raise LimitExceededException(
-                "Stream processor limit exceeded for account, limit - "
-                f"{self._config.processors.max_processors}")
-        target = output_target(spec.output_arn)
-        for other in entries:
-            if other.spec.input_arn == spec.input_arn:
-                raise ResourceInUseException(
-                    f"Input stream is already used by stream processor {other.spec.name}")
-            if output_target(other.spec.output_arn) == target:
-                raise ResourceInUseException(
-                    f"Output stream is already used by stream processor {other.spec.name}")
+    def _check_input(self, url: str) -> None:
+        """The inputs allowlist at the API; the source checks again before every connect.
+
+        Here, not in the command's applier: what a name resolves to is this node's view
+        now, not state every node would compute the same from the log.
+        """
+        if self._inputs is None or KVS_ARN.match(url):
+            return  # a KVS-style ARN maps to an operator-configured URL, checked at connect
+        try:
+            self._inputs.check(url)
+        except InputRefused as exc:
+            raise InvalidParameterException(
+                f"Input.KinesisVideoStream.Arn refused by inputs.{exc.rule}: "
+                f"{exc.message}") from None
+        except InputUnresolved:
+            logger.info("input host of %s does not resolve now; judged again at connect",
+                        redact(url))
 
     def delete(self, name: str) -> None:
         """Delete a processor that is not running."""
-        entry = self._registry.require(name)
-        with entry.state.lock:
-            if entry.state.status not in CAN_DELETE:
-                raise ResourceInUseException("Cannot delete stream processor.")
-            self._registry.remove(name)
-            self._store.delete(name)
-        self._tags.delete_resource(entry.spec.arn)
-        self._metrics.remove(name, [s.value for s in S])
-        self._notify(name)
+        self._registry.require(name)
+        self._ledger.submit("processor.delete", {"name": name})
 
-    # ---- start / stop / update ---------------------------------------------------------------
     def start(self, name: str) -> str:
         """STOPPED/FAILED -> STARTING; RUNNING once frames flow. Returns the SessionId."""
-        entry = self._registry.require(name)
-        with entry.state.lock:
-            if entry.state.status not in CAN_START:
-                raise ResourceInUseException("Specified resource is in use.")
-            self._kinds[entry.spec.kind].check(entry.spec)
-            entry.session_id = str(uuid.uuid4())
-            entry.state.change(S.STARTING)
-            self._set_desired(entry, Desired.RUNNING)
-        self._notify(name)
-        return entry.session_id
+        self._check_input(self._registry.require(name).spec.input_arn)
+        session_id = str(uuid.uuid4())
+        self._ledger.submit("processor.start", {"name": name, "session_id": session_id})
+        return session_id
 
     def stop(self, name: str) -> None:
         """STARTING/RUNNING -> STOPPING; STOPPED within ``processors.stop_timeout_s``."""
-        entry = self._registry.require(name)
-        with entry.state.lock:
-            if entry.state.status not in CAN_STOP:
-                raise ResourceInUseException("Processor not available for stopping stream.")
-            entry.state.change(S.STOPPING)
-            self._set_desired(entry, Desired.STOPPED)
-        self._notify(name)
-
-    def _set_desired(self, entry: Entry, desired: Desired) -> None:
-        entry.desired = desired
-        self.save_desired(entry.spec.name, desired)
+        self._registry.require(name)
+        self._ledger.submit("processor.stop", {"name": name})
 
     def update(self, name: str, regions: list[dict[str, Any]] | None,
                data_sharing: bool | None, delete: list[str], connected_home: bool) -> None:
@@ -194,23 +114,16 @@ class ProcessorService:
             raise InvalidParameterException(
                 "SettingsForUpdate.ConnectedHomeForUpdate applies only to label detection "
                 "processors; this is a face search processor")
-        entry = self._registry.require(name)
-        with entry.state.lock:
-            if entry.state.status not in CAN_UPDATE:
-                raise ResourceInUseException("Specified resource is in use.")
-            changes: dict[str, Any] = {}
-            if regions is not None:
-                changes["regions"] = regions
-            if "RegionsOfInterest" in delete:
-                changes["regions"] = []
-            if data_sharing is not None:
-                changes["data_sharing"] = data_sharing
-            entry.spec = entry.spec.with_updates(**changes)
-            entry.version += 1
-            self._store.save_spec(name, entry.spec.to_dict())
-        self._notify(name)
+        self._registry.require(name)
+        changes: dict[str, Any] = {}
+        if regions is not None:
+            changes["regions"] = regions
+        if "RegionsOfInterest" in delete:
+            changes["regions"] = []
+        if data_sharing is not None:
+            changes["data_sharing"] = data_sharing
+        self._ledger.submit("processor.update", {"name": name, "changes": changes})
 
-    # ---- describe / list ------------------------------------------------------------------------
     def describe(self, name: str) -> tuple[ProcessorSpec, ProcessorState]:
         """Definition and state."""
         entry = self._registry.require(name)
@@ -223,9 +136,3 @@ class ProcessorService:
         names, next_token = page_of_keys("processors", sorted(entries), token,
                                          max_results or DEFAULT_PAGE_SIZE)
         return [(n, entries[n].state.status.value) for n in names], next_token
-
-
-def _check_emit_tag(tags: dict[str, str]) -> None:
-    value = tags.get(EMIT_TAG)
-    if value is not None and value not in ("frame", "track"):
-        raise InvalidParameterException(f"Tag {EMIT_TAG} must be 'frame' or 'track'")

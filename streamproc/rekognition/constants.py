@@ -34,8 +34,12 @@ MAX_USER_RESULTS = 500
 MAX_FACES_PER_USER = 100
 # How long a ClientRequestToken is remembered (same token + same request = same result).
 IDEMPOTENCY_WINDOW_S = 24 * 3600.0
-# The face-search processor setting (Settings.FaceSearch) and its record type.
+# The face-search processor setting (Settings.FaceSearch) and its record type; also the
+# stored-video face-search job (StartFaceSearch), beside face detection (StartFaceDetection).
 FACE_SEARCH = "FaceSearch"
+FACE_DETECTION = "FaceDetection"
+# GetFaceDetection / GetFaceSearch: MaxResults default and cap ("larger values are capped").
+MAX_JOB_RESULTS = 1000
 
 
 def face_match_threshold(requested: float | None) -> float:

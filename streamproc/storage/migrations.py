@@ -111,6 +111,36 @@ CREATE TABLE request_tokens (
 CREATE INDEX request_tokens_by_age ON request_tokens (created);
 """
 
+# Stored-video jobs. ``state`` is QUEUED/RUNNING/SUCCEEDED/FAILED (the wire's IN_PROGRESS is
+# the first two); ``request`` is the canonical Start request that idempotency compares;
+# ``attempt`` counts launches (a restart mid-job launches it again). Results are written while
+# the job runs and shown only once it SUCCEEDED; ``person`` is GetFaceSearch's Person.Index.
+_MAIN_V4 = """
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    api TEXT NOT NULL,
+    token TEXT,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status_message TEXT NOT NULL DEFAULT '',
+    video_metadata TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    finished REAL
+);
+CREATE UNIQUE INDEX jobs_token ON jobs (api, token) WHERE token IS NOT NULL;
+CREATE INDEX jobs_state ON jobs (state, created);
+CREATE TABLE job_results (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    person INTEGER,
+    item TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX job_results_person ON job_results (job_id, person, timestamp_ms, seq);
+"""
+
 # The main database: collections, faces (with embeddings), processors, tags.
 MAIN: list[Migration] = [
     Migration(1, "collections, faces, processors, tags", _MAIN_V1),
@@ -119,6 +149,16 @@ MAIN: list[Migration] = [
               "ALTER TABLE collections ADD COLUMN recognizer TEXT;"),
     Migration(3, "users of a collection (faces.user_id says whose a face is) and the "
                  "ClientRequestTokens of user operations, for idempotent retries", _MAIN_V3),
+    Migration(4, "stored-video jobs and their results", _MAIN_V4),
+    Migration(5, "processors remember the SessionId of their latest Start and the node that "
+                 "runs them (cluster mode), so a restarted node resumes the same session",
+              "ALTER TABLE processors ADD COLUMN session_id TEXT NOT NULL DEFAULT '';\n"
+              "ALTER TABLE processors ADD COLUMN owner TEXT NOT NULL DEFAULT '';"),
+    Migration(6, "cluster mode: which cluster's log this data dir mirrors, and how far it "
+                 "has applied it",
+              "CREATE TABLE IF NOT EXISTS cluster_log (\n"
+              "    topic TEXT PRIMARY KEY,\n    cluster TEXT NOT NULL,\n"
+              "    applied INTEGER NOT NULL\n);"),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.

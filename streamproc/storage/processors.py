@@ -24,6 +24,8 @@ class StoredProcessor:
     status_message: str
     desired: str
     updated: float
+    session_id: str = ""
+    owner: str = ""
 
 
 class ProcessorStore:
@@ -34,15 +36,16 @@ class ProcessorStore:
 
     def load(self) -> list[StoredProcessor]:
         """All processors, in name order."""
-        rows = self._db.query("SELECT name, spec, status, status_message, desired, updated "
-                              "FROM processors ORDER BY name")
-        return [StoredProcessor(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        rows = self._db.query("SELECT name, spec, status, status_message, desired, updated, "
+                              "session_id, owner FROM processors ORDER BY name")
+        return [StoredProcessor(r[0], json.loads(r[1]), *r[2:]) for r in rows]
 
     def insert(self, name: str, spec: dict[str, Any], status: str, desired: str,
                updated: float) -> None:
         """Persist a new processor."""
         with self._db.transaction() as conn:
-            conn.execute("INSERT INTO processors VALUES (?, ?, ?, '', ?, ?)",
+            conn.execute("INSERT INTO processors (name, spec, status, status_message, desired, "
+                         "updated) VALUES (?, ?, ?, '', ?, ?)",
                          (name, json.dumps(spec), status, desired, updated))
 
     def save_spec(self, name: str, spec: dict[str, Any]) -> None:
@@ -57,10 +60,20 @@ class ProcessorStore:
             conn.execute("UPDATE processors SET status = ?, status_message = ?, updated = ? "
                          "WHERE name = ?", (status, message, updated, name))
 
-    def save_desired(self, name: str, desired: str) -> None:
-        """Record whether the processor should run (also after a restart)."""
+    def save_desired(self, name: str, desired: str, session_id: str | None = None) -> None:
+        """Record whether the processor should run (and, on Start, its SessionId)."""
         with self._db.transaction() as conn:
-            conn.execute("UPDATE processors SET desired = ? WHERE name = ?", (desired, name))
+            if session_id is None:
+                conn.execute("UPDATE processors SET desired = ? WHERE name = ?",
+                             (desired, name))
+            else:
+                conn.execute("UPDATE processors SET desired = ?, session_id = ? WHERE name = ?",
+                             (desired, session_id, name))
+
+    def save_owner(self, name: str, owner: str) -> None:
+        """Record the node that runs the processor."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE processors SET owner = ? WHERE name = ?", (owner, name))
 
     def delete(self, name: str) -> None:
         """Forget a processor."""

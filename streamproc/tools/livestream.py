@@ -94,4 +94,3 @@ class LoopingStream(Service):
 
     def _on_stop(self) -> None:
         self._kill()
-

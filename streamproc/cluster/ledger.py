@@ -1,0 +1,228 @@
+"""The cluster's ledger: commands in a one-partition Kafka topic, applied by every node.
+
+One partition gives every command one place in one order, so every node applies the same
+commands in the same order and reaches the same state; a rule that decides between two
+concurrent requests (two nodes creating one collection) decides the same way everywhere,
+and exactly one of them succeeds. A node answers a write only after it has applied its own
+command (read-your-writes): the applier thread hands the result to the waiting request.
+
+The topic keeps every command (``retention.ms=-1``, no compaction: records are commands
+whose order decides conflicts, not per-key facts a compactor could thin out). A node that
+starts replays from the offset its data dir last applied; a new node from the beginning.
+Records that are not commands, or whose kind no node knows, are skipped with a logged
+error and a metric, never retried in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc.errors import InternalServerError, StreamprocError, ThrottlingException
+from streamproc.ledger import Applied, Appliers, UnknownCommand, decode, encode
+from streamproc.lifecycle import Service
+from streamproc.metrics import ClusterMetrics
+from streamproc.storage.cluster import ClusterLog
+
+logger = logging.getLogger(__name__)
+BARRIER = "ledger.barrier"
+
+
+@dataclass
+class _Waiter:
+    event: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    """Where the log lives and how long writes wait."""
+
+    bootstrap: str
+    topic: str
+    node_id: str
+    write_timeout_s: float = 10.0
+    client_options: dict[str, Any] = field(default_factory=dict)  # TLS / SASL
+
+
+class KafkaLedger(Service):
+    """Appends commands to the shared log and applies the log, in order, on its own thread."""
+
+    def __init__(self, appliers: Appliers, settings: LedgerSettings, log: ClusterLog,
+                 metrics: ClusterMetrics,
+                 producer_factory: Callable[..., Any] | None = None,
+                 consumer_factory: Callable[..., Any] | None = None) -> None:
+        super().__init__("ledger")
+        self.node_id = settings.node_id
+        self._appliers = appliers
+        self._settings = settings
+        self._log = log
+        self._metrics = metrics
+        self._producer_factory = producer_factory
+        self._consumer_factory = consumer_factory
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._waiting: dict[str, _Waiter] = {}
+        self._lock = threading.Lock()  # guards _waiting
+        appliers.register(BARRIER, lambda payload, where: None)
+
+    # ---- opening ----------------------------------------------------------------------------
+    def _on_start(self) -> None:
+        if self._producer is None:
+            self._open()
+
+    def _open(self) -> None:
+        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+        s = self._settings
+        servers = s.bootstrap.split(",")
+        producer = self._producer_factory or KafkaProducer
+        self._producer = producer(
+            bootstrap_servers=servers, acks="all", enable_idempotence=True, linger_ms=0,
+            max_block_ms=int(s.write_timeout_s * 1000), max_request_size=16 * 1024 * 1024,
+            compression_type="lz4", **s.client_options)
+        consumer = self._consumer_factory or KafkaConsumer
+        self._consumer = consumer(
+            bootstrap_servers=servers, enable_auto_commit=False, fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=16 * 1024 * 1024, **s.client_options)
+        partition = TopicPartition(s.topic, 0)
+        self._consumer.assign([partition])
+        applied = self._log.applied()
+        if applied is None:
+            self._consumer.seek_to_beginning(partition)
+        else:
+            self._consumer.seek(partition, applied + 1)
+
+    # ---- writing ------------------------------------------------------------------------------
+    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+        """Append a command and wait until this node has applied it; its result or error."""
+        return self._wait(self._append(kind, payload), self._settings.write_timeout_s)
+
+    def _append(self, kind: str, payload: dict[str, Any]) -> tuple[str, _Waiter]:
+        command_id = str(uuid.uuid4())
+        waiter = _Waiter()
+        with self._lock:
+            self._waiting[command_id] = waiter
+        try:
+            future = self._send(kind, payload, command_id)
+        except Exception as exc:  # not even queued (no broker metadata within the timeout)
+            self._forget(command_id)
+            msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) cannot be "
+                   f"reached ({type(exc).__name__}); nothing was changed. Retry later.")
+            raise ThrottlingException(msg) from None
+        try:
+            future.get(timeout=self._settings.write_timeout_s)
+        except Exception as exc:  # sent, but not acknowledged: it may still land
+            self._forget(command_id)
+            msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) did not "
+                   f"acknowledge the change within {self._settings.write_timeout_s:.0f} s "
+                   f"({type(exc).__name__}); it may still be applied when the log answers. "
+                   "Check before you retry.")
+            raise ThrottlingException(msg) from None
+        return command_id, waiter
+
+    def _forget(self, command_id: str) -> None:
+        with self._lock:
+            self._waiting.pop(command_id, None)
+
+    def _wait(self, pending: tuple[str, _Waiter], timeout: float) -> Any:
+        command_id, waiter = pending
+        if not waiter.event.wait(timeout):
+            self._forget(command_id)
+            msg = (f"The change is in the cluster's log but this node has not applied it "
+                   f"within {timeout:.0f} s (it is replaying older changes); it will take "
+                   "effect. Check before retrying.")
+            raise ThrottlingException(msg)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    def _send(self, kind: str, payload: dict[str, Any], command_id: str) -> Any:
+        value = encode(kind, payload, command_id, self.node_id)
+        return self._producer.send(self._settings.topic, key=kind.encode(), value=value)
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        """Append without waiting (reports; their senders post again when they get lost)."""
+        try:
+            self._send(kind, payload, str(uuid.uuid4()))
+        except Exception as exc:
+            logger.warning("could not post %s to the cluster log: %r", kind, exc)
+
+    def catch_up(self, timeout: float) -> None:
+        """Return once every command written before this call has been applied here."""
+        self._wait(self._append(BARRIER, {}), timeout)
+
+    # ---- applying -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self.stopping:
+            self.beat()
+            batches = self._consumer.poll(timeout_ms=200)
+            last = None
+            for records in batches.values():
+                for record in records:
+                    self._apply(record)
+                    last = record.offset
+            if last is not None:
+                self._log.save(last)
+                self._metrics.applied.set(last)
+            self._report_lag()
+
+    def _apply(self, record: Any) -> None:
+        try:
+            kind, command_id, node, payload = decode(record.value)
+        except (ValueError, KeyError, TypeError):
+            logger.error("skipping record %d of the cluster log: not a command",
+                         record.offset)
+            self._metrics.skipped.labels("corrupt").inc()
+            return
+        where = Applied(node, record.offset, node == self.node_id)
+        result, error = self._run_applier(kind, payload, where)
+        if where.local:
+            with self._lock:
+                waiter = self._waiting.pop(command_id, None)
+            if waiter is not None:
+                waiter.result, waiter.error = result, error
+                waiter.event.set()
+
+    def _run_applier(self, kind: str, payload: dict[str, Any], where: Applied
+                     ) -> tuple[Any, BaseException | None]:
+        try:
+            return self._appliers.apply(kind, payload, where), None
+        except StreamprocError as exc:  # a rule said no: the same on every node
+            return None, exc
+        except UnknownCommand:
+            logger.error("skipping command %s at offset %s: unknown kind", kind, where.offset)
+            self._metrics.skipped.labels("unknown").inc()
+        except Exception:
+            logger.exception("skipping command %s at offset %s: applying it failed", kind,
+                             where.offset)
+            self._metrics.skipped.labels("failed").inc()
+        return None, InternalServerError()
+
+    def _report_lag(self) -> None:
+        from kafka import TopicPartition
+
+        partition = TopicPartition(self._settings.topic, 0)
+        try:
+            high, position = self._consumer.highwater(partition), \
+                self._consumer.position(partition)
+        except Exception:  # no fetch yet, or the broker is away: keep the last value
+            return
+        if high is not None and position is not None:
+            self._metrics.lag.set(max(0, high - position))
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop applying; close the clients."""
+        stopped = super().stop(timeout)
+        for client in (self._producer, self._consumer):
+            if client is not None:
+                try:
+                    client.close(timeout=1) if client is self._producer else client.close()
+                except Exception as exc:
+                    logger.warning("closing a cluster-log client: %r", exc)
+        return stopped

@@ -1,0 +1,145 @@
+"""A daemon as a member of a cluster: the shared log, the group, and what it reports.
+
+Start-up (:meth:`ClusterNode.join`): check that the data dir belongs to this cluster, make
+the topics if they are missing, replay the shared log up to now, check that this node runs
+the model the cluster's collections were made with, then join the placement group. Until
+then the node serves nothing and runs nothing, so it never answers from a stale view.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamproc.cluster.ledger import KafkaLedger, LedgerSettings
+from streamproc.cluster.placement import Placement
+from streamproc.config import Config
+from streamproc.dataplane.transport import security_options
+from streamproc.faces.engine import ModelIdentity
+from streamproc.ledger import Appliers
+from streamproc.lifecycle import Service
+from streamproc.metrics import ClusterMetrics
+from streamproc.search.searcher import model_mismatch
+from streamproc.storage.cluster import ClusterLog
+from streamproc.storage.collections import CollectionInfo
+from streamproc.storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterError(RuntimeError):
+    """The node cannot join its cluster (the reason is the message)."""
+
+
+class ClusterNode:
+    """The shared log, the placement group and the /cluster report of one node."""
+
+    def __init__(self, config: Config, appliers: Appliers, db: Database, node_id: str,
+                 endpoint: str, processors: Callable[[], list[str]],
+                 registry: CollectorRegistry, on_change: Callable[[], None]) -> None:
+        cluster = config.cluster
+        assert cluster.bootstrap is not None
+        self.node_id = node_id
+        self.id = cluster.id
+        self._config = config
+        self._bootstrap = cluster.bootstrap
+        self._options = security_options(config.kafka.security_for(cluster.bootstrap))
+        self.metrics = ClusterMetrics.create(registry)
+        self._log = ClusterLog(db, f"{cluster.id}.state", cluster.id)
+        self.ledger = KafkaLedger(appliers, LedgerSettings(
+            cluster.bootstrap, f"{cluster.id}.state", node_id, cluster.write_timeout_s,
+            self._options), self._log, self.metrics)
+        self.placement = Placement(
+            cluster.bootstrap, f"{cluster.id}.placement", f"{cluster.id}.placement",
+            {"node": node_id, "endpoint": endpoint}, processors, self.metrics,
+            cluster.session_timeout_s, cluster.heartbeat_interval_s, cluster.fence_after_s,
+            on_change, self._options)
+
+    @property
+    def services(self) -> list[Service]:
+        """Threads to supervise."""
+        return [self.ledger, self.placement]
+
+    def prepare(self) -> None:
+        """Check the data dir and the topics (before the ledger opens)."""
+        joined = self._log.joined_cluster()
+        if joined is not None and joined != self.id:
+            msg = (f"this data dir belongs to cluster {joined!r}, not {self.id!r}; use an "
+                   "empty data dir for this cluster")
+            raise ClusterError(msg)
+        if joined is None and self._log.holds_local_state():
+            msg = ("this data dir holds single-node state (collections or processors) that "
+                   "is not in the cluster's log; start a cluster node on an empty data dir")
+            raise ClusterError(msg)
+        self._ensure_topics()
+
+    def _ensure_topics(self) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+        cluster = self._config.cluster
+        deadline = time.monotonic() + cluster.join_timeout_s
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self._bootstrap.split(","),
+                                     request_timeout_ms=int(cluster.write_timeout_s * 1000),
+                                     **self._options)
+        except (KafkaError, OSError) as exc:
+            msg = f"cannot reach the cluster's Kafka at {self._bootstrap}: {exc!r}"
+            raise ClusterError(msg) from None
+        try:
+            for topic in (NewTopic(f"{self.id}.state", 1, 1, topic_configs={
+                    "retention.ms": "-1", "cleanup.policy": "delete"}),
+                          NewTopic(f"{self.id}.placement", cluster.placement_partitions, 1)):
+                try:
+                    admin.create_topics([topic], timeout_ms=int(
+                        max(1.0, deadline - time.monotonic()) * 1000))
+                except TopicAlreadyExistsError:
+                    pass
+        except KafkaError as exc:
+            msg = f"cannot make the cluster's topics on {self._bootstrap}: {exc!r}"
+            raise ClusterError(msg) from None
+        finally:
+            admin.close()
+
+    def join(self, model: ModelIdentity, collections: Callable[[], list[CollectionInfo]]
+             ) -> None:
+        """Replay the shared log up to now, check the model, then join the group."""
+        started = time.monotonic()
+        self.ledger.start()
+        try:
+            self.ledger.catch_up(self._config.cluster.join_timeout_s)
+        except Exception as exc:
+            msg = f"cannot replay the cluster's log from {self._bootstrap}: {exc}"
+            raise ClusterError(msg) from None
+        for info in collections():
+            reason = model_mismatch(info, model)
+            if reason is not None:
+                msg = (f"this node runs model pack {model.pack} ({model.dim}-d) but the "
+                       f"cluster's collections were made with another: {reason}")
+                raise ClusterError(msg)
+        logger.info("cluster %s: replayed the shared log in %.1f s; joining as %s", self.id,
+                    time.monotonic() - started, self.node_id)
+        self.placement.start()
+
+    def owns(self, name: str) -> bool:
+        """Whether this node should run ``name`` now."""
+        return self.placement.owns(name)
+
+    def report(self, running: Callable[[], list[str]]) -> dict[str, Any]:
+        """What GET /cluster shows."""
+        assignment = self.placement.assignment()
+        members = [{**m, "processors": sorted(n for n, node in assignment.items()
+                                               if node == m["node"])}
+                   for m in self.placement.members()]
+        return {"cluster": self.id, "node": self.node_id, "fenced": self.placement.fenced,
+                "running_here": running(), "members": members,
+                "applied_offset": self._log.applied()}
+
+    def stop(self) -> None:
+        """Leave the group (others take over at once), then stop applying the log."""
+        self.placement.stop(5.0)
+        self.ledger.stop(5.0)

@@ -1,0 +1,289 @@
+"""The daemon: starts its parts in order, reports its health, stops in reverse order."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamproc.api.access import AccessControl
+from streamproc.api.exposure import check_exposure
+from streamproc.api.server import HttpServer
+from streamproc.cluster.node import ClusterNode
+from streamproc.config import Config
+from streamproc.daemon.parts import (
+    ApiHooks,
+    Domain,
+    Jobs,
+    Storage,
+    build_api,
+    build_domain,
+    build_jobs,
+    open_storage,
+)
+from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.publish import kafka_publisher
+from streamproc.faces.engine import FaceEngine
+from streamproc.ledger import Appliers, Ledger, LocalLedger
+from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
+from streamproc.processors.mailbox import Mailbox, MailboxEvents
+from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
+from streamproc.processors.registry import Desired
+from streamproc.processors.state import ProcessorStatus
+from streamproc.rekognition.constants import Arns
+from streamproc.storage.collections import CollectionStore
+from streamproc.storage.objects import ObjectStore
+from streamproc.storage.spool import Spool
+from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
+
+logger = logging.getLogger(__name__)
+# Stages whose death past the restart budget leaves no processor able to run.
+_VITAL = ("analyzer", "publisher")
+
+
+class Daemon:
+    """The whole server. ``start()`` loads models and state, then opens the API."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        self._status = "starting"
+        self._server: HttpServer | None = None
+        self._plane: DataPlane | None = None
+        self._supervisor: Supervisor | None = None
+        self.storage: Storage | None = None
+        self.domain: Domain | None = None
+        self.cluster: ClusterNode | None = None
+        self.reconciler: Reconciler | None = None
+        self.engine: FaceEngine | None = None
+        self.mailbox = Mailbox()
+        self.objects = ObjectStore(config.objects)
+        self.jobs: Jobs | None = None
+        self.appliers = Appliers()
+        self.ledger: Ledger | None = None
+        # Set when the daemon cannot go on (its control loop is gone for good): `serve`
+        # then stops it and exits non-zero, so a service manager restarts it.
+        self.fatal = threading.Event()
+        self.fatal_reason = ""
+        self._api_metrics = ApiMetrics.create(self.registry)
+        self.access: AccessControl | None = None
+
+    # ---- what others read ------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        """The expanded data directory."""
+        return Path(self.config.storage.data_dir).expanduser()
+
+    @property
+    def port(self) -> int:
+        """The API port actually bound."""
+        assert self._server is not None
+        return self._server.port
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the API."""
+        scheme = "https" if self.config.server.tls_certfile else "http"
+        return f"{scheme}://{self.config.server.host}:{self.port}"
+
+    @property
+    def plane(self) -> DataPlane:
+        """The data plane (started)."""
+        assert self._plane is not None
+        return self._plane
+
+    @property
+    def store(self) -> CollectionStore | None:
+        """The collections (for benchmarks and tests)."""
+        return self.storage.collections if self.storage is not None else None
+
+    @property
+    def processors(self) -> Any:
+        """The processors' API service."""
+        return self.domain.processors if self.domain is not None else None
+
+    def health(self) -> dict[str, Any]:
+        """What /health reports: overall status and each supervised stage."""
+        stages = self._supervisor.report() if self._supervisor is not None else {}
+        status = self._status
+        if status == "ok" and any(s["state"] not in HEALTHY for s in stages.values()):
+            status = "degraded"
+        inference = (self.engine.provider_report()
+                     if self.engine is not None and self._status != "starting" else None)
+        sessions = self._plane.session_report() if self._plane is not None else {}
+        return {"status": status, "stages": stages, "sessions": sessions,
+                "inference": inference}
+
+    # ---- starting ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Check exposure and access, load the pack, open storage, [join], resume, serve.
+
+        Raises ``ExposureError`` or ``PolicyError`` before any heavy work when the
+        configuration would be unsafe or its policy file is malformed, and ``ClusterError``
+        when a cluster node cannot join.
+        """
+        self._check_access()
+        engine = self.engine = FaceEngine(self.config.models)
+        engine.load()
+        InferenceMetrics.create(self.registry).report(engine.provider_report())
+        storage = self.storage = open_storage(self.config, self.data_dir)
+        self._server = self._bind()
+        ledger = self.ledger = self._ledger(storage)
+        domain = self.domain = build_domain(self.config, engine, storage, ledger,
+                                            self.appliers, self.mailbox, self.registry)
+        self._plane = self._build_plane(engine, domain)
+        self.reconciler = self._build_reconciler(domain)
+        jobs = self.jobs = build_jobs(self.config, engine, storage, domain, self._plane,
+                                      self._plane.publisher, self.objects, self.registry,
+                                      self.data_dir)
+        self._plane.start()
+        domain.processor_rules.load()
+        if self.cluster is not None:
+            self.cluster.join(engine.identity, lambda: [
+                i for i in map(storage.collections.get, storage.collections.list_ids())
+                if i is not None])
+        self.reconciler.start()
+        jobs.scheduler.load()
+        jobs.scheduler.start()
+        self._supervisor = self._supervise()
+        self._supervisor.start()
+        api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
+                        ApiHooks(
+            self.health, self._cluster_report if self.cluster else None, self._api_metrics,
+            self.registry, self.access))
+        self._server.serve(api.app())
+        self._status = "ok"
+        logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
+                    engine.pack_name, engine.dim, ",".join(engine.providers))
+
+    def _check_access(self) -> None:
+        check_exposure(self.config)
+        if self.config.auth.enabled:
+            server = self.config.server
+            self.access = AccessControl(self.config.auth, Arns(server.region, server.account_id),
+                                        self._api_metrics)
+            self.access.load()
+
+    def _bind(self) -> HttpServer:
+        server = self.config.server
+        http = HttpServer(None, server.host, server.port, server.shutdown_timeout_s,
+                          (server.tls_certfile, server.tls_keyfile))
+        http.bind()  # a cluster node is named after its address, before it serves
+        return http
+
+    def _ledger(self, storage: Storage) -> Ledger:
+        if not self.config.cluster.bootstrap:
+            return LocalLedger(self.appliers)
+        assert self._server is not None
+        node_id = self.config.cluster.node_id or f"{self.config.server.host}:{self.port}"
+        self.cluster = ClusterNode(self.config, self.appliers, storage.db, node_id,
+                                   self.endpoint, self._placement_order, self.registry,
+                                   self.mailbox.poke)
+        self.cluster.prepare()
+        return self.cluster.ledger
+
+    def _placement_order(self) -> list[str]:
+        """The processors to place, in creation order.
+
+        Those that should run, and those still stopping: whoever they are placed on answers
+        for their stop.
+        """
+        assert self.domain is not None
+        entries = [e for e in self.domain.registry.entries()
+                   if e.desired is Desired.RUNNING or e.state.status is ProcessorStatus.STOPPING]
+        return [e.spec.name for e in sorted(entries, key=lambda e: (e.spec.created,
+                                                                     e.spec.name))]
+
+    def _build_plane(self, engine: FaceEngine, domain: Domain) -> DataPlane:
+        spool = Spool(self.data_dir / "spool.db")
+        publisher = kafka_publisher(self.config.kafka, spool,
+                                    PublisherMetrics.create(self.registry),
+                                    domain.processors.sensor_for, MailboxEvents(self.mailbox))
+        return DataPlane(self.config, engine, domain.searcher, spool, publisher,
+                         domain.inputs)
+
+    def _build_reconciler(self, domain: Domain) -> Reconciler:
+        assert self._plane is not None and self.ledger is not None
+        p, sup = self.config.processors, self.config.supervision
+        settings = ReconcilerSettings(
+            stop_timeout_s=p.stop_timeout_s, video_streams=dict(p.video_streams),
+            default_destination=self.config.kafka.bootstrap, frame_queue=p.frame_queue,
+            max_restarts=sup.max_restarts, restart_window_s=sup.window_s,
+            restart_delay_s=sup.backoff_initial_s)
+        placement = self.cluster.owns if self.cluster is not None else (lambda name: True)
+        hooks = Hooks(sensor=domain.metrics.sensor, emit_mode=domain.processors.emit_mode,
+                      placement=placement)
+        return Reconciler(domain.registry, self._plane, domain.kinds, self.mailbox,
+                          self.ledger, settings, hooks)
+
+    def _supervise(self) -> Supervisor:
+        assert self._plane is not None and self.reconciler is not None
+        assert self.storage is not None
+        sup = self.config.supervision
+        policy = RestartPolicy(sup.max_restarts, sup.window_s, sup.backoff_initial_s,
+                               sup.backoff_max_s, sup.stuck_after_s)
+        supervisor = Supervisor(policy, on_give_up=self._stage_gave_up,
+                                metrics=StageMetrics.create(self.registry))
+        cluster = self.cluster.services if self.cluster is not None else []
+        jobs = [self.jobs.scheduler] if self.jobs is not None else []
+        for service in (*self._plane.services, self.reconciler, *jobs, self.storage.builder,
+                        *cluster):
+            supervisor.watch(service)
+        return supervisor
+
+    def _stage_gave_up(self, stage: str, reason: str) -> None:
+        # Runs on the supervisor's thread: only posts an event (for the reconciler, or,
+        # when the reconciler or the cluster's log is gone, for whoever runs the daemon).
+        if stage in _VITAL:
+            self.mailbox.fail_all(reason)
+            if stage == "analyzer" and self.jobs is not None:  # jobs' frames wait for it
+                self.jobs.mailbox.fail_all(reason)
+        elif stage in ("reconciler", "ledger", "placement"):
+            self.fatal_reason = reason
+            self.fatal.set()
+
+    def _cluster_report(self) -> dict[str, Any]:
+        assert self.cluster is not None and self.reconciler is not None
+        return self.cluster.report(self.reconciler.running_names)
+
+    def reload_access(self) -> bool:
+        """Re-read access keys and policies (SIGHUP); False (old ones kept) on error."""
+        if self.access is None:
+            logger.info("reload: authentication is off; nothing to reload")
+            return False
+        return self.access.reload()
+
+    # ---- stopping ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop serving, stop processors (keeping desired state), flush outputs, close storage.
+
+        Every step runs even if an earlier one raised, so one stuck or broken component
+        cannot keep the spool from being written or the database from being closed. A
+        cluster node leaves its group right after its processors stopped, so the others
+        take them over at once.
+        """
+        self._status = "stopping"
+        timeout = self.config.server.shutdown_timeout_s + 2.0
+        for what, step in self._stop_steps(timeout):
+            try:
+                step()
+            except Exception:
+                logger.exception("stopping the %s failed; going on with the rest", what)
+        logger.info("streamproc stopped")
+
+    def _stop_steps(self, server_timeout: float) -> list[tuple[str, Callable[[], object]]]:
+        steps: list[tuple[str, Callable[[], object] | None]] = [
+            ("API server", self._server and (lambda: self._server.stop(server_timeout))),
+            ("supervisor", self._supervisor and (lambda: self._supervisor.stop(2.0))),
+            ("job scheduler", self.jobs and (lambda: self.jobs.scheduler.stop(2.0))),
+            ("reconciler", self.reconciler and (lambda: self.reconciler.stop(2.0))),
+            ("cluster membership", self.cluster and self.cluster.stop),
+            ("data plane", self._plane and self._plane.stop),
+            ("index builder", self.storage and (lambda: self.storage.builder.stop(2.0))),
+            ("database", self.storage and self.storage.db.close),
+        ]
+        return [(what, step) for what, step in steps if step]

@@ -1,0 +1,214 @@
+"""The daemon's parts, built in groups: storage, the domain services, the data plane, the API.
+
+Each builder only constructs and wires (no thread starts here); :mod:`streamproc.daemon.core`
+decides the order things start and stop in.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamproc.api.access import AccessControl
+from streamproc.api.auth import SigV4Verifier
+from streamproc.api.collection_handlers import HANDLERS, Services
+from streamproc.api.images import ImageLoader
+from streamproc.api.job_handlers import JOB_HANDLERS
+from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
+from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging, tag_keys
+from streamproc.api.transport import ApiLimits, ControlApi
+from streamproc.api.user_handlers import USER_HANDLERS, UserApi
+from streamproc.api.validate import ServiceSpec
+from streamproc.collections.idempotency import Idempotency
+from streamproc.collections.images import ImageService
+from streamproc.collections.rules import CollectionRules
+from streamproc.collections.service import CollectionService
+from streamproc.collections.user_search import UserSearchService
+from streamproc.collections.users import UserService
+from streamproc.config import Config
+from streamproc.dataplane.allowlist import InputAllowlist
+from streamproc.dataplane.background import BackgroundFeed
+from streamproc.dataplane.jobrun import JobSettings
+from streamproc.dataplane.jobworker import JobRunner
+from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.publish import Publisher
+from streamproc.faces.engine import FaceEngine
+from streamproc.jobs.mailbox import JobMailbox
+from streamproc.jobs.notices import Notices
+from streamproc.jobs.scheduler import JobScheduler, SchedulerSettings
+from streamproc.jobs.service import JobService
+from streamproc.ledger import Appliers, Ledger
+from streamproc.metrics import ApiMetrics, JobMetrics, NoticeSensor, ProcessorMetrics
+from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
+from streamproc.processors.mailbox import Mailbox
+from streamproc.processors.registry import ProcessorRegistry
+from streamproc.processors.rules import ProcessorRules
+from streamproc.processors.service import ProcessorService
+from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, Arns
+from streamproc.search.searcher import FaceSearcher
+from streamproc.storage.builder import IndexBuilder
+from streamproc.storage.collections import CollectionStore
+from streamproc.storage.db import Database
+from streamproc.storage.index import IndexPolicy
+from streamproc.storage.jobs import JobStore
+from streamproc.storage.objects import ObjectStore
+from streamproc.storage.processors import ProcessorStore
+from streamproc.storage.requests import RequestLog
+from streamproc.storage.tags import TagStore
+from streamproc.storage.users import UserStore
+
+
+@dataclass
+class Storage:
+    """Everything kept on disk, loaded into memory."""
+
+    db: Database
+    builder: IndexBuilder
+    collections: CollectionStore
+    users: UserStore
+    requests: RequestLog
+    tags: TagStore
+    processors: ProcessorStore
+
+
+def open_storage(config: Config, data_dir: Path) -> Storage:
+    """Open the database (migrating it), rebuild every index, start the index builder."""
+    db = Database(data_dir / "streamproc.db")
+    db.open()
+    builder = IndexBuilder()
+    builder.start()
+    s = config.storage
+    collections = CollectionStore(db, builder, IndexPolicy(
+        flat_max_elements=s.flat_max_elements, nprobe=s.ivf_nprobe,
+        search_threads=s.faiss_threads))
+    collections.load()
+    requests = RequestLog(db, IDEMPOTENCY_WINDOW_S)
+    users = UserStore(db, collections, requests)
+    users.load()
+    return Storage(db, builder, collections, users, requests, TagStore(db), ProcessorStore(db))
+
+
+@dataclass
+class Domain:
+    """The services the API calls and the rules the ledger applies."""
+
+    searcher: FaceSearcher
+    kinds: dict[str, ProcessorKind]
+    registry: ProcessorRegistry
+    processor_rules: ProcessorRules
+    processors: ProcessorService
+    collections: CollectionService
+    users: UserService
+    user_search: UserSearchService
+    images: ImageService
+    inputs: InputAllowlist
+    metrics: ProcessorMetrics
+
+
+def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: Ledger,
+                 appliers: Appliers, mailbox: Mailbox, registry: CollectorRegistry) -> Domain:
+    """Services over the storage; every rule registered with ``appliers``."""
+    searcher = FaceSearcher(storage.collections, lambda: engine.identity, engine.scale,
+                            storage.users)
+    kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(searcher)}
+    metrics = ProcessorMetrics.create(registry)
+    processors = ProcessorRegistry()
+    # One allowlist for every path that opens media (API, sources, stored-video jobs).
+    inputs = InputAllowlist(config.inputs, [config.objects.local_root])
+    rules = ProcessorRules(processors, storage.processors, storage.tags, kinds, metrics,
+                           config, mailbox.changed)
+    rules.register(appliers)
+    CollectionRules(storage.collections, storage.tags, searcher, config,
+                    mailbox.collection_gone).register(appliers)
+    users = UserService(storage.users, storage.collections, searcher,
+                        Idempotency(storage.requests), config, ledger)
+    users.register(appliers)
+    return Domain(
+        searcher=searcher, kinds=kinds, registry=processors, processor_rules=rules,
+        processors=ProcessorService(processors, ledger, storage.tags, metrics, config,
+                                    inputs),
+        collections=CollectionService(storage.collections, storage.tags, engine, searcher,
+                                      config, ledger),
+        users=users,
+        user_search=UserSearchService(storage.users, storage.collections, searcher, engine,
+                                      config),
+        images=ImageService(engine, searcher, config), inputs=inputs, metrics=metrics)
+
+
+def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
+    return {op: functools.partial(fn, services) for op, fn in table.items()}
+
+
+@dataclass
+class Jobs:
+    """Stored-video jobs: their API service and the loop that runs them."""
+
+    service: JobService
+    scheduler: JobScheduler
+    mailbox: JobMailbox
+
+
+def build_jobs(config: Config, engine: FaceEngine, storage: Storage, domain: Domain,
+               plane: DataPlane, publisher: Publisher, objects: ObjectStore,
+               registry: CollectorRegistry, data_dir: Path) -> Jobs:
+    """Stored-video jobs: analysed as background work of the face-search stage."""
+    cfg = config.jobs
+    feed = BackgroundFeed()
+    plane.stages[FACE_SEARCH].add_background(feed, cfg.batch_frames_beside_live)
+    runner = JobRunner(objects, feed, domain.searcher, JobSettings(
+        sample_fps=cfg.sample_fps, max_video_bytes=cfg.max_video_bytes,
+        max_duration_s=cfg.max_duration_s, frame_queue=cfg.frame_queue,
+        decode_nice=cfg.decode_nice, embed_interval_s=cfg.embed_interval_s,
+        scratch=data_dir / "scratch"), engine.face_model_version)
+    runner.clean_scratch()
+    metrics = JobMetrics.create(registry)
+    notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
+                      NoticeSensor(metrics))
+    mailbox, store = JobMailbox(), JobStore(storage.db)
+    service = JobService(store, objects, domain.searcher, notices, cfg, mailbox.changed,
+                         metrics)
+    scheduler = JobScheduler(store, runner, mailbox, notices, domain.searcher, metrics,
+                             SchedulerSettings(workers=cfg.workers,
+                                               max_attempts=cfg.max_attempts,
+                                               retention_s=cfg.retention_s,
+                                               max_matches=cfg.max_matches))
+    return Jobs(service, scheduler, mailbox)
+
+
+@dataclass
+class ApiHooks:
+    """What the API reports about the daemon itself."""
+
+    health: Callable[[], dict[str, Any]]
+    cluster: Callable[[], dict[str, Any]] | None
+    metrics: ApiMetrics
+    registry: CollectorRegistry
+    access: AccessControl | None
+
+
+def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
+              ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks) -> ControlApi:
+    """The AWS JSON transport over every handler table."""
+    loader = ImageLoader(config.images, objects)
+    services = Services(collections=domain.collections, images=domain.images, loader=loader,
+                        face_model_version=engine.face_model_version)
+    users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
+    server = config.server
+    arns = Arns(server.region, server.account_id)
+    tagging = Tagging(storage.tags, tag_keys(arns, domain.collections, domain.processors),
+                      ledger)
+    handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, domain.processors),
+                **_bind(TAG_HANDLERS, tagging), **_bind(USER_HANDLERS, users),
+                **_bind(JOB_HANDLERS, jobs.service)}
+    access = hooks.access
+    verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
+                if access is not None else None)
+    limits = ApiLimits(server.max_request_bytes, server.max_concurrent_requests,
+                       server.worker_threads)
+    return ControlApi(ServiceSpec(), handlers, hooks.metrics, hooks.registry, limits,
+                      hooks.health, arns, verifier, access, hooks.cluster)

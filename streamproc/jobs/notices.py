@@ -1,0 +1,80 @@
+"""Completion notices: the JSON Rekognition publishes to SNS, published to Kafka instead.
+
+``NotificationChannel.SNSTopicArn`` names a Kafka topic: a configured mapping
+(``jobs.notification_topics``, by ARN or by topic name) gives topic and cluster, otherwise
+the ARN's topic name (``arn:aws:sns:REGION:ACCOUNT:NAME`` -> ``NAME``) on the default
+cluster. Notices go through the daemon's publisher, so they share its outbox and disk spool
+with the stream processors' records: a notice waits out a Kafka outage instead of being lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Protocol
+
+from streamproc.config import NotificationTarget
+from streamproc.errors import InvalidParameterException
+from streamproc.metrics import NoticeSensor
+from streamproc.storage.jobs import StoredJob
+
+# The notice's "API": the Start operation that made the job.
+OPERATIONS = {"FaceDetection": "StartFaceDetection", "FaceSearch": "StartFaceSearch"}
+
+
+class NoticePublisher(Protocol):
+    """The publisher's submit (``dataplane.publish.Publisher``)."""
+
+    def submit(self, destination: str, processor: str, topic: str, value: bytes,
+               decoded_at: float, sensor: Any) -> None:
+        """Queue one record, keyed by ``processor``."""
+
+
+def notice(job: StoredJob, status: str, message: str, finished: float) -> dict[str, Any]:
+    """The SNS message body for a finished job."""
+    video = job.request["Video"]["S3Object"]
+    body: dict[str, Any] = {"JobId": job.job_id, "Status": status,
+                            "API": OPERATIONS[job.api], "Message": message,
+                            "Timestamp": int(round(finished * 1000)),
+                            "Video": {"S3ObjectName": video["Name"],
+                                      "S3Bucket": video["Bucket"]}}
+    if job.request.get("JobTag") is not None:
+        body["JobTag"] = job.request["JobTag"]
+    return body
+
+
+class Notices:
+    """Resolves notification channels and hands notices to the publisher."""
+
+    def __init__(self, publisher: NoticePublisher, default_cluster: str | None,
+                 topics: dict[str, NotificationTarget], sensor: NoticeSensor) -> None:
+        self._publisher = publisher
+        self._default = default_cluster
+        self._topics = topics
+        self._sensor = sensor
+
+    def target(self, channel: dict[str, str]) -> tuple[str, str]:
+        """(cluster, topic) for a NotificationChannel; InvalidParameterException if none."""
+        arn = channel["SNSTopicArn"]
+        name = arn.rsplit(":", 1)[-1]
+        mapped = self._topics.get(arn) or self._topics.get(name)
+        topic = mapped.topic if mapped is not None else name
+        cluster = (mapped.bootstrap if mapped is not None else None) or self._default
+        if cluster is None:
+            raise InvalidParameterException(
+                f"NotificationChannel.SNSTopicArn {arn}: no Kafka cluster to publish it on "
+                "(set kafka.bootstrap, or map it in jobs.notification_topics)")
+        return cluster, topic
+
+    def send(self, job: StoredJob, status: str, message: str, finished: float) -> None:
+        """Queue the notice of a finished job, if it asked for one."""
+        channel = job.request.get("NotificationChannel")
+        if not channel:
+            return
+        try:
+            cluster, topic = self.target(channel)
+        except InvalidParameterException:
+            return  # checked at Start; a config change since then leaves nowhere to send it
+        value = json.dumps(notice(job, status, message, finished), separators=(",", ":"))
+        self._publisher.submit(cluster, job.job_id, topic, value.encode(), time.monotonic(),
+                               self._sensor)

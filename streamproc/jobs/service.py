@@ -1,0 +1,123 @@
+"""Stored-video job rules for the API: Start (checks, idempotency, limits) and Get.
+
+Start checks what it can at once (the object exists and is not too large, the collection
+exists and suits this server's model, the notification channel leads somewhere, the limit
+on jobs) and queues the job; nothing runs on the API thread. What needs the video itself
+(its format, codec, duration) is found out when the job runs and ends it FAILED with the
+reason. Get reads the job as the scheduler left it; results show once it SUCCEEDED.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamproc.config import JobsConfig
+from streamproc.errors import (
+    IdempotentParameterMismatchException,
+    InvalidPaginationTokenException,
+    LimitExceededException,
+    ResourceNotFoundException,
+    VideoTooLargeException,
+)
+from streamproc.jobs.notices import Notices
+from streamproc.jobs.request import JobRequest
+from streamproc.metrics import JobMetrics
+from streamproc.rekognition.constants import FACE_SEARCH, MAX_JOB_RESULTS
+from streamproc.rekognition.tokens import decode_token, encode_token
+from streamproc.search.searcher import FaceSearcher
+from streamproc.storage.jobs import QUEUED, RUNNING, SUCCEEDED, JobStore, StoredJob
+from streamproc.storage.objects import ObjectStore
+
+# The wire's VideoJobStatus for each stored state.
+WIRE_STATUS = {QUEUED: "IN_PROGRESS", RUNNING: "IN_PROGRESS", SUCCEEDED: "SUCCEEDED",
+               "FAILED": "FAILED"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A Get* answer: the job, one page of its results and the token for the next."""
+
+    job: StoredJob
+    items: list[dict[str, Any]]
+    next_token: str | None
+
+
+class JobService:
+    """Starts and reads jobs; raises domain errors only."""
+
+    def __init__(self, store: JobStore, objects: ObjectStore, searcher: FaceSearcher,
+                 notices: Notices, config: JobsConfig, notify: Callable[[], None],
+                 metrics: JobMetrics) -> None:
+        self._store = store
+        self._objects = objects
+        self._searcher = searcher
+        self._notices = notices
+        self._config = config
+        self._notify = notify
+        self._metrics = metrics
+        self._lock = threading.Lock()  # token lookup, limit and insert as one step
+
+    def start(self, request: JobRequest, token: str | None) -> str:
+        """Queue a job and return its JobId (the earlier one for a repeated token)."""
+        if token is not None:
+            earlier = self._same_request(request, token)
+            if earlier is not None:
+                return earlier
+        self._check(request)
+        with self._lock:
+            if token is not None:
+                earlier = self._same_request(request, token)
+                if earlier is not None:
+                    return earlier
+            active = len(self._store.in_state(QUEUED, RUNNING))
+            if active >= self._config.max_jobs:
+                raise LimitExceededException(
+                    f"{active} jobs are queued or running; the limit is "
+                    f"{self._config.max_jobs} (jobs.max_jobs)")
+            job_id = uuid.uuid4().hex
+            self._store.insert(job_id, request.api, token, request.to_dict(), time.time())
+        self._metrics.started.labels(request.api).inc()
+        self._notify()
+        return job_id
+
+    def _same_request(self, request: JobRequest, token: str) -> str | None:
+        earlier = self._store.by_token(request.api, token)
+        if earlier is None:
+            return None
+        if earlier.request != request.to_dict():
+            raise IdempotentParameterMismatchException()
+        return earlier.job_id
+
+    def _check(self, request: JobRequest) -> None:
+        if request.notification is not None:
+            self._notices.target(request.notification)
+        if request.api == FACE_SEARCH:
+            assert request.collection_id is not None
+            self._searcher.check(request.collection_id)  # missing: ResourceNotFound
+        size = self._objects.size(request.video)  # missing: InvalidS3ObjectException
+        if size > self._config.max_video_bytes:
+            raise VideoTooLargeException(
+                f"{request.shown} is {size} bytes; the limit is "
+                f"{self._config.max_video_bytes} bytes (jobs.max_video_bytes)")
+
+    def get(self, job_id: str, api: str, sort: str, token: str | None,
+            max_results: int | None) -> Page:
+        """The job and, once it SUCCEEDED, one page of results in ``sort`` order."""
+        job = self._store.get(job_id)
+        if job is None or job.api != api:
+            raise ResourceNotFoundException(f"No {api} job with JobId {job_id}")
+        kind = f"job/{job_id}/{sort}"
+        offset = decode_token(kind, token, int) or 0
+        if offset < 0:
+            raise InvalidPaginationTokenException()
+        if job.state != SUCCEEDED:
+            return Page(job, [], None)
+        limit = min(max_results or MAX_JOB_RESULTS, MAX_JOB_RESULTS)
+        items = self._store.results(job_id, sort, offset, limit + 1)
+        more = len(items) > limit
+        return Page(job, items[:limit], encode_token(kind, offset + limit) if more else None)

@@ -1,0 +1,167 @@
+"""Stored-video jobs and their results in SQLite (schema version 4).
+
+A job's request is kept as the JSON object the jobs package hands over, so this module knows
+nothing of its fields. Writes that belong to one launch of a job (results, metadata, the end
+state) name the launch's ``attempt`` and change nothing once another launch took over, so a
+worker abandoned at shutdown can never write into its successor's results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from streamproc.storage.db import Database
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"
+_COLUMNS = ("job_id, api, token, request, state, status_message, video_metadata, attempt, "
+            "created, finished")
+# GetFaceSearch SortBy -> row order (results are written in timestamp order: seq follows it).
+ORDERS = {"TIMESTAMP": "seq", "INDEX": "person, timestamp_ms, seq"}
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """One job row."""
+
+    job_id: str
+    api: str
+    token: str | None
+    request: dict[str, Any]
+    state: str
+    status_message: str
+    video_metadata: dict[str, Any] | None
+    attempt: int
+    created: float
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One result element: its order, timestamp, person index and wire JSON."""
+
+    seq: int
+    timestamp_ms: int
+    person: int | None
+    item: dict[str, Any]
+
+
+def _job(row: tuple) -> StoredJob:
+    return StoredJob(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5],
+                     json.loads(row[6]) if row[6] else None, row[7], row[8], row[9])
+
+
+class JobStore:
+    """Job rows and result rows; every write is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _select(self, where: str, params: tuple = ()) -> list[StoredJob]:
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM jobs {where}", params)
+        return [_job(r) for r in rows]
+
+    # ---- reads --------------------------------------------------------------------------------
+    def get(self, job_id: str) -> StoredJob | None:
+        """The job, or None."""
+        found = self._select("WHERE job_id = ?", (job_id,))
+        return found[0] if found else None
+
+    def by_token(self, api: str, token: str) -> StoredJob | None:
+        """The job started with this ClientRequestToken, or None."""
+        found = self._select("WHERE api = ? AND token = ?", (api, token))
+        return found[0] if found else None
+
+    def in_state(self, *states: str) -> list[StoredJob]:
+        """Jobs in any of ``states``, oldest first."""
+        marks = ",".join("?" * len(states))
+        return self._select(f"WHERE state IN ({marks}) ORDER BY created, job_id", states)
+
+    def results(self, job_id: str, order: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        """One page of a job's results in ``order`` (a key of :data:`ORDERS`)."""
+        rows = self._db.query(
+            f"SELECT item FROM job_results WHERE job_id = ? ORDER BY {ORDERS[order]} "
+            "LIMIT ? OFFSET ?", (job_id, limit, offset))
+        return [json.loads(r[0]) for r in rows]
+
+    def count_results(self, job_id: str) -> int:
+        """How many result rows the job has."""
+        return int(self._db.query("SELECT COUNT(*) FROM job_results WHERE job_id = ?",
+                                  (job_id,))[0][0])
+
+    # ---- writes -------------------------------------------------------------------------------
+    def insert(self, job_id: str, api: str, token: str | None, request: dict[str, Any],
+               created: float) -> None:
+        """A new QUEUED job."""
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO jobs (job_id, api, token, request, state, created) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (job_id, api, token, json.dumps(request, sort_keys=True), QUEUED,
+                          created))
+
+    def launch(self, job_id: str) -> int:
+        """QUEUED -> RUNNING with a new attempt number; earlier partial results go."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+            conn.execute("UPDATE jobs SET state = ?, attempt = attempt + 1 WHERE job_id = ?",
+                         (RUNNING, job_id))
+            return int(conn.execute("SELECT attempt FROM jobs WHERE job_id = ?",
+                                    (job_id,)).fetchone()[0])
+
+    def requeue(self, job_id: str, message: str) -> None:
+        """RUNNING -> QUEUED (the daemon restarted under it); it runs again from the start."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+            conn.execute("UPDATE jobs SET state = ?, status_message = ? WHERE job_id = ?",
+                         (QUEUED, message, job_id))
+
+    def set_metadata(self, job_id: str, attempt: int, metadata: dict[str, Any]) -> None:
+        """Record the probed VideoMetadata of the current launch."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE jobs SET video_metadata = ? WHERE job_id = ? AND attempt = ? "
+                         "AND state = ?", (json.dumps(metadata), job_id, attempt, RUNNING))
+
+    def add_results(self, job_id: str, attempt: int, rows: list[ResultRow]) -> bool:
+        """Append results of the current launch; False (nothing written) for a stale one."""
+        with self._db.transaction() as conn:
+            live = conn.execute("SELECT 1 FROM jobs WHERE job_id = ? AND attempt = ? AND "
+                                "state = ?", (job_id, attempt, RUNNING)).fetchone()
+            if live is None:
+                return False
+            conn.executemany(
+                "INSERT INTO job_results (job_id, seq, timestamp_ms, person, item) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(job_id, r.seq, r.timestamp_ms, r.person,
+                  json.dumps(r.item, separators=(",", ":"))) for r in rows])
+            return True
+
+    def finish(self, job_id: str, attempt: int | None, state: str, message: str,
+               finished: float) -> bool:
+        """End a job (``attempt`` None: whatever launch, or none); FAILED drops its results.
+
+        False when the job is already finished or another launch owns it.
+        """
+        with self._db.transaction() as conn:
+            where = "job_id = ? AND state IN (?, ?)"
+            params: tuple = (job_id, QUEUED, RUNNING)
+            if attempt is not None:
+                where += " AND attempt = ?"
+                params += (attempt,)
+            changed = conn.execute(
+                f"UPDATE jobs SET state = ?, status_message = ?, finished = ? WHERE {where}",
+                (state, message, finished, *params)).rowcount
+            if changed and state == FAILED:
+                conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+            return bool(changed)
+
+    def purge(self, finished_before: float) -> int:
+        """Delete jobs (and their results) that finished before the cut-off."""
+        with self._db.transaction() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT job_id FROM jobs WHERE finished IS NOT NULL AND finished < ?",
+                (finished_before,))]
+            for job_id in ids:
+                conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            return len(ids)

@@ -1,0 +1,186 @@
+"""The one reader of ``S3Object`` references, for images and videos alike.
+
+With ``objects.s3_endpoint`` set, objects come from that S3-compatible store through boto3
+(``Version`` honoured); otherwise, with ``objects.local_root`` set, ``{Bucket, Name}`` is the
+file ``ROOT/Bucket/Name``; with neither, S3 references are refused. Every failure to find or
+read an object is :class:`~streamproc.errors.InvalidS3ObjectException`; callers decide what
+"too large" means for them (an image, a video) from :meth:`ObjectStore.size`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamproc.config import ObjectsConfig
+from streamproc.errors import InvalidParameterException, InvalidS3ObjectException
+
+logger = logging.getLogger(__name__)
+_CHUNK = 1 << 20
+_MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "403",
+            "AccessDenied", "InvalidArgument", "400"}
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An ``S3Object`` request structure."""
+
+    bucket: str
+    name: str
+    version: str | None = None
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> ObjectRef:
+        """From a validated ``S3Object`` dict."""
+        if "Bucket" not in obj or "Name" not in obj:
+            raise InvalidParameterException("S3Object needs Bucket and Name")
+        return cls(obj["Bucket"], obj["Name"], obj.get("Version"))
+
+    def to_wire(self) -> dict[str, str]:
+        """Back to the wire structure (absent Version omitted)."""
+        out = {"Bucket": self.bucket, "Name": self.name}
+        if self.version is not None:
+            out["Version"] = self.version
+        return out
+
+
+class ObjectStore:
+    """Reads objects from S3 or the local root. Construction does no I/O."""
+
+    def __init__(self, config: ObjectsConfig, client_factory: Any = None) -> None:
+        self._config = config
+        self._factory = client_factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """True when S3 references can be resolved at all."""
+        return self._config.s3_endpoint is not None or self._config.local_root is not None
+
+    # ---- public -----------------------------------------------------------------------------
+    def size(self, ref: ObjectRef) -> int:
+        """The object's size in bytes (InvalidS3ObjectException when it cannot be read)."""
+        if self._config.s3_endpoint is not None:
+            head = self._s3_call("head_object", ref)
+            return int(head["ContentLength"])
+        return self._local(ref).stat().st_size
+
+    def read(self, ref: ObjectRef) -> bytes:
+        """The whole object (for images: check :meth:`size` first)."""
+        if self._config.s3_endpoint is None:
+            return self._local(ref).read_bytes()
+        body = self._s3_call("get_object", ref)["Body"]
+        try:
+            return body.read()
+        except Exception as exc:
+            raise InvalidS3ObjectException(f"Reading s3://{ref.bucket}/{ref.name} failed: "
+                                           f"{type(exc).__name__}") from None
+        finally:
+            body.close()
+
+    @contextmanager
+    def local_file(self, ref: ObjectRef, scratch: Path, max_bytes: int,
+                   stop: threading.Event) -> Iterator[Path | None]:
+        """A local path holding the object for the ``with`` block (None if ``stop`` was set).
+
+        Local objects are used in place; S3 objects are copied into ``scratch`` in 1 MiB
+        chunks (checking ``stop`` between them, so a shutdown never waits for a large
+        download) and removed afterwards.
+        """
+        if self._config.s3_endpoint is None:
+            yield self._local(ref)
+            return
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = scratch / f"object-{uuid.uuid4().hex}"
+        try:
+            yield path if self._download(ref, path, max_bytes, stop) else None
+        finally:
+            path.unlink(missing_ok=True)
+
+    # ---- local root -------------------------------------------------------------------------
+    def _local(self, ref: ObjectRef) -> Path:
+        root = self._config.local_root
+        if root is None:
+            raise InvalidS3ObjectException(
+                "S3 objects are not available on this server: configure objects.local_root "
+                "(files) or objects.s3_endpoint (an S3-compatible store)")
+        if ref.version is not None:
+            raise InvalidS3ObjectException(
+                "S3Object.Version needs an S3 endpoint (objects.s3_endpoint); the local "
+                "object root keeps one version of each object")
+        base = Path(root).expanduser().resolve()
+        path = (base / ref.bucket / ref.name).resolve()
+        # Refuse names like ../../etc/passwd that would leave the object root.
+        if base not in path.parents or not path.is_file():
+            raise InvalidS3ObjectException()
+        return path
+
+    # ---- S3 ----------------------------------------------------------------------------------
+    def _s3(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        cfg = self._config
+        if self._factory is not None:
+            return self._factory(cfg)
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        return boto3.client(
+            "s3", endpoint_url=cfg.s3_endpoint, region_name=cfg.s3_region,
+            aws_access_key_id=cfg.s3_access_key_id,
+            aws_secret_access_key=cfg.s3_secret_access_key,
+            config=BotoConfig(s3={"addressing_style": cfg.s3_addressing_style},
+                              connect_timeout=cfg.timeout_s, read_timeout=cfg.timeout_s,
+                              retries={"max_attempts": 3, "mode": "standard"}))
+
+    def _s3_call(self, operation: str, ref: ObjectRef) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        args = {"Bucket": ref.bucket, "Key": ref.name}
+        if ref.version is not None:
+            args["VersionId"] = ref.version
+        try:
+            return getattr(self._s3(), operation)(**args)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in _MISSING:
+                logger.warning("S3 %s of %s/%s: %s", operation, ref.bucket, ref.name, code)
+            raise InvalidS3ObjectException() from None
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts, bad credentials setup
+            logger.warning("S3 %s of %s/%s: %s", operation, ref.bucket, ref.name, exc)
+            raise InvalidS3ObjectException(
+                f"Unable to get object from S3: {type(exc).__name__}") from None
+
+    def _download(self, ref: ObjectRef, path: Path, max_bytes: int,
+                  stop: threading.Event) -> bool:
+        body = self._s3_call("get_object", ref)["Body"]
+        written = 0
+        try:
+            with open(path, "wb") as out:
+                for chunk in iter(lambda: body.read(_CHUNK), b""):
+                    if stop.is_set():
+                        return False
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise InvalidS3ObjectException(
+                            f"s3://{ref.bucket}/{ref.name} grew past {max_bytes} bytes")
+                    out.write(chunk)
+        except InvalidS3ObjectException:
+            raise
+        except Exception as exc:
+            raise InvalidS3ObjectException(f"Reading s3://{ref.bucket}/{ref.name} failed: "
+                                           f"{type(exc).__name__}") from None
+        finally:
+            body.close()
+        return True

@@ -1,0 +1,295 @@
+"""Cluster mode with real processes: three `streamproc serve --cluster` daemons, one tansu
+broker, live ffmpeg streams, boto3 against different nodes.
+
+The tests run in order on one cluster (module fixtures): state shared through the log,
+placement, failure of a node, recovery, restart of the whole cluster.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from clusterkit import Node, Overlap, poll
+from conftest import fixture_photo
+from streams import BOTH, CLASSROOM, MAN, WOMAN, Records, create, enrol
+
+from streamproc.tools.broker import EmbeddedBroker
+from streamproc.tools.livestream import LoopingStream
+
+FAILOVER_BOUND_S = 30.0  # session timeout (6 s) + join + launch, with room for a loaded box
+OVERLAP_BOUND_S = 2.0  # the README's bound on two nodes running one processor
+
+
+@pytest.fixture(scope="module")
+def cluster_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory,
+          cluster_broker: EmbeddedBroker) -> Iterator[list[Node]]:
+    root = tmp_path_factory.mktemp("cluster")
+    started = [Node(root, f"node-{c}", cluster_broker.bootstrap).start() for c in "abc"]
+    yield started
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def streams() -> Iterator[list[LoopingStream]]:
+    live = [LoopingStream(BOTH if i % 2 else CLASSROOM) for i in range(6)]
+    for stream in live:
+        stream.start()
+    yield live
+    for stream in live:
+        stream.stop()
+
+
+def _members(node: Node) -> list[str]:
+    return [m["node"] for m in node.cluster()["members"]]
+
+
+def test_any_node_answers_and_writes_are_seen_everywhere(nodes: list[Node]) -> None:
+    a, b, c = nodes
+    assert poll(lambda: all(len(_members(n)) == 3 for n in nodes), 30), "group never formed"
+    a.rek.create_collection(CollectionId="people")
+    assert enrol(a.rek, "people", MAN, "man-M", every=12) >= 1
+    started = time.monotonic()
+    # IndexFaces acknowledged by A is found by SearchFacesByImage on B within 1 s.
+    indexed = a.rek.index_faces(CollectionId="people", ExternalImageId="A",
+                                Image={"Bytes": fixture_photo("person_a_1")})
+    assert indexed["FaceRecords"]
+    found = poll(lambda: [m for m in b.rek.search_faces_by_image(
+        CollectionId="people", Image={"Bytes": fixture_photo("person_a_2")})["FaceMatches"]
+        if m["Face"].get("ExternalImageId") == "A"], 1.0, every=0.05)
+    assert found, "B did not see A's face within 1 s"
+    assert time.monotonic() - started < 2.0
+    counts = {n.name: n.rek.describe_collection(CollectionId="people")["FaceCount"]
+              for n in nodes}
+    assert len(set(counts.values())) == 1, counts
+    # Paging tokens of one node are good on another.
+    page = b.rek.list_faces(CollectionId="people", MaxResults=1)
+    assert c.rek.list_faces(CollectionId="people", MaxResults=1,
+                            NextToken=page["NextToken"])["Faces"]
+
+
+def test_two_nodes_creating_one_name_at_once_exactly_one_wins(nodes: list[Node]) -> None:
+    a, b, _ = nodes
+
+    for attempt in range(3):
+        name = f"race-{attempt}"
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(_create_named, [a, b, a, b], [name] * 4))
+        assert sorted(outcomes) == ["created", "exists", "exists", "exists"], outcomes
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda n: _create_processor(n, "twin"), [a, b]))
+    assert sorted(results) == ["ResourceInUseException", "created"], results
+
+
+def _create_named(node: Node, name: str) -> str:
+    try:
+        node.rek.create_collection(CollectionId=name)
+        return "created"
+    except node.rek.exceptions.ResourceAlreadyExistsException:
+        return "exists"
+
+
+def _create_processor(node: Node, name: str) -> str:
+    try:
+        create(node.rek, name, f"tcp://127.0.0.1:{_closed_port()}/twin", "twin-out", "people")
+        return "created"
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_processors_spread_over_the_nodes_and_every_node_agrees(
+        nodes: list[Node], streams: list[LoopingStream], cluster_broker: EmbeddedBroker
+) -> None:
+    a = nodes[0]
+    for i, stream in enumerate(streams):
+        create(a.rek, f"cam-{i}", stream.url, f"cam-{i}-out", "people")
+        a.rek.start_stream_processor(Name=f"cam-{i}")
+    names = [f"cam-{i}" for i in range(6)]
+
+    def everyone_sees_running() -> bool:
+        return all(n.rek.describe_stream_processor(Name=p)["Status"] == "RUNNING"
+                   for n in nodes for p in names)
+
+    assert poll(everyone_sees_running, 60), "not every node saw every processor RUNNING"
+    running = {n.name: n.cluster()["running_here"] for n in nodes}
+    cams = {n: sorted(p for p in ps if p.startswith("cam-")) for n, ps in running.items()}
+    assert sorted(len(ps) for ps in cams.values()) == [2, 2, 2], cams
+    assert sorted(p for ps in cams.values() for p in ps) == names
+    views = [n.cluster()["members"] for n in nodes]
+    assert all(view == views[0] for view in views)  # one placement, seen alike everywhere
+    records = Records(cluster_broker.bootstrap, "cam-1-out")
+    try:
+        assert len(records.wait_for(lambda rs: len(rs) >= 3, 30)) >= 3
+    finally:
+        records.close()
+
+
+def test_deleting_a_collection_on_a_third_node_fails_its_processors_everywhere(
+        nodes: list[Node], streams: list[LoopingStream]) -> None:
+    a, b, c = nodes
+    a.rek.create_collection(CollectionId="doomed")
+    enrol(a.rek, "doomed", WOMAN, "woman-W", every=12)
+    spare = [LoopingStream(BOTH) for _ in range(3)]
+    for i, stream in enumerate(spare):
+        stream.start()
+        create(b.rek, f"doomed-{i}", stream.url, f"doomed-{i}-out", "doomed")
+        b.rek.start_stream_processor(Name=f"doomed-{i}")
+    try:
+        assert poll(lambda: all(c.rek.describe_stream_processor(Name=f"doomed-{i}")["Status"]
+                                == "RUNNING" for i in range(3)), 60)
+        where = {n.name: [p for p in n.cluster()["running_here"] if p.startswith("doomed")]
+                 for n in nodes}
+        c.rek.delete_collection(CollectionId="doomed")
+
+        def failed_everywhere() -> bool:
+            return all(n.rek.describe_stream_processor(Name=f"doomed-{i}")["Status"] == "FAILED"
+                       for n in nodes for i in range(3))
+
+        assert poll(failed_everywhere, 15), where
+        desc = a.rek.describe_stream_processor(Name="doomed-0")
+        assert desc["StatusMessage"] == "Collection not found"
+        for i in range(3):
+            a.rek.delete_stream_processor(Name=f"doomed-{i}")
+    finally:
+        for stream in spare:
+            stream.stop()
+
+
+def test_a_killed_node_s_processors_run_elsewhere_within_the_bound(
+        nodes: list[Node], cluster_broker: EmbeddedBroker) -> None:
+    with Overlap(lambda: nodes) as overlap:
+        busiest = max(nodes, key=lambda n: len(n.cluster()["running_here"]))
+        moved = busiest.cluster()["running_here"]
+        assert moved
+        others = [n for n in nodes if n is not busiest]
+        topics = {name: Records(cluster_broker.bootstrap, f"{name}-out") for name in moved}
+        try:
+            for records in topics.values():
+                records.poll()
+            before = {name: len(r.items) for name, r in topics.items()}
+            killed_at = time.monotonic()
+            busiest.kill()
+
+            def taken_over() -> bool:
+                running = [p for n in others for p in n.cluster()["running_here"]]
+                return all(p in running for p in moved) and all(
+                    others[0].rek.describe_stream_processor(Name=p)["Status"] == "RUNNING"
+                    for p in moved)
+
+            assert poll(taken_over, FAILOVER_BOUND_S), f"{moved} not taken over"
+            failover = time.monotonic() - killed_at
+            for name, records in topics.items():  # and their topics get new records
+                records.wait_for(lambda rs, n=before[name]: len(rs) > n + 2, 20)
+                assert len(records.items) > before[name] + 2, name
+        finally:
+            for records in topics.values():
+                records.close()
+        busiest.start()  # the killed node rejoins on its data dir and takes a share
+        assert poll(lambda: len(busiest.cluster()["running_here"]) >= 1, 40)
+        assert poll(lambda: sorted(len([p for p in n.cluster()["running_here"]
+                                        if p.startswith("cam-")]) for n in nodes)
+                    == [2, 2, 2], 30)
+    print(f"failover {failover:.1f} s; longest overlap {overlap.longest:.2f} s")
+    assert failover < FAILOVER_BOUND_S
+    assert overlap.longest <= OVERLAP_BOUND_S, (overlap.worst, overlap.longest)
+
+
+def test_while_the_broker_is_frozen_reads_answer_and_writes_get_a_retryable_error(
+        nodes: list[Node], cluster_broker: EmbeddedBroker) -> None:
+    a = nodes[0]
+    process = cluster_broker.process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        assert a.rek.describe_collection(CollectionId="people")["FaceCount"] >= 1
+        assert "people" in a.rek.list_collections()["CollectionIds"]
+        started = time.monotonic()
+        with pytest.raises(ClientError) as err:
+            a.rek.create_collection(CollectionId="while-frozen")
+        assert err.value.response["Error"]["Code"] == "ThrottlingException"
+        assert "Check before you retry" in err.value.response["Error"]["Message"]
+        assert time.monotonic() - started < 20
+    finally:
+        process.send_signal(signal.SIGCONT)
+    # Everything converges when the broker is back: a write through another node works
+    # and is seen by all.
+    assert poll(lambda: _create_named(nodes[1], "after-thaw") == "created", 60)
+    assert poll(lambda: all("after-thaw" in n.rek.list_collections()["CollectionIds"]
+                            for n in nodes), 10)
+    # The write sent into the frozen broker may have landed after all, but then everywhere.
+    seen = {"while-frozen" in n.rek.list_collections()["CollectionIds"] for n in nodes}
+    assert len(seen) == 1
+
+
+def test_corrupt_records_in_the_log_are_skipped_and_counted(
+        nodes: list[Node], cluster_broker: EmbeddedBroker) -> None:
+    from kafka import KafkaProducer
+
+    before = nodes[0].metric("streamproc_cluster_records_skipped_total")
+    producer = KafkaProducer(bootstrap_servers=cluster_broker.bootstrap)
+    producer.send("streamproc.state", b"not json at all").get(10)
+    producer.send("streamproc.state", b'{"kind": "from.the.future", "id": "x", '
+                                      b'"node": "n", "payload": {}}').get(10)
+    producer.close()
+    assert poll(lambda: nodes[0].metric("streamproc_cluster_records_skipped_total")
+                >= before + 2, 10)
+    assert _create_named(nodes[0], "after-garbage") == "created"  # still applying
+
+
+def test_the_whole_cluster_restarted_keeps_its_state(nodes: list[Node]) -> None:
+    before = {
+        "collections": sorted(nodes[0].rek.list_collections()["CollectionIds"]),
+        "faces": nodes[0].rek.describe_collection(CollectionId="people")["FaceCount"],
+        "processors": sorted((p["Name"], p["Status"]) for p in
+                             nodes[0].rek.list_stream_processors()["StreamProcessors"]),
+    }
+    for node in nodes:
+        assert node.stop() == 0
+    for node in nodes:
+        node.start()
+    assert poll(lambda: all(len(_members(n)) == 3 for n in nodes), 40)
+    for node in nodes:
+        assert sorted(node.rek.list_collections()["CollectionIds"]) == before["collections"]
+        assert node.rek.describe_collection(CollectionId="people")["FaceCount"] == \
+            before["faces"]
+    running = [n for n, s in before["processors"] if s == "RUNNING"]
+    assert poll(lambda: all(nodes[1].rek.describe_stream_processor(Name=p)["Status"]
+                            == "RUNNING" for p in running), 60)
+
+
+def test_a_node_with_another_model_is_refused_at_join(
+        tmp_path: Path, cluster_broker: EmbeddedBroker) -> None:
+    code, log = Node(tmp_path, "odd", cluster_broker.bootstrap,
+                     **{"models.pack": "test_sface"}).run_to_exit(120)
+    assert code == 2
+    assert "cannot start" in log and "test_mfn" in log and "test_sface" in log
+
+
+def test_a_node_that_cannot_reach_the_broker_exits_with_one_line(tmp_path: Path) -> None:
+    code, log = Node(tmp_path, "lonely", f"127.0.0.1:{_closed_port()}",
+                     **{"cluster.join_timeout_s": 5, "cluster.write_timeout_s": 3}
+                     ).run_to_exit(60)
+    assert code == 2
+    assert "cannot reach the cluster's Kafka" in log or "cannot replay" in log
+    assert "Traceback" not in log

@@ -1,0 +1,536 @@
+"""Stored-video jobs without models or a broker: store, scheduler, mailbox, feed, priority."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fakes import MODEL
+from prometheus_client import CollectorRegistry
+
+from streamproc.config import CalibrationKnot, NotificationTarget, load_config
+from streamproc.dataplane.analyzer import Analyzer
+from streamproc.dataplane.background import BackgroundFeed
+from streamproc.dataplane.jobresults import DetectionResults
+from streamproc.dataplane.jobrun import JobFrames, JobPlan
+from streamproc.dataplane.queues import BoundedQueue, DropPolicy
+from streamproc.dataplane.session import Output, Session, SessionPlan
+from streamproc.dataplane.stored import StoredFrame
+from streamproc.errors import (
+    IdempotentParameterMismatchException,
+    InvalidPaginationTokenException,
+    InvalidParameterException,
+    InvalidS3ObjectException,
+    LimitExceededException,
+    VideoTooLargeException,
+)
+from streamproc.faces.similarity import SimilarityScale
+from streamproc.faces.types import Face
+from streamproc.jobs.mailbox import JobMailbox
+from streamproc.jobs.notices import Notices, notice
+from streamproc.jobs.request import JobRequest
+from streamproc.jobs.scheduler import JobHooks, JobScheduler, SchedulerSettings
+from streamproc.jobs.service import JobService
+from streamproc.metrics import JobMetrics, JobSensor, NoticeSensor, ProcessorMetrics
+from streamproc.rekognition.constants import FACE_DETECTION, FACE_SEARCH
+from streamproc.search.searcher import FaceSearcher
+from streamproc.storage.collections import CollectionInfo, CollectionStore
+from streamproc.storage.db import Database
+from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, ResultRow
+from streamproc.storage.objects import ObjectRef, ObjectStore
+
+VIDEO = ObjectRef("vids", "a.mp4")
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str, bytes]] = []
+
+    def submit(self, destination: str, processor: str, topic: str, value: bytes,
+               decoded_at: float, sensor: Any) -> None:
+        sensor.emitted()
+        self.sent.append((destination, processor, topic, value))
+
+
+class FakeRuntime:
+    """Records launches; a launch ends only when the test says so."""
+
+    def __init__(self) -> None:
+        self.plans: list[JobPlan] = []
+        self.halting: list[JobPlan] = []
+        self.stuck = False
+
+    def launch(self, plan: JobPlan, sink: Any, events: Any, sensor: Any) -> JobPlan:
+        self.plans.append(plan)
+        return plan
+
+    def begin_halt(self, run: JobPlan) -> None:
+        self.halting.append(run)
+
+    def halted(self, run: JobPlan) -> bool:
+        return not self.stuck
+
+
+class Jobs:
+    """The jobs' control plane over a temporary database and a fake runtime."""
+
+    def __init__(self, root: Path, **config: Any) -> None:
+        self.db = Database(root / "streamproc.db")
+        self.db.open()
+        self.collections = CollectionStore(self.db)
+        self.collections.load()
+        scale = SimilarityScale([CalibrationKnot(cosine=-1, similarity=0),
+                                 CalibrationKnot(cosine=1, similarity=100)])
+        self.searcher = FaceSearcher(self.collections, lambda: MODEL, scale)
+        (root / "objects" / "vids").mkdir(parents=True)
+        (root / "objects" / "vids" / "a.mp4").write_bytes(b"x" * 1000)
+        self.config = load_config(None, {"objects.local_root": str(root / "objects"),
+                                          "kafka.bootstrap": "k:9092", **config})
+        self.metrics = JobMetrics.create(CollectorRegistry())
+        self.publisher = FakePublisher()
+        self.notices = Notices(self.publisher, "k:9092", dict(self.config.jobs.notification_topics),
+                               NoticeSensor(self.metrics))
+        self.store = JobStore(self.db)
+        self.mailbox = JobMailbox()
+        self.runtime = FakeRuntime()
+        self.now = 1000.0
+        self.service = JobService(self.store, ObjectStore(self.config.objects), self.searcher,
+                                  self.notices, self.config.jobs, self.mailbox.changed,
+                                  self.metrics)
+        self.placement = lambda job_id: True
+        self.scheduler = JobScheduler(
+            self.store, self.runtime, self.mailbox, self.notices, self.searcher, self.metrics,
+            SchedulerSettings(workers=1, max_attempts=2, retention_s=100, stop_timeout_s=0.3,
+                              tick_s=0.05),
+            JobHooks(placement=lambda job_id: self.placement(job_id)), clock=lambda: self.now)
+
+    def detect(self, token: str | None = None, **extra: Any) -> str:
+        return self.service.start(JobRequest(FACE_DETECTION, VIDEO, **extra), token)
+
+    def state(self, job_id: str) -> str:
+        job = self.store.get(job_id)
+        assert job is not None
+        return job.state
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[Jobs]:
+    j = Jobs(tmp_path)
+    yield j
+    j.scheduler.stop(1.0)
+    j.db.close()
+
+
+def _rows(*specs: tuple[int, int | None]) -> list[ResultRow]:
+    return [ResultRow(i, ts, person, {"Timestamp": ts, "P": person})
+            for i, (ts, person) in enumerate(specs)]
+
+
+# ---- store ------------------------------------------------------------------------------------
+def test_results_belong_to_one_launch_and_failure_leaves_none(jobs: Jobs) -> None:
+    store = jobs.store
+    job_id = jobs.detect()
+    assert store.launch(job_id) == 1
+    assert store.add_results(job_id, 1, _rows((0, 1), (200, 0), (200, 1)))
+    assert store.launch(job_id) == 2  # relaunched (a restart): the first launch's rows go
+    assert store.count_results(job_id) == 0
+    assert not store.add_results(job_id, 1, _rows((0, 1)))  # the stale launch writes nothing
+    assert store.count_results(job_id) == 0
+    assert store.add_results(job_id, 2, _rows((0, 1), (200, 0), (400, 1)))
+    assert [r["P"] for r in store.results(job_id, "INDEX", 0, 10)] == [0, 1, 1]
+    assert [r["Timestamp"] for r in store.results(job_id, "TIMESTAMP", 1, 10)] == [200, 400]
+    assert store.finish(job_id, 2, FAILED, "broken", 5.0)
+    assert store.count_results(job_id) == 0  # nothing half-written survives a failure
+    assert not store.finish(job_id, 2, SUCCEEDED, "", 6.0)  # already finished
+    assert store.get(job_id).state == FAILED and store.get(job_id).status_message == "broken"
+
+
+def test_purge_deletes_only_jobs_finished_before_the_cutoff(jobs: Jobs) -> None:
+    old, recent, running = jobs.detect(), jobs.detect(), jobs.detect()
+    for job_id in (old, recent, running):
+        jobs.store.launch(job_id)
+        jobs.store.add_results(job_id, 1, _rows((0, None)))
+    jobs.store.finish(old, 1, SUCCEEDED, "", 100.0)
+    jobs.store.finish(recent, 1, SUCCEEDED, "", 950.0)
+    jobs.scheduler.purge()  # now = 1000, retention 100 s
+    assert jobs.store.get(old) is None
+    assert jobs.db.query("SELECT COUNT(*) FROM job_results WHERE job_id = ?", (old,))[0][0] == 0
+    assert jobs.store.get(recent).state == SUCCEEDED and jobs.store.count_results(recent) == 1
+    assert jobs.store.get(running).state == RUNNING
+
+
+# ---- service ------------------------------------------------------------------------------------
+def test_tokens_return_the_same_job_or_refuse_a_different_request(jobs: Jobs) -> None:
+    first = jobs.detect("tok-1", job_tag="a")
+    assert jobs.detect("tok-1", job_tag="a") == first
+    with pytest.raises(IdempotentParameterMismatchException):
+        jobs.detect("tok-1", job_tag="b")
+    # A token is per operation; the same token may start a face search.
+    jobs.collections.create(CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim,
+                                           "7.0", MODEL.recognizer))
+    search = jobs.service.start(JobRequest(FACE_SEARCH, VIDEO, collection_id="people"), "tok-1")
+    assert search != first
+    explicit = JobRequest(FACE_SEARCH, VIDEO, collection_id="people", threshold=80.0)
+    assert jobs.service.start(explicit, "tok-1") == search  # the default, spelled out
+
+
+def test_concurrent_starts_with_one_token_make_one_job(jobs: Jobs) -> None:
+    ids: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        ids.append(jobs.detect("same"))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1 and len(jobs.store.in_state(QUEUED)) == 1
+
+
+def test_limits_and_missing_objects(tmp_path: Path) -> None:
+    j = Jobs(tmp_path, **{"jobs.max_jobs": 2, "jobs.max_video_bytes": 999})
+    with pytest.raises(VideoTooLargeException, match="1000 bytes; the limit is 999"):
+        j.detect()
+    j = Jobs(tmp_path / "b", **{"jobs.max_jobs": 2})
+    j.detect(), j.detect()
+    with pytest.raises(LimitExceededException, match="limit is 2"):
+        j.detect()
+    with pytest.raises(InvalidS3ObjectException):
+        j.service.start(JobRequest(FACE_DETECTION, ObjectRef("vids", "missing.mp4")), None)
+    with pytest.raises(InvalidS3ObjectException, match="S3 endpoint"):
+        j.service.start(JobRequest(FACE_DETECTION, ObjectRef("vids", "a.mp4", "v1")), None)
+    with pytest.raises(InvalidS3ObjectException):
+        j.service.start(JobRequest(FACE_DETECTION, ObjectRef("vids", "../../etc/passwd")), None)
+
+
+def test_page_tokens_are_bound_to_job_and_order(jobs: Jobs) -> None:
+    a, b = jobs.detect(), jobs.detect()
+    for job_id in (a, b):
+        jobs.store.launch(job_id)
+        jobs.store.add_results(job_id, 1, _rows(*[(i * 200, None) for i in range(5)]))
+        jobs.store.finish(job_id, 1, SUCCEEDED, "", 1.0)
+    page = jobs.service.get(a, FACE_DETECTION, "TIMESTAMP", None, 2)
+    assert [i["Timestamp"] for i in page.items] == [0, 200] and page.next_token
+    rest = jobs.service.get(a, FACE_DETECTION, "TIMESTAMP", page.next_token, 10)
+    assert [i["Timestamp"] for i in rest.items] == [400, 600, 800] and rest.next_token is None
+    for bad in (page.next_token + "x", "not-a-token"):
+        with pytest.raises(InvalidPaginationTokenException):
+            jobs.service.get(a, FACE_DETECTION, "TIMESTAMP", bad, 2)
+    with pytest.raises(InvalidPaginationTokenException):  # another job's token
+        jobs.service.get(b, FACE_DETECTION, "TIMESTAMP", page.next_token, 2)
+    with pytest.raises(InvalidPaginationTokenException):  # another order's token
+        jobs.service.get(a, FACE_DETECTION, "INDEX", page.next_token, 2)
+
+
+# ---- scheduler ----------------------------------------------------------------------------------
+def test_workers_bound_launches_and_ends_are_events(jobs: Jobs) -> None:
+    first, second = jobs.detect(), jobs.detect(job_tag="t")
+    jobs.scheduler.reconcile_once()
+    assert [p.job_id for p in jobs.runtime.plans] == [first]  # one worker
+    assert jobs.state(first) == RUNNING and jobs.state(second) == QUEUED
+    jobs.mailbox.job_ended(first, 7, None)  # a stale attempt: ignored
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(first) == RUNNING
+    jobs.mailbox.job_ended(first, 1, "Unsupported codec/format: vids/a.mp4 cannot be read")
+    assert jobs.state(first) == RUNNING  # nothing changes on the reporting thread
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(first) == FAILED
+    assert jobs.store.get(first).status_message.startswith("Unsupported codec/format")
+    assert [p.job_id for p in jobs.runtime.plans] == [first, second]
+    jobs.mailbox.job_ended(second, 1, None)
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(second) == SUCCEEDED
+
+
+def test_placement_decides_which_jobs_run_here(jobs: Jobs) -> None:
+    mine, theirs = jobs.detect(), jobs.detect(job_tag="x")
+    jobs.placement = lambda job_id: job_id == mine
+    jobs.scheduler.reconcile_once()
+    jobs.mailbox.job_ended(mine, 1, None)
+    jobs.scheduler.reconcile_once()
+    assert [p.job_id for p in jobs.runtime.plans] == [mine]
+    assert jobs.state(theirs) == QUEUED
+
+
+def test_restart_resumes_then_fails_with_a_reason(jobs: Jobs) -> None:
+    channel = {"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:done",
+               "RoleArn": "arn:aws:iam::123456789012:role/r"}
+    job_id = jobs.detect(job_tag="night", notification=channel)
+    jobs.store.launch(job_id)
+    jobs.store.add_results(job_id, 1, _rows((0, None)))
+    jobs.scheduler.load()  # a restart found it RUNNING: queued again, results gone
+    job = jobs.store.get(job_id)
+    assert job.state == QUEUED and "attempt 2 of 2" in job.status_message
+    assert jobs.store.count_results(job_id) == 0
+    jobs.store.launch(job_id)
+    jobs.scheduler.load()  # cut off again: max_attempts (2) reached
+    job = jobs.store.get(job_id)
+    assert job.state == FAILED and "restarted during the job 2 times" in job.status_message
+    (destination, key, topic, value), = jobs.publisher.sent
+    assert (destination, key, topic) == ("k:9092", job_id, "done")
+    assert b'"Status":"FAILED"' in value and b'"JobTag":"night"' in value
+
+
+def test_a_collection_gone_before_launch_fails_the_job(jobs: Jobs) -> None:
+    info = CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim, "7.0",
+                          MODEL.recognizer)
+    jobs.collections.create(info)
+    job_id = jobs.service.start(JobRequest(FACE_SEARCH, VIDEO, collection_id="people"), None)
+    jobs.collections.delete("people")
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(job_id) == FAILED and not jobs.runtime.plans
+    assert "does not exist" in jobs.store.get(job_id).status_message
+
+
+def test_stop_is_bounded_and_leaves_launches_to_resume(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    jobs.scheduler.start()
+    deadline = time.monotonic() + 5
+    while not jobs.runtime.plans and time.monotonic() < deadline:
+        time.sleep(0.01)
+    jobs.runtime.stuck = True  # the launch never finishes halting
+    started = time.monotonic()
+    jobs.scheduler.stop(1.0)
+    assert time.monotonic() - started < 1.5
+    assert jobs.runtime.halting == jobs.runtime.plans
+    assert jobs.state(job_id) == RUNNING  # resumed by the next start, not failed
+
+
+# ---- notices ------------------------------------------------------------------------------------
+def test_notification_targets(jobs: Jobs) -> None:
+    topics = {"arn:aws:sns:us-east-1:123456789012:byarn": NotificationTarget(topic="t1"),
+              "byname": NotificationTarget(topic="t2", bootstrap="other:9092")}
+    notices = Notices(jobs.publisher, "k:9092", topics, NoticeSensor(jobs.metrics))
+    arn = "arn:aws:sns:eu-west-1:123456789012:"
+    assert notices.target({"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:byarn"}) == (
+        "k:9092", "t1")
+    assert notices.target({"SNSTopicArn": arn + "byname"}) == ("other:9092", "t2")
+    assert notices.target({"SNSTopicArn": arn + "plain"}) == ("k:9092", "plain")
+    nowhere = Notices(jobs.publisher, None, {}, NoticeSensor(jobs.metrics))
+    with pytest.raises(InvalidParameterException, match="no Kafka cluster"):
+        nowhere.target({"SNSTopicArn": arn + "plain"})
+
+
+def test_notice_is_the_sns_message(jobs: Jobs) -> None:
+    job_id = jobs.detect(job_tag="tag-1")
+    body = notice(jobs.store.get(job_id), SUCCEEDED, "", 1700000000.123)
+    assert body == {"JobId": job_id, "Status": "SUCCEEDED", "API": "StartFaceDetection",
+                    "Message": "", "Timestamp": 1700000000123, "JobTag": "tag-1",
+                    "Video": {"S3ObjectName": "a.mp4", "S3Bucket": "vids"}}
+
+
+def test_mailbox_keeps_one_entry_per_job() -> None:
+    box = JobMailbox()
+    for attempt in range(100):
+        box.job_ended("a", attempt, None)
+    box.job_ended("a", 3, "late and stale")
+    box.job_ended("b", 1, "x")
+    assert box.take() == ({"a": (99, None), "b": (1, "x")}, None)
+    assert box.take() == ({}, None)
+
+
+def test_a_stage_that_gave_up_fails_the_running_jobs(jobs: Jobs) -> None:
+    running, queued = jobs.detect(), jobs.detect(job_tag="later")
+    jobs.scheduler.reconcile_once()
+    jobs.mailbox.fail_all("analyzer stage failed 6 times within 60 s: RuntimeError")
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(running) == FAILED and jobs.runtime.halting == jobs.runtime.plans[:1]
+    assert jobs.store.get(running).status_message.startswith("analyzer stage failed")
+    assert jobs.state(queued) == FAILED  # it would wait for a stage that stays down
+    assert len(jobs.runtime.plans) == 1
+
+
+# ---- the analyzer's priority --------------------------------------------------------------------
+class FakeEngine:
+    face_model_version = "7.0"
+
+    def __init__(self) -> None:
+        self.embedded = 0
+        self.broken = False
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        if self.broken:
+            raise RuntimeError("model error")
+        return [Face(np.array([10, 10, 50, 50], np.float32), 0.9, np.zeros((5, 2)))]
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[Face]]:
+        return [self.detect(image) for image in images]
+
+    def embed_many(self, items: list[tuple[np.ndarray, list[Face]]]) -> None:
+        for _, faces in items:
+            for face in faces:
+                face.embedding = np.ones(4, np.float32)
+                self.embedded += 1
+
+
+def _job_frames(name: str) -> JobFrames:
+    sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_DETECTION, name)
+    return JobFrames(JobPlan(name, 1, FACE_DETECTION, VIDEO), DetectionResults(), 16, sensor)
+
+
+def _frame(ts: int = 0) -> StoredFrame:
+    return StoredFrame(np.zeros((64, 64, 3), np.uint8), ts, ts / 1000)
+
+
+def _session(name: str) -> Session:
+    plan = SessionPlan(name, 1, FACE_SEARCH, "tcp://x:1", "tcp://x:1", "tcp://x:1",
+                       CollectionInfo("c", "arn", 1.0, "p", 4, "7.0"), 80.0,
+                       Output("k:9092", "t"), "frame", frame_queue=4)
+    sensor = ProcessorMetrics.create(CollectorRegistry()).sensor(name)
+
+    class Events:
+        def __getattr__(self, _: str) -> Any:
+            return lambda *a: None
+
+    return Session(plan, sensor, Events())
+
+
+def test_live_frames_go_first_and_jobs_take_small_batches_beside_them() -> None:
+    engine = FakeEngine()
+    analyzer = Analyzer(engine, None, None, batch_frames=8, max_matches=1,  # type: ignore[arg-type]
+                        emit_empty=False, wake=threading.Event())
+    feed = BackgroundFeed()
+    analyzer.add_background(feed, beside_live=2)
+    one, two = _job_frames("one"), _job_frames("two")
+    for owner in (one, two):
+        feed.attach(owner)
+        for i in range(6):
+            owner.frames.put(_frame(i * 200))
+    assert [o.name for o, _ in analyzer._collect()] == ["job one", "job two"] * 4  # no live
+    live = _session("cam")
+    analyzer.attach(live)
+    live.frames.put(object())  # type: ignore[arg-type]
+    batch = analyzer._collect()
+    assert [o for o, _ in batch] == [live]  # a live frame waits: no job frame joins it
+    batch = analyzer._collect()
+    assert len(batch) == 2 and all(o is not live for o, _ in batch)  # beside live: 2 at most
+    analyzer.analyse(batch)
+    assert engine.embedded == 0  # face detection jobs need no embeddings
+    assert sum(len(o.take(1)) for o in (one, two)) == 2  # one face each, built on finish
+
+
+class _Embedded:
+    needs_embeddings = True
+
+    def build(self, frame: StoredFrame, faces: list[Face], tracks: list[Any]) -> list[Any]:
+        return [frame.timestamp_ms for f in faces if f.embedding is not None]
+
+
+def test_search_jobs_pace_embeddings_in_video_time() -> None:
+    engine = FakeEngine()
+    analyzer = Analyzer(engine, None, None, batch_frames=8, max_matches=1,  # type: ignore[arg-type]
+                        emit_empty=False, wake=threading.Event())
+    sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_SEARCH, "s")
+    owner = JobFrames(JobPlan("s", 1, FACE_SEARCH, VIDEO), _Embedded(), 16, sensor,  # type: ignore
+                      embed_interval_s=0.5)
+    analyzer.analyse([(owner, _frame(0))])
+    analyzer.analyse([(owner, _frame(ts)) for ts in (200, 400, 600, 800)])  # one batch
+    assert engine.embedded == 2  # at 0 s and 0.6 s of video, however fast the job runs
+    assert len(owner.take(1)) == 5  # every timestamp still has the face's latest embedding
+
+
+def test_a_batch_that_cannot_be_analysed_fails_its_jobs() -> None:
+    engine = FakeEngine()
+    engine.broken = True
+    analyzer = Analyzer(engine, None, None, batch_frames=8, max_matches=1,  # type: ignore[arg-type]
+                        emit_empty=False, wake=threading.Event())
+    feed = BackgroundFeed()
+    analyzer.add_background(feed, beside_live=2)
+    owner = _job_frames("one")
+    feed.attach(owner)
+    owner.frames.put(_frame())
+    analyzer.start()
+    feed.notify()
+    assert owner.ended.wait(5)
+    analyzer.stop(2)
+    assert owner.failure == "Analysing a frame failed: RuntimeError"
+
+
+def test_a_blocked_decoder_waits_without_dropping() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(1, DropPolicy.BLOCK)
+    ended = threading.Event()
+    queue.put(1, ended)
+    threading.Timer(0.2, queue.get).start()
+    started = time.monotonic()
+    assert queue.put(2, ended, timeout=float("inf"))  # waits for room, however long
+    assert time.monotonic() - started >= 0.15 and queue.dropped == 0
+    threading.Timer(0.1, ended.set).start()
+    assert not queue.put(3, ended, timeout=float("inf"))  # only the end stops the wait
+
+
+def test_old_image_root_setting_still_works(tmp_path: Path) -> None:
+    config = load_config(None, {"images.s3_local_root": str(tmp_path)})
+    assert config.objects.local_root == tmp_path
+    with pytest.raises(ValueError, match="disagree"):
+        load_config(None, {"images.s3_local_root": str(tmp_path), "objects.local_root": "/x"})
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, int, str | None]] = []
+
+    def job_ended(self, job_id: str, attempt: int, error: str | None) -> None:
+        self.ended.append((job_id, attempt, error))
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] = {}
+
+    def set_metadata(self, job_id: str, attempt: int, metadata: dict[str, Any]) -> None:
+        self.metadata = metadata
+
+    def add_results(self, job_id: str, attempt: int, rows: list[ResultRow]) -> bool:
+        return True
+
+
+def test_a_launch_blocked_on_a_full_queue_stops_in_bounded_time(tmp_path: Path) -> None:
+    from conftest import VIDEO as CLIPS
+    from conftest import require_shared
+
+    from streamproc.dataplane.jobrun import JobSettings
+    from streamproc.dataplane.jobworker import JobRunner
+
+    require_shared()
+    config = load_config(None, {"objects.local_root": str(CLIPS.parent)})
+    feed = BackgroundFeed()  # attached to no analyzer: nothing ever takes a frame
+    runner = JobRunner(ObjectStore(config.objects), feed, None, JobSettings(  # type: ignore
+        sample_fps=5, max_video_bytes=10**9, max_duration_s=60, frame_queue=2,
+        decode_nice=10, embed_interval_s=0.5, scratch=tmp_path), "7.0")
+    events, sink = _Events(), _Sink()
+    plan = JobPlan("j1", 1, FACE_DETECTION,
+                   ObjectRef(CLIPS.name, "head-pose-face-detection-female-and-male.mp4"))
+    sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_DETECTION, "j1")
+    run = runner.launch(plan, sink, events, sensor)
+    deadline = time.monotonic() + 10
+    queue = run._frames.frames
+    while time.monotonic() < deadline and len(queue) < queue.maxsize:
+        time.sleep(0.01)
+    time.sleep(0.2)  # decoding has filled the 2-frame queue and waits for room
+    assert len(queue) == queue.maxsize and queue.dropped == 0
+    assert sink.metadata["Codec"] == "h264" and not runner.halted(run)
+    started = time.monotonic()
+    runner.begin_halt(run)
+    while not runner.halted(run) and time.monotonic() - started < 2:
+        time.sleep(0.01)
+    assert runner.halted(run) and time.monotonic() - started < 1.0
+    assert events.ended == []  # a halted launch reports nothing: its job resumes later
+
+
+def test_a_reserved_embedding_that_never_came_is_retried() -> None:
+    from streamproc.dataplane.tracking import Track
+
+    track = Track(1, np.zeros(4))
+    track.will_embed(0.0)  # its batch then failed: no embedding arrived
+    assert track.needs_embedding(0.1, 0.5)
+    track.observe(np.ones(4, np.float32), 0.1)
+    track.will_embed(0.6)
+    assert not track.needs_embedding(0.7, 0.5)  # reserved, and an embedding exists
