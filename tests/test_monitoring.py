@@ -24,7 +24,7 @@ from conftest import REPO, client_for, make_config
 from streams import BOTH, MAN, WOMAN, Records, create, enrol, wait_status
 
 from streamproc.daemon import Daemon
-from streamproc.tools.broker import EmbeddedBroker, free_port, listens, wait_for_port
+from streamproc.tools.broker import EmbeddedBroker, free_port, owns_port, wait_for_port
 from streamproc.tools.livestream import LoopingStream
 
 KIT = REPO / "configs" / "monitoring"
@@ -89,12 +89,9 @@ class Prometheus:
                  f"--storage.tsdb.path={self._workdir / 'tsdb'}", "--log.level=warn",
                  f"--web.listen-address=127.0.0.1:{self.port}"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 20
-            while self._proc.poll() is None and time.monotonic() < deadline:
-                if listens(self._proc.pid, self.port):
-                    assert wait_for_port("127.0.0.1", self.port, 20)
-                    return
-                time.sleep(0.05)
+            if owns_port(self._proc, self.port, 20):
+                assert wait_for_port("127.0.0.1", self.port, 20)
+                return
             self.stop()
         raise AssertionError("prometheus did not start")
 

@@ -68,6 +68,22 @@ def listens(pid: int, port: int) -> bool:
     return False
 
 
+def owns_port(proc: subprocess.Popen, port: int, timeout: float) -> bool:
+    """True once ``proc`` itself listens on ``port``; False if it exits or ``timeout`` passes.
+
+    A port :func:`free_port` found can be taken by another process before ``proc`` binds
+    it: then ``proc`` exits (or something else answers there), and the caller picks another.
+    """
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if listens(proc.pid, port):
+            return True
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return False
+
+
 class EmbeddedBroker:
     """Starts and stops one tansu process on a free loopback port."""
 
@@ -98,22 +114,12 @@ class EmbeddedBroker:
                 # we shut down in order (the publisher flushes into it first).
                 start_new_session=True)
             # tansu itself must hold the port: another process may have taken it first.
-            if wait_for_port(self.host, self.port, 5.0) and self._owns_port(2.0):
+            if wait_for_port(self.host, self.port, 5.0) and owns_port(self.process, self.port, 2.0):
                 logger.info("embedded Kafka broker on %s", self.bootstrap)
                 return
             self.stop()
         msg = "could not start the embedded Kafka broker"
         raise RuntimeError(msg)
-
-    def _owns_port(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.process is not None and self.process.poll() is None:
-            if listens(self.process.pid, self.port):
-                return True
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        return False
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from streamproc.lifecycle import Service
-from streamproc.tools.broker import free_port, listens
+from streamproc.tools.broker import free_port, owns_port
 
 
 class LoopingStream(Service):
@@ -57,12 +56,9 @@ class LoopingStream(Service):
         """Start ffmpeg on a port it really listens on before ``url`` is handed out."""
         for _ in range(attempts):
             proc = self._spawn()
-            deadline = time.monotonic() + timeout
-            while proc.poll() is None and time.monotonic() < deadline:
-                if listens(proc.pid, self.port):
-                    self._proc = proc
-                    return
-                time.sleep(0.02)
+            if owns_port(proc, self.port, timeout):
+                self._proc = proc
+                return
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
