@@ -118,6 +118,7 @@ def test_index_faces_passes_its_options_and_reports_both_lists() -> None:
     assert out["FaceModelVersion"] == "7.0"
     (record,) = out["FaceRecords"]
     assert record["Face"]["FaceId"] == "f1" and record["Face"]["ExternalImageId"] == "ext"
+    assert record["Face"]["IndexFacesModelVersion"] == "7.0"
     assert record["FaceDetail"]["BoundingBox"] == {"Width": 0.25, "Height": 0.5,
                                                    "Left": 0.1, "Top": 0.1}
     (skipped,) = out["UnindexedFaces"]
@@ -159,19 +160,21 @@ def test_delete_faces_reports_each_face_not_deleted() -> None:
 def test_search_handlers() -> None:
     hits = [SearchHit(91.23456789, stored("f1")), SearchHit(85.0, stored("f2"))]
     col = Recorder(search_faces=hits, search_faces_by_image=(face(), hits[:1]))
-    s, _ = services(col)
+    s, loader = services(col)
     out = ch.search_faces(s, {"CollectionId": "c1", "FaceId": "f0", "MaxFaces": 5,
                               "FaceMatchThreshold": 70.0}, CTX)
     assert col.calls[0] == ("search_faces", ("c1", "f0", 5, 70.0))
     assert out["SearchedFaceId"] == "f0" and out["FaceModelVersion"] == "7.0"
     assert [(m["Similarity"], m["Face"]["FaceId"]) for m in out["FaceMatches"]] == [
         (91.234568, "f1"), (85.0, "f2")]
+    assert {m["Face"]["IndexFacesModelVersion"] for m in out["FaceMatches"]} == {"7.0"}
     ch.search_faces(s, {"CollectionId": "c1", "FaceId": "f0"}, CTX)
     assert col.calls[1] == ("search_faces", ("c1", "f0", None, None))
     out = ch.search_faces_by_image(s, {"CollectionId": "c1", "Image": {"Bytes": b"x"},
                                        "MaxFaces": 3, "FaceMatchThreshold": 60.0,
                                        "QualityFilter": "LOW"}, CTX)
     assert col.calls[2][1][0] == "c1" and col.calls[2][1][2:] == (3, 60.0, "LOW")
+    assert col.calls[2][1][1] is PIXELS and loader.calls == [("load", ({"Bytes": b"x"},))]
     assert out["SearchedFaceBoundingBox"] == {"Width": 0.25, "Height": 0.5, "Left": 0.1,
                                               "Top": 0.1}
     assert out["SearchedFaceConfidence"] == 99.5 and out["FaceModelVersion"] == "7.0"
@@ -185,6 +188,8 @@ def test_detect_and_compare_faces() -> None:
     images = Recorder(detect_faces=[face(), face(200.0)], compare_faces=comparison)
     s, loader = services(images=images)
     out = ch.detect_faces(s, {"Image": {"Bytes": b"x"}}, CTX)
+    assert loader.calls == [("load", ({"Bytes": b"x"},))]
+    assert images.calls == [("detect_faces", (PIXELS,))]
     assert [d["BoundingBox"]["Left"] for d in out["FaceDetails"]] == [0.1, 0.5]
     assert out["FaceDetails"][0]["Pose"] == {"Roll": 1.0, "Yaw": 2.0, "Pitch": 3.0}
     out = ch.compare_faces(s, {"SourceImage": {"Bytes": b"s"}, "TargetImage": {"Bytes": b"t"},
@@ -220,6 +225,7 @@ def test_user_lifecycle_and_listing() -> None:
     assert uh.create_user(api, {"CollectionId": "c1", "UserId": "u1",
                                 "ClientRequestToken": "tok"}, CTX) == {}
     assert uh.delete_user(api, {"CollectionId": "c1", "UserId": "u1"}, CTX) == {}
+    uh.delete_user(api, {"CollectionId": "c1", "UserId": "u2", "ClientRequestToken": "t2"}, CTX)
     out = uh.list_users(api, {"CollectionId": "c1", "NextToken": "t", "MaxResults": 2}, CTX)
     assert out == {"Users": [{"UserId": "u1", "UserStatus": "CREATED"},
                              {"UserId": "u2", "UserStatus": "ACTIVE"}], "NextToken": "next"}
@@ -227,6 +233,7 @@ def test_user_lifecycle_and_listing() -> None:
     assert uh.list_users(api, {"CollectionId": "c1"}, CTX) == {"Users": []}
     assert users.calls == [("create_user", ("c1", "u1", "tok")),
                            ("delete_user", ("c1", "u1", None)),
+                           ("delete_user", ("c1", "u2", "t2")),
                            ("list_users", ("c1", "t", 2)), ("list_users", ("c1", None, None))]
 
 
@@ -250,6 +257,9 @@ def test_associate_and_disassociate_report_each_face() -> None:
                            ("disassociate_faces", ("c1", "u1", ["f1"], None))]
     uh.associate_faces(api, {"CollectionId": "c1", "UserId": "u1", "FaceIds": ["f1"]}, CTX)
     assert users.calls[-1][1][3:] == (None, None)
+    uh.disassociate_faces(api, {"CollectionId": "c1", "UserId": "u1", "FaceIds": ["f2"],
+                                "ClientRequestToken": "t3"}, CTX)
+    assert users.calls[-1] == ("disassociate_faces", ("c1", "u1", ["f2"], "t3"))
 
 
 def test_user_searches() -> None:
@@ -269,7 +279,9 @@ def test_user_searches() -> None:
     out = uh.search_users_by_image(api, {"CollectionId": "c1", "Image": {"Bytes": b"x"},
                                          "UserMatchThreshold": 60.0, "MaxUsers": 2,
                                          "QualityFilter": "HIGH"}, CTX)
-    assert searches.calls[2][1][2:] == (60.0, 2, "HIGH")
+    assert searches.calls[2][1][:2] == ("c1", PIXELS) and searches.calls[2][1][2:] == (
+        60.0, 2, "HIGH")
+    assert api.loader.calls == [("load", ({"Bytes": b"x"},))]  # type: ignore[attr-defined]
     assert out["SearchedFace"]["FaceDetail"]["BoundingBox"]["Left"] == 0.1
     assert out["UnsearchedFaces"][0]["Reasons"] == ["SMALL_BOUNDING_BOX"]
     assert out["UnsearchedFaces"][0]["FaceDetails"]["BoundingBox"]["Left"] == 0.75
@@ -400,9 +412,13 @@ def test_optional_settings_are_absent_when_not_given(h: Harness) -> None:
     assert desc["DataSharingPreference"] == {"OptIn": False}
 
 
+ONLY_FACE_SEARCH = ("^Settings.FaceSearch.CollectionId is required: only face search "
+                    "processors are supported$")
+
+
 @pytest.mark.parametrize(("change", "message"), [
-    ({"Settings": {"ConnectedHome": {"Labels": ["PERSON"]}}}, "Settings.FaceSearch.CollectionId"),
-    ({"Settings": {"FaceSearch": {"FaceMatchThreshold": 90}}}, "Settings.FaceSearch.CollectionId"),
+    ({"Settings": {"ConnectedHome": {"Labels": ["PERSON"]}}}, ONLY_FACE_SEARCH),
+    ({"Settings": {"FaceSearch": {"FaceMatchThreshold": 90}}}, ONLY_FACE_SEARCH),
     ({"Output": {"S3Destination": {"Bucket": "b"}}}, "^Output.KinesisDataStream.Arn is required$"),
     ({"Output": {}}, "^Input.KinesisVideoStream.Arn and Output.KinesisDataStream.Arn are"),
     ({"Input": {}}, "^Input.KinesisVideoStream.Arn and Output.KinesisDataStream.Arn are"),
@@ -423,7 +439,8 @@ def test_start_stop_update_delete_and_list_handlers(h: Harness) -> None:
                        Output={"KinesisDataStream": {"Arn": f"kafka://k:1/{name}"}})
         ph.create_stream_processor(h.service, body, CTX)
     for selector in ("StartSelector", "StopSelector"):
-        with pytest.raises(InvalidParameterException, match="label detection"):
+        with pytest.raises(InvalidParameterException, match="^StartSelector and StopSelector "
+                           "apply to label detection, not face search$"):
             ph.start_stream_processor(h.service, {"Name": "a", selector: {}}, CTX)
     assert h.status("a") == "STOPPED"
     session = ph.start_stream_processor(h.service, {"Name": "a"}, CTX)["SessionId"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -134,6 +134,8 @@ def test_the_spool_file_is_private(tmp_path: Path) -> None:
     assert not (tmp_path / "private.db").exists()  # no I/O before open()
     s.open()
     assert (tmp_path / "private.db").stat().st_mode & 0o777 == 0o600
+    # WAL with synchronous=NORMAL (1): outage writes do not wait for an fsync per commit.
+    assert s._db.query("PRAGMA synchronous")[0][0] == 1
     s.close()
 
 
@@ -267,3 +269,102 @@ def test_a_restart_delivers_the_persisted_records_first(spool: Spool, tmp_path: 
     again = Outbox("c", spool, 2, lambda name: None, on_spool_rows=len(spooled(spool)))
     again.put(entry("4"))
     assert deliver(again, 6) == ["0", "1", "2", "3", "4"] and spooled(spool) == []
+
+
+def test_a_fresh_outbox_has_no_failure_and_its_first_failure_is_timed(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    assert (box.failed_at, box.reset_pending, box.last_error) == (None, False, "")
+    before = time.monotonic()
+    box.fail("no transport")
+    assert box.failed_at is not None and before <= box.failed_at <= time.monotonic()
+    assert (box.reset_pending, box.last_error) == (True, "no transport")
+
+
+def test_the_oldest_send_ages_from_when_it_was_sent(spool: Spool) -> None:
+    box = Outbox("c", spool, 4, lambda name: None)
+    assert box.oldest_in_flight_age() == 0.0
+    box.put(entry("0"))
+    send_all(box)
+    age = box.oldest_in_flight_age()
+    assert 0.0 <= age < 5.0
+
+
+def test_records_back_from_disk_keep_processor_topic_and_key(spool: Spool) -> None:
+    box = Outbox("c", spool, 1, lambda name: None)
+    box.put(entry("0", processor="a"))
+    box.put(Entry("b", "other-topic", b"key-b", b"1"))
+    box.sync_disk()  # "1" on disk
+    (first,) = send_all(box)
+    first[1].ok()
+    box.reap()
+    box.sync_disk()  # back in memory
+    (back,) = box.take_unsent(10)
+    assert (back.processor, back.topic, back.key, back.value) == (
+        "b", "other-topic", b"key-b", b"1")
+    assert back.spool_id is not None and back.decoded_at is None
+
+
+def test_a_single_free_slot_is_refilled_from_disk(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(3):
+        box.put(entry(str(i)))
+    box.sync_disk()  # "2" on disk
+    (first, _) = send_all(box)
+    first[1].ok()
+    assert box.reap() == 1
+    box.sync_disk()  # one slot free: "2" comes back
+    assert box.sizes() == (2, 0)
+
+
+class _FailingSpool:
+    """A spool whose next append raises (a full disk), then works again.
+
+    ``meanwhile`` runs inside the failing append, as the analyzer thread's put() may.
+    """
+
+    def __init__(self, inner: Spool) -> None:
+        self.inner, self.fail_next = inner, True
+        self.meanwhile: Callable[[], None] = lambda: None
+
+    def append(self, *args: object, **kwargs: object) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            self.meanwhile()
+            msg = "disk full"
+            raise OSError(msg)
+        self.inner.append(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_overflow_that_could_not_be_written_stays_first_in_line(spool: Spool) -> None:
+    failing = _FailingSpool(spool)
+    box = Outbox("c", failing, 1, lambda name: None)  # type: ignore[arg-type]
+    for i in range(3):
+        box.put(entry(str(i)))
+    failing.meanwhile = lambda: box.put(entry("3"))  # arrives while "1", "2" are written
+    with pytest.raises(OSError, match="disk full"):
+        box.sync_disk()
+    assert box.sizes() == (1, 3) and spooled(spool) == []
+    box.put(entry("4"))
+    box.sync_disk()  # the two not written stay in front of what arrived meanwhile
+    assert spooled(spool) == ["1", "2", "3", "4"] and box.sizes() == (1, 4)
+    assert deliver(box, 10) == ["0", "1", "2", "3", "4"]
+    assert box.sizes() == (0, 0) and spooled(spool) == []
+
+
+def test_persisting_rewrites_records_from_disk_once(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(4):
+        box.put(entry(str(i)))
+    box.sync_disk()  # "2", "3" on disk
+    for _, future in send_all(box):
+        future.ok()
+    box.reap()
+    box.sync_disk()  # "2", "3" back in memory, still on disk until acknowledged
+    send_all(box)  # in flight, never acknowledged
+    assert box.persist_unsent() == 2
+    assert spooled(spool) == ["2", "3"]  # each once, in order
+    assert box.reap() == 0 and box.take_unsent(10) == []
+    assert box.oldest_in_flight_age() == 0.0 and box.sizes() == (0, 0)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from fakes import Harness
 
-from streamproc.config import load_config
+from streamproc.config import InputsConfig, load_config
+from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
 from streamproc.errors import (
     InvalidParameterException,
     LimitExceededException,
@@ -377,6 +378,137 @@ def test_loading_keeps_the_state_and_the_reconciler_converges_it(
     assert [s.plan.name for s in second.runtime.launched] == (
         ["cam"] if desired == "RUNNING" else [])
     second.close()
+
+
+# ---- reports and claims: which node's word counts ---------------------------------------------
+
+def _report(ledger: LocalLedger, event: str, session_id: str, message: str = "") -> None:
+    ledger.submit("processor.report", {"name": "cam", "session_id": session_id,
+                                       "event": event, "message": message})
+
+
+def test_only_the_claiming_node_reports_for_the_current_start(h: Harness) -> None:
+    h.create("cam")
+    sid = h.service.start("cam")
+    a, b = LocalLedger(h.appliers, "node-a"), LocalLedger(h.appliers, "node-b")
+    entry = h.registry.require("cam")
+    a.submit("processor.claim", {"name": "cam", "session_id": "an-earlier-start"})
+    a.submit("processor.claim", {"name": "nobody", "session_id": sid})
+    assert entry.owner == "" and ProcessorStore(h.db).load()[0].owner == ""
+    a.submit("processor.claim", {"name": "cam", "session_id": sid})
+    assert entry.owner == "node-a" and ProcessorStore(h.db).load()[0].owner == "node-a"
+    _report(b, "running", sid)  # not the owner: ignored
+    _report(a, "running", "an-earlier-start")  # not this Start: ignored
+    b.submit("processor.report", {"name": "nobody", "session_id": sid, "event": "running",
+                                  "message": ""})
+    assert h.status("cam") == "STARTING"
+    _report(a, "running", sid)
+    assert h.status("cam") == "RUNNING"
+    _report(a, "message", sid, "Kafka k:9092 unreachable for 12 s")
+    assert (h.status("cam"), h.message("cam")) == ("RUNNING", "Kafka k:9092 unreachable for 12 s")
+    b.submit("processor.claim", {"name": "cam", "session_id": sid})  # failed over to b
+    assert entry.owner == "node-b" and ProcessorStore(h.db).load()[0].owner == "node-b"
+    _report(a, "failed", sid, "from the node that lost it")
+    assert h.status("cam") == "RUNNING"
+    _report(b, "starting", sid)
+    assert h.status("cam") == "STARTING"
+    _report(b, "failed", sid, "Stream unavailable")
+    assert (h.status("cam"), h.message("cam")) == ("FAILED", "Stream unavailable")
+    assert entry.desired.value == "STOPPED"
+    (stored,) = ProcessorStore(h.db).load()
+    assert (stored.status, stored.desired) == ("FAILED", "STOPPED")
+
+
+@pytest.mark.parametrize(("status", "event", "after"), [
+    ("STARTING", "running", "RUNNING"), ("RUNNING", "running", "RUNNING"),
+    ("STOPPING", "running", "STOPPING"), ("RUNNING", "starting", "STARTING"),
+    ("STARTING", "starting", "STARTING"), ("STARTING", "failed", "FAILED"),
+    ("RUNNING", "failed", "FAILED"), ("STOPPING", "failed", "STOPPING"),
+    ("STOPPING", "stopped", "STOPPED"), ("RUNNING", "stopped", "RUNNING"),
+    ("STARTING", "message", "STARTING"),
+])
+def test_a_report_changes_the_status_only_from_its_states(
+        h: Harness, status: str, event: str, after: str) -> None:
+    h.create("cam")
+    sid = h.service.start("cam")
+    if status != "STARTING":
+        _report(h.ledger, "running", sid)
+    if status == "STOPPING":
+        h.service.stop("cam")
+    assert h.status("cam") == status
+    _report(h.ledger, event, sid, "why")
+    assert h.status("cam") == after
+    desired = "STOPPED" if status == "STOPPING" or after == "FAILED" else "RUNNING"
+    assert h.registry.require("cam").desired.value == desired
+    assert ProcessorStore(h.db).load()[0].desired == desired
+
+
+def test_appliers_notify_persist_and_word_their_refusals(h: Harness) -> None:
+    h.mailbox.take()
+    h.create("cam")
+    assert h.mailbox.take().dirty == {"cam"}
+    labels = {sample.labels["status"] for metric in h.metrics_registry.collect()
+              if metric.name == "streamproc_processor_status" for sample in metric.samples
+              if sample.labels["processor"] == "cam"}
+    assert labels == {"STOPPED"}  # no series for a status it never had
+    sid = h.service.start("cam")
+    assert ProcessorStore(h.db).load()[0].session_id == sid  # resumed with its SessionId
+    with pytest.raises(ResourceInUseException, match=r"^Specified resource is in use\.$"):
+        h.service.start("cam")
+    _report(h.ledger, "running", sid)
+    h.service.stop("cam")
+    with pytest.raises(ResourceInUseException, match=r"^Specified resource is in use\.$"):
+        h.service.update("cam", [REGION], None, [], False)
+    # A report without a message (an older node's) clears the message.
+    h.ledger.submit("processor.report", {"name": "cam", "session_id": sid, "event": "stopped"})
+    assert (h.status("cam"), h.message("cam")) == ("STOPPED", "")
+
+
+# ---- the inputs allowlist at the API -------------------------------------------------------------
+
+def _resolve(host: str) -> list[str]:
+    answers = {"cam.example": ["10.0.0.5"], "meta.example": ["169.254.169.254"]}
+    if host not in answers:
+        msg = f"cannot resolve {host}"
+        raise InputUnresolved(msg)
+    return answers[host]
+
+
+def test_the_api_refuses_inputs_the_allowlist_refuses(
+        h: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="streamproc.processors.service")
+    service = ProcessorService(h.registry, h.ledger, h.tags, h.metrics, h.config,
+                               InputAllowlist(InputsConfig(), resolver=_resolve))
+    with pytest.raises(InvalidParameterException) as err:
+        service.create(_args("meta", input_arn="rtsp://meta.example/s"), {})
+    assert err.value.message == ("Input.KinesisVideoStream.Arn refused by "
+                                 "inputs.blocked_networks: " + _refusal("rtsp://meta.example/s"))
+    assert h.service.list(None, None) == ([], None)
+    service.create(_args("ok", input_arn="rtsp://cam.example/s"), {})
+    assert "created processor ok: rtsp://cam.example/s -> arn:aws:kinesis:us-east-1:" \
+           "123456789012:stream/out-ok" in [r.getMessage() for r in caplog.records]
+    # A KVS ARN names an operator-configured URL: judged at connect, not here.
+    service.create(_args("kvs", input_arn=(
+        "arn:aws:kinesisvideo:us-east-1:123456789012:stream/door/1600000000000")), {})
+    # A name that does not resolve now is judged again at connect.
+    service.create(_args("later", input_arn="rtsp://u:pw@later.example/s"), {})
+    assert "input host of rtsp://***:***@later.example/s does not resolve now; judged again " \
+           "at connect" in [r.getMessage() for r in caplog.records]
+    assert [n for n, _ in h.service.list(None, None)[0]] == ["kvs", "later", "ok"]
+    # Start judges the input again (the allowlist may have changed since Create).
+    strict = ProcessorService(h.registry, h.ledger, h.tags, h.metrics, h.config,
+                              InputAllowlist(InputsConfig(schemes=["http"]), resolver=_resolve))
+    with pytest.raises(InvalidParameterException, match="refused by inputs.schemes"):
+        strict.start("ok")
+    assert h.status("ok") == "STOPPED"
+    service.start("ok")
+    assert h.status("ok") == "STARTING"
+
+
+def _refusal(url: str) -> str:
+    with pytest.raises(InputRefused) as err:
+        InputAllowlist(InputsConfig(), resolver=_resolve).check(url)
+    return err.value.message
 
 
 # ---- the mailbox ------------------------------------------------------------------------------

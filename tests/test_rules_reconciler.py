@@ -38,12 +38,14 @@ class _LockedLedger:
 
     def __init__(self, inner: Any, name: str) -> None:
         self._inner, self._name, self.node_id = inner, name, inner.node_id
+        self.locked = True
 
     def submit(self, kind: str, payload: dict[str, Any]) -> Any:
         return self._inner.submit(kind, payload)
 
     def post(self, kind: str, payload: dict[str, Any]) -> None:
-        if payload.get("name") == self._name and payload.get("event") == "failed":
+        if self.locked and payload.get("name") == self._name and \
+                payload.get("event") == "failed":
             msg = "database is locked"
             raise OSError(msg)
         self._inner.post(kind, payload)
@@ -68,10 +70,7 @@ def test_a_plan_carries_the_definition_with_credentials_only_where_needed(h: Har
 
 
 def test_sessions_report_into_their_own_processors_metrics(h: Harness) -> None:
-    h.create("cam")
-    h.service.start("cam")
-    h.turn()
-    h.runtime.latest("cam").sensor.frame_decoded()
+    h.launch("cam").sensor.frame_decoded()
     assert h.metrics_registry.get_sample_value("streamproc_processor_frames_decoded_total",
                                                {"processor": "cam"}) == 1
 
@@ -109,13 +108,16 @@ def test_placement_decides_what_runs_on_this_node(h: Harness) -> None:
     assert [s.plan.name for s in h.runtime.launched] == ["here"]
     assert reconciler.running_names() == ["here"]
     assert h.status("elsewhere") == "STARTING"  # another node's to run
+    h.service.stop("here")
+    h.service.stop("elsewhere")
+    for _ in range(3):
+        reconciler.reconcile_once()
+    # This node settles its own stop; the other's is the other node's to settle.
+    assert (h.status("here"), h.status("elsewhere")) == ("STOPPED", "STOPPING")
 
 
 def test_a_run_whose_processor_disappeared_is_halted(h: Harness) -> None:
-    h.create("cam")
-    h.service.start("cam")
-    h.turn()
-    session = h.runtime.latest("cam")
+    session = h.launch("cam")
     h.registry.remove("cam")
     h.turn()
     assert not session.active.is_set() and h.reconciler.running_names() == []
@@ -135,11 +137,9 @@ def test_an_abandoned_halt_settles_in_the_turn_it_is_given_up(h: Harness) -> Non
 
 
 def test_a_failure_persists_that_the_processor_should_not_run(h: Harness) -> None:
-    h.create("cam")
-    h.service.start("cam")
-    h.turn()
+    session = h.launch("cam")
     assert ProcessorStore(h.db).load()[0].desired == "RUNNING"
-    h.runtime.latest("cam").fail("Stream unavailable for 300 s")
+    session.fail("Stream unavailable for 300 s")
     h.turn()
     (stored,) = ProcessorStore(h.db).load()
     assert (stored.status, stored.desired, stored.status_message) == (
@@ -190,10 +190,10 @@ def test_the_loop_finishes_halts_promptly_whatever_its_tick(h: Harness) -> None:
 def test_crashes_and_contained_bugs_are_logged(h: Harness,
                                                caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="streamproc.processors.reconciler")
-    h.create("cam")
-    h.service.start("cam")
-    h.turn()
-    h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
+    session = h.launch("cam")
+    assert "processor cam: session launched on tcp://cam-cam:1" in [
+        r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    session.crashed("ZeroDivisionError: division by zero")
     h.turn()
     assert "processor cam: ZeroDivisionError: division by zero; restarting it" in [
         r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -213,3 +213,93 @@ def test_crashes_and_contained_bugs_are_logged(h: Harness,
         "processor bad: could not record the failure; retrying"]
     assert isinstance(errors[0].exc_info[1], RuntimeError)
     assert isinstance(errors[1].exc_info[1], OSError)
+
+
+# ---- claims and reports (what makes a node's word count in a cluster) ---------------------------
+
+class _CountingLedger:
+    """The harness's ledger; counts posts, and drops the reports named in ``drop``."""
+
+    def __init__(self, inner: Any, drop: set[str] | None = None) -> None:
+        self._inner, self.node_id = inner, inner.node_id
+        self.drop = drop or set()
+        self.posts: list[tuple[str, str]] = []
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+        return self._inner.submit(kind, payload)
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        self.posts.append((kind, payload.get("event", "")))
+        if payload.get("event") not in self.drop:
+            self._inner.post(kind, payload)
+
+
+def test_a_launch_claims_the_processor_for_this_node_first(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    entry = h.registry.require("cam")
+    entry.owner = "node-gone"  # ran elsewhere before this node took it over
+    h.turn()
+    assert entry.owner == h.ledger.node_id == "local"
+    assert ProcessorStore(h.db).load()[0].owner == "local"
+    h.runtime.latest("cam").report_frame()
+    h.turn()
+    # The claim came first, so this node's report counted; and it carries no message.
+    assert (h.status("cam"), h.message("cam")) == ("RUNNING", "")
+    h.service.stop("cam")
+    h.turn(2)
+    assert (h.status("cam"), h.message("cam")) == ("STOPPED", "")
+
+
+def test_an_unanswered_report_is_posted_once_per_repost_interval(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger, drop={"running"})
+    reconciler = loop(h, ledger=ledger, repost_s=60.0)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").report_frame()
+    for _ in range(5):
+        reconciler.reconcile_once()
+    assert ledger.posts == [("processor.claim", ""), ("processor.report", "running")]
+    assert h.status("cam") == "STARTING"  # the report never arrived
+
+
+def test_a_new_start_under_a_run_relaunches_in_the_same_turn(h: Harness) -> None:
+    first = h.launch("cam")
+    entry = h.registry.require("cam")
+    entry.session_id = "a-later-start"  # e.g. applied from the cluster's log meanwhile
+    h.turn()
+    assert first in h.runtime.halting and len(h.runtime.launched) == 2
+    assert h.runtime.latest("cam") is not first and h.status("cam") == "STARTING"
+
+
+def test_a_failure_stops_producing_in_the_turn_it_is_seen(h: Harness) -> None:
+    session = h.launch("cam")
+    h.mailbox.collection_gone("people", session.plan.collection.created)
+    h.turn()
+    assert (h.status("cam"), h.message("cam")) == ("FAILED", "Collection not found")
+    assert session in h.runtime.halting and h.reconciler.running_names() == []
+
+
+def test_a_pending_failure_of_an_earlier_start_is_dropped(h: Harness) -> None:
+    ledger = _LockedLedger(h.ledger, "cam")
+    reconciler = loop(h, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").fail("Stream unavailable for 300 s")
+    reconciler.reconcile_once()  # the failure could not be recorded: pending
+    assert h.status("cam") == "STARTING"
+    h.registry.require("cam").session_id = "a-later-start"  # applied from the log meanwhile
+    ledger.locked = False
+    reconciler.reconcile_once()
+    # The earlier Start's failure does not fail the later one, which is launched.
+    assert h.status("cam") == "STARTING" and len(h.runtime.launched) == 2
+
+
+def test_a_stop_with_nothing_to_halt_returns_at_once(h: Harness) -> None:
+    reconciler = loop(h, stop_timeout_s=5.0)
+    reconciler.start()
+    started = time.monotonic()
+    assert reconciler.stop(2.0)
+    assert time.monotonic() - started < 1.0

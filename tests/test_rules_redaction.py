@@ -21,6 +21,7 @@ from streamproc.redaction import redact, scrub
     ("https://h/x?q=a%20b", "https://h/x?q=a+b"),
     ("/videos/a:b@c.mp4", "/videos/a:b@c.mp4"),
     ("/videos/a b.mp4?q=a%20b&token=x", "/videos/a b.mp4?q=a%20b&token=x"),  # a path, as is
+    ("/videos/rtsp://x/a.mp4?token=x", "/videos/rtsp://x/a.mp4?token=x"),  # a path all the same
     ("relative/clip.mp4?q=a%20b", "relative/clip.mp4?q=a%20b"),  # not a URL: as is
     ("no-scheme-user:pw@host", "no-scheme-user:pw@host"),
     ("", ""),

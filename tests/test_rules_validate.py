@@ -167,5 +167,71 @@ def test_timestamps_are_epoch_seconds() -> None:
     assert validate._check(shape, 5, "When") == 5.0
     assert isinstance(validate._check(shape, 5, "When"), float)
     for value in ("2026-01-01", True, None):
-        with pytest.raises(InvalidParameterException, match="timestamp in epoch seconds"):
-            validate._check(shape, value, "When")
+        with pytest.raises(InvalidParameterException) as err:
+            validate._check(shape, value, "A.When")
+        assert err.value.message == (
+            f"1 validation error detected: Value {value!r} at 'A.When' failed to satisfy "
+            "constraint: Member must be a timestamp in epoch seconds")
+
+
+SPS = {"Name": "p", "RoleArn": "arn:aws:iam::123456789012:role/r",
+       "Output": {"KinesisDataStream": {"Arn": "kafka://k:1/t"}},
+       "Settings": {"FaceSearch": {"CollectionId": "c"}},
+       "Input": {"KinesisVideoStream": {"Arn": "gopher://u:pw@h/x"}}}
+
+
+@pytest.mark.parametrize(("op", "body", "value", "path", "constraint"), [
+    ("IndexFaces", {"CollectionId": "c", "Image": {"Bytes": 5}}, "'<blob>'", "Image.Bytes",
+     "Member must be a base64-encoded string"),
+    # Not in the base64 alphabet: refused, not skipped over.
+    ("IndexFaces", {"CollectionId": "c", "Image": {"Bytes": "aG!k="}}, "'<blob>'",
+     "Image.Bytes", "Member must be valid base64"),
+    ("IndexFaces", {"CollectionId": "c", "Image": {"Bytes": ""}}, "'<blob>'", "Image.Bytes",
+     "Member must have length greater than or equal to 1"),
+    ("IndexFaces", {"CollectionId": "c"}, "None", "Image", "Member must not be null"),
+    ("IndexFaces", {"CollectionId": "c", "Image": "x"}, "'x'", "Image",
+     "Member must be a JSON object"),
+    ("IndexFaces", {"CollectionId": "c", "Image": {"Bytes": "aGk="}, "QualityFilter": "BEST"},
+     "'BEST'", "QualityFilter",
+     "Member must satisfy enum value set: [NONE, AUTO, LOW, MEDIUM, HIGH]"),
+    ("UpdateStreamProcessor", {"Name": "p", "DataSharingPreferenceForUpdate": {"OptIn": "yes"}},
+     "'yes'", "DataSharingPreferenceForUpdate.OptIn", "Member must be a boolean"),
+    ("DeleteFaces", {"CollectionId": "c", "FaceIds": "f"}, "'f'", "FaceIds",
+     "Member must be a list"),
+    ("DeleteFaces", {"CollectionId": "c", "FaceIds": []}, "[]", "FaceIds",
+     "Member must have length greater than or equal to 1"),
+    ("CreateCollection", {"CollectionId": "c", "Tags": "t"}, "'t'", "Tags",
+     "Member must be a map"),
+    ("CreateCollection", {"CollectionId": "c", "Tags": {f"k{i}": "v" for i in range(201)}},
+     "{'k0': 'v', 'k1': 'v', 'k2': 'v', 'k3': 'v', 'k4': 'v', 'k5': 'v...", "Tags",
+     "Member must have length less than or equal to 200"),
+    ("ListCollections", {"MaxResults": "x"}, "'x'", "MaxResults", "Member must be a number"),
+    ("ListCollections", {"MaxResults": 1.5}, "1.5", "MaxResults", "Member must be an integer"),
+    ("ListCollections", {"MaxResults": -1}, "-1", "MaxResults",
+     "Member must have value greater than or equal to 0"),
+    ("ListCollections", {"MaxResults": 4097}, "4097", "MaxResults",
+     "Member must have value less than or equal to 4096"),
+    ("SearchFaces", {"CollectionId": "c", "FaceId": FACE, "FaceMatchThreshold": float("nan")},
+     "nan", "FaceMatchThreshold", "Member must be a finite number"),
+    # A long (not only an integer) must be integral.
+    ("StartStreamProcessor", {"Name": "p", "StartSelector": {
+        "KVSStreamStartSelector": {"ProducerTimestamp": 1.5}}}, "1.5",
+     "StartSelector.KVSStreamStartSelector.ProducerTimestamp", "Member must be an integer"),
+    ("CreateCollection", {"CollectionId": 5}, "5", "CollectionId", "Member must be a string"),
+    ("CreateCollection", {"CollectionId": "a b"}, "'a b'", "CollectionId",
+     "Member must satisfy regular expression pattern: [a-zA-Z0-9_.\\-]+"),
+    # A value shown in 64 characters is shown whole; a longer one is cut there.
+    ("CreateCollection", {"CollectionId": "y" * 61 + " "}, repr("y" * 61 + " "), "CollectionId",
+     "Member must satisfy regular expression pattern: [a-zA-Z0-9_.\\-]+"),
+    ("CreateCollection", {"CollectionId": "x" * 256}, "'" + "x" * 63 + "...", "CollectionId",
+     "Member must have length less than or equal to 255"),
+    ("CreateStreamProcessor", SPS, "'gopher://***:***@h/x'", "Input.KinesisVideoStream.Arn",
+     "Member must be an arn:<partition>:kinesisvideo:<region>:<account>:... ARN or a media URL "
+     "(rtsp, rtmp, http(s), srt, udp, tcp, file path)"),
+])
+def test_each_refusal_names_the_value_the_path_and_the_constraint(
+        spec: ServiceSpec, op: str, body: dict, value: str, path: str, constraint: str) -> None:
+    with pytest.raises(InvalidParameterException) as err:
+        spec.validate(op, body)
+    assert err.value.message == (f"1 validation error detected: Value {value} at '{path}' "
+                                 f"failed to satisfy constraint: {constraint}")
