@@ -553,6 +553,8 @@ class ClusterConfig(_Base):
         "nodes running one processor while this node is cut off).")
     placement_partitions: int = Field(16, ge=1, description="Partitions of ID.placement: "
                                       "at least the largest number of nodes.")
+    replication_factor: int = Field(1, ge=1, description="Replicas of the cluster's topics "
+                                    "when this node creates them (3 on a production Kafka).")
     write_timeout_s: float = Field(10.0, gt=0, description="A write (API call) waits this "
                                    "long for the log; then a retryable ThrottlingException.")
     join_timeout_s: float = Field(60.0, gt=0, description="Start-up: reach the broker, "

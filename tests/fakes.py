@@ -105,7 +105,7 @@ class Harness:
         self.rules.register(self.appliers)
         self.ledger = LocalLedger(self.appliers)
         self.service = ProcessorService(self.registry, self.ledger, self.tags, self.metrics,
-                                        self.config)
+                                        self.config, kinds=kinds)
         settings = ReconcilerSettings(stop_timeout_s=self.stop_timeout_s, tick_s=0.05,
                                       default_destination="k:9092",
                                       max_restarts=self.max_restarts, restart_window_s=60,

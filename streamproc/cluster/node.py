@@ -20,7 +20,7 @@ from streamproc.cluster.placement import Placement
 from streamproc.config import Config
 from streamproc.dataplane.transport import security_options
 from streamproc.faces.engine import ModelIdentity
-from streamproc.ledger import Appliers
+from streamproc.ledger import Applied, Appliers
 from streamproc.lifecycle import Service
 from streamproc.metrics import ClusterMetrics
 from streamproc.search.searcher import model_mismatch
@@ -54,10 +54,27 @@ class ClusterNode:
             cluster.bootstrap, f"{cluster.id}.state", node_id, cluster.write_timeout_s,
             self._options), self._log, self.metrics)
         self.placement = Placement(
-            cluster.bootstrap, f"{cluster.id}.placement", f"{cluster.id}.placement",
+            cluster.bootstrap, self._group(0), f"{cluster.id}.placement",
             {"node": node_id, "endpoint": endpoint}, processors, self.metrics,
             cluster.session_timeout_s, cluster.heartbeat_interval_s, cluster.fence_after_s,
-            on_change, self._options)
+            on_change, self._options, on_stuck=self._ask_for_new_epoch)
+        appliers.register("placement.epoch", self._apply_epoch)
+
+    # ---- the placement group's epoch ----------------------------------------------------------
+    def _group(self, epoch: int) -> str:
+        base = f"{self.id}.placement"
+        return base if epoch == 0 else f"{base}.{epoch}"
+
+    def _ask_for_new_epoch(self) -> None:
+        self.ledger.post("placement.epoch", {"from": self._log.epoch()})
+
+    def _apply_epoch(self, p: dict[str, Any], where: Applied) -> None:
+        """Every node moves to the next group once; repeats from other nodes are no-ops."""
+        if int(p["from"]) != self._log.epoch():
+            return
+        epoch = int(p["from"]) + 1
+        self._log.save_epoch(epoch)
+        self.placement.regroup(self._group(epoch))
 
     @property
     def services(self) -> list[Service]:
@@ -91,9 +108,11 @@ class ClusterNode:
             msg = f"cannot reach the cluster's Kafka at {self._bootstrap}: {exc!r}"
             raise ClusterError(msg) from None
         try:
-            for topic in (NewTopic(f"{self.id}.state", 1, 1, topic_configs={
+            replicas = cluster.replication_factor
+            for topic in (NewTopic(f"{self.id}.state", 1, replicas, topic_configs={
                     "retention.ms": "-1", "cleanup.policy": "delete"}),
-                          NewTopic(f"{self.id}.placement", cluster.placement_partitions, 1)):
+                          NewTopic(f"{self.id}.placement", cluster.placement_partitions,
+                                   replicas)):
                 try:
                     admin.create_topics([topic], timeout_ms=int(
                         max(1.0, deadline - time.monotonic()) * 1000))
@@ -123,6 +142,7 @@ class ClusterNode:
                 raise ClusterError(msg)
         logger.info("cluster %s: replayed the shared log in %.1f s; joining as %s", self.id,
                     time.monotonic() - started, self.node_id)
+        self.placement.regroup(self._group(self._log.epoch()))
         self.placement.start()
 
     def owns(self, name: str) -> bool:
@@ -137,7 +157,7 @@ class ClusterNode:
                    for m in self.placement.members()]
         return {"cluster": self.id, "node": self.node_id, "fenced": self.placement.fenced,
                 "running_here": running(), "members": members,
-                "applied_offset": self._log.applied()}
+                "applied_offset": self._log.applied(), "placement_epoch": self._log.epoch()}
 
     def stop(self) -> None:
         """Leave the group (others take over at once), then stop applying the log."""

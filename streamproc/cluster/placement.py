@@ -10,6 +10,12 @@ has room, with room for ``ceil(n/m)`` on ``n % m`` members and ``floor(n/m)`` on
 So loads differ by at most one, and a member joining or leaving (or a processor created)
 moves few processors besides the ones that must move.
 
+A group that stays stuck in its rebalance (tansu 0.6 can keep a departed member as the
+group's leader after every member left in turn, and then no member ever gets an assignment)
+is replaced: a node joining for longer than ``STUCK_AFTER_SESSIONS`` session timeouts posts a
+``placement.epoch`` command to the shared log, and every node moves to the group of the next
+epoch, which has no ghost, as soon as it applies the command.
+
 Fencing: a node that has not heard from the group coordinator for ``fence_after_s`` (less
 than the session timeout after which the group hands its processors to others) owns nothing
 until it hears again, so two nodes never run one processor at once.
@@ -35,6 +41,8 @@ from streamproc.lifecycle import Service
 from streamproc.metrics import ClusterMetrics
 
 logger = logging.getLogger(__name__)
+
+STUCK_AFTER_SESSIONS = 3  # joining this many session timeouts without an assignment: stuck
 
 
 def _rank(name: str, member: str) -> int:
@@ -83,20 +91,25 @@ class MemberListAssignor(AbstractPartitionAssignor):
 
     def assign(self, cluster: Any, members: list[Any]) -> dict[str, ConsumerProtocolAssignment]:
         """Leader side: the sorted member list to everyone, one partition each."""
-        nodes = []
-        for member in members:
+        nodes: dict[str, dict[str, str]] = {}
+        for member in sorted(members, key=lambda m: m.member_id):
             try:
                 info = json.loads(member.metadata.user_data or b"{}")
             except ValueError:
                 info = {}
-            nodes.append({"node": str(info.get("node", member.member_id)),
-                          "endpoint": str(info.get("endpoint", "")),
-                          "member": member.member_id})
-        nodes.sort(key=lambda n: n["node"])
-        data = json.dumps({"members": nodes}).encode()
+            node = str(info.get("node", member.member_id))
+            if node in nodes:  # two processes with one node id: only one may own anything
+                logger.error("cluster: two members call themselves %s; %s is left out of the "
+                             "placement until one of them is renamed (--node-id)", node,
+                             member.member_id)
+                continue
+            nodes[node] = {"node": node, "endpoint": str(info.get("endpoint", "")),
+                           "member": member.member_id}
+        listed = sorted(nodes.values(), key=lambda n: n["node"])
+        data = json.dumps({"members": listed}).encode()
         topics = sorted({t for m in members for t in m.metadata.topics})
-        out = {}
-        for i, node in enumerate(nodes):
+        out = {m.member_id: ConsumerProtocolAssignment(self.version, [], data) for m in members}
+        for i, node in enumerate(listed):
             parts = [(t, [i]) for t in topics if i < len(cluster.partitions_for_topic(t) or ())]
             out[node["member"]] = ConsumerProtocolAssignment(self.version, parts, data)
         return out
@@ -117,7 +130,8 @@ class Placement(Service):
                  processors: Callable[[], list[str]], metrics: ClusterMetrics,
                  session_timeout_s: float, heartbeat_s: float, fence_after_s: float,
                  on_change: Callable[[], None] = lambda: None,
-                 client_options: dict[str, Any] | None = None) -> None:
+                 client_options: dict[str, Any] | None = None,
+                 on_stuck: Callable[[], None] = lambda: None) -> None:
         super().__init__("placement")
         self.node_id = node["node"]
         self._node = node
@@ -129,25 +143,74 @@ class Placement(Service):
         self._options = client_options or {}
         self._consumer: Any = None
         self._assigned_at = float("-inf")
+        self._rejoining_since: float | None = None  # written by the membership thread
         self._members: list[dict[str, str]] = []
         self._lock = threading.Lock()  # guards _members and _cache
         self._cache: tuple[tuple[str, ...], tuple[str, ...], dict[str, str]] | None = None
         self.fenced = False
         self._on_change = on_change  # told when the member list or fencing changes
+        self._on_stuck = on_stuck  # told (once per period) while a rebalance never ends
+        self._stuck_told_at: float | None = None
+        self._next_group: str | None = None  # _group and _next_group: guarded by _lock
 
     # ---- membership ------------------------------------------------------------------------
     def _on_start(self) -> None:
+        if self._consumer is not None:  # restarted by the supervisor: leave as the old member
+            self._close_consumer()
+            self._consumer = None
+        with self._lock:  # an epoch applied while the log was replayed
+            if self._next_group is not None:
+                self._group, self._next_group = self._next_group, None
+            group = self._group
+        self._consumer = self._join(group)
+
+    def _join(self, group: str) -> Any:
         from kafka import KafkaConsumer
 
         assignor = MemberListAssignor(self._node, self._set_members)
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=self._bootstrap.split(","), group_id=self._group,
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._bootstrap.split(","), group_id=group,
             enable_auto_commit=False, partition_assignment_strategy=[assignor],
             session_timeout_ms=int(self._session_s * 1000),
             heartbeat_interval_ms=int(self._heartbeat_s * 1000),
             max_poll_interval_ms=max(60000, int(self._session_s * 4000)),
             fetch_max_wait_ms=100, **self._options)
-        self._consumer.subscribe([self._topic])
+        consumer.subscribe([self._topic])
+        return consumer
+
+    def regroup(self, group: str) -> None:
+        """Use consumer group ``group`` from now on (a new epoch; any thread may call)."""
+        with self._lock:
+            if group != self._group:
+                self._next_group = group
+
+    def _switch_group(self) -> None:
+        with self._lock:
+            group, self._next_group = self._next_group, None
+            if group is not None:
+                self._group = group
+                self._members, self._cache = [], None  # nothing is ours until the new list
+        if group is None:
+            return
+        self._close_consumer()
+        logger.warning("cluster: moving to placement group %s", group)
+        self._stuck_told_at, self._rejoining_since = None, None
+        self._consumer = self._join(group)
+
+    def _check_stuck(self) -> None:
+        since, told = self._rejoining_since, self._stuck_told_at
+        period = STUCK_AFTER_SESSIONS * self._session_s
+        now = time.monotonic()
+        if since is None or (told is not None and now - told <= period):
+            return  # asked this period already: again if the epoch has not changed by then
+        if now - since > period:
+            with self._lock:
+                group = self._group
+            logger.error("cluster: the placement group %s has not finished a rebalance in "
+                         "%.0f s; asking every node to move to a fresh group", group,
+                         time.monotonic() - since)
+            self._stuck_told_at = now
+            self._on_stuck()
 
     def _set_members(self, members: list[dict[str, str]]) -> None:
         with self._lock:
@@ -161,11 +224,14 @@ class Placement(Service):
     def _run(self) -> None:
         while not self.stopping:
             self.beat()
+            self._switch_group()
             try:
                 self._consumer.poll(timeout_ms=100)
             except Exception as exc:  # a broker away: keep polling, fencing decides
                 logger.warning("placement: polling the group failed: %r", exc)
                 self.wait(0.5)
+            self._track_rejoin()
+            self._check_stuck()
             self._check_fence()
             owned = 0 if self.fenced else sum(
                 1 for node in self.assignment().values() if node == self.node_id)
@@ -176,11 +242,37 @@ class Placement(Service):
         heartbeat = getattr(getattr(self._consumer, "_coordinator", None), "heartbeat", None)
         return max(float(getattr(heartbeat, "last_receive", float("-inf"))), self._assigned_at)
 
-    def _check_fence(self) -> None:
+    def _silent_too_long(self) -> bool:
+        """Out of touch with the group for more than ``fence_after_s`` (the fencing rule).
+
+        While this node's JoinGroup is in flight there are no heartbeats (the client pauses
+        them), but the coordinator keeps a member that is rejoining in the group, and the
+        rebalance cannot hand this node's processors to others without giving this node the
+        new list too. A rebalance waits up to half a session timeout on tansu; so a rejoin
+        counts as contact for up to ``session_timeout_s - 1`` s from its start, not as
+        silence, or every rebalance would stop every processor in the cluster.
+        """
         if self._fence_after <= 0 or not self._members:
-            return
+            return False
+        now = time.monotonic()
+        if now - self.last_beat > self._fence_after:
+            return True  # this thread is stuck: the client's heartbeats prove nothing
+        since = self._rejoining_since
+        if since is not None and now - since <= max(self._fence_after, self._session_s - 1.0):
+            return False
+        return now - self._last_contact() > self._fence_after
+
+    def _track_rejoin(self) -> None:
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if getattr(coordinator, "rejoining", False):
+            if self._rejoining_since is None:
+                self._rejoining_since = time.monotonic()
+        else:
+            self._rejoining_since = None
+
+    def _check_fence(self) -> None:
+        fenced = self._silent_too_long()
         silent = time.monotonic() - self._last_contact()
-        fenced = silent > self._fence_after
         if fenced != self.fenced:
             self.fenced = fenced
             self._metrics.fenced.set(1 if fenced else 0)
@@ -207,8 +299,13 @@ class Placement(Service):
             return self._cache[2]
 
     def owns(self, name: str) -> bool:
-        """True if this node should run ``name`` now."""
-        if self.fenced:
+        """True if this node should run ``name`` now.
+
+        Fencing is judged here from the time of the last word from the group, not from a
+        flag the membership thread sets: a stuck membership thread must not keep this node
+        running what the group has given to others.
+        """
+        if self._silent_too_long():
             return False
         return self.assignment().get(name) == self.node_id
 
@@ -216,8 +313,11 @@ class Placement(Service):
         """Leave the group at once (others take this node's processors without waiting)."""
         stopped = super().stop(timeout)
         if self._consumer is not None:
-            try:
-                self._consumer.close()
-            except Exception as exc:
-                logger.warning("leaving the cluster's group: %r", exc)
+            self._close_consumer()
         return stopped
+
+    def _close_consumer(self) -> None:
+        try:
+            self._consumer.close()
+        except Exception as exc:
+            logger.warning("leaving the cluster's group: %r", exc)

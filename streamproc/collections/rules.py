@@ -73,7 +73,9 @@ class CollectionRules:
 
     def _add_faces(self, p: dict[str, Any], where: Applied) -> list[StoredFace]:
         collection_id = p["collection_id"]
-        self._searcher.check(collection_id)  # exists, and belongs to this server's model
+        # Exists (shared state). That it fits this node's model was checked by the node
+        # that answered IndexFaces, before appending: every node applies it alike.
+        self._require(collection_id)
         faces = [NewFace(f["face_id"], f["image_id"], f["external_image_id"], f["bbox"],
                          f["confidence"], unpack_vector(f["embedding"])) for f in p["faces"]]
         limit = self._config.storage.max_faces_per_collection

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,13 @@ from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 logger = logging.getLogger(__name__)
 # Stages whose death past the restart budget leaves no processor able to run.
 _VITAL = ("analyzer", "publisher")
+
+
+def default_node_id(host: str, port: int) -> str:
+    """host:port, with the machine's name for a wildcard address (every host has that one)."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        host = socket.gethostname()
+    return f"{host}:{port}"
 
 
 class Daemon:
@@ -179,7 +187,8 @@ class Daemon:
         if not self.config.cluster.bootstrap:
             return LocalLedger(self.appliers)
         assert self._server is not None
-        node_id = self.config.cluster.node_id or f"{self.config.server.host}:{self.port}"
+        node_id = self.config.cluster.node_id or default_node_id(self.config.server.host,
+                                                                 self.port)
         self.cluster = ClusterNode(self.config, self.appliers, storage.db, node_id,
                                    self.endpoint, self._placement_order, self.registry,
                                    self.mailbox.poke)
@@ -281,8 +290,10 @@ class Daemon:
             ("supervisor", self._supervisor and (lambda: self._supervisor.stop(2.0))),
             ("job scheduler", self.jobs and (lambda: self.jobs.scheduler.stop(2.0))),
             ("reconciler", self.reconciler and (lambda: self.reconciler.stop(2.0))),
-            ("cluster membership", self.cluster and self.cluster.stop),
+            # Records are flushed before the group hears that this node left, so the next
+            # runner's records follow this node's for every processor it hands over.
             ("data plane", self._plane and self._plane.stop),
+            ("cluster membership", self.cluster and self.cluster.stop),
             ("index builder", self.storage and (lambda: self.storage.builder.stop(2.0))),
             ("database", self.storage and self.storage.db.close),
         ]

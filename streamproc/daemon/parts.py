@@ -131,7 +131,7 @@ def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: L
     return Domain(
         searcher=searcher, kinds=kinds, registry=processors, processor_rules=rules,
         processors=ProcessorService(processors, ledger, storage.tags, metrics, config,
-                                    inputs),
+                                    inputs, kinds),
         collections=CollectionService(storage.collections, storage.tags, engine, searcher,
                                       config, ledger),
         users=users,

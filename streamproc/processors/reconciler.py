@@ -135,6 +135,8 @@ class Reconciler(Service):
         self._stage_down: str | None = None  # a vital stage gave up: no session can work
         self._posted: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._generation = 0
+        # What other threads may read: a fresh tuple after every turn (swapped, never changed).
+        self._running: tuple[str, ...] = ()
 
     # ---- the loop ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -162,10 +164,15 @@ class Reconciler(Service):
         for key in [k for k in self._posted if k[0] not in names]:
             del self._posted[key]
         self._finish_halts()
+        self._running = tuple(sorted({*self._runs, *(h.name for h in self._halts)}))
 
     def running_names(self) -> list[str]:
-        """Processors with a live session here (for /health and tests)."""
-        return sorted(self._runs)
+        """Processors with a session here, running or still halting, as of the last turn.
+
+        Any thread may call it: it reads the tuple the loop publishes after each turn, never
+        the loop's own tables.
+        """
+        return list(self._running)
 
     def _contain(self, entry: Entry, exc: Exception) -> None:
         """A bug or an I/O error while handling one processor fails that processor only."""
@@ -214,6 +221,8 @@ class Reconciler(Service):
 
     def _observe(self, entry: Entry, run: _Run) -> None:
         """Apply what the session and the events kept in state say about a running one."""
+        if self._hooks.placement(entry.spec.name):  # not a run about to be halted here
+            self._claim(entry)  # until the log says this node runs it (claims can get lost)
         session, plan = run.session, run.session.plan
         if session.ended is not None:
             kind, text = session.ended

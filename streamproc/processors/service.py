@@ -17,6 +17,7 @@ from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUn
 from streamproc.errors import InvalidParameterException
 from streamproc.ledger import Ledger
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
+from streamproc.processors.kinds import ProcessorKind
 from streamproc.processors.registry import ProcessorRegistry
 from streamproc.processors.rules import check_emit_tag
 from streamproc.processors.spec import ProcessorSpec
@@ -35,8 +36,12 @@ class ProcessorService:
 
     def __init__(self, registry: ProcessorRegistry, ledger: Ledger, tags: TagStore,
                  metrics: ProcessorMetrics, config: Config,
-                 inputs: InputAllowlist | None = None) -> None:
+                 inputs: InputAllowlist | None = None,
+                 kinds: dict[str, ProcessorKind] | None = None) -> None:
         self._inputs = inputs
+        # Checks against this node's model run here, before the command is appended:
+        # an applier must decide the same on every node, whatever model each one runs.
+        self._kinds = kinds or {}
         self._registry = registry
         self._ledger = ledger
         self._tags = tags
@@ -67,10 +72,16 @@ class ProcessorService:
         check_emit_tag(tags, EMIT_TAG)
         self._check_input(spec_args["input_arn"])
         spec = ProcessorSpec(arn=self.arn(spec_args["name"]), created=time.time(), **spec_args)
+        self._check_kind(spec)
         self._ledger.submit("processor.create", {"spec": spec.to_dict(), "tags": tags})
         logger.info("created processor %s: %s -> %s", spec.name, redact(spec.input_arn),
                     redact(spec.output_arn))
         return spec
+
+    def _check_kind(self, spec: ProcessorSpec) -> None:
+        kind = self._kinds.get(spec.kind)
+        if kind is not None:
+            kind.check(spec)
 
     def _check_input(self, url: str) -> None:
         """The inputs allowlist at the API; the source checks again before every connect.
@@ -97,7 +108,9 @@ class ProcessorService:
 
     def start(self, name: str) -> str:
         """STOPPED/FAILED -> STARTING; RUNNING once frames flow. Returns the SessionId."""
-        self._check_input(self._registry.require(name).spec.input_arn)
+        spec = self._registry.require(name).spec
+        self._check_input(spec.input_arn)
+        self._check_kind(spec)
         session_id = str(uuid.uuid4())
         self._ledger.submit("processor.start", {"name": name, "session_id": session_id})
         return session_id

@@ -36,6 +36,20 @@ class ClusterLog:
                 return True
         return False
 
+    def epoch(self) -> int:
+        """The placement group's epoch (0 until a stuck group was ever replaced)."""
+        rows = self._db.query("SELECT placement_epoch FROM cluster_log WHERE topic = ?",
+                              (self._topic,))
+        return int(rows[0][0]) if rows else 0
+
+    def save_epoch(self, epoch: int) -> None:
+        """Record a new placement epoch (applied from the log, like every shared change)."""
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO cluster_log (topic, cluster, applied, placement_epoch) "
+                         "VALUES (?, ?, -1, ?) ON CONFLICT(topic) DO UPDATE SET "
+                         "placement_epoch = excluded.placement_epoch",
+                         (self._topic, self._cluster, epoch))
+
     def save(self, offset: int) -> None:
         """Record that every command up to ``offset`` was applied."""
         with self._db.transaction() as conn:

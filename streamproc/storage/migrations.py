@@ -159,6 +159,9 @@ MAIN: list[Migration] = [
               "CREATE TABLE IF NOT EXISTS cluster_log (\n"
               "    topic TEXT PRIMARY KEY,\n    cluster TEXT NOT NULL,\n"
               "    applied INTEGER NOT NULL\n);"),
+    Migration(7, "cluster mode: the placement group's epoch (a stuck group is replaced by "
+                 "a fresh one that every node agrees on through the log)",
+              "ALTER TABLE cluster_log ADD COLUMN placement_epoch INTEGER NOT NULL DEFAULT 0;"),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.

@@ -1,4 +1,4 @@
-"""Cluster test harness: real `streamproc serve --cluster` processes around one broker."""
+"""Real `streamproc serve --cluster` processes around one broker, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -15,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import SHARED, client_for
 
-REPO = Path(__file__).resolve().parent.parent
+from streamproc.tools.client import rekognition
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Node:
     """One daemon process of the cluster; its data dir survives restarts."""
 
-    def __init__(self, root: Path, name: str, bootstrap: str, **settings: Any) -> None:
+    def __init__(self, root: Path, name: str, bootstrap: str, shared: Path,
+                 client: Callable[[str], Any] = rekognition, **settings: Any) -> None:
         self.name = name
+        self.shared = shared
+        self._client = client
         self.root = root / name
         self.root.mkdir(parents=True, exist_ok=True)
         self.bootstrap = bootstrap
@@ -37,10 +41,10 @@ class Node:
         config: dict[str, Any] = {
             "server": {"port": 0}, "log_level": "INFO",
             "storage": {"data_dir": str(self.root / "data")},
-            "models": {"root": str(SHARED), "pack": "test_mfn"},
+            "models": {"root": str(self.shared), "pack": "test_mfn"},
             "kafka": {"bootstrap": self.bootstrap},
             "cluster": {"bootstrap": self.bootstrap, "node_id": self.name},
-            "inputs": {"media_roots": [str(SHARED / "data")]},
+            "inputs": {"media_roots": [str(self.shared / "data")]},
         }
         for dotted, value in self.settings.items():
             tree = config
@@ -79,7 +83,7 @@ class Node:
     @property
     def rek(self) -> Any:
         """A boto3 client for this node."""
-        return client_for(self.endpoint)
+        return self._client(self.endpoint)
 
     def cluster(self) -> dict[str, Any]:
         """GET /cluster."""
