@@ -230,7 +230,7 @@ class _CountingLedger:
 
     def post(self, kind: str, payload: dict[str, Any]) -> None:
         self.posts.append((kind, payload.get("event", "")))
-        if payload.get("event") not in self.drop:
+        if payload.get("event", kind) not in self.drop:
             self._inner.post(kind, payload)
 
 
@@ -303,3 +303,19 @@ def test_a_stop_with_nothing_to_halt_returns_at_once(h: Harness) -> None:
     started = time.monotonic()
     assert reconciler.stop(2.0)
     assert time.monotonic() - started < 1.0
+
+
+def test_a_lost_claim_is_made_again_while_the_run_is_placed_here(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger, drop={"processor.claim"})
+    reconciler = loop(h, {"placement": lambda name: name == "cam"}, ledger=ledger,
+                      repost_s=0.0)
+    assert reconciler.running_names() == []  # before its first turn too
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    assert reconciler.running_names() == ["cam"]
+    entry = h.registry.require("cam")
+    assert entry.owner == ""  # the claim was lost on the way
+    ledger.drop.clear()
+    reconciler.reconcile_once()
+    assert entry.owner == "local"
