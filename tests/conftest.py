@@ -6,7 +6,8 @@ Models and data come from ``$STREAMPROC_SHARED`` (default: ``../shared`` next to
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -17,6 +18,7 @@ from streamproc.config import Config, load_config
 from streamproc.daemon import Daemon
 from streamproc.faces.engine import FaceEngine
 from streamproc.tools.broker import EmbeddedBroker
+from streamproc.tools.livestream import LoopingStream
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STREAMPROC_SHARED", REPO.parent / "shared")).resolve()
@@ -111,3 +113,42 @@ def collection(rek: object, request: pytest.FixtureRequest) -> Iterator[str]:
         rek.delete_collection(CollectionId=name)
     except rek.exceptions.ResourceNotFoundException:
         pass
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, to freeze (SIGSTOP) or stop; thawed before it is stopped."""
+    b = EmbeddedBroker()
+    b.start()
+    yield b
+    if b.process is not None:
+        os.kill(b.process.pid, signal.SIGCONT)
+    b.stop()
+
+
+@pytest.fixture
+def live() -> Iterator[Callable[[Path], LoopingStream]]:
+    """Start looping live streams of clips (ffmpeg servers); stopped after the test."""
+    started: list[LoopingStream] = []
+
+    def start(clip: Path) -> LoopingStream:
+        stream = LoopingStream(clip)
+        stream.start()
+        started.append(stream)
+        return stream
+
+    yield start
+    for stream in started:
+        stream.stop()
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[object]:
+    """The processors' control plane over fakes (tests/fakes.py), with a collection "people"."""
+    from fakes import Harness
+
+    harness = Harness(tmp_path)
+    harness.add_collection("people")
+    yield harness
+    harness.reconciler.stop(1.0)
+    harness.close()

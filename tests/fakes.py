@@ -129,6 +129,13 @@ class Harness:
                 "kind": FACE_SEARCH, **extra}
         self.service.create(args, {})
 
+    def launch(self, name: str, **extra: Any) -> Session:
+        """Create and start ``name``, and turn once: the session that turn launched."""
+        self.create(name, **extra)
+        self.service.start(name)
+        self.turn()
+        return self.runtime.latest(name)
+
     def status(self, name: str) -> str:
         spec, state = self.service.describe(name)
         return state.status.value

@@ -30,13 +30,11 @@ def output_arn(topic: str) -> str:
 
 
 def create(rek: Any, name: str, url: str, topic: str, collection: str, **extra: Any) -> str:
-    """CreateStreamProcessor with the usual shapes."""
-    out = rek.create_stream_processor(
-        Name=name, RoleArn=ROLE, Input={"KinesisVideoStream": {"Arn": url}},
-        Output={"KinesisDataStream": {"Arn": output_arn(topic)}},
-        Settings={"FaceSearch": {"CollectionId": collection, "FaceMatchThreshold": 80}},
-        **extra)
-    return out["StreamProcessorArn"]
+    """CreateStreamProcessor with the usual shapes (``extra`` may replace any of them)."""
+    args = {"Name": name, "RoleArn": ROLE, "Input": {"KinesisVideoStream": {"Arn": url}},
+            "Output": {"KinesisDataStream": {"Arn": output_arn(topic)}},
+            "Settings": {"FaceSearch": {"CollectionId": collection, "FaceMatchThreshold": 80}}}
+    return rek.create_stream_processor(**{**args, **extra})["StreamProcessorArn"]
 
 
 def wait_status(rek: Any, name: str, wanted: set[str], timeout: float = 30.0

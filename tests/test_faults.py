@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +38,6 @@ def sample(daemon: Daemon, name: str, labels: dict[str, str]) -> float:
     return daemon.registry.get_sample_value(name, labels) or 0.0
 
 
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker()
-    broker.start()
-    yield broker
-    if broker.process is not None:
-        os.kill(broker.process.pid, signal.SIGCONT)
-    broker.stop()
-
-
 @pytest.mark.slow
 def test_broker_frozen_for_a_minute_loses_nothing(tmp_path: Path,
                                                    own_broker: EmbeddedBroker) -> None:
@@ -75,15 +64,21 @@ def test_broker_frozen_for_a_minute_loses_nothing(tmp_path: Path,
         assert own_broker.process is not None
         os.kill(own_broker.process.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
-        time.sleep(20)
-        desc = rek.describe_stream_processor(Name="outage")
-        assert desc["Status"] == "RUNNING"
-        assert f"Kafka cluster {cluster} unreachable" in desc["StatusMessage"]
+        deadline = time.monotonic() + 40
+        while f"Kafka cluster {cluster} unreachable" not in rek.describe_stream_processor(
+                Name="outage")["StatusMessage"]:
+            assert time.monotonic() < deadline, "the outage was never shown"
+            time.sleep(0.2)
+        assert rek.describe_stream_processor(Name="outage")["Status"] == "RUNNING"
         assert sample(d, "streamproc_kafka_cluster_up", {"cluster": cluster}) == 0
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - frozen_at)))
-        spooled = sample(d, "streamproc_kafka_outbox_records",
-                         {"cluster": cluster, "location": "disk"})
-        assert spooled > 100  # ~5 records/s for a minute, beyond the 10 kept in memory
+        # At least a minute, and until more than 100 records are held beyond the 10 kept
+        # in memory (however fast this machine analyses frames).
+        deadline = frozen_at + OUTAGE_S + 120
+        while time.monotonic() - frozen_at < OUTAGE_S or sample(
+                d, "streamproc_kafka_outbox_records",
+                {"cluster": cluster, "location": "disk"}) <= 100:
+            assert time.monotonic() < deadline, "records were not held on disk"
+            time.sleep(0.5)
         assert sample(d, "streamproc_kafka_outbox_records",
                       {"cluster": cluster, "location": "memory"}) <= 10
         os.kill(own_broker.process.pid, signal.SIGCONT)
@@ -112,7 +107,7 @@ def test_broker_frozen_for_a_minute_loses_nothing(tmp_path: Path,
     assert len(set(frames)) == emitted  # every record arrived ...
     assert len(got) == emitted  # ... exactly once (idempotent producer, no failed sends)
     assert frames == sorted(frames)  # ... in order
-    assert emitted > OUTAGE_S * 3
+    assert emitted > 100
 
 
 def test_flapping_source_reconnects_then_fails(tmp_path: Path, broker: Any) -> None:
@@ -135,8 +130,12 @@ def test_flapping_source_reconnects_then_fails(tmp_path: Path, broker: Any) -> N
             while sample(d, "streamproc_processor_frames_decoded_total", labels) < decoded + 5:
                 assert time.monotonic() < deadline, f"no frames in cycle {cycle}"
                 time.sleep(0.1)
+            reconnects = sample(d, "streamproc_processor_reconnects_total", labels)
             stream.stop()
-            time.sleep(1.5)
+            deadline = time.monotonic() + 30
+            while sample(d, "streamproc_processor_reconnects_total", labels) <= reconnects:
+                assert time.monotonic() < deadline, f"the drop went unnoticed in cycle {cycle}"
+                time.sleep(0.1)
             stream = LoopingStream(BOTH, port=stream.port)
             stream.start()
         assert sample(d, "streamproc_processor_reconnects_total", labels) >= 3
@@ -266,7 +265,10 @@ def test_kill_9_loses_no_acknowledged_face(tmp_path: Path, broker: Any) -> None:
         workers = [threading.Thread(target=index_forever, args=(w,)) for w in range(3)]
         for w in workers:
             w.start()
-        time.sleep(4)
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 5:  # a few acknowledged while the others are in flight
+            assert time.monotonic() < deadline, "no face was acknowledged"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         stop.set()

@@ -14,7 +14,7 @@ from conftest import client_for, fixture_photo, make_config
 from jobs_helpers import BOTH, video, wait_job
 
 from streamproc.daemon import Daemon
-from streamproc.tools.broker import free_port, wait_for_port
+from streamproc.tools.broker import free_port, owns_port
 
 KEYS = {"aws_access_key_id": "moto-key", "aws_secret_access_key": "moto-secret"}
 
@@ -22,13 +22,18 @@ KEYS = {"aws_access_key_id": "moto-key", "aws_secret_access_key": "moto-secret"}
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server process on a free port, stopped after the module."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    for _ in range(5):  # a free port may be taken before moto binds it: then another one
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                    "-p", str(port)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        if owns_port(process, port, 30):
+            break
+        process.kill()
+        process.wait()
+    else:
+        pytest.fail("moto server did not start")
     try:
-        if not wait_for_port("127.0.0.1", port, 30):
-            pytest.fail("moto server did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

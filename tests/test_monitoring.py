@@ -24,7 +24,7 @@ from conftest import REPO, client_for, make_config
 from streams import BOTH, MAN, WOMAN, Records, create, enrol, wait_status
 
 from streamproc.daemon import Daemon
-from streamproc.tools.broker import EmbeddedBroker, free_port, wait_for_port
+from streamproc.tools.broker import EmbeddedBroker, free_port, owns_port, wait_for_port
 from streamproc.tools.livestream import LoopingStream
 
 KIT = REPO / "configs" / "monitoring"
@@ -75,16 +75,25 @@ class Prometheus:
         config["rule_files"] = [str(KIT / "streamproc-alerts.yml")]
         config["scrape_configs"][0]["static_configs"] = [{"targets": [target]}]
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.port = free_port()
-        self._args = [_tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-                      f"--storage.tsdb.path={workdir / 'tsdb'}", "--log.level=warn",
-                      f"--web.listen-address=127.0.0.1:{self.port}"]
+        self.port = 0
+        self._workdir = workdir
         self._proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self._proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-        assert wait_for_port("127.0.0.1", self.port, 20), "prometheus did not start"
+        # A free port can be taken before prometheus binds it: then it exits, and we retry
+        # on another (checking that it is prometheus itself that listens).
+        for _ in range(5):
+            self.port = free_port()
+            self._proc = subprocess.Popen(
+                [_tool("prometheus"), f"--config.file={self._workdir / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={self._workdir / 'tsdb'}", "--log.level=warn",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if owns_port(self._proc, self.port, 20):
+                assert wait_for_port("127.0.0.1", self.port, 20)
+                return
+            self.stop()
+        raise AssertionError("prometheus did not start")
 
     def stop(self) -> None:
         if self._proc is not None:

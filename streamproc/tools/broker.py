@@ -35,6 +35,55 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def listens(pid: int, port: int) -> bool:
+    """True if process ``pid`` has a TCP socket listening on ``port`` (Linux /proc).
+
+    Elsewhere (no /proc) it answers True at once: the caller then trusts the port.
+    """
+    fd_dir = f"/proc/{pid}/fd"
+    if not os.path.isdir("/proc/self/fd"):
+        return True
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:  # the process is gone or not ours
+        return False
+    inodes = set()
+    for fd in fds:
+        try:
+            inodes.add(os.readlink(f"{fd_dir}/{fd}")[8:-1])  # "socket:[INODE]"
+        except OSError:  # closed meanwhile
+            continue
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    # local_address is ADDR:PORT in hex; state 0A is LISTEN.
+                    if (fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port
+                            and fields[9] in inodes):
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def owns_port(proc: subprocess.Popen, port: int, timeout: float) -> bool:
+    """True once ``proc`` itself listens on ``port``; False if it exits or ``timeout`` passes.
+
+    A port :func:`free_port` found can be taken by another process before ``proc`` binds
+    it: then ``proc`` exits (or something else answers there), and the caller picks another.
+    """
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if listens(proc.pid, port):
+            return True
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return False
+
+
 class EmbeddedBroker:
     """Starts and stops one tansu process on a free loopback port."""
 
@@ -64,7 +113,8 @@ class EmbeddedBroker:
                 # Own session: a Ctrl-C to our process group must not kill it before
                 # we shut down in order (the publisher flushes into it first).
                 start_new_session=True)
-            if wait_for_port(self.host, self.port, 5.0) and self.process.poll() is None:
+            # tansu itself must hold the port: another process may have taken it first.
+            if wait_for_port(self.host, self.port, 5.0) and owns_port(self.process, self.port, 2.0):
                 logger.info("embedded Kafka broker on %s", self.bootstrap)
                 return
             self.stop()

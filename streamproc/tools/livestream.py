@@ -2,7 +2,9 @@
 
 ffmpeg listens as an MPEG-TS over TCP server (``tcp://host:port``) and paces the clip in
 real time (``-re``); when a client disconnects it exits, and the supervisor starts it again,
-like a camera that accepts a new connection.
+like a camera that accepts a new connection. A port picked here is only known to be free
+until ffmpeg binds it: if another process takes it first, ffmpeg exits at once and the
+stream starts again on another port (a port the caller chose is kept).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from streamproc.lifecycle import Service
-from streamproc.tools.broker import free_port
+from streamproc.tools.broker import free_port, owns_port
 
 
 class LoopingStream(Service):
@@ -23,6 +25,7 @@ class LoopingStream(Service):
         super().__init__(f"stream-{Path(clip).stem}")
         self.clip = Path(clip)
         self.host = host
+        self._pick_port = not port
         self.port = port or free_port(host)
         self.speed = speed  # 2.0 serves a 15 fps clip as a 30 fps camera
         self._proc: subprocess.Popen | None = None
@@ -40,6 +43,28 @@ class LoopingStream(Service):
         if not self.clip.is_file():
             msg = f"clip not found: {self.clip}"
             raise FileNotFoundError(msg)
+        if self._pick_port:
+            self._bind()
+
+    def _spawn(self) -> subprocess.Popen:
+        # Own session, so a terminal's Ctrl-C reaches only us; stop() ends it.
+        self.starts += 1
+        return subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def _bind(self, attempts: int = 5, timeout: float = 5.0) -> None:
+        """Start ffmpeg on a port it really listens on before ``url`` is handed out."""
+        for _ in range(attempts):
+            proc = self._spawn()
+            if owns_port(proc, self.port, timeout):
+                self._proc = proc
+                return
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            self.port = free_port(self.host)  # taken in the meantime: another one
+        msg = f"ffmpeg could not listen on {self.host} after {attempts} ports"
+        raise RuntimeError(msg)
 
     def _command(self) -> list[str]:
         pace = ["-re"] if self.speed == 1.0 else ["-readrate", str(self.speed)]
@@ -49,10 +74,8 @@ class LoopingStream(Service):
 
     def _run(self) -> None:
         while not self.stopping:
-            # Own session, so a terminal's Ctrl-C reaches only us; stop() ends it.
-            self._proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True)
-            self.starts += 1
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._spawn()
             while self._proc.poll() is None:
                 if self.wait(0.1):
                     break

@@ -1,0 +1,370 @@
+"""The outbox and its disk spool on their own: bounds, order, acknowledgements, shutdown."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streamproc.dataplane.outbox import Entry, Outbox
+from streamproc.storage.spool import Spool
+
+
+class Future:
+    """A send future the test settles by hand (polled like kafka-python's)."""
+
+    def __init__(self) -> None:
+        self.is_done = False
+        self.exception: Exception | None = None
+
+    def ok(self) -> None:
+        self.is_done = True
+
+    def err(self, exc: Exception) -> None:
+        self.is_done, self.exception = True, exc
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+class Sensor:
+    def __init__(self) -> None:
+        self.published_count = 0
+        self.failures = 0
+        self.latencies: list[float] = []
+
+    def published(self, count: int = 1) -> None:
+        self.published_count += count
+
+    def publish_failed(self) -> None:
+        self.failures += 1
+
+    def observe_latency(self, seconds: float) -> None:
+        self.latencies.append(seconds)
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Spool]:
+    s = Spool(tmp_path / "spool.db")
+    s.open()
+    yield s
+    s.close()
+
+
+def entry(value: str, sensor: Sensor | None = None, processor: str = "p") -> Entry:
+    return Entry(processor, "topic", processor.encode(), value.encode(),
+                 decoded_at=time.monotonic(), sensor=sensor)  # type: ignore[arg-type]
+
+
+def values(entries: list[Entry]) -> list[str]:
+    return [e.value.decode() for e in entries]
+
+
+def spooled(spool: Spool, cluster: str = "c") -> list[str]:
+    return [r.value.decode() for r in spool.read(cluster, float("-inf"), 1000)]
+
+
+def send_all(box: Outbox, max_in_flight: int = 100) -> list[tuple[Entry, Future]]:
+    sent = []
+    for e in box.take_unsent(max_in_flight):
+        future = Future()
+        box.mark_sent(e, future)
+        sent.append((e, future))
+    return sent
+
+
+def deliver(box: Outbox, rounds: int) -> list[str]:
+    """What ``rounds`` publisher turns deliver when every send is acknowledged."""
+    delivered: list[str] = []
+    for _ in range(rounds):
+        box.sync_disk()
+        for e, future in send_all(box):
+            delivered.append(e.value.decode())
+            future.ok()
+        box.reap()
+    return delivered
+
+
+# ---- the spool ---------------------------------------------------------------------------
+
+def test_the_spool_keeps_order_per_cluster_and_reads_after_a_position(spool: Spool) -> None:
+    spool.append("c", [("p", "t", b"k", b"1"), ("p", "t", b"k", b"2")])
+    spool.append("d", [("q", "u", b"j", b"x")])
+    spool.append("c", [("p", "t", b"k", b"3")])
+    spool.append("c", [])
+    rows = spool.read("c", float("-inf"), 10)
+    assert [r.value for r in rows] == [b"1", b"2", b"3"]
+    assert [(r.processor, r.topic, r.key) for r in rows] == [("p", "t", b"k")] * 3
+    assert [r.pos for r in rows] == sorted(r.pos for r in rows)
+    assert [r.value for r in spool.read("c", rows[0].pos, 10)] == [b"2", b"3"]
+    assert [r.value for r in spool.read("c", float("-inf"), 2)] == [b"1", b"2"]
+    assert spool.clusters() == {"c": 3, "d": 1}
+    spool.delete([rows[0].row_id, rows[2].row_id])
+    spool.delete([])
+    assert spooled(spool) == ["2"] and spool.clusters() == {"c": 1, "d": 1}
+
+
+def test_rows_put_in_front_come_before_everything(spool: Spool) -> None:
+    spool.append("c", [("p", "t", b"k", b"3"), ("p", "t", b"k", b"4")])
+    spool.append("c", [("p", "t", b"k", b"1"), ("p", "t", b"k", b"2")], front=True)
+    spool.append("c", [("p", "t", b"k", b"5")])
+    spool.append("c", [("p", "t", b"k", b"0")], front=True)
+    assert spooled(spool) == ["0", "1", "2", "3", "4", "5"]
+    spool.append("e", [("p", "t", b"k", b"only")], front=True)
+    assert spooled(spool, "e") == ["only"]
+
+
+def test_positions_are_never_reused_after_a_restart_either(tmp_path: Path) -> None:
+    first = Spool(tmp_path / "s.db")
+    first.open()
+    first.append("c", [("p", "t", b"k", b"1"), ("p", "t", b"k", b"2")])
+    rows = first.read("c", float("-inf"), 10)
+    first.close()
+    second = Spool(tmp_path / "s.db")
+    second.open()
+    second.append("c", [("p", "t", b"k", b"3")])
+    assert [r.value for r in second.read("c", rows[-1].pos, 10)] == [b"3"]
+    second.close()
+
+
+def test_the_spool_file_is_private(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "private.db")
+    assert not (tmp_path / "private.db").exists()  # no I/O before open()
+    s.open()
+    assert (tmp_path / "private.db").stat().st_mode & 0o777 == 0o600
+    # WAL with synchronous=NORMAL (1): outage writes do not wait for an fsync per commit.
+    assert s._db.query("PRAGMA synchronous")[0][0] == 1
+    s.close()
+
+
+# ---- the outbox --------------------------------------------------------------------------
+
+def test_memory_holds_exactly_its_limit_and_the_rest_waits_for_disk(spool: Spool) -> None:
+    box = Outbox("c", spool, 3, lambda name: None)
+    for i in range(3):
+        box.put(entry(str(i)))
+    assert box.sizes() == (3, 0)
+    box.put(entry("3"))
+    assert box.sizes() == (3, 1) and spooled(spool) == []  # written by the publisher thread
+    box.sync_disk()
+    assert box.sizes() == (3, 1) and spooled(spool) == ["3"]
+
+
+def test_once_anything_is_on_disk_new_records_queue_behind_it(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(4):
+        box.put(entry(str(i)))
+    box.sync_disk()  # "2", "3" on disk
+    sent = send_all(box)
+    for _, future in sent:
+        future.ok()
+    assert box.reap() == 2
+    box.put(entry("4"))  # memory has room, but "2" and "3" come first
+    box.sync_disk()
+    assert values(box.take_unsent(10)) == ["2", "3"]
+    box.sync_disk()
+    assert box.sizes() == (2, 1)
+
+
+def test_records_come_back_from_disk_in_order_as_room_frees_up(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(7):
+        box.put(entry(str(i)))
+    assert deliver(box, 10) == [str(i) for i in range(7)]
+    assert box.sizes() == (0, 0) and spooled(spool) == []  # delivered rows are deleted
+
+
+def test_take_unsent_respects_the_in_flight_budget(spool: Spool) -> None:
+    box = Outbox("c", spool, 10, lambda name: None)
+    for i in range(5):
+        box.put(entry(str(i)))
+    assert values(box.take_unsent(2)) == ["0", "1"]
+    assert values(box.take_unsent(2)) == ["0", "1"]  # nothing marked sent yet
+    first = send_all(box, 2)
+    assert values([e for e, _ in first]) == ["0", "1"]
+    assert box.take_unsent(2) == []  # budget used
+    assert values(box.take_unsent(3)) == ["2"]
+    assert values(box.take_unsent(100)) == ["2", "3", "4"]
+
+
+def test_reap_releases_acknowledged_records_from_the_head_only(spool: Spool) -> None:
+    sensor = Sensor()
+    box = Outbox("c", spool, 10, lambda name: None)
+    for i in range(3):
+        box.put(entry(str(i), sensor))
+    (e0, f0), (e1, f1), (e2, f2) = send_all(box)
+    f1.ok()
+    assert box.reap() == 0 and box.sizes() == (3, 0)  # "0" is still unacknowledged
+    f0.ok()
+    assert box.reap() == 2 and box.sizes() == (1, 0)
+    assert sensor.published_count == 2 and len(sensor.latencies) == 2
+    assert all(0 <= s < 5 for s in sensor.latencies)
+    assert box.oldest_in_flight_age() >= 0 and box.failed_at is None
+    f2.ok()
+    assert box.reap() == 1 and box.oldest_in_flight_age() == 0.0
+
+
+def test_a_failed_send_rewinds_everything_unacknowledged_in_order(spool: Spool) -> None:
+    sensor = Sensor()
+    box = Outbox("c", spool, 10, lambda name: None)
+    for i in range(4):
+        box.put(entry(str(i), sensor))
+    (_, f0), (_, f1), (_, f2), _ = send_all(box)
+    f0.ok()
+    f1.err(RuntimeError("broker gone"))
+    f2.ok()  # acknowledged after a failure before it: sent again all the same
+    assert box.reap() == 1
+    assert box.reset_pending and box.failed_at is not None
+    assert "broker gone" in box.last_error and sensor.failures == 1
+    assert values(box.take_unsent(10)) == ["1", "2", "3"]
+    failed_at = box.failed_at
+    box.fail("no transport")
+    assert box.failed_at == failed_at and box.last_error == "no transport"
+    for _, future in send_all(box):
+        future.ok()
+    assert box.reap() == 3 and box.failed_at is None and sensor.published_count == 4
+
+
+def test_records_read_back_from_disk_find_their_sensor(spool: Spool) -> None:
+    known, later = Sensor(), Sensor()
+    spool.append("c", [("old", "t", b"old", b"from-last-run")])
+    box = Outbox("c", spool, 5, lambda name: later if name == "old" else None, on_spool_rows=1)
+    box.put(entry("new", known, processor="p"))
+    assert box.sizes() == (0, 2)  # behind what the last run left
+    box.sync_disk()
+    sent = send_all(box)
+    assert values([e for e, _ in sent]) == ["from-last-run", "new"]
+    assert sent[0][0].decoded_at is None and sent[0][0].sensor is later
+    for _, future in sent:
+        future.ok()
+    box.reap()
+    assert later.published_count == 1 and later.latencies == []  # no decode time to measure
+    assert known.published_count == 1 and spooled(spool) == []
+
+
+def test_persist_unsent_keeps_memory_in_front_of_the_overflow(spool: Spool) -> None:
+    box = Outbox("c", spool, 3, lambda name: None)
+    for i in range(6):
+        box.put(entry(str(i)))
+    box.sync_disk()  # "3".."5" on disk, "0".."2" in memory
+    sent = send_all(box, 2)
+    sent[0][1].ok()  # "0" acknowledged before the shutdown
+    box.put(entry("6"))  # still in the overflow
+    assert box.persist_unsent() == 2
+    assert spooled(spool) == ["1", "2", "3", "4", "5", "6"]
+    assert box.sizes()[0] == 0 and box.take_unsent(10) == []  # memory emptied
+    box.put(entry("7"))  # a late record from a stage that outlived its stop
+    assert spooled(spool)[-1] == "7" and box.take_unsent(10) == []
+
+
+def test_a_restart_delivers_the_persisted_records_first(spool: Spool, tmp_path: Path) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(4):
+        box.put(entry(str(i)))
+    box.sync_disk()
+    send_all(box)
+    box.persist_unsent()
+    again = Outbox("c", spool, 2, lambda name: None, on_spool_rows=len(spooled(spool)))
+    again.put(entry("4"))
+    assert deliver(again, 6) == ["0", "1", "2", "3", "4"] and spooled(spool) == []
+
+
+def test_a_fresh_outbox_has_no_failure_and_its_first_failure_is_timed(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    assert (box.failed_at, box.reset_pending, box.last_error) == (None, False, "")
+    before = time.monotonic()
+    box.fail("no transport")
+    assert box.failed_at is not None and before <= box.failed_at <= time.monotonic()
+    assert (box.reset_pending, box.last_error) == (True, "no transport")
+
+
+def test_the_oldest_send_ages_from_when_it_was_sent(spool: Spool) -> None:
+    box = Outbox("c", spool, 4, lambda name: None)
+    assert box.oldest_in_flight_age() == 0.0
+    box.put(entry("0"))
+    send_all(box)
+    age = box.oldest_in_flight_age()
+    assert 0.0 <= age < 5.0
+
+
+def test_records_back_from_disk_keep_processor_topic_and_key(spool: Spool) -> None:
+    box = Outbox("c", spool, 1, lambda name: None)
+    box.put(entry("0", processor="a"))
+    box.put(Entry("b", "other-topic", b"key-b", b"1"))
+    box.sync_disk()  # "1" on disk
+    (first,) = send_all(box)
+    first[1].ok()
+    box.reap()
+    box.sync_disk()  # back in memory
+    (back,) = box.take_unsent(10)
+    assert (back.processor, back.topic, back.key, back.value) == (
+        "b", "other-topic", b"key-b", b"1")
+    assert back.spool_id is not None and back.decoded_at is None
+
+
+def test_a_single_free_slot_is_refilled_from_disk(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(3):
+        box.put(entry(str(i)))
+    box.sync_disk()  # "2" on disk
+    (first, _) = send_all(box)
+    first[1].ok()
+    assert box.reap() == 1
+    box.sync_disk()  # one slot free: "2" comes back
+    assert box.sizes() == (2, 0)
+
+
+class _FailingSpool:
+    """A spool whose next append raises (a full disk), then works again.
+
+    ``meanwhile`` runs inside the failing append, as the analyzer thread's put() may.
+    """
+
+    def __init__(self, inner: Spool) -> None:
+        self.inner, self.fail_next = inner, True
+        self.meanwhile: Callable[[], None] = lambda: None
+
+    def append(self, *args: object, **kwargs: object) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            self.meanwhile()
+            msg = "disk full"
+            raise OSError(msg)
+        self.inner.append(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_overflow_that_could_not_be_written_stays_first_in_line(spool: Spool) -> None:
+    failing = _FailingSpool(spool)
+    box = Outbox("c", failing, 1, lambda name: None)  # type: ignore[arg-type]
+    for i in range(3):
+        box.put(entry(str(i)))
+    failing.meanwhile = lambda: box.put(entry("3"))  # arrives while "1", "2" are written
+    with pytest.raises(OSError, match="disk full"):
+        box.sync_disk()
+    assert box.sizes() == (1, 3) and spooled(spool) == []
+    box.put(entry("4"))
+    box.sync_disk()  # the two not written stay in front of what arrived meanwhile
+    assert spooled(spool) == ["1", "2", "3", "4"] and box.sizes() == (1, 4)
+    assert deliver(box, 10) == ["0", "1", "2", "3", "4"]
+    assert box.sizes() == (0, 0) and spooled(spool) == []
+
+
+def test_persisting_rewrites_records_from_disk_once(spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    for i in range(4):
+        box.put(entry(str(i)))
+    box.sync_disk()  # "2", "3" on disk
+    for _, future in send_all(box):
+        future.ok()
+    box.reap()
+    box.sync_disk()  # "2", "3" back in memory, still on disk until acknowledged
+    send_all(box)  # in flight, never acknowledged
+    assert box.persist_unsent() == 2
+    assert spooled(spool) == ["2", "3"]  # each once, in order
+    assert box.reap() == 0 and box.take_unsent(10) == []
+    assert box.oldest_in_flight_age() == 0.0 and box.sizes() == (0, 0)

@@ -1,0 +1,321 @@
+"""Reconciler rules the loop tests in test_reconciler.py leave open: plans, logs, placement.
+
+Over tests/fakes.py's Harness (no models, broker or video). ``loop()`` builds a reconciler
+over the harness's registry and runtime with other settings or hooks, in one place, so a
+change of the reconciler's constructor touches one helper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import pytest
+from fakes import Harness
+
+from streamproc.processors.kinds import FaceSearchKind
+from streamproc.processors.reconciler import Reconciler, ReconcilerSettings
+from streamproc.storage.processors import ProcessorStore
+
+REGION = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
+KVS = "arn:aws:kinesisvideo:us-east-1:123456789012:stream/door/1600000000000"
+
+
+def loop(h: Harness, hooks: dict[str, Any] | None = None, ledger: Any = None,
+         **settings: Any) -> Reconciler:
+    """A reconciler over the harness's registry, runtime, mailbox and ledger."""
+    base = {"stop_timeout_s": h.stop_timeout_s, "tick_s": 0.05,
+            "default_destination": "k:9092", "restart_delay_s": 0.0}
+    return Reconciler(h.registry, h.runtime, {"FaceSearch": FaceSearchKind(h.searcher)},
+                      h.mailbox, ledger or h.ledger, ReconcilerSettings(**{**base, **settings}),
+                      dataclasses.replace(h.reconciler._hooks, **(hooks or {})))
+
+
+class _LockedLedger:
+    """The harness's ledger, except that ``name``'s failure reports cannot be recorded."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self._inner, self._name, self.node_id = inner, name, inner.node_id
+        self.locked = True
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+        return self._inner.submit(kind, payload)
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.locked and payload.get("name") == self._name and \
+                payload.get("event") == "failed":
+            msg = "database is locked"
+            raise OSError(msg)
+        self._inner.post(kind, payload)
+
+
+def test_the_loop_is_named_for_health_reports(h: Harness) -> None:
+    assert h.reconciler.name == "reconciler"
+
+
+def test_a_plan_carries_the_definition_with_credentials_only_where_needed(h: Harness) -> None:
+    url = "rtsp://admin:hunter2@cam/live?token=s3cret"
+    h.create("cam", input_arn=url, regions=[REGION])
+    h.service.start("cam")
+    loop(h, frame_queue=5).reconcile_once()
+    plan = h.runtime.latest("cam").plan
+    assert plan.url == url  # the reader needs the credentials ...
+    # ... and no one else does.
+    assert plan.url_shown == plan.stream_arn == "rtsp://***:***@cam/live?token=***"
+    assert plan.kind == "FaceSearch" and plan.regions == (REGION,) and plan.frame_queue == 5
+    assert plan.emit == "frame" and plan.threshold == 80.0
+    assert h.runtime.latest("cam").regions == (REGION,)
+
+
+def test_sessions_report_into_their_own_processors_metrics(h: Harness) -> None:
+    h.launch("cam").sensor.frame_decoded()
+    assert h.metrics_registry.get_sample_value("streamproc_processor_frames_decoded_total",
+                                               {"processor": "cam"}) == 1
+
+
+def test_kinesis_video_inputs_map_to_configured_urls(h: Harness) -> None:
+    for name, streams in (("by-arn", {KVS: "rtsp://by-arn/x"}),
+                          ("by-name", {"door": "rtsp://by-name/x"}),
+                          ("both", {KVS: "rtsp://by-arn/x", "door": "rtsp://by-name/x"})):
+        h.create(name, input_arn=KVS)
+        h.service.start(name)
+        loop(h, video_streams=streams).reconcile_once()
+        expected = streams.get(KVS) or streams["door"]
+        assert h.runtime.latest(name).plan.url == expected
+        h.service.stop(name)
+        h.turn()
+        h.service.delete(name)
+
+
+def test_an_output_without_a_cluster_fails_at_launch_with_the_reason(h: Harness) -> None:
+    h.create("cam")  # a Kinesis-style ARN: the default cluster
+    h.service.start("cam")
+    loop(h, default_destination=None).reconcile_once()
+    assert h.status("cam") == "FAILED" and not h.runtime.launched
+    assert h.message("cam") == ("No Kafka cluster for output "
+                                "arn:aws:kinesis:us-east-1:123456789012:stream/out-cam")
+
+
+def test_placement_decides_what_runs_on_this_node(h: Harness) -> None:
+    h.create("here")
+    h.create("elsewhere")
+    h.service.start("here")
+    h.service.start("elsewhere")
+    reconciler = loop(h, {"placement": lambda name: name == "here"})
+    reconciler.reconcile_once()
+    assert [s.plan.name for s in h.runtime.launched] == ["here"]
+    assert reconciler.running_names() == ["here"]
+    assert h.status("elsewhere") == "STARTING"  # another node's to run
+    h.service.stop("here")
+    h.service.stop("elsewhere")
+    for _ in range(3):
+        reconciler.reconcile_once()
+    # This node settles its own stop; the other's is the other node's to settle.
+    assert (h.status("here"), h.status("elsewhere")) == ("STOPPED", "STOPPING")
+
+
+def test_a_run_whose_processor_disappeared_is_halted(h: Harness) -> None:
+    session = h.launch("cam")
+    h.registry.remove("cam")
+    h.turn()
+    assert not session.active.is_set() and h.reconciler.running_names() == []
+
+
+def test_an_abandoned_halt_settles_in_the_turn_it_is_given_up(h: Harness) -> None:
+    h.create("cam")
+    h.runtime.stuck.add("cam")
+    h.service.start("cam")
+    h.turn()
+    h.service.stop("cam")
+    h.turn()
+    assert h.status("cam") == "STOPPING"
+    time.sleep(h.stop_timeout_s + 0.05)
+    h.turn()
+    assert h.status("cam") == "STOPPED" and len(h.runtime.abandoned) == 1
+
+
+def test_a_failure_persists_that_the_processor_should_not_run(h: Harness) -> None:
+    session = h.launch("cam")
+    assert ProcessorStore(h.db).load()[0].desired == "RUNNING"
+    session.fail("Stream unavailable for 300 s")
+    h.turn()
+    (stored,) = ProcessorStore(h.db).load()
+    assert (stored.status, stored.desired, stored.status_message) == (
+        "FAILED", "STOPPED", "Stream unavailable for 300 s")
+
+
+def test_a_stop_ends_every_session_and_gives_up_on_stuck_ones(h: Harness) -> None:
+    for name in ("a", "b"):
+        h.create(name)
+        h.service.start(name)
+    h.runtime.stuck.add("b")
+    h.turn()
+    started = time.monotonic()
+    assert h.reconciler.stop(2.0)
+    assert time.monotonic() - started < h.stop_timeout_s + 0.5
+    assert not h.runtime.live()
+    assert [s.plan.name for s in h.runtime.abandoned] == ["b"]
+    assert {s.plan.name for s in h.runtime.halting} == {"a", "b"}
+
+
+def test_the_loop_finishes_halts_promptly_whatever_its_tick(h: Harness) -> None:
+    reconciler = loop(h, tick_s=5.0, stop_timeout_s=10.0)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.start()
+    try:
+        deadline = time.monotonic() + 2
+        while not h.runtime.launched and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h.runtime.stuck.add("cam")
+        h.service.stop("cam")
+        deadline = time.monotonic() + 2
+        while not h.runtime.halting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert h.runtime.halting, "the stop was not begun"
+        h.runtime.stuck.discard("cam")  # the reader finishes now
+        released = time.monotonic()
+        while h.status("cam") != "STOPPED" and time.monotonic() - released < 3:
+            time.sleep(0.01)
+        # Pending halts are checked every 50 ms, not every tick (5 s here).
+        assert h.status("cam") == "STOPPED" and time.monotonic() - released < 0.8
+    finally:
+        reconciler.stop(2.0)
+
+
+# ---- what operators read in the log -------------------------------------------------------------
+
+def test_crashes_and_contained_bugs_are_logged(h: Harness,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="streamproc.processors.reconciler")
+    session = h.launch("cam")
+    assert "processor cam: session launched on tcp://cam-cam:1" in [
+        r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    session.crashed("ZeroDivisionError: division by zero")
+    h.turn()
+    assert "processor cam: ZeroDivisionError: division by zero; restarting it" in [
+        r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    caplog.clear()
+
+    def broken(spec: Any) -> str:
+        msg = "a bug"
+        raise RuntimeError(msg)
+
+    h.create("bad")
+    h.service.start("bad")
+    loop(h, {"emit_mode": broken}, ledger=_LockedLedger(h.ledger, "bad")).reconcile_once()
+    errors = [r for r in caplog.records
+              if r.levelno == logging.ERROR and "processor bad:" in r.getMessage()]
+    assert [r.getMessage() for r in errors] == [
+        "processor bad: reconciling failed",
+        "processor bad: could not record the failure; retrying"]
+    assert isinstance(errors[0].exc_info[1], RuntimeError)
+    assert isinstance(errors[1].exc_info[1], OSError)
+
+
+# ---- claims and reports (what makes a node's word count in a cluster) ---------------------------
+
+class _CountingLedger:
+    """The harness's ledger; counts posts, and drops the reports named in ``drop``."""
+
+    def __init__(self, inner: Any, drop: set[str] | None = None) -> None:
+        self._inner, self.node_id = inner, inner.node_id
+        self.drop = drop or set()
+        self.posts: list[tuple[str, str]] = []
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+        return self._inner.submit(kind, payload)
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        self.posts.append((kind, payload.get("event", "")))
+        if payload.get("event", kind) not in self.drop:
+            self._inner.post(kind, payload)
+
+
+def test_a_launch_claims_the_processor_for_this_node_first(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    entry = h.registry.require("cam")
+    entry.owner = "node-gone"  # ran elsewhere before this node took it over
+    h.turn()
+    assert entry.owner == h.ledger.node_id == "local"
+    assert ProcessorStore(h.db).load()[0].owner == "local"
+    h.runtime.latest("cam").report_frame()
+    h.turn()
+    # The claim came first, so this node's report counted; and it carries no message.
+    assert (h.status("cam"), h.message("cam")) == ("RUNNING", "")
+    h.service.stop("cam")
+    h.turn(2)
+    assert (h.status("cam"), h.message("cam")) == ("STOPPED", "")
+
+
+def test_an_unanswered_report_is_posted_once_per_repost_interval(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger, drop={"running"})
+    reconciler = loop(h, ledger=ledger, repost_s=60.0)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").report_frame()
+    for _ in range(5):
+        reconciler.reconcile_once()
+    assert ledger.posts == [("processor.claim", ""), ("processor.report", "running")]
+    assert h.status("cam") == "STARTING"  # the report never arrived
+
+
+def test_a_new_start_under_a_run_relaunches_in_the_same_turn(h: Harness) -> None:
+    first = h.launch("cam")
+    entry = h.registry.require("cam")
+    entry.session_id = "a-later-start"  # e.g. applied from the cluster's log meanwhile
+    h.turn()
+    assert first in h.runtime.halting and len(h.runtime.launched) == 2
+    assert h.runtime.latest("cam") is not first and h.status("cam") == "STARTING"
+
+
+def test_a_failure_stops_producing_in_the_turn_it_is_seen(h: Harness) -> None:
+    session = h.launch("cam")
+    h.mailbox.collection_gone("people", session.plan.collection.created)
+    h.turn()
+    assert (h.status("cam"), h.message("cam")) == ("FAILED", "Collection not found")
+    assert session in h.runtime.halting and h.reconciler.running_names() == []
+
+
+def test_a_pending_failure_of_an_earlier_start_is_dropped(h: Harness) -> None:
+    ledger = _LockedLedger(h.ledger, "cam")
+    reconciler = loop(h, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").fail("Stream unavailable for 300 s")
+    reconciler.reconcile_once()  # the failure could not be recorded: pending
+    assert h.status("cam") == "STARTING"
+    h.registry.require("cam").session_id = "a-later-start"  # applied from the log meanwhile
+    ledger.locked = False
+    reconciler.reconcile_once()
+    # The earlier Start's failure does not fail the later one, which is launched.
+    assert h.status("cam") == "STARTING" and len(h.runtime.launched) == 2
+
+
+def test_a_stop_with_nothing_to_halt_returns_at_once(h: Harness) -> None:
+    reconciler = loop(h, stop_timeout_s=5.0)
+    reconciler.start()
+    started = time.monotonic()
+    assert reconciler.stop(2.0)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_lost_claim_is_made_again_while_the_run_is_placed_here(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger, drop={"processor.claim"})
+    reconciler = loop(h, {"placement": lambda name: name == "cam"}, ledger=ledger,
+                      repost_s=0.0)
+    assert reconciler.running_names() == []  # before its first turn too
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    assert reconciler.running_names() == ["cam"]
+    entry = h.registry.require("cam")
+    assert entry.owner == ""  # the claim was lost on the way
+    ledger.drop.clear()
+    reconciler.reconcile_once()
+    assert entry.owner == "local"

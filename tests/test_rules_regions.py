@@ -1,0 +1,193 @@
+"""Which faces a region of interest keeps, and how a session reports to its owner.
+
+Synthetic faces on a 400x200 frame (not square, so X/Y or width/height mix-ups show).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streamproc.dataplane.session import Output, Session, SessionPlan, in_regions
+from streamproc.faces.types import Face
+from streamproc.metrics import ProcessorMetrics
+from streamproc.storage.collections import CollectionInfo
+
+W, H = 400, 200
+
+
+def face_at(cx: float, cy: float, half: float = 5.0) -> Face:
+    """A face whose box is centred on pixel (cx, cy)."""
+    return Face(box=np.array([cx - half, cy - half, cx + half, cy + half]), score=0.9,
+                landmarks=np.zeros((5, 2)))
+
+
+def box(left: float, top: float, width: float, height: float) -> dict[str, Any]:
+    return {"BoundingBox": {"Left": left, "Top": top, "Width": width, "Height": height}}
+
+
+def polygon(*points: tuple[float, float]) -> dict[str, Any]:
+    return {"Polygon": [{"X": x, "Y": y} for x, y in points]}
+
+
+def keeps(cx: float, cy: float, *regions: dict[str, Any]) -> bool:
+    return in_regions(face_at(cx, cy), tuple(regions), W, H)
+
+
+def test_no_regions_keep_every_face() -> None:
+    assert keeps(1, 1) and keeps(399, 199)
+    assert in_regions(face_at(1, 1), [], W, H)
+
+
+def test_a_box_keeps_faces_whose_centre_is_inside_edges_included() -> None:
+    region = box(0.25, 0.5, 0.5, 0.25)  # x 100..300, y 100..150
+    assert keeps(200, 125, region)
+    for cx, cy in ((100, 125), (300, 125), (200, 100), (200, 150)):  # on each edge
+        assert keeps(cx, cy, region), (cx, cy)
+    for cx, cy in ((99, 125), (301, 125), (200, 99), (200, 151), (50, 50)):
+        assert not keeps(cx, cy, region), (cx, cy)
+
+
+def test_the_box_uses_the_centre_not_any_overlap() -> None:
+    region = box(0.0, 0.0, 0.5, 1.0)  # x 0..200
+    assert not in_regions(face_at(210, 100, half=30), (region,), W, H)
+    assert in_regions(face_at(190, 100, half=30), (region,), W, H)
+
+
+def test_a_box_scales_by_frame_width_and_height() -> None:
+    wide = box(0.0, 0.0, 0.5, 0.2)  # x 0..200, y 0..40 on 400x200
+    assert keeps(190, 35, wide)
+    assert not keeps(190, 45, wide)  # y scaled by height 200, not by width
+    assert not keeps(210, 35, wide)
+
+
+def test_box_fields_default_to_the_whole_frame_from_the_top_left() -> None:
+    assert keeps(399, 199, {"BoundingBox": {"Left": 0.5}})  # width 1.0 reaches past the edge
+    assert not keeps(199, 100, {"BoundingBox": {"Left": 0.5}})
+    assert keeps(10, 150, {"BoundingBox": {"Top": 0.5}})
+    assert not keeps(10, 90, {"BoundingBox": {"Top": 0.5}})
+    assert keeps(150, 10, {"BoundingBox": {"Width": 0.4}})
+    assert not keeps(170, 10, {"BoundingBox": {"Width": 0.4}})
+    assert keeps(10, 70, {"BoundingBox": {"Height": 0.4}})
+    assert not keeps(10, 90, {"BoundingBox": {"Height": 0.4}})
+
+
+def test_a_polygon_keeps_faces_inside_and_on_its_edge() -> None:
+    triangle = polygon((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))  # below the diagonal x/W + y/H = 1
+    assert keeps(100, 50, triangle)
+    assert keeps(200, 100, triangle)  # on the hypotenuse
+    assert keeps(0, 100, triangle)  # on the left edge
+    assert not keeps(300, 150, triangle)
+    assert not keeps(210, 100, triangle)
+
+
+def test_a_polygon_scales_x_by_width_and_y_by_height() -> None:
+    band = polygon((0.5, 0.0), (1.0, 0.0), (1.0, 0.25), (0.5, 0.25))  # x 200..400, y 0..50
+    assert keeps(300, 40, band)
+    assert not keeps(300, 60, band)
+    assert not keeps(190, 40, band)
+    assert not keeps(40, 300 / 2, band)
+
+
+def test_a_concave_polygon_excludes_its_notch() -> None:
+    notched = polygon((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 0.2), (0.0, 1.0))
+    assert keeps(20, 150, notched) and keeps(380, 150, notched)
+    assert not keeps(200, 150, notched)  # in the notch
+    assert keeps(200, 20, notched)
+
+
+def test_degenerate_polygons_keep_nothing() -> None:
+    assert not keeps(100, 50, polygon((0.0, 0.0), (1.0, 1.0)))
+    assert not keeps(100, 50, {"Polygon": []})
+    assert not keeps(100, 50, {})
+
+
+def test_missing_polygon_coordinates_are_zero() -> None:
+    region = {"Polygon": [{"X": 1.0}, {"Y": 1.0}, {"X": 1.0, "Y": 1.0}]}  # (1,0) (0,1) (1,1)
+    assert keeps(350, 150, region)
+    assert not keeps(50, 50, region)
+
+
+def test_any_region_is_enough() -> None:
+    left, right = box(0.0, 0.0, 0.25, 1.0), polygon((0.75, 0.0), (1.0, 0.0), (1.0, 1.0),
+                                                     (0.75, 1.0))
+    assert keeps(50, 100, left, right) and keeps(350, 100, left, right)
+    assert not keeps(200, 100, left, right)
+    both = {**box(0.0, 0.0, 0.25, 1.0), **polygon((0.75, 0.0), (1.0, 0.0), (1.0, 1.0))}
+    assert keeps(50, 100, both) and keeps(390, 50, both)  # one region, either shape
+    assert not keeps(200, 100, both)
+
+
+# ---- sessions ----------------------------------------------------------------------------
+
+class _Events:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.registry = CollectorRegistry()
+
+    def session_changed(self, name: str, generation: int) -> None:
+        self.calls.append((name, generation))
+
+
+def session(regions: tuple[dict[str, Any], ...] = ()) -> tuple[Session, _Events]:
+    info = CollectionInfo("c", "arn:c", 1.0, "test_mfn", 128, "7.0", "digest")
+    plan = SessionPlan(name="cam", generation=7, kind="FaceSearch", url="tcp://h:1",
+                       url_shown="tcp://h:1", stream_arn="tcp://h:1", collection=info,
+                       threshold=80.0, output=Output("k:1", "t"), emit="frame",
+                       regions=regions, frame_queue=3)
+    events = _Events()
+    metrics = ProcessorMetrics.create(events.registry)
+    return Session(plan, metrics.sensor("cam"), events), events
+
+
+def test_a_session_starts_active_with_its_plan() -> None:
+    region = box(0.0, 0.0, 0.5, 1.0)
+    s, events = session((region,))
+    assert s.active.is_set() and s.running is False and s.ended is None
+    assert s.tracker.update([]) == []
+    assert s.regions == (region,) and s.name == "cam"
+    assert s.frames.maxsize == 3 and s.frames.policy.name == "DROP_OLDEST"
+    assert events.calls == []
+
+
+def test_frames_beyond_the_queue_are_dropped_and_counted() -> None:
+    s, events = session()
+    for i in range(5):
+        s.frames.put(i)  # type: ignore[arg-type]
+    assert len(s.frames) == 3 and s.frames.dropped == 2
+    assert events.registry.get_sample_value("streamproc_processor_frames_dropped_total",
+                                            {"processor": "cam"}) == 2
+
+
+def test_the_first_frame_is_reported_once() -> None:
+    s, events = session()
+    s.report_frame()
+    s.report_frame()
+    assert s.running and events.calls == [("cam", 7)]
+
+
+def test_a_deactivated_session_reports_nothing() -> None:
+    s, events = session()
+    s.deactivate()
+    s.report_frame()
+    s.fail("late")
+    s.crashed("late")
+    assert not s.active.is_set() and not s.running and s.ended is None
+    assert events.calls == []
+
+
+@pytest.mark.parametrize(("first", "kind"), [("fail", "failed"), ("crashed", "crashed")])
+def test_the_first_end_wins_and_is_reported_once(first: str, kind: str) -> None:
+    s, events = session()
+    s.report_frame()
+    getattr(s, first)("the cause")
+    s.fail("a consequence")
+    s.crashed("another")
+    s.deactivate()
+    assert s.ended == (kind, "the cause") and not s.active.is_set()
+    assert events.calls == [("cam", 7), ("cam", 7)]
+    s.report_frame()
+    assert events.calls == [("cam", 7), ("cam", 7)]
