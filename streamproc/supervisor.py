@@ -122,7 +122,11 @@ class Supervisor(Service):
         if now >= stage.restart_at:
             stage.restart_at = None
             stage.restarts += 1
-            service.start()
+            try:
+                service.start()
+            except Exception as exc:  # e.g. a client that cannot reach its broker yet
+                stage.last_error = repr(exc)
+                logger.error("restarting the %s stage failed: %r", name, exc)
             if self._metrics is not None:
                 self._metrics.restarts.labels(name).inc()
 

@@ -137,9 +137,18 @@ def test_two_members_with_one_node_id_own_nothing_twice() -> None:
     cluster = SimpleNamespace(partitions_for_topic=lambda topic: {0, 1, 2})
     out = assignor.assign(cluster, members)
     assert sorted(out) == ["m-1", "m-2", "m-3"]  # everyone gets an answer
-    assignor.on_assignment(out["m-2"], 1)
+    assignor.on_assignment(out["m-1"], 1)
     assert [(m["node"], m["member"]) for m in seen[-1]] == [("a", "m-1"), ("b", "m-3")]
     assert out["m-2"].assignment == []
+    # The twin left out hears of no one, so its Placement owns nothing.
+    twin_placement = _placement(3.0, [f"cam-{i}" for i in range(6)])
+    MemberListAssignor(twin, twin_placement._set_members).on_assignment(out["m-2"], 1)
+    _heard_at(twin_placement, time.monotonic())
+    assert not any(twin_placement.owns(f"cam-{i}") for i in range(6))
+    first = _placement(3.0, [f"cam-{i}" for i in range(6)])
+    MemberListAssignor(twin, first._set_members).on_assignment(out["m-1"], 1)
+    _heard_at(first, time.monotonic())
+    assert sum(first.owns(f"cam-{i}") for i in range(6)) == 3
 
 
 def test_a_fresh_assignment_counts_as_word_from_the_group() -> None:
@@ -206,14 +215,23 @@ def test_a_group_stuck_in_its_rebalance_is_reported_once_and_replaced() -> None:
     joined: list[str] = []
     closed: list[bool] = []
     placement._join = lambda group: joined.append(group) or placement._consumer  # type: ignore
-    placement._consumer.close = lambda: closed.append(True)
+    placement._consumer.close = lambda **_: closed.append(True)
     placement.regroup("g")  # the group it is in: nothing to do
     placement._switch_group()
     assert joined == []
     placement.regroup("g.1")
+    placement._set_members([{"node": "a", "endpoint": "", "member": "m"}])
     placement._switch_group()
     assert joined == ["g.1"] and closed == [True]
     assert placement._rejoining_since is None and placement._stuck_told_at is None
+    # Others may still run the old group's placement: nothing is owned for a session.
+    placement._set_members([{"node": "a", "endpoint": "", "member": "m"}])
+    placement._processors = lambda: ["cam-1"]
+    _heard_at(placement, time.monotonic())
+    placement._consumer._coordinator.rejoining = False
+    assert not placement.owns("cam-1")
+    placement._switched_at -= 6.5
+    assert placement.owns("cam-1")
 
 
 def test_every_node_moves_to_the_next_epoch_once(tmp_path: Path) -> None:

@@ -128,6 +128,9 @@ class ClusterNode:
              ) -> None:
         """Replay the shared log up to now, check the model, then join the group."""
         started = time.monotonic()
+        # The saved epoch first: an epoch the replay applies after this replaces it, never
+        # the other way round.
+        self.placement.regroup(self._group(self._log.epoch()))
         self.ledger.start()
         try:
             self.ledger.catch_up(self._config.cluster.join_timeout_s)
@@ -142,7 +145,6 @@ class ClusterNode:
                 raise ClusterError(msg)
         logger.info("cluster %s: replayed the shared log in %.1f s; joining as %s", self.id,
                     time.monotonic() - started, self.node_id)
-        self.placement.regroup(self._group(self._log.epoch()))
         self.placement.start()
 
     def owns(self, name: str) -> bool:

@@ -107,8 +107,10 @@ class MemberListAssignor(AbstractPartitionAssignor):
                            "member": member.member_id}
         listed = sorted(nodes.values(), key=lambda n: n["node"])
         data = json.dumps({"members": listed}).encode()
+        left_out = json.dumps({"members": listed, "excluded": True}).encode()
         topics = sorted({t for m in members for t in m.metadata.topics})
-        out = {m.member_id: ConsumerProtocolAssignment(self.version, [], data) for m in members}
+        out = {m.member_id: ConsumerProtocolAssignment(self.version, [], left_out)
+               for m in members}
         for i, node in enumerate(listed):
             parts = [(t, [i]) for t in topics if i < len(cluster.partitions_for_topic(t) or ())]
             out[node["member"]] = ConsumerProtocolAssignment(self.version, parts, data)
@@ -117,10 +119,12 @@ class MemberListAssignor(AbstractPartitionAssignor):
     def on_assignment(self, assignment: ConsumerProtocolAssignment, generation: int) -> None:
         """Member side: the new member list."""
         try:
-            members = json.loads(assignment.user_data or b"{}").get("members", [])
+            data = json.loads(assignment.user_data or b"{}")
         except ValueError:
-            members = []
-        self._on_members(members)
+            data = {}
+        # A member left out (its node id taken by another process) hears of no one, so it
+        # owns nothing: the list names its id, but under the other process.
+        self._on_members([] if data.get("excluded") else data.get("members", []))
 
 
 class Placement(Service):
@@ -144,6 +148,7 @@ class Placement(Service):
         self._consumer: Any = None
         self._assigned_at = float("-inf")
         self._rejoining_since: float | None = None  # written by the membership thread
+        self._switched_at = float("-inf")  # written by the membership thread
         self._members: list[dict[str, str]] = []
         self._lock = threading.Lock()  # guards _members and _cache
         self._cache: tuple[tuple[str, ...], tuple[str, ...], dict[str, str]] | None = None
@@ -173,10 +178,15 @@ class Placement(Service):
             enable_auto_commit=False, partition_assignment_strategy=[assignor],
             session_timeout_ms=int(self._session_s * 1000),
             heartbeat_interval_ms=int(self._heartbeat_s * 1000),
-            max_poll_interval_ms=max(60000, int(self._session_s * 4000)),
+            max_poll_interval_ms=self._rebalance_ms(),
             fetch_max_wait_ms=100, **self._options)
         consumer.subscribe([self._topic])
         return consumer
+
+    def _rebalance_ms(self) -> int:
+        # The rebalance timeout (kafka-python sends max_poll_interval_ms): a rebalance waits
+        # this long for a slow member; STUCK_AFTER_SESSIONS session timeouts exceed it.
+        return int(self._session_s * (STUCK_AFTER_SESSIONS - 1) * 1000)
 
     def regroup(self, group: str) -> None:
         """Use consumer group ``group`` from now on (a new epoch; any thread may call)."""
@@ -195,7 +205,17 @@ class Placement(Service):
         self._close_consumer()
         logger.warning("cluster: moving to placement group %s", group)
         self._stuck_told_at, self._rejoining_since = None, None
-        self._consumer = self._join(group)
+        # Others may still run processors under the old group's list until they apply the
+        # same command: own nothing for a session timeout after a switch.
+        self._switched_at = time.monotonic()
+        try:
+            self._consumer = self._join(group)
+        except Exception as exc:  # the broker is away: try again on the next turn
+            self._consumer = None
+            with self._lock:
+                self._next_group = self._next_group or group
+            logger.warning("cluster: joining placement group %s failed: %r", group, exc)
+            self.wait(1.0)
 
     def _check_stuck(self) -> None:
         since, told = self._rejoining_since, self._stuck_told_at
@@ -225,6 +245,8 @@ class Placement(Service):
         while not self.stopping:
             self.beat()
             self._switch_group()
+            if self._consumer is None:
+                continue
             try:
                 self._consumer.poll(timeout_ms=100)
             except Exception as exc:  # a broker away: keep polling, fencing decides
@@ -307,6 +329,8 @@ class Placement(Service):
         """
         if self._silent_too_long():
             return False
+        if time.monotonic() - self._switched_at < self._session_s:
+            return False  # just moved to a new epoch's group: others may not have yet
         return self.assignment().get(name) == self.node_id
 
     def stop(self, timeout: float = 5.0) -> bool:
@@ -317,7 +341,9 @@ class Placement(Service):
         return stopped
 
     def _close_consumer(self) -> None:
+        if self._consumer is None:
+            return
         try:
-            self._consumer.close()
+            self._consumer.close(timeout_ms=2000)  # a hung coordinator: do not wait 30 s
         except Exception as exc:
             logger.warning("leaving the cluster's group: %r", exc)
