@@ -259,11 +259,16 @@ def test_corrupt_records_in_the_log_are_skipped_and_counted(
 
 
 def test_the_whole_cluster_restarted_keeps_its_state(nodes: list[Node]) -> None:
+    def settled() -> list[tuple[str, str]] | None:  # no processor between states
+        listed = sorted((p["Name"], p["Status"]) for p in
+                        nodes[0].rek.list_stream_processors()["StreamProcessors"])
+        return None if any(s in ("STARTING", "STOPPING") for _, s in listed) else listed
+
+    assert poll(settled, 60)
     before = {
         "collections": sorted(nodes[0].rek.list_collections()["CollectionIds"]),
         "faces": nodes[0].rek.describe_collection(CollectionId="people")["FaceCount"],
-        "processors": sorted((p["Name"], p["Status"]) for p in
-                             nodes[0].rek.list_stream_processors()["StreamProcessors"]),
+        "processors": settled(),
     }
     for node in nodes:
         assert node.stop() == 0
@@ -284,9 +289,14 @@ def test_the_whole_cluster_restarted_keeps_its_state(nodes: list[Node]) -> None:
         return seen == running
 
     assert poll(each_runs_once, 60), [n.cluster()["running_here"] for n in nodes]
-    after = sorted((p["Name"], p["Status"]) for p in
-                   nodes[1].rek.list_stream_processors()["StreamProcessors"])
-    assert after == before["processors"]  # stopped and failed ones stayed down
+    steady_until = time.monotonic() + 3  # and it stays so (no second runner starts later)
+    while time.monotonic() < steady_until:
+        assert each_runs_once(), [n.cluster()["running_here"] for n in nodes]
+        time.sleep(0.2)
+    after = poll(lambda: (lambda got: got == before["processors"] and got)(sorted(
+        (p["Name"], p["Status"]) for p in
+        nodes[1].rek.list_stream_processors()["StreamProcessors"])), 30)
+    assert after, before["processors"]  # stopped and failed ones stayed down
 
 
 def test_a_node_with_another_model_is_refused_at_join(
