@@ -98,6 +98,7 @@ class Harness:
         self.mailbox = Mailbox()
         self.registry = ProcessorRegistry()
         kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(self.searcher)}
+        self.kinds = kinds
         self.tags = TagStore(self.db)
         self.appliers = Appliers()
         self.rules = ProcessorRules(self.registry, ProcessorStore(self.db), self.tags, kinds,
@@ -105,7 +106,7 @@ class Harness:
         self.rules.register(self.appliers)
         self.ledger = LocalLedger(self.appliers)
         self.service = ProcessorService(self.registry, self.ledger, self.tags, self.metrics,
-                                        self.config, kinds=kinds)
+                                        self.config, kinds)
         settings = ReconcilerSettings(stop_timeout_s=self.stop_timeout_s, tick_s=0.05,
                                       default_destination="k:9092",
                                       max_restarts=self.max_restarts, restart_window_s=60,

@@ -120,10 +120,11 @@ def _service(h: Harness, **overrides: Any) -> ProcessorService:
     """Another service and rules over the harness's registry and store, with other settings."""
     config = load_config(None, {"kafka.bootstrap": "k:9092", **overrides})
     appliers = Appliers()
-    ProcessorRules(h.registry, ProcessorStore(h.db), h.tags,
-                   {"FaceSearch": FaceSearchKind(h.searcher)}, h.metrics, config,
+    kinds = {"FaceSearch": FaceSearchKind(h.searcher)}
+    ProcessorRules(h.registry, ProcessorStore(h.db), h.tags, kinds, h.metrics, config,
                    h.mailbox.changed).register(appliers)
-    return ProcessorService(h.registry, LocalLedger(appliers), h.tags, h.metrics, config)
+    return ProcessorService(h.registry, LocalLedger(appliers), h.tags, h.metrics, config,
+                            kinds)
 
 
 def test_create_checks_the_emit_tag(h: Harness) -> None:
@@ -477,7 +478,7 @@ def _resolve(host: str) -> list[str]:
 def test_the_api_refuses_inputs_the_allowlist_refuses(
         h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="streamproc.processors.service")
-    service = ProcessorService(h.registry, h.ledger, h.tags, h.metrics, h.config,
+    service = ProcessorService(h.registry, h.ledger, h.tags, h.metrics, h.config, h.kinds,
                                InputAllowlist(InputsConfig(), resolver=_resolve))
     with pytest.raises(InvalidParameterException) as err:
         service.create(_args("meta", input_arn="rtsp://meta.example/s"), {})
@@ -496,7 +497,7 @@ def test_the_api_refuses_inputs_the_allowlist_refuses(
            "at connect" in [r.getMessage() for r in caplog.records]
     assert [n for n, _ in h.service.list(None, None)[0]] == ["kvs", "later", "ok"]
     # Start judges the input again (the allowlist may have changed since Create).
-    strict = ProcessorService(h.registry, h.ledger, h.tags, h.metrics, h.config,
+    strict = ProcessorService(h.registry, h.ledger, h.tags, h.metrics, h.config, h.kinds,
                               InputAllowlist(InputsConfig(schemes=["http"]), resolver=_resolve))
     with pytest.raises(InvalidParameterException, match="refused by inputs.schemes"):
         strict.start("ok")

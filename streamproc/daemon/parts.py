@@ -130,8 +130,8 @@ def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: L
     users.register(appliers)
     return Domain(
         searcher=searcher, kinds=kinds, registry=processors, processor_rules=rules,
-        processors=ProcessorService(processors, ledger, storage.tags, metrics, config,
-                                    inputs, kinds),
+        processors=ProcessorService(processors, ledger, storage.tags, metrics, config, kinds,
+                                    inputs),
         collections=CollectionService(storage.collections, storage.tags, engine, searcher,
                                       config, ledger),
         users=users,

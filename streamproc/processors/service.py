@@ -35,13 +35,12 @@ class ProcessorService:
     """What the API calls for stream processors."""
 
     def __init__(self, registry: ProcessorRegistry, ledger: Ledger, tags: TagStore,
-                 metrics: ProcessorMetrics, config: Config,
-                 inputs: InputAllowlist | None = None,
-                 kinds: dict[str, ProcessorKind] | None = None) -> None:
+                 metrics: ProcessorMetrics, config: Config, kinds: dict[str, ProcessorKind],
+                 inputs: InputAllowlist | None = None) -> None:
         self._inputs = inputs
         # Checks against this node's model run here, before the command is appended:
         # an applier must decide the same on every node, whatever model each one runs.
-        self._kinds = kinds or {}
+        self._kinds = kinds
         self._registry = registry
         self._ledger = ledger
         self._tags = tags
@@ -79,9 +78,7 @@ class ProcessorService:
         return spec
 
     def _check_kind(self, spec: ProcessorSpec) -> None:
-        kind = self._kinds.get(spec.kind)
-        if kind is not None:
-            kind.check(spec)
+        self._kinds[spec.kind].check(spec)
 
     def _check_input(self, url: str) -> None:
         """The inputs allowlist at the API; the source checks again before every connect.
