@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -257,3 +258,20 @@ def test_every_node_moves_to_the_next_epoch_once(tmp_path: Path) -> None:
     assert node._log.epoch() == 2
     assert node._log.applied() == -1  # the epoch row does not pretend commands were applied
     db.close()
+
+
+def test_stop_closes_the_consumer_only_once_its_thread_has_ended() -> None:
+    release = threading.Event()
+    placement = _placement(3.0, [])
+    closed: list[bool] = []
+    placement._on_start = lambda: None  # type: ignore[method-assign]
+    placement._run = lambda: release.wait(10)  # type: ignore[method-assign]
+    _heard_at(placement, time.monotonic())
+    placement._consumer.close = lambda **_: closed.append(True)
+    placement.start()
+    assert placement.stop(0.2) is False  # the thread is stuck: it keeps its consumer
+    assert closed == []
+    release.set()
+    assert placement.join(5)
+    assert placement.stop(1.0) is True
+    assert closed == [True]

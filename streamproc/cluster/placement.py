@@ -334,10 +334,18 @@ class Placement(Service):
         return self.assignment().get(name) == self.node_id
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Leave the group at once (others take this node's processors without waiting)."""
+        """Leave the group at once (others take this node's processors without waiting).
+
+        The consumer is the membership thread's: it is closed here only once that thread
+        has ended (kafka-python's clients are not thread-safe). A thread still stuck past
+        ``timeout`` keeps it; the group then drops this node after the session timeout.
+        """
         stopped = super().stop(timeout)
-        if self._consumer is not None:
+        if stopped:
             self._close_consumer()
+        else:
+            logger.warning("placement thread still busy after %.0f s; the group will notice "
+                           "this node's departure after its session timeout", timeout)
         return stopped
 
     def _close_consumer(self) -> None:
