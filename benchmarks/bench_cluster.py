@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import SHARED, save, table  # noqa: E402
+from benchmarks.common import SHARED, save, stop_and_delete, table  # noqa: E402
 from streamproc.ledger import encode, pack_vector  # noqa: E402
 from streamproc.tools.broker import EmbeddedBroker  # noqa: E402
 from streamproc.tools.clusterkit import Node, poll  # noqa: E402
@@ -134,14 +134,11 @@ class Bench:
 
     def keep(self, count: int) -> None:
         """Stop and delete all but the first ``count`` processors."""
+        from botocore import xform_name
+
         rek = self.nodes[0].rek
         self.names, dropped = self.names[:count], self.names[count:]
-        for name in dropped:
-            rek.stop_stream_processor(Name=name)
-        for name in dropped:
-            poll(lambda n=name: rek.describe_stream_processor(Name=n)["Status"] == "STOPPED",
-                 60)
-            rek.delete_stream_processor(Name=name)
+        stop_and_delete(lambda op, body: getattr(rek, xform_name(op))(**body), dropped, 60)
         poll(self.balanced, 60)
 
     def url(self, name: str) -> str:
