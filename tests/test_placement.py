@@ -275,3 +275,33 @@ def test_stop_closes_the_consumer_only_once_its_thread_has_ended() -> None:
     assert placement.join(5)
     assert placement.stop(1.0) is True
     assert closed == [True]
+
+
+def test_owns_while_the_member_list_changes_under_it() -> None:
+    names = [f"cam-{i}" for i in range(40)]
+    placement = _placement(0.0, names)  # fencing off: ownership follows the list alone
+    lists = [[{"node": n, "endpoint": "", "member": n} for n in nodes]
+             for nodes in (["a", "b"], ["a", "b", "c"], ["a"], ["a", "c", "d"])]
+    allowed = [place(names, [m["node"] for m in members]) for members in lists]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                # each answer is one list's placement, never a mix with a stale cache
+                assert placement.assignment() in allowed
+                placement.owns(names[0])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    placement._set_members(lists[0])
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for t in readers:
+        t.start()
+    for i in range(2000):
+        placement._set_members(lists[i % len(lists)])
+    done.set()
+    for t in readers:
+        t.join(10)
+    assert not errors, errors[:1]
