@@ -364,8 +364,9 @@ class JobsConfig(_Base):
                                "results are deleted this long after they end (Rekognition: "
                                "7 days).")
     max_attempts: int = Field(3, ge=1, description="A job interrupted by a daemon restart "
-                              "starts again from the beginning until it has been tried this "
-                              "often; then it FAILS. 1 = fail jobs interrupted by a restart.")
+                              "(or in a cluster by its node leaving) starts again from the "
+                              "beginning until it has been tried this often; then it FAILS. "
+                              "1 = fail jobs interrupted so.")
     notification_topics: dict[str, NotificationTarget] = Field(
         default_factory=dict, description="SNS topic ARN (or topic name) -> Kafka topic and "
         "cluster; unmapped ARNs publish to their topic name on kafka.bootstrap.")

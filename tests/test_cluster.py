@@ -8,6 +8,7 @@ placement, failure of a node, recovery, restart of the whole cluster.
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
 import signal
 import socket
 import time
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from conftest import SHARED, client_for, fixture_photo
+from jobs_helpers import all_pages, video, wait_job
 from streams import BOTH, CLASSROOM, MAN, WOMAN, Records, create, enrol
+from videos import looped
 
 from streamproc.tools.broker import EmbeddedBroker
 from streamproc.tools.clusterkit import Node, Overlap, poll
@@ -25,6 +28,7 @@ from streamproc.tools.livestream import LoopingStream
 
 FAILOVER_BOUND_S = 30.0  # session timeout (6 s) + join + launch, with room for a loaded box
 OVERLAP_BOUND_S = 2.0  # the README's bound on two nodes running one processor
+JOB_LOOPS = 12  # the stored video a killed node was analysing: 54 s, 270 sampled frames
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +40,21 @@ def cluster_broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory,
-          cluster_broker: EmbeddedBroker) -> Iterator[list[Node]]:
+def objects(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One object root every node reads (as one S3 endpoint would be)."""
+    root = tmp_path_factory.mktemp("cluster-objects")
+    (root / "vids").mkdir()
+    shutil.copy(BOTH, root / "vids" / "both.mp4")
+    looped(BOTH, JOB_LOOPS, root / "vids" / "long.mp4")
+    return root
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory, cluster_broker: EmbeddedBroker,
+          objects: Path) -> Iterator[list[Node]]:
     root = tmp_path_factory.mktemp("cluster")
-    started = [Node(root, f"node-{c}", cluster_broker.bootstrap, SHARED, client_for).start()
+    started = [Node(root, f"node-{c}", cluster_broker.bootstrap, SHARED, client_for,
+                    **{"objects.local_root": str(objects)}).start()
                for c in "abc"]
     yield started
     for node in started:
@@ -170,6 +185,9 @@ def test_deleting_a_collection_on_a_third_node_fails_its_processors_everywhere(
         assert poll(failed_everywhere, 15), where
         desc = a.rek.describe_stream_processor(Name="doomed-0")
         assert desc["StatusMessage"] == "Collection not found"
+        # Failed means stopped where they ran, not only in Describe.
+        assert poll(lambda: not any(p.startswith("doomed") for n in nodes
+                                    for p in n.cluster()["running_here"]), 15), where
         for i in range(3):
             a.rek.delete_stream_processor(Name=f"doomed-{i}")
     finally:
@@ -180,8 +198,11 @@ def test_deleting_a_collection_on_a_third_node_fails_its_processors_everywhere(
 def test_a_killed_node_s_processors_run_elsewhere_within_the_bound(
         nodes: list[Node], cluster_broker: EmbeddedBroker) -> None:
     with Overlap(lambda: nodes) as overlap:
-        busiest = max(nodes, key=lambda n: len(n.cluster()["running_here"]))
-        moved = busiest.cluster()["running_here"]
+        def cams(node: Node) -> list[str]:
+            return [p for p in node.cluster()["running_here"] if p.startswith("cam-")]
+
+        busiest = max(nodes, key=lambda n: len(cams(n)))
+        moved = cams(busiest)
         assert moved
         others = [n for n in nodes if n is not busiest]
         topics = {name: Records(cluster_broker.bootstrap, f"{name}-out") for name in moved}
@@ -297,6 +318,49 @@ def test_the_whole_cluster_restarted_keeps_its_state(nodes: list[Node]) -> None:
         (p["Name"], p["Status"]) for p in
         nodes[1].rek.list_stream_processors()["StreamProcessors"])), 30)
     assert after, before["processors"]  # stopped and failed ones stayed down
+
+
+def test_stored_video_jobs_are_shared_and_move_off_a_killed_node(nodes: list[Node]) -> None:
+    a, b, c = nodes
+    # One job for the cluster: a token used on one node is the same job on the others.
+    token_job = b.rek.start_face_detection(Video=video("both.mp4"), ClientRequestToken="t1")
+    assert c.rek.start_face_detection(Video=video("both.mp4"),
+                                      ClientRequestToken="t1")["JobId"] == token_job["JobId"]
+    with pytest.raises(ClientError) as err:
+        a.rek.start_face_detection(Video=video("long.mp4"), ClientRequestToken="t1")
+    assert err.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    long_job = a.rek.start_face_detection(Video=video("long.mp4"))["JobId"]
+
+    def runner() -> str | None:  # the node running the long job, as every node sees it
+        views = {n.cluster()["jobs_running"].get(long_job) for n in nodes if n.alive()}
+        return views.pop() if len(views) == 1 else None
+
+    first = poll(runner, 60)
+    assert first, "the long job never ran"
+    victim = next(n for n in nodes if n.name == first)
+    assert poll(lambda: victim.metric("streamproc_job_progress_ratio") >= 0.1, 120)
+    killed_at = time.monotonic()
+    victim.kill()
+    others = [n for n in nodes if n is not victim]
+    moved = poll(lambda: (lambda on: on if on in (o.name for o in others) else None)(
+        others[0].cluster()["jobs_running"].get(long_job)), FAILOVER_BOUND_S)
+    assert moved, "the job did not move to a survivor"
+    print(f"job relaunched on {moved} {time.monotonic() - killed_at:.1f} s after kill -9")
+    done = wait_job(others[1].rek.get_face_detection, long_job, timeout=300)
+    assert done["JobStatus"] == "SUCCEEDED", done.get("StatusMessage")
+    faces, _ = all_pages(others[0].rek.get_face_detection, "Faces", JobId=long_job)
+    assert faces == all_pages(others[1].rek.get_face_detection, "Faces", JobId=long_job)[0]
+    per_time: dict[int, int] = {}
+    for face in faces:
+        per_time[face["Timestamp"]] = per_time.get(face["Timestamp"], 0) + 1
+    sampled = done["VideoMetadata"]["DurationMillis"] / 1000 * 5  # jobs.sample_fps
+    assert len(per_time) >= 0.9 * sampled and max(per_time.values()) == 2  # nothing doubled
+    victim.start()  # the killed node replays what it missed and answers with the same
+    assert poll(lambda: all_pages(victim.rek.get_face_detection, "Faces",
+                                  JobId=long_job)[0] == faces, 60)
+    short = wait_job(victim.rek.get_face_detection, token_job["JobId"], timeout=120)
+    assert short["JobStatus"] == "SUCCEEDED"
+    assert poll(lambda: all(len(_members(n)) == 3 for n in nodes), 60)
 
 
 def test_a_node_with_another_model_is_refused_at_join(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from streamproc.errors import (
     InvalidParameterException,
     InvalidS3ObjectException,
     LimitExceededException,
+    ThrottlingException,
     VideoTooLargeException,
 )
 from streamproc.faces.similarity import SimilarityScale
@@ -34,8 +35,10 @@ from streamproc.faces.types import Face
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices, notice
 from streamproc.jobs.request import JobRequest
+from streamproc.jobs.rules import JobRules, JobWrites
 from streamproc.jobs.scheduler import JobHooks, JobScheduler, SchedulerSettings
 from streamproc.jobs.service import JobService
+from streamproc.ledger import Appliers, LocalLedger
 from streamproc.metrics import JobMetrics, JobSensor, NoticeSensor, ProcessorMetrics
 from streamproc.rekognition.constants import FACE_DETECTION, FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
@@ -99,15 +102,24 @@ class Jobs:
         self.mailbox = JobMailbox()
         self.runtime = FakeRuntime()
         self.now = 1000.0
+        appliers = Appliers()
+        JobRules(self.store, self.mailbox.changed).register(appliers)
+        self.ledger = LocalLedger(appliers)
         self.service = JobService(self.store, ObjectStore(self.config.objects), self.searcher,
-                                  self.notices, self.config.jobs, self.mailbox.changed,
-                                  self.metrics)
-        self.placement = lambda job_id: True
-        self.scheduler = JobScheduler(
-            self.store, self.runtime, self.mailbox, self.notices, self.searcher, self.metrics,
+                                  self.notices, self.config.jobs, self.ledger, self.metrics)
+        self.placement: Callable[[str, str | None], bool] = lambda job_id, on: True
+        self.scheduler = self.restarted()
+
+    def restarted(self) -> JobScheduler:
+        """A new scheduler over the same state (the daemon restarted)."""
+        self.runtime = FakeRuntime()
+        return JobScheduler(
+            self.store, JobWrites(self.ledger), self.runtime, self.mailbox, self.notices,
+            self.searcher, self.metrics,
             SchedulerSettings(workers=1, max_attempts=2, retention_s=100, stop_timeout_s=0.3,
                               tick_s=0.05),
-            JobHooks(placement=lambda job_id: self.placement(job_id)), clock=lambda: self.now)
+            JobHooks(placement=lambda active: {j for j, on in active if self.placement(j, on)}),
+            clock=lambda: self.now)
 
     def detect(self, token: str | None = None, **extra: Any) -> str:
         return self.service.start(JobRequest(FACE_DETECTION, VIDEO, **extra), token)
@@ -252,31 +264,100 @@ def test_workers_bound_launches_and_ends_are_events(jobs: Jobs) -> None:
 
 def test_placement_decides_which_jobs_run_here(jobs: Jobs) -> None:
     mine, theirs = jobs.detect(), jobs.detect(job_tag="x")
-    jobs.placement = lambda job_id: job_id == mine
+    seen: list[tuple[str, str | None]] = []
+
+    def placement(job_id: str, on: str | None) -> bool:
+        seen.append((job_id, on))
+        return job_id == mine
+
+    jobs.placement = placement
     jobs.scheduler.reconcile_once()
+    assert seen == [(mine, None), (theirs, None)]  # oldest first, queued: no node yet
+    assert jobs.store.get(mine).node == "local"  # the launch names its node
+    seen.clear()
+    jobs.scheduler.reconcile_once()
+    assert (mine, "local") in seen  # a running job is offered with the node that runs it
     jobs.mailbox.job_ended(mine, 1, None)
     jobs.scheduler.reconcile_once()
     assert [p.job_id for p in jobs.runtime.plans] == [mine]
     assert jobs.state(theirs) == QUEUED
 
 
+def test_a_job_taken_over_elsewhere_is_halted_here_and_its_launch_writes_nothing(
+        jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    jobs.scheduler.reconcile_once()
+    (plan,) = jobs.runtime.plans
+    jobs.placement = lambda j, on: False  # fenced for a moment: the launch goes on
+    jobs.scheduler.reconcile_once()
+    assert jobs.runtime.halting == [] and jobs.scheduler.running_ids() == [job_id]
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"  # the job really moved: node-b launched it again
+    assert other.launch(job_id, 1, "") == 2
+    assert other.launch(job_id, 1, "") is None  # a second taker loses
+    assert not JobWrites(jobs.ledger).add_results(job_id, 1, _rows((0, None)))  # stale
+    assert other.add_results(job_id, 2, _rows((0, None), (200, 1)))
+    jobs.scheduler.reconcile_once()
+    assert jobs.runtime.halting == [plan] and jobs.scheduler.running_ids() == []
+    assert not JobWrites(jobs.ledger).finish(job_id, 1, SUCCEEDED, "", 5.0)
+    jobs.mailbox.job_ended(job_id, 1, None)  # the halted launch reports late: ignored
+    jobs.scheduler.reconcile_once()
+    job = jobs.store.get(job_id)
+    assert (job.state, job.node, job.attempt) == (RUNNING, "node-b", 2)
+    assert jobs.store.count_results(job_id) == 2
+
+
+def test_a_running_launch_superseded_elsewhere_is_halted(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    jobs.placement = lambda j, on: on in (None, "local")  # running elsewhere: not here
+    jobs.scheduler.reconcile_once()
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"  # node-b took the job over (attempt 2)
+    assert other.launch(job_id, 1, "") == 2
+    jobs.scheduler.reconcile_once()
+    assert jobs.runtime.halting == jobs.runtime.plans[:1]
+    assert jobs.scheduler.running_ids() == [] and len(jobs.runtime.plans) == 1
+    job = jobs.store.get(job_id)
+    assert (job.state, job.node, job.attempt) == (RUNNING, "node-b", 2)
+
+
 def test_restart_resumes_then_fails_with_a_reason(jobs: Jobs) -> None:
     channel = {"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:done",
                "RoleArn": "arn:aws:iam::123456789012:role/r"}
     job_id = jobs.detect(job_tag="night", notification=channel)
-    jobs.store.launch(job_id)
-    jobs.store.add_results(job_id, 1, _rows((0, None)))
-    jobs.scheduler.load()  # a restart found it RUNNING: queued again, results gone
+    jobs.scheduler.reconcile_once()
+    JobWrites(jobs.ledger).add_results(job_id, 1, _rows((0, None)))
+    jobs.scheduler = jobs.restarted()  # a restart found it RUNNING here with no launch
+    jobs.scheduler.reconcile_once()
     job = jobs.store.get(job_id)
-    assert job.state == QUEUED and "attempt 2 of 2" in job.status_message
-    assert jobs.store.count_results(job_id) == 0
-    jobs.store.launch(job_id)
-    jobs.scheduler.load()  # cut off again: max_attempts (2) reached
+    assert job.state == RUNNING and job.attempt == 2 and "attempt 2 of 2" in job.status_message
+    assert jobs.store.count_results(job_id) == 0  # it runs again from the start
+    assert [p.attempt for p in jobs.runtime.plans] == [2]
+    jobs.scheduler = jobs.restarted()  # cut off again: max_attempts (2) reached
+    jobs.scheduler.reconcile_once()
     job = jobs.store.get(job_id)
-    assert job.state == FAILED and "restarted during the job 2 times" in job.status_message
+    assert job.state == FAILED and "cut off 2 times by a daemon restart" in job.status_message
+    assert not jobs.runtime.plans
     (destination, key, topic, value), = jobs.publisher.sent
     assert (destination, key, topic) == ("k:9092", job_id, "done")
     assert b'"Status":"FAILED"' in value and b'"JobTag":"night"' in value
+
+
+def test_an_end_that_cannot_be_written_is_written_later(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    jobs.scheduler.reconcile_once()
+    real = jobs.ledger.submit
+
+    def away(kind: str, payload: dict[str, Any]) -> Any:
+        raise ThrottlingException("The cluster's state log cannot be reached")
+
+    jobs.ledger.submit = away  # type: ignore[method-assign]
+    jobs.mailbox.job_ended(job_id, 1, None)
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(job_id) == RUNNING and len(jobs.runtime.plans) == 1  # not relaunched
+    jobs.ledger.submit = real  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(job_id) == SUCCEEDED and len(jobs.publisher.sent) == 0  # no channel
 
 
 def test_a_collection_gone_before_launch_fails_the_job(jobs: Jobs) -> None:

@@ -59,6 +59,7 @@ def test_restart_resumes_or_fails_jobs_and_the_queue_is_bounded(
     during = rek.get_face_detection(JobId=resumed)
     assert during["JobStatus"] == "IN_PROGRESS"
     assert "Resumed after a daemon restart" in during["StatusMessage"]
+    assert "(attempt 2 of 3)" in during["StatusMessage"]
     cut = rek.start_face_detection(Video=video("long.mp4"), JobTag="cut",
                                    NotificationChannel=channel("restart-notices"))["JobId"]
     with pytest.raises(rek.exceptions.LimitExceededException, match="limit is 2"):
@@ -79,8 +80,9 @@ def test_restart_resumes_or_fails_jobs_and_the_queue_is_bounded(
     rek = client_for(third.endpoint)
     failed = rek.get_face_detection(JobId=cut)
     assert failed["JobStatus"] == "FAILED" and "Faces" not in failed
-    assert failed["StatusMessage"] == ("The daemon restarted during the job 1 times "
-                                       "(jobs.max_attempts = 1); it was not finished")
+    assert failed["StatusMessage"] == ("The job was cut off 1 times by a daemon restart or its "
+                                       "node leaving the cluster (jobs.max_attempts = 1); it "
+                                       "was not finished")
     assert rek.get_face_detection(JobId=resumed)["JobStatus"] == "SUCCEEDED"
     records = Records(broker.bootstrap, "restart-notices")
     got = records.wait_for(lambda r: notices_for(r, cut), 30)

@@ -305,3 +305,30 @@ def test_owns_while_the_member_list_changes_under_it() -> None:
     for t in readers:
         t.join(10)
     assert not errors, errors[:1]
+
+
+def test_jobs_stay_with_a_live_runner_and_the_rest_are_shared_out() -> None:
+    members: list[dict[str, Any]] = [{"node": n, "endpoint": "", "member": n} for n in "ab"]
+    views = {}
+    for name in "ab":
+        view = _placement(3.0, [])
+        view.node_id = name
+        view._set_members(members)
+        _heard_at(view, time.monotonic())
+        views[name] = view
+    queued = [(f"job-{i}", None) for i in range(10)]
+    active = [("run-b", "b"), ("run-gone", "c"), *queued]  # c left the cluster
+    here = {name: view.jobs_here(active) for name, view in views.items()}
+    assert "run-b" in here["b"] and "run-b" not in here["a"]  # stays where it runs
+    assert here["a"] | here["b"] == {job for job, _ in active}  # nothing left out
+    assert not here["a"] & here["b"]  # nothing twice
+    assert sorted(len(h - {"run-b"}) for h in here.values()) == [5, 6]  # balanced within one
+    # A node joining takes some queued jobs but cuts no running one off.
+    views["a"]._set_members([*members, {"node": "z", "endpoint": "", "member": "z"}])
+    assert views["a"].jobs_here([("run-a", "a"), *queued]) >= {"run-a"}
+    # Fenced (out of touch), or not in the member list: none.
+    views["a"]._assigned_at = time.monotonic() - 10
+    _heard_at(views["a"], time.monotonic() - 3.5)
+    assert views["a"].jobs_here(active) == set()
+    views["b"]._set_members([])
+    assert views["b"].jobs_here(active) == set()

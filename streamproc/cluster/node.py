@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -150,6 +150,10 @@ class ClusterNode:
     def owns(self, name: str) -> bool:
         """Whether this node should run ``name`` now."""
         return self.placement.owns(name)
+
+    def jobs_here(self, active: Sequence[tuple[str, str | None]]) -> set[str]:
+        """Which of the active stored-video jobs this node should run now."""
+        return self.placement.jobs_here(active)
 
     def report(self, running: Callable[[], list[str]]) -> dict[str, Any]:
         """What GET /cluster shows."""

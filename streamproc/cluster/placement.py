@@ -333,6 +333,24 @@ class Placement(Service):
             return False  # just moved to a new epoch's group: others may not have yet
         return self.assignment().get(name) == self.node_id
 
+    def jobs_here(self, active: Sequence[tuple[str, str | None]]) -> set[str]:
+        """Which stored-video jobs this node should run, of ``active`` (oldest first).
+
+        ``active`` pairs each job with the node running its launch (None while queued).
+        A job stays with that node while it is a member (a job is not cut off because a
+        node joined); the others (queued, or their node left) are placed over the members
+        as processors are. Fenced, or just moved to a new epoch: none.
+        """
+        if self._silent_too_long() or time.monotonic() - self._switched_at < self._session_s:
+            return set()
+        nodes = [m["node"] for m in self.members()]
+        if self.node_id not in nodes:
+            return set()
+        live = set(nodes)
+        placed = place([job for job, on in active if on not in live], nodes)
+        return {job for job, on in active
+                if (on if on in live else placed.get(job)) == self.node_id}
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the group at once (others take this node's processors without waiting).
 

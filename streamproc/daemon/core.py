@@ -29,6 +29,7 @@ from streamproc.daemon.parts import (
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
+from streamproc.jobs.scheduler import JobHooks
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
@@ -145,9 +146,10 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         self.reconciler = self._build_reconciler(domain)
-        jobs = self.jobs = build_jobs(self.config, engine, storage, domain, self._plane,
-                                      self._plane.publisher, self.objects, self.registry,
-                                      self.data_dir)
+        jobs = self.jobs = build_jobs(
+            self.config, engine, storage, domain, self._plane, self._plane.publisher,
+            self.objects, self.registry, self.data_dir, ledger, self.appliers,
+            JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks())
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -257,7 +259,9 @@ class Daemon:
 
     def _cluster_report(self) -> dict[str, Any]:
         assert self.cluster is not None and self.reconciler is not None
-        return self.cluster.report(self.reconciler.running_names)
+        assert self.jobs is not None
+        return {**self.cluster.report(self.reconciler.running_names),
+                "jobs_running": self.jobs.service.running_on()}
 
     def reload_access(self) -> bool:
         """Re-read access keys and policies (SIGHUP); False (old ones kept) on error."""

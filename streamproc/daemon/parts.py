@@ -40,7 +40,8 @@ from streamproc.dataplane.publish import Publisher
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices
-from streamproc.jobs.scheduler import JobScheduler, SchedulerSettings
+from streamproc.jobs.rules import JobRules, JobWrites
+from streamproc.jobs.scheduler import JobHooks, JobScheduler, SchedulerSettings
 from streamproc.jobs.service import JobService
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import ApiMetrics, JobMetrics, NoticeSensor, ProcessorMetrics
@@ -155,7 +156,8 @@ class Jobs:
 
 def build_jobs(config: Config, engine: FaceEngine, storage: Storage, domain: Domain,
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
-               registry: CollectorRegistry, data_dir: Path) -> Jobs:
+               registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
+               appliers: Appliers, hooks: JobHooks) -> Jobs:
     """Stored-video jobs: analysed as background work of the face-search stage."""
     cfg = config.jobs
     feed = BackgroundFeed()
@@ -170,13 +172,14 @@ def build_jobs(config: Config, engine: FaceEngine, storage: Storage, domain: Dom
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
                       NoticeSensor(metrics))
     mailbox, store = JobMailbox(), JobStore(storage.db)
-    service = JobService(store, objects, domain.searcher, notices, cfg, mailbox.changed,
-                         metrics)
-    scheduler = JobScheduler(store, runner, mailbox, notices, domain.searcher, metrics,
+    JobRules(store, mailbox.changed).register(appliers)
+    service = JobService(store, objects, domain.searcher, notices, cfg, ledger, metrics)
+    scheduler = JobScheduler(store, JobWrites(ledger), runner, mailbox, notices,
+                             domain.searcher, metrics,
                              SchedulerSettings(workers=cfg.workers,
                                                max_attempts=cfg.max_attempts,
                                                retention_s=cfg.retention_s,
-                                               max_matches=cfg.max_matches))
+                                               max_matches=cfg.max_matches), hooks)
     return Jobs(service, scheduler, mailbox)
 
 

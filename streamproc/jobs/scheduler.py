@@ -1,17 +1,22 @@
-"""The jobs' scheduler: one loop per daemon that owns every running job launch.
+"""The jobs' scheduler: one loop per daemon that owns every job launch on its node.
 
-Start only queues a job (a row in SQLite) and posts to the :class:`JobMailbox`. This loop,
-on its own thread, launches queued jobs oldest first while fewer than ``workers`` run, and
-ends them when their launch reports (SUCCEEDED, or FAILED with the reason), sending the
-completion notice; failures are events for it, never work done on the thread that noticed
-them; when the analysis stage gave up for good, running and queued jobs FAIL with its
-reason instead of waiting for it. It also deletes jobs ``retention_s`` after they
-finished. ``placement`` decides which jobs this node runs (all of them on a single node;
-the cluster's membership otherwise), the same hook the processors' reconciler has.
+Start only queues a job (a ``job.start`` command) and wakes the :class:`JobMailbox`. This
+loop, on its own thread, launches the jobs ``placement`` gives this node, oldest first,
+while fewer than ``workers`` run, and ends them when their launch reports (SUCCEEDED, or
+FAILED with the reason), sending the completion notice; failures are events for it, never
+work done on the thread that noticed them; when the analysis stage gave up for good,
+running and queued jobs FAIL with its reason instead of waiting for it. It also deletes
+jobs ``retention_s`` after they finished. Every change is a command (:mod:`.rules`).
 
-At start (:meth:`JobScheduler.load`) jobs a previous run left RUNNING are queued again, to
-run from the beginning, until ``max_attempts`` launches; then they FAIL with the reason.
-Stopping halts every launch without touching its row, so the next start resumes it.
+``placement`` sees every active job with the node running it (None while queued) and
+returns those this node should run: all of them on a single node; in a cluster a job stays
+on the node that launched it while that node is a member, and queued jobs and those of a
+node that left are shared out over the members as processors are. A launch of a job this
+node no longer has (another launch took over, here or elsewhere) is halted.
+
+A job RUNNING here with no launch (the daemon restarted under it, or the node that ran it
+left) runs again from the beginning, until ``max_attempts`` launches; then it FAILS with the
+reason. Stopping halts every launch without touching its row, so the next start resumes it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from streamproc.errors import StreamprocError
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.request import JobRequest
+from streamproc.jobs.rules import JobWrites
 from streamproc.lifecycle import Service
 from streamproc.metrics import JobMetrics, JobSensor
 from streamproc.rekognition.constants import FACE_SEARCH
@@ -63,11 +69,18 @@ class SchedulerSettings:
     stop_timeout_s: float = 2.0
 
 
+Active = list[tuple[str, str | None]]  # (job id, the node running it or None), oldest first
+
+
+def _everything(active: Active) -> set[str]:
+    return {job_id for job_id, _ in active}
+
+
 @dataclass(frozen=True)
 class JobHooks:
-    """Where cluster mode plugs in."""
+    """Where cluster mode plugs in: which of the active jobs run on this node."""
 
-    placement: Callable[[str], bool] = lambda job_id: True
+    placement: Callable[[Active], set[str]] = _everything
 
 
 @dataclass
@@ -81,12 +94,13 @@ class _Launch:
 class JobScheduler(Service):
     """Makes running launches match the queue; ends jobs; deletes expired ones."""
 
-    def __init__(self, store: JobStore, runtime: JobRuntime, mailbox: JobMailbox,
-                 notices: Notices, searcher: FaceSearcher, metrics: JobMetrics,
-                 settings: SchedulerSettings, hooks: JobHooks | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: JobStore, writes: JobWrites, runtime: JobRuntime,
+                 mailbox: JobMailbox, notices: Notices, searcher: FaceSearcher,
+                 metrics: JobMetrics, settings: SchedulerSettings,
+                 hooks: JobHooks | None = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__("jobs")
-        self._store = store
+        self._store = store  # read here; written through self._writes (purge: locally)
+        self._writes = writes
         self._runtime = runtime
         self._mailbox = mailbox
         self._notices = notices
@@ -97,22 +111,19 @@ class JobScheduler(Service):
         self._clock = clock
         # Owned by the loop's thread (and by stop() once the loop has ended).
         self._launches: dict[str, _Launch] = {}
+        # Ends not yet written (the cluster's log was away): job id -> (launch, error).
+        self._unwritten: dict[str, tuple[_Launch, str | None]] = {}
         self._purged_at = float("-inf")
         self._broken: str | None = None  # why no job can run any more (a stage gave up)
 
     def load(self) -> None:
-        """Queue again (or fail) the jobs an earlier run left RUNNING."""
-        limit = self._settings.max_attempts
-        for job in self._store.in_state(RUNNING):
-            if job.attempt >= limit:
-                self._finish(job.job_id, None, job.api, FAILED,
-                             f"The daemon restarted during the job {job.attempt} times "
-                             f"(jobs.max_attempts = {limit}); it was not finished")
-            else:
-                logger.info("job %s was cut off by a restart; running it again", job.job_id)
-                self._store.requeue(job.job_id, "Resumed after a daemon restart: analysing "
-                                    f"again from the start (attempt {job.attempt + 1} of "
-                                    f"{limit})")
+        """One turn before the loop starts.
+
+        So a restarted daemon answers Get* at once with the jobs it resumed (or failed).
+        In a cluster, before the node has joined its group, nothing is placed here yet and
+        this changes nothing.
+        """
+        self.reconcile_once()
 
     def running_ids(self) -> list[str]:
         """Jobs with a launch on this node (for tests and /health)."""
@@ -127,23 +138,49 @@ class JobScheduler(Service):
                 self.reconcile_once()
 
     def reconcile_once(self) -> None:
-        """One turn: end reported launches, launch queued jobs, purge expired ones."""
+        """One turn: end reported launches, halt lost ones, launch jobs placed here, purge."""
         self._apply(self._mailbox.take())
-        queued = self._store.in_state(QUEUED)
-        for job in queued:
+        self._write_ends()
+        active = self._store.in_state(QUEUED, RUNNING)
+        here = self._hooks.placement([(j.job_id, j.node if j.state == RUNNING else None)
+                                      for j in active])
+        self._halt_lost({j.job_id: j for j in active})
+        for job in active:
             if len(self._launches) >= self._settings.workers:
                 break
-            if job.job_id in self._launches or not self._hooks.placement(job.job_id):
+            if job.job_id in self._launches or job.job_id in self._unwritten or \
+                    job.job_id not in here:
                 continue
             if self._broken is not None:
                 self._finish(job.job_id, None, job.api, FAILED, self._broken)
+            elif job.state == RUNNING and job.attempt >= self._settings.max_attempts:
+                self._finish(job.job_id, job.attempt, job.api, FAILED,
+                             f"The job was cut off {job.attempt} times by a daemon restart or "
+                             f"its node leaving the cluster (jobs.max_attempts = "
+                             f"{self._settings.max_attempts}); it was not finished")
             else:
                 self._launch(job)
-        self._metrics.queued.set(len(queued) - sum(1 for j in queued if j.job_id in
-                                                   self._launches))
+        self._metrics.queued.set(sum(1 for j in active if j.state == QUEUED))
         self._metrics.running.set(len(self._launches))
         if time.monotonic() - self._purged_at >= self._settings.purge_every_s:
             self.purge()
+
+    def _halt_lost(self, active: dict[str, StoredJob]) -> None:
+        """Halt launches whose job ended or was launched again (here or by another node).
+
+        Placement alone halts nothing: a launch goes on through a moment of fencing, and
+        if its job really moved, the new launch's ``job.launch`` command says so (two
+        launches of one job waste work but cannot mix results: writes name the attempt).
+        """
+        for job_id, launch in list(self._launches.items()):
+            job = active.get(job_id)
+            if job is not None and job.attempt == launch.attempt and \
+                    job.node == self._writes.node_id:
+                continue
+            logger.info("job %s is no longer this launch's (attempt %d); halting it", job_id,
+                        launch.attempt)
+            del self._launches[job_id]
+            self._runtime.begin_halt(launch.run)
 
     def purge(self) -> int:
         """Delete jobs that finished more than ``retention_s`` ago."""
@@ -164,11 +201,21 @@ class JobScheduler(Service):
         except StreamprocError as exc:  # deleted, or made by another model, since Start
             self._finish(job.job_id, None, job.api, FAILED, exc.message)
             return
-        attempt = self._store.launch(job.job_id)
+        message = "" if job.state == QUEUED else (
+            f"Resumed after a daemon restart or its node leaving the cluster: analysing "
+            f"again from the start (attempt {job.attempt + 1} of "
+            f"{self._settings.max_attempts})")
+        try:
+            attempt = self._writes.launch(job.job_id, job.attempt, message)
+        except StreamprocError as exc:  # the cluster's log is away: try again next turn
+            logger.warning("job %s not launched: %s", job.job_id, exc.message)
+            return
+        if attempt is None:
+            return  # another node launched it first
         plan = JobPlan(job.job_id, attempt, job.api, request.video, collection,
                        request.threshold, self._settings.max_matches)
         sensor = JobSensor(self._metrics, job.api, job.job_id)
-        run = self._runtime.launch(plan, self._store, self._mailbox, sensor)
+        run = self._runtime.launch(plan, self._writes, self._mailbox, sensor)
         self._launches[job.job_id] = _Launch(run, attempt, job.api, time.monotonic())
         logger.info("job %s (%s of %s) launched, attempt %d", job.job_id, job.api,
                     request.shown, attempt)
@@ -187,19 +234,37 @@ class JobScheduler(Service):
             del self._launches[job_id]
             self._metrics.duration.labels(launch.api).observe(
                 time.monotonic() - launch.started)
-            self._finish(job_id, attempt, launch.api, SUCCEEDED if error is None else FAILED,
-                         error or "")
+            self._end(job_id, launch, error)
+
+    def _end(self, job_id: str, launch: _Launch, error: str | None) -> None:
+        state = SUCCEEDED if error is None else FAILED
+        if not self._finish(job_id, launch.attempt, launch.api, state, error or ""):
+            self._unwritten[job_id] = (launch, error)
+
+    def _write_ends(self) -> None:
+        """Ends that could not be written last turn (the cluster's log was away)."""
+        for job_id, (launch, error) in list(self._unwritten.items()):
+            del self._unwritten[job_id]
+            self._end(job_id, launch, error)
 
     def _finish(self, job_id: str, attempt: int | None, api: str, state: str,
-                message: str) -> None:
+                message: str) -> bool:
+        """End the job and send its notice; False if the end could not be written."""
         finished = self._clock()
-        if not self._store.finish(job_id, attempt, state, message, finished):
-            return
+        try:
+            changed = self._writes.finish(job_id, attempt, state, message, finished)
+        except StreamprocError as exc:
+            logger.warning("job %s: its end (%s) is not written yet: %s", job_id, state,
+                           exc.message)
+            return False
+        if not changed:
+            return True  # already ended, or another launch owns it
         self._metrics.finished.labels(api, state).inc()
         logger.info("job %s %s%s", job_id, state, f": {message}" if message else "")
         job = self._store.get(job_id)
         if job is not None:
             self._notices.send(job, state, message, finished)
+        return True
 
     # ---- shutdown -----------------------------------------------------------------------------
     def stop(self, timeout: float = 5.0) -> bool:

@@ -1,18 +1,17 @@
 """Stored-video job rules for the API: Start (checks, idempotency, limits) and Get.
 
 Start checks what it can at once (the object exists and is not too large, the collection
-exists and suits this server's model, the notification channel leads somewhere, the limit
-on jobs) and queues the job; nothing runs on the API thread. What needs the video itself
+exists and suits this server's model, the notification channel leads somewhere) and
+submits the job (the token and the limit on jobs are the ``job.start`` applier's rules, in
+:mod:`streamproc.jobs.rules`); nothing runs on the API thread. What needs the video itself
 (its format, codec, duration) is found out when the job runs and ends it FAILED with the
 reason. Get reads the job as the scheduler left it; results show once it SUCCEEDED.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +19,12 @@ from streamproc.config import JobsConfig
 from streamproc.errors import (
     IdempotentParameterMismatchException,
     InvalidPaginationTokenException,
-    LimitExceededException,
     ResourceNotFoundException,
     VideoTooLargeException,
 )
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.request import JobRequest
+from streamproc.ledger import Ledger
 from streamproc.metrics import JobMetrics
 from streamproc.rekognition.constants import FACE_SEARCH, MAX_JOB_RESULTS
 from streamproc.rekognition.tokens import decode_token, encode_token
@@ -51,47 +50,35 @@ class JobService:
     """Starts and reads jobs; raises domain errors only."""
 
     def __init__(self, store: JobStore, objects: ObjectStore, searcher: FaceSearcher,
-                 notices: Notices, config: JobsConfig, notify: Callable[[], None],
+                 notices: Notices, config: JobsConfig, ledger: Ledger,
                  metrics: JobMetrics) -> None:
         self._store = store
         self._objects = objects
         self._searcher = searcher
         self._notices = notices
         self._config = config
-        self._notify = notify
+        self._ledger = ledger  # job.start's applier (jobs.rules) wakes the scheduler
         self._metrics = metrics
-        self._lock = threading.Lock()  # token lookup, limit and insert as one step
 
     def start(self, request: JobRequest, token: str | None) -> str:
-        """Queue a job and return its JobId (the earlier one for a repeated token)."""
-        if token is not None:
-            earlier = self._same_request(request, token)
-            if earlier is not None:
-                return earlier
-        self._check(request)
-        with self._lock:
-            if token is not None:
-                earlier = self._same_request(request, token)
-                if earlier is not None:
-                    return earlier
-            active = len(self._store.in_state(QUEUED, RUNNING))
-            if active >= self._config.max_jobs:
-                raise LimitExceededException(
-                    f"{active} jobs are queued or running; the limit is "
-                    f"{self._config.max_jobs} (jobs.max_jobs)")
-            job_id = uuid.uuid4().hex
-            self._store.insert(job_id, request.api, token, request.to_dict(), time.time())
-        self._metrics.started.labels(request.api).inc()
-        self._notify()
-        return job_id
+        """Queue a job and return its JobId (the earlier one for a repeated token).
 
-    def _same_request(self, request: JobRequest, token: str) -> str | None:
-        earlier = self._store.by_token(request.api, token)
-        if earlier is None:
-            return None
-        if earlier.request != request.to_dict():
-            raise IdempotentParameterMismatchException()
-        return earlier.job_id
+        A repeated token is answered before any check (the object may be gone by now);
+        the token and the limit are decided again where the command is applied.
+        """
+        if token is not None:
+            earlier = self._store.by_token(request.api, token)
+            if earlier is not None:
+                if earlier.request != request.to_dict():
+                    raise IdempotentParameterMismatchException()
+                return earlier.job_id
+        self._check(request)
+        job_id = str(self._ledger.submit("job.start", {
+            "job_id": uuid.uuid4().hex, "api": request.api, "token": token,
+            "request": request.to_dict(), "created": time.time(),
+            "max_jobs": self._config.max_jobs}))
+        self._metrics.started.labels(request.api).inc()
+        return job_id
 
     def _check(self, request: JobRequest) -> None:
         if request.notification is not None:
@@ -121,3 +108,7 @@ class JobService:
         items = self._store.results(job_id, sort, offset, limit + 1)
         more = len(items) > limit
         return Page(job, items[:limit], encode_token(kind, offset + limit) if more else None)
+
+    def running_on(self) -> dict[str, str]:
+        """Running job -> the node running its launch (for ``GET /cluster``)."""
+        return {job.job_id: job.node for job in self._store.in_state(RUNNING)}

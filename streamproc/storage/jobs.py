@@ -1,4 +1,4 @@
-"""Stored-video jobs and their results in SQLite (schema version 4).
+"""Stored-video jobs and their results in SQLite (schema versions 4 and 8).
 
 A job's request is kept as the JSON object the jobs package hands over, so this module knows
 nothing of its fields. Writes that belong to one launch of a job (results, metadata, the end
@@ -16,7 +16,7 @@ from streamproc.storage.db import Database
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"
 _COLUMNS = ("job_id, api, token, request, state, status_message, video_metadata, attempt, "
-            "created, finished")
+            "created, finished, node")
 # GetFaceSearch SortBy -> row order (results are written in timestamp order: seq follows it).
 ORDERS = {"TIMESTAMP": "seq", "INDEX": "person, timestamp_ms, seq"}
 
@@ -35,6 +35,7 @@ class StoredJob:
     attempt: int
     created: float
     finished: float | None
+    node: str = ""  # the node running its current launch ('' before the first)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ResultRow:
 
 def _job(row: tuple) -> StoredJob:
     return StoredJob(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5],
-                     json.loads(row[6]) if row[6] else None, row[7], row[8], row[9])
+                     json.loads(row[6]) if row[6] else None, row[7], row[8], row[9], row[10])
 
 
 class JobStore:
@@ -100,21 +101,14 @@ class JobStore:
                          (job_id, api, token, json.dumps(request, sort_keys=True), QUEUED,
                           created))
 
-    def launch(self, job_id: str) -> int:
-        """QUEUED -> RUNNING with a new attempt number; earlier partial results go."""
+    def launch(self, job_id: str, node: str = "", message: str = "") -> int:
+        """-> RUNNING on ``node`` with a new attempt number; earlier partial results go."""
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
-            conn.execute("UPDATE jobs SET state = ?, attempt = attempt + 1 WHERE job_id = ?",
-                         (RUNNING, job_id))
+            conn.execute("UPDATE jobs SET state = ?, attempt = attempt + 1, node = ?, "
+                         "status_message = ? WHERE job_id = ?", (RUNNING, node, message, job_id))
             return int(conn.execute("SELECT attempt FROM jobs WHERE job_id = ?",
                                     (job_id,)).fetchone()[0])
-
-    def requeue(self, job_id: str, message: str) -> None:
-        """RUNNING -> QUEUED (the daemon restarted under it); it runs again from the start."""
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
-            conn.execute("UPDATE jobs SET state = ?, status_message = ? WHERE job_id = ?",
-                         (QUEUED, message, job_id))
 
     def set_metadata(self, job_id: str, attempt: int, metadata: dict[str, Any]) -> None:
         """Record the probed VideoMetadata of the current launch."""
@@ -123,14 +117,17 @@ class JobStore:
                          "AND state = ?", (json.dumps(metadata), job_id, attempt, RUNNING))
 
     def add_results(self, job_id: str, attempt: int, rows: list[ResultRow]) -> bool:
-        """Append results of the current launch; False (nothing written) for a stale one."""
+        """Append results of the current launch; False (nothing written) for a stale one.
+
+        A row written twice (a command applied again after a crash) replaces itself.
+        """
         with self._db.transaction() as conn:
             live = conn.execute("SELECT 1 FROM jobs WHERE job_id = ? AND attempt = ? AND "
                                 "state = ?", (job_id, attempt, RUNNING)).fetchone()
             if live is None:
                 return False
             conn.executemany(
-                "INSERT INTO job_results (job_id, seq, timestamp_ms, person, item) "
+                "INSERT OR REPLACE INTO job_results (job_id, seq, timestamp_ms, person, item) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [(job_id, r.seq, r.timestamp_ms, r.person,
                   json.dumps(r.item, separators=(",", ":"))) for r in rows])

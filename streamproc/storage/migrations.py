@@ -162,6 +162,9 @@ MAIN: list[Migration] = [
     Migration(7, "cluster mode: the placement group's epoch (a stuck group is replaced by "
                  "a fresh one that every node agrees on through the log)",
               "ALTER TABLE cluster_log ADD COLUMN placement_epoch INTEGER NOT NULL DEFAULT 0;"),
+    Migration(8, "stored-video jobs remember the node that runs their current launch (cluster "
+                 "mode: a job moves only when that node leaves)",
+              "ALTER TABLE jobs ADD COLUMN node TEXT NOT NULL DEFAULT '';"),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.

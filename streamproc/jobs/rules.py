@@ -1,0 +1,107 @@
+"""Every change to stored-video jobs, applied in ledger order (one owner of the job rules).
+
+A job's life is commands, as collections' and processors' are: the node that answers Start
+submits ``job.start`` (the ClientRequestToken and the limit on active jobs are decided here,
+against the state every node shares), the scheduler that runs it submits ``job.launch``
+(which names the node and starts a new attempt), its launch submits ``job.metadata`` and
+``job.results`` batches, and the scheduler ends it with ``job.finish``. Writes of a launch
+name its attempt and change nothing once another launch took over, so a launch cut off from
+its job (its node left the cluster, or restarted) can never write into its successor's
+results. On a single node the local ledger applies each at once; in a cluster every node
+applies them, so any node answers Get* with the same job and results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from streamproc.errors import IdempotentParameterMismatchException, LimitExceededException
+from streamproc.ledger import Applied, Appliers, Ledger
+from streamproc.storage.jobs import QUEUED, RUNNING, JobStore, ResultRow
+
+logger = logging.getLogger(__name__)
+
+
+class JobRules:
+    """Applies job commands to this node's store."""
+
+    def __init__(self, store: JobStore, notify: Callable[[], None]) -> None:
+        self._store = store
+        self._notify = notify  # wakes this node's scheduler: a job was queued somewhere
+
+    def register(self, appliers: Appliers) -> None:
+        """Declare this module's commands."""
+        for kind, fn in (("job.start", self._start), ("job.launch", self._launch),
+                         ("job.metadata", self._metadata), ("job.results", self._results),
+                         ("job.finish", self._finish)):
+            appliers.register(kind, fn)
+
+    def _start(self, p: dict[str, Any], where: Applied) -> str:
+        api, token, request = p["api"], p["token"], p["request"]
+        if token is not None:
+            earlier = self._store.by_token(api, token)
+            if earlier is not None:
+                if earlier.request != request:
+                    raise IdempotentParameterMismatchException()
+                return earlier.job_id
+        active = len(self._store.in_state(QUEUED, RUNNING))
+        if active >= p["max_jobs"]:
+            raise LimitExceededException(
+                f"{active} jobs are queued or running; the limit is {p['max_jobs']} "
+                "(jobs.max_jobs)")
+        self._store.insert(p["job_id"], api, token, request, p["created"])
+        self._notify()
+        return str(p["job_id"])
+
+    def _launch(self, p: dict[str, Any], where: Applied) -> int | None:
+        """A new attempt on ``node``; None when the job moved on since the caller looked."""
+        job = self._store.get(p["job_id"])
+        if job is None or job.state not in (QUEUED, RUNNING) or job.attempt != p["after"]:
+            return None
+        return self._store.launch(job.job_id, p["node"], p["message"])
+
+    def _metadata(self, p: dict[str, Any], where: Applied) -> None:
+        self._store.set_metadata(p["job_id"], p["attempt"], p["metadata"])
+
+    def _results(self, p: dict[str, Any], where: Applied) -> bool:
+        rows = [ResultRow(seq, ts, person, item) for seq, ts, person, item in p["rows"]]
+        return self._store.add_results(p["job_id"], p["attempt"], rows)
+
+    def _finish(self, p: dict[str, Any], where: Applied) -> bool:
+        return self._store.finish(p["job_id"], p["attempt"], p["state"], p["message"],
+                                  p["finished"])
+
+
+class JobWrites:
+    """The scheduler's and the launches' writes, as commands through the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self.node_id = ledger.node_id
+
+    def launch(self, job_id: str, after: int, message: str) -> int | None:
+        """Start attempt ``after + 1`` here; None when another node or launch got there."""
+        result = self._ledger.submit("job.launch", {"job_id": job_id, "after": after,
+                                                    "node": self.node_id, "message": message})
+        return None if result is None else int(result)
+
+    def finish(self, job_id: str, attempt: int | None, state: str, message: str,
+               finished: float) -> bool:
+        """End the job (``attempt`` None: whatever launch); False if it had ended."""
+        return bool(self._ledger.submit("job.finish", {
+            "job_id": job_id, "attempt": attempt, "state": state, "message": message,
+            "finished": finished}))
+
+    # ResultSink, for the launches
+    def set_metadata(self, job_id: str, attempt: int, metadata: dict[str, Any]) -> None:
+        """The video's VideoMetadata."""
+        self._ledger.submit("job.metadata", {"job_id": job_id, "attempt": attempt,
+                                             "metadata": metadata})
+
+    def add_results(self, job_id: str, attempt: int, rows: list[ResultRow]) -> bool:
+        """Append results; False when this launch no longer owns the job."""
+        return bool(self._ledger.submit("job.results", {
+            "job_id": job_id, "attempt": attempt,
+            "rows": [[r.seq, r.timestamp_ms, r.person, r.item] for r in rows]}))
