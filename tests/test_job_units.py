@@ -14,6 +14,7 @@ from fakes import MODEL
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import CalibrationKnot, NotificationTarget, load_config
+from streamproc.dataplane import jobworker
 from streamproc.dataplane.analyzer import Analyzer
 from streamproc.dataplane.background import BackgroundFeed
 from streamproc.dataplane.jobresults import DetectionResults
@@ -136,6 +137,11 @@ def jobs(tmp_path: Path) -> Iterator[Jobs]:
     yield j
     j.scheduler.stop(1.0)
     j.db.close()
+
+
+def channel_of(topic: str) -> dict[str, str]:
+    return {"SNSTopicArn": f"arn:aws:sns:us-east-1:123456789012:{topic}",
+            "RoleArn": "arn:aws:iam::123456789012:role/r"}
 
 
 def _rows(*specs: tuple[int, int | None]) -> list[ResultRow]:
@@ -358,6 +364,61 @@ def test_an_end_that_cannot_be_written_is_written_later(jobs: Jobs) -> None:
     jobs.ledger.submit = real  # type: ignore[method-assign]
     jobs.scheduler.reconcile_once()
     assert jobs.state(job_id) == SUCCEEDED and len(jobs.publisher.sent) == 0  # no channel
+
+
+def _unacknowledged(jobs: Jobs, *kinds: str) -> Callable[[], None]:
+    """Commands of ``kinds`` land but their writer hears ThrottlingException (as when Kafka
+    stores the record and the acknowledgement is lost); returns the undo."""
+    real = jobs.ledger.submit
+
+    def submit(kind: str, payload: dict[str, Any]) -> Any:
+        result = real(kind, payload)
+        if kind in kinds:
+            raise ThrottlingException("sent, not acknowledged")
+        return result
+
+    jobs.ledger.submit = submit  # type: ignore[method-assign]
+    return lambda: setattr(jobs.ledger, "submit", real)
+
+
+def test_a_launch_that_landed_unacknowledged_runs_without_a_new_attempt(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    undo = _unacknowledged(jobs, "job.launch")
+    jobs.scheduler.reconcile_once()
+    undo()
+    assert not jobs.runtime.plans and jobs.store.get(job_id).attempt == 1
+    jobs.scheduler.reconcile_once()
+    assert [p.attempt for p in jobs.runtime.plans] == [1]  # adopted, not attempt 2 of 2
+    assert jobs.store.get(job_id).status_message == ""
+
+
+def test_an_end_that_landed_unacknowledged_still_sends_its_notice(jobs: Jobs) -> None:
+    job_id = jobs.detect(notification=channel_of("done"))
+    jobs.scheduler.reconcile_once()
+    undo = _unacknowledged(jobs, "job.finish")
+    jobs.mailbox.job_ended(job_id, 1, None)
+    jobs.scheduler.reconcile_once()
+    undo()
+    assert jobs.state(job_id) == SUCCEEDED and not jobs.publisher.sent
+    jobs.scheduler.reconcile_once()
+    (_, key, topic, value), = jobs.publisher.sent
+    assert (key, topic) == (job_id, "done") and b'"Status":"SUCCEEDED"' in value
+    jobs.scheduler.reconcile_once()
+    assert len(jobs.publisher.sent) == 1  # once
+
+
+def test_a_token_past_retention_starts_a_new_job_on_every_node_alike(jobs: Jobs) -> None:
+    old = jobs.detect("tok")
+    JobWrites(jobs.ledger).finish(old, 0, FAILED, "x", 1000.0)
+    start = {"job_id": "new", "api": FACE_DETECTION, "token": "tok",
+             "request": JobRequest(FACE_DETECTION, VIDEO).to_dict(), "created": 1050.0,
+             "max_jobs": 20, "retention_s": 100.0}
+    assert jobs.ledger.submit("job.start", start) == old  # within retention: the same job
+    # Past retention, whether or not this node's purge has run: a new job.
+    assert jobs.ledger.submit("job.start", {**start, "created": 1101.0}) == "new"
+    assert jobs.store.get(old) is None and jobs.store.by_token(FACE_DETECTION, "tok").job_id \
+        == "new"
+    assert jobs.ledger.submit("job.start", {**start, "created": 1101.0}) == "new"  # replayed
 
 
 def test_a_collection_gone_before_launch_fails_the_job(jobs: Jobs) -> None:
@@ -615,3 +676,29 @@ def test_a_reserved_embedding_that_never_came_is_retried() -> None:
     track.observe(np.ones(4, np.float32), 0.1)
     track.will_embed(0.6)
     assert not track.needs_embedding(0.7, 0.5)  # reserved, and an embedding exists
+
+
+def test_a_launch_waits_out_a_cluster_log_outage_instead_of_failing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobworker, "RETRY_MAX_S", 0.01)
+    frames = _job_frames("j")
+    plan = JobPlan("j", 1, FACE_DETECTION, VIDEO)
+    tries: list[int] = []
+
+    class Sink:
+        def add_results(self, job_id: str, attempt: int, rows: list[ResultRow]) -> bool:
+            tries.append(len(rows))
+            if len(tries) < 3:
+                raise ThrottlingException("The cluster's state log cannot be reached")
+            return True
+
+    sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_DETECTION, "j")
+    run = jobworker.JobRun(plan, frames, None, Sink(), None, sensor)  # type: ignore[arg-type]
+    sink = Sink()
+    started = time.monotonic()
+    assert run._retrying(lambda: sink.add_results("j", 1, _rows((0, None))), False)
+    assert tries == [1, 1, 1] and time.monotonic() - started < 2.0
+    tries.clear()
+    frames.ended.set()  # the launch is halted meanwhile: it gives up, writing nothing
+    assert run._retrying(lambda: sink.add_results("j", 1, _rows((0, None))), False) is False
+    assert tries == [1]

@@ -310,7 +310,7 @@ def test_owns_while_the_member_list_changes_under_it() -> None:
 def test_jobs_stay_with_a_live_runner_and_the_rest_are_shared_out() -> None:
     members: list[dict[str, Any]] = [{"node": n, "endpoint": "", "member": n} for n in "ab"]
     views = {}
-    for name in "ab":
+    for name in "abz":
         view = _placement(3.0, [])
         view.node_id = name
         view._set_members(members)
@@ -318,14 +318,24 @@ def test_jobs_stay_with_a_live_runner_and_the_rest_are_shared_out() -> None:
         views[name] = view
     queued = [(f"job-{i}", None) for i in range(10)]
     active = [("run-b", "b"), ("run-gone", "c"), *queued]  # c left the cluster
-    here = {name: view.jobs_here(active) for name, view in views.items()}
+    here = {name: views[name].jobs_here(active) for name in "ab"}
     assert "run-b" in here["b"] and "run-b" not in here["a"]  # stays where it runs
     assert here["a"] | here["b"] == {job for job, _ in active}  # nothing left out
     assert not here["a"] & here["b"]  # nothing twice
-    assert sorted(len(h - {"run-b"}) for h in here.values()) == [5, 6]  # balanced within one
-    # A node joining takes some queued jobs but cuts no running one off.
-    views["a"]._set_members([*members, {"node": "z", "endpoint": "", "member": "z"}])
-    assert views["a"].jobs_here([("run-a", "a"), *queued]) >= {"run-a"}
+    assert len(here["a"]) == len(here["b"]) == 6  # balanced, the running job counted
+    # One long job on b: the next queued job goes to the idle node, whatever its rank.
+    for job in ("x", "y", "z"):
+        assert views["a"].jobs_here([("long", "b"), (job, None)]) == {job}
+    # A node joining takes queued jobs but cuts no running one off.
+    three = [*members, {"node": "z", "endpoint": "", "member": "z"}]
+    for view in views.values():
+        view._set_members(three)
+    running = [("run-a", "a"), ("run-b", "b"), ("run-b2", "b")]
+    active = [*running, *queued[:9]]
+    here = {name: view.jobs_here(active) for name, view in views.items()}
+    assert {"run-a"} <= here["a"] and {"run-b", "run-b2"} <= here["b"]
+    assert sorted(len(h) for h in here.values()) == [4, 4, 4]
+    assert set().union(*here.values()) == {job for job, _ in active}
     # Fenced (out of touch), or not in the member list: none.
     views["a"]._assigned_at = time.monotonic() - 10
     _heard_at(views["a"], time.monotonic() - 3.5)

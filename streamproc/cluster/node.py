@@ -89,8 +89,9 @@ class ClusterNode:
                    "empty data dir for this cluster")
             raise ClusterError(msg)
         if joined is None and self._log.holds_local_state():
-            msg = ("this data dir holds single-node state (collections or processors) that "
-                   "is not in the cluster's log; start a cluster node on an empty data dir")
+            msg = ("this data dir holds single-node state (collections, processors or jobs) "
+                   "that is not in the cluster's log; start a cluster node on an empty data "
+                   "dir")
             raise ClusterError(msg)
         self._ensure_topics()
 

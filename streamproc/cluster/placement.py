@@ -69,6 +69,29 @@ def place(names: Sequence[str], members: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def place_jobs(active: Sequence[tuple[str, str | None]], members: Sequence[str]
+               ) -> dict[str, str]:
+    """Job -> member, for jobs paired with the member running them (None: queued).
+
+    A job stays with the member running it (a job is not cut off because a node joined);
+    the others (queued, or their node left), oldest first, each go to the member with the
+    fewest jobs so far, running ones included, ties broken by rendezvous ranking; so a
+    queued job does not wait behind a long one while another node is idle.
+    """
+    load = dict.fromkeys(members, 0)
+    out: dict[str, str] = {}
+    for job, on in active:
+        if on in load:
+            out[job] = on
+            load[on] += 1
+    for job, on in active:
+        if on not in load and load:
+            best = min(members, key=lambda m: (load[m], -_rank(job, m)))
+            out[job] = best
+            load[best] += 1
+    return out
+
+
 class MemberListAssignor(AbstractPartitionAssignor):
     """The group leader's assignor: every member gets the whole member list.
 
@@ -336,20 +359,15 @@ class Placement(Service):
     def jobs_here(self, active: Sequence[tuple[str, str | None]]) -> set[str]:
         """Which stored-video jobs this node should run, of ``active`` (oldest first).
 
-        ``active`` pairs each job with the node running its launch (None while queued).
-        A job stays with that node while it is a member (a job is not cut off because a
-        node joined); the others (queued, or their node left) are placed over the members
-        as processors are. Fenced, or just moved to a new epoch: none.
+        ``active`` pairs each job with the node running its launch (None while queued);
+        see :func:`place_jobs`. Fenced, or just moved to a new epoch: none.
         """
         if self._silent_too_long() or time.monotonic() - self._switched_at < self._session_s:
             return set()
         nodes = [m["node"] for m in self.members()]
         if self.node_id not in nodes:
             return set()
-        live = set(nodes)
-        placed = place([job for job, on in active if on not in live], nodes)
-        return {job for job, on in active
-                if (on if on in live else placed.get(job)) == self.node_id}
+        return {job for job, on in place_jobs(active, nodes).items() if on == self.node_id}
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Leave the group at once (others take this node's processors without waiting).

@@ -15,12 +15,14 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from streamproc.dataplane.background import BackgroundFeed
 from streamproc.dataplane.jobresults import DetectionResults, ResultBuilder, SearchResults
 from streamproc.dataplane.jobrun import JobEvents, JobFrames, JobPlan, JobSettings, ResultSink
 from streamproc.dataplane.stored import StoredVideo, VideoRejected
-from streamproc.errors import InvalidS3ObjectException
+from streamproc.errors import InvalidS3ObjectException, ThrottlingException
 from streamproc.lifecycle import Service
 from streamproc.metrics import JobSensor
 from streamproc.rekognition.constants import FACE_SEARCH
@@ -29,6 +31,8 @@ from streamproc.storage.jobs import ResultRow
 from streamproc.storage.objects import ObjectStore
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_MAX_S = 10.0  # longest pause between tries of a write the cluster's log refused
 
 
 def lower_priority(nice: int) -> None:
@@ -85,7 +89,8 @@ class JobRun(Service):
                 if path is None:
                     return self._frames.failure
                 with StoredVideo(path, shown, s.sample_fps, s.max_duration_s) as video:
-                    self._sink.set_metadata(plan.job_id, plan.attempt, video.metadata)
+                    self._retrying(lambda: self._sink.set_metadata(
+                        plan.job_id, plan.attempt, video.metadata), None)
                     video.check_duration()
                     return self._analyse(video)
         except VideoRejected as exc:
@@ -123,8 +128,26 @@ class JobRun(Service):
         for result in results:
             rows.append(ResultRow(self._seq, result.timestamp_ms, result.person, result.item))
             self._seq += 1
-        if not self._sink.add_results(self.plan.job_id, self.plan.attempt, rows):
+        if not self._retrying(lambda: self._sink.add_results(
+                self.plan.job_id, self.plan.attempt, rows), False):
             self.request_stop()  # another launch owns the job now: write nothing more
+
+    def _retrying(self, write: Callable[[], T], halted: T) -> T:
+        """``write()``, tried again while the cluster's log is away (``halted`` if stopped).
+
+        A Kafka outage pauses the launch instead of failing its job; a batch that landed
+        after all is written again harmlessly (rows are keyed by their sequence number).
+        """
+        pause = 0.5
+        while True:
+            try:
+                return write()
+            except ThrottlingException as exc:
+                logger.warning("job %s: results wait for the cluster's log: %s",
+                               self.plan.job_id, exc.message)
+            if self._frames.ended.wait(pause) or self.stopping:
+                return halted
+            pause = min(pause * 2, RETRY_MAX_S)
 
 
 class JobRunner:

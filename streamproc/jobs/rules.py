@@ -19,9 +19,18 @@ from typing import Any
 
 from streamproc.errors import IdempotentParameterMismatchException, LimitExceededException
 from streamproc.ledger import Applied, Appliers, Ledger
-from streamproc.storage.jobs import QUEUED, RUNNING, JobStore, ResultRow
+from streamproc.storage.jobs import QUEUED, RUNNING, JobStore, ResultRow, StoredJob
 
 logger = logging.getLogger(__name__)
+
+
+def expired(job: StoredJob, now: float, retention_s: float) -> bool:
+    """A finished job past its retention: its token no longer names it.
+
+    Judged from the command's own time, not from whether this node's purge (each node
+    deletes its own copies on its own clock) has run yet, so every node decides alike.
+    """
+    return job.finished is not None and job.finished < now - retention_s
 
 
 class JobRules:
@@ -40,9 +49,13 @@ class JobRules:
 
     def _start(self, p: dict[str, Any], where: Applied) -> str:
         api, token, request = p["api"], p["token"], p["request"]
+        if self._store.get(p["job_id"]) is not None:
+            return str(p["job_id"])  # applied before (a replay after a crash)
         if token is not None:
             earlier = self._store.by_token(api, token)
-            if earlier is not None:
+            if earlier is not None and expired(earlier, p["created"], p["retention_s"]):
+                self._store.delete(earlier.job_id)  # gone here too, as its purge would
+            elif earlier is not None:
                 if earlier.request != request:
                     raise IdempotentParameterMismatchException()
                 return earlier.job_id

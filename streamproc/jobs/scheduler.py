@@ -37,6 +37,7 @@ from streamproc.lifecycle import Service
 from streamproc.metrics import JobMetrics, JobSensor
 from streamproc.rekognition.constants import FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
+from streamproc.storage.collections import CollectionInfo
 from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, StoredJob
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class JobScheduler(Service):
         self._launches: dict[str, _Launch] = {}
         # Ends not yet written (the cluster's log was away): job id -> (launch, error).
         self._unwritten: dict[str, tuple[_Launch, str | None]] = {}
+        # Launch commands that were not acknowledged (they may land late): job id -> attempt.
+        self._unconfirmed: dict[str, int] = {}
         self._purged_at = float("-inf")
         self._broken: str | None = None  # why no job can run any more (a stage gave up)
 
@@ -146,20 +149,21 @@ class JobScheduler(Service):
                                       for j in active])
         self._halt_lost({j.job_id: j for j in active})
         for job in active:
-            if len(self._launches) >= self._settings.workers:
-                break
             if job.job_id in self._launches or job.job_id in self._unwritten or \
                     job.job_id not in here:
                 continue
             if self._broken is not None:
-                self._finish(job.job_id, None, job.api, FAILED, self._broken)
+                self._finish(job.job_id, job.attempt, job.api, FAILED, self._broken)
+            elif self._adopt(job):
+                continue
             elif job.state == RUNNING and job.attempt >= self._settings.max_attempts:
                 self._finish(job.job_id, job.attempt, job.api, FAILED,
                              f"The job was cut off {job.attempt} times by a daemon restart or "
                              f"its node leaving the cluster (jobs.max_attempts = "
                              f"{self._settings.max_attempts}); it was not finished")
-            else:
+            elif len(self._launches) < self._settings.workers:
                 self._launch(job)
+        self._unconfirmed = {j: a for j, a in self._unconfirmed.items() if j in here}
         self._metrics.queued.set(sum(1 for j in active if j.state == QUEUED))
         self._metrics.running.set(len(self._launches))
         if time.monotonic() - self._purged_at >= self._settings.purge_every_s:
@@ -192,14 +196,7 @@ class JobScheduler(Service):
 
     # ---- launching and ending ----------------------------------------------------------
     def _launch(self, job: StoredJob) -> None:
-        request = JobRequest.from_dict(job.api, job.request)
-        collection = None
-        try:
-            if job.api == FACE_SEARCH:
-                assert request.collection_id is not None
-                collection = self._searcher.check(request.collection_id)
-        except StreamprocError as exc:  # deleted, or made by another model, since Start
-            self._finish(job.job_id, None, job.api, FAILED, exc.message)
+        if self._collection(job, job.attempt) is False:
             return
         message = "" if job.state == QUEUED else (
             f"Resumed after a daemon restart or its node leaving the cluster: analysing "
@@ -209,10 +206,39 @@ class JobScheduler(Service):
             attempt = self._writes.launch(job.job_id, job.attempt, message)
         except StreamprocError as exc:  # the cluster's log is away: try again next turn
             logger.warning("job %s not launched: %s", job.job_id, exc.message)
+            self._unconfirmed[job.job_id] = job.attempt + 1  # unless it lands after all
             return
-        if attempt is None:
-            return  # another node launched it first
-        plan = JobPlan(job.job_id, attempt, job.api, request.video, collection,
+        if attempt is not None:  # else another node launched it first
+            self._run_launch(job, attempt)
+
+    def _adopt(self, job: StoredJob) -> bool:
+        """Run a launch whose command was not acknowledged but landed: no new attempt."""
+        attempt = self._unconfirmed.pop(job.job_id, None)
+        if attempt is None or job.state != RUNNING or job.attempt != attempt or \
+                job.node != self._writes.node_id:
+            return False
+        self._run_launch(job, attempt)
+        return True
+
+    def _collection(self, job: StoredJob, attempt: int) -> CollectionInfo | None | bool:
+        """A face search's collection (None for detection); False: gone, the job FAILED."""
+        request = JobRequest.from_dict(job.api, job.request)
+        if job.api != FACE_SEARCH:
+            return None
+        assert request.collection_id is not None
+        try:
+            return self._searcher.check(request.collection_id)
+        except StreamprocError as exc:  # deleted, or made by another model, since Start
+            self._finish(job.job_id, attempt, job.api, FAILED, exc.message)
+            return False
+
+    def _run_launch(self, job: StoredJob, attempt: int) -> None:
+        collection = self._collection(job, attempt)
+        if collection is False:
+            return
+        request = JobRequest.from_dict(job.api, job.request)
+        plan = JobPlan(job.job_id, attempt, job.api, request.video,
+                       collection if isinstance(collection, CollectionInfo) else None,
                        request.threshold, self._settings.max_matches)
         sensor = JobSensor(self._metrics, job.api, job.job_id)
         run = self._runtime.launch(plan, self._writes, self._mailbox, sensor)
@@ -236,20 +262,25 @@ class JobScheduler(Service):
                 time.monotonic() - launch.started)
             self._end(job_id, launch, error)
 
-    def _end(self, job_id: str, launch: _Launch, error: str | None) -> None:
+    def _end(self, job_id: str, launch: _Launch, error: str | None, retry: bool = False
+             ) -> None:
         state = SUCCEEDED if error is None else FAILED
-        if not self._finish(job_id, launch.attempt, launch.api, state, error or ""):
+        if not self._finish(job_id, launch.attempt, launch.api, state, error or "", retry):
             self._unwritten[job_id] = (launch, error)
 
     def _write_ends(self) -> None:
         """Ends that could not be written last turn (the cluster's log was away)."""
         for job_id, (launch, error) in list(self._unwritten.items()):
             del self._unwritten[job_id]
-            self._end(job_id, launch, error)
+            self._end(job_id, launch, error, retry=True)
 
-    def _finish(self, job_id: str, attempt: int | None, api: str, state: str,
-                message: str) -> bool:
-        """End the job and send its notice; False if the end could not be written."""
+    def _finish(self, job_id: str, attempt: int, api: str, state: str, message: str,
+                retry: bool = False) -> bool:
+        """End the job and send its notice; False if the end could not be written.
+
+        ``retry``: an earlier try was not acknowledged; if it landed after all, the job
+        shows this very end, and its notice is still owed.
+        """
         finished = self._clock()
         try:
             changed = self._writes.finish(job_id, attempt, state, message, finished)
@@ -257,13 +288,14 @@ class JobScheduler(Service):
             logger.warning("job %s: its end (%s) is not written yet: %s", job_id, state,
                            exc.message)
             return False
-        if not changed:
+        job = self._store.get(job_id)
+        if not changed and not (retry and job is not None and (
+                job.attempt, job.state, job.status_message) == (attempt, state, message)):
             return True  # already ended, or another launch owns it
         self._metrics.finished.labels(api, state).inc()
         logger.info("job %s %s%s", job_id, state, f": {message}" if message else "")
-        job = self._store.get(job_id)
         if job is not None:
-            self._notices.send(job, state, message, finished)
+            self._notices.send(job, state, message, job.finished or finished)
         return True
 
     # ---- shutdown -----------------------------------------------------------------------------

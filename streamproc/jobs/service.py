@@ -24,6 +24,7 @@ from streamproc.errors import (
 )
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.request import JobRequest
+from streamproc.jobs.rules import expired
 from streamproc.ledger import Ledger
 from streamproc.metrics import JobMetrics
 from streamproc.rekognition.constants import FACE_SEARCH, MAX_JOB_RESULTS
@@ -66,18 +67,21 @@ class JobService:
         A repeated token is answered before any check (the object may be gone by now);
         the token and the limit are decided again where the command is applied.
         """
+        now = time.time()
         if token is not None:
             earlier = self._store.by_token(request.api, token)
-            if earlier is not None:
+            if earlier is not None and not expired(earlier, now, self._config.retention_s):
                 if earlier.request != request.to_dict():
                     raise IdempotentParameterMismatchException()
                 return earlier.job_id
         self._check(request)
+        new_id = uuid.uuid4().hex
         job_id = str(self._ledger.submit("job.start", {
-            "job_id": uuid.uuid4().hex, "api": request.api, "token": token,
-            "request": request.to_dict(), "created": time.time(),
-            "max_jobs": self._config.max_jobs}))
-        self._metrics.started.labels(request.api).inc()
+            "job_id": new_id, "api": request.api, "token": token,
+            "request": request.to_dict(), "created": now, "max_jobs": self._config.max_jobs,
+            "retention_s": self._config.retention_s}))
+        if job_id == new_id:  # not an earlier job with the same token
+            self._metrics.started.labels(request.api).inc()
         return job_id
 
     def _check(self, request: JobRequest) -> None:

@@ -30,8 +30,8 @@ class ClusterLog:
         return str(rows[0][0]) if rows else None
 
     def holds_local_state(self) -> bool:
-        """True if single-node state (collections or processors) lives here."""
-        for table in ("collections", "processors"):
+        """True if single-node state (collections, processors or jobs) lives here."""
+        for table in ("collections", "processors", "jobs"):
             if self._db.query(f"SELECT 1 FROM {table} LIMIT 1"):  # noqa: S608
                 return True
         return False

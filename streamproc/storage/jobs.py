@@ -152,6 +152,12 @@ class JobStore:
                 conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
             return bool(changed)
 
+    def delete(self, job_id: str) -> None:
+        """Delete one job and its results."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM job_results WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
     def purge(self, finished_before: float) -> int:
         """Delete jobs (and their results) that finished before the cut-off."""
         with self._db.transaction() as conn:
