@@ -362,7 +362,8 @@ class JobsConfig(_Base):
                              "(Linux): live decoding gets the CPU first.")
     retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "
                                "results are deleted this long after they end (Rekognition: "
-                               "7 days).")
+                               "7 days); their rows go an hour later, so that every cluster "
+                               "node decides a reused ClientRequestToken alike.")
     max_attempts: int = Field(3, ge=1, description="A job interrupted by a daemon restart "
                               "(or in a cluster by its node leaving) starts again from the "
                               "beginning until it has been tried this often; then it FAILS. "

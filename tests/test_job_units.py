@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -118,7 +119,7 @@ class Jobs:
             self.store, JobWrites(self.ledger), self.runtime, self.mailbox, self.notices,
             self.searcher, self.metrics,
             SchedulerSettings(workers=1, max_attempts=2, retention_s=100, stop_timeout_s=0.3,
-                              tick_s=0.05),
+                              tick_s=0.05, purge_grace_s=0.0, unconfirmed_wait_s=5.0),
             JobHooks(placement=lambda active: {j for j, on in active if self.placement(j, on)}),
             clock=lambda: self.now)
 
@@ -390,6 +391,55 @@ def test_a_launch_that_landed_unacknowledged_runs_without_a_new_attempt(jobs: Jo
     jobs.scheduler.reconcile_once()
     assert [p.attempt for p in jobs.runtime.plans] == [1]  # adopted, not attempt 2 of 2
     assert jobs.store.get(job_id).status_message == ""
+
+
+def test_unacknowledged_launches_hold_their_worker_slot(jobs: Jobs) -> None:
+    first, *_ = [jobs.detect(job_tag=t) for t in "abc"]
+    undo = _unacknowledged(jobs, "job.launch")
+    jobs.scheduler.reconcile_once()
+    jobs.scheduler.reconcile_once()
+    undo()
+    assert [j.job_id for j in jobs.store.in_state(RUNNING)] == [first]  # one command sent
+    for _ in range(3):
+        jobs.scheduler.reconcile_once()
+    assert [(p.job_id, p.attempt) for p in jobs.runtime.plans] == [(first, 1)]  # workers=1
+
+
+def test_a_launch_that_lands_a_while_later_is_waited_for(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    real, late = jobs.ledger.submit, []
+
+    def lost_for_now(kind: str, payload: dict[str, Any]) -> Any:
+        if kind != "job.launch":
+            return real(kind, payload)
+        late.append(payload)  # in the log, not yet applied anywhere
+        raise ThrottlingException("sent, not acknowledged")
+
+    jobs.ledger.submit = lost_for_now  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()
+    jobs.ledger.submit = real  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()  # still not applied: no second launch command
+    assert len(late) == 1 and jobs.state(job_id) == QUEUED and not jobs.runtime.plans
+    real("job.launch", late[0])  # it lands
+    jobs.scheduler.reconcile_once()
+    assert [p.attempt for p in jobs.runtime.plans] == [1]
+    assert jobs.store.get(job_id).status_message == ""  # not "Resumed ... attempt 2"
+
+
+def test_an_end_the_scheduler_decides_is_written_again_with_its_notice(jobs: Jobs) -> None:
+    job_id = jobs.detect(notification=channel_of("done"))
+    jobs.scheduler.reconcile_once()
+    jobs.scheduler = jobs.restarted()
+    jobs.scheduler.reconcile_once()  # attempt 2 of 2
+    jobs.scheduler = jobs.restarted()
+    undo = _unacknowledged(jobs, "job.finish")
+    jobs.scheduler.reconcile_once()  # cut off twice: FAILED, but unacknowledged
+    undo()
+    assert jobs.state(job_id) == FAILED and not jobs.publisher.sent
+    jobs.scheduler.reconcile_once()
+    jobs.scheduler.reconcile_once()
+    (_, key, _, value), = jobs.publisher.sent
+    assert key == job_id and b'"Status":"FAILED"' in value
 
 
 def test_an_end_that_landed_unacknowledged_still_sends_its_notice(jobs: Jobs) -> None:
@@ -696,9 +746,13 @@ def test_a_launch_waits_out_a_cluster_log_outage_instead_of_failing(
     run = jobworker.JobRun(plan, frames, None, Sink(), None, sensor)  # type: ignore[arg-type]
     sink = Sink()
     started = time.monotonic()
-    assert run._retrying(lambda: sink.add_results("j", 1, _rows((0, None))), False)
+    assert run._retrying(lambda: sink.add_results("j", 1, _rows((0, None)))) is True
     assert tries == [1, 1, 1] and time.monotonic() - started < 2.0
+    # The analysis fails meanwhile: the write gives up without halting the launch, so
+    # the launch still reports the failure (a halted launch reports nothing).
     tries.clear()
-    frames.ended.set()  # the launch is halted meanwhile: it gives up, writing nothing
-    assert run._retrying(lambda: sink.add_results("j", 1, _rows((0, None))), False) is False
-    assert tries == [1]
+    frames.fail("Internal error: model")
+    run._frames.take = lambda at_least: [  # type: ignore[method-assign]
+        SimpleNamespace(timestamp_ms=0, person=None, item={})]
+    run._write(1)
+    assert tries == [1] and not run.stopping

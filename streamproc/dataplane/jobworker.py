@@ -90,7 +90,7 @@ class JobRun(Service):
                     return self._frames.failure
                 with StoredVideo(path, shown, s.sample_fps, s.max_duration_s) as video:
                     self._retrying(lambda: self._sink.set_metadata(
-                        plan.job_id, plan.attempt, video.metadata), None)
+                        plan.job_id, plan.attempt, video.metadata))
                     video.check_duration()
                     return self._analyse(video)
         except VideoRejected as exc:
@@ -128,15 +128,18 @@ class JobRun(Service):
         for result in results:
             rows.append(ResultRow(self._seq, result.timestamp_ms, result.person, result.item))
             self._seq += 1
-        if not self._retrying(lambda: self._sink.add_results(
-                self.plan.job_id, self.plan.attempt, rows), False):
+        owned = self._retrying(lambda: self._sink.add_results(
+            self.plan.job_id, self.plan.attempt, rows))
+        if owned is False:
             self.request_stop()  # another launch owns the job now: write nothing more
 
-    def _retrying(self, write: Callable[[], T], halted: T) -> T:
-        """``write()``, tried again while the cluster's log is away (``halted`` if stopped).
+    def _retrying(self, write: Callable[[], T]) -> T | None:
+        """``write()``, tried again while the cluster's log is away.
 
         A Kafka outage pauses the launch instead of failing its job; a batch that landed
         after all is written again harmlessly (rows are keyed by their sequence number).
+        None when the launch ended meanwhile (halted, or its analysis failed: that failure
+        is what the launch reports).
         """
         pause = 0.5
         while True:
@@ -146,7 +149,7 @@ class JobRun(Service):
                 logger.warning("job %s: results wait for the cluster's log: %s",
                                self.plan.job_id, exc.message)
             if self._frames.ended.wait(pause) or self.stopping:
-                return halted
+                return None
             pause = min(pause * 2, RETRY_MAX_S)
 
 

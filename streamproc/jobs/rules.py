@@ -14,6 +14,7 @@ applies them, so any node answers Get* with the same job and results.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,8 @@ class JobRules:
             return str(p["job_id"])  # applied before (a replay after a crash)
         if token is not None:
             earlier = self._store.by_token(api, token)
-            if earlier is not None and expired(earlier, p["created"], p["retention_s"]):
+            retention = p.get("retention_s", math.inf)  # absent: never expired
+            if earlier is not None and expired(earlier, p["created"], retention):
                 self._store.delete(earlier.job_id)  # gone here too, as its purge would
             elif earlier is not None:
                 if earlier.request != request:

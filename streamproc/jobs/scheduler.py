@@ -67,6 +67,12 @@ class SchedulerSettings:
     max_matches: int = 10
     tick_s: float = 0.5
     purge_every_s: float = 60.0
+    # Rows are deleted this long after their retention ran out, so that no node deletes a
+    # job that a ClientRequestToken, judged by the command's own time (jobs.rules.expired),
+    # still names on the others (apply delays, clock skew).
+    purge_grace_s: float = 3600.0
+    # An unacknowledged launch command may still land; its job waits this long for it.
+    unconfirmed_wait_s: float = 60.0
     stop_timeout_s: float = 2.0
 
 
@@ -82,6 +88,16 @@ class JobHooks:
     """Where cluster mode plugs in: which of the active jobs run on this node."""
 
     placement: Callable[[Active], set[str]] = _everything
+
+
+@dataclass(frozen=True)
+class _End:
+    """How a job ends: the attempt it ends, and its state and message."""
+
+    attempt: int
+    api: str
+    state: str
+    message: str
 
 
 @dataclass
@@ -112,10 +128,11 @@ class JobScheduler(Service):
         self._clock = clock
         # Owned by the loop's thread (and by stop() once the loop has ended).
         self._launches: dict[str, _Launch] = {}
-        # Ends not yet written (the cluster's log was away): job id -> (launch, error).
-        self._unwritten: dict[str, tuple[_Launch, str | None]] = {}
-        # Launch commands that were not acknowledged (they may land late): job id -> attempt.
-        self._unconfirmed: dict[str, int] = {}
+        # Ends not yet written (the cluster's log was away), written again each turn.
+        self._unwritten: dict[str, _End] = {}
+        # Launch commands not acknowledged (they may land late): job id -> (the attempt it
+        # would start, when to stop waiting for it). Each holds a worker slot meanwhile.
+        self._unconfirmed: dict[str, tuple[int, float]] = {}
         self._purged_at = float("-inf")
         self._broken: str | None = None  # why no job can run any more (a stage gave up)
 
@@ -148,22 +165,26 @@ class JobScheduler(Service):
         here = self._hooks.placement([(j.job_id, j.node if j.state == RUNNING else None)
                                       for j in active])
         self._halt_lost({j.job_id: j for j in active})
+        ids = {j.job_id for j in active}
+        self._unconfirmed = {j: u for j, u in self._unconfirmed.items() if j in ids}
+        log_away = False
         for job in active:
             if job.job_id in self._launches or job.job_id in self._unwritten or \
                     job.job_id not in here:
                 continue
             if self._broken is not None:
-                self._finish(job.job_id, job.attempt, job.api, FAILED, self._broken)
-            elif self._adopt(job):
-                continue
+                self._end(job.job_id, _End(job.attempt, job.api, FAILED, self._broken))
+            elif job.job_id in self._unconfirmed:
+                self._adopt(job)
             elif job.state == RUNNING and job.attempt >= self._settings.max_attempts:
-                self._finish(job.job_id, job.attempt, job.api, FAILED,
-                             f"The job was cut off {job.attempt} times by a daemon restart or "
-                             f"its node leaving the cluster (jobs.max_attempts = "
-                             f"{self._settings.max_attempts}); it was not finished")
-            elif len(self._launches) < self._settings.workers:
-                self._launch(job)
-        self._unconfirmed = {j: a for j, a in self._unconfirmed.items() if j in here}
+                self._end(job.job_id, _End(
+                    job.attempt, job.api, FAILED,
+                    f"The job was cut off {job.attempt} times by a daemon restart or its node "
+                    f"leaving the cluster (jobs.max_attempts = {self._settings.max_attempts});"
+                    f" it was not finished"))
+            elif not log_away and \
+                    len(self._launches) + len(self._unconfirmed) < self._settings.workers:
+                log_away = not self._launch(job)
         self._metrics.queued.set(sum(1 for j in active if j.state == QUEUED))
         self._metrics.running.set(len(self._launches))
         if time.monotonic() - self._purged_at >= self._settings.purge_every_s:
@@ -187,38 +208,51 @@ class JobScheduler(Service):
             self._runtime.begin_halt(launch.run)
 
     def purge(self) -> int:
-        """Delete jobs that finished more than ``retention_s`` ago."""
+        """Delete jobs that finished more than ``retention_s`` (+ the grace) ago."""
         self._purged_at = time.monotonic()
-        gone = self._store.purge(self._clock() - self._settings.retention_s)
+        gone = self._store.purge(self._clock() - self._settings.retention_s -
+                                 self._settings.purge_grace_s)
         if gone:
             logger.info("deleted %d jobs older than %.0f s", gone, self._settings.retention_s)
         return gone
 
     # ---- launching and ending ----------------------------------------------------------
-    def _launch(self, job: StoredJob) -> None:
+    def _launch(self, job: StoredJob) -> bool:
+        """Launch a job placed here; False if the cluster's log could not be reached."""
         if self._collection(job, job.attempt) is False:
-            return
+            return True
         message = "" if job.state == QUEUED else (
             f"Resumed after a daemon restart or its node leaving the cluster: analysing "
             f"again from the start (attempt {job.attempt + 1} of "
             f"{self._settings.max_attempts})")
         try:
             attempt = self._writes.launch(job.job_id, job.attempt, message)
-        except StreamprocError as exc:  # the cluster's log is away: try again next turn
-            logger.warning("job %s not launched: %s", job.job_id, exc.message)
-            self._unconfirmed[job.job_id] = job.attempt + 1  # unless it lands after all
-            return
-        if attempt is not None:  # else another node launched it first
-            self._run_launch(job, attempt)
-
-    def _adopt(self, job: StoredJob) -> bool:
-        """Run a launch whose command was not acknowledged but landed: no new attempt."""
-        attempt = self._unconfirmed.pop(job.job_id, None)
-        if attempt is None or job.state != RUNNING or job.attempt != attempt or \
-                job.node != self._writes.node_id:
+        except StreamprocError as exc:  # the log is away: the command may still land
+            logger.warning("job %s not launched yet: %s", job.job_id, exc.message)
+            self._unconfirmed[job.job_id] = (job.attempt + 1, time.monotonic() +
+                                             self._settings.unconfirmed_wait_s)
             return False
+        if attempt is None:  # another launch got there first; perhaps our own, landed late
+            current = self._store.get(job.job_id)
+            if current is not None and self._landed(current, job.attempt + 1):
+                self._run_launch(current, current.attempt)
+            return True
         self._run_launch(job, attempt)
         return True
+
+    def _landed(self, job: StoredJob, attempt: int) -> bool:
+        """Whether the log holds this node's launch ``attempt`` of ``job``."""
+        return job.state == RUNNING and job.attempt == attempt and \
+            job.node == self._writes.node_id
+
+    def _adopt(self, job: StoredJob) -> None:
+        """Run an unacknowledged launch once it landed; wait for it a while; else forget it."""
+        attempt, give_up = self._unconfirmed[job.job_id]
+        if self._landed(job, attempt):
+            del self._unconfirmed[job.job_id]
+            self._run_launch(job, attempt)  # no new attempt spent
+        elif job.attempt >= attempt or time.monotonic() >= give_up:
+            del self._unconfirmed[job.job_id]  # another launch won, or it never landed
 
     def _collection(self, job: StoredJob, attempt: int) -> CollectionInfo | None | bool:
         """A face search's collection (None for detection); False: gone, the job FAILED."""
@@ -229,7 +263,7 @@ class JobScheduler(Service):
         try:
             return self._searcher.check(request.collection_id)
         except StreamprocError as exc:  # deleted, or made by another model, since Start
-            self._finish(job.job_id, attempt, job.api, FAILED, exc.message)
+            self._end(job.job_id, _End(attempt, job.api, FAILED, exc.message))
             return False
 
     def _run_launch(self, job: StoredJob, attempt: int) -> None:
@@ -260,22 +294,20 @@ class JobScheduler(Service):
             del self._launches[job_id]
             self._metrics.duration.labels(launch.api).observe(
                 time.monotonic() - launch.started)
-            self._end(job_id, launch, error)
+            self._end(job_id, _End(launch.attempt, launch.api,
+                                   SUCCEEDED if error is None else FAILED, error or ""))
 
-    def _end(self, job_id: str, launch: _Launch, error: str | None, retry: bool = False
-             ) -> None:
-        state = SUCCEEDED if error is None else FAILED
-        if not self._finish(job_id, launch.attempt, launch.api, state, error or "", retry):
-            self._unwritten[job_id] = (launch, error)
+    def _end(self, job_id: str, end: _End, retry: bool = False) -> None:
+        if not self._finish(job_id, end, retry):
+            self._unwritten[job_id] = end
 
     def _write_ends(self) -> None:
         """Ends that could not be written last turn (the cluster's log was away)."""
-        for job_id, (launch, error) in list(self._unwritten.items()):
+        for job_id, end in list(self._unwritten.items()):
             del self._unwritten[job_id]
-            self._end(job_id, launch, error, retry=True)
+            self._end(job_id, end, retry=True)
 
-    def _finish(self, job_id: str, attempt: int, api: str, state: str, message: str,
-                retry: bool = False) -> bool:
+    def _finish(self, job_id: str, end: _End, retry: bool) -> bool:
         """End the job and send its notice; False if the end could not be written.
 
         ``retry``: an earlier try was not acknowledged; if it landed after all, the job
@@ -283,19 +315,22 @@ class JobScheduler(Service):
         """
         finished = self._clock()
         try:
-            changed = self._writes.finish(job_id, attempt, state, message, finished)
+            changed = self._writes.finish(job_id, end.attempt, end.state, end.message,
+                                          finished)
         except StreamprocError as exc:
-            logger.warning("job %s: its end (%s) is not written yet: %s", job_id, state,
+            logger.warning("job %s: its end (%s) is not written yet: %s", job_id, end.state,
                            exc.message)
             return False
         job = self._store.get(job_id)
         if not changed and not (retry and job is not None and (
-                job.attempt, job.state, job.status_message) == (attempt, state, message)):
+                job.attempt, job.state, job.status_message) ==
+                (end.attempt, end.state, end.message)):
             return True  # already ended, or another launch owns it
-        self._metrics.finished.labels(api, state).inc()
-        logger.info("job %s %s%s", job_id, state, f": {message}" if message else "")
+        self._metrics.finished.labels(end.api, end.state).inc()
+        logger.info("job %s %s%s", job_id, end.state,
+                    f": {end.message}" if end.message else "")
         if job is not None:
-            self._notices.send(job, state, message, job.finished or finished)
+            self._notices.send(job, end.state, end.message, job.finished or finished)
         return True
 
     # ---- shutdown -----------------------------------------------------------------------------
