@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fakes import Harness
 
+from streamproc.ledger import LocalLedger
 from streamproc.processors.kinds import FaceSearchKind
 from streamproc.processors.reconciler import Reconciler, ReconcilerSettings
 from streamproc.storage.processors import ProcessorStore
@@ -319,3 +320,74 @@ def test_a_lost_claim_is_made_again_while_the_run_is_placed_here(h: Harness) -> 
     ledger.drop.clear()
     reconciler.reconcile_once()
     assert entry.owner == "local"
+
+
+# ---- handover between cluster nodes ---------------------------------------------------------
+def test_a_processor_moved_from_a_live_node_starts_once_that_node_released_it(
+        h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    entry = h.registry.require("cam")
+    entry.owner = "node-x"  # node-x runs it and is still a member: it may not know yet
+    reconciler = loop(h, {"members": lambda: {"local", "node-x"}}, handover_wait_s=60.0)
+    for _ in range(3):
+        reconciler.reconcile_once()
+    assert not h.runtime.launched and h.status("cam") == "STARTING"
+    # A release from another node than the owner, or of an earlier Start, changes nothing.
+    LocalLedger(h.appliers, "node-y").post("processor.release",
+                                           {"name": "cam", "session_id": entry.session_id})
+    LocalLedger(h.appliers, "node-x").post("processor.release",
+                                           {"name": "cam", "session_id": "an-earlier-start"})
+    assert entry.owner == "node-x"
+    LocalLedger(h.appliers, "node-x").post("processor.release",
+                                           {"name": "cam", "session_id": entry.session_id})
+    assert entry.owner == "" and ProcessorStore(h.db).load()[0].owner == ""
+    reconciler.reconcile_once()
+    assert [s.plan.name for s in h.runtime.launched] == ["cam"] and entry.owner == "local"
+
+
+def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(h: Harness) -> None:
+    for name, owner in (("cam", "node-x"), ("door", "node-gone")):
+        h.create(name)
+        h.service.start(name)
+        h.registry.require(name).owner = owner
+    reconciler = loop(h, {"members": lambda: {"local", "node-x"}}, handover_wait_s=0.3)
+    reconciler.reconcile_once()
+    assert [s.plan.name for s in h.runtime.launched] == ["door"]  # its node left the group
+    time.sleep(0.35)
+    reconciler.reconcile_once()
+    assert sorted(s.plan.name for s in h.runtime.launched) == ["cam", "door"]
+
+
+def test_a_node_releases_a_moved_processor_once_its_halt_is_over(h: Harness) -> None:
+    placed = {"cam"}
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, {"placement": lambda name: name in placed,
+                          "members": lambda: {"local", "node-y"}}, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    entry = h.registry.require("cam")
+    assert entry.owner == "local"
+    h.runtime.stuck.add("cam")  # its read is slow to end
+    placed.clear()  # the group moved it to node-y
+    reconciler.reconcile_once()
+    assert ("processor.release", "") not in ledger.posts and entry.owner == "local"
+    h.runtime.stuck.clear()
+    reconciler.reconcile_once()
+    assert ledger.posts.count(("processor.release", "")) == 1 and entry.owner == ""
+    reconciler.reconcile_once()
+    assert ledger.posts.count(("processor.release", "")) == 1  # once it is in the state
+
+
+def test_a_single_node_hands_nothing_over(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.service.stop("cam")
+    for _ in range(3):
+        reconciler.reconcile_once()
+    assert h.status("cam") == "STOPPED" and h.registry.require("cam").owner == "local"
+    assert ("processor.release", "") not in ledger.posts

@@ -152,6 +152,10 @@ class ClusterNode:
         """Whether this node should run ``name`` now."""
         return self.placement.owns(name)
 
+    def live_members(self) -> set[str]:
+        """The node ids of the group's current members, as this node last heard."""
+        return {m["node"] for m in self.placement.members()}
+
     def jobs_here(self, active: Sequence[tuple[str, str | None]]) -> set[str]:
         """Which of the active stored-video jobs this node should run now."""
         return self.placement.jobs_here(active)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -224,10 +225,14 @@ class Daemon:
             stop_timeout_s=p.stop_timeout_s, video_streams=dict(p.video_streams),
             default_destination=self.config.kafka.bootstrap, frame_queue=p.frame_queue,
             max_restarts=sup.max_restarts, restart_window_s=sup.window_s,
-            restart_delay_s=sup.backoff_initial_s)
-        placement = self.cluster.owns if self.cluster is not None else (lambda name: True)
-        hooks = Hooks(sensor=domain.metrics.sensor, emit_mode=domain.processors.emit_mode,
-                      placement=placement)
+            restart_delay_s=sup.backoff_initial_s,
+            # A node that has not heard of a move stops within its fencing allowance (one
+            # session timeout) plus the stop timeout: the longest a handover waits.
+            handover_wait_s=self.config.cluster.session_timeout_s + p.stop_timeout_s)
+        hooks = Hooks(sensor=domain.metrics.sensor, emit_mode=domain.processors.emit_mode)
+        if self.cluster is not None:
+            hooks = dataclasses.replace(hooks, placement=self.cluster.owns,
+                                        members=self.cluster.live_members)
         return Reconciler(domain.registry, self._plane, domain.kinds, self.mailbox,
                           self.ledger, settings, hooks)
 

@@ -18,6 +18,13 @@ posts reports (first frame, failure, stopped, outage message) and claims (this n
 it now) to the ledger, whose rules apply them on every node; until a report shows up in
 the state, the loop acts on what it reported (a failed Start is not launched again) and
 posts it again after ``repost_s``.
+
+Handover (cluster mode): a processor that the placement moves from one live node to another
+is started by the new node only once the old one has released it (a ``processor.release``
+command, posted when its halt is over), or once the old node has left the member list, or
+after ``handover_wait_s`` (the longest the old node can keep running it without hearing
+the group: the fencing allowance plus the stop timeout). So two nodes do not run it at
+once even when the old node learns of the move late (a rejoin that took a while).
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ class ReconcilerSettings:
     restart_window_s: float = 60.0
     restart_delay_s: float = 0.5
     repost_s: float = 5.0  # a report not yet seen in the state is posted again after this
+    handover_wait_s: float = 0.0  # longest wait for a live node to release a processor
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class Hooks:
     sensor: Callable[[str], ProcessorSensor]
     emit_mode: Callable[[ProcessorSpec], str]
     placement: Callable[[str], bool] = lambda name: True
+    # The cluster's live node ids (None: a single node, which hands nothing over).
+    members: Callable[[], set[str] | None] = lambda: None
 
 
 @dataclass
@@ -134,6 +144,7 @@ class Reconciler(Service):
         self._gone: set[tuple[str, float]] = set()  # deleted collections (id, created)
         self._stage_down: str | None = None  # a vital stage gave up: no session can work
         self._posted: dict[tuple[str, str], tuple[str, str, float]] = {}
+        self._waiting: dict[str, float] = {}  # name -> since when it waits for a handover
         self._generation = 0
         # What other threads may read: a fresh tuple after every turn (swapped, never changed).
         self._running: tuple[str, ...] = ()
@@ -158,7 +169,7 @@ class Reconciler(Service):
                 self._contain(entry, exc)
         for name in [n for n in self._runs if n not in names]:
             self._halt(name)  # deleted under a run (cannot happen via the API; be safe)
-        for table in (self._budgets, self._retry_at, self._failing):
+        for table in (self._budgets, self._retry_at, self._failing, self._waiting):
             for name in [n for n in table if n not in names]:
                 del table[name]
         for key in [k for k in self._posted if k[0] not in names]:
@@ -206,18 +217,39 @@ class Reconciler(Service):
         if run is not None:
             self._observe(entry, run)
             run = self._runs.get(name)
-        want = (entry.desired is Desired.RUNNING and entry.state.status in ACTIVE
-                and self._hooks.placement(name) and name not in self._failing)
+        want = self._wants(entry)
         if run is not None and (not want or run.session_id != entry.session_id):
             self._halt(name)
             run = None
         if want and run is None:
-            if time.monotonic() >= self._retry_at.get(name, 0.0):
+            if time.monotonic() >= self._retry_at.get(name, 0.0) and self._handed_over(entry):
                 self._launch(entry)
         elif run is not None and run.version != entry.version:
             run.session.regions = tuple(entry.spec.regions)
             run.version = entry.version
         self._settle_stopping(entry)
+        self._release_if_idle(entry, want)
+
+    def _wants(self, entry: Entry) -> bool:
+        """Whether this node should run the processor now."""
+        return (entry.desired is Desired.RUNNING and entry.state.status in ACTIVE
+                and self._hooks.placement(entry.spec.name)
+                and entry.spec.name not in self._failing)
+
+    def _handed_over(self, entry: Entry) -> bool:
+        """Nobody else may still run it: released, never run, ours, or its node is gone."""
+        name, members = entry.spec.name, self._hooks.members()
+        owner = entry.owner
+        if members is None or owner in ("", self._ledger.node_id) or owner not in members:
+            self._waiting.pop(name, None)
+            return True
+        since = self._waiting.setdefault(name, time.monotonic())
+        if time.monotonic() - since < self._settings.handover_wait_s:
+            return False
+        logger.warning("processor %s: %s did not release it within %.0f s; starting it here",
+                       name, owner, self._settings.handover_wait_s)
+        self._waiting.pop(name, None)
+        return True
 
     def _observe(self, entry: Entry, run: _Run) -> None:
         """Apply what the session and the events kept in state say about a running one."""
@@ -270,9 +302,9 @@ class Reconciler(Service):
                 now - last[2] < self._settings.repost_s:
             return
         self._posted[(name, event)] = (entry.session_id, message, now)
-        if event == "claim":
-            self._ledger.post("processor.claim", {"name": name,
-                                                  "session_id": entry.session_id})
+        if event in ("claim", "release"):
+            self._ledger.post(f"processor.{event}", {"name": name,
+                                                     "session_id": entry.session_id})
             return
         self._ledger.post("processor.report", {"name": name, "session_id": entry.session_id,
                                                "event": event, "message": message})
@@ -386,6 +418,19 @@ class Reconciler(Service):
             entry = self._registry.get(name)
             if entry is not None:
                 self._settle_stopping(entry)
+                self._release_if_idle(entry, self._wants(entry))
+
+    def _release_if_idle(self, entry: Entry, want: bool) -> None:
+        """Say (until the log shows it) that this node no longer runs a processor it owned.
+
+        Then the node it is placed on may start it at once (see the module docstring); also
+        after a restart, for what the last run of this node owned.
+        """
+        name = entry.spec.name
+        if want or self._hooks.members() is None or entry.owner != self._ledger.node_id or \
+                name in self._runs or any(h.name == name for h in self._halts):
+            return
+        self._report(entry, "release")
 
     def stop(self, timeout: float = 5.0) -> bool:
         """End the loop, then halt every session, keeping desired states for the next start."""

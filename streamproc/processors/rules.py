@@ -69,6 +69,7 @@ class ProcessorRules:
         for kind, fn in (("processor.create", self._create), ("processor.delete", self._delete),
                          ("processor.start", self._start), ("processor.stop", self._stop),
                          ("processor.update", self._update), ("processor.claim", self._claim),
+                         ("processor.release", self._release),
                          ("processor.report", self._report)):
             appliers.register(kind, fn)
 
@@ -179,6 +180,14 @@ class ProcessorRules:
             return
         entry.owner = where.node
         self._store.save_owner(entry.spec.name, where.node)
+
+    def _release(self, p: dict[str, Any], where: Applied) -> None:
+        """The node that ran the processor stopped it: another may start it now."""
+        entry = self._registry.get(p["name"])
+        if entry is None or entry.session_id != p["session_id"] or entry.owner != where.node:
+            return  # an earlier Start's session, or already claimed by another node
+        entry.owner = ""
+        self._store.save_owner(entry.spec.name, "")
 
     def _report(self, p: dict[str, Any], where: Applied) -> None:
         """A status change seen by the node running the processor's current Start."""
