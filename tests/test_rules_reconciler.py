@@ -391,3 +391,121 @@ def test_a_single_node_hands_nothing_over(h: Harness) -> None:
         reconciler.reconcile_once()
     assert h.status("cam") == "STOPPED" and h.registry.require("cam").owner == "local"
     assert ("processor.release", "") not in ledger.posts
+
+
+def test_a_node_relaunches_its_own_processor_without_waiting(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.registry.require("cam").owner = "local"  # this node ran it before (a restart, a crash)
+    reconciler = loop(h, {"members": lambda: {"local", "node-x"}}, handover_wait_s=60.0)
+    reconciler.reconcile_once()
+    assert [s.plan.name for s in h.runtime.launched] == ["cam"]
+
+
+def test_after_a_restart_a_node_releases_what_it_owned_and_is_placed_elsewhere(
+        h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    entry = h.registry.require("cam")
+    entry.owner = "local"  # the state says this node runs it; this new process does not
+    ledger = _CountingLedger(h.ledger)
+    loop(h, {"placement": lambda name: False, "members": lambda: {"local", "node-y"}},
+         ledger=ledger).reconcile_once()
+    assert ledger.posts == [("processor.release", "")] and entry.owner == ""
+
+
+def test_a_processor_moved_away_back_and_away_again(h: Harness) -> None:
+    placed = {"cam"}
+    ledger = _CountingLedger(h.ledger)
+    x = loop(h, {"placement": lambda name: name in placed,
+                 "members": lambda: {"local", "node-y"}}, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    entry = h.registry.require("cam")
+    x.reconcile_once()
+    placed.clear()  # away: halted and released
+    x.reconcile_once()
+    assert entry.owner == "" and len(h.runtime.launched) == 1
+    placed.add("cam")  # back: relaunched, and claimed again at once (not held back)
+    x.reconcile_once()
+    x.reconcile_once()
+    assert len(h.runtime.launched) == 2 and entry.owner == "local"
+    assert ledger.posts.count(("processor.claim", "")) == 2
+    # Seen from node-y: it waits for this node's release; a wait broken off by the
+    # processor moving back does not count when it moves to node-y again.
+    y_places = {"cam"}
+    y = loop(h, {"placement": lambda name: name in y_places,
+                 "members": lambda: {"local", "node-y"}}, handover_wait_s=0.3,
+             ledger=LocalLedger(h.appliers, "node-y"))
+    y.reconcile_once()
+    y_places.clear()
+    y.reconcile_once()
+    time.sleep(0.35)
+    y_places.add("cam")
+    y.reconcile_once()
+    assert len(h.runtime.launched) == 2  # waits anew: "local" still runs it
+
+
+def test_a_failed_processor_is_released(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, {"members": lambda: {"local", "node-y"}}, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    session = h.runtime.latest("cam")
+    h.mailbox.collection_gone("people", session.plan.collection.created)
+    reconciler.reconcile_once()
+    reconciler.reconcile_once()
+    assert h.status("cam") == "FAILED" and h.registry.require("cam").owner == ""
+
+
+def test_a_processor_waiting_out_a_crash_here_is_not_released(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, {"members": lambda: {"local", "node-y"}}, ledger=ledger,
+                      restart_delay_s=60.0)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
+    for _ in range(3):
+        reconciler.reconcile_once()  # halted, waiting for its restart delay: still ours
+    assert len(h.runtime.launched) == 1 and ("processor.release", "") not in ledger.posts
+    assert h.registry.require("cam").owner == "local"
+
+
+class _InOrderLedger:
+    """Posts land later, in the order they were made (as a cluster's log delivers them)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner, self.node_id = inner, inner.node_id
+        self.queued: list[tuple[str, dict[str, Any]]] = []
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+        return self._inner.submit(kind, payload)
+
+    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        self.queued.append((kind, payload))
+
+    def land(self) -> None:
+        queued, self.queued = self.queued, []
+        for kind, payload in queued:
+            self._inner.post(kind, payload)
+
+
+def test_a_relaunch_before_the_own_release_landed_claims_again(h: Harness) -> None:
+    placed = {"cam"}
+    ledger = _InOrderLedger(h.ledger)
+    x = loop(h, {"placement": lambda name: name in placed,
+                 "members": lambda: {"local", "node-y"}}, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    x.reconcile_once()
+    ledger.land()
+    entry = h.registry.require("cam")
+    assert entry.owner == "local"
+    placed.clear()
+    x.reconcile_once()  # halted; its release is on the way
+    placed.add("cam")
+    x.reconcile_once()  # relaunched while the state still says "local"
+    ledger.land()  # the release lands, then what the relaunch said
+    assert len(h.runtime.launched) == 2 and entry.owner == "local"

@@ -144,7 +144,8 @@ class Reconciler(Service):
         self._gone: set[tuple[str, float]] = set()  # deleted collections (id, created)
         self._stage_down: str | None = None  # a vital stage gave up: no session can work
         self._posted: dict[tuple[str, str], tuple[str, str, float]] = {}
-        self._waiting: dict[str, float] = {}  # name -> since when it waits for a handover
+        # name -> (owner, session_id, since when): waiting for that owner's release.
+        self._waiting: dict[str, tuple[str, str, float]] = {}
         self._generation = 0
         # What other threads may read: a fresh tuple after every turn (swapped, never changed).
         self._running: tuple[str, ...] = ()
@@ -221,6 +222,8 @@ class Reconciler(Service):
         if run is not None and (not want or run.session_id != entry.session_id):
             self._halt(name)
             run = None
+        if not want or run is not None:
+            self._waiting.pop(name, None)  # a wait counts only while it lasts unbroken
         if want and run is None:
             if time.monotonic() >= self._retry_at.get(name, 0.0) and self._handed_over(entry):
                 self._launch(entry)
@@ -243,8 +246,12 @@ class Reconciler(Service):
         if members is None or owner in ("", self._ledger.node_id) or owner not in members:
             self._waiting.pop(name, None)
             return True
-        since = self._waiting.setdefault(name, time.monotonic())
-        if time.monotonic() - since < self._settings.handover_wait_s:
+        # The wait is for this owner's release of this Start: a new owner or Start waits anew.
+        key = (owner, entry.session_id)
+        waited = self._waiting.get(name)
+        if waited is None or waited[:2] != key:
+            waited = self._waiting[name] = (*key, time.monotonic())
+        if time.monotonic() - waited[2] < self._settings.handover_wait_s:
             return False
         logger.warning("processor %s: %s did not release it within %.0f s; starting it here",
                        name, owner, self._settings.handover_wait_s)
@@ -291,7 +298,9 @@ class Reconciler(Service):
             self._report(entry, "stopped")
 
     def _claim(self, entry: Entry) -> None:
-        if entry.owner != self._ledger.node_id:
+        # Also when the state still names this node but its latest word was a release
+        # (not applied yet when it launched again): the release would clear the owner.
+        if entry.owner != self._ledger.node_id or (entry.spec.name, "release") in self._posted:
             self._report(entry, "claim")
 
     def _report(self, entry: Entry, event: str, message: str = "") -> None:
@@ -303,6 +312,9 @@ class Reconciler(Service):
             return
         self._posted[(name, event)] = (entry.session_id, message, now)
         if event in ("claim", "release"):
+            # The latest of the two is what this node says: the other is not repeated, and
+            # saying it again later is not held back by the de-duplication.
+            self._posted.pop((name, "release" if event == "claim" else "claim"), None)
             self._ledger.post(f"processor.{event}", {"name": name,
                                                      "session_id": entry.session_id})
             return
