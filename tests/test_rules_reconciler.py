@@ -359,14 +359,20 @@ def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(h: Harness
     assert sorted(s.plan.name for s in h.runtime.launched) == ["cam", "door"]
 
 
-def test_a_node_releases_a_moved_processor_once_its_halt_is_over(h: Harness) -> None:
+def _moving(h: Harness, ledger: Any) -> tuple[set[str], Reconciler]:
+    """A running "cam" on this node (a member beside node-y), and the set that places it."""
     placed = {"cam"}
-    ledger = _CountingLedger(h.ledger)
     reconciler = loop(h, {"placement": lambda name: name in placed,
                           "members": lambda: {"local", "node-y"}}, ledger=ledger)
     h.create("cam")
     h.service.start("cam")
     reconciler.reconcile_once()
+    return placed, reconciler
+
+
+def test_a_node_releases_a_moved_processor_once_its_halt_is_over(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger)
+    placed, reconciler = _moving(h, ledger)
     entry = h.registry.require("cam")
     assert entry.owner == "local"
     h.runtime.stuck.add("cam")  # its read is slow to end
@@ -415,14 +421,9 @@ def test_after_a_restart_a_node_releases_what_it_owned_and_is_placed_elsewhere(
 
 
 def test_a_processor_moved_away_back_and_away_again(h: Harness) -> None:
-    placed = {"cam"}
     ledger = _CountingLedger(h.ledger)
-    x = loop(h, {"placement": lambda name: name in placed,
-                 "members": lambda: {"local", "node-y"}}, ledger=ledger)
-    h.create("cam")
-    h.service.start("cam")
+    placed, x = _moving(h, ledger)
     entry = h.registry.require("cam")
-    x.reconcile_once()
     placed.clear()  # away: halted and released
     x.reconcile_once()
     assert entry.owner == "" and len(h.runtime.launched) == 1
@@ -493,13 +494,8 @@ class _InOrderLedger:
 
 
 def test_a_relaunch_before_the_own_release_landed_claims_again(h: Harness) -> None:
-    placed = {"cam"}
     ledger = _InOrderLedger(h.ledger)
-    x = loop(h, {"placement": lambda name: name in placed,
-                 "members": lambda: {"local", "node-y"}}, ledger=ledger)
-    h.create("cam")
-    h.service.start("cam")
-    x.reconcile_once()
+    placed, x = _moving(h, ledger)
     ledger.land()
     entry = h.registry.require("cam")
     assert entry.owner == "local"
