@@ -756,3 +756,79 @@ def test_a_launch_waits_out_a_cluster_log_outage_instead_of_failing(
         SimpleNamespace(timestamp_ms=0, person=None, item={})]
     run._write(1)
     assert tries == [1] and not run.stopping
+
+
+# ---- what the mutation run of jobs/ found untested -------------------------------------------
+def test_a_launch_plan_carries_the_request(jobs: Jobs) -> None:
+    info = CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim, "7.0",
+                          MODEL.recognizer)
+    jobs.collections.create(info)
+    queued = jobs.detect(), jobs.service.start(
+        JobRequest(FACE_SEARCH, VIDEO, collection_id="people", threshold=91.5), None)
+    jobs.scheduler.reconcile_once()
+    assert jobs.metrics.queued._value.get() == 1  # one waits for the one worker
+    jobs.mailbox.job_ended(queued[0], 1, None)
+    jobs.scheduler.reconcile_once()
+    detect, search = jobs.runtime.plans
+    assert (detect.api, detect.collection, detect.video) == (FACE_DETECTION, None, VIDEO)
+    assert (search.job_id, search.attempt, search.api, search.video) == \
+        (queued[1], 1, FACE_SEARCH, VIDEO)
+    assert search.collection is not None and search.collection.collection_id == "people"
+    assert (search.threshold, search.max_matches) == (91.5, 10)
+    assert jobs.metrics.queued._value.get() == 0
+
+
+def test_a_launch_that_lost_to_its_own_earlier_command_runs_that_attempt(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    real = jobs.ledger.submit
+
+    def earlier_landed(kind: str, payload: dict[str, Any]) -> Any:
+        if kind == "job.launch":
+            real(kind, payload)  # this node's earlier, unacknowledged launch landed first
+        return real(kind, payload)  # so this one finds the attempt moved on: None
+
+    jobs.ledger.submit = earlier_landed  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()
+    jobs.ledger.submit = real  # type: ignore[method-assign]
+    assert [(p.job_id, p.attempt) for p in jobs.runtime.plans] == [(job_id, 1)]
+    jobs.scheduler.reconcile_once()
+    assert len(jobs.runtime.plans) == 1 and jobs.store.get(job_id).attempt == 1
+
+
+def test_a_launch_relaunched_by_this_node_id_is_halted_too(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    jobs.scheduler.reconcile_once()
+    assert JobWrites(jobs.ledger).launch(job_id, 1, "") == 2  # same node id, new attempt
+    jobs.scheduler.reconcile_once()
+    assert jobs.runtime.halting == jobs.runtime.plans[:1]
+
+
+def test_job_commands_apply_what_they_carry(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    writes = JobWrites(jobs.ledger)
+    assert writes.launch("no-such-job", 0, "") is None
+    assert writes.launch(job_id, 0, "") == 1
+    writes.set_metadata(job_id, 1, {"Codec": "h264"})
+    assert writes.add_results(job_id, 1, [ResultRow(0, 200, 3, {"Timestamp": 200})])
+    assert jobs.store.get(job_id).video_metadata == {"Codec": "h264"}
+    assert writes.finish(job_id, 1, SUCCEEDED, "", 5.0)
+    assert jobs.store.results(job_id, "INDEX", 0, 10) == [{"Timestamp": 200}]
+    assert jobs.db.query("SELECT person FROM job_results WHERE job_id = ?", (job_id,)) == [(3,)]
+    # A job.start applied twice (a replay after a crash) is one job, with or without token.
+    start = {"job_id": "j2", "api": FACE_DETECTION, "token": None,
+             "request": JobRequest(FACE_DETECTION, VIDEO).to_dict(), "created": 10.0,
+             "max_jobs": 20, "retention_s": 100.0}
+    assert jobs.ledger.submit("job.start", start) == jobs.ledger.submit("job.start", start)
+
+
+def test_token_expiry_boundaries_and_commands_without_retention(jobs: Jobs) -> None:
+    old = jobs.detect("tok")
+    JobWrites(jobs.ledger).finish(old, 0, FAILED, "x", 1000.0)
+    start = {"job_id": "new", "api": FACE_DETECTION, "token": "tok",
+             "request": JobRequest(FACE_DETECTION, VIDEO).to_dict(), "created": 1100.0,
+             "max_jobs": 20}
+    assert jobs.ledger.submit("job.start", start) == old  # no retention_s: never expired
+    assert jobs.ledger.submit("job.start", {**start, "retention_s": 100.0}) == old  # == edge
+    with pytest.raises(LimitExceededException, match=r"limit is 0 \(jobs\.max_jobs\)"):
+        jobs.ledger.submit("job.start", {**start, "token": None, "job_id": "n2",
+                                         "max_jobs": 0})

@@ -346,7 +346,8 @@ def test_a_processor_moved_from_a_live_node_starts_once_that_node_released_it(
     assert [s.plan.name for s in h.runtime.launched] == ["cam"] and entry.owner == "local"
 
 
-def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(h: Harness) -> None:
+def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(
+        h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     for name, owner in (("cam", "node-x"), ("door", "node-gone")):
         h.create(name)
         h.service.start(name)
@@ -355,15 +356,18 @@ def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(h: Harness
     reconciler.reconcile_once()
     assert [s.plan.name for s in h.runtime.launched] == ["door"]  # its node left the group
     time.sleep(0.35)
-    reconciler.reconcile_once()
+    with caplog.at_level(logging.WARNING, logger="streamproc.processors.reconciler"):
+        reconciler.reconcile_once()
     assert sorted(s.plan.name for s in h.runtime.launched) == ["cam", "door"]
+    assert "processor cam: node-x did not release it within 0 s; starting it here" in \
+        caplog.messages
 
 
-def _moving(h: Harness, ledger: Any) -> tuple[set[str], Reconciler]:
+def _moving(h: Harness, ledger: Any, **settings: Any) -> tuple[set[str], Reconciler]:
     """A running "cam" on this node (a member beside node-y), and the set that places it."""
     placed = {"cam"}
     reconciler = loop(h, {"placement": lambda name: name in placed,
-                          "members": lambda: {"local", "node-y"}}, ledger=ledger)
+                          "members": lambda: {"local", "node-y"}}, ledger=ledger, **settings)
     h.create("cam")
     h.service.start("cam")
     reconciler.reconcile_once()
@@ -505,3 +509,25 @@ def test_a_relaunch_before_the_own_release_landed_claims_again(h: Harness) -> No
     x.reconcile_once()  # relaunched while the state still says "local"
     ledger.land()  # the release lands, then what the relaunch said
     assert len(h.runtime.launched) == 2 and entry.owner == "local"
+
+
+def test_only_the_owner_releases(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    h.registry.require("cam").owner = "node-x"  # another node runs it
+    ledger = _CountingLedger(h.ledger)
+    loop(h, {"placement": lambda name: False, "members": lambda: {"local", "node-x"}},
+         ledger=ledger).reconcile_once()
+    assert ("processor.release", "") not in ledger.posts
+
+
+def test_a_claim_after_a_release_is_said_once(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger)
+    placed, x = _moving(h, ledger, repost_s=0.0)
+    placed.clear()
+    x.reconcile_once()  # halted and released
+    placed.add("cam")
+    for _ in range(4):
+        x.reconcile_once()  # relaunched and claimed; the claim is in the state
+    assert ledger.posts.count(("processor.claim", "")) == 2
+    assert ledger.posts.count(("processor.release", "")) == 1

@@ -185,7 +185,8 @@ class JobScheduler(Service):
             elif not log_away and \
                     len(self._launches) + len(self._unconfirmed) < self._settings.workers:
                 log_away = not self._launch(job)
-        self._metrics.queued.set(sum(1 for j in active if j.state == QUEUED))
+        self._metrics.queued.set(sum(1 for j in active if j.state == QUEUED and
+                                     j.job_id not in self._launches))
         self._metrics.running.set(len(self._launches))
         if time.monotonic() - self._purged_at >= self._settings.purge_every_s:
             self.purge()
