@@ -343,8 +343,8 @@ class Placement(Service):
                 self._cache = (names, nodes, place(names, nodes))
             return self._cache[2]
 
-    def owns(self, name: str) -> bool:
-        """True if this node should run ``name`` now.
+    def _may_run(self) -> bool:
+        """Whether this node may run anything now (the one home of the fencing rule).
 
         Fencing is judged here from the time of the last word from the group, not from a
         flag the membership thread sets: a stuck membership thread must not keep this node
@@ -352,9 +352,12 @@ class Placement(Service):
         """
         if self._silent_too_long():
             return False
-        if time.monotonic() - self._switched_at < self._session_s:
-            return False  # just moved to a new epoch's group: others may not have yet
-        return self.assignment().get(name) == self.node_id
+        # Just moved to a new epoch's group: others may not have yet.
+        return time.monotonic() - self._switched_at >= self._session_s
+
+    def owns(self, name: str) -> bool:
+        """True if this node should run processor ``name`` now."""
+        return self._may_run() and self.assignment().get(name) == self.node_id
 
     def jobs_here(self, active: Sequence[tuple[str, str | None]]) -> set[str]:
         """Which stored-video jobs this node should run, of ``active`` (oldest first).
@@ -362,7 +365,7 @@ class Placement(Service):
         ``active`` pairs each job with the node running its launch (None while queued);
         see :func:`place_jobs`. Fenced, or just moved to a new epoch: none.
         """
-        if self._silent_too_long() or time.monotonic() - self._switched_at < self._session_s:
+        if not self._may_run():
             return set()
         nodes = [m["node"] for m in self.members()]
         if self.node_id not in nodes:
