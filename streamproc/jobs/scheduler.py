@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from streamproc.dataplane.jobrun import JobEvents, JobPlan, ResultSink
@@ -37,7 +37,6 @@ from streamproc.lifecycle import Service
 from streamproc.metrics import JobMetrics, JobSensor
 from streamproc.rekognition.constants import FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
-from streamproc.storage.collections import CollectionInfo
 from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, StoredJob
 
 logger = logging.getLogger(__name__)
@@ -220,7 +219,8 @@ class JobScheduler(Service):
     # ---- launching and ending ----------------------------------------------------------
     def _launch(self, job: StoredJob) -> bool:
         """Launch a job placed here; False if the cluster's log could not be reached."""
-        if self._collection(job, job.attempt) is False:
+        plan = self._plan(job, job.attempt)
+        if plan is None:
             return True
         message = "" if job.state == QUEUED else (
             f"Resumed after a daemon restart or its node leaving the cluster: analysing "
@@ -236,9 +236,9 @@ class JobScheduler(Service):
         if attempt is None:  # another launch got there first; perhaps our own, landed late
             current = self._store.get(job.job_id)
             if current is not None and self._landed(current, job.attempt + 1):
-                self._run_launch(current, current.attempt)
+                self._start(replace(plan, attempt=current.attempt))
             return True
-        self._run_launch(job, attempt)
+        self._start(replace(plan, attempt=attempt))
         return True
 
     def _landed(self, job: StoredJob, attempt: int) -> bool:
@@ -251,35 +251,32 @@ class JobScheduler(Service):
         attempt, give_up = self._unconfirmed[job.job_id]
         if self._landed(job, attempt):
             del self._unconfirmed[job.job_id]
-            self._run_launch(job, attempt)  # no new attempt spent
+            plan = self._plan(job, attempt)  # a later turn: check the collection again
+            if plan is not None:
+                self._start(plan)  # no new attempt spent
         elif job.attempt >= attempt or time.monotonic() >= give_up:
             del self._unconfirmed[job.job_id]  # another launch won, or it never landed
 
-    def _collection(self, job: StoredJob, attempt: int) -> CollectionInfo | None | bool:
-        """A face search's collection (None for detection); False: gone, the job FAILED."""
+    def _plan(self, job: StoredJob, attempt: int) -> JobPlan | None:
+        """What attempt ``attempt`` runs; None if its collection is gone (the job FAILED)."""
         request = JobRequest.from_dict(job.api, job.request)
-        if job.api != FACE_SEARCH:
-            return None
-        assert request.collection_id is not None
-        try:
-            return self._searcher.check(request.collection_id)
-        except StreamprocError as exc:  # deleted, or made by another model, since Start
-            self._end(job.job_id, _End(attempt, job.api, FAILED, exc.message))
-            return False
-
-    def _run_launch(self, job: StoredJob, attempt: int) -> None:
-        collection = self._collection(job, attempt)
-        if collection is False:
-            return
-        request = JobRequest.from_dict(job.api, job.request)
-        plan = JobPlan(job.job_id, attempt, job.api, request.video,
-                       collection if isinstance(collection, CollectionInfo) else None,
+        collection = None
+        if job.api == FACE_SEARCH:
+            assert request.collection_id is not None
+            try:
+                collection = self._searcher.check(request.collection_id)
+            except StreamprocError as exc:  # deleted, or made by another model, since Start
+                self._end(job.job_id, _End(attempt, job.api, FAILED, exc.message))
+                return None
+        return JobPlan(job.job_id, attempt, job.api, request.video, collection,
                        request.threshold, self._settings.max_matches)
-        sensor = JobSensor(self._metrics, job.api, job.job_id)
+
+    def _start(self, plan: JobPlan) -> None:
+        sensor = JobSensor(self._metrics, plan.api, plan.job_id)
         run = self._runtime.launch(plan, self._writes, self._mailbox, sensor)
-        self._launches[job.job_id] = _Launch(run, attempt, job.api, time.monotonic())
-        logger.info("job %s (%s of %s) launched, attempt %d", job.job_id, job.api,
-                    request.shown, attempt)
+        self._launches[plan.job_id] = _Launch(run, plan.attempt, plan.api, time.monotonic())
+        logger.info("job %s (%s of %s/%s) launched, attempt %d", plan.job_id, plan.api,
+                    plan.video.bucket, plan.video.name, plan.attempt)
 
     def _apply(self, events: tuple[dict[str, tuple[int, str | None]], str | None]) -> None:
         ended, fail_all = events
