@@ -34,6 +34,21 @@ def expired(job: StoredJob, now: float, retention_s: float) -> bool:
     return job.finished is not None and job.finished < now - retention_s
 
 
+def token_job(store: JobStore, api: str, token: str, request: dict[str, Any], now: float,
+              retention_s: float) -> StoredJob | None:
+    """The job a ClientRequestToken names (None: none, or past its retention).
+
+    The same token with another request is IdempotentParameterMismatchException. One rule
+    for the answering node's early reply and for the ``job.start`` applier.
+    """
+    earlier = store.by_token(api, token)
+    if earlier is None or expired(earlier, now, retention_s):
+        return None
+    if earlier.request != request:
+        raise IdempotentParameterMismatchException()
+    return earlier
+
+
 class JobRules:
     """Applies job commands to this node's store."""
 
@@ -53,14 +68,13 @@ class JobRules:
         if self._store.get(p["job_id"]) is not None:
             return str(p["job_id"])  # applied before (a replay after a crash)
         if token is not None:
-            earlier = self._store.by_token(api, token)
             retention = p.get("retention_s", math.inf)  # absent: never expired
-            if earlier is not None and expired(earlier, p["created"], retention):
-                self._store.delete(earlier.job_id)  # gone here too, as its purge would
-            elif earlier is not None:
-                if earlier.request != request:
-                    raise IdempotentParameterMismatchException()
+            earlier = token_job(self._store, api, token, request, p["created"], retention)
+            if earlier is not None:
                 return earlier.job_id
+            stale = self._store.by_token(api, token)
+            if stale is not None:
+                self._store.delete(stale.job_id)  # expired: gone here too, as its purge would
         active = len(self._store.in_state(QUEUED, RUNNING))
         if active >= p["max_jobs"]:
             raise LimitExceededException(

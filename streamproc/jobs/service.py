@@ -17,14 +17,13 @@ from typing import Any
 
 from streamproc.config import JobsConfig
 from streamproc.errors import (
-    IdempotentParameterMismatchException,
     InvalidPaginationTokenException,
     ResourceNotFoundException,
     VideoTooLargeException,
 )
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.request import JobRequest
-from streamproc.jobs.rules import expired
+from streamproc.jobs.rules import token_job
 from streamproc.ledger import Ledger
 from streamproc.metrics import JobMetrics
 from streamproc.rekognition.constants import FACE_SEARCH, MAX_JOB_RESULTS
@@ -69,10 +68,9 @@ class JobService:
         """
         now = time.time()
         if token is not None:
-            earlier = self._store.by_token(request.api, token)
-            if earlier is not None and not expired(earlier, now, self._config.retention_s):
-                if earlier.request != request.to_dict():
-                    raise IdempotentParameterMismatchException()
+            earlier = token_job(self._store, request.api, token, request.to_dict(), now,
+                                self._config.retention_s)
+            if earlier is not None:
                 return earlier.job_id
         self._check(request)
         new_id = uuid.uuid4().hex
