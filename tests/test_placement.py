@@ -18,6 +18,7 @@ from streamproc.cluster.placement import (
     MemberListAssignor,
     Placement,
     place,
+    place_jobs,
 )
 from streamproc.metrics import ClusterMetrics
 
@@ -277,12 +278,15 @@ def test_stop_closes_the_consumer_only_once_its_thread_has_ended() -> None:
     assert closed == [True]
 
 
-def test_owns_while_the_member_list_changes_under_it() -> None:
+def test_owns_and_jobs_here_while_the_member_list_changes_under_it() -> None:
     names = [f"cam-{i}" for i in range(40)]
     placement = _placement(0.0, names)  # fencing off: ownership follows the list alone
     lists = [[{"node": n, "endpoint": "", "member": n} for n in nodes]
              for nodes in (["a", "b"], ["a", "b", "c"], ["a"], ["a", "c", "d"])]
     allowed = [place(names, [m["node"] for m in members]) for members in lists]
+    jobs = [(f"job-{i}", None) for i in range(12)] + [("run-c", "c")]
+    jobs_allowed = [{j for j, on in place_jobs(jobs, [m["node"] for m in members]).items()
+                     if on == "a"} for members in lists]
     errors: list[BaseException] = []
     done = threading.Event()
 
@@ -292,6 +296,7 @@ def test_owns_while_the_member_list_changes_under_it() -> None:
                 # each answer is one list's placement, never a mix with a stale cache
                 assert placement.assignment() in allowed
                 placement.owns(names[0])
+                assert placement.jobs_here(jobs) in jobs_allowed  # the scheduler's reads
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

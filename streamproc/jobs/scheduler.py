@@ -145,7 +145,7 @@ class JobScheduler(Service):
         self.reconcile_once()
 
     def running_ids(self) -> list[str]:
-        """Jobs with a launch on this node (for tests and /health)."""
+        """Jobs with a launch on this node, for tests between turns (the loop owns the table)."""
         return sorted(self._launches)
 
     # ---- the loop ---------------------------------------------------------------------
