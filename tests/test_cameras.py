@@ -45,7 +45,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory, broker: Any) -> Iterator[Dae
                               "processors.emit_empty_frames": True,
                               "processors.reconnect_initial_s": 0.2,
                               "processors.reconnect_max_s": 1.0,
-                              "processors.source_give_up_s": 8.0,
+                              # Long enough for the reconnect test's outage on a loaded box.
+                              "processors.source_give_up_s": 15.0,
                               "processors.open_timeout_s": OPEN_TIMEOUT_S,
                               "processors.read_timeout_s": 3.0}))
     d.start()
@@ -159,10 +160,16 @@ def test_camera_clock_when_the_stream_has_one_arrival_anchor_otherwise(
     labels = {"processor": "slow-camera"}
     histogram = "streamproc_processor_ingest_delay_seconds"
     assert plane.registry.get_sample_value(f"{histogram}_bucket", {**labels, "le": "10.0"}) == 0
-    # MPEG-TS over TCP has no wall clock: frames are anchored to their earliest arrival.
+    # MPEG-TS over TCP has no wall clock: frames are anchored to their earliest arrival, so
+    # each is decoded within 2 s of its frame time. The daemon measures that at decoding; the
+    # test reads late while it restarts the other camera, so its own view gets more slack.
+    tcp_labels = {"processor": "no-clock"}
+    analysed = plane.registry.get_sample_value(f"{histogram}_count", tcp_labels)
+    assert analysed >= 10 and plane.registry.get_sample_value(
+        f"{histogram}_bucket", {**tcp_labels, "le": "2.0"}) == analysed
     near = [r - frame_time(rec) for rec, r in zip(readers["no-clock"].items,
                                                    readers["no-clock"].received, strict=True)]
-    assert len(near) >= 10 and all(0 <= n < 2.0 for n in near), near
+    assert len(near) >= 10 and all(0 <= n < 5.0 for n in near), near
 
 
 def _decoded(daemon: Daemon, name: str) -> float:
@@ -205,16 +212,18 @@ def test_every_protocol_and_codec_reconnects_when_its_server_returns(
             assert _reconnects(plane, name) > reconnects[name], name
         servers = {name: makers[name](servers[name].port) for name in servers}
         decoded = {name: _decoded(plane, name) for name in urls}
-        back = time.monotonic()
-        for server in servers.values():
+        back: dict[str, float] = {}  # each server's own return, so the starts do not add up
+        for name, server in servers.items():
             server.start()
-        for server in hls.values():
+            back[name] = time.monotonic()
+        for name, server in hls.items():
             server.serve()
+            back[name] = time.monotonic()
         returned: dict[str, float] = {}
-        while len(returned) < len(urls) and time.monotonic() - back < 5.0:
+        while len(returned) < len(urls) and time.monotonic() - max(back.values()) < 5.0:
             for name in urls:
                 if name not in returned and _decoded(plane, name) > decoded[name]:
-                    returned[name] = round(time.monotonic() - back, 2)
+                    returned[name] = round(time.monotonic() - back[name], 2)
             time.sleep(0.05)
         print("frames again after (s):", returned)
         assert set(returned) == set(urls), f"no frames within 5 s of the return: {returned}"
@@ -273,7 +282,7 @@ def test_bad_inputs_end_in_a_clear_failed_reason(plane: Daemon, processors: Any,
         for name, (url, _) in expected.items():
             processors(name, url)
         for name, (_, reason) in expected.items():
-            desc = wait_status(rek, name, {"FAILED"}, 25)
+            desc = wait_status(rek, name, {"FAILED"}, 45)
             assert desc["Status"] == "FAILED" and reason in desc["StatusMessage"], desc
         # A camera switched from H.264 to H.265 between connections: followed.
         camera = SupervisedServer(Feed(BOTH))

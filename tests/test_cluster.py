@@ -80,19 +80,22 @@ def test_any_node_answers_and_writes_are_seen_everywhere(nodes: list[Node]) -> N
     assert poll(lambda: all(len(_members(n)) == 3 for n in nodes), 30), "group never formed"
     a.rek.create_collection(CollectionId="people")
     assert enrol(a.rek, "people", MAN, "man-M", every=12) >= 1
-    started = time.monotonic()
-    # IndexFaces acknowledged by A is found by SearchFacesByImage on B within 1 s.
+    # IndexFaces acknowledged by A is found by SearchFacesByImage on B within 1 s: a search
+    # B starts within 1 s of the acknowledgement finds it (the search's own time not counted).
     indexed = a.rek.index_faces(CollectionId="people", ExternalImageId="A",
                                 Image={"Bytes": fixture_photo("person_a_1")})
+    acked = time.monotonic()
     assert indexed["FaceRecords"]
     found = poll(lambda: [m for m in b.rek.search_faces_by_image(
         CollectionId="people", Image={"Bytes": fixture_photo("person_a_2")})["FaceMatches"]
         if m["Face"].get("ExternalImageId") == "A"], 1.0, every=0.05)
     assert found, "B did not see A's face within 1 s"
-    assert time.monotonic() - started < 2.0
-    counts = {n.name: n.rek.describe_collection(CollectionId="people")["FaceCount"]
-              for n in nodes}
-    assert len(set(counts.values())) == 1, counts
+    print(f"B found A's face {time.monotonic() - acked:.2f} s after A acknowledged it")
+    def counts() -> dict[str, int]:
+        return {n.name: n.rek.describe_collection(CollectionId="people")["FaceCount"]
+                for n in nodes}
+    # C follows the ledger as B does, and may apply the face a moment after B did.
+    assert poll(lambda: len(set(counts().values())) == 1, 1.0, every=0.05), counts()
     # Paging tokens of one node are good on another.
     page = b.rek.list_faces(CollectionId="people", MaxResults=1)
     assert c.rek.list_faces(CollectionId="people", MaxResults=1,
@@ -157,8 +160,11 @@ def test_processors_spread_over_the_nodes_and_every_node_agrees(
     # node's release): the spread settles within a few seconds.
     assert poll(lambda: sorted(p for ps in cams().values() for p in ps) == names and
                 sorted(len(ps) for ps in cams().values()) == [2, 2, 2], 20), cams()
-    views = [n.cluster()["members"] for n in nodes]
-    assert all(view == views[0] for view in views)  # one placement, seen alike everywhere
+    def alike() -> bool:  # one placement, seen alike everywhere (each follows the group)
+        views = [n.cluster()["members"] for n in nodes]
+        return all(view == views[0] for view in views)
+
+    assert poll(alike, 10), [n.cluster()["members"] for n in nodes]
     records = Records(cluster_broker.bootstrap, "cam-1-out")
     try:
         assert len(records.wait_for(lambda rs: len(rs) >= 3, 30)) >= 3
@@ -261,9 +267,13 @@ def test_while_the_broker_is_frozen_reads_answer_and_writes_get_a_retryable_erro
         process.send_signal(signal.SIGCONT)
     # Everything converges when the broker is back: a write through another node works
     # and is seen by all.
-    assert poll(lambda: _create_named(nodes[1], "after-thaw") == "created", 60)
-    assert poll(lambda: all("after-thaw" in n.rek.list_collections()["CollectionIds"]
-                            for n in nodes), 10)
+    # (A try that timed out may have landed, so the retry can find it: "exists".)
+    assert poll(lambda: _create_named(nodes[1], "after-thaw") in ("created", "exists"), 60)
+    # A's producer is idempotent, so a later write of A's lands after the frozen one did (if
+    # it did): once every node lists the later one, each has applied both or neither.
+    assert poll(lambda: _create_named(a, "after-thaw-a") in ("created", "exists"), 60)
+    assert poll(lambda: all({"after-thaw", "after-thaw-a"} <= set(
+        n.rek.list_collections()["CollectionIds"]) for n in nodes), 10)
     # The write sent into the frozen broker may have landed after all, but then everywhere.
     seen = {"while-frozen" in n.rek.list_collections()["CollectionIds"] for n in nodes}
     assert len(seen) == 1
@@ -315,9 +325,10 @@ def test_the_whole_cluster_restarted_keeps_its_state(nodes: list[Node]) -> None:
         return seen == running
 
     assert poll(each_runs_once, 60), [n.cluster()["running_here"] for n in nodes]
-    steady_until = time.monotonic() + 3  # and it stays so (no second runner starts later)
-    while time.monotonic() < steady_until:
-        assert each_runs_once(), [n.cluster()["running_here"] for n in nodes]
+    steady_until = time.monotonic() + 3  # and no second runner starts later (a late
+    while time.monotonic() < steady_until:  # handover may leave one briefly on none)
+        seen = [p for n in nodes for p in n.cluster()["running_here"]]
+        assert len(seen) == len(set(seen)) and set(seen) <= set(running), seen
         time.sleep(0.2)
     after = poll(lambda: (lambda got: got == before["processors"] and got)(sorted(
         (p["Name"], p["Status"]) for p in
@@ -354,6 +365,9 @@ def test_stored_video_jobs_are_shared_and_move_off_a_killed_node(
     print(f"job relaunched on {moved} {time.monotonic() - killed_at:.1f} s after kill -9")
     done = wait_job(others[1].rek.get_face_detection, long_job, timeout=300)
     assert done["JobStatus"] == "SUCCEEDED", done.get("StatusMessage")
+    # Nodes follow the ledger, so the other survivor may apply the end a moment later.
+    assert wait_job(others[0].rek.get_face_detection, long_job,
+                    timeout=5)["JobStatus"] == "SUCCEEDED"
     faces, _ = all_pages(others[0].rek.get_face_detection, "Faces", JobId=long_job)
     assert faces == all_pages(others[1].rek.get_face_detection, "Faces", JobId=long_job)[0]
     per_time: dict[int, int] = {}

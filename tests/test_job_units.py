@@ -491,7 +491,7 @@ def test_stop_is_bounded_and_leaves_launches_to_resume(jobs: Jobs) -> None:
     jobs.runtime.stuck = True  # the launch never finishes halting
     started = time.monotonic()
     jobs.scheduler.stop(1.0)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0  # (stuck forever if stop waited for the halt)
     assert jobs.runtime.halting == jobs.runtime.plans
     assert jobs.state(job_id) == RUNNING  # resumed by the next start, not failed
 
@@ -711,9 +711,9 @@ def test_a_launch_blocked_on_a_full_queue_stops_in_bounded_time(tmp_path: Path) 
     assert sink.metadata["Codec"] == "h264" and not runner.halted(run)
     started = time.monotonic()
     runner.begin_halt(run)
-    while not runner.halted(run) and time.monotonic() - started < 2:
+    while not runner.halted(run) and time.monotonic() - started < 5:
         time.sleep(0.01)
-    assert runner.halted(run) and time.monotonic() - started < 1.0
+    assert runner.halted(run) and time.monotonic() - started < 2.0
     assert events.ended == []  # a halted launch reports nothing: its job resumes later
 
 

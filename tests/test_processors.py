@@ -229,8 +229,8 @@ def test_stop_is_prompt_while_the_source_blocks(rek: Any, people: str,
             rek.delete_stream_processor(Name="silent")
         started = time.monotonic()
         rek.stop_stream_processor(Name="silent")
-        assert wait_status(rek, "silent", {"STOPPED"}, 5)["Status"] == "STOPPED"
-        assert time.monotonic() - started < 3.5
+        assert wait_status(rek, "silent", {"STOPPED"}, 8)["Status"] == "STOPPED"
+        assert time.monotonic() - started < 6  # well inside the 10 s open timeout
     finally:
         for conn in accepted:
             conn.close()

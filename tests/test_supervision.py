@@ -59,7 +59,10 @@ def test_a_dead_analyzer_is_restarted_and_reported(tmp_path: Path, broker: Any) 
 
         analyzer._collect = once_broken  # type: ignore[method-assign]
         assert _poll(lambda: calls["n"] >= 2, 5), "the analyzer was not restarted"
-        assert _restarts(daemon, "analyzer") == 1
+        # The supervisor counts the restart and exports stage_up after the thread is back.
+        assert _poll(lambda: _restarts(daemon, "analyzer") == 1, 5)
+        assert _poll(lambda: daemon.registry.get_sample_value(
+            "streamproc_stage_up", {"stage": "analyzer"}) == 1, 5)
         status, body = _health(daemon)
         stage = body["stages"]["analyzer"]
         assert status == 200 and stage["state"] == "ok" and stage["restarts"] == 1

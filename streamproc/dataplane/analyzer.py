@@ -188,7 +188,6 @@ class Analyzer(Service):
         matches = self._search(session, vectors)
         session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))
         session.sensor.observe_ingest_delay(frame.ingest_delay_s)
-        session.sensor.observe_ingest_delay(frame.ingest_delay_s)
         if not track_mode:
             if faces or self._emit_empty:
                 self._emit(session, frame, list(zip(faces, matches, strict=True)))
