@@ -3,9 +3,9 @@
 One thread checks every stage each ``interval_s``: a stage whose thread died is restarted
 after a backoff that doubles with each recent restart, within a budget of
 ``max_restarts`` per ``window_s``; past the budget it stays down and ``on_give_up`` is
-called once (the daemon turns that into FAILED processors). A stage that is alive but has not
-beaten for ``stuck_after_s`` is reported stuck. :meth:`Supervisor.report` is what
-``/health`` shows.
+called once (what the daemon does then is its table, ``daemon.core._ON_GIVE_UP``). A
+stage that is alive but has not beaten for ``stuck_after_s`` is reported stuck.
+:meth:`Supervisor.report` is what ``/health`` shows.
 """
 
 from __future__ import annotations

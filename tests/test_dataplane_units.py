@@ -149,8 +149,8 @@ def test_shared_stages_stop_in_bounded_time(tmp_path: Any) -> None:
                         wake=threading.Event())
     analyzer.start()
     started = time.monotonic()
-    assert analyzer.stop(timeout=1.0) is True
-    assert time.monotonic() - started < 1.5
+    assert analyzer.stop(timeout=5.0) is True
+    assert time.monotonic() - started < 1.0  # an idle analyzer ends at once, not at the timeout
     spool.close()
 
 

@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from conftest import client_for, make_config
 from streams import create, wait_status
 
 from streamproc.daemon import Daemon
+from streamproc.tools.clusterkit import poll
 
 
 def _health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
@@ -117,3 +119,79 @@ def test_past_its_budget_a_stage_fails_its_processors(tmp_path: Path, broker: An
     finally:
         server.close()
         daemon.stop()
+
+
+def _cluster_node(tmp_path: Path, broker: Any, cluster_id: str, name: str) -> Daemon:
+    return Daemon(make_config(tmp_path / name, **{
+        "kafka.bootstrap": broker.bootstrap, "cluster.bootstrap": broker.bootstrap,
+        "cluster.id": cluster_id, "cluster.node_id": name,
+        "supervision.max_restarts": 1, "supervision.backoff_initial_s": 0.1}))
+
+
+def _silent_processor(daemon: Daemon, server: socket.socket) -> None:
+    rek = client_for(daemon.endpoint)
+    rek.create_collection(CollectionId="sv")
+    create(rek, "sv", f"tcp://127.0.0.1:{server.getsockname()[1]}", "sv-out", "sv")
+    rek.start_stream_processor(Name="sv")
+
+
+@pytest.mark.parametrize("stage", ["analyzer", "publisher"])
+def test_in_a_cluster_a_node_whose_stage_gave_up_leaves_and_its_processor_moves(
+        tmp_path: Path, broker: Any, stage: str) -> None:
+    """Failing the processors would stop them everywhere; a peer can still run them."""
+    cluster_id = f"sv-{uuid.uuid4().hex[:8]}"
+    nodes = [_cluster_node(tmp_path, broker, cluster_id, name) for name in ("sv-a", "sv-b")]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    try:
+        for daemon in nodes:
+            daemon.start()
+        # The group formed first, so no ordinary rebalance moves the processor later.
+        assert poll(lambda: all(d.cluster and len(d.cluster.live_members()) == 2
+                                for d in nodes), 60), "the group never formed"
+        _silent_processor(nodes[0], server)
+
+        def runner() -> Daemon | None:
+            here = [d for d in nodes if "sv" in d.reconciler.running_names()]
+            return here[0] if len(here) == 1 else None
+
+        owner = poll(runner, 60)
+        assert owner is not None, "the processor never ran"
+        other = next(d for d in nodes if d is not owner)
+        _break_stage(owner, stage)
+        assert owner.fatal.wait(15), "the node did not give up"
+        assert owner.fatal_reason.startswith(f"{stage} stage failed 2 times in 60 s")
+        assert owner.fatal_reason.endswith("leaving the cluster to the other nodes")
+        assert "sv" not in other.reconciler.running_names()  # it moves only once A leaves
+        owner.stop()  # what `streamproc serve` does when the daemon sets fatal
+        # A FAILED processor never runs again until started: running on B proves it was not.
+        assert poll(lambda: "sv" in other.reconciler.running_names(), 60), \
+            "the survivor did not take the processor"
+        desc = client_for(other.endpoint).describe_stream_processor(Name="sv")
+        assert desc["Status"] in ("STARTING", "RUNNING"), desc
+    finally:
+        server.close()
+        for daemon in nodes:
+            daemon.stop()
+
+
+def test_a_cluster_node_without_live_peers_fails_its_processors_as_one_daemon_does(
+        tmp_path: Path, broker: Any) -> None:
+    node = _cluster_node(tmp_path, broker, f"sv-{uuid.uuid4().hex[:8]}", "sv-alone")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    try:
+        node.start()
+        assert poll(lambda: node.cluster and node.cluster.live_members() == {"sv-alone"}, 60)
+        _silent_processor(node, server)
+        rek = client_for(node.endpoint)
+        assert wait_status(rek, "sv", {"STARTING"})["Status"] == "STARTING"
+        _break_stage(node, "analyzer")
+        desc = wait_status(rek, "sv", {"FAILED"}, 15)
+        assert desc["StatusMessage"].startswith("analyzer stage failed 2 times in 60 s"), desc
+        assert not node.fatal.is_set()  # leaving would hand the work to nobody
+    finally:
+        server.close()
+        node.stop()

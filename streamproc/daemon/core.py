@@ -44,8 +44,13 @@ from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 
 logger = logging.getLogger(__name__)
-# Stages whose death past the restart budget leaves no processor able to run.
-_VITAL = ("analyzer", "publisher")
+# What a shared stage past its restart budget leads to (README, "Supervision and health"):
+# "fail": nothing here can run, so processors (and, for the analyzer, jobs) FAIL with the
+# reason; on a cluster node that has live peers it is "leave" instead, since they still can.
+# "exit": the daemon cannot go on; `serve` stops it and exits 1. Other stages stay down,
+# shown in /health.
+_ON_GIVE_UP = {"analyzer": "fail", "publisher": "fail",
+               "reconciler": "exit", "ledger": "exit", "placement": "exit"}
 
 
 def default_node_id(host: str, port: int) -> str:
@@ -75,8 +80,8 @@ class Daemon:
         self.jobs: Jobs | None = None
         self.appliers = Appliers()
         self.ledger: Ledger | None = None
-        # Set when the daemon cannot go on (its control loop is gone for good): `serve`
-        # then stops it and exits non-zero, so a service manager restarts it.
+        # Set when the daemon cannot go on (a stage it needs is gone for good, see
+        # _ON_GIVE_UP): `serve` then stops it and exits 1, so a service manager restarts it.
         self.fatal = threading.Event()
         self.fatal_reason = ""
         self._api_metrics = ApiMetrics.create(self.registry)
@@ -252,15 +257,31 @@ class Daemon:
         return supervisor
 
     def _stage_gave_up(self, stage: str, reason: str) -> None:
-        # Runs on the supervisor's thread: only posts an event (for the reconciler, or,
-        # when the reconciler or the cluster's log is gone, for whoever runs the daemon).
-        if stage in _VITAL:
+        # Runs on the supervisor's thread: only posts events and asks threads to stop (for
+        # the reconciler, or, when it or the cluster's log is gone, for whoever runs `serve`).
+        action = _ON_GIVE_UP.get(stage)
+        if action == "fail" and self.cluster is not None and \
+                self.cluster.live_members() - {self.cluster.node_id}:
+            self._leave(f"{reason}; leaving the cluster to the other nodes")
+        elif action == "fail":
             self.mailbox.fail_all(reason)
             if stage == "analyzer" and self.jobs is not None:  # jobs' frames wait for it
                 self.jobs.mailbox.fail_all(reason)
-        elif stage in ("reconciler", "ledger", "placement"):
+        elif action == "exit":
             self.fatal_reason = reason
             self.fatal.set()
+
+    def _leave(self, reason: str) -> None:
+        """Stop taking work at once, then have `serve` stop the daemon and exit.
+
+        No new launch or claim in between: each would cost a job an attempt or a processor
+        a handover.
+        """
+        for loop in (self.jobs and self.jobs.scheduler, self.reconciler):
+            if loop is not None:
+                loop.request_stop()  # only a flag; their stop() halts what runs
+        self.fatal_reason = reason
+        self.fatal.set()
 
     def _cluster_report(self) -> dict[str, Any]:
         assert self.cluster is not None and self.reconciler is not None
@@ -282,8 +303,10 @@ class Daemon:
         Every step runs even if an earlier one raised, so one stuck or broken component
         cannot keep the spool from being written or the database from being closed. A
         cluster node leaves its group right after its processors stopped, so the others
-        take them over at once.
+        take them over at once. A second call does nothing.
         """
+        if self._status in ("stopping", "stopped"):
+            return
         self._status = "stopping"
         timeout = self.config.server.shutdown_timeout_s + 2.0
         for what, step in self._stop_steps(timeout):
@@ -291,6 +314,7 @@ class Daemon:
                 step()
             except Exception:
                 logger.exception("stopping the %s failed; going on with the rest", what)
+        self._status = "stopped"
         logger.info("streamproc stopped")
 
     def _stop_steps(self, server_timeout: float) -> list[tuple[str, Callable[[], object]]]:
@@ -300,7 +324,8 @@ class Daemon:
             ("job scheduler", self.jobs and (lambda: self.jobs.scheduler.stop(2.0))),
             ("reconciler", self.reconciler and (lambda: self.reconciler.stop(2.0))),
             # Records are flushed before the group hears that this node left, so the next
-            # runner's records follow this node's for every processor it hands over.
+            # runner's records follow this node's for every processor it hands over (unless
+            # the publisher gave up: what it held then waits in the spool for the restart).
             ("data plane", self._plane and self._plane.stop),
             ("cluster membership", self.cluster and self.cluster.stop),
             ("index builder", self.storage and (lambda: self.storage.builder.stop(2.0))),
