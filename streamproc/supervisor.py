@@ -1,4 +1,4 @@
-"""Supervision of the shared stage threads (analyzer, publisher, reconciler, index builder).
+"""Supervision of the shared stage threads (analyzer, publisher, reconciler, jobs, ...).
 
 One thread checks every stage each ``interval_s``: a stage whose thread died is restarted
 after a backoff that doubles with each recent restart, within a budget of
@@ -140,7 +140,8 @@ class Supervisor(Service):
             if stage.gave_up:
                 state = "failed"
             elif not service.running:
-                state = "restarting" if service.started else "not started"
+                state = ("stopping" if service.stopping else
+                         "restarting" if service.started else "not started")
             elif service.busy is not None:
                 state = "busy"
             elif idle > self._policy.stuck_after_s:

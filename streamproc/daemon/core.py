@@ -46,7 +46,8 @@ from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 logger = logging.getLogger(__name__)
 # What a shared stage past its restart budget leads to (README, "Supervision and health"):
 # "fail": nothing here can run, so processors (and, for the analyzer, jobs) FAIL with the
-# reason; on a cluster node that has live peers it is "leave" instead, since they still can.
+# reason; on a cluster node it is "leave" instead: other nodes can run them (or this one
+# after its restart), and a member that stayed would fail every share placement gives it.
 # "exit": the daemon cannot go on; `serve` stops it and exits 1. Other stages stay down,
 # shown in /health.
 _ON_GIVE_UP = {"analyzer": "fail", "publisher": "fail",
@@ -141,6 +142,7 @@ class Daemon:
         configuration would be unsafe or its policy file is malformed, and ``ClusterError``
         when a cluster node cannot join.
         """
+        self._status = "starting"  # (also when a stopped daemon object starts again)
         self._check_access()
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
@@ -260,8 +262,7 @@ class Daemon:
         # Runs on the supervisor's thread: only posts events and asks threads to stop (for
         # the reconciler, or, when it or the cluster's log is gone, for whoever runs `serve`).
         action = _ON_GIVE_UP.get(stage)
-        if action == "fail" and self.cluster is not None and \
-                self.cluster.live_members() - {self.cluster.node_id}:
+        if action == "fail" and self.cluster is not None:
             self._leave(f"{reason}; leaving the cluster to the other nodes")
         elif action == "fail":
             self.mailbox.fail_all(reason)

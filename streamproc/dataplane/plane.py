@@ -126,5 +126,7 @@ class DataPlane:
             worker.join(timeout)
         for stage in self.stages.values():
             stage.stop(5.0)
-        self.publisher.stop(5.0)
-        self._spool.close()
+        try:
+            self.publisher.stop(5.0)
+        finally:
+            self._spool.close()  # even when the publisher's own stop failed

@@ -6,7 +6,7 @@ while fewer than ``workers`` run, and ends them when their launch reports (SUCCE
 FAILED with the reason), sending the completion notice; failures are events for it, never
 work done on the thread that noticed them; when the analysis stage gave up for good on a
 single daemon, running and queued jobs FAIL with its reason instead of waiting for it (a
-cluster node leaves instead, and its jobs run elsewhere). It also deletes
+cluster node leaves instead, and its jobs run elsewhere or after its restart). It also deletes
 jobs ``retention_s`` after they finished. Every change is a command (:mod:`.rules`).
 
 ``placement`` sees every active job with the node running it (None while queued) and
