@@ -131,7 +131,10 @@ class Supervisor(Service):
                 self._metrics.restarts.labels(name).inc()
 
     def report(self) -> dict[str, dict[str, object]]:
-        """Each stage's state for /health: ok, busy, restarting, stuck or failed."""
+        """Each stage's state for /health (only ok and busy count as healthy).
+
+        ok, busy, restarting, stuck, failed, stopping (asked to stop) or not started.
+        """
         now = time.monotonic()
         out: dict[str, dict[str, object]] = {}
         for name, stage in self._stages.items():

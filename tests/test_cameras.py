@@ -214,23 +214,35 @@ def test_every_protocol_and_codec_reconnects_when_its_server_returns(
         decoded = {name: _decoded(plane, name) for name in urls}
         back: dict[str, float] = {}  # each server's own return, so the starts do not add up
         returned: dict[str, float] = {}
+        lock, looked = threading.Lock(), threading.Event()
 
-        def look() -> None:  # (seen between starts too, so a later start adds little)
-            for name in back:
-                if name not in returned and _decoded(plane, name) > decoded[name]:
-                    returned[name] = round(time.monotonic() - back[name], 2)
+        def look() -> None:  # on its own thread: a slow start of the next server adds nothing
+            while not looked.wait(0.05):
+                with lock:
+                    for name, at in back.items():
+                        if name not in returned and _decoded(plane, name) > decoded[name]:
+                            returned[name] = round(time.monotonic() - at, 2)
 
+        watcher = threading.Thread(target=look, daemon=True)
+        watcher.start()
         for name, server in servers.items():
             server.start()
-            back[name] = time.monotonic()
-            look()
+            with lock:
+                back[name] = time.monotonic()
         for name, server in hls.items():
             server.serve()
-            back[name] = time.monotonic()
-            look()
-        while any(n not in returned and time.monotonic() - back[n] < 5.0 for n in urls):
-            look()
+            with lock:
+                back[name] = time.monotonic()
+
+        def waiting() -> bool:
+            with lock:
+                return any(n not in returned and time.monotonic() - back[n] < 5.0
+                           for n in urls)
+
+        while waiting():
             time.sleep(0.05)
+        looked.set()
+        watcher.join(5)
         print("frames again after (s):", returned)
         assert set(returned) == set(urls), f"no frames within 5 s of the return: {returned}"
         assert all(after < 5.0 for after in returned.values()), returned

@@ -285,3 +285,36 @@ def test_unacknowledged_records_survive_a_restart_in_order(tmp_path: Any) -> Non
     assert [r.value for r in spool.read("c:1", float("-inf"), 10)] == [
         b"0", b"1", b"2", b"3", b"4"]
     spool.close()
+
+
+def test_records_go_to_disk_at_stop_even_when_the_transport_cannot_reset(tmp_path: Any) -> None:
+    """A node whose publisher gave up stops with a broken transport: nothing may be lost."""
+    from prometheus_client import CollectorRegistry
+
+    from streamproc.config import KafkaConfig
+    from streamproc.dataplane.publish import Publisher
+    from streamproc.metrics import PublisherMetrics
+    from streamproc.processors.mailbox import Mailbox, MailboxEvents
+    from streamproc.storage.spool import Spool
+
+    class Broken:
+        def send(self, *_: object) -> Any:
+            msg = "cannot send"
+            raise RuntimeError(msg)
+
+        def reset(self, destination: str) -> None:
+            msg = "cannot reset"
+            raise RuntimeError(msg)
+
+        def flush(self, destination: str, timeout: float) -> None:
+            pass
+
+    spool = Spool(tmp_path / "spool.db")
+    spool.open()
+    publisher = Publisher(KafkaConfig(), spool, PublisherMetrics.create(CollectorRegistry()),
+                          lambda name: None, MailboxEvents(Mailbox()), {"kafka": Broken()})
+    for i in range(3):  # never started: as after its thread gave up
+        publisher.submit("k:9092", "p", "t", b"r%d" % i, 0.0, _sensor())
+    publisher.stop(1.0)
+    assert spool.clusters() == {"k:9092": 3}
+    spool.close()

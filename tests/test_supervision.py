@@ -171,7 +171,13 @@ def test_in_a_cluster_a_node_whose_stage_gave_up_leaves_and_its_processor_moves(
         assert owner.fatal.wait(15), "the node did not give up"
         assert owner.fatal_reason.startswith(f"{stage} stage failed 2 times in 60 s")
         assert owner.fatal_reason.endswith("leaving the cluster to the other nodes")
-        assert "sv" not in other.reconciler.running_names()  # it moves only once A leaves
+        # It stops taking work at once: its control loops end (what `serve` then stops is
+        # only what already ran), and /health says so.
+        assert poll(lambda: not owner.reconciler.running
+                    and not owner.jobs.scheduler.running, 10), "the node kept taking work"
+        status, body = _health(owner)
+        assert status == 503 and body["stages"]["reconciler"]["state"] == "stopping"
+        assert body["stages"]["jobs"]["state"] == "stopping"
         _mend_stage(owner, stage)  # (the publisher's stop reads its boxes too)
         owner.stop()  # what `streamproc serve` does when the daemon sets fatal
         # A FAILED processor never runs again until started: running on B proves it was not.

@@ -130,3 +130,50 @@ def test_a_reconciler_that_gave_up_makes_the_daemon_exit() -> None:
     assert not daemon.fatal.is_set()
     daemon._stage_gave_up("reconciler", "reconciler stage failed 6 times in 60 s: boom")
     assert daemon.fatal.is_set() and daemon.fatal_reason.startswith("reconciler stage")
+
+
+class _Loop:
+    """A control loop's stop flag (the reconciler's, the job scheduler's)."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def request_stop(self) -> None:
+        self.asked = True
+
+
+def test_what_a_stage_that_gave_up_leads_to_on_one_daemon_and_on_a_cluster_node() -> None:
+    from types import SimpleNamespace
+
+    from streamproc.config import load_config
+    from streamproc.daemon import Daemon
+    from streamproc.jobs.mailbox import JobMailbox
+
+    daemon = Daemon(load_config(None, {}))  # nothing started: only the decision is tested
+    jobs = SimpleNamespace(mailbox=JobMailbox(), scheduler=_Loop())
+    daemon.jobs = jobs  # type: ignore[assignment]
+    daemon.reconciler = _Loop()  # type: ignore[assignment]
+    # One daemon: the publisher fails the processors; the analyzer also the jobs it analyses.
+    daemon._stage_gave_up("publisher", "publisher stage failed 2 times")
+    assert daemon.mailbox.take().fail_all == "publisher stage failed 2 times"
+    assert jobs.mailbox.take()[1] is None
+    daemon._stage_gave_up("analyzer", "analyzer stage failed 2 times")
+    assert daemon.mailbox.take().fail_all == "analyzer stage failed 2 times"
+    assert jobs.mailbox.take()[1] == "analyzer stage failed 2 times"
+    assert not daemon.fatal.is_set() and not daemon.reconciler.asked  # type: ignore[attr-defined]
+    # A cluster node: nothing fails (it is cluster state), the node stops taking work and
+    # leaves; a later give-up does not replace the reason that made it leave.
+    for stage in ("analyzer", "publisher"):
+        node = Daemon(load_config(None, {}))
+        node.cluster = object()  # type: ignore[assignment]
+        node.jobs = SimpleNamespace(mailbox=JobMailbox(), scheduler=_Loop())  # type: ignore[assignment]
+        node.reconciler = _Loop()  # type: ignore[assignment]
+        node._stage_gave_up(stage, f"{stage} stage failed 2 times")
+        assert node.fatal.is_set()
+        assert node.fatal_reason == (f"{stage} stage failed 2 times; "
+                                     "leaving the cluster to the other nodes")
+        assert node.reconciler.asked and node.jobs.scheduler.asked  # type: ignore[attr-defined]
+        assert node.mailbox.take().fail_all is None
+        assert node.jobs.mailbox.take()[1] is None
+        node._stage_gave_up("ledger", "ledger stage failed 2 times")
+        assert node.fatal_reason.startswith(f"{stage} stage failed 2 times; leaving")

@@ -44,14 +44,22 @@ from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 
 logger = logging.getLogger(__name__)
-# What a shared stage past its restart budget leads to (README, "Supervision and health"):
-# "fail": nothing here can run, so processors (and, for the analyzer, jobs) FAIL with the
-# reason; on a cluster node it is "leave" instead: other nodes can run them (or this one
-# after its restart), and a member that stayed would fail every share placement gives it.
-# "exit": the daemon cannot go on; `serve` stops it and exits 1. Other stages stay down,
-# shown in /health.
-_ON_GIVE_UP = {"analyzer": "fail", "publisher": "fail",
-               "reconciler": "exit", "ledger": "exit", "placement": "exit"}
+# What a shared stage past its restart budget leads to, on a single daemon and on a cluster
+# node (README, "Supervision and health"); the one place this is decided:
+# "fail processors" (and "... and jobs", whose frames the analyzer analyses): nothing here
+# can run them, so they FAIL with the reason. "leave": other nodes can run them (or this one
+# after its restart), and a member that stayed would fail every share placement gives it,
+# so the node stops taking work and exits. "exit": the daemon cannot go on; `serve` stops
+# it and exits 1. Other stages (jobs scheduler, index builder) stay down, shown in /health.
+_FAIL, _FAIL_ALL, _LEAVE, _EXIT = ("fail processors", "fail processors and jobs", "leave",
+                                   "exit")
+_ON_GIVE_UP: dict[str, dict[str, str]] = {
+    "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
+    "publisher": {"single": _FAIL, "cluster": _LEAVE},
+    "reconciler": {"single": _EXIT, "cluster": _EXIT},
+    "ledger": {"single": _EXIT, "cluster": _EXIT},
+    "placement": {"single": _EXIT, "cluster": _EXIT},
+}
 
 
 def default_node_id(host: str, port: int) -> str:
@@ -143,6 +151,8 @@ class Daemon:
         when a cluster node cannot join.
         """
         self._status = "starting"  # (also when a stopped daemon object starts again)
+        self.fatal.clear()
+        self.fatal_reason = ""
         self._check_access()
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
@@ -261,14 +271,20 @@ class Daemon:
     def _stage_gave_up(self, stage: str, reason: str) -> None:
         # Runs on the supervisor's thread: only posts events and asks threads to stop (for
         # the reconciler, or, when it or the cluster's log is gone, for whoever runs `serve`).
-        action = _ON_GIVE_UP.get(stage)
-        if action == "fail" and self.cluster is not None:
+        action = _ON_GIVE_UP.get(stage, {}).get(
+            "cluster" if self.cluster is not None else "single")
+        if action == _LEAVE:
             self._leave(f"{reason}; leaving the cluster to the other nodes")
-        elif action == "fail":
+        elif action in (_FAIL, _FAIL_ALL):
             self.mailbox.fail_all(reason)
-            if stage == "analyzer" and self.jobs is not None:  # jobs' frames wait for it
+            if action == _FAIL_ALL and self.jobs is not None:
                 self.jobs.mailbox.fail_all(reason)
-        elif action == "exit":
+        elif action == _EXIT:
+            self._exit(reason)
+
+    def _exit(self, reason: str) -> None:
+        """Have `serve` stop the daemon and exit 1; the first reason is the one reported."""
+        if not self.fatal.is_set():
             self.fatal_reason = reason
             self.fatal.set()
 
@@ -281,8 +297,7 @@ class Daemon:
         for loop in (self.jobs and self.jobs.scheduler, self.reconciler):
             if loop is not None:
                 loop.request_stop()  # only a flag; their stop() halts what runs
-        self.fatal_reason = reason
-        self.fatal.set()
+        self._exit(reason)
 
     def _cluster_report(self) -> dict[str, Any]:
         assert self.cluster is not None and self.reconciler is not None

@@ -117,6 +117,15 @@ class DataPlane:
 
     def stop(self) -> None:
         """Stop readers, then the stages, then flush the publisher (upstream first)."""
+        try:
+            self._stop_upstream()
+        finally:  # even when a reader or stage failed to stop: the records go to disk
+            try:
+                self.publisher.stop(5.0)
+            finally:
+                self._spool.close()  # even when the publisher's own stop failed
+
+    def _stop_upstream(self) -> None:
         timeout = self._config.processors.stop_timeout_s
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
@@ -126,7 +135,3 @@ class DataPlane:
             worker.join(timeout)
         for stage in self.stages.values():
             stage.stop(5.0)
-        try:
-            self.publisher.stop(5.0)
-        finally:
-            self._spool.close()  # even when the publisher's own stop failed

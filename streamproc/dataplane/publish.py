@@ -196,6 +196,11 @@ class Publisher(Service):
         for box in self._boxes():
             try:
                 self._transport(box.cluster).reset(box.cluster)
+            except Exception as exc:
+                # A broken transport must not keep the records off disk: a record the broker
+                # had after all comes again (at least once), a record not kept is lost.
+                logger.warning("could not reset the transport for %s: %r", box.cluster, exc)
+            try:
                 kept = box.persist_unsent()
             except Exception:
                 # One destination's disk trouble must not keep the others' records off disk.
