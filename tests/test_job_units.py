@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,10 +69,12 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.plans: list[JobPlan] = []
         self.halting: list[JobPlan] = []
+        self.given: list[tuple[Any, Any, Any]] = []  # (sink, events, sensor) per launch
         self.stuck = False
 
     def launch(self, plan: JobPlan, sink: Any, events: Any, sensor: Any) -> JobPlan:
         self.plans.append(plan)
+        self.given.append((sink, events, sensor))
         return plan
 
     def begin_halt(self, run: JobPlan) -> None:
@@ -96,7 +99,8 @@ class Jobs:
         (root / "objects" / "vids" / "a.mp4").write_bytes(b"x" * 1000)
         self.config = load_config(None, {"objects.local_root": str(root / "objects"),
                                           "kafka.bootstrap": "k:9092", **config})
-        self.metrics = JobMetrics.create(CollectorRegistry())
+        self.registry = CollectorRegistry()
+        self.metrics = JobMetrics.create(self.registry)
         self.publisher = FakePublisher()
         self.notices = Notices(self.publisher, "k:9092", dict(self.config.jobs.notification_topics),
                                NoticeSensor(self.metrics))
@@ -112,14 +116,16 @@ class Jobs:
         self.placement: Callable[[str, str | None], bool] = lambda job_id, on: True
         self.scheduler = self.restarted()
 
-    def restarted(self) -> JobScheduler:
+    def restarted(self, **settings: Any) -> JobScheduler:
         """A new scheduler over the same state (the daemon restarted)."""
         self.runtime = FakeRuntime()
+        self.writes = JobWrites(self.ledger)
         return JobScheduler(
-            self.store, JobWrites(self.ledger), self.runtime, self.mailbox, self.notices,
+            self.store, self.writes, self.runtime, self.mailbox, self.notices,
             self.searcher, self.metrics,
-            SchedulerSettings(workers=1, max_attempts=2, retention_s=100, stop_timeout_s=0.3,
-                              tick_s=0.05, purge_grace_s=0.0, unconfirmed_wait_s=5.0),
+            SchedulerSettings(**{"workers": 1, "max_attempts": 2, "retention_s": 100,
+                                 "stop_timeout_s": 0.3, "tick_s": 0.05, "purge_grace_s": 0.0,
+                                 "unconfirmed_wait_s": 5.0, **settings}),
             JobHooks(placement=lambda active: {j for j, on in active if self.placement(j, on)}),
             clock=lambda: self.now)
 
@@ -130,6 +136,9 @@ class Jobs:
         job = self.store.get(job_id)
         assert job is not None
         return job.state
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -348,6 +357,8 @@ def test_restart_resumes_then_fails_with_a_reason(jobs: Jobs) -> None:
     (destination, key, topic, value), = jobs.publisher.sent
     assert (destination, key, topic) == ("k:9092", job_id, "done")
     assert b'"Status":"FAILED"' in value and b'"JobTag":"night"' in value
+    assert jobs.metric("streamproc_job_finished_total", api=FACE_DETECTION,
+                       status="FAILED") == 1
 
 
 def test_an_end_that_cannot_be_written_is_written_later(jobs: Jobs) -> None:
@@ -450,9 +461,11 @@ def test_an_end_that_landed_unacknowledged_still_sends_its_notice(jobs: Jobs) ->
     jobs.scheduler.reconcile_once()
     undo()
     assert jobs.state(job_id) == SUCCEEDED and not jobs.publisher.sent
+    jobs.now += 30  # the notice keeps the time the end was written
     jobs.scheduler.reconcile_once()
     (_, key, topic, value), = jobs.publisher.sent
     assert (key, topic) == (job_id, "done") and b'"Status":"SUCCEEDED"' in value
+    assert json.loads(value)["Timestamp"] == 1000000
     jobs.scheduler.reconcile_once()
     assert len(jobs.publisher.sent) == 1  # once
 
@@ -538,6 +551,8 @@ def test_a_stage_that_gave_up_fails_the_running_jobs(jobs: Jobs) -> None:
     assert jobs.store.get(running).status_message.startswith("analyzer stage failed")
     assert jobs.state(queued) == FAILED  # it would wait for a stage that stays down
     assert len(jobs.runtime.plans) == 1
+    assert jobs.metric("streamproc_job_finished_total", api=FACE_DETECTION,
+                       status="FAILED") == 2
 
 
 # ---- the analyzer's priority --------------------------------------------------------------------
@@ -832,3 +847,274 @@ def test_token_expiry_boundaries_and_commands_without_retention(jobs: Jobs) -> N
     with pytest.raises(LimitExceededException, match=r"limit is 0 \(jobs\.max_jobs\)"):
         jobs.ledger.submit("job.start", {**start, "token": None, "job_id": "n2",
                                          "max_jobs": 0})
+
+
+# ---- the scheduler: what launches and ends carry, slots, order --------------------------------
+def test_an_end_carries_its_time_message_and_api_into_the_row_the_notice_and_metrics(
+        jobs: Jobs) -> None:
+    failed = jobs.detect(job_tag="f", notification=channel_of("done"))
+    jobs.scheduler.reconcile_once()
+    jobs.now = 1234.5
+    jobs.mailbox.job_ended(failed, 1, "Unsupported codec/format: vids/a.mp4")
+    jobs.scheduler.reconcile_once()
+    job = jobs.store.get(failed)
+    assert (job.state, job.attempt, job.finished) == (FAILED, 1, 1234.5)
+    assert job.status_message == "Unsupported codec/format: vids/a.mp4"
+    (_, key, topic, value), = jobs.publisher.sent
+    body = json.loads(value)
+    assert (key, topic, body["Status"], body["Timestamp"]) == (failed, "done", "FAILED", 1234500)
+    assert body["Message"] == "Unsupported codec/format: vids/a.mp4"
+    succeeded = jobs.detect(job_tag="s", notification=channel_of("done"))
+    jobs.scheduler.reconcile_once()
+    jobs.now = 1300.0
+    jobs.mailbox.job_ended(succeeded, 1, None)
+    jobs.scheduler.reconcile_once()
+    job = jobs.store.get(succeeded)
+    assert (job.state, job.status_message, job.finished) == (SUCCEEDED, "", 1300.0)
+    body = json.loads(jobs.publisher.sent[1][3])
+    assert (body["Status"], body["Message"], body["Timestamp"]) == ("SUCCEEDED", "", 1300000)
+    api = FACE_DETECTION
+    assert jobs.metric("streamproc_job_finished_total", api=api, status="FAILED") == 1
+    assert jobs.metric("streamproc_job_finished_total", api=api, status="SUCCEEDED") == 1
+    assert jobs.metric("streamproc_job_duration_seconds_count", api=api) == 2
+    assert 0 <= jobs.metric("streamproc_job_duration_seconds_sum", api=api) < 60
+
+
+def test_an_end_retried_late_leaves_a_job_that_moved_meanwhile_alone(jobs: Jobs) -> None:
+    job_id = jobs.detect(notification=channel_of("done"))
+    jobs.scheduler.reconcile_once()
+    real = jobs.ledger.submit
+
+    def away(kind: str, payload: dict[str, Any]) -> Any:
+        raise ThrottlingException("The cluster's state log cannot be reached")
+
+    jobs.ledger.submit = away  # type: ignore[method-assign]
+    jobs.mailbox.job_ended(job_id, 1, None)
+    jobs.scheduler.reconcile_once()  # the end of attempt 1 waits to be written
+    jobs.ledger.submit = real  # type: ignore[method-assign]
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"  # meanwhile node-b took the job over
+    assert other.launch(job_id, 1, "") == 2
+    jobs.placement = lambda j, on: on in (None, "local")
+    jobs.scheduler.reconcile_once()  # the end is for attempt 1 only
+    job = jobs.store.get(job_id)
+    assert (job.state, job.node, job.attempt) == (RUNNING, "node-b", 2)
+    assert not jobs.publisher.sent
+    assert jobs.metric("streamproc_job_finished_total", api=FACE_DETECTION,
+                       status="SUCCEEDED") == 0
+
+
+def test_a_launch_is_given_the_writes_the_mailbox_and_a_sensor_of_its_own(jobs: Jobs) -> None:
+    job_id = jobs.detect()
+    jobs.scheduler.reconcile_once()
+    (sink, events, sensor), = jobs.runtime.given
+    assert sink is jobs.writes and events is jobs.mailbox
+    sensor.frame_decoded(2.0, 4.0)
+    sensor.frame_analysed(3)
+    assert jobs.metric("streamproc_job_frames_decoded_total", api=FACE_DETECTION) == 1
+    assert jobs.metric("streamproc_job_faces_detected_total", api=FACE_DETECTION) == 3
+    assert jobs.metric("streamproc_job_progress_ratio", job_id=job_id) == 0.5
+
+
+def test_two_workers_launch_two_jobs_in_one_turn_and_end_them_in_one_turn(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(workers=2)
+    try:
+        first = jobs.detect(job_tag="a")
+        jobs.scheduler.reconcile_once()
+        jobs.scheduler.reconcile_once()  # launched once, not again while it runs
+        second = jobs.detect(job_tag="b")
+        jobs.scheduler.reconcile_once()  # the running one is passed over, not the end
+        assert [p.job_id for p in jobs.runtime.plans] == [first, second]
+        third, fourth = jobs.detect(job_tag="c"), jobs.detect(job_tag="d")
+        jobs.mailbox.job_ended(first, 1, None)
+        jobs.mailbox.job_ended(second, 1, None)
+        jobs.scheduler.reconcile_once()  # both slots filled in one turn
+        assert [p.job_id for p in jobs.runtime.plans][2:] == [third, fourth]
+        first, second = third, fourth
+        jobs.mailbox.job_ended("gone-long-ago", 1, None)  # a report nobody launched
+        jobs.mailbox.job_ended(first, 1, None)
+        jobs.mailbox.job_ended(second, 1, None)
+        jobs.scheduler.reconcile_once()
+        assert (jobs.state(first), jobs.state(second)) == (SUCCEEDED, SUCCEEDED)
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()
+
+
+def test_each_lost_launch_is_halted_not_only_the_first(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(workers=2)
+    try:
+        kept, moved = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+        jobs.scheduler.reconcile_once()
+        other = JobWrites(jobs.ledger)
+        other.node_id = "node-b"
+        assert other.launch(moved, 1, "") == 2
+        jobs.placement = lambda j, on: on in (None, "local")
+        jobs.scheduler.reconcile_once()
+        assert jobs.runtime.halting == [jobs.runtime.plans[1]]
+        assert jobs.scheduler.running_ids() == [kept]
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()
+
+
+def test_a_job_not_placed_here_does_not_hold_back_the_next(jobs: Jobs) -> None:
+    theirs, mine = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    jobs.placement = lambda j, on: j == mine
+    jobs.scheduler.reconcile_once()
+    assert [p.job_id for p in jobs.runtime.plans] == [mine]
+    assert jobs.state(theirs) == QUEUED
+
+
+def test_a_job_failed_at_launch_frees_its_slot_in_the_same_turn(jobs: Jobs) -> None:
+    info = CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim, "7.0",
+                          MODEL.recognizer)
+    jobs.collections.create(info)
+    search = jobs.service.start(JobRequest(FACE_SEARCH, VIDEO, collection_id="people"), None)
+    detect = jobs.detect()
+    jobs.collections.delete("people")
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(search) == FAILED
+    assert [p.job_id for p in jobs.runtime.plans] == [detect]
+    assert jobs.metric("streamproc_job_finished_total", api=FACE_SEARCH, status="FAILED") == 1
+
+
+def test_with_the_log_away_one_launch_command_is_tried_per_turn(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(workers=2)
+    try:
+        jobs.detect(job_tag="a")
+        jobs.detect(job_tag="b")
+        real, tried = jobs.ledger.submit, []
+
+        def away(kind: str, payload: dict[str, Any]) -> Any:
+            if kind == "job.launch":
+                tried.append(payload["job_id"])
+                raise ThrottlingException("The cluster's state log cannot be reached")
+            return real(kind, payload)
+
+        jobs.ledger.submit = away  # type: ignore[method-assign]
+        jobs.scheduler.reconcile_once()
+        assert len(tried) == 1  # the next would only fail the same way
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()
+
+
+def test_a_launch_command_not_landed_yet_holds_the_only_slot(jobs: Jobs) -> None:
+    first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    real, late = jobs.ledger.submit, []
+
+    def lost_for_now(kind: str, payload: dict[str, Any]) -> Any:
+        if kind != "job.launch":
+            return real(kind, payload)
+        late.append(payload)
+        raise ThrottlingException("sent, not acknowledged")
+
+    jobs.ledger.submit = lost_for_now  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()
+    jobs.ledger.submit = real  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()
+    jobs.scheduler.reconcile_once()
+    assert [p["job_id"] for p in late] == [first] and not jobs.runtime.plans
+    assert jobs.state(second) == QUEUED  # the slot waits for the first one's command
+
+
+def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(jobs: Jobs) -> None:
+    first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    real = jobs.ledger.submit
+
+    def lost(kind: str, payload: dict[str, Any]) -> Any:
+        if kind == "job.launch":
+            raise ThrottlingException("sent, not acknowledged")  # and never lands
+        return real(kind, payload)
+
+    jobs.ledger.submit = lost  # type: ignore[method-assign]
+    jobs.scheduler.reconcile_once()
+    jobs.ledger.submit = real  # type: ignore[method-assign]
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"
+    assert other.launch(first, 0, "") == 1  # node-b launched attempt 1, the one we wanted
+    jobs.placement = lambda j, on: on in (None, "local")
+    jobs.scheduler.reconcile_once()  # not ours: forgotten, and the slot goes to the next
+    jobs.scheduler.reconcile_once()
+    assert [p.job_id for p in jobs.runtime.plans] == [second]
+    assert jobs.store.get(first).node == "node-b"
+
+
+def test_the_loop_purges_and_keeps_the_grace(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(purge_grace_s=50.0)
+    try:
+        old, recent = jobs.detect(job_tag="o"), jobs.detect(job_tag="r")
+        JobWrites(jobs.ledger).finish(old, None, SUCCEEDED, "", jobs.now - 160)
+        JobWrites(jobs.ledger).finish(recent, None, SUCCEEDED, "", jobs.now - 120)
+        jobs.scheduler.reconcile_once()  # retention 100 + grace 50: only the first goes
+        assert jobs.store.get(old) is None and jobs.store.get(recent) is not None
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()
+
+
+class SlowHalts(FakeRuntime):
+    """A launch takes a moment to halt (its thread finishes the frame it holds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.halt_at: dict[str, float] = {}
+
+    def begin_halt(self, run: JobPlan) -> None:
+        super().begin_halt(run)
+        self.halt_at[run.job_id] = time.monotonic() + 0.1
+
+    def halted(self, run: JobPlan) -> bool:
+        return time.monotonic() >= self.halt_at[run.job_id]
+
+
+def test_stop_ends_the_loop_promptly_and_waits_for_halting_launches(jobs: Jobs) -> None:
+    jobs.runtime = jobs.scheduler._runtime = SlowHalts()  # type: ignore[misc]
+    jobs.detect()
+    jobs.scheduler.start()
+    deadline = time.monotonic() + 5
+    while not jobs.runtime.plans and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert jobs.runtime.plans, "the loop never launched the job"
+    assert jobs.scheduler.stop(2.0), "the loop did not end"
+    runtime = jobs.runtime
+    assert isinstance(runtime, SlowHalts)
+    assert all(runtime.halted(plan) for plan in runtime.plans)  # waited for the halt
+
+
+def test_a_launch_another_node_made_first_is_not_run_here_and_the_next_job_goes_on(
+        jobs: Jobs) -> None:
+    assert jobs.scheduler.name == "jobs"  # its stage in /health and the metrics
+    taken, free = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    real = jobs.ledger.submit
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"
+
+    def beaten(kind: str, payload: dict[str, Any]) -> Any:
+        if kind == "job.launch" and payload["job_id"] == taken and payload["node"] == "local":
+            jobs.ledger.submit = real  # type: ignore[method-assign]
+            assert other.launch(taken, 0, "") == 1  # node-b got there first
+        return real(kind, payload)
+
+    jobs.ledger.submit = beaten  # type: ignore[method-assign]
+    jobs.placement = lambda j, on: on in (None, "local")
+    jobs.scheduler.reconcile_once()
+    assert [p.job_id for p in jobs.runtime.plans] == [free]  # in the same turn
+    assert jobs.store.get(taken).node == "node-b"
+
+
+def test_a_plan_carries_the_configured_match_limit(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(max_matches=3)
+    try:
+        jobs.detect()
+        jobs.scheduler.reconcile_once()
+        assert [p.max_matches for p in jobs.runtime.plans] == [3]
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()

@@ -169,8 +169,11 @@ class JobScheduler(Service):
         self._unconfirmed = {j: u for j, u in self._unconfirmed.items() if j in ids}
         log_away = False
         for job in active:
-            if job.job_id in self._launches or job.job_id in self._unwritten or \
-                    job.job_id not in here:
+            if job.job_id in self._launches or job.job_id in self._unwritten:
+                continue
+            if job.job_id not in here:
+                if job.job_id in self._unconfirmed:  # its command decides, wherever it is
+                    self._adopt(job)  # placed now (else a lost one held a slot till it ended)
                 continue
             if self._broken is not None:
                 self._end(job.job_id, _End(job.attempt, job.api, FAILED, self._broken))
