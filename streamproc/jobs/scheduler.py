@@ -172,8 +172,10 @@ class JobScheduler(Service):
             if job.job_id in self._launches or job.job_id in self._unwritten:
                 continue
             if job.job_id not in here:
-                if job.job_id in self._unconfirmed:  # its command decides, wherever it is
-                    self._adopt(job)  # placed now (else a lost one held a slot till it ended)
+                if job.job_id in self._unconfirmed and self._broken is None:
+                    # Its command decides, wherever the job is placed now (else a command
+                    # that lost held a worker slot until the job ended elsewhere).
+                    self._adopt(job)
                 continue
             if self._broken is not None:
                 self._end(job.job_id, _End(job.attempt, job.api, FAILED, self._broken))
