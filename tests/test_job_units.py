@@ -946,15 +946,17 @@ def test_each_lost_launch_is_halted_not_only_the_first(tmp_path: Path) -> None:
     jobs = Jobs(tmp_path)
     jobs.scheduler = jobs.restarted(workers=2)
     try:
-        kept, moved = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+        first, second, kept = (jobs.detect(job_tag=t) for t in "abc")
         jobs.scheduler.reconcile_once()
+        assert [p.job_id for p in jobs.runtime.plans] == [first, second]
         other = JobWrites(jobs.ledger)
         other.node_id = "node-b"
-        assert other.launch(moved, 1, "") == 2
+        assert other.launch(first, 1, "") == 2
+        assert other.launch(second, 1, "") == 2
         jobs.placement = lambda j, on: on in (None, "local")
         jobs.scheduler.reconcile_once()
-        assert jobs.runtime.halting == [jobs.runtime.plans[1]]
-        assert jobs.scheduler.running_ids() == [kept]
+        assert jobs.runtime.halting == jobs.runtime.plans[:2]
+        assert jobs.scheduler.running_ids() == [kept]  # the freed slots go to the next
     finally:
         jobs.scheduler.stop(1.0)
         jobs.db.close()
@@ -1044,7 +1046,7 @@ def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(jobs: Jobs)
     assert jobs.store.get(first).node == "node-b"
 
 
-def test_the_loop_purges_and_keeps_the_grace(tmp_path: Path) -> None:
+def test_a_turn_purges_and_keeps_the_grace(tmp_path: Path) -> None:
     jobs = Jobs(tmp_path)
     jobs.scheduler = jobs.restarted(purge_grace_s=50.0)
     try:
@@ -1064,13 +1066,17 @@ class SlowHalts(FakeRuntime):
     def __init__(self) -> None:
         super().__init__()
         self.halt_at: dict[str, float] = {}
+        self.seen_halted: set[str] = set()  # launches whose end someone saw
 
     def begin_halt(self, run: JobPlan) -> None:
         super().begin_halt(run)
         self.halt_at[run.job_id] = time.monotonic() + 0.1
 
     def halted(self, run: JobPlan) -> bool:
-        return time.monotonic() >= self.halt_at[run.job_id]
+        done = time.monotonic() >= self.halt_at[run.job_id]
+        if done:
+            self.seen_halted.add(run.job_id)
+        return done
 
 
 def test_stop_ends_the_loop_promptly_and_waits_for_halting_launches(jobs: Jobs) -> None:
@@ -1084,7 +1090,7 @@ def test_stop_ends_the_loop_promptly_and_waits_for_halting_launches(jobs: Jobs) 
     assert jobs.scheduler.stop(2.0), "the loop did not end"
     runtime = jobs.runtime
     assert isinstance(runtime, SlowHalts)
-    assert all(runtime.halted(plan) for plan in runtime.plans)  # waited for the halt
+    assert runtime.seen_halted == {p.job_id for p in runtime.plans}  # stop waited for it
 
 
 def test_a_launch_another_node_made_first_is_not_run_here_and_the_next_job_goes_on(
@@ -1118,3 +1124,19 @@ def test_a_plan_carries_the_configured_match_limit(tmp_path: Path) -> None:
     finally:
         jobs.scheduler.stop(1.0)
         jobs.db.close()
+
+
+def test_a_landed_launch_waits_while_placement_holds_the_job_back(jobs: Jobs) -> None:
+    """Fenced, or briefly out of the group: nothing starts here, and no attempt is lost."""
+    job_id = jobs.detect()
+    undo = _unacknowledged(jobs, "job.launch")
+    jobs.scheduler.reconcile_once()  # the launch lands as this node's; the ack is lost
+    undo()
+    jobs.placement = lambda j, on: False
+    jobs.scheduler.reconcile_once()
+    jobs.scheduler.reconcile_once()
+    assert not jobs.runtime.plans
+    jobs.placement = lambda j, on: True
+    jobs.scheduler.reconcile_once()
+    assert [p.attempt for p in jobs.runtime.plans] == [1]
+    assert jobs.store.get(job_id).attempt == 1

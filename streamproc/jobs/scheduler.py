@@ -172,9 +172,10 @@ class JobScheduler(Service):
             if job.job_id in self._launches or job.job_id in self._unwritten:
                 continue
             if job.job_id not in here:
-                if job.job_id in self._unconfirmed and self._broken is None:
-                    # Its command decides, wherever the job is placed now (else a command
-                    # that lost held a worker slot until the job ended elsewhere).
+                pending = self._unconfirmed.get(job.job_id)
+                if pending is not None and not self._landed(job, pending[0]):
+                    # Only forgotten (another launch won, or the wait ran out), never started
+                    # here while not placed here; else it held a slot till the job ended.
                     self._adopt(job)
                 continue
             if self._broken is not None:
