@@ -364,18 +364,31 @@ def test_restart_resumes_then_fails_with_a_reason(jobs: Jobs) -> None:
 def test_an_end_that_cannot_be_written_is_written_later(jobs: Jobs) -> None:
     job_id = jobs.detect()
     jobs.scheduler.reconcile_once()
-    real = jobs.ledger.submit
-
-    def away(kind: str, payload: dict[str, Any]) -> Any:
-        raise ThrottlingException("The cluster's state log cannot be reached")
-
-    jobs.ledger.submit = away  # type: ignore[method-assign]
+    undo = _refused(jobs)
     jobs.mailbox.job_ended(job_id, 1, None)
     jobs.scheduler.reconcile_once()
     assert jobs.state(job_id) == RUNNING and len(jobs.runtime.plans) == 1  # not relaunched
-    jobs.ledger.submit = real  # type: ignore[method-assign]
+    undo()
     jobs.scheduler.reconcile_once()
     assert jobs.state(job_id) == SUCCEEDED and len(jobs.publisher.sent) == 0  # no channel
+
+
+def _refused(jobs: Jobs, *kinds: str,
+             seen: list[dict[str, Any]] | None = None) -> Callable[[], None]:
+    """Commands of ``kinds`` (every kind if none) do not land and their writer hears
+    ThrottlingException (the cluster's log is away, or holds them unapplied for now);
+    their payloads go to ``seen``. Returns the undo."""
+    real = jobs.ledger.submit
+
+    def submit(kind: str, payload: dict[str, Any]) -> Any:
+        if kinds and kind not in kinds:
+            return real(kind, payload)
+        if seen is not None:
+            seen.append(payload)
+        raise ThrottlingException("The cluster's state log cannot be reached")
+
+    jobs.ledger.submit = submit  # type: ignore[method-assign]
+    return lambda: setattr(jobs.ledger, "submit", real)
 
 
 def _unacknowledged(jobs: Jobs, *kinds: str) -> Callable[[], None]:
@@ -418,20 +431,13 @@ def test_unacknowledged_launches_hold_their_worker_slot(jobs: Jobs) -> None:
 
 def test_a_launch_that_lands_a_while_later_is_waited_for(jobs: Jobs) -> None:
     job_id = jobs.detect()
-    real, late = jobs.ledger.submit, []
-
-    def lost_for_now(kind: str, payload: dict[str, Any]) -> Any:
-        if kind != "job.launch":
-            return real(kind, payload)
-        late.append(payload)  # in the log, not yet applied anywhere
-        raise ThrottlingException("sent, not acknowledged")
-
-    jobs.ledger.submit = lost_for_now  # type: ignore[method-assign]
+    late: list[dict[str, Any]] = []  # in the log, not yet applied anywhere
+    undo = _refused(jobs, "job.launch", seen=late)
     jobs.scheduler.reconcile_once()
-    jobs.ledger.submit = real  # type: ignore[method-assign]
+    undo()
     jobs.scheduler.reconcile_once()  # still not applied: no second launch command
     assert len(late) == 1 and jobs.state(job_id) == QUEUED and not jobs.runtime.plans
-    real("job.launch", late[0])  # it lands
+    jobs.ledger.submit("job.launch", late[0])  # it lands
     jobs.scheduler.reconcile_once()
     assert [p.attempt for p in jobs.runtime.plans] == [1]
     assert jobs.store.get(job_id).status_message == ""  # not "Resumed ... attempt 2"
@@ -883,15 +889,10 @@ def test_an_end_carries_its_time_message_and_api_into_the_row_the_notice_and_met
 def test_an_end_retried_late_leaves_a_job_that_moved_meanwhile_alone(jobs: Jobs) -> None:
     job_id = jobs.detect(notification=channel_of("done"))
     jobs.scheduler.reconcile_once()
-    real = jobs.ledger.submit
-
-    def away(kind: str, payload: dict[str, Any]) -> Any:
-        raise ThrottlingException("The cluster's state log cannot be reached")
-
-    jobs.ledger.submit = away  # type: ignore[method-assign]
+    undo = _refused(jobs)
     jobs.mailbox.job_ended(job_id, 1, None)
     jobs.scheduler.reconcile_once()  # the end of attempt 1 waits to be written
-    jobs.ledger.submit = real  # type: ignore[method-assign]
+    undo()
     other = JobWrites(jobs.ledger)
     other.node_id = "node-b"  # meanwhile node-b took the job over
     assert other.launch(job_id, 1, "") == 2
@@ -989,15 +990,8 @@ def test_with_the_log_away_one_launch_command_is_tried_per_turn(tmp_path: Path) 
     try:
         jobs.detect(job_tag="a")
         jobs.detect(job_tag="b")
-        real, tried = jobs.ledger.submit, []
-
-        def away(kind: str, payload: dict[str, Any]) -> Any:
-            if kind == "job.launch":
-                tried.append(payload["job_id"])
-                raise ThrottlingException("The cluster's state log cannot be reached")
-            return real(kind, payload)
-
-        jobs.ledger.submit = away  # type: ignore[method-assign]
+        tried: list[dict[str, Any]] = []
+        _refused(jobs, "job.launch", seen=tried)
         jobs.scheduler.reconcile_once()
         assert len(tried) == 1  # the next would only fail the same way
     finally:
@@ -1007,17 +1001,10 @@ def test_with_the_log_away_one_launch_command_is_tried_per_turn(tmp_path: Path) 
 
 def test_a_launch_command_not_landed_yet_holds_the_only_slot(jobs: Jobs) -> None:
     first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
-    real, late = jobs.ledger.submit, []
-
-    def lost_for_now(kind: str, payload: dict[str, Any]) -> Any:
-        if kind != "job.launch":
-            return real(kind, payload)
-        late.append(payload)
-        raise ThrottlingException("sent, not acknowledged")
-
-    jobs.ledger.submit = lost_for_now  # type: ignore[method-assign]
+    late: list[dict[str, Any]] = []
+    undo = _refused(jobs, "job.launch", seen=late)
     jobs.scheduler.reconcile_once()
-    jobs.ledger.submit = real  # type: ignore[method-assign]
+    undo()
     jobs.scheduler.reconcile_once()
     jobs.scheduler.reconcile_once()
     assert [p["job_id"] for p in late] == [first] and not jobs.runtime.plans
@@ -1026,16 +1013,9 @@ def test_a_launch_command_not_landed_yet_holds_the_only_slot(jobs: Jobs) -> None
 
 def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(jobs: Jobs) -> None:
     first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
-    real = jobs.ledger.submit
-
-    def lost(kind: str, payload: dict[str, Any]) -> Any:
-        if kind == "job.launch":
-            raise ThrottlingException("sent, not acknowledged")  # and never lands
-        return real(kind, payload)
-
-    jobs.ledger.submit = lost  # type: ignore[method-assign]
+    undo = _refused(jobs, "job.launch")  # sent, and never lands
     jobs.scheduler.reconcile_once()
-    jobs.ledger.submit = real  # type: ignore[method-assign]
+    undo()
     other = JobWrites(jobs.ledger)
     other.node_id = "node-b"
     assert other.launch(first, 0, "") == 1  # node-b launched attempt 1, the one we wanted
