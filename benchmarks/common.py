@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +103,47 @@ def sample_record(faces: int = 1) -> bytes:
         "FrameOffsetInSeconds": 0.4}}, "StreamProcessorInformation": {"Status": "RUNNING"},
         "FaceSearchResponse": [face] * faces}
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident set size in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def serve_process(config: dict[str, Any], work: Path
+                  ) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``streamproc serve`` as its own process (its RSS is its own); yields (process, port).
+
+    ``config`` is written to ``work/serve.yaml``; give it ``server.port: 0``.
+    """
+    import yaml
+
+    path = work / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "streamproc"), "serve",
+                             "--config", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    port, seen = 0, []
+    for line in proc.stdout:
+        seen.append(line)
+        if "streamproc ready on" in line:
+            port = int(line.rsplit(":", 1)[1].strip().strip("/"))
+            break
+    if not port:
+        proc.kill()
+        raise SystemExit("the daemon did not start:\n" + "".join(seen[-20:]))
+    # Keep reading its output so a chatty daemon never blocks on a full pipe.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    try:
+        yield proc, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

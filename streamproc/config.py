@@ -39,7 +39,21 @@ class ServerConfig(_Base):
     worker_threads: int = Field(8, ge=1, description="Threads that run API operations.")
     shutdown_timeout_s: float = Field(5.0, gt=0, description="Bound on graceful HTTP shutdown.")
     max_concurrent_requests: int = Field(
-        64, ge=1, description="Requests in progress beyond this get LimitExceededException.")
+        64, ge=1, description="Requests in progress beyond this get LimitExceededException "
+        "(counted once the body is read and its signature verified).")
+    max_body_reads: int = Field(
+        128, ge=1, description="Request bodies arriving at once beyond this get "
+        "LimitExceededException (each holds up to max_request_bytes).")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="A request body must arrive whole within this; "
+        "else RequestTimeoutException (408) and the connection is closed. Also bounds the "
+        "unread rest of a body refused early (too large, body budget full).")
+    header_timeout_s: float = Field(
+        20.0, gt=0, description="A request's line and headers must arrive within this (from "
+        "connect, or from its first byte on a kept-alive connection); else it is closed.")
+    keep_alive_s: int = Field(
+        75, ge=1, description="Idle keep-alive connections are closed after this; longer "
+        "than clients' pools keep them, so a client never reuses one being closed.")
     tls_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS.")
     tls_keyfile: Path | None = Field(None, description="PEM private key for tls_certfile.")
     region: str = Field("us-east-1", description="Region written into ARNs.")
@@ -309,6 +323,9 @@ class ImagesConfig(_Base):
 
     max_pixels: int = Field(40_000_000, gt=0, description="Reject larger images unread.")
     s3_max_bytes: int = Field(15 * 1024 * 1024, gt=0, description="S3 image size limit.")
+    max_concurrent_decodes: int = Field(
+        2, ge=1, description="Images read and decoded at once (the rest wait): peak decode "
+        "memory is about this many times the largest image's decode.")
 
 
 class ObjectsConfig(_Base):
@@ -377,6 +394,8 @@ class StorageConfig(_Base):
     """Persistent state."""
 
     data_dir: Path = Field(Path("~/.streamproc"), description="SQLite + indexes live here.")
+    max_collections: int = Field(
+        1000, gt=0, description="CreateCollection refuses more (ServiceQuotaExceededException).")
     max_faces_per_collection: int = Field(20_000_000, gt=0)
     max_users_per_collection: int = Field(
         10_000_000, gt=0, description="CreateUser refuses more (ServiceQuotaExceededException).")
@@ -441,6 +460,12 @@ class KafkaConfig(_Base):
         300.0, gt=0, description="Processors FAIL after their cluster is unreachable this long "
         "(their records stay spooled and are delivered when it returns).")
     flush_timeout_s: float = Field(5.0, gt=0, description="Flush bound at shutdown.")
+    deleted_grace_s: float = Field(
+        300.0, gt=0, description="Records of a processor (or job) gone this long are dropped "
+        "(counted); a destination holding nothing that took no record this long is closed.")
+    dead_letter_keep: int = Field(
+        10000, ge=0, description="Records a cluster refused for good (illegal topic, too "
+        "large) kept per cluster in the spool's dead_letter table; older ones are deleted.")
     security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS/SASL for the default cluster.")
     clusters: dict[str, KafkaSecurity] = Field(
@@ -456,7 +481,9 @@ class KafkaConfig(_Base):
         return KafkaSecurity()
 
 
-DEFAULT_MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
+# No udp: a udp:// input listens (binds its port on every interface, takes datagrams from
+# anyone), so it is allowed only where inputs.schemes lists it.
+DEFAULT_MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "tcp")
 # Link-local (cloud metadata lives here) and the EC2 IPv6 metadata address.
 DEFAULT_BLOCKED_NETWORKS = ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
 
@@ -492,6 +519,19 @@ class InputsConfig(_Base):
     @classmethod
     def _lower(cls, values: list[str]) -> list[str]:
         return [v.lower() for v in values]
+
+
+class OutputsConfig(_Base):
+    """Where processors may write records: checked at CreateStreamProcessor and Start."""
+
+    clusters: list[str] = Field(
+        default_factory=list, description="Kafka clusters (bootstrap lists, exactly as "
+        "kafka:// outputs write them) processors may write to besides kafka.bootstrap and "
+        "the kafka.clusters keys; none = only those.")
+    topics: list[str] = Field(
+        default_factory=lambda: ["*"], description="Topic name patterns (* and ?) an output "
+        "may name; Kafka's internal topics (__*) and the cluster's own (ID.state, "
+        "ID.placement) are refused whatever this lists.")
 
 
 class ProcessorsConfig(_Base):
@@ -605,6 +645,7 @@ class Config(_Base):
     kafka: KafkaConfig = KafkaConfig()
     processors: ProcessorsConfig = ProcessorsConfig()
     inputs: InputsConfig = InputsConfig()
+    outputs: OutputsConfig = OutputsConfig()
     models: ModelsConfig = ModelsConfig()
     images: ImagesConfig = ImagesConfig()
     objects: ObjectsConfig = ObjectsConfig()

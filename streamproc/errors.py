@@ -168,3 +168,16 @@ class SerializationException(_ClientError):
 
     code = "SerializationException"
     default_message = "Request body is not valid JSON"
+
+
+class RequestTimeoutException(_ClientError):
+    """The request body did not arrive within ``server.body_timeout_s``.
+
+    Not modelled by botocore's Rekognition model; botocore (standard and legacy modes)
+    retries this code as a transient error.
+    """
+
+    code = "RequestTimeoutException"
+    status_code = 408
+    retriable = True
+    default_message = "The request body did not arrive in time"

@@ -17,6 +17,7 @@ class ApiMetrics:
     faces: Gauge
     denied: Counter
     reloads: Counter
+    connections_cut: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -34,6 +35,10 @@ class ApiMetrics:
                            ["operation", "reason"], registry=registry),
             reloads=Counter("streamproc_auth_reloads", "Reloads of access keys and policies "
                             "(SIGHUP) by result", ["result"], registry=registry),
+            connections_cut=Counter(
+                "streamproc_http_connections_cut", "Connections the server closed before a "
+                "request reached the API (reason: header_timeout, drain_timeout, malformed)",
+                ["reason"], registry=registry),
         )
 
 
@@ -117,6 +122,9 @@ class PublisherMetrics:
 
     cluster_up: Gauge
     outbox: Gauge
+    down_seconds: Gauge
+    set_aside: Counter
+    dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PublisherMetrics:
@@ -128,6 +136,17 @@ class PublisherMetrics:
             outbox=Gauge("streamproc_kafka_outbox_records",
                          "Records waiting for a cluster, in memory or spooled to disk",
                          ["cluster", "location"], registry=registry),
+            down_seconds=Gauge("streamproc_kafka_cluster_down_seconds",
+                               "How long the cluster's current outage has lasted (0 while "
+                               "it acknowledges records)", ["cluster"], registry=registry),
+            set_aside=Counter("streamproc_records_set_aside",
+                              "Records a cluster refused for good (illegal topic, too large, "
+                              "not authorised), moved to the spool's dead letters",
+                              ["cluster", "error"], registry=registry),
+            dropped=Counter("streamproc_records_dropped", "Records dropped undelivered "
+                            "(processor_deleted: their processor or job was gone for "
+                            "kafka.deleted_grace_s)", ["cluster", "reason"],
+                            registry=registry),
         )
 
 

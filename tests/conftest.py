@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ConnectionClosedError
 
 from streamproc.config import Config, load_config
 from streamproc.daemon import Daemon
@@ -57,12 +58,33 @@ def make_config(data_dir: Path, **overrides: object) -> Config:
 
 
 def client_for(endpoint: str) -> object:
-    """A boto3 Rekognition client pointed at ``endpoint`` (no retries: errors surface once)."""
-    return boto3.client(
+    """A boto3 Rekognition client pointed at ``endpoint``.
+
+    No retries, so errors surface once, except for a connection the server reset or closed
+    (see :func:`retry_resets`).
+    """
+    return retry_resets(boto3.client(
         "rekognition", endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="test", aws_secret_access_key="test",
         config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    ))
+
+
+def retry_resets(client: object, tries: int = 3) -> object:
+    """Retry ``client``'s calls whose connection was reset or closed, as botocore's defaults do.
+
+    A server closing an idle keep-alive connection races a client reusing it; real clients
+    retry that (botocore's default retry modes do), and these tests' clients, which retry
+    nothing else, should too. Retried calls are the tests' own, which they may repeat.
+    """
+    def on_reset(attempts: int, caught_exception: Exception | None = None,
+                 **_: object) -> float | None:
+        if isinstance(caught_exception, ConnectionClosedError) and attempts < tries:
+            return 0.05
+        return None
+
+    client.meta.events.register("needs-retry.rekognition", on_reset)  # type: ignore[attr-defined]
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,9 @@ class Harness:
         self.metrics_registry = CollectorRegistry()
         self.metrics = ProcessorMetrics.create(self.metrics_registry)
         self.config = load_config(None, {"kafka.bootstrap": "k:9092",
-                                          "processors.max_processors": 64})
+                                          "processors.max_processors": 64,
+                                          # the other clusters tests' kafka:// outputs name
+                                          "outputs.clusters": ["k:1", "other:9092"]})
         self.mailbox = Mailbox()
         self.registry = ProcessorRegistry()
         kinds: dict[str, ProcessorKind] = {FACE_SEARCH: FaceSearchKind(self.searcher)}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +14,15 @@ from typing import Any
 import av
 import pytest
 
-from streamproc.config import InputsConfig
+from streamproc.config import InputsConfig, load_config
 from streamproc.dataplane.allowlist import (
     CheckedInput,
     InputAllowlist,
     InputRefused,
     InputUnresolved,
 )
+from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
+from streamproc.tools.broker import free_port
 
 METADATA = "169.254.169.254"
 
@@ -171,3 +176,184 @@ def test_redirect_from_an_allowed_source_is_not_followed(http_server: Any) -> No
     with pytest.raises(av.error.HTTPNotFoundError):
         av.open(checked.url, timeout=(3, 3))
     assert len(forbidden.hits) == 1
+
+
+# ---- URLs judged as FFmpeg reads them ---------------------------------------------------------
+
+def _ffmpeg_listens(url: str, port: int) -> bool:
+    """Whether FFmpeg, opening ``url``, accepts a TCP connection on 127.0.0.1:``port``."""
+    opened = threading.Thread(target=_open_quietly, args=(url,), daemon=True)
+    opened.start()
+    deadline = time.monotonic() + 3
+    listening = False
+    while time.monotonic() < deadline and not listening:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            listening = True
+        except OSError:
+            time.sleep(0.05)
+    opened.join(5)
+    return listening
+
+
+def _open_quietly(url: str) -> None:
+    try:
+        av.open(url, timeout=(2, 2)).close()
+    except (av.error.FFmpegError, OSError):
+        pass
+
+
+@pytest.mark.parametrize("suffix", ["#?listen=1", "#x?listen=1", "?%6cisten=1",
+                                    "?listen%00x=1", "?a=1&listen=1"])
+def test_urls_that_make_ffmpeg_listen_are_refused(suffix: str) -> None:
+    """The premise on the FFmpeg PyAV links: each URL makes it listen. The allowlist refuses it."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}{suffix}"
+    assert _ffmpeg_listens(url, port), "FFmpeg did not listen: the premise changed"
+    assert refused(allowlist(), url).rule == "schemes"
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _udp_port_held(port: int, within_s: float) -> bool:
+    """Whether something binds UDP ``port`` on every interface within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("suffix", ["?latency=20#&mode=listener", "#?mode=listener"])
+def test_srt_urls_that_make_ffmpeg_listen_are_refused(suffix: str) -> None:
+    """The premise on the system ffmpeg that reads SRT (``dataplane.relay``): it listens."""
+    port = _free_udp_port()
+    url = f"srt://127.0.0.1:{port}{suffix}"
+    relay = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "quiet", "-nostdin",
+                              "-i", url, "-f", "null", "-"])
+    try:
+        assert _udp_port_held(port, 5), "ffmpeg did not listen: the premise changed"
+    finally:
+        relay.kill()
+        relay.wait()
+    assert refused(allowlist(), url).rule == "schemes"
+
+
+def test_fragments_are_refused() -> None:
+    """FFmpeg's protocols read options after the first '?' anywhere, a fragment included."""
+    checker = allowlist(lambda host: ["10.1.2.3"])
+    for url in ("tcp://10.1.2.3:9000#?listen=1", "tcp://0.0.0.0:9000#?listen=1",
+                "srt://10.1.2.3:9000?latency=20#&mode=listener",
+                "http://cam.example/live.m3u8#t=10", "https://cam.example/a.ts#",
+                "rtsp://cam.example/s#frag", "rtmp://cam.example/app/s#x"):
+        err = refused(checker, url)
+        assert err.rule == "schemes" and "fragment" in err.message, url
+
+
+@pytest.mark.parametrize("url", [
+    "tcp://10.1.2.3:9000?listen=1",
+    "tcp://10.1.2.3:9000?a=1&listen=1",          # every key counts, not the first one
+    "tcp://10.1.2.3:9000?listen=0",              # whatever the value (2: several clients)
+    "tcp://10.1.2.3:9000/path?listen",
+    "tcp://10.1.2.3:9000?%6cisten=1",            # FFmpeg percent-decodes option names ...
+    "tcp://10.1.2.3:9000?%6C%69sten=1",
+    "tcp://10.1.2.3:9000?listen%00x=1",          # ... and a C string ends at the NUL
+    "tcp://10.1.2.3:9000?LISTEN=1",              # FFmpeg's names are lower case; refused too
+    "tcp://10.1.2.3:9000?listen_timeout=1000",
+    "tcp://10.1.2.3:9000?local_addr=0.0.0.0",
+    "tcp://10.1.2.3:9000?local_port=80",
+    "srt://10.1.2.3:9000?mode=listener",
+    "srt://10.1.2.3:9000?mode=rendezvous",
+    "srt://10.1.2.3:9000?latency=20&mode=Listener",
+    "srt://10.1.2.3:9000?mode=%6cistener",
+    "srt://10.1.2.3:9000?mode=listener%00",
+    "rtmp://10.1.2.3/app/s?listen=1",
+    "rtmp://10.1.2.3/app/s?rtmp_listen=1",
+    "rtmps://10.1.2.3/app/s?rtmp_listen=1",
+    "http://10.1.2.3/?listen=1",
+    "https://10.1.2.3/?listen=1",
+    "rtsp://10.1.2.3/s?listen",
+])
+def test_options_that_make_ffmpeg_listen_or_bind_are_refused(url: str) -> None:
+    err = refused(allowlist(), url)
+    assert err.rule == "schemes" and "would make the daemon" in err.message
+
+
+@pytest.mark.parametrize("url", [
+    "srt://10.1.2.3:9000?mode=caller&latency=20",
+    "http://10.1.2.3/cgi-bin/video.cgi?mode=listener",  # HTTP reads no mode: the camera's
+    "rtsp://10.1.2.3/s?rtsp_transport=udp",
+    "tcp://10.1.2.3:9000?timeout=5000000",
+    "rtmp://10.1.2.3/app/s?token=abc",
+])
+def test_client_options_pass(url: str) -> None:
+    assert allowlist().check(url).url == url
+
+
+def test_udp_inputs_listen_so_only_a_listed_scheme_allows_them() -> None:
+    """A udp:// input binds its port on every interface and takes datagrams from anyone."""
+    port = _free_udp_port()
+    opened = threading.Thread(target=_open_quietly, args=(f"udp://127.0.0.1:{port}",),
+                              daemon=True)
+    opened.start()
+    assert _udp_port_held(port, 2)  # the premise: FFmpeg holds 0.0.0.0:port
+    opened.join(5)
+    err = refused(allowlist(), "udp://0.0.0.0:5000")
+    assert err.rule == "schemes" and "listens" in err.message
+    udp = allowlist(schemes=["udp"])
+    assert udp.check("udp://239.1.1.1:5000").url == "udp://239.1.1.1:5000"
+    for url in ("udp://239.1.1.1:5000?localport=6000", "udp://239.1.1.1:5000?local_port=6000",
+                "udp://239.1.1.1:5000?localaddr=10.0.0.1"):
+        assert refused(udp, url).rule == "schemes", url
+
+
+def test_a_connect_to_the_unspecified_address_reaches_loopback() -> None:
+    """The premise of judging 0.0.0.0 as 127.0.0.1: the kernel connects it to the local host."""
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        socket.create_connection(("0.0.0.0", server.getsockname()[1]), timeout=2).close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("url", [
+    "tcp://0.0.0.0:9000", "tcp://0:9000", "tcp://0.1.2.3:9000", "http://0x0/",
+    "http://[::]:8080/", "rtsp://[0:0:0:0:0:0:0:0]/s", "http://[::ffff:0.0.0.0]/",
+    "http://[::ffff:0:0]/",
+])
+def test_unspecified_addresses_are_judged_as_loopback(url: str) -> None:
+    loopback_blocked = allowlist(blocked_networks=["127.0.0.0/8", "::1/128"])
+    err = refused(loopback_blocked, url)
+    assert err.rule == "blocked_networks" and "reaches" in err.message
+    assert refused(allowlist(networks=["10.0.0.0/8", "2001:db8::/32"]), url).rule == "networks"
+    assert allowlist().check(url).addresses  # loopback is not blocked by default
+
+
+# ---- outputs ----------------------------------------------------------------------------------
+
+def test_output_topics_match_patterns_and_internal_ones_never_do() -> None:
+    """``check_topic`` is what a job's notice (on a cluster the config chose) is judged by."""
+    outputs = OutputAllowlist.for_config(load_config(None, {
+        "kafka.bootstrap": "k:9092", "outputs.topics": ["faces-*", "door?", "__*", "*.state"]}))
+    outputs.check("k:9092", "faces-lobby")
+    outputs.check_topic("door1")
+    outputs.check_topic("edge.state")  # another cluster id's name is an ordinary topic
+    for topic in ("other", "door12", "Faces-lobby"):
+        with pytest.raises(OutputRefused, match="matches no allowed topic pattern") as err:
+            outputs.check_topic(topic)
+        assert err.value.rule == "topics"
+    for topic in ("__consumer_offsets", "__transaction_state", "streamproc.state",
+                  "streamproc.placement"):
+        with pytest.raises(OutputRefused, match=f"^topic {topic} is internal"):
+            outputs.check_topic(topic)
+    with pytest.raises(OutputRefused, match="^cluster k:9093 is not configured") as err:
+        outputs.check("k:9093", "faces-lobby")
+    assert err.value.rule == "clusters"

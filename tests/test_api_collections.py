@@ -83,6 +83,8 @@ def test_same_person_years_apart_is_found_and_impostors_are_not(rek: object,
         # The impostor is still ranked, just below the bar: a low threshold shows it.
         low = rek.search_faces_by_image(CollectionId=collection, FaceMatchThreshold=0,
                                         Image={"Bytes": fixture_photo(impostor)})
+        assert sorted(m["Face"]["ExternalImageId"] for m in low["FaceMatches"]) == [
+            "person_a", "person_b"]  # returned, not only below 80 (tests/test_threshold_zero)
         assert all(m["Similarity"] < 80 for m in low["FaceMatches"])
 
 
@@ -152,3 +154,12 @@ def test_s3_object_from_local_root(rek: object, collection: str) -> None:
         rek.detect_faces(Image={"S3Object": {"Bucket": "photos", "Name": "missing.jpg"}})
     with pytest.raises(rek.exceptions.InvalidS3ObjectException):
         rek.detect_faces(Image={"S3Object": {"Bucket": "photos", "Name": "../../etc/passwd"}})
+    # A key is an opaque string, as in S3: other spellings of a1.jpg are other (missing) keys.
+    for name in ("./a1.jpg", "a1.jpg/", "/a1.jpg", "../photos/a1.jpg", "a1.jpg\x00"):
+        with pytest.raises((rek.exceptions.InvalidS3ObjectException,
+                            rek.exceptions.InvalidParameterException)) as err:
+            rek.detect_faces(Image={"S3Object": {"Bucket": "photos", "Name": name}})
+        assert err.value.response["Error"]["Code"] == (
+            "InvalidParameterException" if "\x00" in name else "InvalidS3ObjectException")
+    with pytest.raises(rek.exceptions.InvalidParameterException):  # one path segment only
+        rek.detect_faces(Image={"S3Object": {"Bucket": "photos/.", "Name": "a1.jpg"}})

@@ -129,6 +129,13 @@ def test_malformed_requests_get_400(daemon: Any) -> None:
     status, body, headers = raw_call(daemon, "RekognitionService.ListCollections", b"{not json")
     assert status == 400 and body["__type"] == "SerializationException"
     assert headers["x-amzn-requestid"] and headers["x-amzn-errortype"] == "SerializationException"
+    # Rekognition's error body: Code beside __type, the request id as Logref.
+    assert body["Code"] == "SerializationException"
+    assert body["Logref"] == headers["x-amzn-requestid"]
+    for nested in (b"[" * 5000 + b"]" * 5000,
+                   b'{"Image": {"Bytes": ' + b"[" * 900 + b"]" * 900 + b"}}"):
+        status, body, _ = raw_call(daemon, "RekognitionService.DetectFaces", nested)
+        assert status == 400 and body["__type"] == "SerializationException", body
     status, body, _ = raw_call(daemon, "RekognitionService.ListCollections", b"[1, 2]")
     assert status == 400 and body["__type"] == "SerializationException"
     status, body, _ = raw_call(daemon, "RekognitionService.NoSuchOp", b"{}")

@@ -208,14 +208,15 @@ def test_outbox_keeps_order_through_disk_and_failures(tmp_path: Any) -> None:
     sensor = _sensor()
     for i in range(10):
         publisher.submit("c:1", "p", "t", str(i).encode(), time.monotonic(), sensor)
-    box = publisher._outbox("c:1")
+    sender = publisher._sender("c:1")
+    box = sender.box
     box.sync_disk()
     assert box.sizes() == (3, 7)  # bounded memory, the rest on disk
     delivered: list[bytes] = []
     for _ in range(200):
-        publisher._retry_at.clear()  # as if the retry delay had passed
+        sender.retry_at = 0.0  # as if the retry delay had passed
         box.sync_disk()
-        publisher._pump(box)
+        sender.pump()
         if not _ScriptedProducer.sent:
             if len(delivered) == 10:
                 break
@@ -252,7 +253,8 @@ def test_outbox_delivers_a_backlog_larger_than_memory_twice(tmp_path: Any) -> No
     _ScriptedProducer.sent = []
     publisher, spool = _publisher(tmp_path, _ScriptedProducer, memory_records=5,
                                   max_in_flight=3)
-    box = publisher._outbox("c:1")
+    sender = publisher._sender("c:1")
+    box = sender.box
     delivered: list[bytes] = []
     for wave in range(2):  # the second wave arrives after the spool emptied once
         for i in range(20):
@@ -260,7 +262,7 @@ def test_outbox_delivers_a_backlog_larger_than_memory_twice(tmp_path: Any) -> No
                              _sensor())
         for _ in range(500):
             box.sync_disk()
-            publisher._pump(box)
+            sender.pump()
             while _ScriptedProducer.sent:
                 value, future = _ScriptedProducer.sent.pop(0)
                 delivered.append(value)
@@ -277,9 +279,9 @@ def test_unacknowledged_records_survive_a_restart_in_order(tmp_path: Any) -> Non
                                   max_in_flight=1)
     for i in range(5):
         publisher.submit("c:1", "p", "t", str(i).encode(), time.monotonic(), _sensor())
-    box = publisher._outbox("c:1")
-    box.sync_disk()
-    publisher._pump(box)  # "0" in flight, never acknowledged
+    sender = publisher._sender("c:1")
+    sender.box.sync_disk()
+    sender.pump()  # "0" in flight, never acknowledged
     publisher.stop(timeout=1)
     assert spool.clusters() == {"c:1": 5}
     assert [r.value for r in spool.read("c:1", float("-inf"), 10)] == [
@@ -308,6 +310,9 @@ def test_records_go_to_disk_at_stop_even_when_the_transport_cannot_reset(tmp_pat
 
         def flush(self, destination: str, timeout: float) -> None:
             pass
+
+        def refuses(self, error: BaseException) -> bool:
+            return False
 
     spool = Spool(tmp_path / "spool.db")
     spool.open()

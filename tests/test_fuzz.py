@@ -40,9 +40,13 @@ def member_bodies(operation: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.sampled_from(names), json_values, max_size=len(names))
 
 
+# JSON nested past any shape's depth, at the top or under one of the operation's members.
+nested = st.integers(1, 3000).flatmap(lambda n: st.sampled_from(
+    [b"[" * n + b"]" * n, b'{"a":' * n + b"1" + b"}" * n]))
 bodies = st.sampled_from(OPERATIONS).flatmap(lambda op: st.tuples(st.just(op), st.one_of(
     member_bodies(op).map(lambda b: json.dumps(b, allow_nan=True).encode()),
     json_values.map(lambda b: json.dumps(b, allow_nan=True).encode()),
+    nested,
     st.binary(max_size=300))))
 targets = st.one_of(st.sampled_from(OPERATIONS).map(lambda op: f"RekognitionService.{op}"),
                     st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126),
@@ -72,6 +76,7 @@ def check(status: int, body: Any) -> None:
     assert status in (200, 400), (status, body)
     if status == 400:
         assert body["__type"] in ALLOWED, body
+        assert body["Code"] == body["__type"] and len(body["Logref"]) == 36, body
         assert "Traceback" not in body["Message"]
 
 

@@ -31,6 +31,9 @@ def guarded(rek: Any) -> Any:
     ("file:///etc/shadow", "media_roots"),
     ("/nonexistent/../etc/passwd", "media_roots"),
     ("tcp://127.0.0.1:9000?listen=1", "schemes"),
+    ("tcp://127.0.0.1:9000#?listen=1", "schemes"),     # FFmpeg reads options in fragments
+    ("tcp://127.0.0.1:9000?listen%00x=1", "schemes"),  # ... and names end at a NUL
+    ("udp://0.0.0.0:5000", "schemes"),                 # udp listens: not a default scheme
 ])
 def test_create_refuses_forbidden_inputs_naming_the_rule(rek: Any, guarded: str, url: str,
                                                          rule: str) -> None:
@@ -41,6 +44,25 @@ def test_create_refuses_forbidden_inputs_naming_the_rule(rek: Any, guarded: str,
     assert "camera.example" not in message  # userinfo is never echoed
     with pytest.raises(rek.exceptions.ResourceNotFoundException):
         rek.describe_stream_processor(Name="forbidden")
+
+
+@pytest.mark.parametrize("output, message", [
+    ("kafka://169.254.169.254:9092/records", "outputs.clusters: cluster 169.254.169.254:9092 "),
+    ("arn:aws:kinesis:us-east-1:123456789012:stream/__consumer_offsets",
+     "outputs.topics: topic __consumer_offsets is internal"),
+    ("arn:aws:kinesis:us-east-1:123456789012:stream/streamproc.state",
+     "outputs.topics: topic streamproc.state is internal"),
+])
+def test_create_refuses_forbidden_outputs_naming_the_rule(rek: Any, guarded: str, output: str,
+                                                          message: str) -> None:
+    with pytest.raises(rek.exceptions.InvalidParameterException) as err:
+        create(rek, "forbidden-out", "tcp://127.0.0.1:9000", "x", guarded,
+               Output={"KinesisDataStream": {"Arn": output}})
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err.value.response["Error"]["Message"].startswith(
+        f"Output.KinesisDataStream.Arn refused by {message}")
+    with pytest.raises(rek.exceptions.ResourceNotFoundException):
+        rek.describe_stream_processor(Name="forbidden-out")
 
 
 def test_a_name_that_later_resolves_to_metadata_is_refused_at_connect(

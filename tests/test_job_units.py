@@ -21,6 +21,7 @@ from streamproc.dataplane.analyzer import Analyzer
 from streamproc.dataplane.background import BackgroundFeed
 from streamproc.dataplane.jobresults import DetectionResults
 from streamproc.dataplane.jobrun import JobFrames, JobPlan
+from streamproc.dataplane.outputs import OutputAllowlist
 from streamproc.dataplane.queues import BoundedQueue, DropPolicy
 from streamproc.dataplane.session import Output, Session, SessionPlan
 from streamproc.dataplane.stored import StoredFrame
@@ -103,7 +104,7 @@ class Jobs:
         self.metrics = JobMetrics.create(self.registry)
         self.publisher = FakePublisher()
         self.notices = Notices(self.publisher, "k:9092", dict(self.config.jobs.notification_topics),
-                               NoticeSensor(self.metrics))
+                               NoticeSensor(self.metrics), OutputAllowlist.for_config(self.config))
         self.store = JobStore(self.db)
         self.mailbox = JobMailbox()
         self.runtime = FakeRuntime()
@@ -519,13 +520,14 @@ def test_stop_is_bounded_and_leaves_launches_to_resume(jobs: Jobs) -> None:
 def test_notification_targets(jobs: Jobs) -> None:
     topics = {"arn:aws:sns:us-east-1:123456789012:byarn": NotificationTarget(topic="t1"),
               "byname": NotificationTarget(topic="t2", bootstrap="other:9092")}
-    notices = Notices(jobs.publisher, "k:9092", topics, NoticeSensor(jobs.metrics))
+    allowed = OutputAllowlist.for_config(jobs.config)
+    notices = Notices(jobs.publisher, "k:9092", topics, NoticeSensor(jobs.metrics), allowed)
     arn = "arn:aws:sns:eu-west-1:123456789012:"
     assert notices.target({"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:byarn"}) == (
         "k:9092", "t1")
     assert notices.target({"SNSTopicArn": arn + "byname"}) == ("other:9092", "t2")
     assert notices.target({"SNSTopicArn": arn + "plain"}) == ("k:9092", "plain")
-    nowhere = Notices(jobs.publisher, None, {}, NoticeSensor(jobs.metrics))
+    nowhere = Notices(jobs.publisher, None, {}, NoticeSensor(jobs.metrics), allowed)
     with pytest.raises(InvalidParameterException, match="no Kafka cluster"):
         nowhere.target({"SNSTopicArn": arn + "plain"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,66 @@ def test_policy_file_needs_auth_and_bad_secret_file_is_named(tmp_path: Path) -> 
     assert loaded.auth.access_keys == {"AK": "from-a-file"}
     with pytest.raises(ValueError, match="secret file .*missing"):
         load_config(None, {"auth.access_keys": {"AK": f"file:{tmp_path / 'missing'}"}})
+
+
+# ---- tagging ARNs: the policy sees the resource, the handler only its own region's ARN ----
+
+DENIED = "rekognition:*"
+TAGGING = ("TagResource", "UntagResource", "ListTagsForResource")
+
+
+@pytest.mark.parametrize("arn,canonical", [
+    ("arn:aws:rekognition:eu-west-1:000000000000:collection/denied", COLL + "denied"),
+    ("arn:aws-cn:rekognition:cn-north-1:000000000000:collection/denied", COLL + "denied"),
+    ("arn:aws-cn:rekognition:us-east-1:000000000000:collection/denied", COLL + "denied"),
+    ("arn:aws-us-gov:rekognition:us-gov-west-1:000000000000:streamprocessor/cam",
+     PROC + "cam"),
+    (COLL + "denied", COLL + "denied")])
+def test_a_deny_holds_whatever_region_or_partition_the_arn_names(
+        tmp_path: Path, arn: str, canonical: str) -> None:
+    params = {"ResourceArn": arn, "Tags": {"k": "v"}, "TagKeys": ["k"]}
+    assert request_resources("TagResource", params, ARNS) == [canonical]
+    auth = _files(tmp_path, "AK1: secret\n", json.dumps({"AK1": {"Statement": [
+        {"Effect": "Allow", "Action": "rekognition:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": DENIED, "Resource": [COLL + "denied", PROC + "cam"]}]}}))
+    access = AccessControl(auth, ARNS, ApiMetrics.create(CollectorRegistry()))
+    access.load()
+    for operation in TAGGING:
+        with pytest.raises(AccessDeniedException, match=f"on resource: {canonical} with an "
+                           "explicit deny"):
+            access.authorize("AK1", operation, params)
+    access.authorize("AK1", "TagResource", {**params, "ResourceArn": COLL + "open"})
+
+
+def test_another_accounts_arn_is_evaluated_as_given() -> None:
+    other = "arn:aws:rekognition:us-east-1:999999999999:collection/denied"
+    assert request_resources("ListTagsForResource", {"ResourceArn": other}, ARNS) == [other]
+
+
+class _Tags:
+    def get(self, key: str) -> dict[str, str]:
+        return {"seen": key}
+
+
+@pytest.mark.parametrize("region,own", [
+    ("eu-west-1", "arn:aws:rekognition:eu-west-1:000000000000:collection/c1"),
+    ("cn-north-1", "arn:aws-cn:rekognition:cn-north-1:000000000000:collection/c1"),
+    ("us-east-1", "arn:aws:rekognition:us-east-1:000000000000:streamprocessor/cam")])
+def test_tagging_takes_only_the_arns_this_request_region_writes(region: str, own: str) -> None:
+    from streamproc.api import tag_handlers as th
+    from streamproc.api.context import RequestContext
+    from streamproc.errors import ResourceNotFoundException
+
+    ctx = RequestContext(Arns(region, "000000000000"))
+    tagging = th.Tagging(_Tags(), lambda arn: "key",  # type: ignore[arg-type]
+                         None)  # type: ignore[arg-type]
+    assert th.list_tags_for_resource(tagging, {"ResourceArn": own}, ctx) == {
+        "Tags": {"seen": "key"}}
+    partition = own.split(":")[1]
+    others = [own.replace(f":{region}:", ":ap-south-1:"),  # another region
+              own.replace(f"arn:{partition}:", "arn:aws-iso:"),  # another partition
+              own.replace(":000000000000:", ":999999999999:"),  # another account
+              own.replace("rekognition", "s3"), own.upper(), "arn:x"]
+    for arn in others:
+        with pytest.raises(ResourceNotFoundException, match="not found"):
+            th.list_tags_for_resource(tagging, {"ResourceArn": arn}, ctx)

@@ -122,7 +122,8 @@ def test_people_are_matched_and_strangers_are_not(rek: Any, daemon: Daemon, brok
                                     {"processor": "pair"}) is None
 
 
-def test_lifecycle_errors_and_describe(rek: Any, people: str, cleanup: list[str]) -> None:
+def test_lifecycle_errors_and_describe(rek: Any, broker: Any, people: str,
+                                       cleanup: list[str]) -> None:
     url = "rtsp://admin:s3cret@127.0.0.1:1/stream?token=abc"
     arn = create(rek, "life", url, "life-out", people, Tags={"site": "hq"})
     cleanup.append("life")
@@ -152,9 +153,16 @@ def test_lifecycle_errors_and_describe(rek: Any, people: str, cleanup: list[str]
             Name="bad-out", RoleArn=ROLE, Input={"KinesisVideoStream": {"Arn": "tcp://h:1"}},
             Output={"KinesisDataStream": {"Arn": "kafka://only-host"}},
             Settings={"FaceSearch": {"CollectionId": people}})
+    with pytest.raises(rek.exceptions.InvalidParameterException) as err:
+        rek.create_stream_processor(
+            Name="bad-out", RoleArn=ROLE, Input={"KinesisVideoStream": {"Arn": "tcp://h:1"}},
+            Output={"KinesisDataStream": {"Arn": "kafka://127.0.0.1:9/elsewhere"}},
+            Settings={"FaceSearch": {"CollectionId": people}})
+    assert err.value.response["Error"]["Message"].startswith(
+        "Output.KinesisDataStream.Arn refused by outputs.clusters: cluster 127.0.0.1:9 ")
     low = rek.create_stream_processor(
         Name="low", RoleArn=ROLE, Input={"KinesisVideoStream": {"Arn": "tcp://127.0.0.1:4"}},
-        Output={"KinesisDataStream": {"Arn": "kafka://127.0.0.1:9/elsewhere"}},
+        Output={"KinesisDataStream": {"Arn": f"kafka://{broker.bootstrap}/elsewhere"}},
         Settings={"FaceSearch": {"CollectionId": people, "FaceMatchThreshold": 50}})
     cleanup.append("low")
     assert low["StreamProcessorArn"]
@@ -364,7 +372,8 @@ def test_running_processors_resume_after_restart(tmp_path: Path, broker: Any,
 def test_unreachable_broker_fails_the_processor(tmp_path: Path, live: Any) -> None:
     stream = live(BOTH)
     config = make_config(tmp_path, **{"kafka.unreachable_fail_s": 2.0,
-                                      "kafka.max_block_ms": 500})
+                                      "kafka.max_block_ms": 500,
+                                      "outputs.clusters": ["127.0.0.1:9"]})
     d = Daemon(config)
     d.start()
     try:

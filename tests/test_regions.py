@@ -11,7 +11,7 @@ import boto3
 import botocore
 import pytest
 from botocore.config import Config as BotoConfig
-from conftest import make_config
+from conftest import make_config, retry_resets
 from streams import create
 
 from streamproc.daemon import Daemon
@@ -21,9 +21,10 @@ KEY_ID, SECRET = "AKIDREGIONTEST000001", "region-secret"
 
 
 def client(endpoint: str, region: str, **config: Any) -> Any:
-    return boto3.client("rekognition", endpoint_url=endpoint, region_name=region,
-                        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-                        config=BotoConfig(retries={"total_max_attempts": 1}, **config))
+    return retry_resets(boto3.client(
+        "rekognition", endpoint_url=endpoint, region_name=region,
+        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+        config=BotoConfig(retries={"total_max_attempts": 1}, **config)))
 
 
 def test_arns_follow_the_client_region(daemon: Daemon, rek: Any) -> None:

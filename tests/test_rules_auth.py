@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -32,19 +33,25 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def sign(when: datetime = NOW, *, key: str = KEY, secret: str = SECRET,
          region: str = "eu-west-1", service: str = "rekognition", body: bytes = BODY,
-         query: str = "", scope_day: str | None = None, extra: dict[str, str] | None = None
-         ) -> tuple[dict[str, str], str]:
-    """Lower-case headers of a request signed at ``when`` (and the query it was sent with)."""
+         query: str = "", scope_day: str | None = None, extra: dict[str, str] | None = None,
+         unsigned: tuple[str, ...] = ()) -> tuple[dict[str, str], str]:
+    """Lower-case headers of a request signed at ``when`` (and the query it was sent with).
+
+    The headers are botocore's for a JSON call (host, date, target, content type); those
+    named in ``unsigned`` are sent but left out of SignedHeaders.
+    """
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     headers = {"host": "127.0.0.1:8085", "x-amz-date": stamp,
-               "x-amz-target": "RekognitionService.ListCollections", **(extra or {})}
+               "x-amz-target": "RekognitionService.ListCollections",
+               "content-type": "application/x-amz-json-1.1", **(extra or {})}
+    signed = {n: v for n, v in headers.items() if n not in unsigned}
     url = "http://127.0.0.1:8085/" + (f"?{query}" if query else "")
-    request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+    request = AWSRequest(method="POST", url=url, data=body, headers=signed)
     request.context["timestamp"] = stamp
     signer = SigV4Auth(Credentials(key, secret), service, region)
     signature = signer.signature(
         signer.string_to_sign(request, signer.canonical_request(request)), request)
-    names = ";".join(sorted(headers))
+    names = ";".join(sorted(signed))
     day = scope_day or stamp[:8]
     headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={key}/{day}/{region}/{service}/"
                                 f"aws4_request, SignedHeaders={names}, Signature={signature}")
@@ -52,9 +59,9 @@ def sign(when: datetime = NOW, *, key: str = KEY, secret: str = SECRET,
 
 
 def verify(headers: dict[str, str], query: str = "", body: bytes = BODY,
-           skew: float = 900.0) -> str:
+           skew: float = 900.0, repeated: frozenset[str] = frozenset()) -> str:
     return SigV4Verifier({KEY: SECRET, "AKIDOTHER": "other"}.get, skew).verify(
-        "POST", "/", query, headers, body)
+        "POST", "/", query, headers, body, repeated)
 
 
 def test_a_correctly_signed_request_names_its_key() -> None:
@@ -151,16 +158,106 @@ def test_signatures_that_do_not_match_are_refused() -> None:
             verify(headers, query, body)
 
 
-def test_signed_headers_must_include_host_and_be_present() -> None:
-    message = "^SignedHeaders must include host and only sent headers$"
-    headers, _ = sign()
-    headers["authorization"] = headers["authorization"].replace("host;", "")
-    with pytest.raises(AccessDeniedException, match=message):
+REQUIRED = ("content-type", "host", "x-amz-date", "x-amz-target")
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_the_operation_and_its_framing_must_be_signed(name: str) -> None:
+    """A request signed without its target (or host, date, type) cannot be replayed as another."""
+    headers, _ = sign(unsigned=(name,))
+    assert f"SignedHeaders={';'.join(n for n in sorted(REQUIRED) if n != name)}," in (
+        headers["authorization"])
+    with pytest.raises(AccessDeniedException, match=(
+            "^SignedHeaders must include content-type, host, x-amz-date and x-amz-target$")):
         verify(headers)
+
+
+def test_signed_headers_must_have_been_sent() -> None:
     headers, _ = sign(extra={"x-amz-meta": "1"})
     del headers["x-amz-meta"]
-    with pytest.raises(AccessDeniedException, match=message):
+    with pytest.raises(AccessDeniedException,
+                       match="^SignedHeaders names a header that was not sent$"):
         verify(headers)
+
+
+@pytest.mark.parametrize("name", [*REQUIRED, "authorization", "x-amz-content-sha256",
+                                  "x-amz-security-token", "x-amz-meta"])
+def test_a_repeated_signed_or_security_header_is_refused(name: str) -> None:
+    """The dispatcher and the verifier must see one value: a repeated header has two."""
+    headers, _ = sign(extra={"x-amz-meta": "1"})
+    assert verify(headers) == KEY
+    with pytest.raises(AccessDeniedException,
+                       match=f"^Header {name} appears more than once$"):
+        verify(headers, repeated=frozenset({name}))
+
+
+def test_a_repeated_unsigned_header_does_not_matter() -> None:
+    headers, _ = sign()
+    assert verify(headers, repeated=frozenset({"user-agent", "accept"})) == KEY
+
+
+def test_the_body_is_hashed_even_under_a_signed_content_hash() -> None:
+    """A signed X-Amz-Content-Sha256 is checked against the body, never trusted."""
+    digest = hashlib.sha256(BODY).hexdigest()
+    headers, _ = sign(extra={"x-amz-content-sha256": digest})
+    assert verify(headers) == KEY
+    message = ("^X-Amz-Content-Sha256 must be the SHA-256 of the request body "
+               r"\(unsigned and streaming payloads are refused\)$")
+    with pytest.raises(AccessDeniedException, match=message):
+        verify(headers, body=b'{"MaxResults": 6}')  # body swapped under the signed hash
+    swapped = b'{"MaxResults": 6}'
+    headers, _ = sign(extra={"x-amz-content-sha256": digest}, body=swapped)
+    with pytest.raises(AccessDeniedException, match=message):
+        verify(headers, body=swapped)  # signed over the wrong hash: the hash decides nothing
+    headers, _ = sign(extra={"x-amz-content-sha256": digest}, unsigned=("x-amz-content-sha256",))
+    with pytest.raises(AccessDeniedException, match=message):
+        verify(headers, body=swapped)
+
+
+@pytest.mark.parametrize("payload", ["UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                                     "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                     hashlib.sha256(BODY).hexdigest().upper()])
+def test_unsigned_and_streaming_payloads_are_refused(payload: str) -> None:
+    headers, _ = sign(extra={"x-amz-content-sha256": payload})
+    with pytest.raises(AccessDeniedException, match="^X-Amz-Content-Sha256 must be the SHA-256"):
+        verify(headers)
+
+
+@pytest.mark.parametrize("unsigned", [(), ("x-amz-security-token",)])
+def test_a_security_token_is_refused(unsigned: tuple[str, ...]) -> None:
+    """streamproc has no STS: a session token is one it cannot validate."""
+    headers, _ = sign(extra={"x-amz-security-token": "FwoGZXIvYXdzEgarbage"}, unsigned=unsigned)
+    with pytest.raises(AccessDeniedException,
+                       match="^The security token included in the request is invalid$"):
+        verify(headers)
+
+
+@pytest.mark.parametrize("host", ["[", "[::1", "a]b"])
+def test_a_host_that_is_no_url_authority_is_denied_not_raised(host: str) -> None:
+    headers, _ = sign()
+    headers["host"] = host
+    with pytest.raises(AccessDeniedException, match="^The request signature we calculated"):
+        verify(headers)
+
+
+def test_screening_checks_all_but_the_body_and_the_signature() -> None:
+    """What the transport checks before it reads a body: headers alone decide."""
+    verifier = SigV4Verifier({KEY: SECRET}.get)
+    verifier.screen(sign(secret="wrong")[0])  # only the body and signature could tell
+    verifier.screen(sign(extra={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})[0])
+    good, _ = sign()
+    cases = [({k: v for k, v in good.items() if k != "authorization"}, frozenset(),
+              "^Missing Authentication Token"),
+             ({**good, "authorization": "Bearer x"}, frozenset(), "^Authorization header is"),
+             (sign(key="AKIDUNKNOWN")[0], frozenset(), "^The security token included"),
+             (sign(extra={"x-amz-security-token": "t"})[0], frozenset(),
+              "^The security token included"),
+             (sign(NOW - timedelta(seconds=901))[0], frozenset(), "^Signature expired"),
+             (sign(unsigned=("x-amz-target",))[0], frozenset(), "^SignedHeaders must include"),
+             (good, frozenset({"x-amz-target"}), "^Header x-amz-target appears more than once$")]
+    for headers, repeated, message in cases:
+        with pytest.raises(AccessDeniedException, match=message):
+            verifier.screen(headers, repeated)
 
 
 def test_unsigned_extra_headers_do_not_matter() -> None:

@@ -32,10 +32,10 @@ MAX_FACES = 3
 class Rules:
     """CollectionRules behind a local ledger; ``deleted`` records the on_delete calls."""
 
-    def __init__(self, h: Harness) -> None:
+    def __init__(self, h: Harness, **settings: Any) -> None:
         self.h = h
         self.deleted: list[tuple[str, float]] = []
-        config = load_config(None, {"storage.max_faces_per_collection": MAX_FACES})
+        config = load_config(None, {"storage.max_faces_per_collection": MAX_FACES, **settings})
         appliers = Appliers()
         CollectionRules(h.collections, h.tags, h.searcher, config,
                         lambda cid, created: self.deleted.append((cid, created))
@@ -107,6 +107,21 @@ def test_the_face_quota_is_exact(r: Rules) -> None:
         r.add("c1", "f4")
     r.add("c2", "g1", "g2", "g3")  # the quota is per collection
     assert r.h.collections.face_count("c2") == MAX_FACES
+
+
+def test_the_collection_quota_is_exact(h: Harness) -> None:
+    r = Rules(h, **{"storage.max_collections": 3})  # the harness's "people" is one of them
+    r.create("c1", {"team": "a"})
+    r.create("c2")
+    with pytest.raises(ServiceQuotaExceededException,
+                       match="^At most 3 collections: c3 was not created$"):
+        r.create("c3", {"team": "b"})
+    assert h.collections.get("c3") is None and h.tags.get("arn:c/c3") == {}
+    with pytest.raises(ResourceAlreadyExistsException):  # a taken id is still that
+        r.create("c2")
+    r.ledger.submit("collection.delete", {"collection_id": "c1"})
+    assert r.create("c3").collection_id == "c3"  # a deletion frees a place
+    assert h.collections.list_ids() == ["c2", "c3", "people"]
 
 
 def test_faces_go_into_existing_collections_whatever_this_nodes_model(r: Rules) -> None:

@@ -309,26 +309,29 @@ class Tags:
             self.kept.get(key, {}).pop(k, None)
 
 
+ARN_X, ARN_Y = ARNS.collection("x"), ARNS.collection("y")
+
+
 def test_tags_go_to_the_key_the_arn_resolves_to_and_are_bounded() -> None:
-    tags = Tags()
+    tags = Tags()  # ARNs as CTX writes them (another region's: test_policy.py)
     appliers = Appliers()  # the limit is the tags.set applier's (collections/rules.py)
     CollectionRules(None, tags, None, None).register(appliers)  # type: ignore[arg-type]
-    s = th.Tagging(tags, lambda arn: {"arn:x": "key-x"}.get(arn),  # type: ignore[arg-type]
+    s = th.Tagging(tags, lambda arn: {ARN_X: "key-x"}.get(arn),  # type: ignore[arg-type]
                    LocalLedger(appliers))
-    assert th.tag_resource(s, {"ResourceArn": "arn:x", "Tags": {"a": "1"}}, CTX) == {}
+    assert th.tag_resource(s, {"ResourceArn": ARN_X, "Tags": {"a": "1"}}, CTX) == {}
     assert tags.kept == {"key-x": {"a": "1"}}
-    assert th.list_tags_for_resource(s, {"ResourceArn": "arn:x"}, CTX) == {"Tags": {"a": "1"}}
-    assert th.untag_resource(s, {"ResourceArn": "arn:x", "TagKeys": ["a"]}, CTX) == {}
+    assert th.list_tags_for_resource(s, {"ResourceArn": ARN_X}, CTX) == {"Tags": {"a": "1"}}
+    assert th.untag_resource(s, {"ResourceArn": ARN_X, "TagKeys": ["a"]}, CTX) == {}
     assert tags.kept == {"key-x": {}}
     for call in (th.tag_resource, th.untag_resource, th.list_tags_for_resource):
-        with pytest.raises(ResourceNotFoundException, match="^Resource arn:y not found$"):
-            call(s, {"ResourceArn": "arn:y", "Tags": {}, "TagKeys": []}, CTX)
+        with pytest.raises(ResourceNotFoundException, match=f"^Resource {ARN_Y} not found$"):
+            call(s, {"ResourceArn": ARN_Y, "Tags": {}, "TagKeys": []}, CTX)
     many = {f"k{i}": "v" for i in range(MAX_TAGS - 1)}
-    th.tag_resource(s, {"ResourceArn": "arn:x", "Tags": many}, CTX)
-    th.tag_resource(s, {"ResourceArn": "arn:x", "Tags": {"k0": "again", "last": "v"}}, CTX)
+    th.tag_resource(s, {"ResourceArn": ARN_X, "Tags": many}, CTX)
+    th.tag_resource(s, {"ResourceArn": ARN_X, "Tags": {"k0": "again", "last": "v"}}, CTX)
     assert len(tags.kept["key-x"]) == MAX_TAGS  # replacing a key does not count twice
     with pytest.raises(ServiceQuotaExceededException, match=f"at most {MAX_TAGS} tags"):
-        th.tag_resource(s, {"ResourceArn": "arn:x", "Tags": {"one-more": "v"}}, CTX)
+        th.tag_resource(s, {"ResourceArn": ARN_X, "Tags": {"one-more": "v"}}, CTX)
     assert len(tags.kept["key-x"]) == MAX_TAGS
 
 

@@ -209,28 +209,45 @@ def test_reap_releases_acknowledged_records_from_the_head_only(spool: Spool) -> 
 def test_a_failed_send_rewinds_everything_unacknowledged_in_order(spool: Spool) -> None:
     sensor = Sensor()
     box = Outbox("c", spool, 10, lambda name: None)
-    for i in range(4):
+    for i in range(5):
         box.put(entry(str(i), sensor))
-    (_, f0), (_, f1), (_, f2), _ = send_all(box)
+    (_, f0), (_, f1), (_, f2), _, _ = send_all(box)
     f0.ok()
     f1.err(RuntimeError("broker gone"))
-    f2.ok()  # acknowledged after a failure before it: sent again all the same
-    assert box.reap() == 1
+    # Acknowledged behind the failure (another partition): released, never sent again by
+    # the fresh producer after the reset (that was how a reset delivered records twice).
+    f2.ok()
+    assert box.reap() == 2
     assert box.reset_pending and box.failed_at is not None
     assert "broker gone" in box.last_error and sensor.failures == 1
-    assert values(box.take_unsent(10)) == ["1", "2", "3"]
+    assert values(box.take_unsent(10)) == ["1", "3", "4"] and box.in_flight() == 0
     failed_at = box.failed_at
     box.fail("no transport")
     assert box.failed_at == failed_at and box.last_error == "no transport"
     for _, future in send_all(box):
         future.ok()
-    assert box.reap() == 3 and box.failed_at is None and sensor.published_count == 4
+    assert box.reap() == 3 and box.failed_at is None and sensor.published_count == 5
+    assert box.sizes() == (0, 0) and box.owners() == set()
+
+
+def test_a_failure_to_hand_over_keeps_what_was_handed_over(spool: Spool) -> None:
+    box = Outbox("c", spool, 10, lambda name: None)
+    for i in range(3):
+        box.put(entry(str(i)))
+    (e0, f0), = send_all(box, 1)
+    box.fail("metadata timeout")  # "1" could not be handed over: "0" is still in flight
+    assert box.failed_at is not None and not box.reset_pending
+    assert box.in_flight() == 1 and e0.future is f0
+    assert values(box.take_unsent(10)) == ["1", "2"]
+    f0.ok()
+    assert box.reap() == 1 and box.failed_at is None
 
 
 def test_records_read_back_from_disk_find_their_sensor(spool: Spool) -> None:
     known, later = Sensor(), Sensor()
     spool.append("c", [("old", "t", b"old", b"from-last-run")])
-    box = Outbox("c", spool, 5, lambda name: later if name == "old" else None, on_spool_rows=1)
+    box = Outbox("c", spool, 5, lambda name: later if name == "old" else None,
+                 spooled={"old": 1})
     box.put(entry("new", known, processor="p"))
     assert box.sizes() == (0, 2)  # behind what the last run left
     box.sync_disk()
@@ -266,7 +283,7 @@ def test_a_restart_delivers_the_persisted_records_first(spool: Spool, tmp_path: 
     box.sync_disk()
     send_all(box)
     box.persist_unsent()
-    again = Outbox("c", spool, 2, lambda name: None, on_spool_rows=len(spooled(spool)))
+    again = Outbox("c", spool, 2, lambda name: None, spooled=spool.owners("c"))
     again.put(entry("4"))
     assert deliver(again, 6) == ["0", "1", "2", "3", "4"] and spooled(spool) == []
 
@@ -277,7 +294,8 @@ def test_a_fresh_outbox_has_no_failure_and_its_first_failure_is_timed(spool: Spo
     before = time.monotonic()
     box.fail("no transport")
     assert box.failed_at is not None and before <= box.failed_at <= time.monotonic()
-    assert (box.reset_pending, box.last_error) == (True, "no transport")
+    # Nothing was handed over: the sender decides whether the transport starts afresh.
+    assert (box.reset_pending, box.last_error) == (False, "no transport")
 
 
 def test_the_oldest_send_ages_from_when_it_was_sent(spool: Spool) -> None:
@@ -368,3 +386,118 @@ def test_persisting_rewrites_records_from_disk_once(spool: Spool) -> None:
     assert spooled(spool) == ["2", "3"]  # each once, in order
     assert box.reap() == 0 and box.take_unsent(10) == []
     assert box.oldest_in_flight_age() == 0.0 and box.sizes() == (0, 0)
+
+
+# ---- records refused for good, records of deleted processors ------------------------------
+
+class Refusals:
+    """Refuses ValueErrors (as kafka-python raises for an illegal topic); keeps the rest."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool, self.aside = spool, []
+
+    def refuses(self, error: BaseException) -> bool:
+        return isinstance(error, ValueError)
+
+    def set_aside(self, e: Entry, error: BaseException) -> None:
+        self.aside.append((e.value.decode(), str(error)))
+        self.spool.set_aside("c", [(e.processor, e.topic, e.key, e.value, str(error))], 10)
+
+
+def test_a_record_refused_at_the_head_is_set_aside_and_the_rest_goes_on(spool: Spool) -> None:
+    refusals, sensor = Refusals(spool), Sensor()
+    box = Outbox("c", spool, 10, lambda name: None, refusals=refusals)
+    for i in range(4):
+        box.put(entry(str(i), sensor))
+    (_, f0), (_, f1), (_, f2), (_, f3) = send_all(box)
+    f0.err(ValueError("illegal topic"))  # the poison record is first in line
+    f1.ok()
+    f2.err(RuntimeError("broker gone"))  # a real outage behind it still rewinds
+    f3.ok()
+    assert box.reap() == 2  # "1", and "3" (acknowledged: released at the rewind)
+    assert refusals.aside == [("0", "illegal topic")] and sensor.failures == 2
+    assert box.reset_pending and "broker gone" in box.last_error
+    assert values(box.take_unsent(10)) == ["2"]
+    (_, again), = send_all(box)
+    again.ok()
+    assert box.reap() == 1 and box.failed_at is None and box.sizes() == (0, 0)
+    (letter,) = spool.dead_letters("c")
+    assert (letter.value, letter.topic, letter.error) == (b"0", "topic", "illegal topic")
+
+
+def test_a_refused_record_read_back_from_disk_leaves_the_spool_once_kept_aside(
+        spool: Spool) -> None:
+    spool.append("c", [("p", "bad topic", b"p", b"poison"), ("p", "t", b"p", b"good")])
+    refusals = Refusals(spool)
+    box = Outbox("c", spool, 10, lambda name: None, spooled=spool.owners("c"),
+                 refusals=refusals)
+    box.sync_disk()
+    (_, f0), (_, f1) = send_all(box)
+    f0.err(ValueError("illegal"))
+    f1.ok()
+    assert box.reap() == 1 and spooled(spool) == [] and box.owners() == set()
+    assert [d.value for d in spool.dead_letters("c")] == [b"poison"]
+
+
+def test_a_record_refused_as_it_is_handed_over_is_set_aside(spool: Spool) -> None:
+    refusals = Refusals(spool)
+    box = Outbox("c", spool, 10, lambda name: None, refusals=refusals)
+    for i in range(3):
+        box.put(entry(str(i)))
+    first, poison, last = box.take_unsent(10)
+    box.mark_sent(first, Future())
+    box.refuse_next(last, ValueError("not next"))  # only the next unsent one can be refused
+    box.refuse_next(poison, ValueError("illegal topic"))
+    assert refusals.aside == [("1", "illegal topic")]
+    assert values(box.take_unsent(10)) == ["2"] and box.in_flight() == 1
+    assert box.sizes() == (2, 0) and box.owners() == {"p"}
+
+
+def test_dropping_a_deleted_processor_takes_its_records_from_memory_overflow_and_disk(
+        spool: Spool) -> None:
+    spool.append("c", [("gone", "t", b"gone", b"old-gone"), ("p", "t", b"p", b"old-p")])
+    box = Outbox("c", spool, 3, lambda name: None, spooled=spool.owners("c"))
+    for i in range(6):
+        box.put(entry(f"g{i}", processor="gone") if i % 2 else entry(f"p{i}"))
+    box.sync_disk()  # memory: the two old ones + "p0"; the rest spooled
+    assert box.owners() == {"gone", "p"}
+    (in_flight, future), = send_all(box, 1)  # "old-gone" is in flight: it stays
+    box.put(entry("g6", processor="gone"))  # still in the overflow
+    assert box.drop({"gone"}) == 4  # g1, g3, g5 (disk) and g6 (overflow)
+    assert box.sizes() == (3, 2) and box.owners() == {"gone", "p"}
+    future.ok()
+    delivered = [in_flight.value.decode()]
+    delivered += deliver(box, 6)
+    assert delivered == ["old-gone", "old-p", "p0", "p2", "p4"]
+    assert box.owners() == set() and spooled(spool) == [] and box.sizes() == (0, 0)
+
+
+def test_a_closed_outbox_ignores_a_late_hand_over(spool: Spool) -> None:
+    box = Outbox("c", spool, 3, lambda name: None)
+    box.put(entry("0"))
+    (late,) = box.take_unsent(10)
+    box.persist_unsent()  # a sender abandoned at shutdown returns from its send after this
+    box.mark_sent(late, Future())
+    assert box.in_flight() == 0 and box.reap() == 0 and spooled(spool) == ["0"]
+    box.sync_disk()  # its next turn reads nothing back: what is on disk waits for a restart
+    assert box.sizes() == (0, 0) and box.take_unsent(10) == []
+
+
+def test_dead_letters_keep_the_newest_per_cluster(spool: Spool) -> None:
+    for i in range(5):
+        spool.set_aside("c", [("p", "t", b"k", str(i).encode(), "E")], keep=3)
+    spool.set_aside("d", [("p", "t", b"k", b"other", "E")], keep=3)
+    spool.set_aside("c", [], keep=3)
+    assert [d.value for d in spool.dead_letters("c")] == [b"2", b"3", b"4"]
+    assert [d.value for d in spool.dead_letters("d")] == [b"other"]
+    assert all(d.at > 0 and d.error == "E" for d in spool.dead_letters("c"))
+
+
+def test_the_spool_counts_and_deletes_records_per_owner(spool: Spool) -> None:
+    spool.append("c", [("a", "t", b"a", b"1"), ("b", "t", b"b", b"2"), ("a", "t", b"a", b"3")])
+    spool.append("d", [("a", "t", b"a", b"x")])
+    assert spool.owners("c") == {"a": 2, "b": 1}
+    first = spool.read("c", float("-inf"), 1)[0]
+    assert spool.delete_owners("c", {"a"}, first.pos) == 1  # the one after the cursor
+    assert spool.delete_owners("c", set(), first.pos) == 0
+    assert spooled(spool) == ["1", "2"] and spooled(spool, "d") == ["x"]

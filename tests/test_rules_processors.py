@@ -106,7 +106,12 @@ def test_create_refuses_outputs_without_a_topic_or_a_cluster(h: Harness) -> None
         h.create("a", output_arn="arn:aws:kinesis:us-east-1:123456789012:stream/bad topic")
     with pytest.raises(InvalidParameterException, match=no_topic):
         h.create("a", output_arn="kafka://host:9/")
-    service = _service(h, **{"kafka.bootstrap": None})
+    for reserved in (".", ".."):  # names Kafka refuses: no record could ever be sent
+        with pytest.raises(InvalidParameterException, match=no_topic):
+            h.create("a", output_arn=f"kafka://k:9092/{reserved}")
+        with pytest.raises(InvalidParameterException, match=no_topic):
+            h.create("a", output_arn=f"arn:aws:kinesis:us-east-1:123456789012:stream/{reserved}")
+    service = _service(h, **{"kafka.bootstrap": None, "outputs.clusters": ["k2:9092"]})
     with pytest.raises(InvalidParameterException) as err:
         service.create(_args("a"), {})
     assert err.value.message == (
@@ -114,6 +119,57 @@ def test_create_refuses_outputs_without_a_topic_or_a_cluster(h: Harness) -> None
         "use a kafka://host:port/topic output instead")
     service.create(_args("b", output_arn="kafka://k2:9092/elsewhere"), {})  # its own cluster
     assert [n for n, _ in h.service.list(None, None)[0]] == ["b"]
+
+
+@pytest.mark.parametrize("output, rule, detail", [
+    ("kafka://169.254.169.254:9092/t", "clusters", "cluster 169.254.169.254:9092 is not"),
+    ("kafka://10.0.0.9:9092/t", "clusters", "cluster 10.0.0.9:9092 is not"),
+    ("kafka://k:9092,evil:9092/t", "clusters", "cluster k:9092,evil:9092 is not"),
+    ("kafka://K:9092/t", "clusters", "cluster K:9092 is not"),  # as kafka.clusters keys
+    ("arn:aws:kinesis:us-east-1:123456789012:stream/__consumer_offsets", "topics",
+     "topic __consumer_offsets is internal"),
+    ("kafka://k:9092/__transaction_state", "topics", "topic __transaction_state is internal"),
+    ("kafka://extra:9092/__anything", "topics", "topic __anything is internal"),
+    ("kafka://k:9092/streamproc.state", "topics", "topic streamproc.state is internal"),
+    ("kafka://tls:9093/streamproc.placement", "topics", "topic streamproc.placement is"),
+])
+def test_create_refuses_outputs_to_other_clusters_and_internal_topics(
+        h: Harness, output: str, rule: str, detail: str) -> None:
+    service = _service(h, **{"kafka.clusters": {"tls:9093": {}},
+                             "outputs.clusters": ["extra:9092"]})
+    with pytest.raises(InvalidParameterException) as err:
+        service.create(_args("a", output_arn=output), {})
+    assert err.value.message.startswith(
+        f"Output.KinesisDataStream.Arn refused by outputs.{rule}: {detail}")
+    assert h.service.list(None, None) == ([], None)
+
+
+def test_outputs_may_name_the_configured_clusters(h: Harness) -> None:
+    service = _service(h, **{"kafka.clusters": {"tls:9093": {}},
+                             "outputs.clusters": ["extra:9092"]})
+    for name, output in [("a", "kafka://k:9092/faces"), ("b", "kafka://tls:9093/faces"),
+                         ("c", "kafka://extra:9092/faces"), ("d", _args("d")["output_arn"]),
+                         ("e", "kafka://k:9092/_schemas-not-internal.state")]:
+        service.create(_args(name, output_arn=output), {})
+    assert [n for n, _ in h.service.list(None, None)[0]] == ["a", "b", "c", "d", "e"]
+
+
+def test_the_cluster_id_names_the_internal_topics(h: Harness) -> None:
+    service = _service(h, **{"cluster.id": "edge"})
+    for topic in ("edge.state", "edge.placement"):
+        with pytest.raises(InvalidParameterException, match="by outputs.topics: topic "):
+            service.create(_args("a", output_arn=f"kafka://k:9092/{topic}"), {})
+    service.create(_args("b", output_arn="kafka://k:9092/streamproc.state"), {})
+
+
+def test_start_judges_the_output_again(h: Harness) -> None:
+    """A processor made before its cluster was taken off the list does not start."""
+    _service(h, **{"outputs.clusters": ["old:9092"]}).create(
+        _args("a", output_arn="kafka://old:9092/faces"), {})
+    with pytest.raises(InvalidParameterException,
+                       match="^Output.KinesisDataStream.Arn refused by outputs.clusters: "):
+        _service(h).start("a")
+    assert h.status("a") == "STOPPED"
 
 
 def _service(h: Harness, **overrides: Any) -> ProcessorService:

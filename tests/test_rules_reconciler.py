@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from fakes import Harness
 
+from streamproc.config import load_config
+from streamproc.dataplane.outputs import OutputAllowlist
 from streamproc.ledger import LocalLedger
 from streamproc.processors.kinds import FaceSearchKind
 from streamproc.processors.reconciler import Reconciler, ReconcilerSettings
@@ -97,6 +99,21 @@ def test_an_output_without_a_cluster_fails_at_launch_with_the_reason(h: Harness)
     assert h.status("cam") == "FAILED" and not h.runtime.launched
     assert h.message("cam") == ("No Kafka cluster for output "
                                 "arn:aws:kinesis:us-east-1:123456789012:stream/out-cam")
+
+
+def test_a_launch_judges_the_output_again(h: Harness) -> None:
+    """A processor started before the outputs rule is relaunched (after a restart) unchecked
+    by StartStreamProcessor: the launch itself refuses an output the rule now forbids."""
+    h.create("cam", output_arn="kafka://other:9092/records")
+    h.service.start("cam")
+    stricter = load_config(None, {"kafka.bootstrap": "k:9092"})
+    loop(h, outputs=OutputAllowlist.for_config(stricter)).reconcile_once()
+    assert h.status("cam") == "FAILED" and not h.runtime.launched
+    assert h.message("cam").startswith("Output refused by outputs.clusters: cluster other:9092")
+    h.create("inside", output_arn="kafka://k:9092/ok")
+    h.service.start("inside")
+    loop(h, outputs=OutputAllowlist.for_config(stricter)).reconcile_once()
+    assert [p.name for p in h.runtime.launched] == ["inside"]
 
 
 def test_placement_decides_what_runs_on_this_node(h: Harness) -> None:

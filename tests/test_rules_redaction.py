@@ -26,6 +26,14 @@ from streamproc.redaction import redact, scrub
     ("no-scheme-user:pw@host", "no-scheme-user:pw@host"),
     ("", ""),
     ("http://[::1", "<unparseable url>"),
+    # RTMP: the last path element is the stream key (rtmp://host/app[/instance]/KEY).
+    ("rtmp://ingest.example/live/STREAMKEY", "rtmp://ingest.example/live/***"),
+    ("RTMPS://u:p@h:443/app/inst/k3y?x=1", "rtmps://***:***@h:443/app/inst/***?x=1"),
+    ("rtmp://h/live/KEY/", "rtmp://h/live/***/"),
+    ("rtmp://h/live/live", "rtmp://h/live/***"),  # the key, not the app of the same name
+    ("rtmp://h/live", "rtmp://h/live"),  # an application alone names no key
+    ("rtmp://h/", "rtmp://h/"),
+    ("rtsp://cam/live/STREAMKEY", "rtsp://cam/live/STREAMKEY"),  # paths elsewhere are kept
 ])
 def test_redact(url: str, shown: str) -> None:
     assert redact(url) == shown
@@ -54,3 +62,35 @@ def test_scrub_leaves_text_alone_when_nothing_is_secret() -> None:
     assert scrub("user bob at rtsp://bob@cam/x", "rtsp://bob@cam/x") == \
         "user bob at rtsp://***@cam/x"  # a user without a password: only the URL changes
     assert scrub("at http://[::1 x", "http://[::1") == "at <unparseable url> x"
+
+
+@pytest.mark.parametrize(("url", "secret", "text"), [
+    # The URL as FFmpeg or a re-encoding quotes it, not as it was given.
+    ("srt://h:9000?mode=caller&passphrase=a%2Bb+c", "a+b c",
+     "Connection to srt://10.0.0.1:9000?passphrase=a+b c&mode=caller failed"),
+    ("srt://h:9000?mode=caller&passphrase=a%2Bb+c", "a%2Bb+c", "tried passphrase=a%2Bb+c"),
+    ("rtsp://cam/x?token=T0K3N&rtsp_transport=udp", "T0K3N", "rtsp://1.2.3.4/x?token=T0K3N"),
+    ("rtmp://h/live/STREAMKEY", "STREAMKEY", "Cannot play live/STREAMKEY: NetStream.Failed"),
+    ("rtsp://u:p%40ss@cam/x", "p@ss", "auth as u with p@ss refused"),
+])
+def test_scrub_hides_each_secret_in_whatever_form_it_is_quoted(url: str, secret: str,
+                                                                text: str) -> None:
+    scrubbed = scrub(text, url)
+    assert secret not in scrubbed
+    assert "***" in scrubbed
+
+
+def test_scrub_of_a_url_with_a_stream_key_hides_the_key() -> None:
+    url = "rtmp://h:1935/live/STREAMKEY"
+    assert scrub(f"Cannot open {url}: refused", url) == \
+        "Cannot open rtmp://h:1935/live/***: refused"
+
+
+def test_scrub_hides_the_longer_of_two_overlapping_secrets_whole() -> None:
+    url = "rtsp://u:abc@cam/x?token=abcdef"
+    assert scrub("sent abcdef", url) == "sent ***"  # not "***def"
+
+
+def test_scrub_of_a_blank_secret_leaves_the_rest_of_the_text_alone() -> None:
+    url = "https://h/x?auth="
+    assert scrub(f"Cannot open {url}: no", url) == "Cannot open https://h/x?auth=***: no"

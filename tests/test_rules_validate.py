@@ -6,6 +6,8 @@ import base64
 
 import pytest
 from botocore.model import Shape
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamproc.api import validate
 from streamproc.api.validate import ServiceSpec
@@ -235,3 +237,95 @@ def test_each_refusal_names_the_value_the_path_and_the_constraint(
         spec.validate(op, body)
     assert err.value.message == (f"1 validation error detected: Value {value} at '{path}' "
                                  f"failed to satisfy constraint: {constraint}")
+
+
+# ---- NUL characters, unpaired surrogates and lengths, in every string of the model ----------
+
+def _string_shapes() -> list[Shape]:
+    """Every non-enum string shape some operation's input reaches, once each."""
+    found: dict[str, Shape] = {}
+
+    def walk(shape: Shape, depth: int) -> None:
+        if depth > 8:
+            return
+        if shape.type_name == "string" and not shape.metadata.get("enum"):
+            found.setdefault(shape.name, shape)
+        for child in _children(shape):
+            walk(child, depth + 1)
+
+    model = ServiceSpec().model
+    for name in model.operation_names:
+        op = model.operation_model(name)
+        if op.input_shape is not None:
+            walk(op.input_shape, 0)
+    return [found[k] for k in sorted(found)]
+
+
+def _children(shape: Shape) -> list[Shape]:
+    if shape.type_name == "structure":
+        return list(shape.members.values())
+    if shape.type_name == "list":
+        return [shape.member]
+    if shape.type_name == "map":
+        return [shape.key, shape.value]
+    return []
+
+
+STRINGS = _string_shapes()
+BAD_CHARS = st.sampled_from(["\x00", "\ud800", "\udfff", "\udc80"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(shape=st.sampled_from(STRINGS), before=st.text(max_size=20), bad=BAD_CHARS,
+       after=st.text(max_size=20))
+def test_no_string_member_takes_nul_or_an_unpaired_surrogate(
+        shape: Shape, before: str, bad: str, after: str) -> None:
+    with pytest.raises(InvalidParameterException):
+        validate._check(shape, before + bad + after, "p")
+
+
+def test_every_length_constraint_of_the_model_is_enforced() -> None:
+    limited = [s for s in STRINGS if "max" in s.metadata or s.metadata.get("min", 0) > 0]
+    assert {"S3ObjectName", "S3Bucket", "ResourceArn", "CollectionId"} <= {
+        s.name for s in limited}
+    for shape in limited:
+        if "max" in shape.metadata:
+            with pytest.raises(InvalidParameterException, match="length less than or equal"):
+                validate._check(shape, "a" * (shape.metadata["max"] + 1), "p")
+        if shape.metadata.get("min", 0) > 0:
+            with pytest.raises(InvalidParameterException):
+                validate._check(shape, "a" * (shape.metadata["min"] - 1), "p")
+
+
+S3 = {"Bucket": "photos", "Name": "a.jpg"}
+
+
+@pytest.mark.parametrize("op,body,path", [
+    ("DetectFaces", {"Image": {"S3Object": {**S3, "Name": "a\x00.jpg"}}}, "Image.S3Object.Name"),
+    ("DetectFaces", {"Image": {"S3Object": {**S3, "Version": "v\x00"}}},
+     "Image.S3Object.Version"),
+    ("DetectFaces", {"Image": {"S3Object": {**S3, "Name": "\ud83d.jpg"}}},
+     "Image.S3Object.Name"),
+    ("StartFaceDetection", {"Video": {"S3Object": {**S3, "Name": "v\x00.mp4"}}},
+     "Video.S3Object.Name"),
+    ("ListTagsForResource", {"ResourceArn": "arn:aws:rekognition:us-east-1:000000000000:"
+                             "collection/c\x00"}, "ResourceArn"),
+    ("ListFaces", {"CollectionId": "c", "NextToken": "t\x00"}, "NextToken"),
+    ("CreateStreamProcessor", {**SPS, "Input": {"KinesisVideoStream": {
+        "Arn": "/srv/media/a\x00.mp4"}}}, "Input.KinesisVideoStream.Arn"),
+    ("CreateCollection", {"CollectionId": "c", "Tags": {"k": "v\x00"}}, "Tags.k"),
+])
+def test_nul_is_refused_first_with_its_own_message(spec: ServiceSpec, op: str, body: dict,
+                                               path: str) -> None:
+    with pytest.raises(InvalidParameterException) as err:
+        spec.validate(op, body)
+    assert f"at '{path}' failed to satisfy constraint: Member must not contain" in \
+        err.value.message
+
+
+def test_a_refused_url_with_nul_is_shown_redacted(spec: ServiceSpec) -> None:
+    body = {**SPS, "Input": {"KinesisVideoStream": {"Arn": "rtsp://cam:Secret99@h/x\x00"}}}
+    with pytest.raises(InvalidParameterException) as err:
+        spec.validate("CreateStreamProcessor", body)
+    assert "Secret99" not in err.value.message and "***:***@h" in err.value.message
+    assert "Member must not contain NUL" in err.value.message

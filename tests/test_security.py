@@ -15,7 +15,7 @@ import boto3
 import botocore
 import pytest
 from botocore.config import Config as BotoConfig
-from conftest import fixture_photo, make_config
+from conftest import fixture_photo, make_config, retry_resets
 from prometheus_client import generate_latest
 
 from streamproc.config import load_config
@@ -25,10 +25,10 @@ KEY_ID, SECRET = "AKIDSTREAMPROCTEST01", "s3cr3t/KEY+value"
 
 
 def client(endpoint: str, key: str = KEY_ID, secret: str = SECRET, **kwargs: Any) -> Any:
-    return boto3.client("rekognition", endpoint_url=endpoint, region_name="eu-west-1",
-                        aws_access_key_id=key, aws_secret_access_key=secret,
-                        config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"},
-                                          **kwargs))
+    return retry_resets(boto3.client(
+        "rekognition", endpoint_url=endpoint, region_name="eu-west-1",
+        aws_access_key_id=key, aws_secret_access_key=secret,
+        config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}, **kwargs)))
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,61 @@ def test_tampered_body_is_denied(signed: Daemon) -> None:
     resp = conn.getresponse()
     assert resp.status == 400 and b"AccessDeniedException" in resp.read()
     conn.close()
+
+
+def _captured(rek: Any, operation: str, call: Any) -> dict[str, str]:
+    """The headers boto3 signed and sent for one call."""
+    sent: dict[str, str] = {}
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.update({k: v.decode() if isinstance(v, bytes) else v
+                     for k, v in request.headers.items()})
+
+    rek.meta.events.register(f"before-send.rekognition.{operation}", capture)
+    call()
+    rek.meta.events.unregister(f"before-send.rekognition.{operation}", capture)
+    return sent
+
+
+def test_a_captured_signature_cannot_delete_a_collection(signed: Daemon) -> None:
+    """The red team's replay: a signed DescribeCollection with DeleteCollection put in front."""
+    admin = client(signed.endpoint)
+    admin.create_collection(CollectionId="replayed")
+    headers = _captured(admin, "DescribeCollection",
+                        lambda: admin.describe_collection(CollectionId="replayed"))
+    assert "x-amz-target" in headers["Authorization"] and "content-type" in (
+        headers["Authorization"])  # what botocore signs for a JSON protocol
+    body = b'{"CollectionId": "replayed"}'
+    for front in (True, False):
+        conn = http.client.HTTPConnection("127.0.0.1", signed.port, timeout=10)
+        conn.putrequest("POST", "/", skip_accept_encoding=True)
+        if front:
+            conn.putheader("X-Amz-Target", "RekognitionService.DeleteCollection")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if not front:
+            conn.putheader("X-Amz-Target", "RekognitionService.DeleteCollection")
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+        conn.close()
+        assert resp.status == 400 and answer["__type"] == "UnknownOperationException", answer
+    assert admin.describe_collection(CollectionId="replayed")["FaceCount"] == 0
+    admin.delete_collection(CollectionId="replayed")
+
+
+def test_a_security_token_is_refused(signed: Daemon) -> None:
+    """streamproc has no STS: credentials with a session token are refused, not ignored."""
+    rek = retry_resets(boto3.client(
+        "rekognition", endpoint_url=signed.endpoint, region_name="eu-west-1",
+        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, aws_session_token="garbage",
+        config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"})))
+    with pytest.raises(rek.exceptions.AccessDeniedException) as err:
+        rek.list_collections()
+    assert err.value.response["Error"]["Message"] == (
+        "The security token included in the request is invalid")
+    assert signed.registry.get_sample_value("streamproc_api_requests_total", {
+        "operation": "ListCollections", "code": "AccessDeniedException"}) >= 1
 
 
 def test_tls(tmp_path: Path) -> None:
@@ -180,7 +235,8 @@ def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     (home / "keys.yaml").write_text(f"{SCOPED_ID}: {SCOPED_SECRET}\n{ADMIN_ID}: {ADMIN_SECRET}\n")
     d = Daemon(make_config(home / "data", **{
         "auth.enabled": True, "auth.access_keys_file": str(home / "keys.yaml"),
-        "auth.policy_file": str(home / "policies.yaml")}))
+        "auth.policy_file": str(home / "policies.yaml"),
+        "outputs.clusters": ["127.0.0.1:9"]}))  # where its processors write (never started)
     d.start()
     yield d
     d.stop()

@@ -83,7 +83,7 @@ def _break_stage(daemon: Daemon, stage: str) -> None:
     if stage == "analyzer":
         daemon.plane.stages["FaceSearch"]._collect = broken  # type: ignore[method-assign]
     else:
-        daemon.plane.publisher._boxes = broken  # type: ignore[method-assign]
+        daemon.plane.publisher._check_senders = broken  # type: ignore[method-assign]
 
 
 def _mend_stage(daemon: Daemon, stage: str) -> None:
@@ -91,7 +91,7 @@ def _mend_stage(daemon: Daemon, stage: str) -> None:
     if stage == "analyzer":
         del daemon.plane.stages["FaceSearch"]._collect
     else:
-        del daemon.plane.publisher._boxes
+        del daemon.plane.publisher._check_senders
 
 
 @pytest.mark.parametrize("stage", ["analyzer", "publisher"])
@@ -178,7 +178,7 @@ def test_in_a_cluster_a_node_whose_stage_gave_up_leaves_and_its_processor_moves(
         status, body = _health(owner)
         assert status == 503 and body["stages"]["reconciler"]["state"] == "stopping"
         assert body["stages"]["jobs"]["state"] == "stopping"
-        _mend_stage(owner, stage)  # (the publisher's stop reads its boxes too)
+        _mend_stage(owner, stage)  # (mended first: the stop should not meet the fault)
         owner.stop()  # what `streamproc serve` does when the daemon sets fatal
         # A FAILED processor never runs again until started: running on B proves it was not.
         assert poll(lambda: "sv" in other.reconciler.running_names(), 60), \

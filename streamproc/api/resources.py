@@ -1,8 +1,12 @@
 """Which resources a request touches, for policy evaluation: the one place that decides it.
 
 As in Rekognition's IAM reference: a ``CollectionId`` names a collection ARN, a processor's
-``Name`` a stream processor ARN, tagging calls their ``ResourceArn``; CreateStreamProcessor
-touches both the processor and the collection it searches. Operations on no particular
+``Name`` a stream processor ARN, tagging calls the resource their ``ResourceArn`` names;
+CreateStreamProcessor touches both the processor and the collection it searches. Every
+resource is evaluated under the one ARN this module builds for it (``server.region``,
+its partition, ``server.account_id``), whatever region or partition a ``ResourceArn``
+spells: a Deny on ``...:us-east-1:...:collection/x`` also holds for the ``eu-west-1`` or
+``arn:aws-cn:`` spelling of the same collection. Operations on no particular
 resource (List*, DetectFaces, CompareFaces) touch ``*``, which only a statement with
 ``Resource: "*"`` (or a pattern matching the literal ``*``) allows, as in IAM.
 """
@@ -38,5 +42,24 @@ def request_resources(operation: str, params: dict[str, Any], arns: Arns) -> lis
             found.append(arns.collection(search["CollectionId"]))
     arn = params.get("ResourceArn")
     if isinstance(arn, str):
-        found.append(arn)
+        parsed = arns.parse(arn)  # this account's, any region or partition
+        found.append(arn if parsed is None else resource_arn(*parsed, arns))
     return found or [ANY]
+
+
+def resource_arn(kind: str, name: str, arns: Arns) -> str:
+    """The ARN ``arns`` writes for a ``collection`` or ``streamprocessor`` called ``name``."""
+    return arns.collection(name) if kind == "collection" else arns.processor(name)
+
+
+def own_resource(arn: str, arns: Arns) -> tuple[str, str] | None:
+    """``(kind, name)`` if ``arn`` is exactly the ARN ``arns`` writes for that resource.
+
+    The one check of a ``ResourceArn``'s partition, region and account: ARNs are written
+    in the request's region (see :mod:`streamproc.api.context`), so a client uses the
+    ones it was given; any other spelling names nothing here (ResourceNotFoundException).
+    """
+    parsed = arns.parse(arn)
+    if parsed is None or resource_arn(*parsed, arns) != arn:
+        return None
+    return parsed

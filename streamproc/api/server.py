@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from prometheus_client import Counter
 from starlette.applications import Starlette
 
+from streamproc.api.protocol import guarded_h11
 from streamproc.lifecycle import Service
+
+
+@dataclass(frozen=True)
+class ConnectionTimeouts:
+    """How long a request's headers, and an unread body's rest, may take; idle time."""
+
+    header_s: float
+    drain_s: float
+    keep_alive_s: int
 
 
 class HttpServer(Service):
     """Serves an ASGI app; binding happens in :meth:`start` so errors surface there."""
 
     def __init__(self, app: Starlette | None, host: str, port: int, shutdown_timeout: float,
-                 tls: tuple[Path | None, Path | None] = (None, None)) -> None:
+                 timeouts: ConnectionTimeouts,
+                 tls: tuple[Path | None, Path | None] = (None, None),
+                 cuts: Counter | None = None) -> None:
         super().__init__("http-server")
         self._app = app
+        self._timeouts = timeouts
+        self._cuts = cuts  # connections closed on a client, by reason
         self._host = host
         self._port = port
         self._shutdown_timeout = shutdown_timeout
@@ -36,6 +52,11 @@ class HttpServer(Service):
         if self._socket is None:
             return self._port
         return self._socket.getsockname()[1]
+
+    @property
+    def address(self) -> str | None:
+        """The bound address (None before :meth:`bind`)."""
+        return None if self._socket is None else str(self._socket.getsockname()[0])
 
     def bind(self) -> None:
         """Bind the port now (a cluster node names itself by it before it serves)."""
@@ -59,6 +80,9 @@ class HttpServer(Service):
             raise RuntimeError(msg)
         certfile, keyfile = self._tls
         config = uvicorn.Config(self._app, log_config=None, access_log=False, lifespan="off",
+                                http=guarded_h11(self._timeouts.header_s,
+                                                 self._timeouts.drain_s, self._cuts),
+                                timeout_keep_alive=self._timeouts.keep_alive_s,
                                 timeout_graceful_shutdown=self._shutdown_timeout,
                                 ssl_certfile=str(certfile) if certfile else None,
                                 ssl_keyfile=str(keyfile) if keyfile else None)

@@ -1,8 +1,10 @@
 """Wire handlers for tagging (collections and stream processors, by ARN).
 
-A resource exists once in this daemon, whatever region a client writes in its ARN: any
-region's ARN of this account names the same resource and reaches the same tags (kept under
-the ARN the resource was created with). See README: ARNs and regions.
+A resource exists once in this daemon and its tags are kept under the ARN it was created
+with. A request names it by the ARN written in the request's own region (the one Create and
+Describe answered that client with): another region's, partition's or account's spelling
+is ResourceNotFoundException (:func:`~streamproc.api.resources.own_resource`), and a
+policy judges the resource itself, not the spelling. See README: ARNs and regions.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamproc.api.context import Params, RequestContext, Response
+from streamproc.api.resources import own_resource
 from streamproc.collections.service import CollectionService
 from streamproc.errors import ResourceNotFoundException
 from streamproc.ledger import Ledger
@@ -47,8 +50,8 @@ def tag_keys(arns: Arns, collections: CollectionService, processors: ProcessorSe
     return resolve
 
 
-def _resource(s: Tagging, arn: str) -> str:
-    key = s.resolve(arn)
+def _resource(s: Tagging, arn: str, ctx: RequestContext) -> str:
+    key = s.resolve(arn) if own_resource(arn, ctx.arns) is not None else None
     if key is None:
         raise ResourceNotFoundException(f"Resource {arn} not found")
     return key
@@ -56,20 +59,20 @@ def _resource(s: Tagging, arn: str) -> str:
 
 def tag_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """TagResource."""
-    s.ledger.submit("tags.set", {"key": _resource(s, p["ResourceArn"]), "tags": p["Tags"]})
+    s.ledger.submit("tags.set", {"key": _resource(s, p["ResourceArn"], ctx), "tags": p["Tags"]})
     return {}
 
 
 def untag_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """UntagResource."""
-    s.ledger.submit("tags.remove", {"key": _resource(s, p["ResourceArn"]),
+    s.ledger.submit("tags.remove", {"key": _resource(s, p["ResourceArn"], ctx),
                                     "keys": p["TagKeys"]})
     return {}
 
 
 def list_tags_for_resource(s: Tagging, p: Params, ctx: RequestContext) -> Response:
     """ListTagsForResource."""
-    return {"Tags": s.tags.get(_resource(s, p["ResourceArn"]))}
+    return {"Tags": s.tags.get(_resource(s, p["ResourceArn"], ctx))}
 
 
 TAG_HANDLERS: dict[str, Callable[[Tagging, Params, RequestContext], Response]] = {

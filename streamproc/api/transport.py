@@ -2,6 +2,11 @@
 
 Thin on purpose: rules live in the services, error identities in ``streamproc.errors``,
 and :func:`error_response` is the only place an error becomes bytes on the wire.
+
+A request passes, in order: exactly one X-Amz-Target; (auth on) headers that can verify;
+its body, read within its own budget and deadline (``api.intake``); the signature over that
+body; then one of ``max_concurrent_requests`` slots, so a slow or unsigned client never
+holds one. The operation dispatched is the X-Amz-Target value the signature covered.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,11 +30,12 @@ from starlette.routing import Route
 from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.context import RequestContext, request_context
+from streamproc.api.intake import BodyLimits, BodyReader, RequestHeaders, read_headers
 from streamproc.api.validate import ServiceSpec
 from streamproc.errors import (
-    ImageTooLargeException,
     InternalServerError,
     LimitExceededException,
+    RequestTimeoutException,
     SerializationException,
     StreamprocError,
     UnknownOperationException,
@@ -40,14 +47,17 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService"
+# Rekognition's deepest input nests 6 levels; deeper JSON is refused before validation
+# recurses into it (and ~1000 levels are a RecursionError in json.loads itself).
+MAX_JSON_DEPTH = 32
 Handler = Callable[[dict[str, Any], RequestContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class ApiLimits:
-    """Request size, concurrency and worker threads."""
+    """Request bodies (size, how many at once, deadline), concurrency and worker threads."""
 
-    max_body: int
+    body: BodyLimits
     max_concurrent: int
     worker_threads: int
 
@@ -59,10 +69,19 @@ def _json(status: int, body: dict[str, Any], request_id: str,
     return Response(data, status_code=status, headers=headers, media_type=CONTENT_TYPE)
 
 
-def error_response(error: StreamprocError, request_id: str) -> Response:
-    """The one error serialiser: ``{"__type", "Message"}`` plus the ErrorType header."""
-    body = {"__type": error.code, "Message": error.message}
-    return _json(error.status_code, body, request_id, {"X-Amzn-ErrorType": error.code})
+def error_body(error: StreamprocError, request_id: str) -> dict[str, str]:
+    """Rekognition's error body: ``__type`` and ``Code`` name it, ``Logref`` is the request id."""
+    return {"__type": error.code, "Code": error.code, "Logref": request_id,
+            "Message": error.message}
+
+
+def error_response(error: StreamprocError, request_id: str, *, close: bool = False) -> Response:
+    """The one error serialiser: :func:`error_body` plus the ErrorType header.
+
+    ``close`` ends the connection after the response: the body was not read to its end.
+    """
+    extra = {"X-Amzn-ErrorType": error.code, **({"Connection": "close"} if close else {})}
+    return _json(error.status_code, error_body(error, request_id), request_id, extra)
 
 
 class ControlApi:
@@ -80,12 +99,18 @@ class ControlApi:
         self._metrics = metrics
         self._registry = registry
         self._limits = limits
+        self._bodies = BodyReader(limits.body)
         self._limiter: anyio.CapacityLimiter | None = None
         self._health = health
         self._verifier = verifier
         self._arns = arns
         self._access = access
         self._in_flight = 0
+
+    @property
+    def in_progress(self) -> tuple[int, int]:
+        """Request bodies being read, and operations running (in their slots), now."""
+        return self._bodies.reading, self._in_flight
 
     def app(self) -> Starlette:
         """The ASGI application."""
@@ -94,7 +119,25 @@ class ControlApi:
             Route("/health", self._health_route, methods=["GET"]),
             Route("/metrics", self._metrics_route, methods=["GET"]),
             Route("/cluster", self._cluster_route, methods=["GET"]),
-        ])
+        ], exception_handlers={HTTPException: self._http_error, Exception: self._crash})
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        """An unknown path or method (404, 405), in AWS's shape and counted."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        error = UnknownOperationException(
+            f"{request.method} {request.scope['path']} is not an operation (POST / with an "
+            "X-Amz-Target header is)")
+        response = error_response(error, str(uuid.uuid4()))
+        response.status_code = status
+        self._metrics.requests.labels("unknown", error.code).inc()
+        return response
+
+    async def _crash(self, request: Request, exc: Exception) -> Response:
+        """Last resort for a route that raised: logged with its traceback, never shown."""
+        logger.error("unhandled error serving %s %s", request.method, request.scope["path"],
+                     exc_info=exc)
+        self._metrics.requests.labels("unknown", InternalServerError.code).inc()
+        return error_response(InternalServerError(), str(uuid.uuid4()), close=True)
 
     async def _health_route(self, request: Request) -> Response:
         state = self._health()
@@ -110,55 +153,68 @@ class ControlApi:
     async def _metrics_route(self, request: Request) -> Response:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self._limits.max_body
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise ImageTooLargeException(
-                f"Request body of {declared} bytes exceeds the limit of {limit} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ImageTooLargeException(
-                    f"Request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def _rekognition(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
-        target = request.headers.get("x-amz-target", "")
-        prefix, _, operation = target.partition(".")
         started = time.perf_counter()
+        headers = read_headers(request.scope["headers"])
+        target = headers.values.get("x-amz-target", "")
+        operation = target.partition(".")[2]
+        try:
+            response, code = await self._exchange(request, headers, target, request_id)
+        except ClientDisconnect:
+            response, code = Response(status_code=400), "ClientDisconnect"
+        except Exception:  # the transport's own bug: still an AWS error, logged, counted
+            logger.exception("unhandled error in the transport (%s)", operation or "-")
+            error = InternalServerError()
+            response, code = error_response(error, request_id, close=True), error.code
+        self._observe(operation if operation in self._handlers else "unknown", code, started)
+        logger.info("%s %s %d %.1fms", request_id, operation or "-", response.status_code,
+                    (time.perf_counter() - started) * 1000)
+        return response
+
+    async def _exchange(self, request: Request, headers: RequestHeaders, target: str,
+                        request_id: str) -> tuple[Response, str]:
+        """Read, verify, then run in a concurrency slot: a slow body never holds one."""
+        try:
+            if "x-amz-target" in headers.repeated:
+                raise UnknownOperationException(
+                    "X-Amz-Target appears more than once: the operation is ambiguous")
+            if self._verifier is not None:
+                self._verifier.screen(headers.values, headers.repeated)
+            body = await self._bodies.read(request)
+        except StreamprocError as exc:
+            # A body too slow is cut; any other unread body is drained (api.protocol), so
+            # a client still sending it reads this error rather than a reset.
+            close = isinstance(exc, RequestTimeoutException)
+            return error_response(exc, request_id, close=close), exc.code
+        try:
+            key_id = None
+            if self._verifier is not None:
+                query = request.scope["query_string"].decode("latin-1")
+                key_id = self._verifier.verify("POST", request.scope["path"], query,
+                                               headers.values, body, headers.repeated)
+            context = request_context(headers.values, self._arns)
+            prefix, _, operation = target.partition(".")
+            result = await self._run(prefix, operation, body, context, key_id)
+        except StreamprocError as exc:
+            return error_response(exc, request_id), exc.code
+        return _json(200, result, request_id), "OK"
+
+    async def _run(self, prefix: str, operation: str, body: bytes, context: RequestContext,
+                   key_id: str | None) -> dict[str, Any]:
         self._in_flight += 1  # the event loop is single-threaded: no lock needed
         try:
             if self._in_flight > self._limits.max_concurrent:
                 raise LimitExceededException(
                     f"Too many concurrent requests (limit {self._limits.max_concurrent})")
-            body = await self._read_body(request)
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            key_id = None
-            if self._verifier is not None:
-                key_id = self._verifier.verify("POST", request.url.path, request.url.query,
-                                               headers, body)
-            context = request_context(headers, self._arns)
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(self._limits.worker_threads)
             # Inference and SQLite are blocking: never on the event loop.
-            result = await anyio.to_thread.run_sync(
+            return await anyio.to_thread.run_sync(
                 self._dispatch, prefix, operation, body, context, key_id,
                 limiter=self._limiter)
-            response, code = _json(200, result, request_id), "OK"
-        except StreamprocError as exc:
-            response, code = error_response(exc, request_id), exc.code
-        except ClientDisconnect:
-            return Response(status_code=400)
         finally:
             self._in_flight -= 1
-        self._observe(operation if operation in self._handlers else "unknown", code, started)
-        logger.info("%s %s %d %.1fms", request_id, operation or "-", response.status_code,
-                    (time.perf_counter() - started) * 1000)
-        return response
 
     def _observe(self, operation: str, code: str, started: float) -> None:
         self._metrics.requests.labels(operation, code).inc()
@@ -170,9 +226,8 @@ class ControlApi:
         if prefix != TARGET_PREFIX or handler is None:
             raise UnknownOperationException(
                 f"Unknown operation: X-Amz-Target {prefix}.{operation} is not supported")
-        params = self._parse(body)
         try:
-            params = self._spec.validate(operation, params)
+            params = self._spec.validate(operation, _parse(body))
             if self._access is not None and key_id is not None:
                 # After validation: the resources come from well-formed parameters.
                 self._access.authorize(key_id, operation, params)
@@ -183,14 +238,30 @@ class ControlApi:
             logger.exception("unhandled error in %s", operation)
             raise InternalServerError() from None
 
-    @staticmethod
-    def _parse(body: bytes) -> dict[str, Any]:
-        if not body.strip():
-            return {}
-        try:
-            params = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise SerializationException() from None
-        if not isinstance(params, dict):
-            raise SerializationException("Request body must be a JSON object")
-        return params
+
+def _parse(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        params = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise SerializationException() from None
+    if not isinstance(params, dict):
+        raise SerializationException("Request body must be a JSON object")
+    if _depth(params) > MAX_JSON_DEPTH:
+        raise SerializationException(
+            f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return params
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest

@@ -22,6 +22,9 @@ from streamproc.errors import ImageTooLargeException, InvalidParameterException
 from streamproc.processors.urls import is_data_output, is_video_input, redact
 
 _IMAGE_BLOB = "ImageBlob"
+# No name, key, token or URL holds these, and SQLite, paths and boto3 fail on them (NUL
+# ends a C string; an unpaired surrogate cannot be encoded): refused in every string.
+_UNENCODABLE = regex.compile(r"[\x00\ud800-\udfff]")
 _MAX_SHOWN = 64
 _MAX_URL = 2048
 # Shapes whose model pattern we widen on purpose: a processor's input may be a media URL
@@ -116,8 +119,11 @@ def _check_length(shape: Shape, size: int, value: Any, path: str, what: str) -> 
 def _check_string(shape: Shape, value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise _fail(path, value, "Member must be a string")
-    _check_length(shape, len(value), value, path, "length")
     widened = _WIDENED.get(shape.name)
+    if _UNENCODABLE.search(value) is not None:
+        shown = redact(value) if widened is not None else value
+        raise _fail(path, shown, "Member must not contain NUL or unpaired surrogate characters")
+    _check_length(shape, len(value), value, path, "length")
     if widened is not None:
         accepts, description = widened
         if len(value) > _MAX_URL or not accepts(value):

@@ -7,8 +7,10 @@ and exactly one of them succeeds. A node answers a write only after it has appli
 command (read-your-writes): the applier thread hands the result to the waiting request.
 
 The topic keeps every command (``retention.ms=-1``, no compaction: records are commands
-whose order decides conflicts, not per-key facts a compactor could thin out). A node that
-starts replays from the offset its data dir last applied; a new node from the beginning.
+whose order decides conflicts, not per-key facts a compactor could thin out). A command's
+offset is stored in the SQLite transaction that holds its effects, and every (re)start seeks
+to the stored offset + 1 (a new node: the beginning), so a node that dies right after a
+command goes on at exactly the next one: none applied twice, none skipped.
 Records that are not commands, or whose kind no node knows, are skipped with a logged
 error and a metric, never retried in a loop.
 """
@@ -75,6 +77,7 @@ class KafkaLedger(Service):
     def _on_start(self) -> None:
         if self._producer is None:
             self._open()
+        self._seek()  # every start: after a crash the consumer may be past what was stored
 
     def _open(self) -> None:
         from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -90,8 +93,13 @@ class KafkaLedger(Service):
         self._consumer = consumer(
             bootstrap_servers=servers, enable_auto_commit=False, fetch_max_wait_ms=100,
             max_partition_fetch_bytes=16 * 1024 * 1024, **s.client_options)
-        partition = TopicPartition(s.topic, 0)
-        self._consumer.assign([partition])
+        self._consumer.assign([TopicPartition(s.topic, 0)])
+
+    def _seek(self) -> None:
+        """Read on from the command after the last one whose effects were stored."""
+        from kafka import TopicPartition
+
+        partition = TopicPartition(self._settings.topic, 0)
         applied = self._log.applied()
         if applied is None:
             self._consumer.seek_to_beginning(partition)
@@ -165,29 +173,34 @@ class KafkaLedger(Service):
             last = None
             for records in batches.values():
                 for record in records:
-                    self._apply(record)
+                    with self._log.applying(record.offset):
+                        done = self._apply(record)
+                    if done is not None:  # answered once its effects are stored
+                        done.event.set()
                     last = record.offset
-            if last is not None:
+            if last is not None:  # commands that changed nothing, and so stored nothing
                 self._log.save(last)
                 self._metrics.applied.set(last)
             self._report_lag()
 
-    def _apply(self, record: Any) -> None:
+    def _apply(self, record: Any) -> _Waiter | None:
+        """Apply one record; the waiter to wake (this node's own command), if any."""
         try:
             kind, command_id, node, payload = decode(record.value)
         except (ValueError, KeyError, TypeError):
             logger.error("skipping record %d of the cluster log: not a command",
                          record.offset)
             self._metrics.skipped.labels("corrupt").inc()
-            return
+            return None
         where = Applied(node, record.offset, node == self.node_id)
         result, error = self._run_applier(kind, payload, where)
-        if where.local:
-            with self._lock:
-                waiter = self._waiting.pop(command_id, None)
-            if waiter is not None:
-                waiter.result, waiter.error = result, error
-                waiter.event.set()
+        if not where.local:
+            return None
+        with self._lock:
+            waiter = self._waiting.pop(command_id, None)
+        if waiter is not None:
+            waiter.result, waiter.error = result, error
+        return waiter
 
     def _run_applier(self, kind: str, payload: dict[str, Any], where: Applied
                      ) -> tuple[Any, BaseException | None]:

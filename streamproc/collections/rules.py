@@ -3,7 +3,8 @@
 The API side (:mod:`streamproc.collections.service`) decides what needs no shared state
 (ids, timestamps, the embeddings: inference happens once, where the request arrived) and
 submits a command; the rules that depend on the state live here, once: a collection id is
-taken or not, a collection belongs to this server's model, the face quota, the tag limit.
+taken or not, a collection belongs to this server's model, the collection and face quotas,
+the tag limit.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class CollectionRules:
 
     def _create(self, p: dict[str, Any], where: Applied) -> CollectionInfo:
         info = CollectionInfo(**p["info"])
+        limit = self._config.storage.max_collections
+        if self._store.get(info.collection_id) is None and \
+                len(self._store.list_ids()) >= limit:
+            raise ServiceQuotaExceededException(
+                f"At most {limit} collections: {info.collection_id} was not created")
         if not self._store.create(info):
             raise ResourceAlreadyExistsException(
                 f"The collection id: {info.collection_id} already exists")

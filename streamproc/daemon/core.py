@@ -13,8 +13,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streamproc.api.access import AccessControl
-from streamproc.api.exposure import check_exposure
-from streamproc.api.server import HttpServer
+from streamproc.api.exposure import ExposureError, check_bound, check_exposure
+from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.daemon.parts import (
@@ -27,6 +27,7 @@ from streamproc.daemon.parts import (
     build_jobs,
     open_storage,
 )
+from streamproc.dataplane.outputs import OutputAllowlist
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
@@ -39,6 +40,7 @@ from streamproc.processors.registry import Desired
 from streamproc.processors.state import ProcessorStatus
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.collections import CollectionStore
+from streamproc.storage.jobs import JobStore
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
@@ -139,8 +141,9 @@ class Daemon:
         inference = (self.engine.provider_report()
                      if self.engine is not None and self._status != "starting" else None)
         sessions = self._plane.session_report() if self._plane is not None else {}
+        destinations = self._plane.publisher.report() if self._plane is not None else {}
         return {"status": status, "stages": stages, "sessions": sessions,
-                "inference": inference}
+                "inference": inference, "destinations": destinations}
 
     # ---- starting ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -199,8 +202,16 @@ class Daemon:
     def _bind(self) -> HttpServer:
         server = self.config.server
         http = HttpServer(None, server.host, server.port, server.shutdown_timeout_s,
-                          (server.tls_certfile, server.tls_keyfile))
+                          ConnectionTimeouts(server.header_timeout_s, server.body_timeout_s,
+                                             server.keep_alive_s),
+                          (server.tls_certfile, server.tls_keyfile),
+                          self._api_metrics.connections_cut)
         http.bind()  # a cluster node is named after its address, before it serves
+        try:
+            check_bound(self.config, http.address or "")
+        except ExposureError:
+            http.stop(0.1)
+            raise
         return http
 
     def _ledger(self, storage: Storage) -> Ledger:
@@ -231,9 +242,17 @@ class Daemon:
         spool = Spool(self.data_dir / "spool.db")
         publisher = kafka_publisher(self.config.kafka, spool,
                                     PublisherMetrics.create(self.registry),
-                                    domain.processors.sensor_for, MailboxEvents(self.mailbox))
+                                    domain.processors.sensor_for, MailboxEvents(self.mailbox),
+                                    owner_exists=self._owner_exists)
         return DataPlane(self.config, engine, domain.searcher, spool, publisher,
                          domain.inputs)
+
+    def _owner_exists(self, name: str) -> bool:
+        """Whether records keyed by ``name`` have an owner still: a processor or a job."""
+        if self.domain is None or self.storage is None:
+            return True
+        return (self.domain.registry.get(name) is not None
+                or JobStore(self.storage.db).get(name) is not None)
 
     def _build_reconciler(self, domain: Domain) -> Reconciler:
         assert self._plane is not None and self.ledger is not None
@@ -245,7 +264,8 @@ class Daemon:
             restart_delay_s=sup.backoff_initial_s,
             # A node that has not heard of a move stops within its fencing allowance (one
             # session timeout) plus the stop timeout: the longest a handover waits.
-            handover_wait_s=self.config.cluster.session_timeout_s + p.stop_timeout_s)
+            handover_wait_s=self.config.cluster.session_timeout_s + p.stop_timeout_s,
+            outputs=OutputAllowlist.for_config(self.config))
         hooks = Hooks(sensor=domain.metrics.sensor, emit_mode=domain.processors.emit_mode)
         if self.cluster is not None:
             hooks = dataclasses.replace(hooks, placement=self.cluster.owns,

@@ -18,6 +18,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
+from streamproc.api.intake import BodyLimits
 from streamproc.api.job_handlers import JOB_HANDLERS
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging, tag_keys
@@ -35,6 +36,7 @@ from streamproc.dataplane.allowlist import InputAllowlist
 from streamproc.dataplane.background import BackgroundFeed
 from streamproc.dataplane.jobrun import JobSettings
 from streamproc.dataplane.jobworker import JobRunner
+from streamproc.dataplane.outputs import OutputAllowlist
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.publish import Publisher
 from streamproc.faces.engine import FaceEngine
@@ -170,7 +172,7 @@ def build_jobs(config: Config, engine: FaceEngine, storage: Storage, domain: Dom
     runner.clean_scratch()
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
-                      NoticeSensor(metrics))
+                      NoticeSensor(metrics), OutputAllowlist.for_config(config))
     mailbox, store = JobMailbox(), JobStore(storage.db)
     JobRules(store, mailbox.changed).register(appliers)
     service = JobService(store, objects, domain.searcher, notices, cfg, ledger, metrics)
@@ -211,7 +213,7 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     access = hooks.access
     verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
                 if access is not None else None)
-    limits = ApiLimits(server.max_request_bytes, server.max_concurrent_requests,
-                       server.worker_threads)
+    bodies = BodyLimits(server.max_request_bytes, server.max_body_reads, server.body_timeout_s)
+    limits = ApiLimits(bodies, server.max_concurrent_requests, server.worker_threads)
     return ControlApi(ServiceSpec(), handlers, hooks.metrics, hooks.registry, limits,
                       hooks.health, arns, verifier, access, hooks.cluster)

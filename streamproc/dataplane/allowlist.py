@@ -13,7 +13,17 @@ A URL is judged on what would actually be connected to, not on how it is spelled
   cannot resolve the name again to something else (DNS rebinding); HTTP keeps its ``Host``
   header and gets ``max_redirects=0`` (:attr:`CheckedInput.options`), so a redirect to
   another address is refused instead of followed;
+* the unspecified addresses (``0.0.0.0/8``, ``::``, also mapped) are judged as the
+  loopback address a connect to them reaches (127.0.0.1, ::1);
+* options are read from the URL as FFmpeg's protocols read them (:func:`ffmpeg_options`):
+  tcp.c, udp.c and libsrt.c take everything after the first ``?`` anywhere in the URL,
+  fragment included (``tcp://h:1#?listen=1`` listens), percent-decode names and values
+  (``%6cisten``) and apply every one, so a fragment is refused outright and an option that
+  makes a protocol listen or bind (:data:`_SERVER_OPTIONS`) is refused under any spelling;
 * file paths are resolved (symlinks, ``..``) and must lie under a media root.
+
+A ``udp://`` input always listens: FFmpeg binds its port on every interface and takes
+datagrams from anyone, so udp is not among the default schemes.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, unquote_plus, urlsplit
 
 from streamproc.config import InputsConfig
 
@@ -34,9 +44,21 @@ IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_UNSPECIFIED_V4 = ipaddress.ip_network("0.0.0.0/8")
+_LOOPBACK = {4: ipaddress.ip_address("127.0.0.1"), 6: ipaddress.ip_address("::1")}
 _HTTP = ("http", "https")
-# Query parameters that turn a client URL into a listening or binding socket in FFmpeg.
-_SERVER_PARAMS = {"listen": None, "mode": {"listener", "rendezvous"}}
+_ANY_VALUE = None
+# Options that turn a client URL into a listening or bound socket in FFmpeg, per scheme:
+# name -> the values that do (None: any value). ``listen`` is refused under every scheme
+# (HTTP's and RTMP's server modes, tcp's, TLS's share the name). Names compare in lower case.
+_LISTEN: dict[str, frozenset[str] | None] = {"listen": _ANY_VALUE}
+_SERVER_OPTIONS: dict[str, dict[str, frozenset[str] | None]] = {
+    "tcp": {"listen_timeout": _ANY_VALUE, "local_addr": _ANY_VALUE, "local_port": _ANY_VALUE},
+    "udp": {"localaddr": _ANY_VALUE, "localport": _ANY_VALUE, "local_port": _ANY_VALUE},
+    "srt": {"mode": frozenset({"listener", "rendezvous"})},
+    "rtmp": {"rtmp_listen": _ANY_VALUE},
+    "rtmps": {"rtmp_listen": _ANY_VALUE},
+}
 
 
 class Rule(str, Enum):
@@ -92,6 +114,31 @@ def effective_address(text: str) -> IP:
     return ip
 
 
+def reached_address(ip: IP) -> IP:
+    """Where a connect to ``ip`` goes: the unspecified addresses reach the local host."""
+    if (ip.version == 4 and ip in _UNSPECIFIED_V4) or (ip.version == 6 and int(ip) == 0):
+        return _LOOPBACK[ip.version]
+    return ip
+
+
+def ffmpeg_options(url: str) -> list[tuple[str, str]]:
+    """The options FFmpeg's network protocols read from ``url``, every one, in order.
+
+    As ``strchr(uri, '?')`` and ``ff_parse_opts_from_query_string`` do: the text after the
+    first ``?`` anywhere (a fragment included), split on ``&``, names and values
+    percent-decoded with ``+`` as a space, each ending at a NUL as a C string does.
+    """
+    _, mark, query = url.partition("?")
+    if not mark:
+        return []
+    return [(_c_string(name), _c_string(value))
+            for name, _, value in (item.partition("=") for item in query.split("&"))]
+
+
+def _c_string(text: str) -> str:
+    return unquote_plus(text).split("\0", 1)[0]
+
+
 def _wildcard(pattern: str, value: str) -> bool:
     # Only * and ?: a "[" is literal (fnmatch would read it as a character class).
     return fnmatch.fnmatchcase(value, pattern.lower().replace("[", "[[]"))
@@ -123,14 +170,12 @@ class InputAllowlist:
             msg = "the URL cannot be parsed"
             raise InputRefused(Rule.SCHEMES, msg) from None
         scheme = parts.scheme.lower()
-        if scheme not in self._schemes:
-            msg = f"scheme {scheme or '(none)'} is not allowed"
-            raise InputRefused(Rule.SCHEMES, msg)
+        self._check_scheme(scheme)
+        self._check_options(scheme, url)
         host = (parts.hostname or "").lower()
         if not host:
             msg = "the URL names no host"
             raise InputRefused(Rule.HOSTS, msg)
-        self._check_server_params(parts.query)
         literal = _literal(host)
         if literal is None and not any(_wildcard(p, host) for p in self._config.hosts):
             msg = f"host {host} matches no allowed host pattern"
@@ -157,16 +202,36 @@ class InputAllowlist:
             raise InputRefused(Rule.MEDIA_ROOTS, msg)
         return CheckedInput(url=str(real))
 
-    def _check_server_params(self, query: str) -> None:
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            forbidden = _SERVER_PARAMS.get(key.lower(), ())
-            if forbidden is None or (forbidden and value.lower() in forbidden):
-                msg = f"'{key}={value}' would make the daemon listen"
+    def _check_scheme(self, scheme: str) -> None:
+        if scheme not in self._schemes:
+            msg = f"scheme {scheme or '(none)'} is not allowed"
+            if scheme == "udp":
+                msg += (": a udp:// input listens, taking datagrams from anyone on its port "
+                        "(list udp in inputs.schemes to allow that)")
+            raise InputRefused(Rule.SCHEMES, msg)
+
+    @staticmethod
+    def _check_options(scheme: str, url: str) -> None:
+        """No fragment, and no option (as FFmpeg reads them) that makes it listen or bind."""
+        if "#" in url:
+            msg = ("the URL has a fragment ('#'), which FFmpeg would read options from; "
+                   "leave it out")
+            raise InputRefused(Rule.SCHEMES, msg)
+        forbidden = {**_LISTEN, **_SERVER_OPTIONS.get(scheme, {})}
+        for name, value in ffmpeg_options(url):
+            if name.lower() not in forbidden:
+                continue
+            values = forbidden[name.lower()]
+            if values is _ANY_VALUE or value.lower() in values:
+                msg = f"option {name}={value} would make the daemon listen or bind locally"
                 raise InputRefused(Rule.SCHEMES, msg)
 
     def _check_address(self, host: str, text: str) -> None:
-        ip = effective_address(text)
-        shown = host if host == str(ip) else f"{host} ({ip})"
+        address = effective_address(text)
+        ip = reached_address(address)
+        shown = host if host == str(address) else f"{host} ({address})"
+        if ip != address:
+            shown = f"{shown}, which reaches {ip},"
         inside = [n for n in self._networks if ip.version == n.version and ip in n]
         if not inside:
             msg = f"{shown} is outside the allowed networks"
@@ -193,8 +258,7 @@ def _pinned(parts: SplitResult, scheme: str, host: str, port: int | None,
     address = effective_address(addresses[0])
     literal = f"[{address}]" if address.version == 6 else str(address)
     authority = (f"{userinfo}@" if userinfo else "") + literal + (f":{port}" if port else "")
-    rest = parts.path + (f"?{parts.query}" if parts.query else "") + (
-        f"#{parts.fragment}" if parts.fragment else "")
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")  # fragments: refused
     options: dict[str, str] = {}
     if scheme in _HTTP:
         shown_host = f"[{host}]" if ":" in host else host

@@ -9,33 +9,85 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import av
 
+from streamproc.dataplane.allowlist import CheckedInput
+from streamproc.dataplane.nested import HLS_TYPES, GuardedOpener, Judge, OpenRefused
 from streamproc.dataplane.protocols import SourceError, SourcePlan, classify
 from streamproc.dataplane.relay import FfmpegRelay, relay_available
 
 
+@dataclass
+class OpenSource:
+    """An open source: its container, its relay (if any), its opener (if guarded)."""
+
+    container: av.container.InputContainer
+    relay: FfmpegRelay | None = None
+    opener: GuardedOpener | None = None
+
+    def refusal(self) -> OpenRefused | None:
+        """The first URL FFmpeg was refused, if any (it fails the source)."""
+        return self.opener.refused if self.opener is not None else None
+
+    def failure(self, url_shown: str) -> SourceError | None:
+        """Why reading really ended, if known: a refused open, or the relay's end."""
+        refused = self.refusal()
+        if refused is not None:
+            return refused
+        return self.relay.failure(url_shown) if self.relay is not None else None
+
+
+def _open_guarded(plan: SourcePlan, url_shown: str, open_timeout: float,
+                  read_timeout: float, judge: Judge | None) -> OpenSource:
+    """``plan.url`` with every open FFmpeg makes judged first (see nested)."""
+    main = CheckedInput(plan.url, plan.options)
+    timeout = (open_timeout, read_timeout)
+    opener = GuardedOpener(main, judge, url_shown, open_timeout, read_timeout)
+    try:
+        return OpenSource(av.open(plan.url, timeout=timeout, options=plan.options,
+                                  io_open=opener), opener=opener)
+    except av.error.InvalidDataError:
+        if opener.content_type not in HLS_TYPES:
+            raise
+    # A playlist under a name without .m3u8: FFmpeg knows it by its Content-Type, which
+    # an open of our own does not hand on.
+    opener = GuardedOpener(main, judge, url_shown, open_timeout, read_timeout)
+    return OpenSource(av.open(plan.url, format="hls", timeout=timeout, options=plan.options,
+                              io_open=opener), opener=opener)
+
+
 @contextlib.contextmanager
-def open_source(plan: SourcePlan, url_shown: str, open_timeout: float, read_timeout: float
-            ) -> Iterator[tuple[av.container.InputContainer, FfmpegRelay | None]]:
-    """The open container (and its relay, for protocols only the system ffmpeg has)."""
+def open_source(plan: SourcePlan, url_shown: str, open_timeout: float, read_timeout: float,
+                judge: Judge | None = None) -> Iterator[OpenSource]:
+    """The open source (with a relay for protocols only the system ffmpeg has).
+
+    ``judge`` (the inputs allowlist) checks every other URL a file or HTTP source makes
+    FFmpeg open; without it, such a source may open its own URL only.
+    """
     with contextlib.ExitStack() as stack:
         relay = None
         try:
             try:
-                container = av.open(plan.url, timeout=(open_timeout, read_timeout),
-                                    options=plan.options)
+                if plan.guarded:
+                    opened = _open_guarded(plan, url_shown, open_timeout, read_timeout, judge)
+                else:
+                    opened = OpenSource(av.open(plan.url, timeout=(open_timeout, read_timeout),
+                                                options=plan.options))
             except av.error.ProtocolNotFoundError:
                 if not relay_available(plan.scheme):
                     raise
                 relay = stack.enter_context(FfmpegRelay(plan.url, plan.options, read_timeout))
-                container = av.open(relay, format="nut", options=plan.options)
+                opened = OpenSource(av.open(relay, format="nut", options=plan.options), relay)
+        except SourceError:
+            raise
         except Exception as exc:  # PyAV raises many types; classify() sorts them
             failure = relay.failure(url_shown) if relay is not None else None
-            raise (failure or classify(exc, url_shown, plan)) from exc
-        stack.enter_context(container)
-        yield container, relay
+            # from None: PyAV's exceptions quote the URL as given, secrets and all.
+            raise (failure or classify(exc, url_shown, plan)) from None
+        stack.enter_context(opened.container)
+        yield opened
 
 
 _CODEC = re.compile(r"Video: ([\w-]+)")

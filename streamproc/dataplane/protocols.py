@@ -38,9 +38,18 @@ _PER_SCHEME: dict[str, dict[str, str]] = {
     "rtsp": {"buffer_size": "4194304"},  # UDP socket buffer: a whole key frame fits
     "rtmp": {"rtmp_live": "live"},
     "udp": {"buffer_size": "4194304", "overrun_nonfatal": "1"},
-    # HLS: start at the newest segment instead of three from the end.
-    "http": {"live_start_index": "-1"},
+    # HLS: start at the newest segment instead of three from the end. No keep-alive:
+    # FFmpeg's keep-alive reuses its own connection, and every open here is ours (nested).
+    "http": {"live_start_index": "-1", "http_persistent": "0"},
 }
+# What FFmpeg may open beneath each scheme (protocol_whitelist), so that a stream that
+# probes as a playlist cannot make it open another protocol. File and HTTP(S) sources have
+# every open judged as well (streamproc.dataplane.nested); RTSP is left to FFmpeg (RTP,
+# UDP and TCP to its own server; it names no playlist).
+PROTOCOLS = {"file": "file", "http": "http,tcp", "https": "https,tls,tcp", "tcp": "tcp",
+             "udp": "udp", "rtmp": "rtmp,tcp", "rtmps": "rtmps,rtmp,tls,tcp", "srt": "srt"}
+# Sources whose every open (the first, and each segment or playlist it names) is judged.
+GUARDED = ("file", "http")
 
 
 class SourceError(Exception):
@@ -61,15 +70,22 @@ class SourcePlan:
     live: bool = True
     camera_clock: bool = False  # the protocol can carry the camera's wall clock (RTCP)
 
+    @property
+    def guarded(self) -> bool:
+        """Every URL FFmpeg opens for it goes through :mod:`streamproc.dataplane.nested`."""
+        return self.scheme in GUARDED
+
 
 def plan_source(url: str) -> SourcePlan:
     """Open options for ``url``; raises a fatal :class:`SourceError` for a bad option value."""
     if url.startswith("/") or url.startswith("file:"):
-        return SourcePlan(url, "file", live=False)
+        return SourcePlan(url, "file", {"protocol_whitelist": PROTOCOLS["file"]}, live=False)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     family = {"rtsps": "rtsp", "rtmps": "rtmp", "https": "http"}.get(scheme, scheme)
     options = {**LIVE_EDGE, **_PER_SCHEME.get(family, {})}
+    if scheme in PROTOCOLS:
+        options["protocol_whitelist"] = PROTOCOLS[scheme]
     if family == "rtsp":
         query = parse_qsl(parts.query, keep_blank_values=True)
         chosen = [v for k, v in query if k == "rtsp_transport"]
@@ -90,7 +106,9 @@ _HTTP_REASONS = (
 )
 _FATAL = (av.error.FileNotFoundError, av.error.InvalidDataError, av.error.DecoderNotFoundError,
           av.error.ProtocolNotFoundError, av.error.PermissionError,
-          av.error.HTTPClientError, av.error.HTTPBadRequestError)
+          av.error.HTTPClientError, av.error.HTTPBadRequestError,
+          # Python's own, from files opened for FFmpeg (streamproc.dataplane.nested)
+          FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED: "connection refused",
                      errno.EHOSTUNREACH: "host unreachable",
                      errno.ENETUNREACH: "network unreachable",

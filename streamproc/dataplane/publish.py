@@ -1,221 +1,263 @@
-"""Publishing records from one thread, through one ordered outbox per destination.
+"""Publishing records: one ordered outbox and one sender thread per destination.
 
 Records are keyed by processor name so each processor's records stay in order within
 its partition. At most ``kafka.max_in_flight`` records per destination are handed to the
 transport; the rest wait in the outbox (memory, then disk), so an outage costs disk, not
 memory or records. The publisher never changes processor state itself: outages are reported
 through :class:`DeliveryEvents` to the processors' owner.
+
+Every destination has its own :class:`~sender.Sender` thread, so a dead one delays only its
+own records. The publisher's thread watches them: a sender that crashed takes the publisher
+down with it (the supervisor restarts both); records of processors (and jobs) that no
+longer exist are dropped once they have been gone ``kafka.deleted_grace_s`` (counted in
+``streamproc_records_dropped_total{reason="processor_deleted"}``); and a destination that
+holds nothing and took no record for that long is closed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any
 
 from streamproc.config import KafkaConfig
 from streamproc.dataplane.outbox import Entry, Outbox
+from streamproc.dataplane.sender import (
+    KAFKA,
+    DeliveryEvents,
+    Sender,
+    SenderParts,
+    scheme_of,
+)
 from streamproc.dataplane.transport import KafkaTransport, Transport
 from streamproc.lifecycle import Service
 from streamproc.metrics import ProcessorSensor, PublisherMetrics
 from streamproc.storage.spool import Spool
 
+__all__ = ["KAFKA", "DeliveryEvents", "Publisher", "kafka_publisher", "scheme_of"]
 logger = logging.getLogger(__name__)
-RETRY_S = 2.0
-KAFKA = "kafka"
+SWEEP_S = 5.0  # at most this long between two looks for deleted owners and idle senders
 
 
-class DeliveryEvents(Protocol):
-    """What the publisher reports about destinations."""
+class _NoTransport:
+    """Stands in for a scheme nothing sends to: its records wait, and the outage shows."""
 
-    def destination_outage(self, destination: str, message: str | None) -> None:
-        """A destination stopped acknowledging (message) or came back (None)."""
+    def __init__(self, scheme: str) -> None:
+        self._message = f"no output transport for {scheme}:// destinations"
 
-    def destination_unreachable(self, destination: str, message: str) -> None:
-        """An outage lasted ``kafka.unreachable_fail_s``."""
+    def send(self, destination: str, topic: str, key: bytes, value: bytes) -> Any:
+        """Always refused (the destination's trouble, not the record's)."""
+        raise RuntimeError(self._message)
 
+    def reset(self, destination: str) -> None:
+        """Nothing to forget."""
 
-def scheme_of(destination: str) -> str:
-    """``s3://bucket`` -> ``s3``; a bare ``host:port[,host:port]`` is a Kafka cluster."""
-    return destination.split("://", 1)[0] if "://" in destination else KAFKA
+    def flush(self, destination: str, timeout: float) -> None:
+        """Nothing to flush."""
+
+    def refuses(self, error: BaseException) -> bool:
+        """Never the record's fault."""
+        return False
 
 
 class Publisher(Service):
-    """Moves records from outboxes to transports and watches each destination's health."""
+    """Gives each destination a sender; drops deleted owners' records; closes idle ones."""
 
     def __init__(self, config: KafkaConfig, spool: Spool, metrics: PublisherMetrics,
                  sensor_for: Callable[[str], ProcessorSensor | None], events: DeliveryEvents,
-                 transports: dict[str, Transport]) -> None:
+                 transports: dict[str, Transport],
+                 owner_exists: Callable[[str], bool] | None = None) -> None:
         super().__init__("publisher")
         self._config = config
         self._spool = spool
-        self._metrics = metrics
-        self._sensor_for = sensor_for
-        self._events = events
+        self._parts = SenderParts(config, spool, metrics, events, sensor_for)
         self._transports = transports
-        self._outboxes: dict[str, Outbox] = {}
-        self._retry_at: dict[str, float] = {}
-        self._down: dict[str, float] = {}  # destination -> monotonic time its outage began
-        self._reported: dict[str, float] = {}  # destination -> when its outage was last shown
-        self._failed: set[str] = set()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
+        # Whether a processor (or job) still exists; None: records are never dropped.
+        self._owner_exists = owner_exists
+        self._senders: dict[str, Sender] = {}
+        self._missing: dict[str, float] = {}  # owner -> monotonic time it was first missed
+        self._swept_at = -float("inf")
+        self._closing = False  # stop() began: a sender made now writes straight to disk
+        self._lock = threading.Lock()  # guards _senders, and orders put() against retire
 
     def load(self) -> None:
         """Pick up records spooled by an earlier run; they are delivered first."""
         for destination, count in self._spool.clusters().items():
             logger.info("%d spooled records for %s from an earlier run", count, destination)
-            self._outbox(destination, count)
+            with self._lock:
+                self._sender_locked(destination, self._spool.owners(destination))
 
-    def _outbox(self, destination: str, on_disk: int = 0) -> Outbox:
-        with self._lock:
-            box = self._outboxes.get(destination)
-            if box is None:
-                box = Outbox(destination, self._spool, self._config.memory_records,
-                             self._sensor_for, on_disk)
-                self._outboxes[destination] = box
-            return box
+    def _transport(self, destination: str) -> Transport:
+        scheme = scheme_of(destination)
+        return self._transports.get(scheme) or _NoTransport(scheme)
 
-    def _boxes(self) -> list[Outbox]:
+    def _sender_locked(self, destination: str, spooled: dict[str, int] | None = None
+                       ) -> Sender:
+        sender = self._senders.get(destination)
+        if sender is None:
+            sender = Sender(destination, self._transport(destination), self._parts, spooled)
+            self._senders[destination] = sender
+            if self._closing:
+                sender.box.persist_unsent()  # (empty) closed: late records go to the spool
+            elif self.running and not self.stopping:
+                sender.start()
+        return sender
+
+    def _sender(self, destination: str) -> Sender:
+        """A destination's sender, made if need be (for benchmarks and tests)."""
         with self._lock:
-            return list(self._outboxes.values())
+            return self._sender_locked(destination)
+
+    def _outbox(self, destination: str) -> Outbox:
+        """A destination's outbox (for benchmarks and tests)."""
+        return self._sender(destination).box
+
+    def _all(self) -> list[Sender]:
+        with self._lock:
+            return list(self._senders.values())
 
     def submit(self, destination: str, processor: str, topic: str, value: bytes,
                decoded_at: float, sensor: ProcessorSensor) -> None:
         """Queue one record for ``topic`` at ``destination``, keyed by ``processor``."""
         sensor.emitted()
-        self._outbox(destination).put(Entry(processor, topic, processor.encode(), value,
-                                            decoded_at, sensor))
-        self._wake.set()
+        entry = Entry(processor, topic, processor.encode(), value, decoded_at, sensor)
+        with self._lock:
+            self._sender_locked(destination).put(entry)
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """Each destination for /health: state (ok or unreachable, since), records held."""
+        return {s.destination: s.report() for s in self._all()}
 
     # ---- the thread ------------------------------------------------------------------
     def _run(self) -> None:
+        with self._lock:
+            for sender in self._senders.values():
+                sender.start()  # (a restart starts the ones that died)
         while not self.stopping:
             self.beat()
-            # Woken by submit() and by the acknowledgement of the last record of each send
-            # round; the timeout only bounds how often outages are checked.
-            self._wake.wait(0.05)
-            self._wake.clear()
-            for box in self._boxes():
-                box.sync_disk()
-                self._pump(box)
-                self._watch(box)
+            self._check_senders()
+            now = time.monotonic()
+            if now - self._swept_at >= min(SWEEP_S, self._config.deleted_grace_s / 2):
+                self._swept_at = now
+                self.sweep(now)
+            self.wait(0.1)
 
-    def _transport(self, destination: str) -> Transport:
-        scheme = scheme_of(destination)
-        transport = self._transports.get(scheme)
-        if transport is None:
-            msg = f"no output transport for {scheme}:// destinations"
-            raise RuntimeError(msg)
-        return transport
+    def _check_senders(self) -> None:
+        for sender in self._all():
+            if sender.started and not sender.running and not sender.stopping:
+                msg = f"the sender for {sender.destination} died: {sender.error!r}"
+                raise RuntimeError(msg) from sender.error
 
-    def _acked(self, _result: object) -> None:
-        self._wake.set()
+    def sweep(self, now: float) -> None:
+        """Drop records of owners gone for the grace period; close idle senders."""
+        senders = self._all()
+        if self._owner_exists is not None:
+            held = {s.destination: s.box.owners() for s in senders}
+            gone = self._gone(set().union(*held.values()), now)
+            for sender in senders:
+                if gone & held[sender.destination]:
+                    sender.drop_later(gone & held[sender.destination])
+        self._retire_idle(now)
 
-    def _reset(self, destination: str) -> None:
-        self._transport(destination).reset(destination)
-        self._retry_at[destination] = time.monotonic() + RETRY_S
+    def _gone(self, owners: set[str], now: float) -> frozenset[str]:
+        for name in owners:
+            if self._exists(name):
+                self._missing.pop(name, None)
+            else:
+                self._missing.setdefault(name, now)
+        for name in set(self._missing) - owners:
+            del self._missing[name]
+        grace = self._config.deleted_grace_s
+        return frozenset(n for n, since in self._missing.items() if now - since >= grace)
 
-    def _pump(self, box: Outbox) -> None:
-        destination = box.cluster
-        box.reap()
-        if box.reset_pending:
-            box.reset_pending = False
-            self._reset(destination)
-            return
-        if time.monotonic() < self._retry_at.get(destination, 0.0):
-            return
-        entries = box.take_unsent(self._config.max_in_flight)
-        if not entries:
-            return
+    def _exists(self, name: str) -> bool:
+        assert self._owner_exists is not None
         try:
-            transport = self._transport(destination)
-            future = None
-            for entry in entries:
-                future = transport.send(destination, entry.topic, entry.key, entry.value)
-                box.mark_sent(entry, future)
-            if future is not None:
-                future.add_callback(self._acked)
-                future.add_errback(self._acked)
-        except Exception as exc:  # no cluster (KafkaTimeoutError), closed producer, ...
-            for entry in entries:
-                if entry.sensor is not None:
-                    entry.sensor.publish_failed()
-            box.fail(repr(exc))
-            box.reset_pending = False
-            self._reset(destination)
+            return self._owner_exists(name)
+        except Exception:  # storage closing at shutdown: keep the records
+            logger.exception("could not tell whether %s still exists", name)
+            return True
 
-    def _watch(self, box: Outbox) -> None:
-        destination = box.cluster
-        memory, disk = box.sizes()
-        self._metrics.outbox.labels(destination, "memory").set(memory)
-        self._metrics.outbox.labels(destination, "disk").set(disk)
-        stalled = box.failed_at is not None or \
-            box.oldest_in_flight_age() > self._config.stall_s
-        if not stalled:
-            self._reported.pop(destination, None)
-            if self._down.pop(destination, None) is not None:
-                logger.info("%s is back", destination)
-                self._failed.discard(destination)
-                self._events.destination_outage(destination, None)
-            self._metrics.cluster_up.labels(destination).set(1)
-            return
-        self._metrics.cluster_up.labels(destination).set(0)
-        since = self._down.setdefault(destination, time.monotonic())
-        down = time.monotonic() - since
-        detail = f": {box.last_error}" if box.last_error else ""
-        what = "Kafka cluster" if scheme_of(destination) == KAFKA else "Output"
-        message = (f"{what} {destination} unreachable for {down:.0f} s; {memory + disk} "
-                   f"records held ({disk} on disk){detail}")
-        # The message changes with every record held; refreshing it (a logged, persisted
-        # status change per processor) once per stall_s is enough, not on every loop.
-        now = time.monotonic()
-        if now - self._reported.get(destination, -math.inf) >= self._config.stall_s:
-            self._reported[destination] = now
-            self._events.destination_outage(destination, message)
-        if down > self._config.unreachable_fail_s and destination not in self._failed:
-            self._failed.add(destination)
-            self._events.destination_unreachable(destination, message)
+    def _retire_idle(self, now: float) -> None:
+        grace = self._config.deleted_grace_s
+        with self._lock:  # submit() holds it too: no record can slip into a retired box
+            idle = [s for s in self._senders.values()
+                    if now - s.active_at >= grace and s.box.sizes() == (0, 0)]
+            for sender in idle:
+                del self._senders[sender.destination]
+        for sender in idle:
+            sender.retire()
 
     # ---- shutdown ----------------------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> bool:
-        """Stop the thread, flush what transports hold, spool everything unacknowledged."""
+        """Stop the threads, flush what transports hold, spool everything unacknowledged.
+
+        Returns within about ``timeout`` + ``kafka.flush_timeout_s``, however many
+        destinations are dead: the senders stop together within ``timeout`` (one blocked
+        in a dead cluster's connect is abandoned), and all flushes share one deadline.
+        """
+        deadline = time.monotonic() + timeout
         stopped = super().stop(timeout)
-        for box in self._boxes():
-            destination = box.cluster
-            if destination in self._down:
-                continue  # flushing into a dead destination would only wait out the timeout
-            try:
-                self._transport(destination).flush(destination, self._config.flush_timeout_s)
-            except Exception as exc:
-                logger.warning("could not flush records to %s at shutdown: %r", destination,
-                               exc)
-        for box in self._boxes():
-            try:
-                self._transport(box.cluster).reset(box.cluster)
-            except Exception as exc:
-                # A broken transport must not keep the records off disk: a record the broker
-                # had after all comes again (at least once), a record not kept is lost.
-                logger.warning("could not reset the transport for %s: %r", box.cluster, exc)
-            try:
-                kept = box.persist_unsent()
-            except Exception:
-                # One destination's disk trouble must not keep the others' records off disk.
-                logger.exception("could not keep the undelivered records for %s on disk",
-                                 box.cluster)
-                continue
-            if kept:
-                logger.info("%d undelivered records for %s kept on disk", kept, box.cluster)
+        with self._lock:
+            self._closing = True
+            senders = list(self._senders.values())
+        for sender in senders:
+            sender.request_stop()
+        joined = []
+        for sender in senders:
+            if sender.join(max(0.0, deadline - time.monotonic())):
+                joined.append(sender)
+            else:
+                stopped = False
+                logger.error("the sender for %s did not stop within %.1fs; abandoning it",
+                             sender.destination, timeout)
+        self._flush([s for s in joined if s.down_since is None])
+        for sender in senders:
+            self._keep(sender)
         return stopped
+
+    def _flush(self, senders: list[Sender]) -> None:
+        # Flushing into a dead destination would only wait out the timeout: those are
+        # left out, and the live ones share one deadline.
+        deadline = time.monotonic() + self._config.flush_timeout_s
+        for sender in senders:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.warning("no time left to flush records to %s at shutdown",
+                               sender.destination)
+                continue
+            try:
+                sender.transport.flush(sender.destination, left)
+            except Exception as exc:
+                logger.warning("could not flush records to %s at shutdown: %r",
+                               sender.destination, exc)
+
+    def _keep(self, sender: Sender) -> None:
+        destination = sender.destination
+        try:
+            sender.transport.reset(destination)
+        except Exception as exc:
+            # A broken transport must not keep the records off disk: a record the broker
+            # had after all comes again (at least once), a record not kept is lost.
+            logger.warning("could not reset the transport for %s: %r", destination, exc)
+        try:
+            kept = sender.box.persist_unsent()
+        except Exception:
+            # One destination's disk trouble must not keep the others' records off disk.
+            logger.exception("could not keep the undelivered records for %s on disk",
+                             destination)
+            return
+        if kept:
+            logger.info("%d undelivered records for %s kept on disk", kept, destination)
 
 
 def kafka_publisher(config: KafkaConfig, spool: Spool, metrics: PublisherMetrics,
                     sensor_for: Callable[[str], ProcessorSensor | None],
                     events: DeliveryEvents,
-                    producer_factory: Callable[..., object] | None = None) -> Publisher:
+                    producer_factory: Callable[..., object] | None = None,
+                    owner_exists: Callable[[str], bool] | None = None) -> Publisher:
     """A publisher whose only transport is Kafka (what the daemon runs today)."""
     return Publisher(config, spool, metrics, sensor_for, events,
-                     {KAFKA: KafkaTransport(config, producer_factory)})
+                     {KAFKA: KafkaTransport(config, producer_factory)}, owner_exists)

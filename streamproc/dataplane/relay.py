@@ -1,10 +1,16 @@
 """Protocols the PyAV wheel lacks (SRT: it ships no libsrt), read through the system ffmpeg.
 
-The relay runs ``ffmpeg -i URL -map 0:v:0 -c copy -f nut pipe:1`` and PyAV reads the pipe:
-packets are copied, not re-encoded, so the relay adds no decoding work, and NUT frames each
-packet, so PyAV needs no parser that waits for the next frame (MPEG-TS would add one frame
-interval). Its stderr goes to a temporary file and is read only to classify a failure; it is
-never logged or shown, because ffmpeg prints URLs with their credentials.
+The relay runs ``ffmpeg -f concat -i pipe:0 -map 0:v:0 -c copy -f nut pipe:1`` and PyAV
+reads the pipe: packets are copied, not re-encoded, so the relay adds no decoding work, and
+NUT frames each packet, so PyAV needs no parser that waits for the next frame (MPEG-TS would
+add one frame interval).
+
+The URL never appears on ffmpeg's command line, which every local user can read
+(``ps``, ``/proc/PID/cmdline``): SRT passphrases, stream keys and passwords ride in it. It
+goes to ffmpeg on its standard input instead, as a one-entry ffconcat script, with the
+source's options as ``option`` lines; ``protocol_whitelist`` keeps that entry to the
+source's own protocol. Its stderr goes to a temporary file and is read only to classify a
+failure; it is never logged or shown, because ffmpeg prints URLs with their credentials.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import subprocess
 import tempfile
 from typing import IO
 
-from streamproc.dataplane.protocols import SourceError
+from streamproc.dataplane.protocols import LIVE_EDGE, SourceError
 
 _FATAL_SIGNS = {"matches no streams": "has no video stream",
                 "Protocol not found": "protocol not supported by ffmpeg either",
@@ -34,6 +40,22 @@ def relay_available(scheme: str) -> bool:
     return scheme in inputs
 
 
+def _quoted(value: str) -> str:
+    """``value`` as one ffconcat token: in single quotes, each quote closed and escaped."""
+    if any(ord(char) < 32 for char in value):  # a line break would start a new directive
+        msg = "control characters in the URL or its options"
+        raise SourceError(msg, fatal=True)
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def concat_script(url: str, options: dict[str, str]) -> str:
+    """The ffconcat script that names ``url`` with its open ``options``."""
+    lines = ["ffconcat version 1.0", f"file {_quoted(url)}"]
+    lines += [f"option {key} {_quoted(value)}" for key, value in options.items()
+              if key != "protocol_whitelist"]  # inherited from the concat input
+    return "\n".join(lines) + "\n"
+
+
 class FfmpegRelay:
     """One ffmpeg process copying a source's video to a pipe; a file object for PyAV."""
 
@@ -45,14 +67,25 @@ class FfmpegRelay:
         self._errors: IO[bytes] | None = None
 
     def __enter__(self) -> FfmpegRelay:
-        flags = [arg for key, value in self._options.items() for arg in (f"-{key}", value)]
+        # The probing limits also bound the concat demuxer's own look at the stream.
+        flags = [arg for key, value in self._options.items() if key in LIVE_EDGE
+                 for arg in (f"-{key}", value)]
+        scheme = self._url.split(":", 1)[0].lower()
+        allowed = self._options.get("protocol_whitelist", scheme)
         self._errors = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", *flags,
-             "-i", self._url, "-map", "0:v:0", "-c", "copy", "-f", "nut",
+             "-protocol_whitelist", f"pipe,{allowed}", "-f", "concat", "-safe", "0",
+             "-i", "pipe:0", "-map", "0:v:0", "-c", "copy", "-f", "nut",
              "-flush_packets", "1", "pipe:1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._errors,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
             start_new_session=True)
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(concat_script(self._url, self._options).encode())
+            self._proc.stdin.close()
+        except OSError:
+            pass  # ffmpeg ended already; failure() says why
         return self
 
     def read(self, size: int) -> bytes:

@@ -17,10 +17,12 @@ from dataclasses import dataclass, replace
 import av
 import numpy as np
 
-from streamproc.dataplane.opening import open_source, video_stream
+from streamproc.dataplane.nested import Judge
+from streamproc.dataplane.opening import OpenSource, open_source, video_stream
 from streamproc.dataplane.protocols import (
     CAMERA_CLOCK_WAIT_S,
     SourceError,
+    SourcePlan,
     classify,
     plan_source,
 )
@@ -113,13 +115,15 @@ class _Pacer:
 
 def read_frames(url: str, url_shown: str, fps: float, open_timeout: float,
                 read_timeout: float, realtime: bool, clock: FrameClock | None = None,
-                options: dict[str, str] | None = None) -> Iterator[VideoFrame]:
+                options: dict[str, str] | None = None, judge: Judge | None = None
+                ) -> Iterator[VideoFrame]:
     """Yield sampled frames until the source ends; raise :class:`SourceError` on failure.
 
     ``realtime`` paces file sources to their own clock so a file behaves like a camera.
     Pass the same ``clock`` on every reconnect so frame times keep increasing across them.
     ``options`` (from the inputs allowlist: no redirects, the checked Host) go to FFmpeg on
-    top of the protocol's own.
+    top of the protocol's own. ``judge`` (the allowlist's check) judges every further URL
+    the source makes FFmpeg open (HLS segments, playlists); without it there may be none.
     """
     try:
         plan = plan_source(url)
@@ -128,38 +132,47 @@ def read_frames(url: str, url_shown: str, fps: float, open_timeout: float,
     if options:
         plan = replace(plan, options={**plan.options, **options})
     clock = clock if clock is not None else FrameClock()
-    with open_source(plan, url_shown, open_timeout, read_timeout) as (container, relay):
-        stream = video_stream(container, url_shown, plan.live)
-        clock.connected()
-        sampler = FrameSampler(fps, clock)
-        pacer = _Pacer() if realtime else None
-        waits = plan.camera_clock and not clock.knows_camera  # a reconnection need not
-        clock_due = time.monotonic() + CAMERA_CLOCK_WAIT_S if waits else 0.0
-        try:
-            for frame in container.decode(stream):
-                if pacer is not None and frame.time is not None:
-                    pacer.wait_for(float(frame.time))
-                camera = container.start_time_realtime
-                if not camera and time.monotonic() < clock_due:
-                    continue  # the camera's clock is on its way (RTCP); see protocols
-                sampled = sampler.offer(frame, camera / 1e6 if camera else None)
-                if sampled is not None:
-                    yield sampled
-        except av.error.EOFError:
-            failure = relay.failure(url_shown) if relay is not None else None
-            if failure is not None and failure.fatal:
-                raise failure from None
-            return
-        except av.error.InvalidDataError as exc:
-            if sampler.frames_offered == 0:
-                raise classify(exc, url_shown, plan) from exc
-            # Good frames came first: the stream changed (a camera switched codec) or was
-            # damaged in transit; a reconnect probes it afresh.
-            raise SourceError(f"{url_shown}: undecodable data after {sampler.frames_offered} "
-                              "frames (codec changed?)", fatal=False) from exc
-        except (av.error.FFmpegError, OSError) as exc:
-            # Only what the stream or the network did; anything else is a bug and reaches
-            # the worker's crash path (restarted within a budget, not retried as a network
-            # error for ever).
-            failure = relay.failure(url_shown) if relay is not None else None
-            raise (failure or classify(exc, url_shown, plan)) from exc
+    with open_source(plan, url_shown, open_timeout, read_timeout, judge) as opened:
+        yield from _decode(opened, plan, url_shown, fps, realtime, clock)
+        refused = opened.refusal()
+        if refused is not None:
+            raise refused  # FFmpeg went on without what was refused: fail all the same
+
+
+def _decode(opened: OpenSource, plan: SourcePlan, url_shown: str, fps: float,
+            realtime: bool, clock: FrameClock) -> Iterator[VideoFrame]:
+    """The sampled frames of an open source; its errors sorted as :func:`read_frames` says."""
+    container = opened.container
+    stream = video_stream(container, url_shown, plan.live)
+    clock.connected()
+    sampler = FrameSampler(fps, clock)
+    pacer = _Pacer() if realtime else None
+    waits = plan.camera_clock and not clock.knows_camera  # a reconnection need not
+    clock_due = time.monotonic() + CAMERA_CLOCK_WAIT_S if waits else 0.0
+    try:
+        for frame in container.decode(stream):
+            if pacer is not None and frame.time is not None:
+                pacer.wait_for(float(frame.time))
+            camera = container.start_time_realtime
+            if not camera and time.monotonic() < clock_due:
+                continue  # the camera's clock is on its way (RTCP); see protocols
+            sampled = sampler.offer(frame, camera / 1e6 if camera else None)
+            if sampled is not None:
+                yield sampled
+    except av.error.EOFError:
+        failure = opened.failure(url_shown)
+        if failure is not None and failure.fatal:
+            raise failure from None
+        return
+    except av.error.InvalidDataError as exc:
+        if sampler.frames_offered == 0:
+            raise (opened.refusal() or classify(exc, url_shown, plan)) from None
+        # Good frames came first: the stream changed (a camera switched codec) or was
+        # damaged in transit; a reconnect probes it afresh.
+        raise SourceError(f"{url_shown}: undecodable data after {sampler.frames_offered} "
+                          "frames (codec changed?)", fatal=False) from None
+    except (av.error.FFmpegError, OSError) as exc:
+        # Only what the stream or the network did; anything else is a bug and reaches
+        # the worker's crash path (restarted within a budget, not retried as a network
+        # error for ever).
+        raise (opened.failure(url_shown) or classify(exc, url_shown, plan)) from None

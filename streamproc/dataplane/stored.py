@@ -18,7 +18,12 @@ from typing import Any
 import av
 import numpy as np
 
+from streamproc.config import InputsConfig
+from streamproc.dataplane.allowlist import CheckedInput, InputAllowlist
+from streamproc.dataplane.nested import GuardedOpener, OpenRefused
+
 UNSUPPORTED = "Unsupported codec/format"
+_IO_TIMEOUT_S = 30.0  # local files only: no network waits (an opener needs a bound)
 # FFmpeg's AVColorRange: 2 is AVCOL_RANGE_JPEG (full swing); everything else is video range.
 _FULL_RANGE = 2
 
@@ -49,10 +54,19 @@ class StoredVideo:
         self._max_s = max_duration_s
         self._container: Any = None
         self._stream: Any = None
+        self._opener: GuardedOpener | None = None
 
     def __enter__(self) -> StoredVideo:
+        # A playlist may name files beside it (its own folder: in the object root, its
+        # bucket's objects there); nothing elsewhere on disk, and nothing on the network.
+        beside = InputAllowlist(InputsConfig(media_roots=[self._path.parent]))
+        self._opener = GuardedOpener(CheckedInput(str(self._path)), beside.check,
+                                     self._shown, _IO_TIMEOUT_S, _IO_TIMEOUT_S)
         try:
-            self._container = av.open(str(self._path))
+            self._container = av.open(str(self._path), io_open=self._opener,
+                                      options={"protocol_whitelist": "file"})
+        except OpenRefused:
+            raise VideoRejected(self._outside()) from None
         except Exception as exc:  # PyAV raises many types for unreadable input
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise VideoRejected(f"{UNSUPPORTED}: {self._shown} cannot be read "
@@ -63,6 +77,11 @@ class StoredVideo:
             self._container.close()
             raise
         return self
+
+    def _outside(self) -> str:
+        # Paths are not shown: they would tell the client where the object root is.
+        return (f"{UNSUPPORTED}: {self._shown} names a file outside its own folder, "
+                "or a URL (a playlist may name only the objects beside it)")
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -135,9 +154,13 @@ class StoredVideo:
                 yield StoredFrame(frame.to_ndarray(format="bgr24"), int(round(at * 1000)), at)
         except (av.error.EOFError, StopIteration):
             pass
+        except OpenRefused:
+            raise VideoRejected(self._outside()) from None
         except av.error.FFmpegError as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise VideoRejected(f"{UNSUPPORTED}: decoding {self._shown} failed after "
                                 f"{count} frames ({reason})") from None
+        if self._opener is not None and self._opener.refused is not None:
+            raise VideoRejected(self._outside())  # FFmpeg skipped what was refused
         if count == 0:
             raise VideoRejected(f"{UNSUPPORTED}: no frame of {self._shown} could be decoded")

@@ -87,7 +87,7 @@ class SourceWorker(Service):
                 checked = self._checked()
                 for frame in read_frames(checked.url, self._shown, s.fps, s.open_timeout_s,
                                          s.read_timeout_s, s.realtime, clock,
-                                         checked.options):
+                                         checked.options, judge=self._guard):
                     if self.stopping or not self._session.active.is_set():
                         return
                     self.beat()

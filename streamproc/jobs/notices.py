@@ -5,6 +5,8 @@
 the ARN's topic name (``arn:aws:sns:REGION:ACCOUNT:NAME`` -> ``NAME``) on the default
 cluster. Notices go through the daemon's publisher, so they share its outbox and disk spool
 with the stream processors' records: a notice waits out a Kafka outage instead of being lost.
+A topic Kafka would refuse (``bad topic``) is refused at Start, as processor outputs are, so
+no notice is queued that can never be sent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from typing import Any, Protocol
 
 from streamproc.config import NotificationTarget
+from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
+from streamproc.dataplane.transport import legal_topic
 from streamproc.errors import InvalidParameterException
 from streamproc.metrics import NoticeSensor
 from streamproc.storage.jobs import StoredJob
@@ -47,7 +51,9 @@ class Notices:
     """Resolves notification channels and hands notices to the publisher."""
 
     def __init__(self, publisher: NoticePublisher, default_cluster: str | None,
-                 topics: dict[str, NotificationTarget], sensor: NoticeSensor) -> None:
+                 topics: dict[str, NotificationTarget], sensor: NoticeSensor,
+                 outputs: OutputAllowlist) -> None:
+        self._outputs = outputs
         self._publisher = publisher
         self._default = default_cluster
         self._topics = topics
@@ -64,7 +70,22 @@ class Notices:
             raise InvalidParameterException(
                 f"NotificationChannel.SNSTopicArn {arn}: no Kafka cluster to publish it on "
                 "(set kafka.bootstrap, or map it in jobs.notification_topics)")
+        if not legal_topic(topic):
+            raise InvalidParameterException(
+                f"NotificationChannel.SNSTopicArn {arn}: {topic!r} is not a legal Kafka topic "
+                "name (1 to 249 of A-Z a-z 0-9 . _ -, and not . or ..)")
+        self._check_topic(arn, topic)
         return cluster, topic
+
+    def _check_topic(self, arn: str, topic: str) -> None:
+        # The cluster is always a configured one (the default or a mapping's); the topic
+        # still must not be internal (a notice in the cluster's ledger would be applied).
+        try:
+            self._outputs.check_topic(topic)
+        except OutputRefused as exc:
+            raise InvalidParameterException(
+                f"NotificationChannel.SNSTopicArn {arn} refused by outputs.{exc.rule}: "
+                f"{exc.message}") from None
 
     def send(self, job: StoredJob, status: str, message: str, finished: float) -> None:
         """Queue the notice of a finished job, if it asked for one."""

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
 from streamproc.dataplane.session import Output, Session, SessionEvents, SessionPlan
 from streamproc.errors import StreamprocError
 from streamproc.ledger import Ledger
@@ -85,6 +86,9 @@ class ReconcilerSettings:
     restart_delay_s: float = 0.5
     repost_s: float = 5.0  # a report not yet seen in the state is posted again after this
     handover_wait_s: float = 0.0  # longest wait for a live node to release a processor
+    # Judged at every launch too: a processor started before the rule (or its settings)
+    # changed is relaunched after a restart without passing StartStreamProcessor again.
+    outputs: OutputAllowlist | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +355,12 @@ class Reconciler(Service):
         if output is None:
             raise StreamprocError(f"No Kafka cluster for output {redact(spec.output_arn)}")
         destination, topic = output
+        if self._settings.outputs is not None:
+            try:
+                self._settings.outputs.check(destination, topic)
+            except OutputRefused as exc:
+                raise StreamprocError(
+                    f"Output refused by outputs.{exc.rule}: {exc.message}") from None
         return SessionPlan(
             name=spec.name, generation=generation, kind=spec.kind, url=url,
             url_shown=redact(url), stream_arn=redact(spec.input_arn),

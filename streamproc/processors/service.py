@@ -14,6 +14,7 @@ from typing import Any
 
 from streamproc.config import Config
 from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
+from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
 from streamproc.errors import InvalidParameterException
 from streamproc.ledger import Ledger
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
@@ -36,8 +37,10 @@ class ProcessorService:
 
     def __init__(self, registry: ProcessorRegistry, ledger: Ledger, tags: TagStore,
                  metrics: ProcessorMetrics, config: Config, kinds: dict[str, ProcessorKind],
-                 inputs: InputAllowlist | None = None) -> None:
+                 inputs: InputAllowlist | None = None,
+                 outputs: OutputAllowlist | None = None) -> None:
         self._inputs = inputs
+        self._outputs = outputs or OutputAllowlist.for_config(config)
         # Checks against this node's model run here, before the command is appended:
         # an applier must decide the same on every node, whatever model each one runs.
         self._kinds = kinds
@@ -68,6 +71,7 @@ class ProcessorService:
             raise InvalidParameterException(
                 "No default Kafka cluster is configured (streamproc serve --kafka HOST:PORT); "
                 "use a kafka://host:port/topic output instead")
+        self._check_output(spec_args["output_arn"])
         check_emit_tag(tags, EMIT_TAG)
         self._check_input(spec_args["input_arn"])
         spec = ProcessorSpec(arn=self.arn(spec_args["name"]), created=time.time(), **spec_args)
@@ -79,6 +83,18 @@ class ProcessorService:
 
     def _check_kind(self, spec: ProcessorSpec) -> None:
         self._kinds[spec.kind].check(spec)
+
+    def _check_output(self, output_arn: str) -> None:
+        """The outputs allowlist, at Create and again at Start (the settings may have changed)."""
+        destination = destination_of(output_arn, self._config.kafka.bootstrap)
+        if destination is None:
+            return  # no topic or cluster: Create refuses it; a launch fails it (reconciler)
+        try:
+            self._outputs.check(*destination)
+        except OutputRefused as exc:
+            raise InvalidParameterException(
+                f"Output.KinesisDataStream.Arn refused by outputs.{exc.rule}: "
+                f"{exc.message}") from None
 
     def _check_input(self, url: str) -> None:
         """The inputs allowlist at the API; the source checks again before every connect.
@@ -106,6 +122,7 @@ class ProcessorService:
     def start(self, name: str) -> str:
         """STOPPED/FAILED -> STARTING; RUNNING once frames flow. Returns the SessionId."""
         spec = self._registry.require(name).spec
+        self._check_output(spec.output_arn)
         self._check_input(spec.input_arn)
         self._check_kind(spec)
         session_id = str(uuid.uuid4())

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from streamproc.dataplane.transport import legal_topic
 from streamproc.redaction import redact, scrub
 
 MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "file")
@@ -42,7 +43,6 @@ class KafkaTarget:
     bootstrap: str | None
 
 
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 def parse_kafka_url(value: str) -> KafkaTarget | None:
@@ -53,7 +53,7 @@ def parse_kafka_url(value: str) -> KafkaTarget | None:
     hosts, _, topic = rest.partition("/")
     # Bootstrap servers are host:port pairs; userinfo would end up in status messages,
     # metric labels and logs, which show the destination as it is written.
-    if not hosts or "@" in hosts or not _TOPIC.match(topic):
+    if not hosts or "@" in hosts or not legal_topic(topic):
         return None
     return KafkaTarget(topic=topic, bootstrap=hosts)
 
@@ -66,7 +66,7 @@ def output_target(value: str) -> KafkaTarget | None:
     if KDS_ARN.match(value):
         # arn:aws:kinesis:region:account:stream/NAME -> topic NAME on the default cluster.
         name = value.split(":", 5)[5].split("/", 1)[-1]
-        if _TOPIC.match(name):
+        if legal_topic(name):
             return KafkaTarget(topic=name, bootstrap=None)
     return None
 

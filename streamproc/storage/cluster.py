@@ -1,13 +1,23 @@
 """Cluster mode's bookkeeping: which cluster log this data dir mirrors, and how far.
 
-The offset of the last applied command is saved after each batch the node applies, so a
-restarted node replays from there; a command applied twice is harmless (every applier
-treats a repeat as a no-op or as the error it would be the second time).
+A command's offset is written in the same SQLite transaction as its effects
+(:meth:`ClusterLog.applying`), so a node that dies at any point has either both or neither,
+and a restarted node goes on at exactly the next command: none applied twice, none skipped.
+Commands that change nothing are recorded after each batch; replaying them is harmless
+because they meet the same state again and change nothing again. An applier that writes in
+more than one transaction (a processor's status, then its desired state) records the offset
+in each: a crash between them keeps the first part, as a replay refusing the repeat did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from streamproc.storage.db import Database
+
+_SAVE = ("INSERT INTO cluster_log (topic, cluster, applied) VALUES (?, ?, ?) "
+         "ON CONFLICT(topic) DO UPDATE SET applied = excluded.applied")
 
 
 class ClusterLog:
@@ -53,6 +63,10 @@ class ClusterLog:
     def save(self, offset: int) -> None:
         """Record that every command up to ``offset`` was applied."""
         with self._db.transaction() as conn:
-            conn.execute("INSERT INTO cluster_log (topic, cluster, applied) VALUES (?, ?, ?) "
-                         "ON CONFLICT(topic) DO UPDATE SET applied = excluded.applied",
-                         (self._topic, self._cluster, offset))
+            conn.execute(_SAVE, (self._topic, self._cluster, offset))
+
+    @contextmanager
+    def applying(self, offset: int) -> Iterator[None]:
+        """While the command at ``offset`` is applied: its writes record ``offset`` too."""
+        with self._db.stamped(_SAVE, (self._topic, self._cluster, offset)):
+            yield

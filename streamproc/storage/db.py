@@ -40,6 +40,9 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self.version = 0
         self.lock = threading.RLock()
+        # Per thread: a statement every transaction of that thread runs before it commits
+        # (see :meth:`stamped`); thread-local, so other threads' writes never carry it.
+        self._stamp = threading.local()
 
     def open(self) -> None:
         """Create the data dir (owner-only) and bring the schema to the latest version."""
@@ -75,10 +78,26 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                stamp = getattr(self._stamp, "statement", None)
+                if stamp is not None:
+                    conn.execute(*stamp)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @contextmanager
+    def stamped(self, sql: str, params: tuple) -> Iterator[None]:
+        """Within the block, every transaction this thread commits also runs ``sql``.
+
+        The cluster's ledger records a command's log offset this way, in the very
+        transactions that hold the command's effects: a crash keeps both or neither.
+        """
+        self._stamp.statement = (sql, params)
+        try:
+            yield
+        finally:
+            self._stamp.statement = None
 
     def read_rows(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
         """Stream a read on a fresh connection: WAL lets it run beside writes, unlocked."""

@@ -182,4 +182,17 @@ CREATE TABLE IF NOT EXISTS spool (
 );
 CREATE INDEX IF NOT EXISTS spool_order ON spool (cluster, pos);
 """),
+    Migration(2, "records a destination refused for good, moved aside (dead letters)", """
+CREATE TABLE dead_letter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster TEXT NOT NULL,
+    processor TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    error TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX dead_letter_cluster ON dead_letter (cluster, id);
+"""),
 ]

@@ -5,11 +5,16 @@ With ``objects.s3_endpoint`` set, objects come from that S3-compatible store thr
 file ``ROOT/Bucket/Name``; with neither, S3 references are refused. Every failure to find or
 read an object is :class:`~streamproc.errors.InvalidS3ObjectException`; callers decide what
 "too large" means for them (an image, a video) from :meth:`ObjectStore.size`.
+
+A key is an opaque string, as in S3: ``./face.jpg``, ``face.jpg/`` and ``a//b`` are other
+keys than ``face.jpg`` and ``a/b``. So the local root maps a key to a file only where the
+path spells the key back exactly (:func:`local_path`); every other key is a missing object.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -25,6 +30,11 @@ logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "403",
             "AccessDenied", "InvalidArgument", "400"}
+# S3's bucket names (the legacy rules, which also allow capitals and _, as Rekognition's
+# pattern does): 3-255 characters, a letter or digit at each end, never "..".
+_BUCKET = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{1,253}[0-9A-Za-z]")
+_MAX_KEY = 1024  # S3's (and S3ObjectName's) limit on a key
+_MAX_SEGMENT = 255  # bytes in one file name (NAME_MAX)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,27 @@ class ObjectRef:
         return out
 
 
+def local_path(base: Path, bucket: str, key: str) -> Path | None:
+    """``base/bucket/key`` if that path names the key and nothing else, else None.
+
+    The bucket must be one valid bucket name; the key's segments must be real names (not
+    empty, ``.`` or ``..``, no trailing ``/``), hold no NUL or backslash, encode as UTF-8
+    and fit a file name, so that no normalisation can turn it into another key's file.
+    """
+    if _BUCKET.fullmatch(bucket) is None or ".." in bucket:
+        return None
+    if not key or len(key) > _MAX_KEY or "\x00" in key or "\\" in key:
+        return None
+    segments = key.split("/")
+    try:
+        sizes = [len(segment.encode("utf-8")) for segment in segments]
+    except UnicodeEncodeError:  # an unpaired surrogate
+        return None
+    if any(seg in ("", ".", "..") for seg in segments) or max(sizes) > _MAX_SEGMENT:
+        return None
+    return base.joinpath(bucket, *segments)
+
+
 class ObjectStore:
     """Reads objects from S3 or the local root. Construction does no I/O."""
 
@@ -70,15 +101,38 @@ class ObjectStore:
         if self._config.s3_endpoint is not None:
             head = self._s3_call("head_object", ref)
             return int(head["ContentLength"])
-        return self._local(ref).stat().st_size
-
-    def read(self, ref: ObjectRef) -> bytes:
-        """The whole object (for images: check :meth:`size` first)."""
-        if self._config.s3_endpoint is None:
-            return self._local(ref).read_bytes()
-        body = self._s3_call("get_object", ref)["Body"]
         try:
-            return body.read()
+            return self._local(ref).stat().st_size
+        except OSError:
+            raise InvalidS3ObjectException() from None
+
+    def read(self, ref: ObjectRef, limit: int) -> bytes | None:
+        """The whole object, or None if it holds more than ``limit`` bytes.
+
+        At most ``limit + 1`` bytes are ever read, so an object that grew after
+        :meth:`size` was asked cannot make the caller hold more than it allowed.
+        """
+        data = self._read_local(ref, limit) if self._config.s3_endpoint is None \
+            else self._read_s3(ref, limit)
+        return data if len(data) <= limit else None
+
+    def _read_local(self, ref: ObjectRef, limit: int) -> bytes:
+        try:
+            with self._local(ref).open("rb") as file:
+                return file.read(limit + 1)
+        except OSError:
+            raise InvalidS3ObjectException() from None
+
+    def _read_s3(self, ref: ObjectRef, limit: int) -> bytes:
+        body = self._s3_call("get_object", ref)["Body"]
+        chunks, size = [], 0
+        try:
+            for chunk in iter(lambda: body.read(_CHUNK), b""):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+            return b"".join(chunks)
         except Exception as exc:
             raise InvalidS3ObjectException(f"Reading s3://{ref.bucket}/{ref.name} failed: "
                                            f"{type(exc).__name__}") from None
@@ -116,10 +170,14 @@ class ObjectStore:
                 "S3Object.Version needs an S3 endpoint (objects.s3_endpoint); the local "
                 "object root keeps one version of each object")
         base = Path(root).expanduser().resolve()
-        path = (base / ref.bucket / ref.name).resolve()
-        # Refuse names like ../../etc/passwd that would leave the object root.
-        if base not in path.parents or not path.is_file():
-            raise InvalidS3ObjectException()
+        path = local_path(base, ref.bucket, ref.name)
+        try:
+            # A symlink inside the root still may not lead out of it.
+            if path is None or base not in path.resolve(strict=True).parents \
+                    or not path.is_file():
+                raise InvalidS3ObjectException()
+        except (OSError, ValueError):
+            raise InvalidS3ObjectException() from None
         return path
 
     # ---- S3 ----------------------------------------------------------------------------------

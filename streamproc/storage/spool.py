@@ -2,11 +2,13 @@
 
 A separate database file from the main one, so outage writes never wait on API writes.
 WAL with synchronous=NORMAL: spooled records survive a process crash (kill -9); a power
-cut may lose the last few.
+cut may lose the last few. Records a cluster refused for good (an illegal topic, a record
+too large) are moved aside to the ``dead_letter`` table, newest ``keep`` per cluster.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,16 @@ class SpooledRecord:
     value: bytes
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record moved aside: what it was, why it was refused and when (epoch seconds)."""
+
+    processor: str
+    topic: str
+    key: bytes
+    value: bytes
+    error: str
+    at: float
 
 
 class Spool:
@@ -82,3 +94,37 @@ class Spool:
     def clusters(self) -> dict[str, int]:
         """Clusters with spooled records, and how many each."""
         return dict(self._db.query("SELECT cluster, COUNT(*) FROM spool GROUP BY cluster"))
+
+    def owners(self, cluster: str) -> dict[str, int]:
+        """Spooled records of a cluster per processor (the name records are keyed by)."""
+        return dict(self._db.query("SELECT processor, COUNT(*) FROM spool WHERE cluster = ? "
+                                   "GROUP BY processor", (cluster,)))
+
+    def delete_owners(self, cluster: str, processors: set[str], after_pos: float) -> int:
+        """Delete a cluster's records of ``processors`` after ``after_pos``; how many."""
+        if not processors:
+            return 0
+        with self._db.transaction() as db:
+            return db.executemany(
+                "DELETE FROM spool WHERE cluster = ? AND processor = ? AND pos > ?",
+                [(cluster, name, after_pos) for name in sorted(processors)]).rowcount
+
+    def set_aside(self, cluster: str, rows: list[tuple[str, str, bytes, bytes, str]],
+                  keep: int) -> None:
+        """Keep (processor, topic, key, value, error) rows aside; only the newest ``keep``."""
+        if not rows:
+            return
+        now = time.time()
+        with self._db.transaction() as db:
+            db.executemany("INSERT INTO dead_letter (cluster, processor, topic, key, value, "
+                           "error, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(cluster, *row, now) for row in rows])
+            db.execute("DELETE FROM dead_letter WHERE cluster = ? AND id <= (SELECT id FROM "
+                       "dead_letter WHERE cluster = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                       (cluster, cluster, keep))
+
+    def dead_letters(self, cluster: str, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` records kept aside for a cluster."""
+        rows = self._db.query("SELECT processor, topic, key, value, error, at FROM dead_letter "
+                              "WHERE cluster = ? ORDER BY id LIMIT ?", (cluster, limit))
+        return [DeadLetter(*row) for row in rows]

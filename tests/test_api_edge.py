@@ -1,0 +1,440 @@
+"""The API edge against hostile clients, on real sockets, over fake handlers (no models).
+
+One verified operation per request (no repeated X-Amz-Target, a signature that binds it),
+slow clients bounded without taking operation slots, idle connections kept longer than
+clients' pools keep them, and every refusal in Rekognition's error shape and counted.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+from conftest import client_for
+from edgekit import (
+    JSON,
+    KEY,
+    SECRET,
+    Edge,
+    closed_within,
+    raw_request,
+    read_response,
+    signed_headers,
+    start_edge,
+)
+
+TARGET = "RekognitionService."
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Edge]]:
+    """Start edges (start_edge's arguments); each is stopped after the test."""
+    started: list[Edge] = []
+
+    def start(**kwargs: Any) -> Edge:
+        started.append(start_edge(**kwargs))
+        return started[-1]
+
+    yield start
+    for edge in started:
+        edge.server.stop(5.0)
+
+
+def plain(port: int, operation: str = "ListCollections") -> list[tuple[str, str]]:
+    return [("Host", f"127.0.0.1:{port}"), ("Content-Type", JSON),
+            ("X-Amz-Target", TARGET + operation)]
+
+
+def error(data: bytes) -> dict[str, str]:
+    body = json.loads(data)
+    assert set(body) == {"__type", "Code", "Logref", "Message"}, body
+    return body
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def open_slow_body(port: int, operation: str = "ListCollections") -> socket.socket:
+    """A client that sends headers and 2 of 1000 body bytes, then goes quiet."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = "".join(f"{k}: {v}\r\n" for k, v in plain(port, operation))
+    sock.sendall(f"POST / HTTP/1.1\r\n{head}Content-Length: 1000\r\n\r\n{{ ".encode())
+    return sock
+
+
+def bodies_reading(edge: Edge) -> int:
+    assert edge.api is not None
+    return edge.api.in_progress[0]
+
+
+# --- 1. a signature binds the operation ----------------------------------------------------
+
+def test_a_repeated_target_is_refused_and_reaches_no_handler(serve: Callable[..., Edge]) -> None:
+    edge = serve()
+    body = b'{"CollectionId": "victim"}'
+    first, second = TARGET + "DeleteCollection", TARGET + "DescribeCollection"
+    for targets in ((first, second), (second, first)):
+        head = [*plain(edge.port)[:2], ("X-Amz-Target", targets[0]),
+                ("X-Amz-Target", targets[1])]
+        status, headers, data = raw_request(edge.port, head, body)
+        assert status == 400 and error(data)["__type"] == "UnknownOperationException"
+        assert "more than once" in error(data)["Message"]
+    assert edge.calls == []
+    assert edge.count("DeleteCollection", "UnknownOperationException") == 1
+
+
+def test_a_replayed_signature_cannot_run_another_operation(serve: Callable[..., Edge]) -> None:
+    edge = serve(auth=True)
+    body = b'{"CollectionId": "victim"}'
+    captured = list(signed_headers(edge.port, "DescribeCollection", body).items())
+    assert raw_request(edge.port, captured, body)[0] == 200
+    delete = ("X-Amz-Target", TARGET + "DeleteCollection")
+    for head in ([delete, *captured], [*captured, delete]):
+        status, _, data = raw_request(edge.port, head, body)
+        assert status == 400, data
+    loose = signed_headers(edge.port, "DescribeCollection", body, unsigned=("x-amz-target",))
+    loose["X-Amz-Target"] = TARGET + "DeleteCollection"
+    status, _, data = raw_request(edge.port, list(loose.items()), body)
+    assert status == 400 and error(data)["__type"] == "AccessDeniedException"
+    assert error(data)["Message"].startswith("SignedHeaders must include content-type, host")
+    for name, value in (("Authorization", dict(captured)["Authorization"]),
+                        ("X-Amz-Date", "20200101T000000Z"), ("Content-Type", "text/plain")):
+        status, _, data = raw_request(edge.port, [*captured, (name, value)], body)
+        assert status == 400 and error(data)["Message"] == (
+            f"Header {name.lower()} appears more than once")
+    assert [operation for operation, _ in edge.calls] == ["DescribeCollection"]
+
+
+def test_a_body_swapped_under_a_signed_hash_is_refused(serve: Callable[..., Edge]) -> None:
+    edge = serve(auth=True)
+    body = b'{"CollectionId": "victim"}'
+    for payload in ("UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"):
+        headers = signed_headers(edge.port, "DeleteCollection", body,
+                                 extra={"X-Amz-Content-Sha256": payload})
+        status, _, data = raw_request(edge.port, list(headers.items()), b'{"CollectionId": "x"}')
+        assert status == 400 and "X-Amz-Content-Sha256" in error(data)["Message"]
+    headers = signed_headers(edge.port, "DescribeCollection", body,
+                             extra={"X-Amz-Security-Token": "garbage"})
+    status, _, data = raw_request(edge.port, list(headers.items()), body)
+    assert status == 400 and error(data) == {
+        "__type": "AccessDeniedException", "Code": "AccessDeniedException",
+        "Logref": error(data)["Logref"],
+        "Message": "The security token included in the request is invalid"}
+    assert edge.calls == []
+
+
+def test_boto3_signs_everything_the_edge_requires(serve: Callable[..., Edge]) -> None:
+    edge = serve(auth=True)
+
+    def rek(secret: str) -> Any:
+        return boto3.client("rekognition", endpoint_url=edge.endpoint, region_name="eu-west-1",
+                            aws_access_key_id=KEY, aws_secret_access_key=secret,
+                            config=BotoConfig(retries={"total_max_attempts": 1}))
+    assert rek(SECRET).list_collections()["CollectionIds"] == ["c1"]
+    assert rek(SECRET).describe_collection(CollectionId="c-1")["FaceCount"] == 0
+    bad = rek("wrong")
+    with pytest.raises(bad.exceptions.AccessDeniedException) as err:
+        bad.list_collections()
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert [operation for operation, _ in edge.calls] == ["ListCollections",
+                                                          "DescribeCollection"]
+
+
+# --- 2. slow clients -------------------------------------------------------------------------
+
+def test_slow_bodies_hold_no_operation_slot(serve: Callable[..., Edge]) -> None:
+    edge = serve(max_concurrent_requests=2)
+    assert raw_request(edge.port, plain(edge.port), b"{}")[0] == 200  # warm: model loaded
+    slow = [open_slow_body(edge.port) for _ in range(12)]
+    try:
+        wait_until(lambda: bodies_reading(edge) == 12)
+        started = time.monotonic()
+        status, _, data = raw_request(edge.port, plain(edge.port), b"{}")
+        assert status == 200, data
+        assert time.monotonic() - started < 2.0
+        assert client_for(edge.endpoint).list_collections()["CollectionIds"] == ["c1"]
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_requests_that_cannot_verify_hold_no_body_slot(serve: Callable[..., Edge]) -> None:
+    """With auth on, a client without a known key is refused on its headers, unread."""
+    edge = serve(auth=True, max_body_reads=1)
+    refused = [open_slow_body(edge.port) for _ in range(5)]
+    try:
+        for sock in refused:
+            status, _, data = read_response(sock)
+            assert status == 400 and error(data)["__type"] == "AccessDeniedException"
+        assert bodies_reading(edge) == 0
+        body = b'{"CollectionId": "c-1"}'
+        headers = signed_headers(edge.port, "DescribeCollection", body)
+        assert raw_request(edge.port, list(headers.items()), body)[0] == 200
+    finally:
+        for sock in refused:
+            sock.close()
+
+
+def test_slow_bodies_are_cut_at_the_deadline(serve: Callable[..., Edge]) -> None:
+    edge = serve(body_timeout_s=1)
+    started = time.monotonic()
+    slow = [open_slow_body(edge.port) for _ in range(3)]
+    try:
+        for sock in slow:
+            status, headers, data = read_response(sock)
+            assert status == 408 and error(data)["__type"] == "RequestTimeoutException"
+            assert headers["connection"] == "close"
+            assert closed_within(sock, 5.0) is not None
+        assert 0.9 < time.monotonic() - started < 5.0
+    finally:
+        for sock in slow:
+            sock.close()
+    assert edge.count("ListCollections", "RequestTimeoutException") == 3
+    assert bodies_reading(edge) == 0
+
+
+def test_bodies_past_their_budget_are_refused(serve: Callable[..., Edge]) -> None:
+    edge = serve(max_body_reads=2, body_timeout_s=2)
+    slow = [open_slow_body(edge.port) for _ in range(2)]
+    try:
+        wait_until(lambda: bodies_reading(edge) == 2)
+        third = open_slow_body(edge.port)
+        status, headers, data = read_response(third)
+        assert status == 400 and error(data)["__type"] == "LimitExceededException"
+        assert "request bodies" in error(data)["Message"]
+        # Its unread rest may still arrive (and is discarded), within the body deadline.
+        assert closed_within(third, 5.0) is not None
+        third.close()
+    finally:
+        for sock in slow:
+            sock.close()
+    wait_until(lambda: bodies_reading(edge) == 0)
+    assert raw_request(edge.port, plain(edge.port), b"{}")[0] == 200
+    assert edge.count("ListCollections", "LimitExceededException") == 1
+
+
+def test_incomplete_headers_are_cut_at_the_deadline(serve: Callable[..., Edge]) -> None:
+    edge = serve(header_timeout_s=1)
+    kept = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=10)
+    kept.request("POST", "/", b"{}", dict(plain(edge.port)))
+    assert kept.getresponse().read()
+    opened = time.monotonic()
+    silent = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+    partial = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+    partial.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+    try:
+        for sock in (silent, partial):
+            assert closed_within(sock, 5.0) is not None
+        assert time.monotonic() - opened > 0.9
+        wait_until(lambda: edge.cuts("header_timeout") == 2)
+        # Idle between requests is keep-alive time, not header time.
+        kept.request("POST", "/", b"{}", dict(plain(edge.port)))
+        assert kept.getresponse().status == 200
+    finally:
+        for sock in (silent, partial):
+            sock.close()
+        kept.close()
+
+
+def test_idle_connections_outlive_client_pools(serve: Callable[..., Edge]) -> None:
+    edge = serve()
+    conn = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=10)
+    try:
+        conn.request("POST", "/", b"{}", dict(plain(edge.port)))
+        assert conn.getresponse().read()
+        sock = conn.sock
+        time.sleep(6)  # past uvicorn's default of 5 s
+        conn.request("POST", "/", b"{}", dict(plain(edge.port)))
+        assert conn.getresponse().status == 200 and conn.sock is sock
+    finally:
+        conn.close()
+    short = serve(keep_alive_s=1)
+    conn = http.client.HTTPConnection("127.0.0.1", short.port, timeout=10)
+    conn.request("POST", "/", b"{}", dict(plain(short.port)))
+    assert conn.getresponse().read()
+    assert conn.sock is not None and closed_within(conn.sock, 5.0) is not None
+    conn.close()
+
+
+def test_the_test_clients_retry_a_reset_connection() -> None:
+    """Like botocore's default retries, conftest's clients survive a reset connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def serve_twice() -> None:
+        for attempt in range(2):
+            sock, _ = listener.accept()
+            accepted.append(attempt)
+            if attempt == 0:
+                sock.recv(65536)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                sock.close()  # RST, as a server closing an idle connection does to a reuse
+                continue
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += sock.recv(65536)
+            reply = b'{"CollectionIds": ["after-reset"]}'
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + JSON.encode() +
+                         b"\r\nContent-Length: " + str(len(reply)).encode() + b"\r\n\r\n" + reply)
+            sock.close()
+
+    thread = threading.Thread(target=serve_twice, daemon=True)
+    thread.start()
+    try:
+        rek = client_for(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        assert rek.list_collections()["CollectionIds"] == ["after-reset"]
+        assert accepted == [0, 1]
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+# --- 4. every error in Rekognition's shape, counted -------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"CollectionId": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    b'{"MaxResults": ' + b'{"a": ' * 400 + b"1" + b"}" * 400 + b"}",
+    b'{"NextToken": ' + b"[" * 32 + b"]" * 32 + b"}",
+])
+def test_json_nested_too_deep_is_a_serialization_error(serve: Callable[..., Edge],
+                                                        body: bytes) -> None:
+    edge = serve()
+    status, headers, data = raw_request(edge.port, plain(edge.port), body)
+    assert status == 400 and error(data)["__type"] == "SerializationException"
+    assert headers["x-amzn-errortype"] == "SerializationException"
+    assert edge.count("ListCollections", "SerializationException") == 1
+    assert edge.calls == []
+
+
+def test_json_nested_within_the_limit_reaches_validation(serve: Callable[..., Edge]) -> None:
+    edge = serve()
+    body = b'{"NextToken": ' + b"[" * 31 + b"]" * 31 + b"}"
+    status, _, data = raw_request(edge.port, plain(edge.port), body)
+    assert status == 400 and error(data)["__type"] == "InvalidParameterException"
+
+
+def test_errors_carry_code_and_logref(serve: Callable[..., Edge]) -> None:
+    edge = serve()
+    status, headers, data = raw_request(edge.port, plain(edge.port), b"{not json")
+    body = error(data)
+    assert status == 400 and body["__type"] == body["Code"] == "SerializationException"
+    assert body["Logref"] == headers["x-amzn-requestid"] and len(body["Logref"]) == 36
+    with pytest.raises(ClientError) as err:
+        client_for(edge.endpoint).describe_collection(CollectionId="not valid")
+    response = err.value.response
+    assert response["Error"]["Code"] == "InvalidParameterException"
+    assert response["ResponseMetadata"]["RequestId"]
+
+
+class _BrokenVerifier:
+    def verify(self, *args: object) -> str:
+        msg = "boom: a bug below the handlers"
+        raise RuntimeError(msg)
+
+
+def test_a_transport_failure_is_an_aws_error_and_counted(serve: Callable[..., Edge]) -> None:
+    edge = serve(verifier=_BrokenVerifier())
+    status, headers, data = raw_request(edge.port, plain(edge.port), b"{}")
+    assert status == 500 and error(data)["__type"] == "InternalServerError"
+    assert "boom" not in data.decode() and headers["connection"] == "close"
+    assert edge.count("ListCollections", "InternalServerError") == 1
+    assert edge.calls == []
+
+
+@pytest.mark.parametrize("head", [
+    [("Host", "["), ("Content-Type", JSON), ("X-Amz-Target", TARGET + "ListCollections")],
+    [("Host", "h\xf6st"), ("Content-Type", JSON), ("X-Amz-Target", TARGET + "\xff\xfe")],
+    [("Host", "x"), ("Content-Type", "\xe9"), ("X-Amz-Target", TARGET + "ListCollections"),
+     ("Authorization", "AWS4-HMAC-SHA256 Credential=\xff/20260101/x/rekognition/aws4_request")],
+])
+def test_hostile_header_values_get_aws_errors(serve: Callable[..., Edge],
+                                              head: list[tuple[str, str]]) -> None:
+    """A regression guard: Starlette already keeps these from crashing the transport."""
+    for edge in (serve(auth=True), serve()):
+        status, _, data = raw_request(edge.port, head, b"{}")
+        assert 400 <= status < 500 or status == 200, data
+        if status != 200:
+            assert error(data)["__type"] in {"AccessDeniedException", "UnknownOperationException"}
+
+
+def test_an_unread_body_is_drained_then_cut(serve: Callable[..., Edge]) -> None:
+    """Refused from its Content-Length: a client still sending reads the error, not a reset;
+    one that trickles the rest is cut at the body deadline."""
+    edge = serve(max_request_bytes=1000, body_timeout_s=1)
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as sock:
+        head = "".join(f"{k}: {v}\r\n" for k, v in plain(edge.port))
+        sock.sendall(f"POST / HTTP/1.1\r\n{head}Content-Length: 200000\r\n\r\n".encode()
+                     + b" " * 200_000)
+        status, _, data = read_response(sock)
+        assert status == 400 and error(data)["__type"] == "ImageTooLargeException"
+        sock.sendall(b"POST / HTTP/1.1\r\n" + head.encode() + b"Content-Length: 2\r\n\r\n{}")
+        assert read_response(sock)[0] == 200  # the connection stays usable
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\n{head}Content-Length: 5000\r\n\r\n".encode())
+        assert read_response(sock)[0] == 400
+        started, cut = time.monotonic(), None
+        for _ in range(30):  # a byte every 0.3 s for 9 s: never the end of the body
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                cut = time.monotonic()
+                break
+            if closed_within(sock, 0.3) is not None:
+                cut = time.monotonic()
+                break
+        assert cut is not None and cut - started < 4.0
+    wait_until(lambda: edge.cuts("drain_timeout") == 1)
+
+
+def test_a_signed_request_naming_no_url_host_is_denied(serve: Callable[..., Edge]) -> None:
+    """Host "[" is signed and sent as such; building the URL to verify must not crash."""
+    edge = serve(auth=True)
+    headers = signed_headers(edge.port, "ListCollections", b"{}", extra={"Host": "["})
+    status, _, data = raw_request(edge.port, list(headers.items()), b"{}")
+    assert status == 400 and error(data)["__type"] == "AccessDeniedException"
+    assert edge.count("ListCollections", "AccessDeniedException") == 1
+
+
+def test_unknown_paths_methods_and_broken_http_get_aws_errors(serve: Callable[..., Edge]) -> None:
+    edge = serve()
+    conn = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=10)
+    for method, path, status in (("GET", "/", 405), ("GET", "/nope", 404), ("PUT", "/", 405)):
+        conn.request(method, path)
+        resp = conn.getresponse()
+        assert resp.status == status
+        assert error(resp.read())["__type"] == "UnknownOperationException"
+    conn.close()
+    assert edge.count("unknown", "UnknownOperationException") == 3
+    # Headers still incomplete past h11's 16 KiB are refused too.
+    for garbage in (b"GARBAGE\r\n\r\n", b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000):
+        with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as sock:
+            sock.sendall(garbage)
+            status, headers, data = read_response(sock)
+        assert status == 400 and error(data)["__type"] == "SerializationException"
+        assert headers["content-type"] == JSON
+    wait_until(lambda: edge.cuts("malformed") == 2)
+
+
+def test_refusals_at_the_edge_are_counted(serve: Callable[..., Edge]) -> None:
+    signed, edge = serve(auth=True), serve(max_request_bytes=1000)
+    status, _, data = raw_request(signed.port, plain(signed.port), b"{}")
+    assert status == 400 and error(data)["__type"] == "AccessDeniedException"
+    assert signed.count("ListCollections", "AccessDeniedException") == 1
+    head = [*plain(edge.port), ("Content-Length", "5000")]
+    status, headers, data = raw_request(edge.port, head, b"{")
+    assert status == 400 and error(data)["__type"] == "ImageTooLargeException"
+    assert edge.count("ListCollections", "ImageTooLargeException") == 1
