@@ -258,7 +258,8 @@ def main() -> int:  # noqa: D103
     parser.add_argument("--fuzz", type=int, default=1500, help="hostile signed requests")
     parser.add_argument("--slow", type=int, default=80, help="slow-body connections")
     parser.add_argument("--images", type=int, default=200, help="large-image searches")
-    parser.add_argument("--side", type=int, default=3000, help="large image side, pixels")
+    parser.add_argument("--side", type=int, default=2000,
+                        help="large image side, pixels (base64 of it under 8 MiB)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", default="soak")
     args = parser.parse_args()

@@ -43,7 +43,28 @@ class ServerConfig(_Base):
         "(counted once the body is read and its signature verified).")
     max_body_reads: int = Field(
         128, ge=1, description="Request bodies arriving at once beyond this get "
-        "LimitExceededException (each holds up to max_request_bytes).")
+        "LimitExceededException (each holds up to max_request_bytes). A body that arrives "
+        "with its headers is read at once and takes no place here.")
+    max_body_reads_per_client: int = Field(
+        16, ge=1, description="Of max_body_reads, at most this many from one client address "
+        "(an IPv4 address, an IPv6 /64); above boto3's pool of 10 connections, so one "
+        "client uploading in parallel is not refused; behind a proxy every client is the "
+        "proxy's address.")
+    max_body_reads_per_key: int | None = Field(
+        None, ge=1, description="With auth on, of max_body_reads at most this many claiming "
+        "one access key id (not yet verified); null = max_body_reads / 8, at least 1.")
+    min_body_rate_bytes_s: float = Field(
+        4096.0, ge=0, description="After body_rate_grace_s a body must have arrived at this "
+        "average rate or faster, else RequestTimeoutException (408) and the connection is "
+        "closed; 0 = no minimum (body_timeout_s alone).")
+    body_rate_grace_s: float = Field(
+        2.0, gt=0, description="How long a body may take before min_body_rate_bytes_s counts.")
+    max_connections: int = Field(
+        1024, ge=1, description="Open connections beyond this are closed as they arrive "
+        "(the open-files limit is raised to fit at start, as far as the hard limit allows).")
+    max_connections_per_client: int = Field(
+        128, ge=1, description="Of max_connections, at most this many from one client address "
+        "(an IPv4 address, an IPv6 /64).")
     body_timeout_s: float = Field(
         60.0, gt=0, description="A request body must arrive whole within this; "
         "else RequestTimeoutException (408) and the connection is closed. Also bounds the "
@@ -466,6 +487,10 @@ class KafkaConfig(_Base):
     dead_letter_keep: int = Field(
         10000, ge=0, description="Records a cluster refused for good (illegal topic, too "
         "large) kept per cluster in the spool's dead_letter table; older ones are deleted.")
+    topic_retry_max_s: float = Field(
+        60.0, gt=0, description="A parked topic (missing, not authorised: its records held "
+        "in order while the cluster's other topics go on) is checked again after 2 s, "
+        "doubling up to this.")
     security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS/SASL for the default cluster.")
     clusters: dict[str, KafkaSecurity] = Field(
@@ -530,7 +555,8 @@ class OutputsConfig(_Base):
         "the kafka.clusters keys; none = only those.")
     topics: list[str] = Field(
         default_factory=lambda: ["*"], description="Topic name patterns (* and ?) an output "
-        "may name; Kafka's internal topics (__*) and the cluster's own (ID.state, "
+        "may name; internal topics (_* and __*: Kafka's, Schema Registry's) and the "
+        "cluster's own (ID.state, "
         "ID.placement) are refused whatever this lists.")
 
 
@@ -601,6 +627,16 @@ class ClusterConfig(_Base):
                                    "long for the log; then a retryable ThrottlingException.")
     join_timeout_s: float = Field(60.0, gt=0, description="Start-up: reach the broker, "
                                   "replay the log and join the group within this.")
+
+    @property
+    def state_topic(self) -> str:
+        """The cluster's command log (every node applies its records)."""
+        return f"{self.id}.state"
+
+    @property
+    def placement_topic(self) -> str:
+        """The placement group's topic (and, with its epoch, the group's name)."""
+        return f"{self.id}.placement"
 
 
 class Config(_Base):

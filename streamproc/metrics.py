@@ -37,7 +37,8 @@ class ApiMetrics:
                             "(SIGHUP) by result", ["result"], registry=registry),
             connections_cut=Counter(
                 "streamproc_http_connections_cut", "Connections the server closed before a "
-                "request reached the API (reason: header_timeout, drain_timeout, malformed)",
+                "request reached the API (reason: header_timeout, drain_timeout, malformed, "
+                "max_connections, max_connections_per_client)",
                 ["reason"], registry=registry),
         )
 
@@ -125,6 +126,7 @@ class PublisherMetrics:
     down_seconds: Gauge
     set_aside: Counter
     dropped: Counter
+    topics_parked: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PublisherMetrics:
@@ -147,6 +149,11 @@ class PublisherMetrics:
                             "(processor_deleted: their processor or job was gone for "
                             "kafka.deleted_grace_s)", ["cluster", "reason"],
                             registry=registry),
+            topics_parked=Gauge("streamproc_kafka_topics_parked",
+                                "Topics whose records the cluster cannot take now (missing, "
+                                "not authorised, not confirmed yet), held while its other "
+                                "topics go on (/health names them)", ["cluster"],
+                                registry=registry),
         )
 
 
@@ -267,7 +274,8 @@ class JobMetrics:
                                buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
                                         7200, 21600)),
             notices=counter("notices", "Completion notices handed to the publisher, and "
-                            "acknowledged or refused by Kafka", ["result"]),
+                            "acknowledged or refused by Kafka; dropped: nowhere to send it "
+                            "(its channel is refused since its job started)", ["result"]),
         )
 
 
@@ -313,6 +321,7 @@ class NoticeSensor:
         self._submitted = metrics.notices.labels("submitted")
         self._published = metrics.notices.labels("published")
         self._failed = metrics.notices.labels("failed")
+        self._dropped = metrics.notices.labels("dropped")
 
     def emitted(self) -> None:
         """A notice was handed to the publisher."""
@@ -328,6 +337,10 @@ class NoticeSensor:
     def publish_failed(self) -> None:
         """Kafka refused a notice (it is sent again)."""
         self._failed.inc()
+
+    def dropped(self) -> None:
+        """A notice had nowhere to go (its channel is refused since its job started)."""
+        self._dropped.inc()
 
 
 class ProcessorSensor:

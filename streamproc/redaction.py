@@ -1,18 +1,31 @@
 """How URLs are shown safely: the one redaction rule for logs, records and API responses.
 
 At the bottom of the layering so that every package (the data plane's crash reports too)
-uses the same rule. Secrets are the userinfo, secret-looking query values, and an RTMP URL's
+uses the same rule. Secrets are the userinfo, every query value except those of a short list
+of options known to be harmless (a camera's ``authtoken``, a presigned URL's
+``X-Amz-Signature`` and names no list foresees are hidden, not guessed at), and an RTMP URL's
 stream key (the last element of its path, ``rtmp://host/app/KEY``), which is the password of
 a publishing point.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-_SECRET_PARAMS = {"password", "pass", "pwd", "passwd", "token", "access_token", "key",
-                  "secret", "signature", "sig", "auth", "apikey", "api_key", "passphrase"}
+# Query options shown as they are: transport and stream selection, never credentials.
+_SHOWN_PARAMS = frozenset({
+    "rtsp_transport", "rtsp_flags", "transport", "channel", "subtype", "stream", "profile",
+    "resolution", "fps", "latency", "rcvlatency", "peerlatency", "mode", "timeout",
+    "rw_timeout", "pkt_size", "buffer_size", "fifo_size", "overrun_nonfatal", "width",
+    "height", "codec", "video", "audio", "format", "camera", "unicast", "multicast", "ttl",
+    "maxbw", "tcp", "udp"})
 HIDDEN = "***"
+_SHORT = 4  # secrets this short are scrubbed only where they stand alone
+
+
+def _secret_param(name: str) -> bool:
+    return name.lower() not in _SHOWN_PARAMS
 
 
 def _stream_key(parts: SplitResult) -> str | None:
@@ -29,7 +42,7 @@ def _hide_key(path: str, key: str) -> str:
 
 
 def redact(value: str) -> str:
-    """Hide credentials: user:password, secret-looking query values, RTMP stream keys."""
+    """Hide credentials: user:password, query values (but known options), RTMP stream keys."""
     if value.startswith("/") or "://" not in value:
         return value
     try:
@@ -41,7 +54,7 @@ def redact(value: str) -> str:
         query = parts.query
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, HIDDEN if k.lower() in _SECRET_PARAMS else v)
+            query = urlencode([(k, HIDDEN if _secret_param(k) else v)
                                for k, v in pairs], safe="*")
         key = _stream_key(parts)
         path = _hide_key(parts.path, key) if key else parts.path
@@ -56,9 +69,9 @@ def _secrets(url: str) -> set[str]:
         parts = urlsplit(url)
     except ValueError:
         return set()
-    found = {v for k, v in parse_qsl(parts.query) if k.lower() in _SECRET_PARAMS}
+    found = {v for k, v in parse_qsl(parts.query) if _secret_param(k)}
     found |= {v for pair in parts.query.split("&") for k, _, v in [pair.partition("=")]
-              if unquote(k).lower() in _SECRET_PARAMS}
+              if _secret_param(unquote(k))}
     found |= {piece for piece in (parts.password, _stream_key(parts)) if piece}
     found |= {unquote(s) for s in found}
     return {s for s in found if s}
@@ -68,12 +81,18 @@ def scrub(text: str, url: str) -> str:
     """``text`` with every copy of ``url`` and of each of its secrets hidden.
 
     For messages that quote a URL they were not built from (PyAV's exceptions, tracebacks),
-    in whatever form they quote it (re-encoded, decoded, only in part).
+    in whatever form they quote it (re-encoded, decoded, only in part). A short secret (up
+    to 4 characters) is hidden only where it stands alone, not inside a longer word or
+    number (a stream key ``1`` leaves ``port 1935`` as it is); a longer one wherever it is,
+    so a percent-encoded quote (``%3Ds3cretPW``) hides it too.
     """
     shown = redact(url)
     if shown == url:
         return text
     text = text.replace(url, shown)
     for secret in sorted(_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, HIDDEN)
+        if len(secret) > _SHORT:
+            text = text.replace(secret, HIDDEN)
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", HIDDEN, text)
     return text

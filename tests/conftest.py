@@ -70,16 +70,24 @@ def client_for(endpoint: str) -> object:
     ))
 
 
+# Operations that change nothing, so one sent twice does no harm.
+READ_ONLY = ("List", "Describe", "Search", "Detect", "Get", "Compare")
+
+
 def retry_resets(client: object, tries: int = 3) -> object:
-    """Retry ``client``'s calls whose connection was reset or closed, as botocore's defaults do.
+    """Retry ``client``'s read-only calls whose connection was reset or closed.
 
     A server closing an idle keep-alive connection races a client reusing it; real clients
     retry that (botocore's default retry modes do), and these tests' clients, which retry
-    nothing else, should too. Retried calls are the tests' own, which they may repeat.
+    nothing else, should too. A client cannot tell whether a reset request was acted on, so
+    only calls that change nothing are retried: a reset CreateCollection or IndexFaces
+    surfaces as ConnectionClosedError instead of running twice.
     """
     def on_reset(attempts: int, caught_exception: Exception | None = None,
-                 **_: object) -> float | None:
-        if isinstance(caught_exception, ConnectionClosedError) and attempts < tries:
+                 operation: object = None, **_: object) -> float | None:
+        name = getattr(operation, "name", "")
+        if (isinstance(caught_exception, ConnectionClosedError) and attempts < tries
+                and name.startswith(READ_ONLY)):
             return 0.05
         return None
 

@@ -6,6 +6,7 @@ what they were asked to do, so a test can check what a hostile request did or di
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.context import RequestContext
 from streamproc.api.intake import BodyLimits
+from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.api.transport import ApiLimits, ControlApi
 from streamproc.api.validate import ServiceSpec
@@ -71,7 +73,8 @@ def start_edge(auth: bool = False, verifier: SigV4Verifier | None = None,
     metrics = ApiMetrics.create(registry)
     edge = Edge(HttpServer(None, "127.0.0.1", 0, 2.0, ConnectionTimeouts(
         config.header_timeout_s, config.body_timeout_s, config.keep_alive_s),
-        cuts=metrics.connections_cut), registry)
+        cuts=metrics.connections_cut, limits=ConnectionLimits(
+            config.max_connections, config.max_connections_per_client)), registry)
 
     def handler(operation: str, result: dict[str, Any]) -> Callable[..., dict[str, Any]]:
         def handle(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
@@ -86,9 +89,8 @@ def start_edge(auth: bool = False, verifier: SigV4Verifier | None = None,
     }
     if auth and verifier is None:
         verifier = SigV4Verifier({KEY: SECRET}.get)
-    limits = ApiLimits(BodyLimits(config.max_request_bytes, config.max_body_reads,
-                                  config.body_timeout_s),
-                       config.max_concurrent_requests, config.worker_threads)
+    limits = ApiLimits(BodyLimits.of(config), config.max_concurrent_requests,
+                       config.worker_threads)
     api = ControlApi(ServiceSpec(), handlers, metrics, registry, limits,
                      lambda: {"status": "ok"}, Arns("us-east-1", "000000000000"), verifier)
     edge.api = api
@@ -97,25 +99,50 @@ def start_edge(auth: bool = False, verifier: SigV4Verifier | None = None,
 
 
 def signed_headers(port: int, operation: str, body: bytes, *, unsigned: tuple[str, ...] = (),
-                   extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Headers of a POST / signed by KEY as botocore signs it (``unsigned`` sent, not signed)."""
+                   extra: dict[str, str] | None = None,
+                   key: tuple[str, str] = (KEY, SECRET)) -> dict[str, str]:
+    """Headers of a POST / signed by ``key`` (id, secret) as botocore signs it (``unsigned``
+    sent, not signed)."""
     headers = {"Host": f"127.0.0.1:{port}", "Content-Type": JSON,
                "X-Amz-Target": f"RekognitionService.{operation}", **(extra or {})}
     request = AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body,
                          headers={k: v for k, v in headers.items() if k.lower() not in unsigned})
-    SigV4Auth(Credentials(KEY, SECRET), "rekognition", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials(*key), "rekognition", "us-east-1").add_auth(request)
     return {**headers, **dict(request.headers.items())}
 
 
-def raw_request(port: int, head: list[tuple[str, str]], body: bytes = b"",
-                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    """Send exactly these header lines (repeats included) and read one response."""
+def forged_headers(port: int, key_id: str = KEY, length: int = 1000) -> dict[str, str]:
+    """Headers that pass screening without the secret: a known key id, a fresh date, the
+    required headers named, and 64 zeros as the signature (only the body could tell)."""
+    headers = signed_headers(port, "ListCollections", b"", key=(key_id, "not the secret"))
+    headers["Authorization"] = re.sub("Signature=[0-9a-f]{64}", "Signature=" + "0" * 64,
+                                      headers["Authorization"])
+    return {**headers, "Content-Length": str(length)}
+
+
+def connect(port: int, source: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
+    """A connection to the edge from ``source`` (127.0.0.2 is another client on loopback)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def request_bytes(head: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """``POST /`` with exactly these header lines, a Content-Length if they give none."""
     lines = ["POST / HTTP/1.1", *(f"{k}: {v}" for k, v in head)]
     if not any(k.lower() == "content-length" for k, _ in head):
         lines.append(f"Content-Length: {len(body)}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def raw_request(port: int, head: list[tuple[str, str]], body: bytes = b"",
+                timeout: float = 10.0, source: str = "127.0.0.1"
+                ) -> tuple[int, dict[str, str], bytes]:
+    """Send exactly these header lines (repeats included) and read one response."""
+    with connect(port, source, timeout) as sock:
+        sock.sendall(request_bytes(head, body))
         return read_response(sock)
 
 

@@ -118,6 +118,9 @@ def test_file_paths_only_under_media_roots(tmp_path: Path) -> None:
                 f"{media}x/a.mp4"):
         assert refused(checker, bad).rule == "media_roots", bad
     assert refused(allowlist(), str(media / "ok.mp4")).rule == "media_roots"  # no roots
+    # The refusal names the path as given, never where a link leads (/proc/self/cwd ...).
+    assert refused(checker, str(media / "escape.mp4")).message == \
+        f"{media}/escape.mp4 is not under a configured media root"
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -342,7 +345,8 @@ def test_unspecified_addresses_are_judged_as_loopback(url: str) -> None:
 def test_output_topics_match_patterns_and_internal_ones_never_do() -> None:
     """``check_topic`` is what a job's notice (on a cluster the config chose) is judged by."""
     outputs = OutputAllowlist.for_config(load_config(None, {
-        "kafka.bootstrap": "k:9092", "outputs.topics": ["faces-*", "door?", "__*", "*.state"]}))
+        "kafka.bootstrap": "k:9092",
+        "outputs.topics": ["faces-*", "door?", "__*", "_*", "*.state"]}))
     outputs.check("k:9092", "faces-lobby")
     outputs.check_topic("door1")
     outputs.check_topic("edge.state")  # another cluster id's name is an ordinary topic
@@ -350,8 +354,8 @@ def test_output_topics_match_patterns_and_internal_ones_never_do() -> None:
         with pytest.raises(OutputRefused, match="matches no allowed topic pattern") as err:
             outputs.check_topic(topic)
         assert err.value.rule == "topics"
-    for topic in ("__consumer_offsets", "__transaction_state", "streamproc.state",
-                  "streamproc.placement"):
+    for topic in ("__consumer_offsets", "__transaction_state", "_schemas",
+                  "_confluent-metrics", "streamproc.state", "streamproc.placement"):
         with pytest.raises(OutputRefused, match=f"^topic {topic} is internal"):
             outputs.check_topic(topic)
     with pytest.raises(OutputRefused, match="^cluster k:9093 is not configured") as err:

@@ -41,7 +41,8 @@ def test_state_machine_is_data_and_logs_every_change() -> None:
 def test_redaction_hides_credentials() -> None:
     assert redact("rtsp://user:pw@cam:554/s") == "rtsp://***:***@cam:554/s"
     assert redact("rtmp://token@cam/live") == "rtmp://***@cam/live"
-    assert redact("https://h/x.m3u8?token=abc&q=1") == "https://h/x.m3u8?token=***&q=1"
+    assert redact("https://h/x.m3u8?token=abc&channel=1") == \
+        "https://h/x.m3u8?token=***&channel=1"
     assert redact("srt://h:9000?passphrase=hunter22") == "srt://h:9000?passphrase=***"
     assert redact("/videos/a.mp4") == "/videos/a.mp4"
 
@@ -130,6 +131,9 @@ def test_shared_stages_stop_in_bounded_time(tmp_path: Any) -> None:
             entered.set()
             release.wait(30)
 
+        def partitions_for(self, topic: str) -> set[int]:
+            return {0}
+
         def flush(self, timeout: float) -> None:
             pass
 
@@ -194,11 +198,24 @@ class _ScriptedProducer:
         _ScriptedProducer.sent.append((value, future))
         return future
 
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
     def flush(self, timeout: float) -> None:
         pass
 
     def close(self, timeout: float) -> None:
         pass
+
+
+def _confirm(sender: Any, topic: str = "t") -> None:
+    """Turn the sender until its destination confirmed ``topic`` (checked on a thread)."""
+    deadline = time.monotonic() + 10
+    while topic not in sender._admitted:
+        assert time.monotonic() < deadline, f"{topic} was never confirmed"
+        sender.box.sync_disk()
+        sender.pump()
+        time.sleep(0.001)
 
 
 def test_outbox_keeps_order_through_disk_and_failures(tmp_path: Any) -> None:
@@ -212,6 +229,7 @@ def test_outbox_keeps_order_through_disk_and_failures(tmp_path: Any) -> None:
     box = sender.box
     box.sync_disk()
     assert box.sizes() == (3, 7)  # bounded memory, the rest on disk
+    _confirm(sender)
     delivered: list[bytes] = []
     for _ in range(200):
         sender.retry_at = 0.0  # as if the retry delay had passed
@@ -260,15 +278,15 @@ def test_outbox_delivers_a_backlog_larger_than_memory_twice(tmp_path: Any) -> No
         for i in range(20):
             publisher.submit("c:1", "p", "t", f"{wave}-{i}".encode(), time.monotonic(),
                              _sensor())
-        for _ in range(500):
+        deadline = time.monotonic() + 10  # (the topic's first check runs on a thread)
+        while box.sizes() != (0, 0) and time.monotonic() < deadline:
             box.sync_disk()
             sender.pump()
+            time.sleep(0 if _ScriptedProducer.sent else 0.001)
             while _ScriptedProducer.sent:
                 value, future = _ScriptedProducer.sent.pop(0)
                 delivered.append(value)
                 future.ok()
-            if box.sizes() == (0, 0):
-                break
     assert delivered == [f"{w}-{i}".encode() for w in range(2) for i in range(20)]
     spool.close()
 
@@ -311,7 +329,14 @@ def test_records_go_to_disk_at_stop_even_when_the_transport_cannot_reset(tmp_pat
         def flush(self, destination: str, timeout: float) -> None:
             pass
 
+        def check_topic(self, destination: str, topic: str) -> None:
+            msg = "cannot check"
+            raise RuntimeError(msg)
+
         def refuses(self, error: BaseException) -> bool:
+            return False
+
+        def topic_trouble(self, error: BaseException) -> bool:
             return False
 
     spool = Spool(tmp_path / "spool.db")

@@ -1122,3 +1122,20 @@ def test_a_landed_launch_waits_while_placement_holds_the_job_back(jobs: Jobs) ->
     jobs.scheduler.reconcile_once()
     assert [p.attempt for p in jobs.runtime.plans] == [1]
     assert jobs.store.get(job_id).attempt == 1
+
+
+def test_records_have_an_owner_while_their_processor_or_job_exists(jobs: Jobs) -> None:
+    """What the publisher asks before dropping a name's records (kafka.deleted_grace_s)."""
+    from streamproc.daemon.parts import record_owners
+    from streamproc.processors.registry import ProcessorRegistry
+
+    registry = ProcessorRegistry()
+    exists = record_owners(SimpleNamespace(registry=registry),  # type: ignore[arg-type]
+                           SimpleNamespace(db=jobs.db))  # type: ignore[arg-type]
+    assert not exists("job-1") and not exists("cam")
+    jobs.store.insert("job-1", FACE_DETECTION, None, {"Video": {}}, 0.0)
+    registry.add(SimpleNamespace(spec=SimpleNamespace(name="cam")))  # type: ignore[arg-type]
+    assert exists("job-1") and exists("cam") and not exists("other")
+    jobs.store.delete("job-1")
+    registry.remove("cam")
+    assert not exists("job-1") and not exists("cam")

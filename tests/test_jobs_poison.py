@@ -56,7 +56,7 @@ def test_poison_notices_are_refused_or_set_aside_and_the_rest_arrive_once(
         assert sorted(n["JobId"] for n in got) == sorted(["old-ok", job])
         destination = d.health()["destinations"][broker.bootstrap]
         assert destination["state"] == "ok" and destination["set_aside"] == 2
-        for error in ("ValueError", "MessageSizeTooLargeError"):
+        for error in ("InvalidTopicError", "MessageSizeTooLargeError"):
             assert d.registry.get_sample_value("streamproc_records_set_aside_total", {
                 "cluster": broker.bootstrap, "error": error}) == 1
     finally:

@@ -150,7 +150,13 @@ def test_a_local_playlist_cannot_name_a_file_outside_the_media_roots(media: Path
     (media / "evil.m3u8").write_text(playlist("cam0.ts", entry.format(outside=outside)))
     message = refusal(str(media / "evil.m3u8"), roots(media))
     assert message.startswith(f"Input refused by inputs.media_roots: {media}/evil.m3u8 names ")
-    assert message.endswith(f"{outside}/secret.ts is not under a configured media root")
+    assert message.endswith("is not under a configured media root")
+    if entry == "link.ts":  # refused, without saying where the link leads
+        assert message.endswith(f"names {media}/link.ts: {media}/link.ts is not under a "
+                                "configured media root")
+        assert str(outside) not in message
+    else:
+        assert "secret.ts is not under" in message
 
 
 def test_a_local_playlist_cannot_make_ffmpeg_fetch_urls(media: Path, serve: Any) -> None:

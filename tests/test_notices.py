@@ -66,3 +66,32 @@ def test_a_notice_cannot_be_written_into_an_internal_topic(name: str) -> None:
         _notices().target(_arn(name))
     with pytest.raises(InvalidParameterException, match="refused by outputs.topics"):
         _notices(mapped=NotificationTarget(topic=name)).target(_arn("mapped"))
+
+
+def _job(topic: str) -> Any:
+    from streamproc.storage.jobs import StoredJob
+
+    request = {"Video": {"S3Object": {"Bucket": "b", "Name": "v.mp4"}},
+               "NotificationChannel": _arn(topic)}
+    return StoredJob("job-1", "FaceDetection", None, request, "SUCCEEDED", "", None, 1, 0.0,
+                     1.0)
+
+
+def test_a_notice_with_nowhere_to_go_is_logged_and_counted_not_dropped_silently(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Its topic passed at Start; a configuration changed since (here: the topic is now
+    refused) leaves nowhere to send it: the notice is not queued, and says so."""
+    registry = CollectorRegistry()
+    submitted = Submitted()
+    notices = Notices(submitted, "k:9092", {}, NoticeSensor(JobMetrics.create(registry)),
+                      OutputAllowlist.for_config(load_config(None, {
+                          "kafka.bootstrap": "k:9092", "outputs.topics": ["faces-*"]})))
+    with caplog.at_level("WARNING", logger="streamproc.jobs.notices"):
+        notices.send(_job("jobs-done"), "SUCCEEDED", "", 2.0)
+    assert submitted.records == []
+    assert registry.get_sample_value("streamproc_job_notices_total", {"result": "dropped"}) == 1
+    (record,) = [r for r in caplog.records if "job-1" in r.getMessage()]
+    assert record.levelname == "WARNING" and "refused by outputs.topics" in record.getMessage()
+    notices.send(_job("faces-done"), "SUCCEEDED", "", 2.0)  # one still allowed goes out
+    assert submitted.records == [("k:9092", "faces-done")]
+    assert registry.get_sample_value("streamproc_job_notices_total", {"result": "dropped"}) == 1

@@ -35,6 +35,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "other" / "x.jpg").write_bytes(b"other bucket")
     (base / "outside.jpg").write_bytes(b"outside the root")
     (root / "photos" / "link.jpg").symlink_to(base / "outside.jpg")
+    (root / "photos" / "cross.jpg").symlink_to(root / "other" / "x.jpg")  # another bucket's
+    (root / "photos" / "inside.jpg").symlink_to(root / "photos" / "sub" / "b.jpg")
     (root / "photos" / "...").mkdir()
     (root / "...").mkdir()
     (root / "..." / "face.jpg").write_bytes(b"dots bucket")
@@ -59,7 +61,7 @@ def _missing(store: ObjectStore, bucket: str, name: str, tmp: Path) -> None:
 
 def test_keys_that_spell_their_file_are_read(store: ObjectStore, root: Path,
                                              tmp_path: Path) -> None:
-    for name, data in (("face.jpg", b"face"), ("sub/b.jpg", b"b")):
+    for name, data in (("face.jpg", b"face"), ("sub/b.jpg", b"b"), ("inside.jpg", b"b")):
         ref = ObjectRef("photos", name)
         assert store.size(ref) == len(data)
         assert store.read(ref, 1 << 20) == data
@@ -70,7 +72,7 @@ def test_keys_that_spell_their_file_are_read(store: ObjectStore, root: Path,
 @pytest.mark.parametrize("name", [
     "./face.jpg", "face.jpg/", "sub//b.jpg", "sub/./b.jpg", "sub/../face.jpg",
     "../other/x.jpg", "/face.jpg", "//face.jpg", "face.jpg\x00", "face.jpg\x00.png",
-    "sub\\b.jpg", "sub/back\\slash.jpg", "link.jpg", "sub", ".", "..", "...", "",
+    "sub\\b.jpg", "sub/back\\slash.jpg", "link.jpg", "cross.jpg", "sub", ".", "..", "...", "",
     "a" * 256, "a" * 1000, "a/" * 512 + "x", "face\ud800.jpg", "face.jpg\n"])
 def test_other_spellings_of_a_key_are_missing_objects(store: ObjectStore, name: str,
                                                       tmp_path: Path) -> None:

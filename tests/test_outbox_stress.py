@@ -42,14 +42,27 @@ def fast_switching() -> Iterator[None]:
 
 def _broker_turn(box: Outbox, in_flight: list[tuple[Entry, _Future]],
                  acked: list[tuple[str, int]], hiccup: Callable[[], bool], batch: int,
-                 poison: str | None = None) -> None:
+                 poison: str | None = None, denied: str | None = None,
+                 answer: bool = True) -> None:
     """The broker answers what was sent (a hiccup fails that send and every later one; a
-    record for the ``poison`` topic is refused alone), then the publisher sends again."""
+    record for the ``poison`` topic is refused alone; one for the ``denied`` topic fails
+    as the topic's trouble, and so does every later one), then the publisher sends again.
+    Without ``answer`` it keeps what is in flight for a later turn."""
+    if not answer:
+        for entry in box.take_unsent(batch):
+            future = _Future()
+            box.mark_sent(entry, future)
+            in_flight.append((entry, future))
+        return
     broken = False
     for entry, future in in_flight:
         future.is_done = True
         if entry.topic == poison:
             future.exception = ValueError("illegal topic")
+            continue
+        if entry.topic == denied:
+            broken = True
+            future.exception = PermissionError("not authorised")
             continue
         broken = broken or hiccup()
         if broken:
@@ -190,6 +203,12 @@ class _SetAside:
     def set_aside(self, entry: Entry, error: BaseException) -> None:
         self.aside.append((entry.processor, int(entry.value)))
 
+    def parks(self, error: BaseException) -> bool:
+        return isinstance(error, PermissionError)
+
+    def parked(self, topic: str, error: BaseException) -> None:
+        pass
+
 
 def test_poison_records_and_a_deleted_processor_under_concurrent_puts(
         tmp_path: Path, fast_switching: None) -> None:
@@ -246,4 +265,75 @@ def test_poison_records_and_a_deleted_processor_under_concurrent_puts(
     # Dropped while most were still held (the producer outruns the loop by far); of the
     # others, none arrives twice or out of order.
     assert dropped[0] > 0 and gone == sorted(gone) and len(gone) + dropped[0] == per
+    assert box.owners() == set() and box.sizes() == (0, 0)
+
+
+def test_a_topic_parked_and_unparked_under_concurrent_puts_and_failures(
+        tmp_path: Path, fast_switching: None) -> None:
+    """Park and unpark one topic at random (and let the broker refuse it as the topic's
+    trouble) while producers put and sends fail: every record arrives, in order per
+    processor, and the other topic's records keep flowing while it is parked."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.open()
+    refusals = _SetAside()
+    box = Outbox("c:1", spool, memory_limit=200, sensor_for=lambda name: None,
+                 refusals=refusals)
+    per, acked, errors = 3000, [], []
+    stop = threading.Event()
+    flowed_while_parked: list[int] = []
+    sent_parked: list[bytes] = []  # records handed over while their topic was parked
+
+    def loop() -> None:
+        rng = random.Random(3)
+        in_flight: list[tuple[Entry, _Future]] = []
+        try:
+            while not stop.is_set() or box.sizes() != (0, 0):
+                roll = rng.random()
+                if roll < 0.15:
+                    box.park("slow", "missing")
+                elif roll < 0.4:
+                    box.unpark("slow")
+                box.sync_disk()
+                before, sent_before = len(acked), len(in_flight)
+                refuse = rng.random() < 0.02  # "slow" refused as the topic's trouble
+                answer = stop.is_set() or rng.random() < 0.5  # else kept in flight a while
+                _broker_turn(box, in_flight, acked, lambda: rng.random() < 1 / 20, 128,
+                             denied="slow" if refuse else None, answer=answer)
+                parked = box.parked_topics()
+                sent_parked.extend(e.value for e, _ in in_flight[0 if answer else sent_before:]
+                                   if e.topic in parked)
+                if "slow" in parked and len(acked) > before:
+                    flowed_while_parked.append(len(acked) - before)
+                if stop.is_set() and "slow" in box.parked_topics():
+                    box.unpark("slow")  # the topic is back at the end
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def produce(name: str, topic: str) -> None:
+        for i in range(per):
+            box.put(Entry(name, topic, name.encode(), str(i).encode()))
+            if i % 50 == 0:
+                time.sleep(0)
+
+    publisher = threading.Thread(target=loop)
+    publisher.start()
+    producers = [threading.Thread(target=produce, args=(n, t)) for n, t in
+                 (("p0", "t"), ("p1", "slow"), ("p2", "t"), ("p3", "slow"))]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join(60)
+    stop.set()
+    publisher.join(120)
+    spool.close()
+    assert not publisher.is_alive() and errors == [], errors
+    firsts: dict[str, list[int]] = {}
+    for name, value in dict.fromkeys(acked):
+        firsts.setdefault(name, []).append(value)
+    for name in ("p0", "p1", "p2", "p3"):
+        assert firsts[name] == list(range(per)), f"{name} lost or reordered records"
+    assert refusals.aside == [] and sum(flowed_while_parked) > 0
+    assert sent_parked == []
+    # Acknowledged records are never sent again (a failed send fails every later one).
+    assert len(acked) == len(set(acked)), "a record was delivered twice"
     assert box.owners() == set() and box.sizes() == (0, 0)

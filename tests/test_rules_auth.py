@@ -272,3 +272,32 @@ def test_signed_region_reads_the_scope_without_verifying() -> None:
     assert signed_region({"authorization": f"  {headers['authorization']}"}) == "ap-south-1"
     assert signed_region({}) is None
     assert signed_region({"authorization": "Bearer x"}) is None
+
+
+@pytest.mark.parametrize("region", ["x" * 40, "xxxxxxxx", "US-EAST-1", "Us-east-1", "*",
+                                    "us-east", "us-east-1-", "useast1", "us_east_1",
+                                    "us-east-1a", "1-east-1", "u-east-1", "us--east-1",
+                                    "local", "us-east-123"])
+def test_a_scope_region_that_is_no_region_name_is_refused(region: str) -> None:
+    """Checked on the headers, before the body: a region is what ARNs are written in."""
+    headers, _ = sign(region=region)
+    message = "^Credential should be scoped to a valid region$"
+    with pytest.raises(AccessDeniedException, match=message):
+        verify(headers)
+    with pytest.raises(AccessDeniedException, match=message):
+        SigV4Verifier({KEY: SECRET}.get).screen(headers)
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "eu-central-2", "ap-southeast-4",
+                                    "us-gov-west-1", "cn-northwest-1", "us-iso-east-1",
+                                    "us-isob-east-1", "il-central-1", "mx-central-1",
+                                    "eusc-de-east-1", "ap-east-2"])
+def test_every_kind_of_region_name_verifies(region: str) -> None:
+    assert verify(*sign(region=region)) == KEY
+
+
+def test_screening_names_the_key_it_let_through() -> None:
+    """The transport counts a body against the key its headers claim (not yet verified)."""
+    verifier = SigV4Verifier({KEY: SECRET, "AKIDOTHER": "other"}.get)
+    assert verifier.screen(sign()[0]) == KEY
+    assert verifier.screen(sign(key="AKIDOTHER", secret="not its secret")[0]) == "AKIDOTHER"

@@ -245,11 +245,11 @@ def test_a_failure_to_hand_over_keeps_what_was_handed_over(spool: Spool) -> None
 
 def test_records_read_back_from_disk_find_their_sensor(spool: Spool) -> None:
     known, later = Sensor(), Sensor()
-    spool.append("c", [("old", "t", b"old", b"from-last-run")])
+    spool.append("c", [("old", "topic", b"old", b"from-last-run")])
     box = Outbox("c", spool, 5, lambda name: later if name == "old" else None,
-                 spooled={"old": 1})
+                 spooled={("old", "topic"): 1})
     box.put(entry("new", known, processor="p"))
-    assert box.sizes() == (0, 2)  # behind what the last run left
+    assert box.sizes() == (0, 2)  # behind what the last run left for its topic
     box.sync_disk()
     sent = send_all(box)
     assert values([e for e, _ in sent]) == ["from-last-run", "new"]
@@ -283,7 +283,7 @@ def test_a_restart_delivers_the_persisted_records_first(spool: Spool, tmp_path: 
     box.sync_disk()
     send_all(box)
     box.persist_unsent()
-    again = Outbox("c", spool, 2, lambda name: None, spooled=spool.owners("c"))
+    again = Outbox("c", spool, 2, lambda name: None, spooled=spool.held("c"))
     again.put(entry("4"))
     assert deliver(again, 6) == ["0", "1", "2", "3", "4"] and spooled(spool) == []
 
@@ -395,6 +395,7 @@ class Refusals:
 
     def __init__(self, spool: Spool) -> None:
         self.spool, self.aside = spool, []
+        self.parked_topics: list[tuple[str, str]] = []
 
     def refuses(self, error: BaseException) -> bool:
         return isinstance(error, ValueError)
@@ -402,6 +403,12 @@ class Refusals:
     def set_aside(self, e: Entry, error: BaseException) -> None:
         self.aside.append((e.value.decode(), str(error)))
         self.spool.set_aside("c", [(e.processor, e.topic, e.key, e.value, str(error))], 10)
+
+    def parks(self, error: BaseException) -> bool:
+        return isinstance(error, PermissionError)
+
+    def parked(self, topic: str, error: BaseException) -> None:
+        self.parked_topics.append((topic, str(error)))
 
 
 def test_a_record_refused_at_the_head_is_set_aside_and_the_rest_goes_on(spool: Spool) -> None:
@@ -429,7 +436,7 @@ def test_a_refused_record_read_back_from_disk_leaves_the_spool_once_kept_aside(
         spool: Spool) -> None:
     spool.append("c", [("p", "bad topic", b"p", b"poison"), ("p", "t", b"p", b"good")])
     refusals = Refusals(spool)
-    box = Outbox("c", spool, 10, lambda name: None, spooled=spool.owners("c"),
+    box = Outbox("c", spool, 10, lambda name: None, spooled=spool.held("c"),
                  refusals=refusals)
     box.sync_disk()
     (_, f0), (_, f1) = send_all(box)
@@ -455,8 +462,8 @@ def test_a_record_refused_as_it_is_handed_over_is_set_aside(spool: Spool) -> Non
 
 def test_dropping_a_deleted_processor_takes_its_records_from_memory_overflow_and_disk(
         spool: Spool) -> None:
-    spool.append("c", [("gone", "t", b"gone", b"old-gone"), ("p", "t", b"p", b"old-p")])
-    box = Outbox("c", spool, 3, lambda name: None, spooled=spool.owners("c"))
+    spool.append("c", [("gone", "topic", b"gone", b"old-gone"), ("p", "topic", b"p", b"old-p")])
+    box = Outbox("c", spool, 3, lambda name: None, spooled=spool.held("c"))
     for i in range(6):
         box.put(entry(f"g{i}", processor="gone") if i % 2 else entry(f"p{i}"))
     box.sync_disk()  # memory: the two old ones + "p0"; the rest spooled
@@ -498,6 +505,135 @@ def test_the_spool_counts_and_deletes_records_per_owner(spool: Spool) -> None:
     spool.append("d", [("a", "t", b"a", b"x")])
     assert spool.owners("c") == {"a": 2, "b": 1}
     first = spool.read("c", float("-inf"), 1)[0]
-    assert spool.delete_owners("c", {"a"}, first.pos) == 1  # the one after the cursor
-    assert spool.delete_owners("c", set(), first.pos) == 0
+    assert spool.delete_owners("c", {"a"}, first.pos) == {"t": 1}  # the one after the cursor
+    assert spool.delete_owners("c", set(), first.pos) == {}
     assert spooled(spool) == ["1", "2"] and spooled(spool, "d") == ["x"]
+
+
+# ---- parked topics: held apart in order, the others go on --------------------------------
+
+def topical(value: str, topic: str, processor: str = "p") -> Entry:
+    return Entry(processor, topic, processor.encode(), value.encode())
+
+
+def test_a_parked_topic_leaves_memory_and_comes_back_in_order(spool: Spool) -> None:
+    box = Outbox("c", spool, 10, lambda name: None)
+    for i in range(2):
+        box.put(topical(f"a{i}", "a", "pa"))
+        box.put(topical(f"x{i}", "x"))
+    box.park("a", "missing")
+    assert values(box.take_unsent(10)) == ["x0", "x1"]
+    assert box.sizes() == (2, 2) and spooled(spool) == ["a0", "a1"]
+    box.put(topical("a2", "a", "pa"))  # memory has room, but its topic is parked
+    box.put(topical("x2", "x"))
+    assert box.sizes() == (3, 3) and box.parked_topics() == {"a"}
+    (report,) = box.parked().values()
+    assert (report["error"], report["records_held"], report["processors"]) == (
+        "missing", 3, ["pa"])
+    assert deliver(box, 3) == ["x0", "x1", "x2"]  # never "a" while it is parked
+    box.unpark("a")
+    assert deliver(box, 3) == ["a0", "a1", "a2"]
+    assert box.sizes() == (0, 0) and spooled(spool) == [] and box.owners() == set()
+    assert box.parked() == {} and box.take_acked_topics() == {"a", "x"}
+
+
+def test_an_unparked_topic_catches_up_before_its_new_records(spool: Spool) -> None:
+    """Its rows behind the read cursor come first, then those after it, then new ones."""
+    box = Outbox("c", spool, 2, lambda name: None)
+    box.put(topical("a0", "a"))
+    box.park("a", "missing")
+    for i in range(4):  # memory holds 2: the rest of "x" is spooled after "a0"
+        box.put(topical(f"x{i}", "x"))
+        box.put(topical(f"a{i + 1}", "a"))
+    assert deliver(box, 4) == ["x0", "x1", "x2", "x3"]  # the cursor is past a1..a3 now
+    box.put(topical("a5", "a"))
+    box.unpark("a")
+    box.put(topical("a6", "a"))  # still behind the held ones
+    assert deliver(box, 6) == [f"a{i}" for i in (0, 1, 2, 3, 4, 5, 6)]
+    assert box.sizes() == (0, 0) and spooled(spool) == []
+
+
+def test_records_of_a_parked_topic_rewound_by_a_failure_go_back_in_front(
+        spool: Spool) -> None:
+    box = Outbox("c", spool, 10, lambda name: None)
+    for value, topic in (("a0", "a"), ("x0", "x"), ("a1", "a")):
+        box.put(topical(value, topic))
+    (_, fa0), (_, fx0), (_, fa1) = send_all(box)
+    box.put(topical("a2", "a"))
+    box.park("a", "missing")  # a0 and a1 are in flight: they stay
+    assert spooled(spool) == ["a2"]
+    fa0.err(RuntimeError("broker gone"))
+    fx0.ok()
+    box.reap()  # rewound: x0 was acknowledged, a0 and a1 leave memory, ahead of a2
+    assert values(box.take_unsent(10)) == [] and spooled(spool) == ["a0", "a1", "a2"]
+    box.unpark("a")
+    assert deliver(box, 3) == ["a0", "a1", "a2"]
+
+
+def test_records_in_flight_when_their_topic_was_parked_are_not_read_back_twice(
+        spool: Spool) -> None:
+    spool.append("c", [("p", "a", b"p", b"a0"), ("p", "a", b"p", b"a1")])
+    box = Outbox("c", spool, 10, lambda name: None, spooled=spool.held("c"))
+    box.sync_disk()
+    ((_, fa0),) = send_all(box, 1)  # a0 in flight; its row stays until acknowledged
+    box.park("a", "missing")
+    box.unpark("a")
+    box.sync_disk()
+    assert values(box.take_unsent(10)) == ["a1"]
+    fa0.ok()
+    assert box.reap() == 1
+    assert deliver(box, 2) == ["a1"] and spooled(spool) == [] and box.sizes() == (0, 0)
+
+
+def test_a_failed_send_that_is_the_topics_trouble_parks_the_topic(spool: Spool) -> None:
+    refusals = Refusals(spool)
+    box = Outbox("c", spool, 10, lambda name: None, refusals=refusals)
+    for value, topic in (("a0", "a"), ("x0", "x"), ("a1", "a"), ("x1", "x")):
+        box.put(topical(value, topic))
+    (_, fa0), (_, fx0) = send_all(box, 2)
+    fa0.err(PermissionError("not authorised"))
+    fx0.ok()
+    assert box.reap() == 1  # x0
+    assert refusals.parked_topics == [("a", "not authorised")] and refusals.aside == []
+    assert box.parked_topics() == {"a"} and box.reset_pending
+    assert "PermissionError: not authorised" in box.parked()["a"]["error"]
+    assert values(box.take_unsent(10)) == ["x1"] and spooled(spool) == ["a0", "a1"]
+
+
+def test_dropping_a_deleted_processor_reaches_its_parked_rows_behind_the_cursor(
+        spool: Spool) -> None:
+    box = Outbox("c", spool, 2, lambda name: None)
+    box.put(topical("a0", "a", "gone"))
+    box.park("a", "missing")
+    for i in range(4):
+        box.put(topical(f"x{i}", "x"))
+        box.put(topical(f"a{i + 1}", "a", "gone"))
+    assert deliver(box, 4) == ["x0", "x1", "x2", "x3"]  # the cursor passed a1..a4
+    box.put(topical("a5", "a", "gone"))  # still in the overflow
+    assert box.drop({"gone"}) == 6
+    assert spooled(spool) == [] and box.sizes() == (0, 0) and box.owners() == set()
+    assert box.release_idle_parked() == {"a"} and box.parked_topics() == set()
+
+
+def test_the_spool_counts_held_records_per_processor_and_topic(spool: Spool) -> None:
+    spool.append("c", [("a", "t", b"a", b"1"), ("a", "u", b"a", b"2"), ("a", "t", b"a", b"3")])
+    assert spool.held("c") == {("a", "t"): 2, ("a", "u"): 1}
+    box = Outbox("c", spool, 1, lambda name: None, spooled=spool.held("c"))
+    assert box.sizes() == (0, 3) and box.owners() == {"a"}
+    box.put(topical("4", "v", "b"))  # another topic, nothing of it on disk: straight in
+    assert box.sizes() == (1, 3)
+
+
+def test_an_acknowledgement_that_parks_its_topic_is_no_outage_of_the_destination(
+        spool: Spool) -> None:
+    """A quiet cluster whose one topic lost its ACL must not look unreachable (and fail all)."""
+    refusals = Refusals(spool)
+    box = Outbox("c", spool, 10, lambda name: None, refusals=refusals)
+    box.put(topical("a0", "a"))
+    ((_, fa0),) = send_all(box)
+    fa0.err(PermissionError("not authorised"))
+    assert box.reap() == 0
+    assert box.parked_topics() == {"a"} and refusals.parked_topics == [("a", "not authorised")]
+    assert box.reset_pending  # the producer still starts afresh (idempotent sequence)
+    assert box.failed_at is None
+    assert spooled(spool) == ["a0"]

@@ -149,7 +149,7 @@ def test_outputs_may_name_the_configured_clusters(h: Harness) -> None:
                              "outputs.clusters": ["extra:9092"]})
     for name, output in [("a", "kafka://k:9092/faces"), ("b", "kafka://tls:9093/faces"),
                          ("c", "kafka://extra:9092/faces"), ("d", _args("d")["output_arn"]),
-                         ("e", "kafka://k:9092/_schemas-not-internal.state")]:
+                         ("e", "kafka://k:9092/faces_not-internal.state")]:
         service.create(_args(name, output_arn=output), {})
     assert [n for n, _ in h.service.list(None, None)[0]] == ["a", "b", "c", "d", "e"]
 

@@ -12,13 +12,20 @@ from streamproc.redaction import redact, scrub
     ("rtsp://admin@cam:554/live", "rtsp://***@cam:554/live"),
     ("rtsp://a:b@c@cam/live", "rtsp://***:***@cam/live"),  # the last @ ends the userinfo
     ("rtsp://:pw@cam/live", "rtsp://***:***@cam/live"),
-    ("tcp://u:p@10.0.0.1:9?token=t0k&keep=1", "tcp://***:***@10.0.0.1:9?token=***&keep=1"),
-    ("https://h/x.m3u8?Token=abc&q=1", "https://h/x.m3u8?Token=***&q=1"),
-    ("https://h/x?a=1&b=&SIG=zz#frag", "https://h/x?a=1&b=&SIG=***#frag"),
+    ("tcp://u:p@10.0.0.1:9?token=t0k&keep=1", "tcp://***:***@10.0.0.1:9?token=***&keep=***"),
+    ("https://h/x.m3u8?Token=abc&q=1", "https://h/x.m3u8?Token=***&q=***"),
+    ("https://h/x?a=1&b=&SIG=zz#frag", "https://h/x?a=***&b=***&SIG=***#frag"),
     ("https://h/x?auth=", "https://h/x?auth=***"),
     ("https://h/x?token", "https://h/x?token=***"),
     ("rtsp://cam:554/live", "rtsp://cam:554/live"),
-    ("https://h/x?q=a%20b", "https://h/x?q=a+b"),
+    ("https://h/x?q=a%20b", "https://h/x?q=***"),
+    # Names no list foresees are hidden too (a camera's authtoken, a presigned URL);
+    # known options are shown.
+    ("rtsp://cam/live?authtoken=T&rtsp_transport=udp&channel=2",
+     "rtsp://cam/live?authtoken=***&rtsp_transport=udp&channel=2"),
+    ("https://b.s3/x.m3u8?X-Amz-Credential=AK&X-Amz-Signature=S&Key-Pair-Id=K",
+     "https://b.s3/x.m3u8?X-Amz-Credential=***&X-Amz-Signature=***&Key-Pair-Id=***"),
+    ("srt://h:9000?streamid=s3cret&latency=200", "srt://h:9000?streamid=***&latency=200"),
     ("/videos/a:b@c.mp4", "/videos/a:b@c.mp4"),
     ("/videos/a b.mp4?q=a%20b&token=x", "/videos/a b.mp4?q=a%20b&token=x"),  # a path, as is
     ("/videos/rtsp://x/a.mp4?token=x", "/videos/rtsp://x/a.mp4?token=x"),  # a path all the same
@@ -28,7 +35,7 @@ from streamproc.redaction import redact, scrub
     ("http://[::1", "<unparseable url>"),
     # RTMP: the last path element is the stream key (rtmp://host/app[/instance]/KEY).
     ("rtmp://ingest.example/live/STREAMKEY", "rtmp://ingest.example/live/***"),
-    ("RTMPS://u:p@h:443/app/inst/k3y?x=1", "rtmps://***:***@h:443/app/inst/***?x=1"),
+    ("RTMPS://u:p@h:443/app/inst/k3y?x=1", "rtmps://***:***@h:443/app/inst/***?x=***"),
     ("rtmp://h/live/KEY/", "rtmp://h/live/***/"),
     ("rtmp://h/live/live", "rtmp://h/live/***"),  # the key, not the app of the same name
     ("rtmp://h/live", "rtmp://h/live"),  # an application alone names no key
@@ -72,6 +79,10 @@ def test_scrub_leaves_text_alone_when_nothing_is_secret() -> None:
     ("rtsp://cam/x?token=T0K3N&rtsp_transport=udp", "T0K3N", "rtsp://1.2.3.4/x?token=T0K3N"),
     ("rtmp://h/live/STREAMKEY", "STREAMKEY", "Cannot play live/STREAMKEY: NetStream.Failed"),
     ("rtsp://u:p%40ss@cam/x", "p@ss", "auth as u with p@ss refused"),
+    # Percent-encoded quotes: the secret follows %3D / %3A, whose last character is a letter.
+    ("rtsp://admin:s3cretPW@cam/x?authtoken=abcDEF123", "abcDEF123",
+     "GET x%3Fauthtoken%3DabcDEF123"),
+    ("rtsp://admin:s3cretPW@cam/x?authtoken=abcDEF123", "s3cretPW", "as admin%3As3cretPW%40cam"),
 ])
 def test_scrub_hides_each_secret_in_whatever_form_it_is_quoted(url: str, secret: str,
                                                                 text: str) -> None:
@@ -89,6 +100,11 @@ def test_scrub_of_a_url_with_a_stream_key_hides_the_key() -> None:
 def test_scrub_hides_the_longer_of_two_overlapping_secrets_whole() -> None:
     url = "rtsp://u:abc@cam/x?token=abcdef"
     assert scrub("sent abcdef", url) == "sent ***"  # not "***def"
+
+
+def test_scrub_hides_a_short_secret_only_where_it_stands_alone() -> None:
+    url = "rtmp://h:1935/live/1"
+    assert scrub("port 1935 refused key 1", url) == "port 1935 refused key ***"
 
 
 def test_scrub_of_a_blank_secret_leaves_the_rest_of_the_text_alone() -> None:

@@ -25,6 +25,9 @@ from streamproc.errors import AccessDeniedException
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/"
                    r"aws4_request,\s*SignedHeaders=([a-z0-9;.\-]+),\s*Signature=([0-9a-f]{64})$")
 SERVICE = "rekognition"
+# A region name as AWS spells them (us-east-1, us-gov-west-1, eusc-de-east-1): the scope's
+# region is written into the ARNs a response names, so anything else is refused.
+_REGION_NAME = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}")
 # botocore signs every header it sends but user-agent and a few hop-by-hop ones; these carry
 # what the transport acts on, so a signature that leaves one out binds too little.
 REQUIRED_SIGNED = ("content-type", "host", "x-amz-date", "x-amz-target")
@@ -32,6 +35,7 @@ REQUIRED_SIGNED = ("content-type", "host", "x-amz-date", "x-amz-target")
 SECURITY_HEADERS = ("authorization", "x-amz-content-sha256", "x-amz-security-token")
 _INVALID_TOKEN = "The security token included in the request is invalid"
 _MISMATCH = "The request signature we calculated does not match the signature you provided"
+_BAD_REGION = "Credential should be scoped to a valid region"
 
 
 class _Scope(NamedTuple):
@@ -63,13 +67,14 @@ class SigV4Verifier:
         self._secret_for = secret_for  # looked up per request: keys can be reloaded
         self._skew = max_skew_s
 
-    def screen(self, headers: Mapping[str, str], repeated: Set[str] = frozenset()) -> None:
+    def screen(self, headers: Mapping[str, str], repeated: Set[str] = frozenset()) -> str:
         """Refuse, before its body is read, a request whose headers cannot verify.
 
         Everything :meth:`verify` checks but the body and the signature itself: a client
         without a known key, a fresh date and the required signed headers holds no body slot.
+        Returns the access key id the headers claim, not yet verified.
         """
-        self._scope(headers, repeated)
+        return self._scope(headers, repeated).key_id
 
     def verify(self, method: str, path: str, query: str, headers: Mapping[str, str],
                body: bytes, repeated: Set[str] = frozenset()) -> str:
@@ -105,6 +110,8 @@ class SigV4Verifier:
         if secret is None or service != SERVICE or "x-amz-security-token" in headers:
             # No STS here: a session token is one this server cannot validate.
             raise AccessDeniedException(_INVALID_TOKEN)
+        if _REGION_NAME.fullmatch(region) is None:
+            raise AccessDeniedException(_BAD_REGION)
         stamp = headers.get("x-amz-date", "")
         self._check_time(stamp, day)
         _check_signed_headers(names, headers)

@@ -10,7 +10,14 @@ A response sent before the request's body was read (ImageTooLarge from Content-L
 full body budget) leaves the rest of the body to arrive and be discarded, so that a client
 still sending reads the error instead of a reset; that rest must arrive within
 ``drain_timeout_s``. A request h11 cannot parse gets Rekognition's error body instead of
-uvicorn's plain text.
+uvicorn's plain text (or, once a response was sent, the connection is simply closed).
+
+Each connection is a file descriptor, and uvicorn caps none: past ``max_connections`` in
+all, or ``max_connections_per_client`` from one client (:mod:`api.peers`), a new connection
+is closed as it arrives. Every close here is counted by reason (``cuts``).
+
+The hooks overridden are uvicorn's ``H11Protocol`` internals (0.55; pinned in pyproject,
+checked by tests/test_api_edge.py), so an upgrade that moves them fails a test, not a client.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import h11
 from prometheus_client import Counter
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from streamproc.api.peers import ConnectionLimits, OpenConnections, client_of
 from streamproc.api.transport import CONTENT_TYPE, error_body
 from streamproc.errors import SerializationException
 
@@ -33,12 +41,15 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout_s = 20.0
     drain_timeout_s = 60.0
     cuts: Counter | None = None  # streamproc_http_connections_cut, by reason
+    open_connections: OpenConnections | None = None  # this server's, shared by its connections
     _deadline: asyncio.TimerHandle | None = None
+    _admitted: str | None = None  # the client this connection is counted for
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the clock for the first request's headers."""
+        """Count the connection (or close it, past the limits); start the headers' clock."""
         super().connection_made(transport)
-        self._arm(self.header_timeout_s)
+        if self._admit():
+            self._arm(self.header_timeout_s)
 
     def data_received(self, data: bytes) -> None:
         """Feed h11, then start or stop the clock for what is still to arrive."""
@@ -51,12 +62,22 @@ class GuardedH11Protocol(H11Protocol):
         self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the clock."""
+        """Stop the clock; the connection no longer counts."""
         self._disarm()
+        if self._admitted is not None and self.open_connections is not None:
+            self.open_connections.release(self._admitted)
+            self._admitted = None
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        """A request h11 refused (malformed, headers over 16 KiB), in AWS's error shape."""
+        """A request h11 refused (malformed, headers over 16 KiB), in AWS's error shape.
+
+        Once a response is under way or sent (garbage in a body being drained), h11 can send
+        no other: the connection is closed, still counted.
+        """
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            self._cut("malformed")
+            return
         request_id = str(uuid.uuid4())
         body = json.dumps(error_body(SerializationException(msg), request_id)).encode()
         headers = [(b"content-type", CONTENT_TYPE.encode()), (b"connection", b"close"),
@@ -67,6 +88,17 @@ class GuardedH11Protocol(H11Protocol):
                       h11.Data(data=body), h11.EndOfMessage()):
             self.transport.write(self.conn.send(event))
         self._cut("malformed")
+
+    def _admit(self) -> bool:
+        if self.open_connections is None:
+            return True
+        client = client_of(self.client[0] if self.client else None)
+        refused = self.open_connections.admit(client)
+        if refused is not None:
+            self._cut(refused)
+            return False
+        self._admitted = client
+        return True
 
     def _headers_due(self) -> bool:
         return self.conn.their_state is h11.IDLE and bool(self.conn.trailing_data[0])
@@ -111,8 +143,13 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def guarded_h11(header_timeout_s: float, drain_timeout_s: float,
-                cuts: Counter | None = None) -> type[GuardedH11Protocol]:
-    """The protocol class for one server (uvicorn builds it from ``Config.http``)."""
+                cuts: Counter | None = None,
+                limits: ConnectionLimits | None = None) -> type[GuardedH11Protocol]:
+    """The protocol class for one server (uvicorn builds it from ``Config.http``).
+
+    Its connections share one count, so each server gets its own class.
+    """
+    connections = OpenConnections(limits) if limits is not None else None
     return type("GuardedH11Protocol", (GuardedH11Protocol,),
                 {"header_timeout_s": header_timeout_s, "drain_timeout_s": drain_timeout_s,
-                 "cuts": cuts})
+                 "cuts": cuts, "open_connections": connections})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import resource
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +12,14 @@ import uvicorn
 from prometheus_client import Counter
 from starlette.applications import Starlette
 
+from streamproc.api.peers import ConnectionLimits
 from streamproc.api.protocol import guarded_h11
 from streamproc.lifecycle import Service
+
+logger = logging.getLogger(__name__)
+
+# Files the daemon holds besides client connections: models, SQLite, Kafka, ffmpeg pipes.
+FD_RESERVE = 256
 
 
 @dataclass(frozen=True)
@@ -23,16 +31,42 @@ class ConnectionTimeouts:
     keep_alive_s: int
 
 
+def raise_fd_limit(needed: int) -> int:
+    """Raise the open-files soft limit to the hard one if it is under ``needed``; the limit.
+
+    Every connection is a file descriptor: under too low a limit accept() fails (EMFILE)
+    for everyone before ``max_connections`` is reached. Logged when it cannot be raised.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    # An unlimited hard limit is still capped by the kernel (nr_open): ask for what is needed.
+    target = needed if hard == resource.RLIM_INFINITY else hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        logger.warning("cannot raise the open-files limit from %d to %d (%s): "
+                       "server.max_connections may not be reached", soft, target, exc)
+        return soft
+    if target < needed:
+        logger.warning("server.max_connections needs about %d open files but the hard limit "
+                       "is %d: lower server.max_connections or raise the limit (ulimit -Hn, "
+                       "systemd LimitNOFILE=)", needed, target)
+    return target
+
+
 class HttpServer(Service):
     """Serves an ASGI app; binding happens in :meth:`start` so errors surface there."""
 
     def __init__(self, app: Starlette | None, host: str, port: int, shutdown_timeout: float,
                  timeouts: ConnectionTimeouts,
                  tls: tuple[Path | None, Path | None] = (None, None),
-                 cuts: Counter | None = None) -> None:
+                 cuts: Counter | None = None,
+                 limits: ConnectionLimits | None = None) -> None:
         super().__init__("http-server")
         self._app = app
         self._timeouts = timeouts
+        self._limits = limits  # open connections, in all and per client; None: uncapped
         self._cuts = cuts  # connections closed on a client, by reason
         self._host = host
         self._port = port
@@ -78,10 +112,13 @@ class HttpServer(Service):
         if self._app is None:
             msg = "no application to serve"
             raise RuntimeError(msg)
+        if self._limits is not None:
+            raise_fd_limit(self._limits.total + FD_RESERVE)
         certfile, keyfile = self._tls
         config = uvicorn.Config(self._app, log_config=None, access_log=False, lifespan="off",
                                 http=guarded_h11(self._timeouts.header_s,
-                                                 self._timeouts.drain_s, self._cuts),
+                                                 self._timeouts.drain_s, self._cuts,
+                                                 self._limits),
                                 timeout_keep_alive=self._timeouts.keep_alive_s,
                                 timeout_graceful_shutdown=self._shutdown_timeout,
                                 ssl_certfile=str(certfile) if certfile else None,

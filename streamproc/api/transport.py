@@ -4,9 +4,10 @@ Thin on purpose: rules live in the services, error identities in ``streamproc.er
 and :func:`error_response` is the only place an error becomes bytes on the wire.
 
 A request passes, in order: exactly one X-Amz-Target; (auth on) headers that can verify;
-its body, read within its own budget and deadline (``api.intake``); the signature over that
-body; then one of ``max_concurrent_requests`` slots, so a slow or unsigned client never
-holds one. The operation dispatched is the X-Amz-Target value the signature covered.
+its body, read within its own budgets (in all, per client, per claimed key), deadline and
+minimum rate (``api.intake``); the signature over that body; then one of
+``max_concurrent_requests`` slots, so a slow or unsigned client never holds one. The
+operation dispatched is the X-Amz-Target value the signature covered.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.context import RequestContext, request_context
 from streamproc.api.intake import BodyLimits, BodyReader, RequestHeaders, read_headers
+from streamproc.api.nesting import nests_deeper_than
 from streamproc.api.validate import ServiceSpec
 from streamproc.errors import (
     InternalServerError,
@@ -47,8 +49,8 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService"
-# Rekognition's deepest input nests 6 levels; deeper JSON is refused before validation
-# recurses into it (and ~1000 levels are a RecursionError in json.loads itself).
+# Rekognition's deepest input nests 6 levels; deeper JSON is refused from its bytes, before
+# json.loads and validation recurse into it (``api.nesting``).
 MAX_JSON_DEPTH = 32
 Handler = Callable[[dict[str, Any], RequestContext], dict[str, Any]]
 
@@ -179,9 +181,10 @@ class ControlApi:
             if "x-amz-target" in headers.repeated:
                 raise UnknownOperationException(
                     "X-Amz-Target appears more than once: the operation is ambiguous")
+            claimed = None  # the key the headers name, verified only once the body is read
             if self._verifier is not None:
-                self._verifier.screen(headers.values, headers.repeated)
-            body = await self._bodies.read(request)
+                claimed = self._verifier.screen(headers.values, headers.repeated)
+            body = await self._bodies.read(request, claimed)
         except StreamprocError as exc:
             # A body too slow is cut; any other unread body is drained (api.protocol), so
             # a client still sending it reads this error rather than a reset.
@@ -242,26 +245,23 @@ class ControlApi:
 def _parse(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
+    # AWS JSON is UTF-8; json.loads would also take UTF-16/32, whose escapes the depth scan
+    # below does not read, so such a body could nest past the limit unseen. UTF-16/32 of
+    # ASCII is valid UTF-8 but holds NUL bytes, which UTF-8 JSON never does (a NUL in a
+    # string must be escaped).
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SerializationException("Request body must be UTF-8 JSON") from None
+    if b"\x00" in body:
+        raise SerializationException("Request body must be UTF-8 JSON")
+    if nests_deeper_than(body, MAX_JSON_DEPTH):
+        raise SerializationException(
+            f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         params = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise SerializationException() from None
     if not isinstance(params, dict):
         raise SerializationException("Request body must be a JSON object")
-    if _depth(params) > MAX_JSON_DEPTH:
-        raise SerializationException(
-            f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
     return params
-
-
-def _depth(value: Any) -> int:
-    """How deep objects and arrays nest in ``value`` (iteratively: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in item)
-    return deepest

@@ -49,12 +49,12 @@ class ClusterNode:
         self._bootstrap = cluster.bootstrap
         self._options = security_options(config.kafka.security_for(cluster.bootstrap))
         self.metrics = ClusterMetrics.create(registry)
-        self._log = ClusterLog(db, f"{cluster.id}.state", cluster.id)
+        self._log = ClusterLog(db, cluster.state_topic, cluster.id)
         self.ledger = KafkaLedger(appliers, LedgerSettings(
-            cluster.bootstrap, f"{cluster.id}.state", node_id, cluster.write_timeout_s,
+            cluster.bootstrap, cluster.state_topic, node_id, cluster.write_timeout_s,
             self._options), self._log, self.metrics)
         self.placement = Placement(
-            cluster.bootstrap, self._group(0), f"{cluster.id}.placement",
+            cluster.bootstrap, self._group(0), cluster.placement_topic,
             {"node": node_id, "endpoint": endpoint}, processors, self.metrics,
             cluster.session_timeout_s, cluster.heartbeat_interval_s, cluster.fence_after_s,
             on_change, self._options, on_stuck=self._ask_for_new_epoch)
@@ -62,7 +62,7 @@ class ClusterNode:
 
     # ---- the placement group's epoch ----------------------------------------------------------
     def _group(self, epoch: int) -> str:
-        base = f"{self.id}.placement"
+        base = self._config.cluster.placement_topic
         return base if epoch == 0 else f"{base}.{epoch}"
 
     def _ask_for_new_epoch(self) -> None:
@@ -110,9 +110,9 @@ class ClusterNode:
             raise ClusterError(msg) from None
         try:
             replicas = cluster.replication_factor
-            for topic in (NewTopic(f"{self.id}.state", 1, replicas, topic_configs={
+            for topic in (NewTopic(cluster.state_topic, 1, replicas, topic_configs={
                     "retention.ms": "-1", "cleanup.policy": "delete"}),
-                          NewTopic(f"{self.id}.placement", cluster.placement_partitions,
+                          NewTopic(cluster.placement_topic, cluster.placement_partitions,
                                    replicas)):
                 try:
                     admin.create_topics([topic], timeout_ms=int(

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from streamproc.api.access import AccessControl
 from streamproc.api.exposure import ExposureError, check_bound, check_exposure
+from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
@@ -26,6 +27,7 @@ from streamproc.daemon.parts import (
     build_domain,
     build_jobs,
     open_storage,
+    record_owners,
 )
 from streamproc.dataplane.outputs import OutputAllowlist
 from streamproc.dataplane.plane import DataPlane
@@ -40,7 +42,6 @@ from streamproc.processors.registry import Desired
 from streamproc.processors.state import ProcessorStatus
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.collections import CollectionStore
-from streamproc.storage.jobs import JobStore
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
@@ -205,7 +206,9 @@ class Daemon:
                           ConnectionTimeouts(server.header_timeout_s, server.body_timeout_s,
                                              server.keep_alive_s),
                           (server.tls_certfile, server.tls_keyfile),
-                          self._api_metrics.connections_cut)
+                          self._api_metrics.connections_cut,
+                          ConnectionLimits(server.max_connections,
+                                           server.max_connections_per_client))
         http.bind()  # a cluster node is named after its address, before it serves
         try:
             check_bound(self.config, http.address or "")
@@ -239,20 +242,14 @@ class Daemon:
                                                                      e.spec.name))]
 
     def _build_plane(self, engine: FaceEngine, domain: Domain) -> DataPlane:
+        assert self.storage is not None
         spool = Spool(self.data_dir / "spool.db")
         publisher = kafka_publisher(self.config.kafka, spool,
                                     PublisherMetrics.create(self.registry),
                                     domain.processors.sensor_for, MailboxEvents(self.mailbox),
-                                    owner_exists=self._owner_exists)
+                                    owner_exists=record_owners(domain, self.storage))
         return DataPlane(self.config, engine, domain.searcher, spool, publisher,
                          domain.inputs)
-
-    def _owner_exists(self, name: str) -> bool:
-        """Whether records keyed by ``name`` have an owner still: a processor or a job."""
-        if self.domain is None or self.storage is None:
-            return True
-        return (self.domain.registry.get(name) is not None
-                or JobStore(self.storage.db).get(name) is not None)
 
     def _build_reconciler(self, domain: Domain) -> Reconciler:
         assert self._plane is not None and self.ledger is not None

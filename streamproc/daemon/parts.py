@@ -143,6 +143,19 @@ def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: L
         images=ImageService(engine, searcher, config), inputs=inputs, metrics=metrics)
 
 
+def record_owners(domain: Domain, storage: Storage) -> Callable[[str], bool]:
+    """Whether records keyed by a name still have an owner: a processor or a job.
+
+    Built once; the publisher asks it about every name it holds records of.
+    """
+    processors, jobs = domain.registry, JobStore(storage.db)
+
+    def exists(name: str) -> bool:
+        return processors.get(name) is not None or jobs.exists(name)
+
+    return exists
+
+
 def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
     return {op: functools.partial(fn, services) for op, fn in table.items()}
 
@@ -213,7 +226,7 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     access = hooks.access
     verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
                 if access is not None else None)
-    bodies = BodyLimits(server.max_request_bytes, server.max_body_reads, server.body_timeout_s)
-    limits = ApiLimits(bodies, server.max_concurrent_requests, server.worker_threads)
+    limits = ApiLimits(BodyLimits.of(server), server.max_concurrent_requests,
+                       server.worker_threads)
     return ControlApi(ServiceSpec(), handlers, hooks.metrics, hooks.registry, limits,
                       hooks.health, arns, verifier, access, hooks.cluster)

@@ -198,7 +198,8 @@ class InputAllowlist:
             path = unquote(parts.path)
         real = Path(os.path.realpath(path))
         if not any(real == root or root in real.parents for root in self._roots):
-            msg = f"{real} is not under a configured media root"
+            # The path as given: where a symlink leads is not the caller's to learn.
+            msg = f"{path} is not under a configured media root"
             raise InputRefused(Rule.MEDIA_ROOTS, msg)
         return CheckedInput(url=str(real))
 

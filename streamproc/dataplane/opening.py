@@ -17,6 +17,7 @@ from streamproc.dataplane.allowlist import CheckedInput
 from streamproc.dataplane.nested import HLS_TYPES, GuardedOpener, Judge, OpenRefused
 from streamproc.dataplane.protocols import SourceError, SourcePlan, classify
 from streamproc.dataplane.relay import FfmpegRelay, relay_available
+from streamproc.dataplane.rtsp_relay import RtspRelay, relayed
 
 
 @dataclass
@@ -26,16 +27,21 @@ class OpenSource:
     container: av.container.InputContainer
     relay: FfmpegRelay | None = None
     opener: GuardedOpener | None = None
+    rtsp: RtspRelay | None = None
 
     def refusal(self) -> OpenRefused | None:
-        """The first URL FFmpeg was refused, if any (it fails the source)."""
-        return self.opener.refused if self.opener is not None else None
+        """The first URL FFmpeg was refused, or an RTSP redirect, if any (fails the source)."""
+        if self.opener is not None and self.opener.refused is not None:
+            return self.opener.refused
+        return self.rtsp.refused if self.rtsp is not None else None
 
     def failure(self, url_shown: str) -> SourceError | None:
-        """Why reading really ended, if known: a refused open, or the relay's end."""
+        """Why reading really ended, if known: a refused open, or a relay's end."""
         refused = self.refusal()
         if refused is not None:
             return refused
+        if self.rtsp is not None:
+            return self.rtsp.failure
         return self.relay.failure(url_shown) if self.relay is not None else None
 
 
@@ -67,11 +73,17 @@ def open_source(plan: SourcePlan, url_shown: str, open_timeout: float, read_time
     FFmpeg open; without it, such a source may open its own URL only.
     """
     with contextlib.ExitStack() as stack:
-        relay = None
+        relay = rtsp = None
         try:
             try:
                 if plan.guarded:
                     opened = _open_guarded(plan, url_shown, open_timeout, read_timeout, judge)
+                elif relayed(plan.url):  # FFmpeg would follow a redirect: see rtsp_relay
+                    rtsp = stack.enter_context(
+                        RtspRelay(plan.url, url_shown, open_timeout, read_timeout))
+                    opened = OpenSource(av.open(rtsp.url(plan.url), options=plan.options,
+                                                timeout=(open_timeout, read_timeout)),
+                                        rtsp=rtsp)
                 else:
                     opened = OpenSource(av.open(plan.url, timeout=(open_timeout, read_timeout),
                                                 options=plan.options))
@@ -84,6 +96,8 @@ def open_source(plan: SourcePlan, url_shown: str, open_timeout: float, read_time
             raise
         except Exception as exc:  # PyAV raises many types; classify() sorts them
             failure = relay.failure(url_shown) if relay is not None else None
+            if rtsp is not None:
+                failure = rtsp.refused or rtsp.failure
             # from None: PyAV's exceptions quote the URL as given, secrets and all.
             raise (failure or classify(exc, url_shown, plan)) from None
         stack.enter_context(opened.container)

@@ -9,9 +9,10 @@ and a topic can hold state other parts trust, so:
   ``KafkaConfig.security_for`` finds a cluster's TLS settings, so a cluster spelled another
   way cannot get past its TLS settings either;
 * the topic must match ``outputs.topics`` and never be internal: Kafka's own (names
-  starting ``__``: ``__consumer_offsets``, ``__transaction_state``, ...) or the streamproc
-  cluster's ledger and placement topics (``ID.state``, ``ID.placement``), whose records
-  every node applies.
+  starting ``__``: ``__consumer_offsets``, ``__transaction_state``, ...), those of the
+  systems that keep state beside it by the same convention (a leading ``_``: Schema
+  Registry's ``_schemas``, ``_confluent-*``), or the streamproc cluster's ledger and
+  placement topics (``ID.state``, ``ID.placement``), whose records every node applies.
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ class OutputRefused(Exception):
         self.message = message
 
 
-def cluster_topics(cluster_id: str) -> tuple[str, str]:
+def cluster_topics(cluster: ClusterConfig) -> tuple[str, str]:
     """The streamproc cluster's own topics: its ledger and its placement."""
-    return f"{cluster_id}.state", f"{cluster_id}.placement"
+    return cluster.state_topic, cluster.placement_topic
 
 
-def is_internal_topic(topic: str, cluster_id: str) -> bool:
-    """Kafka's own topics (``__*``) and the streamproc cluster's (``ID.state``, ...)."""
-    return topic.startswith("__") or topic in cluster_topics(cluster_id)
+def is_internal_topic(topic: str, cluster: ClusterConfig) -> bool:
+    """Kafka's and its neighbours' (``_*``) and the streamproc cluster's (``ID.state``, ...)."""
+    return topic.startswith("_") or topic in cluster_topics(cluster)
 
 
 class OutputAllowlist:
@@ -57,7 +58,7 @@ class OutputAllowlist:
         self._clusters = frozenset([*named, *kafka.clusters, *outputs.clusters])
         # Only * and ?: a "[" is literal (fnmatch would read it as a character class).
         self._topics = [p.replace("[", "[[]") for p in outputs.topics]
-        self._cluster_id = cluster.id
+        self._cluster = cluster
 
     @classmethod
     def for_config(cls, config: Config) -> OutputAllowlist:
@@ -74,10 +75,10 @@ class OutputAllowlist:
 
     def check_topic(self, topic: str) -> None:
         """Judge a topic alone (its cluster is one the configuration chose)."""
-        if is_internal_topic(topic, self._cluster_id):
-            own = " and ".join(cluster_topics(self._cluster_id))
-            msg = (f"topic {topic} is internal (Kafka's own start with __, the cluster's "
-                   f"are {own})")
+        if is_internal_topic(topic, self._cluster):
+            own = " and ".join(cluster_topics(self._cluster))
+            msg = (f"topic {topic} is internal (Kafka's own and its neighbours' start with _, "
+                   f"the cluster's are {own})")
             raise OutputRefused(OutputRule.TOPICS, msg)
         if not any(fnmatch.fnmatchcase(topic, p) for p in self._topics):
             msg = f"topic {topic} matches no allowed topic pattern"

@@ -51,6 +51,10 @@ class _NoTransport:
         """Always refused (the destination's trouble, not the record's)."""
         raise RuntimeError(self._message)
 
+    def check_topic(self, destination: str, topic: str) -> str | None:
+        """No topic can be confirmed (the destination's trouble)."""
+        raise RuntimeError(self._message)
+
     def reset(self, destination: str) -> None:
         """Nothing to forget."""
 
@@ -59,6 +63,10 @@ class _NoTransport:
 
     def refuses(self, error: BaseException) -> bool:
         """Never the record's fault."""
+        return False
+
+    def topic_trouble(self, error: BaseException) -> bool:
+        """Never the topic's either."""
         return False
 
 
@@ -87,14 +95,14 @@ class Publisher(Service):
         for destination, count in self._spool.clusters().items():
             logger.info("%d spooled records for %s from an earlier run", count, destination)
             with self._lock:
-                self._sender_locked(destination, self._spool.owners(destination))
+                self._sender_locked(destination, self._spool.held(destination))
 
     def _transport(self, destination: str) -> Transport:
         scheme = scheme_of(destination)
         return self._transports.get(scheme) or _NoTransport(scheme)
 
-    def _sender_locked(self, destination: str, spooled: dict[str, int] | None = None
-                       ) -> Sender:
+    def _sender_locked(self, destination: str,
+                       spooled: dict[tuple[str, str], int] | None = None) -> Sender:
         sender = self._senders.get(destination)
         if sender is None:
             sender = Sender(destination, self._transport(destination), self._parts, spooled)
@@ -188,7 +196,13 @@ class Publisher(Service):
             for sender in idle:
                 del self._senders[sender.destination]
         for sender in idle:
-            sender.retire()
+            sender.stop(1.0)  # outside the lock: submit() does not wait for a thread's end
+        for sender in idle:
+            with self._lock:
+                # The client and the series belong to the destination, not to this sender:
+                # a submit() since made a new sender for it, which uses them now.
+                if sender.destination not in self._senders:
+                    sender.retire()
 
     # ---- shutdown ----------------------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> bool:

@@ -3,9 +3,12 @@
 A sender moves its destination's records from the outbox to the transport and watches
 whether the destination acknowledges them. Each runs on its own thread, so a dead cluster
 (whose producer blocks up to ``kafka.max_block_ms`` in every connect and metadata wait)
-delays only its own records. It is also the outbox's :class:`~outbox.Refusals`: a record
-the destination refuses for good is kept in the spool's dead letters, counted and logged
-(once per processor, topic and error), and the records behind it go on.
+delays only its own records. Within a destination, a topic that cannot take records now
+(not confirmed yet, missing, not authorised) is parked and checked off this thread
+(:mod:`~streamproc.dataplane.parking`), so it delays only its own records too. The sender
+is also the outbox's :class:`~outbox.Refusals`: a record the destination refuses for good
+is kept in the spool's dead letters, counted and logged (once per processor, topic and
+error), and the records behind it go on.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 
 from streamproc.config import KafkaConfig
 from streamproc.dataplane.outbox import Entry, Outbox
+from streamproc.dataplane.parking import TopicChecks, Verdict
 from streamproc.dataplane.transport import Transport
 from streamproc.lifecycle import Service
 from streamproc.metrics import ProcessorSensor, PublisherMetrics
@@ -31,6 +35,8 @@ RETRY_S = 2.0
 KAFKA = "kafka"
 DELETED = "processor_deleted"  # the reason label of records dropped for a deleted owner
 _LOGGED_MAX = 1000  # (processor, topic, error) kinds remembered as logged once
+UNCONFIRMED = "not confirmed by the destination yet"  # why a topic new to a sender waits
+_ADMITTED_MAX = 10_000  # confirmed topics remembered per destination
 
 
 class DeliveryEvents(Protocol):
@@ -80,6 +86,10 @@ class Sender(Service):
         self.active_at = time.monotonic()  # last record queued or sent
         self.set_aside_count = 0
         self._logged: set[tuple[str, str, str]] = set()
+        self._admitted: set[str] = set()  # topics the destination confirmed: sent to at once
+        self._checks = TopicChecks(destination, transport.check_topic, self._wake.set,
+                                   RETRY_S, parts.config.topic_retry_max_s)
+        self._warned: set[str] = set()  # parked topics whose trouble was logged
 
     # ---- what other threads call --------------------------------------------------------
     def put(self, entry: Entry) -> None:
@@ -105,12 +115,38 @@ class Sender(Service):
             since = datetime.fromtimestamp(time.time() - (now - down), tz=UTC)
             out.update(state="unreachable", since=since.isoformat(timespec="seconds"),
                        error=self.box.last_error)
+        parked = self.box.parked()
+        if parked:
+            out["parked_topics"] = parked
         return out
 
     # ---- Refusals (called by the outbox on this thread) --------------------------------
     def refuses(self, error: BaseException) -> bool:
         """The transport's judgement: the error comes back however often it is sent."""
         return self.transport.refuses(error)
+
+    def parks(self, error: BaseException) -> bool:
+        """The transport's judgement: the topic's trouble, not the record's."""
+        return self.transport.topic_trouble(error)
+
+    def parked(self, topic: str, error: BaseException) -> None:
+        """An acknowledgement said the topic cannot take records: check it with backoff."""
+        self._admitted.discard(topic)
+        self._checks.park(topic, failed=True)
+        self._warn_parked(topic, f"{type(error).__name__}: {error}")
+
+    def _warn_parked(self, topic: str, reason: str) -> None:
+        if topic in self._warned:
+            return
+        if len(self._warned) < _LOGGED_MAX:
+            self._warned.add(topic)
+        held = self.box.parked().get(topic, {})
+        logger.warning(
+            "%s cannot take records for topic %r now (%s); its %d records (of %s) are held "
+            "in order and the topic is checked again in %.0f s, backing off up to %.0f s, "
+            "while the destination's other topics go on", self.destination, topic, reason,
+            held.get("records_held", 0), ", ".join(held.get("processors", [])) or "nobody",
+            self._checks.delay(topic), self._config.topic_retry_max_s)
 
     def set_aside(self, entry: Entry, error: BaseException) -> None:
         """Keep a refused record in the dead letters, count it, log it once."""
@@ -139,7 +175,11 @@ class Sender(Service):
             self._wake.clear()
             self.turn()
 
+    def _on_start(self) -> None:
+        self._checks.resume()
+
     def _on_stop(self) -> None:
+        self._checks.stop()
         self._wake.set()
 
     def turn(self) -> None:
@@ -151,6 +191,9 @@ class Sender(Service):
 
     def _drop_deleted(self) -> None:
         owners, self._to_drop = self._to_drop, frozenset()
+        for topic in self.box.release_idle_parked():  # nothing of theirs is held any more
+            self._checks.forget(topic, strikes=True)
+            self._warned.discard(topic)
         count = self.box.drop(set(owners))
         if count:
             self._parts.metrics.dropped.labels(self.destination, DELETED).inc(count)
@@ -169,21 +212,65 @@ class Sender(Service):
         """Release what was acknowledged, then hand the next records over."""
         box = self.box
         box.reap()
-        if box.reset_pending:
-            box.reset_pending = False
-            self._reset()
-            return
-        if time.monotonic() < self.retry_at:
-            return
-        entries = box.take_unsent(self._config.max_in_flight)
-        if entries:
-            self.active_at = time.monotonic()
-            self._send(entries)
+        self._checks.acknowledged(box.take_acked_topics())
+        for verdict in self._checks.verdicts():
+            self._judge(verdict)
+        try:
+            if box.reset_pending:
+                box.reset_pending = False
+                self._reset()
+                return
+            if time.monotonic() < self.retry_at:
+                return
+            entries = box.take_unsent(self._config.max_in_flight)
+            if entries:
+                self.active_at = time.monotonic()
+                self._send(entries)
+        finally:
+            self._checks.start_due()
+
+    def _judge(self, verdict: Verdict) -> None:
+        """What a topic check found: it takes records, it still cannot, or no answer."""
+        topic, box = verdict.topic, self.box
+        if verdict.error is not None:  # the destination's trouble: an outage if it lasts
+            box.fail(repr(verdict.error))
+            for sensor in box.sensors_of(topic):  # their records could not be published
+                sensor.publish_failed()
+            box.park(topic, f"the destination did not answer: {verdict.error!r}")
+            self._checks.retry(topic, RETRY_S)
+            if not box.in_flight():
+                self._reset()  # a broken client is not asked again: the next check makes one
+        elif verdict.reason is not None:
+            box.park(topic, verdict.reason)
+            self._checks.park(topic, failed=True)
+            self._warn_parked(topic, verdict.reason)
+        else:
+            if len(self._admitted) >= _ADMITTED_MAX:
+                self._admitted.clear()  # (each is checked again before its next record)
+            self._admitted.add(topic)
+            self._checks.forget(topic)
+            box.unpark(topic)
+            if topic in self._warned:
+                self._warned.discard(topic)
+                logger.info("%s takes records for topic %r again; those held follow in order",
+                            self.destination, topic)
+
+    def _park(self, topic: str, reason: str, failed: bool) -> None:
+        self._admitted.discard(topic)
+        self.box.park(topic, reason)
+        self._checks.park(topic, failed)
+        if failed:
+            self._warn_parked(topic, reason)
+        self._wake.set()  # the records of other topics go on at once
 
     def _send(self, entries: list[Entry]) -> None:
         box, future = self.box, None
         for entry in entries:
             if self.stopping:
+                break
+            if entry.topic not in self._admitted:
+                # Checked off this thread first: a send to a topic without metadata blocks.
+                self._park(entry.topic, UNCONFIRMED, failed=False)
                 break
             try:
                 sent = self.transport.send(self.destination, entry.topic, entry.key,
@@ -194,6 +281,9 @@ class Sender(Service):
                     continue
                 if entry.sensor is not None:
                     entry.sensor.publish_failed()
+                if self.transport.topic_trouble(exc):
+                    self._park(entry.topic, f"{type(exc).__name__}: {exc}", failed=True)
+                    break
                 box.fail(repr(exc))
                 if box.in_flight():
                     self.retry_at = time.monotonic() + RETRY_S  # those settle first
@@ -212,6 +302,7 @@ class Sender(Service):
         memory, disk = box.sizes()
         metrics.outbox.labels(destination, "memory").set(memory)
         metrics.outbox.labels(destination, "disk").set(disk)
+        metrics.topics_parked.labels(destination).set(len(box.parked_topics()))
         stalled = box.failed_at is not None or \
             box.oldest_in_flight_age() > self._config.stall_s
         if not stalled:
@@ -247,8 +338,10 @@ class Sender(Service):
 
     # ---- the end -------------------------------------------------------------------------
     def retire(self) -> None:
-        """Stop an idle, empty sender: close its client, forget its series and outage."""
-        self.stop(1.0)
+        """After stop(): close the idle destination's client, forget its series and outage.
+
+        Only while no other sender has the destination (the publisher's lock orders it).
+        """
         try:
             self.transport.reset(self.destination)
         except Exception as exc:
@@ -257,7 +350,8 @@ class Sender(Service):
         for gauge, labels in ((metrics.outbox, (self.destination, "memory")),
                               (metrics.outbox, (self.destination, "disk")),
                               (metrics.cluster_up, (self.destination,)),
-                              (metrics.down_seconds, (self.destination,))):
+                              (metrics.down_seconds, (self.destination,)),
+                              (metrics.topics_parked, (self.destination,))):
             try:
                 gauge.remove(*labels)
             except KeyError:

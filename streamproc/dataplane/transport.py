@@ -4,6 +4,12 @@ The publisher owns ordering, the outbox and the disk spool for every sink; a tra
 sends one record and hands back a future that says, when polled, whether the destination
 took it. Kafka is the transport today (:class:`KafkaTransport`); another sink (S3, HTTP)
 plugs in by implementing :class:`Transport` and registering a scheme with the publisher.
+
+A transport also judges failures, three ways: the record's fault (:meth:`Transport.refuses`:
+it is moved aside, never retried), the topic's trouble (:class:`TopicUnavailable`,
+:meth:`Transport.topic_trouble`: the topic is parked, its records held in order and the
+topic checked again with backoff while the destination's other topics go on), and
+everything else, the destination's trouble (retried, and an outage once it lasts).
 """
 
 from __future__ import annotations
@@ -19,11 +25,18 @@ from streamproc.config import KafkaConfig, KafkaSecurity
 logger = logging.getLogger(__name__)
 # Kafka's own rule for topic names (kafka-python refuses others before sending anything).
 _LEGAL_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
-# kafka.errors types that condemn the record (its topic, size or content), not the cluster:
-# the same record fails the same way every time, so it is moved aside instead of retried.
+# kafka.errors types that condemn the record (its topic name, size or content), not the
+# topic or the cluster: the same record fails the same way every time, so it is moved
+# aside instead of retried. Only when the error is also not retriable.
 _RECORD_ERRORS = ("MessageSizeTooLargeError", "RecordListTooLargeError", "InvalidTopicError",
-                  "TopicAuthorizationFailedError", "InvalidRecordError",
-                  "InvalidTimestampError")
+                  "InvalidRecordError", "InvalidTimestampError", "CorruptRecordError")
+# kafka.errors types about the topic while the cluster answers: a topic that is not there
+# (auto-creation off) or that this client may not write to (a missing ACL can be added).
+_TOPIC_ERRORS = ("TopicAuthorizationFailedError", "UnknownTopicOrPartitionError")
+# A metadata wait that timed out although the cluster answered a metadata request this
+# recently (seconds) was about the topic; kafka-python re-asks every retry_backoff_ms
+# (100 ms) while the cluster answers, so a live cluster's metadata is younger than this.
+_ANSWERED_S = 1.0
 
 
 class DestinationError(RuntimeError):
@@ -32,6 +45,14 @@ class DestinationError(RuntimeError):
     def __repr__(self) -> str:
         # Shown in outage messages as the cause alone: "KafkaTimeoutError(...)".
         return str(self)
+
+
+class TopicUnavailable(RuntimeError):
+    """The destination answers, but this topic cannot take records now."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"topic {topic!r}: {reason}")
+        self.topic, self.reason = topic, reason
 
 
 def legal_topic(topic: str) -> bool:
@@ -59,7 +80,17 @@ class Transport(Protocol):
     """Sends records to destinations of one kind."""
 
     def send(self, destination: str, topic: str, key: bytes, value: bytes) -> SendFuture:
-        """Hand one record over; raise if the destination cannot take it now."""
+        """Hand one record over; raise if the destination (or the topic) cannot take it now.
+
+        Only for topics :meth:`check_topic` confirmed: a send to any other may block.
+        """
+
+    def check_topic(self, destination: str, topic: str) -> str | None:
+        """None if a send for ``topic`` can be tried now; else why not (the topic's trouble).
+
+        A topic whose records the send refuses at once (an illegal name) passes. May block
+        (off the sender's thread); raises for the destination's trouble.
+        """
 
     def reset(self, destination: str) -> None:
         """Forget the destination's client after a failure (a fresh one is made on send)."""
@@ -69,6 +100,9 @@ class Transport(Protocol):
 
     def refuses(self, error: BaseException) -> bool:
         """True if ``error`` (raised by send, or a future's) means this record never fits."""
+
+    def topic_trouble(self, error: BaseException) -> bool:
+        """True if ``error`` (a send's or a future's) is about the topic, not the record."""
 
 
 def protect_kafka_logs() -> None:
@@ -124,14 +158,19 @@ class KafkaTransport:
             return producer
         producer = self._create(cluster)  # blocks up to max_block_ms on a dead cluster
         with self._lock:
-            if self._resets.get(cluster, 0) == resets:
+            kept = self._producers.get(cluster)
+            if kept is None and self._resets.get(cluster, 0) == resets:
                 self._producers[cluster] = producer
                 return producer
-        # Reset while it connected (a shutdown that gave up waiting): not kept, not leaked.
+        # Another thread made one meanwhile (a topic check beside the sender), or a reset
+        # came while this one connected (a shutdown that gave up waiting): not kept, not
+        # leaked.
         try:
             producer.close(timeout=0)
         except Exception as exc:
             logger.warning("closing the producer for %s: %r", cluster, exc)
+        if kept is not None:
+            return kept
         msg = f"{cluster}: the client was reset while it connected"
         raise DestinationError(msg)
 
@@ -151,14 +190,50 @@ class KafkaTransport:
             **security_options(cfg.security_for(cluster)))
 
     def send(self, destination: str, topic: str, key: bytes, value: bytes) -> SendFuture:
-        """Hand a record to the cluster's producer."""
+        """Hand a record to the cluster's producer.
+
+        The topic name is checked here, the one place every record passes before Kafka:
+        a name Kafka never takes condemns the record (InvalidTopicError), whatever
+        kafka-python would have raised for it.
+        """
+        if not legal_topic(topic):
+            from kafka.errors import InvalidTopicError
+
+            msg = (f"{topic!r} is not a legal Kafka topic name (1 to 249 of A-Z a-z 0-9 . _ -, "
+                   "and not . or ..)")
+            raise InvalidTopicError(msg)
+        producer = self._client(destination)
         try:
-            producer = self._producer(destination)
+            future = producer.send(topic, key=key, value=value)
+        except Exception as exc:
+            if _metadata_timeout(exc) and _answered(producer):
+                raise TopicUnavailable(topic, repr(exc)) from exc
+            raise
+        # A topic error while kafka-python waited for metadata comes back as a failed future.
+        if future.is_done and future.failed() and self.topic_trouble(future.exception):
+            raise TopicUnavailable(topic, repr(future.exception)) from future.exception
+        return future
+
+    def _client(self, destination: str) -> Any:
+        try:
+            return self._producer(destination)
         except Exception as exc:
             # Whatever making the client raised (no broker, a bad setting) is about the
             # cluster, never about this record: it must not read as a refusal of it.
             raise DestinationError(repr(exc)) from exc
-        return producer.send(topic, key=key, value=value)
+
+    def check_topic(self, destination: str, topic: str) -> str | None:
+        """Ask the cluster for the topic's partitions (blocks up to ``max_block_ms``)."""
+        if not legal_topic(topic):
+            return None  # nothing to wait for: a send refuses its records at once
+        producer = self._client(destination)
+        try:
+            producer.partitions_for(topic)
+        except Exception as exc:
+            if (_metadata_timeout(exc) and _answered(producer)) or self.topic_trouble(exc):
+                return repr(exc)
+            raise
+        return None
 
     def reset(self, destination: str) -> None:
         """A failed idempotent producer cannot continue its sequence: close it."""
@@ -181,21 +256,49 @@ class KafkaTransport:
     def refuses(self, error: BaseException) -> bool:
         """Whether the cluster (or kafka-python before it) refused the record for good.
 
-        kafka-python checks a record before sending it and raises ValueError or TypeError
-        (an illegal topic name) or MessageSizeTooLargeError (over max_request_size); the
-        broker answers with a non-retriable error of a record-level type. Retriable errors
-        (timeouts, no broker) and errors about the producer or the cluster (closed producer,
-        cluster authorisation, sequence errors) are the destination's trouble: retried.
+        An illegal topic name (checked in :meth:`send`), a record over max_request_size
+        (kafka-python's MessageSizeTooLargeError) or the broker's non-retriable answer of
+        a record-level type. Not a bare ValueError or TypeError: kafka-python raises
+        ``ValueError('Partitioner did not assign a partition ...')`` while a topic is
+        briefly missing from its metadata, which the next try gets past. Retriable errors
+        (timeouts, no broker), the topic's trouble (:meth:`topic_trouble`) and errors
+        about the producer or the cluster (closed producer, cluster authorisation,
+        sequence errors) are retried.
         """
-        if isinstance(error, (ValueError, TypeError)):
-            return True
         from kafka import errors
 
         refusals = tuple(getattr(errors, name) for name in _RECORD_ERRORS
                          if hasattr(errors, name))
         return isinstance(error, refusals) and not getattr(error, "retriable", False)
 
+    def topic_trouble(self, error: BaseException) -> bool:
+        """Whether the error is the topic's: not authorised to write it, not there."""
+        from kafka import errors
+
+        kinds = tuple(getattr(errors, name) for name in _TOPIC_ERRORS if hasattr(errors, name))
+        return isinstance(error, (TopicUnavailable, *kinds))
+
     def destinations(self) -> list[str]:
         """Clusters with a live producer."""
         with self._lock:
             return list(self._producers)
+
+
+def _metadata_timeout(error: BaseException) -> bool:
+    """kafka-python's "Failed to update metadata after N secs." (not a full buffer)."""
+    from kafka.errors import KafkaTimeoutError
+
+    return isinstance(error, KafkaTimeoutError) and "metadata" in str(error)
+
+
+def _answered(producer: Any) -> bool:
+    """Whether the cluster answered a metadata request within the last ``_ANSWERED_S``.
+
+    Read from kafka-python's ``metadata-age`` metric (public, if marked unstable); when it
+    cannot be read, the timeout counts as the destination's (the safe, older judgement).
+    """
+    try:
+        age = producer.metrics()["producer-metrics"]["metadata-age"]
+    except Exception:
+        return False
+    return isinstance(age, (int, float)) and 0 <= age < _ANSWERED_S

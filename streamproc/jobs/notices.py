@@ -12,6 +12,7 @@ no notice is queued that can never be sent.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from streamproc.errors import InvalidParameterException
 from streamproc.metrics import NoticeSensor
 from streamproc.storage.jobs import StoredJob
 
+logger = logging.getLogger(__name__)
 # The notice's "API": the Start operation that made the job.
 OPERATIONS = {"FaceDetection": "StartFaceDetection", "FaceSearch": "StartFaceSearch"}
 
@@ -94,8 +96,12 @@ class Notices:
             return
         try:
             cluster, topic = self.target(channel)
-        except InvalidParameterException:
-            return  # checked at Start; a config change since then leaves nowhere to send it
+        except InvalidParameterException as exc:
+            # Checked at Start; a configuration changed since then leaves nowhere to send it.
+            logger.warning("job %s: its %s notice is not sent: %s", job.job_id, status,
+                           exc.message)
+            self._sensor.dropped()
+            return
         value = json.dumps(notice(job, status, message, finished), separators=(",", ":"))
         self._publisher.submit(cluster, job.job_id, topic, value.encode(), time.monotonic(),
                                self._sensor)

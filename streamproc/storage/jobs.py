@@ -69,6 +69,10 @@ class JobStore:
         found = self._select("WHERE job_id = ?", (job_id,))
         return found[0] if found else None
 
+    def exists(self, job_id: str) -> bool:
+        """Whether the job is stored (its row only, nothing parsed)."""
+        return bool(self._db.query("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)))
+
     def by_token(self, api: str, token: str) -> StoredJob | None:
         """The job started with this ClientRequestToken, or None."""
         found = self._select("WHERE api = ? AND token = ?", (api, token))

@@ -172,9 +172,14 @@ class ObjectStore:
         base = Path(root).expanduser().resolve()
         path = local_path(base, ref.bucket, ref.name)
         try:
-            # A symlink inside the root still may not lead out of it.
-            if path is None or base not in path.resolve(strict=True).parents \
-                    or not path.is_file():
+            # A symlink inside the root still may not lead out of it, nor out of its bucket
+            # (an object of one bucket is never another bucket's file).
+            if path is None or not path.is_file():
+                raise InvalidS3ObjectException()
+            bucket = (base / ref.bucket).resolve(strict=True)
+            if base not in bucket.parents:
+                raise InvalidS3ObjectException()
+            if bucket not in path.resolve(strict=True).parents:
                 raise InvalidS3ObjectException()
         except (OSError, ValueError):
             raise InvalidS3ObjectException() from None

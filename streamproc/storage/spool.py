@@ -4,11 +4,18 @@ A separate database file from the main one, so outage writes never wait on API w
 WAL with synchronous=NORMAL: spooled records survive a process crash (kill -9); a power
 cut may lose the last few. Records a cluster refused for good (an illegal topic, a record
 too large) are moved aside to the ``dead_letter`` table, newest ``keep`` per cluster.
+
+A cluster's rows are one sequence by position, but order only has to hold per topic: the
+outbox reads a parked topic's rows (a topic the cluster cannot take records for now) apart
+from the rest (:meth:`Spool.read` skips them, :meth:`Spool.read_topic` catches up on them).
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +64,19 @@ class Spool:
         self._db.close()
 
     def append(self, cluster: str, rows: list[tuple[str, str, bytes, bytes]],
-               front: bool = False) -> None:
-        """Add (processor, topic, key, value) rows after (or, ``front``, before) the rest."""
-        if not rows:
+               front: bool = False, replacing: Iterable[int] = ()) -> None:
+        """Add (processor, topic, key, value) rows after (or, ``front``, before) the rest.
+
+        ``replacing``: ids of rows deleted in the same transaction (records moved to the
+        front keep their place in no crash window: either the old rows or the new ones).
+        """
+        replaced = [(i,) for i in replacing]
+        if not rows and not replaced:
             return
         with self._db.transaction() as db:
+            db.executemany("DELETE FROM spool WHERE id = ?", replaced)
+            if not rows:
+                return
             agg = "MIN(pos)" if front else "MAX(pos)"
             edge = db.execute(f"SELECT {agg} FROM spool WHERE cluster = ?",  # noqa: S608
                               (cluster,)).fetchone()[0] or 0.0
@@ -77,11 +92,27 @@ class Spool:
         if not front:
             self._high[cluster] = start + len(rows) - 1
 
-    def read(self, cluster: str, after_pos: float, limit: int) -> list[SpooledRecord]:
-        """The oldest ``limit`` records of a cluster after position ``after_pos``."""
+    def read(self, cluster: str, after_pos: float, limit: int,
+             skip: Collection[str] = ()) -> list[SpooledRecord]:
+        """The oldest ``limit`` records of a cluster after ``after_pos``, but none of ``skip``."""
+        if not skip:
+            rows = self._db.query(
+                "SELECT id, pos, processor, topic, key, value FROM spool WHERE cluster = ? "
+                "AND pos > ? ORDER BY pos LIMIT ?", (cluster, after_pos, limit))
+        else:
+            rows = self._db.query(
+                "SELECT id, pos, processor, topic, key, value FROM spool WHERE cluster = ? "
+                "AND pos > ? AND topic NOT IN (SELECT value FROM json_each(?)) ORDER BY pos "
+                "LIMIT ?", (cluster, after_pos, json.dumps(sorted(skip)), limit))
+        return [SpooledRecord(*row) for row in rows]
+
+    def read_topic(self, cluster: str, topic: str, after_pos: float, upto_pos: float,
+                   limit: int) -> list[SpooledRecord]:
+        """The oldest ``limit`` records of one topic in (``after_pos``, ``upto_pos``]."""
         rows = self._db.query(
             "SELECT id, pos, processor, topic, key, value FROM spool WHERE cluster = ? "
-            "AND pos > ? ORDER BY pos LIMIT ?", (cluster, after_pos, limit))
+            "AND topic = ? AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?",
+            (cluster, topic, after_pos, upto_pos, limit))
         return [SpooledRecord(*row) for row in rows]
 
     def delete(self, ids: list[int]) -> None:
@@ -100,14 +131,35 @@ class Spool:
         return dict(self._db.query("SELECT processor, COUNT(*) FROM spool WHERE cluster = ? "
                                    "GROUP BY processor", (cluster,)))
 
-    def delete_owners(self, cluster: str, processors: set[str], after_pos: float) -> int:
-        """Delete a cluster's records of ``processors`` after ``after_pos``; how many."""
+    def held(self, cluster: str) -> dict[tuple[str, str], int]:
+        """Spooled records of a cluster per (processor, topic)."""
+        rows = self._db.query("SELECT processor, topic, COUNT(*) FROM spool WHERE cluster = ? "
+                              "GROUP BY processor, topic", (cluster,))
+        return {(processor, topic): count for processor, topic, count in rows}
+
+    def delete_owners(self, cluster: str, processors: set[str], after_pos: float,
+                      behind: dict[str, float] | None = None,
+                      keep: Collection[int] = ()) -> Counter[str]:
+        """Delete the records of ``processors`` not read back yet; how many per topic.
+
+        Those are the rows after ``after_pos``, and for each topic in ``behind`` (topics
+        read apart, see :meth:`read_topic`) its rows after ``behind[topic]`` too; never the
+        rows whose ids are in ``keep`` (records in flight).
+        """
         if not processors:
-            return 0
+            return Counter()
+        clauses = " OR ".join(["pos > ?"] + ["(topic = ? AND pos > ?)"] * len(behind or {}))
+        where = (f"cluster = ? AND processor IN (SELECT value FROM json_each(?)) AND "
+                 f"({clauses}) AND id NOT IN (SELECT value FROM json_each(?))")
+        params = (cluster, json.dumps(sorted(processors)), after_pos,
+                  *[v for item in sorted((behind or {}).items()) for v in item],
+                  json.dumps(sorted(keep)))
         with self._db.transaction() as db:
-            return db.executemany(
-                "DELETE FROM spool WHERE cluster = ? AND processor = ? AND pos > ?",
-                [(cluster, name, after_pos) for name in sorted(processors)]).rowcount
+            counts = Counter(dict(db.execute(
+                f"SELECT topic, COUNT(*) FROM spool WHERE {where} GROUP BY topic",  # noqa: S608
+                params).fetchall()))
+            db.execute(f"DELETE FROM spool WHERE {where}", params)  # noqa: S608
+        return counts
 
     def set_aside(self, cluster: str, rows: list[tuple[str, str, bytes, bytes, str]],
                   keep: int) -> None:
