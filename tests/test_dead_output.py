@@ -49,8 +49,9 @@ def test_a_dead_output_shows_drops_deleted_records_and_does_not_hold_up_the_stop
         entry = poll(held, 40)
         assert entry is not None, d.health()["destinations"]
         assert entry["since"] and entry["error"]
-        assert d.registry.get_sample_value("streamproc_kafka_cluster_down_seconds",
-                                           {"cluster": DEAD}) > 0
+        # The gauge is set on the sender's next turn: it may still read 0 at this instant.
+        assert poll(lambda: (d.registry.get_sample_value(
+            "streamproc_kafka_cluster_down_seconds", {"cluster": DEAD}) or 0) > 0, 10)
         remove_processor(rek, "gone")
         removed = time.monotonic()
 
