@@ -43,7 +43,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import SHARED, save, stop_and_delete, table  # noqa: E402
-from streamproc.ledger import encode, pack_vector  # noqa: E402
+from streamproc.collections.commands import AddFaces  # noqa: E402
+from streamproc.ledger import encode  # noqa: E402
+from streamproc.storage.collections import NewFace  # noqa: E402
 from streamproc.tools.broker import EmbeddedBroker  # noqa: E402
 from streamproc.tools.clusterkit import Node, poll  # noqa: E402
 from streamproc.tools.mediaservers import Feed  # noqa: E402
@@ -215,14 +217,12 @@ def write_faces(bench: Bench, count: int, dim: int) -> float:
     for first in range(0, count, 100):
         vectors = rng.standard_normal((min(100, count - first), dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        faces = [{"face_id": str(uuid.uuid4()), "image_id": str(uuid.uuid4()),
-                  "external_image_id": f"f{first + i}",
-                  "bbox": {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25},
-                  "confidence": 99.9, "embedding": pack_vector(v)}
-                 for i, v in enumerate(vectors)]
-        payload = {"collection_id": "big", "faces": faces}
-        producer.send("streamproc.state", key=b"faces.add",
-                      value=encode("faces.add", payload, str(uuid.uuid4()), "bench"))
+        faces = tuple(NewFace(str(uuid.uuid4()), str(uuid.uuid4()), f"f{first + i}",
+                              {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25}, 99.9, v)
+                      for i, v in enumerate(vectors))
+        command = AddFaces("big", faces)
+        producer.send("streamproc.state", key=command.kind.encode(),
+                      value=encode(command, str(uuid.uuid4()), "bench"))
     producer.flush()
     producer.close()
     return _timed(started, lambda: a.rek.describe_collection(CollectionId="big")["FaceCount"]

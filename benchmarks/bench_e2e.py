@@ -64,20 +64,21 @@ def cpu_seconds() -> float:
 def fill_collection(daemon: Daemon, collection: str, size: int) -> np.ndarray:
     """Enrol W and M from their clips, then pad with synthetic faces to ``size``."""
     enrol(daemon.endpoint, SHARED, collection)
-    assert daemon.store is not None and daemon.engine is not None
-    have = daemon.store.face_count(collection)
+    assert daemon.storage is not None and daemon.engine is not None
+    store = daemon.storage.collections
+    have = store.face_count(collection)
     rng = np.random.default_rng(0)
     dim = daemon.engine.dim
     filler = rng.standard_normal((max(size - have, 0), dim)).astype(np.float32)
     filler /= np.linalg.norm(filler, axis=1, keepdims=True)
     for start in range(0, len(filler), 5000):
         chunk = filler[start:start + 5000]
-        daemon.store.add_faces(collection, [NewFace(
+        store.add_faces(collection, [NewFace(
             f"00000000-0000-5000-8000-{start + i:012d}", "00000000-0000-5000-8000-000000000000",
             f"synthetic-{start + i}", {"Width": 0.1, "Height": 0.1, "Left": 0.1, "Top": 0.1},
             90.0, vec) for i, vec in enumerate(chunk)])
-    rows = daemon.store._db.query("SELECT embedding FROM faces WHERE collection = ?",
-                                  (collection,))
+    rows = daemon.storage.db.query("SELECT embedding FROM faces WHERE collection = ?",
+                                   (collection,))
     return np.frombuffer(b"".join(r[0] for r in rows), np.float32).reshape(-1, dim)
 
 
@@ -229,7 +230,7 @@ def stage_costs(daemon: Daemon, clip: Path, vectors: np.ndarray, bootstrap: str
     from streamproc.dataplane.tracking import IouTracker
 
     engine = daemon.engine
-    assert engine is not None and daemon.store is not None
+    assert engine is not None and daemon.storage is not None
     started = clock()
     images = []
     with av.open(str(clip)) as container:
@@ -253,7 +254,8 @@ def stage_costs(daemon: Daemon, clip: Path, vectors: np.ndarray, bootstrap: str
                 embedded += 1
     per_frame_embeds = embedded / len(images)
     query = vectors[:1]
-    index = daemon.store._loaded(next(iter(daemon.store.list_ids())))
+    store = daemon.storage.collections
+    index = store._loaded(next(iter(store.list_ids())))
     started = clock()
     for _ in range(200):
         index.index.search(query, 10)
@@ -290,9 +292,10 @@ def scaling(daemon: Daemon, args: argparse.Namespace) -> list[list[Any]]:
         finally:
             for stream in streams:
                 stream.stop()
-        assert daemon.store is not None
-        rows.append([varied, clip, daemon.store.face_count(collection),
-                     daemon.store.index_kind(collection), r["fps"], r["faces_s"] / r["fps"],
+        assert daemon.storage is not None
+        store = daemon.storage.collections
+        rows.append([varied, clip, store.face_count(collection),
+                     store.index_kind(collection), r["fps"], r["faces_s"] / r["fps"],
                      r["cpu_cores"] * 1000 / r["fps"], *r["latency_ms"]])
         print(rows[-1], flush=True)
     table("Scaling (streamproc, 2 streams)", ["varied", "clip", "collection faces", "index",

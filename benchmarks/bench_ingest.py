@@ -21,7 +21,7 @@ Start-up = StartStreamProcessor to Status RUNNING (the server already streaming,
 camera would be).
 
 Each protocol runs twice in the same session: with streamproc's live-edge open options
-(``streamproc.dataplane.protocols``) and, as the baseline, with PyAV's defaults for the
+(``streamproc.dataplane.guard.protocols``) and, as the baseline, with PyAV's defaults for the
 probe (``probesize``/``analyzeduration``) and HLS start (``live_start_index``).
 """
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import SHARED, percentiles, save, stop_and_delete, table  # noqa: E402
 from streamproc.config import load_config  # noqa: E402
 from streamproc.daemon import Daemon  # noqa: E402
-from streamproc.dataplane import protocols  # noqa: E402
+from streamproc.dataplane.guard import protocols  # noqa: E402
 from streamproc.tools.broker import EmbeddedBroker  # noqa: E402
 from streamproc.tools.demo import call  # noqa: E402
 from streamproc.tools.mediaservers import (  # noqa: E402

@@ -110,8 +110,8 @@ def naive(path: Path, vectors: np.ndarray) -> dict[str, Any]:
 
 
 def collection_vectors(d: Daemon) -> np.ndarray:
-    assert d.store is not None and d.engine is not None
-    rows = d.store._db.query("SELECT embedding FROM faces WHERE collection = 'people'")
+    assert d.storage is not None and d.engine is not None
+    rows = d.storage.db.query("SELECT embedding FROM faces WHERE collection = 'people'")
     return np.frombuffer(b"".join(r[0] for r in rows), np.float32).reshape(-1, d.engine.dim)
 
 

@@ -43,7 +43,7 @@ class Ours:
     def __init__(self, bootstrap: str, tmp: Path, **cfg: Any) -> None:
         from prometheus_client import CollectorRegistry
 
-        from streamproc.dataplane.publish import kafka_publisher
+        from streamproc.dataplane.output.publish import kafka_publisher
         from streamproc.metrics import ProcessorMetrics, PublisherMetrics
         from streamproc.processors.mailbox import Mailbox, MailboxEvents
         from streamproc.storage.spool import Spool

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the whole test suite.
-# Models and data come from $STREAMPROC_SHARED (default: ../shared beside the repo).
+# Set up (scripts/setup.sh) and run the test suite.
+#   scripts/test.sh              the unit tier first (fail fast), then e2e and cluster
+#   scripts/test.sh ARGS...      pytest ARGS... (e.g. -m unit, tests/test_units.py)
+# Tiers: tests/README.md. Models and data come from $STREAMPROC_SHARED (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+# Tests that need no process, daemon or broker (a minute or so): a broken rule fails here,
+# before the end-to-end tiers spend their minutes.
+.venv/bin/python -m pytest -m unit -x -q
+exec .venv/bin/python -m pytest -m "not unit"

@@ -90,7 +90,8 @@ def _config(args: argparse.Namespace) -> Config:
     def flag(name: str) -> object:
         return getattr(args, name, None)
 
-    return load_config(flag("config"), {
+    path: Path | None = getattr(args, "config", None)  # argparse's type=Path
+    return load_config(path, {
         "server.host": flag("host"), "server.port": flag("port"),
         "storage.data_dir": str(flag("data_dir")) if flag("data_dir") else None,
         "models.root": str(flag("model_root")) if flag("model_root") else None,

@@ -155,7 +155,3 @@ class Supervisor(Service):
                          "seconds_since_progress": round(idle, 3),
                          "restarts": stage.restarts, "last_error": stage.last_error}
         return out
-
-    def healthy(self) -> bool:
-        """True when every stage is alive and making progress (or busy with a long job)."""
-        return all(s["state"] in HEALTHY for s in self.report().values())

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ConnectionClosedError
+from tiers import Reader, tier_of, unit_guard  # noqa: F401 - unit_guard: a fixture
 
 from streamproc.config import Config, load_config
 from streamproc.daemon import Daemon
@@ -93,6 +94,20 @@ def retry_resets(client: object, tries: int = 3) -> object:
 
     client.meta.events.register("needs-retry.rekognition", on_reset)  # type: ignore[attr-defined]
     return client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, unit, e2e or cluster, from what it uses (tests/tiers.py)."""
+    reader = Reader()
+    for item in items:
+        item.add_marker(tier_of(item, reader))
+
+
+@pytest.fixture(autouse=True)
+def _unit_tier_guard(request: pytest.FixtureRequest) -> None:
+    """A unit-tier test may not spawn a process, start a daemon or leave loopback."""
+    if request.node.get_closest_marker("unit") is not None:
+        request.getfixturevalue("unit_guard")
 
 
 @pytest.fixture(scope="session")

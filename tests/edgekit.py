@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.context import RequestContext
-from streamproc.api.intake import BodyLimits
+from streamproc.api.intake import BodyLimits, BodyReader
 from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.api.transport import ApiLimits, ControlApi
@@ -40,6 +40,7 @@ class Edge:
     server: HttpServer
     registry: CollectorRegistry
     api: ControlApi | None = None
+    bodies: BodyReader | None = None  # the api's: how many bodies it is reading now
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
@@ -91,8 +92,10 @@ def start_edge(auth: bool = False, verifier: SigV4Verifier | None = None,
         verifier = SigV4Verifier({KEY: SECRET}.get)
     limits = ApiLimits(BodyLimits.of(config), config.max_concurrent_requests,
                        config.worker_threads)
+    edge.bodies = BodyReader(limits.body)
     api = ControlApi(ServiceSpec(), handlers, metrics, registry, limits,
-                     lambda: {"status": "ok"}, Arns("us-east-1", "000000000000"), verifier)
+                     lambda: {"status": "ok"}, Arns("us-east-1", "000000000000"), verifier,
+                     bodies=edge.bodies)
     edge.api = api
     edge.server.serve(api.app())
     return edge

@@ -16,7 +16,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import CalibrationKnot, load_config
-from streamproc.dataplane.session import Session, SessionEvents, SessionPlan
+from streamproc.dataplane.live.session import Session, SessionEvents, SessionPlan
 from streamproc.faces.engine import ModelIdentity
 from streamproc.faces.similarity import SimilarityScale
 from streamproc.ledger import Appliers, LocalLedger

@@ -14,14 +14,20 @@ from typing import Any
 import av
 import pytest
 
-from streamproc.config import InputsConfig, load_config
-from streamproc.dataplane.allowlist import (
+from streamproc.config import (
+    DEFAULT_MEDIA_SCHEMES,
+    MEDIA_SCHEMES,
+    InputsConfig,
+    load_config,
+)
+from streamproc.dataplane.guard.allowlist import (
     CheckedInput,
     InputAllowlist,
     InputRefused,
     InputUnresolved,
 )
-from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
+from streamproc.dataplane.output.outputs import OutputAllowlist, OutputRefused
+from streamproc.processors.urls import is_media_url
 from streamproc.tools.broker import free_port
 
 METADATA = "169.254.169.254"
@@ -237,7 +243,7 @@ def _udp_port_held(port: int, within_s: float) -> bool:
 
 @pytest.mark.parametrize("suffix", ["?latency=20#&mode=listener", "#?mode=listener"])
 def test_srt_urls_that_make_ffmpeg_listen_are_refused(suffix: str) -> None:
-    """The premise on the system ffmpeg that reads SRT (``dataplane.relay``): it listens."""
+    """The premise on the system ffmpeg that reads SRT (``dataplane.live.relay``): it listens."""
     port = _free_udp_port()
     url = f"srt://127.0.0.1:{port}{suffix}"
     relay = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "quiet", "-nostdin",
@@ -299,6 +305,20 @@ def test_options_that_make_ffmpeg_listen_or_bind_are_refused(url: str) -> None:
 ])
 def test_client_options_pass(url: str) -> None:
     assert allowlist().check(url).url == url
+
+
+def test_media_schemes_have_one_owner_and_the_default_leaves_out_udp_and_file(
+        tmp_path: Path) -> None:
+    """The API's form check and the default inputs.schemes read the same list."""
+    assert set(MEDIA_SCHEMES) - set(DEFAULT_MEDIA_SCHEMES) == {"udp", "file"}
+    assert InputsConfig().schemes == [s for s in MEDIA_SCHEMES if s not in ("udp", "file")]
+    for scheme in MEDIA_SCHEMES:
+        assert is_media_url(f"{scheme.upper()}://cam.example/s"), scheme
+    assert not is_media_url("gopher://cam.example/s") and is_media_url("/videos/a.mp4")
+    # file: is judged by media_roots, never by scheme, so it needs no place in the default.
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"")
+    assert allowlist(media_roots=[tmp_path]).check(f"file:{video}").url == str(video)
 
 
 def test_udp_inputs_listen_so_only_a_listed_scheme_allows_them() -> None:

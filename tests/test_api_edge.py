@@ -102,8 +102,9 @@ def open_slow_body(port: int, operation: str = "ListCollections") -> socket.sock
 
 
 def bodies_reading(edge: Edge) -> int:
-    assert edge.api is not None
-    return edge.api.in_progress[0]
+    """Bodies the edge's API is reading now (its BodyReader, which the edge handed it)."""
+    assert edge.bodies is not None
+    return edge.bodies.reading
 
 
 def open_forged_body(port: int, source: str, key_id: str = KEY) -> socket.socket:

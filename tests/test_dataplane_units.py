@@ -97,7 +97,7 @@ def _publisher(tmp_path: Any, factory: Any, **cfg: Any) -> Any:
     from prometheus_client import CollectorRegistry
 
     from streamproc.config import KafkaConfig
-    from streamproc.dataplane.publish import kafka_publisher
+    from streamproc.dataplane.output.publish import kafka_publisher
     from streamproc.metrics import PublisherMetrics
     from streamproc.processors.mailbox import Mailbox, MailboxEvents
     from streamproc.storage.spool import Spool
@@ -312,7 +312,7 @@ def test_records_go_to_disk_at_stop_even_when_the_transport_cannot_reset(tmp_pat
     from prometheus_client import CollectorRegistry
 
     from streamproc.config import KafkaConfig
-    from streamproc.dataplane.publish import Publisher
+    from streamproc.dataplane.output.publish import Publisher
     from streamproc.metrics import PublisherMetrics
     from streamproc.processors.mailbox import Mailbox, MailboxEvents
     from streamproc.storage.spool import Spool

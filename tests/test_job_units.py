@@ -16,15 +16,15 @@ from fakes import MODEL
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import CalibrationKnot, NotificationTarget, load_config
-from streamproc.dataplane import jobworker
 from streamproc.dataplane.analyzer import Analyzer
-from streamproc.dataplane.background import BackgroundFeed
-from streamproc.dataplane.jobresults import DetectionResults
-from streamproc.dataplane.jobrun import JobFrames, JobPlan
-from streamproc.dataplane.outputs import OutputAllowlist
+from streamproc.dataplane.live.session import Output, Session, SessionPlan
+from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.queues import BoundedQueue, DropPolicy
-from streamproc.dataplane.session import Output, Session, SessionPlan
-from streamproc.dataplane.stored import StoredFrame
+from streamproc.dataplane.stored import jobworker
+from streamproc.dataplane.stored.background import BackgroundFeed
+from streamproc.dataplane.stored.jobrun import JobFrames, JobInput, JobPlan
+from streamproc.dataplane.stored.stages import FaceAnalysis
+from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.errors import (
     IdempotentParameterMismatchException,
     InvalidPaginationTokenException,
@@ -36,19 +36,38 @@ from streamproc.errors import (
 )
 from streamproc.faces.similarity import SimilarityScale
 from streamproc.faces.types import Face
-from streamproc.jobs.mailbox import JobMailbox
+from streamproc.jobs.commands import FinishJob, LaunchJob, StartJob
+from streamproc.jobs.kind import JobKinds
+from streamproc.jobs.kinds.faces import (
+    FaceDetectionJobKind,
+    FaceDetectionRequest,
+    FaceDetectionResults,
+    FaceSearchJobKind,
+    FaceSearchRequest,
+    FaceSearchResults,
+)
+from streamproc.jobs.mailbox import Batch, JobMailbox, LaunchEnded
 from streamproc.jobs.notices import Notices, notice
-from streamproc.jobs.request import JobRequest
+from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
+from streamproc.jobs.request import NotificationChannel
 from streamproc.jobs.rules import JobRules, JobWrites
-from streamproc.jobs.scheduler import JobHooks, JobScheduler, SchedulerSettings
-from streamproc.jobs.service import JobService
-from streamproc.ledger import Appliers, LocalLedger
+from streamproc.jobs.scheduler import JobScheduler
+from streamproc.jobs.service import JobService, Page, ResultsQuery
+from streamproc.ledger import Appliers, Command, LocalLedger
 from streamproc.metrics import JobMetrics, JobSensor, NoticeSensor, ProcessorMetrics
 from streamproc.rekognition.constants import FACE_DETECTION, FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.collections import CollectionInfo, CollectionStore
 from streamproc.storage.db import Database
-from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, ResultRow
+from streamproc.storage.jobs import (
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobStore,
+    ResultOrder,
+    ResultRow,
+)
 from streamproc.storage.objects import ObjectRef, ObjectStore
 
 VIDEO = ObjectRef("vids", "a.mp4")
@@ -71,6 +90,7 @@ class FakeRuntime:
         self.plans: list[JobPlan] = []
         self.halting: list[JobPlan] = []
         self.given: list[tuple[Any, Any, Any]] = []  # (sink, events, sensor) per launch
+        self.abandoned: list[JobPlan] = []
         self.stuck = False
 
     def launch(self, plan: JobPlan, sink: Any, events: Any, sensor: Any) -> JobPlan:
@@ -83,6 +103,9 @@ class FakeRuntime:
 
     def halted(self, run: JobPlan) -> bool:
         return not self.stuck
+
+    def abandon(self, run: JobPlan) -> None:
+        self.abandoned.append(run)
 
 
 class Jobs:
@@ -112,18 +135,20 @@ class Jobs:
         appliers = Appliers()
         JobRules(self.store, self.mailbox.changed).register(appliers)
         self.ledger = LocalLedger(appliers)
-        self.service = JobService(self.store, ObjectStore(self.config.objects), self.searcher,
+        self.kinds = JobKinds([FaceDetectionJobKind(), FaceSearchJobKind(
+            self.searcher, self.config.jobs.max_matches, "7.0")])
+        self.service = JobService(self.store, ObjectStore(self.config.objects), self.kinds,
                                   self.notices, self.config.jobs, self.ledger, self.metrics)
         self.placement: Callable[[str, str | None], bool] = lambda job_id, on: True
         self.scheduler = self.restarted()
 
-    def restarted(self, **settings: Any) -> JobScheduler:
+    def restarted(self, runtime: FakeRuntime | None = None, **settings: Any) -> JobScheduler:
         """A new scheduler over the same state (the daemon restarted)."""
-        self.runtime = FakeRuntime()
+        self.runtime = runtime or FakeRuntime()
         self.writes = JobWrites(self.ledger)
         return JobScheduler(
-            self.store, self.writes, self.runtime, self.mailbox, self.notices,
-            self.searcher, self.metrics,
+            SchedulerParts(self.store, self.writes, self.runtime, self.mailbox, self.notices,
+                           self.kinds, self.metrics),
             SchedulerSettings(**{"workers": 1, "max_attempts": 2, "retention_s": 100,
                                  "stop_timeout_s": 0.3, "tick_s": 0.05, "purge_grace_s": 0.0,
                                  "unconfirmed_wait_s": 5.0, **settings}),
@@ -131,7 +156,19 @@ class Jobs:
             clock=lambda: self.now)
 
     def detect(self, token: str | None = None, **extra: Any) -> str:
-        return self.service.start(JobRequest(FACE_DETECTION, VIDEO, **extra), token)
+        return self.service.start(FaceDetectionRequest(VIDEO, **extra), token)
+
+    def search(self, token: str | None = None, **extra: Any) -> str:
+        return self.service.start(FaceSearchRequest(VIDEO, **extra), token)
+
+    def get(self, job_id: str, api: str, sort: str | None, token: str | None,
+            max_results: int | None) -> Page:
+        return self.service.get(job_id, api, ResultsQuery(sort, token, max_results))
+
+    def people(self) -> None:
+        """A collection to search, made with this server's model."""
+        self.collections.create(CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack,
+                                               MODEL.dim, "7.0", MODEL.recognizer))
 
     def state(self, job_id: str) -> str:
         job = self.store.get(job_id)
@@ -140,6 +177,13 @@ class Jobs:
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
+
+    def running(self) -> list[str]:
+        """Jobs with a launch here: launched and not halted (the tests that ask end none
+        otherwise), as many as the scheduler's running gauge counts."""
+        ids = sorted(p.job_id for p in self.runtime.plans if p not in self.runtime.halting)
+        assert self.metric("streamproc_job_running") == len(ids)
+        return ids
 
 
 @pytest.fixture
@@ -150,9 +194,14 @@ def jobs(tmp_path: Path) -> Iterator[Jobs]:
     j.db.close()
 
 
-def channel_of(topic: str) -> dict[str, str]:
-    return {"SNSTopicArn": f"arn:aws:sns:us-east-1:123456789012:{topic}",
-            "RoleArn": "arn:aws:iam::123456789012:role/r"}
+def channel_of(topic: str) -> NotificationChannel:
+    return NotificationChannel(f"arn:aws:sns:us-east-1:123456789012:{topic}",
+                               "arn:aws:iam::123456789012:role/r")
+
+
+def _count(store: JobStore, job_id: str) -> int:
+    """How many result rows the job has."""
+    return len(store.results(job_id, ResultOrder.SEQUENCE, 0, 10_000))
 
 
 def _rows(*specs: tuple[int, int | None]) -> list[ResultRow]:
@@ -167,14 +216,15 @@ def test_results_belong_to_one_launch_and_failure_leaves_none(jobs: Jobs) -> Non
     assert store.launch(job_id) == 1
     assert store.add_results(job_id, 1, _rows((0, 1), (200, 0), (200, 1)))
     assert store.launch(job_id) == 2  # relaunched (a restart): the first launch's rows go
-    assert store.count_results(job_id) == 0
+    assert _count(store, job_id) == 0
     assert not store.add_results(job_id, 1, _rows((0, 1)))  # the stale launch writes nothing
-    assert store.count_results(job_id) == 0
+    assert _count(store, job_id) == 0
     assert store.add_results(job_id, 2, _rows((0, 1), (200, 0), (400, 1)))
-    assert [r["P"] for r in store.results(job_id, "INDEX", 0, 10)] == [0, 1, 1]
-    assert [r["Timestamp"] for r in store.results(job_id, "TIMESTAMP", 1, 10)] == [200, 400]
+    assert [r["P"] for r in store.results(job_id, ResultOrder.PERSON, 0, 10)] == [0, 1, 1]
+    assert [r["Timestamp"] for r in store.results(job_id, ResultOrder.SEQUENCE, 1, 10)] == \
+        [200, 400]
     assert store.finish(job_id, 2, FAILED, "broken", 5.0)
-    assert store.count_results(job_id) == 0  # nothing half-written survives a failure
+    assert _count(store, job_id) == 0  # nothing half-written survives a failure
     assert not store.finish(job_id, 2, SUCCEEDED, "", 6.0)  # already finished
     assert store.get(job_id).state == FAILED and store.get(job_id).status_message == "broken"
 
@@ -189,7 +239,7 @@ def test_purge_deletes_only_jobs_finished_before_the_cutoff(jobs: Jobs) -> None:
     jobs.scheduler.purge()  # now = 1000, retention 100 s
     assert jobs.store.get(old) is None
     assert jobs.db.query("SELECT COUNT(*) FROM job_results WHERE job_id = ?", (old,))[0][0] == 0
-    assert jobs.store.get(recent).state == SUCCEEDED and jobs.store.count_results(recent) == 1
+    assert jobs.store.get(recent).state == SUCCEEDED and _count(jobs.store, recent) == 1
     assert jobs.store.get(running).state == RUNNING
 
 
@@ -200,11 +250,10 @@ def test_tokens_return_the_same_job_or_refuse_a_different_request(jobs: Jobs) ->
     with pytest.raises(IdempotentParameterMismatchException):
         jobs.detect("tok-1", job_tag="b")
     # A token is per operation; the same token may start a face search.
-    jobs.collections.create(CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim,
-                                           "7.0", MODEL.recognizer))
-    search = jobs.service.start(JobRequest(FACE_SEARCH, VIDEO, collection_id="people"), "tok-1")
+    jobs.people()
+    search = jobs.search("tok-1", collection_id="people")
     assert search != first
-    explicit = JobRequest(FACE_SEARCH, VIDEO, collection_id="people", threshold=80.0)
+    explicit = FaceSearchRequest(VIDEO, collection_id="people", threshold=80.0)
     assert jobs.service.start(explicit, "tok-1") == search  # the default, spelled out
 
 
@@ -233,11 +282,11 @@ def test_limits_and_missing_objects(tmp_path: Path) -> None:
     with pytest.raises(LimitExceededException, match="limit is 2"):
         j.detect()
     with pytest.raises(InvalidS3ObjectException):
-        j.service.start(JobRequest(FACE_DETECTION, ObjectRef("vids", "missing.mp4")), None)
+        j.service.start(FaceDetectionRequest(ObjectRef("vids", "missing.mp4")), None)
     with pytest.raises(InvalidS3ObjectException, match="S3 endpoint"):
-        j.service.start(JobRequest(FACE_DETECTION, ObjectRef("vids", "a.mp4", "v1")), None)
+        j.service.start(FaceDetectionRequest(ObjectRef("vids", "a.mp4", "v1")), None)
     with pytest.raises(InvalidS3ObjectException):
-        j.service.start(JobRequest(FACE_DETECTION, ObjectRef("vids", "../../etc/passwd")), None)
+        j.service.start(FaceDetectionRequest(ObjectRef("vids", "../../etc/passwd")), None)
 
 
 def test_page_tokens_are_bound_to_job_and_order(jobs: Jobs) -> None:
@@ -246,17 +295,28 @@ def test_page_tokens_are_bound_to_job_and_order(jobs: Jobs) -> None:
         jobs.store.launch(job_id)
         jobs.store.add_results(job_id, 1, _rows(*[(i * 200, None) for i in range(5)]))
         jobs.store.finish(job_id, 1, SUCCEEDED, "", 1.0)
-    page = jobs.service.get(a, FACE_DETECTION, "TIMESTAMP", None, 2)
+    page = jobs.get(a, FACE_DETECTION, "TIMESTAMP", None, 2)
     assert [i["Timestamp"] for i in page.items] == [0, 200] and page.next_token
-    rest = jobs.service.get(a, FACE_DETECTION, "TIMESTAMP", page.next_token, 10)
+    rest = jobs.get(a, FACE_DETECTION, "TIMESTAMP", page.next_token, 10)
     assert [i["Timestamp"] for i in rest.items] == [400, 600, 800] and rest.next_token is None
     for bad in (page.next_token + "x", "not-a-token"):
         with pytest.raises(InvalidPaginationTokenException):
-            jobs.service.get(a, FACE_DETECTION, "TIMESTAMP", bad, 2)
+            jobs.get(a, FACE_DETECTION, "TIMESTAMP", bad, 2)
     with pytest.raises(InvalidPaginationTokenException):  # another job's token
-        jobs.service.get(b, FACE_DETECTION, "TIMESTAMP", page.next_token, 2)
+        jobs.get(b, FACE_DETECTION, "TIMESTAMP", page.next_token, 2)
+    jobs.people()
+    search = jobs.search(collection_id="people")
+    jobs.store.launch(search)
+    jobs.store.add_results(search, 1, _rows(*[(i * 200, i % 2) for i in range(5)]))
+    jobs.store.finish(search, 1, SUCCEEDED, "", 1.0)
+    by_time = jobs.get(search, FACE_SEARCH, None, None, 2)  # TIMESTAMP, the default
+    assert [i["Timestamp"] for i in by_time.items] == [0, 200] and by_time.next_token
     with pytest.raises(InvalidPaginationTokenException):  # another order's token
-        jobs.service.get(a, FACE_DETECTION, "INDEX", page.next_token, 2)
+        jobs.get(search, FACE_SEARCH, "INDEX", by_time.next_token, 2)
+    by_index = jobs.get(search, FACE_SEARCH, "INDEX", None, 10)
+    assert [i["P"] for i in by_index.items] == [0, 0, 0, 1, 1]
+    with pytest.raises(InvalidParameterException, match="SortBy INDEX is not one of TIMESTAMP"):
+        jobs.get(a, FACE_DETECTION, "INDEX", None, 2)  # detection has one order
 
 
 # ---- scheduler ----------------------------------------------------------------------------------
@@ -307,7 +367,7 @@ def test_a_job_taken_over_elsewhere_is_halted_here_and_its_launch_writes_nothing
     (plan,) = jobs.runtime.plans
     jobs.placement = lambda j, on: False  # fenced for a moment: the launch goes on
     jobs.scheduler.reconcile_once()
-    assert jobs.runtime.halting == [] and jobs.scheduler.running_ids() == [job_id]
+    assert jobs.runtime.halting == [] and jobs.running() == [job_id]
     other = JobWrites(jobs.ledger)
     other.node_id = "node-b"  # the job really moved: node-b launched it again
     assert other.launch(job_id, 1, "") == 2
@@ -315,13 +375,13 @@ def test_a_job_taken_over_elsewhere_is_halted_here_and_its_launch_writes_nothing
     assert not JobWrites(jobs.ledger).add_results(job_id, 1, _rows((0, None)))  # stale
     assert other.add_results(job_id, 2, _rows((0, None), (200, 1)))
     jobs.scheduler.reconcile_once()
-    assert jobs.runtime.halting == [plan] and jobs.scheduler.running_ids() == []
+    assert jobs.runtime.halting == [plan] and jobs.running() == []
     assert not JobWrites(jobs.ledger).finish(job_id, 1, SUCCEEDED, "", 5.0)
     jobs.mailbox.job_ended(job_id, 1, None)  # the halted launch reports late: ignored
     jobs.scheduler.reconcile_once()
     job = jobs.store.get(job_id)
     assert (job.state, job.node, job.attempt) == (RUNNING, "node-b", 2)
-    assert jobs.store.count_results(job_id) == 2
+    assert _count(jobs.store, job_id) == 2
 
 
 def test_a_running_launch_superseded_elsewhere_is_halted(jobs: Jobs) -> None:
@@ -333,22 +393,20 @@ def test_a_running_launch_superseded_elsewhere_is_halted(jobs: Jobs) -> None:
     assert other.launch(job_id, 1, "") == 2
     jobs.scheduler.reconcile_once()
     assert jobs.runtime.halting == jobs.runtime.plans[:1]
-    assert jobs.scheduler.running_ids() == [] and len(jobs.runtime.plans) == 1
+    assert jobs.running() == [] and len(jobs.runtime.plans) == 1
     job = jobs.store.get(job_id)
     assert (job.state, job.node, job.attempt) == (RUNNING, "node-b", 2)
 
 
 def test_restart_resumes_then_fails_with_a_reason(jobs: Jobs) -> None:
-    channel = {"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:done",
-               "RoleArn": "arn:aws:iam::123456789012:role/r"}
-    job_id = jobs.detect(job_tag="night", notification=channel)
+    job_id = jobs.detect(job_tag="night", notification=channel_of("done"))
     jobs.scheduler.reconcile_once()
     JobWrites(jobs.ledger).add_results(job_id, 1, _rows((0, None)))
     jobs.scheduler = jobs.restarted()  # a restart found it RUNNING here with no launch
     jobs.scheduler.reconcile_once()
     job = jobs.store.get(job_id)
     assert job.state == RUNNING and job.attempt == 2 and "attempt 2 of 2" in job.status_message
-    assert jobs.store.count_results(job_id) == 0  # it runs again from the start
+    assert _count(jobs.store, job_id) == 0  # it runs again from the start
     assert [p.attempt for p in jobs.runtime.plans] == [2]
     jobs.scheduler = jobs.restarted()  # cut off again: max_attempts (2) reached
     jobs.scheduler.reconcile_once()
@@ -374,32 +432,32 @@ def test_an_end_that_cannot_be_written_is_written_later(jobs: Jobs) -> None:
     assert jobs.state(job_id) == SUCCEEDED and len(jobs.publisher.sent) == 0  # no channel
 
 
-def _refused(jobs: Jobs, *kinds: str,
-             seen: list[dict[str, Any]] | None = None) -> Callable[[], None]:
+def _refused(jobs: Jobs, *kinds: type[Command[Any]],
+             seen: list[Any] | None = None) -> Callable[[], None]:
     """Commands of ``kinds`` (every kind if none) do not land and their writer hears
     ThrottlingException (the cluster's log is away, or holds them unapplied for now);
-    their payloads go to ``seen``. Returns the undo."""
+    they go to ``seen``. Returns the undo."""
     real = jobs.ledger.submit
 
-    def submit(kind: str, payload: dict[str, Any]) -> Any:
-        if kinds and kind not in kinds:
-            return real(kind, payload)
+    def submit(command: Command[Any]) -> Any:
+        if kinds and not isinstance(command, kinds):
+            return real(command)
         if seen is not None:
-            seen.append(payload)
+            seen.append(command)
         raise ThrottlingException("The cluster's state log cannot be reached")
 
     jobs.ledger.submit = submit  # type: ignore[method-assign]
     return lambda: setattr(jobs.ledger, "submit", real)
 
 
-def _unacknowledged(jobs: Jobs, *kinds: str) -> Callable[[], None]:
+def _unacknowledged(jobs: Jobs, *kinds: type[Command[Any]]) -> Callable[[], None]:
     """Commands of ``kinds`` land but their writer hears ThrottlingException (as when Kafka
     stores the record and the acknowledgement is lost); returns the undo."""
     real = jobs.ledger.submit
 
-    def submit(kind: str, payload: dict[str, Any]) -> Any:
-        result = real(kind, payload)
-        if kind in kinds:
+    def submit(command: Command[Any]) -> Any:
+        result = real(command)
+        if isinstance(command, kinds):
             raise ThrottlingException("sent, not acknowledged")
         return result
 
@@ -409,7 +467,7 @@ def _unacknowledged(jobs: Jobs, *kinds: str) -> Callable[[], None]:
 
 def test_a_launch_that_landed_unacknowledged_runs_without_a_new_attempt(jobs: Jobs) -> None:
     job_id = jobs.detect()
-    undo = _unacknowledged(jobs, "job.launch")
+    undo = _unacknowledged(jobs, LaunchJob)
     jobs.scheduler.reconcile_once()
     undo()
     assert not jobs.runtime.plans and jobs.store.get(job_id).attempt == 1
@@ -420,7 +478,7 @@ def test_a_launch_that_landed_unacknowledged_runs_without_a_new_attempt(jobs: Jo
 
 def test_unacknowledged_launches_hold_their_worker_slot(jobs: Jobs) -> None:
     first, *_ = [jobs.detect(job_tag=t) for t in "abc"]
-    undo = _unacknowledged(jobs, "job.launch")
+    undo = _unacknowledged(jobs, LaunchJob)
     jobs.scheduler.reconcile_once()
     jobs.scheduler.reconcile_once()
     undo()
@@ -432,13 +490,13 @@ def test_unacknowledged_launches_hold_their_worker_slot(jobs: Jobs) -> None:
 
 def test_a_launch_that_lands_a_while_later_is_waited_for(jobs: Jobs) -> None:
     job_id = jobs.detect()
-    late: list[dict[str, Any]] = []  # in the log, not yet applied anywhere
-    undo = _refused(jobs, "job.launch", seen=late)
+    late: list[LaunchJob] = []  # in the log, not yet applied anywhere
+    undo = _refused(jobs, LaunchJob, seen=late)
     jobs.scheduler.reconcile_once()
     undo()
     jobs.scheduler.reconcile_once()  # still not applied: no second launch command
     assert len(late) == 1 and jobs.state(job_id) == QUEUED and not jobs.runtime.plans
-    jobs.ledger.submit("job.launch", late[0])  # it lands
+    jobs.ledger.submit(late[0])  # it lands
     jobs.scheduler.reconcile_once()
     assert [p.attempt for p in jobs.runtime.plans] == [1]
     assert jobs.store.get(job_id).status_message == ""  # not "Resumed ... attempt 2"
@@ -450,7 +508,7 @@ def test_an_end_the_scheduler_decides_is_written_again_with_its_notice(jobs: Job
     jobs.scheduler = jobs.restarted()
     jobs.scheduler.reconcile_once()  # attempt 2 of 2
     jobs.scheduler = jobs.restarted()
-    undo = _unacknowledged(jobs, "job.finish")
+    undo = _unacknowledged(jobs, FinishJob)
     jobs.scheduler.reconcile_once()  # cut off twice: FAILED, but unacknowledged
     undo()
     assert jobs.state(job_id) == FAILED and not jobs.publisher.sent
@@ -463,7 +521,7 @@ def test_an_end_the_scheduler_decides_is_written_again_with_its_notice(jobs: Job
 def test_an_end_that_landed_unacknowledged_still_sends_its_notice(jobs: Jobs) -> None:
     job_id = jobs.detect(notification=channel_of("done"))
     jobs.scheduler.reconcile_once()
-    undo = _unacknowledged(jobs, "job.finish")
+    undo = _unacknowledged(jobs, FinishJob)
     jobs.mailbox.job_ended(job_id, 1, None)
     jobs.scheduler.reconcile_once()
     undo()
@@ -481,21 +539,19 @@ def test_a_token_past_retention_starts_a_new_job_on_every_node_alike(jobs: Jobs)
     old = jobs.detect("tok")
     JobWrites(jobs.ledger).finish(old, 0, FAILED, "x", 1000.0)
     start = {"job_id": "new", "api": FACE_DETECTION, "token": "tok",
-             "request": JobRequest(FACE_DETECTION, VIDEO).to_dict(), "created": 1050.0,
+             "request": FaceDetectionRequest(VIDEO).stored(), "created": 1050.0,
              "max_jobs": 20, "retention_s": 100.0}
-    assert jobs.ledger.submit("job.start", start) == old  # within retention: the same job
+    assert jobs.ledger.submit(StartJob(**start)) == old  # within retention: the same job
     # Past retention, whether or not this node's purge has run: a new job.
-    assert jobs.ledger.submit("job.start", {**start, "created": 1101.0}) == "new"
+    assert jobs.ledger.submit(StartJob(**{**start, "created": 1101.0})) == "new"
     assert jobs.store.get(old) is None and jobs.store.by_token(FACE_DETECTION, "tok").job_id \
         == "new"
-    assert jobs.ledger.submit("job.start", {**start, "created": 1101.0}) == "new"  # replayed
+    assert jobs.ledger.submit(StartJob(**{**start, "created": 1101.0})) == "new"  # replayed
 
 
 def test_a_collection_gone_before_launch_fails_the_job(jobs: Jobs) -> None:
-    info = CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim, "7.0",
-                          MODEL.recognizer)
-    jobs.collections.create(info)
-    job_id = jobs.service.start(JobRequest(FACE_SEARCH, VIDEO, collection_id="people"), None)
+    jobs.people()
+    job_id = jobs.search(collection_id="people")
     jobs.collections.delete("people")
     jobs.scheduler.reconcile_once()
     assert jobs.state(job_id) == FAILED and not jobs.runtime.plans
@@ -523,18 +579,18 @@ def test_notification_targets(jobs: Jobs) -> None:
     allowed = OutputAllowlist.for_config(jobs.config)
     notices = Notices(jobs.publisher, "k:9092", topics, NoticeSensor(jobs.metrics), allowed)
     arn = "arn:aws:sns:eu-west-1:123456789012:"
-    assert notices.target({"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:byarn"}) == (
+    assert notices.target(NotificationChannel("arn:aws:sns:us-east-1:123456789012:byarn")) == (
         "k:9092", "t1")
-    assert notices.target({"SNSTopicArn": arn + "byname"}) == ("other:9092", "t2")
-    assert notices.target({"SNSTopicArn": arn + "plain"}) == ("k:9092", "plain")
+    assert notices.target(NotificationChannel(arn + "byname")) == ("other:9092", "t2")
+    assert notices.target(NotificationChannel(arn + "plain")) == ("k:9092", "plain")
     nowhere = Notices(jobs.publisher, None, {}, NoticeSensor(jobs.metrics), allowed)
     with pytest.raises(InvalidParameterException, match="no Kafka cluster"):
-        nowhere.target({"SNSTopicArn": arn + "plain"})
+        nowhere.target(NotificationChannel(arn + "plain"))
 
 
 def test_notice_is_the_sns_message(jobs: Jobs) -> None:
     job_id = jobs.detect(job_tag="tag-1")
-    body = notice(jobs.store.get(job_id), SUCCEEDED, "", 1700000000.123)
+    body = notice(jobs.kinds.job(jobs.store.get(job_id)), SUCCEEDED, "", 1700000000.123)
     assert body == {"JobId": job_id, "Status": "SUCCEEDED", "API": "StartFaceDetection",
                     "Message": "", "Timestamp": 1700000000123, "JobTag": "tag-1",
                     "Video": {"S3ObjectName": "a.mp4", "S3Bucket": "vids"}}
@@ -546,8 +602,8 @@ def test_mailbox_keeps_one_entry_per_job() -> None:
         box.job_ended("a", attempt, None)
     box.job_ended("a", 3, "late and stale")
     box.job_ended("b", 1, "x")
-    assert box.take() == ({"a": (99, None), "b": (1, "x")}, None)
-    assert box.take() == ({}, None)
+    assert box.take() == Batch((LaunchEnded("a", 99, None), LaunchEnded("b", 1, "x")))
+    assert box.take() == Batch()
 
 
 def test_a_stage_that_gave_up_fails_the_running_jobs(jobs: Jobs) -> None:
@@ -588,7 +644,8 @@ class FakeEngine:
 
 def _job_frames(name: str) -> JobFrames:
     sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_DETECTION, name)
-    return JobFrames(JobPlan(name, 1, FACE_DETECTION, VIDEO), DetectionResults(), 16, sensor)
+    plan = JobPlan(name, 1, FACE_DETECTION, VIDEO, FaceDetectionResults())
+    return JobFrames(plan, plan.results.builder(), 16, sensor)
 
 
 def _frame(ts: int = 0) -> StoredFrame:
@@ -635,8 +692,8 @@ def test_live_frames_go_first_and_jobs_take_small_batches_beside_them() -> None:
 class _Embedded:
     needs_embeddings = True
 
-    def build(self, frame: StoredFrame, faces: list[Face], tracks: list[Any]) -> list[Any]:
-        return [frame.timestamp_ms for f in faces if f.embedding is not None]
+    def build(self, frame: StoredFrame, analysis: FaceAnalysis) -> list[Any]:
+        return [frame.timestamp_ms for f in analysis.faces if f.embedding is not None]
 
 
 def test_search_jobs_pace_embeddings_in_video_time() -> None:
@@ -644,7 +701,8 @@ def test_search_jobs_pace_embeddings_in_video_time() -> None:
     analyzer = Analyzer(engine, None, None, batch_frames=8, max_matches=1,  # type: ignore[arg-type]
                         emit_empty=False, wake=threading.Event())
     sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_SEARCH, "s")
-    owner = JobFrames(JobPlan("s", 1, FACE_SEARCH, VIDEO), _Embedded(), 16, sensor,  # type: ignore
+    owner = JobFrames(JobPlan("s", 1, FACE_SEARCH, VIDEO, FaceDetectionResults()), _Embedded(),  # type: ignore
+                      16, sensor,
                       embed_interval_s=0.5)
     analyzer.analyse([(owner, _frame(0))])
     analyzer.analyse([(owner, _frame(ts)) for ts in (200, 400, 600, 800)])  # one batch
@@ -711,18 +769,19 @@ def test_a_launch_blocked_on_a_full_queue_stops_in_bounded_time(tmp_path: Path) 
     from conftest import VIDEO as CLIPS
     from conftest import require_shared
 
-    from streamproc.dataplane.jobrun import JobSettings
-    from streamproc.dataplane.jobworker import JobRunner
+    from streamproc.dataplane.stored.jobrun import JobSettings
+    from streamproc.dataplane.stored.jobworker import JobRunner
 
     require_shared()
     config = load_config(None, {"objects.local_root": str(CLIPS.parent)})
     feed = BackgroundFeed()  # attached to no analyzer: nothing ever takes a frame
-    runner = JobRunner(ObjectStore(config.objects), feed, None, JobSettings(  # type: ignore
+    runner = JobRunner(ObjectStore(config.objects), feed, JobSettings(
         sample_fps=5, max_video_bytes=10**9, max_duration_s=60, frame_queue=2,
-        decode_nice=10, embed_interval_s=0.5, scratch=tmp_path), "7.0")
+        decode_nice=10, embed_interval_s=0.5, scratch=tmp_path))
     events, sink = _Events(), _Sink()
     plan = JobPlan("j1", 1, FACE_DETECTION,
-                   ObjectRef(CLIPS.name, "head-pose-face-detection-female-and-male.mp4"))
+                   ObjectRef(CLIPS.name, "head-pose-face-detection-female-and-male.mp4"),
+                   FaceDetectionResults())
     sensor = JobSensor(JobMetrics.create(CollectorRegistry()), FACE_DETECTION, "j1")
     run = runner.launch(plan, sink, events, sensor)
     deadline = time.monotonic() + 10
@@ -755,7 +814,7 @@ def test_a_launch_waits_out_a_cluster_log_outage_instead_of_failing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobworker, "RETRY_MAX_S", 0.01)
     frames = _job_frames("j")
-    plan = JobPlan("j", 1, FACE_DETECTION, VIDEO)
+    plan = JobPlan("j", 1, FACE_DETECTION, VIDEO, FaceDetectionResults())
     tries: list[int] = []
 
     class Sink:
@@ -783,21 +842,22 @@ def test_a_launch_waits_out_a_cluster_log_outage_instead_of_failing(
 
 # ---- what the mutation run of jobs/ found untested -------------------------------------------
 def test_a_launch_plan_carries_the_request(jobs: Jobs) -> None:
-    info = CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim, "7.0",
-                          MODEL.recognizer)
-    jobs.collections.create(info)
-    queued = jobs.detect(), jobs.service.start(
-        JobRequest(FACE_SEARCH, VIDEO, collection_id="people", threshold=91.5), None)
+    jobs.people()
+    queued = jobs.detect(), jobs.search(collection_id="people", threshold=91.5)
     jobs.scheduler.reconcile_once()
     assert jobs.metrics.queued._value.get() == 1  # one waits for the one worker
     jobs.mailbox.job_ended(queued[0], 1, None)
     jobs.scheduler.reconcile_once()
     detect, search = jobs.runtime.plans
-    assert (detect.api, detect.collection, detect.video) == (FACE_DETECTION, None, VIDEO)
-    assert (search.job_id, search.attempt, search.api, search.video) == \
+    assert (detect.api, detect.results, detect.source) == \
+        (FACE_DETECTION, FaceDetectionResults(), VIDEO)  # no collection
+    assert (search.job_id, search.attempt, search.api, search.source) == \
         (queued[1], 1, FACE_SEARCH, VIDEO)
-    assert search.collection is not None and search.collection.collection_id == "people"
-    assert (search.threshold, search.max_matches) == (91.5, 10)
+    results = search.results
+    assert isinstance(results, FaceSearchResults)
+    assert results.collection.collection_id == "people"  # pinned at launch
+    assert (results.threshold, results.max_matches) == (91.5, 10)
+    assert detect.input == search.input == JobInput.VIDEO
     assert jobs.metrics.queued._value.get() == 0
 
 
@@ -805,10 +865,10 @@ def test_a_launch_that_lost_to_its_own_earlier_command_runs_that_attempt(jobs: J
     job_id = jobs.detect()
     real = jobs.ledger.submit
 
-    def earlier_landed(kind: str, payload: dict[str, Any]) -> Any:
-        if kind == "job.launch":
-            real(kind, payload)  # this node's earlier, unacknowledged launch landed first
-        return real(kind, payload)  # so this one finds the attempt moved on: None
+    def earlier_landed(command: Command[Any]) -> Any:
+        if isinstance(command, LaunchJob):
+            real(command)  # this node's earlier, unacknowledged launch landed first
+        return real(command)  # so this one finds the attempt moved on: None
 
     jobs.ledger.submit = earlier_landed  # type: ignore[method-assign]
     jobs.scheduler.reconcile_once()
@@ -835,26 +895,25 @@ def test_job_commands_apply_what_they_carry(jobs: Jobs) -> None:
     assert writes.add_results(job_id, 1, [ResultRow(0, 200, 3, {"Timestamp": 200})])
     assert jobs.store.get(job_id).video_metadata == {"Codec": "h264"}
     assert writes.finish(job_id, 1, SUCCEEDED, "", 5.0)
-    assert jobs.store.results(job_id, "INDEX", 0, 10) == [{"Timestamp": 200}]
+    assert jobs.store.results(job_id, ResultOrder.PERSON, 0, 10) == [{"Timestamp": 200}]
     assert jobs.db.query("SELECT person FROM job_results WHERE job_id = ?", (job_id,)) == [(3,)]
     # A job.start applied twice (a replay after a crash) is one job, with or without token.
-    start = {"job_id": "j2", "api": FACE_DETECTION, "token": None,
-             "request": JobRequest(FACE_DETECTION, VIDEO).to_dict(), "created": 10.0,
-             "max_jobs": 20, "retention_s": 100.0}
-    assert jobs.ledger.submit("job.start", start) == jobs.ledger.submit("job.start", start)
+    start = StartJob("j2", FACE_DETECTION, None, FaceDetectionRequest(VIDEO).stored(), 10.0,
+                     20, 100.0)
+    assert jobs.ledger.submit(start) == jobs.ledger.submit(start)
 
 
 def test_token_expiry_boundaries_and_commands_without_retention(jobs: Jobs) -> None:
     old = jobs.detect("tok")
     JobWrites(jobs.ledger).finish(old, 0, FAILED, "x", 1000.0)
     start = {"job_id": "new", "api": FACE_DETECTION, "token": "tok",
-             "request": JobRequest(FACE_DETECTION, VIDEO).to_dict(), "created": 1100.0,
+             "request": FaceDetectionRequest(VIDEO).stored(), "created": 1100.0,
              "max_jobs": 20}
-    assert jobs.ledger.submit("job.start", start) == old  # no retention_s: never expired
-    assert jobs.ledger.submit("job.start", {**start, "retention_s": 100.0}) == old  # == edge
+    assert jobs.ledger.submit(StartJob(**start)) == old  # no retention_s: never expired
+    assert jobs.ledger.submit(StartJob(**start, retention_s=100.0)) == old  # == edge
     with pytest.raises(LimitExceededException, match=r"limit is 0 \(jobs\.max_jobs\)"):
-        jobs.ledger.submit("job.start", {**start, "token": None, "job_id": "n2",
-                                         "max_jobs": 0})
+        jobs.ledger.submit(StartJob(**{**start, "token": None, "job_id": "n2",
+                                       "max_jobs": 0}))
 
 
 # ---- the scheduler: what launches and ends carry, slots, order --------------------------------
@@ -959,7 +1018,7 @@ def test_each_lost_launch_is_halted_not_only_the_first(tmp_path: Path) -> None:
         jobs.placement = lambda j, on: on in (None, "local")
         jobs.scheduler.reconcile_once()
         assert jobs.runtime.halting == jobs.runtime.plans[:2]
-        assert jobs.scheduler.running_ids() == [kept]  # the freed slots go to the next
+        assert jobs.running() == [kept]  # the freed slots go to the next
     finally:
         jobs.scheduler.stop(1.0)
         jobs.db.close()
@@ -974,10 +1033,8 @@ def test_a_job_not_placed_here_does_not_hold_back_the_next(jobs: Jobs) -> None:
 
 
 def test_a_job_failed_at_launch_frees_its_slot_in_the_same_turn(jobs: Jobs) -> None:
-    info = CollectionInfo("people", "arn:c/people", 1.0, MODEL.pack, MODEL.dim, "7.0",
-                          MODEL.recognizer)
-    jobs.collections.create(info)
-    search = jobs.service.start(JobRequest(FACE_SEARCH, VIDEO, collection_id="people"), None)
+    jobs.people()
+    search = jobs.search(collection_id="people")
     detect = jobs.detect()
     jobs.collections.delete("people")
     jobs.scheduler.reconcile_once()
@@ -992,8 +1049,8 @@ def test_with_the_log_away_one_launch_command_is_tried_per_turn(tmp_path: Path) 
     try:
         jobs.detect(job_tag="a")
         jobs.detect(job_tag="b")
-        tried: list[dict[str, Any]] = []
-        _refused(jobs, "job.launch", seen=tried)
+        tried: list[LaunchJob] = []
+        _refused(jobs, LaunchJob, seen=tried)
         jobs.scheduler.reconcile_once()
         assert len(tried) == 1  # the next would only fail the same way
     finally:
@@ -1003,19 +1060,19 @@ def test_with_the_log_away_one_launch_command_is_tried_per_turn(tmp_path: Path) 
 
 def test_a_launch_command_not_landed_yet_holds_the_only_slot(jobs: Jobs) -> None:
     first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
-    late: list[dict[str, Any]] = []
-    undo = _refused(jobs, "job.launch", seen=late)
+    late: list[LaunchJob] = []
+    undo = _refused(jobs, LaunchJob, seen=late)
     jobs.scheduler.reconcile_once()
     undo()
     jobs.scheduler.reconcile_once()
     jobs.scheduler.reconcile_once()
-    assert [p["job_id"] for p in late] == [first] and not jobs.runtime.plans
+    assert [c.job_id for c in late] == [first] and not jobs.runtime.plans
     assert jobs.state(second) == QUEUED  # the slot waits for the first one's command
 
 
 def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(jobs: Jobs) -> None:
     first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
-    undo = _refused(jobs, "job.launch")  # sent, and never lands
+    undo = _refused(jobs, LaunchJob)  # sent, and never lands
     jobs.scheduler.reconcile_once()
     undo()
     other = JobWrites(jobs.ledger)
@@ -1062,7 +1119,7 @@ class SlowHalts(FakeRuntime):
 
 
 def test_stop_ends_the_loop_promptly_and_waits_for_halting_launches(jobs: Jobs) -> None:
-    jobs.runtime = jobs.scheduler._runtime = SlowHalts()  # type: ignore[misc]
+    jobs.scheduler = jobs.restarted(runtime=SlowHalts())
     jobs.detect()
     jobs.scheduler.start()
     deadline = time.monotonic() + 5
@@ -1083,11 +1140,12 @@ def test_a_launch_another_node_made_first_is_not_run_here_and_the_next_job_goes_
     other = JobWrites(jobs.ledger)
     other.node_id = "node-b"
 
-    def beaten(kind: str, payload: dict[str, Any]) -> Any:
-        if kind == "job.launch" and payload["job_id"] == taken and payload["node"] == "local":
+    def beaten(command: Command[Any]) -> Any:
+        if isinstance(command, LaunchJob) and command.job_id == taken and \
+                command.node == "local":
             jobs.ledger.submit = real  # type: ignore[method-assign]
             assert other.launch(taken, 0, "") == 1  # node-b got there first
-        return real(kind, payload)
+        return real(command)
 
     jobs.ledger.submit = beaten  # type: ignore[method-assign]
     jobs.placement = lambda j, on: on in (None, "local")
@@ -1097,12 +1155,12 @@ def test_a_launch_another_node_made_first_is_not_run_here_and_the_next_job_goes_
 
 
 def test_a_plan_carries_the_configured_match_limit(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path)
-    jobs.scheduler = jobs.restarted(max_matches=3)
+    jobs = Jobs(tmp_path, **{"jobs.max_matches": 3})
     try:
-        jobs.detect()
+        jobs.people()
+        jobs.search(collection_id="people")
         jobs.scheduler.reconcile_once()
-        assert [p.max_matches for p in jobs.runtime.plans] == [3]
+        assert [getattr(p.results, "max_matches", None) for p in jobs.runtime.plans] == [3]
     finally:
         jobs.scheduler.stop(1.0)
         jobs.db.close()
@@ -1111,7 +1169,7 @@ def test_a_plan_carries_the_configured_match_limit(tmp_path: Path) -> None:
 def test_a_landed_launch_waits_while_placement_holds_the_job_back(jobs: Jobs) -> None:
     """Fenced, or briefly out of the group: nothing starts here, and no attempt is lost."""
     job_id = jobs.detect()
-    undo = _unacknowledged(jobs, "job.launch")
+    undo = _unacknowledged(jobs, LaunchJob)
     jobs.scheduler.reconcile_once()  # the launch lands as this node's; the ack is lost
     undo()
     jobs.placement = lambda j, on: False

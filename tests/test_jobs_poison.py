@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import client_for, make_config
+from deadletters import dead_letters
 from jobs_helpers import channel, notices_for, video, wait_job
 from streams import WOMAN, Records
 
@@ -63,7 +64,7 @@ def test_poison_notices_are_refused_or_set_aside_and_the_rest_arrive_once(
         d.stop()
     spool = Spool(data / "spool.db")
     spool.open()
-    letters = spool.dead_letters(broker.bootstrap)
+    letters = dead_letters(spool, broker.bootstrap)
     assert [(x.processor, x.topic) for x in letters] == [("old-job", "bad topic"),
                                                          ("old-big", "poison-notices")]
     assert spool.clusters() == {}

@@ -17,7 +17,7 @@ from tls_broker import TlsBroker
 
 from streamproc.config import load_config
 from streamproc.daemon import Daemon
-from streamproc.dataplane.transport import KafkaTransport, security_options
+from streamproc.dataplane.output.transport import KafkaTransport, security_options
 from streamproc.tools.livestream import LoopingStream
 
 SASL_PASSWORD = "Kafka-SASL/Pa55word"

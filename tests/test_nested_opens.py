@@ -20,9 +20,9 @@ import pytest
 from conftest import VIDEO
 
 from streamproc.config import InputsConfig
-from streamproc.dataplane.allowlist import InputAllowlist
-from streamproc.dataplane.source import SourceError, read_frames
-from streamproc.dataplane.stored import StoredVideo, VideoRejected
+from streamproc.dataplane.guard.allowlist import InputAllowlist
+from streamproc.dataplane.live.source import SourceError, read_frames
+from streamproc.dataplane.stored.video import StoredVideo, VideoRejected
 
 CLIP = VIDEO / "head-pose-face-detection-female-and-male.mp4"
 HEAD = ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"

@@ -8,10 +8,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import NotificationTarget, load_config
-from streamproc.dataplane.outputs import OutputAllowlist
-from streamproc.dataplane.transport import legal_topic
+from streamproc.dataplane.output.outputs import OutputAllowlist
+from streamproc.dataplane.output.transport import legal_topic
 from streamproc.errors import InvalidParameterException
+from streamproc.jobs.kind import JobKinds
+from streamproc.jobs.kinds.faces import FaceDetectionJobKind
 from streamproc.jobs.notices import Notices
+from streamproc.jobs.request import NotificationChannel
 from streamproc.metrics import JobMetrics, NoticeSensor
 
 
@@ -30,9 +33,9 @@ def _notices(**topics: NotificationTarget) -> Notices:
                    OutputAllowlist.for_config(load_config(None, {"kafka.bootstrap": "k:9092"})))
 
 
-def _arn(name: str) -> dict[str, str]:
-    return {"SNSTopicArn": f"arn:aws:sns:us-east-1:123456789012:{name}",
-            "RoleArn": "arn:aws:iam::123456789012:role/r"}
+def _arn(name: str) -> NotificationChannel:
+    return NotificationChannel(f"arn:aws:sns:us-east-1:123456789012:{name}",
+                               "arn:aws:iam::123456789012:role/r")
 
 
 @pytest.mark.parametrize("name", ["bad topic", "tab\there", "..", ".", "x" * 250, "ünïcode",
@@ -72,9 +75,9 @@ def _job(topic: str) -> Any:
     from streamproc.storage.jobs import StoredJob
 
     request = {"Video": {"S3Object": {"Bucket": "b", "Name": "v.mp4"}},
-               "NotificationChannel": _arn(topic)}
-    return StoredJob("job-1", "FaceDetection", None, request, "SUCCEEDED", "", None, 1, 0.0,
-                     1.0)
+               "NotificationChannel": _arn(topic).stored()}
+    return JobKinds([FaceDetectionJobKind()]).job(StoredJob(
+        "job-1", "FaceDetection", None, request, "SUCCEEDED", "", None, 1, 0.0, 1.0))
 
 
 def test_a_notice_with_nowhere_to_go_is_logged_and_counted_not_dropped_silently(

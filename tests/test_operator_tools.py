@@ -177,7 +177,7 @@ def test_tail_prints_records_for_people_and_as_json(broker: EmbeddedBroker) -> N
 
 def test_looping_file_source_logs_its_restart_at_info(rek: Any, collection: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="streamproc.dataplane.worker")
+    caplog.set_level(logging.INFO, logger="streamproc.dataplane.live.worker")
     create(rek, "file-loop", str(WOMAN), "file-loop-out", collection)
     rek.start_stream_processor(Name="file-loop")
     try:
@@ -190,7 +190,7 @@ def test_looping_file_source_logs_its_restart_at_info(rek: Any, collection: str,
         rek.stop_stream_processor(Name="file-loop")
         wait_status(rek, "file-loop", {"STOPPED"})
         rek.delete_stream_processor(Name="file-loop")
-    restarts = [r for r in caplog.records if r.name == "streamproc.dataplane.worker"]
+    restarts = [r for r in caplog.records if r.name == "streamproc.dataplane.live.worker"]
     assert restarts and all(r.levelno == logging.INFO for r in restarts)
     assert "stream ended; reconnecting" in restarts[0].getMessage()
 

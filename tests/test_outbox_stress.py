@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.dataplane.outbox import Entry, Outbox
+from streamproc.dataplane.output.outbox import Entry, Outbox
 from streamproc.storage.spool import Spool
 
 PRODUCERS = 4

@@ -237,6 +237,7 @@ def test_a_group_stuck_in_its_rebalance_is_reported_once_and_replaced() -> None:
 
 
 def test_every_node_moves_to_the_next_epoch_once(tmp_path: Path) -> None:
+    from streamproc.cluster.commands import AdvanceEpoch
     from streamproc.cluster.node import ClusterNode
     from streamproc.config import load_config
     from streamproc.ledger import Applied, Appliers
@@ -251,10 +252,10 @@ def test_every_node_moves_to_the_next_epoch_once(tmp_path: Path) -> None:
     groups: list[str] = []
     node.placement.regroup = groups.append  # type: ignore[method-assign]
     where = Applied("b", 7, False)
-    appliers.apply("placement.epoch", {"from": 0}, where)
-    appliers.apply("placement.epoch", {"from": 0}, where)  # a second node asked too
+    appliers.apply(AdvanceEpoch(0), where)
+    appliers.apply(AdvanceEpoch(0), where)  # a second node asked too
     assert groups == ["streamproc.placement.1"]
-    appliers.apply("placement.epoch", {"from": 1}, where)
+    appliers.apply(AdvanceEpoch(1), where)
     assert groups == ["streamproc.placement.1", "streamproc.placement.2"]
     assert node._log.epoch() == 2
     assert node._log.applied() == -1  # the epoch row does not pretend commands were applied

@@ -210,10 +210,14 @@ def test_tagging_takes_only_the_arns_this_request_region_writes(region: str, own
     from streamproc.api import tag_handlers as th
     from streamproc.api.context import RequestContext
     from streamproc.errors import ResourceNotFoundException
+    from streamproc.tags.rules import TagKeys
+    from streamproc.tags.service import TagService
 
     ctx = RequestContext(Arns(region, "000000000000"))
-    tagging = th.Tagging(_Tags(), lambda arn: "key",  # type: ignore[arg-type]
-                         None)  # type: ignore[arg-type]
+    # Any region of this account names the resource (TagKeys); the handler takes only this one.
+    keys = TagKeys(Arns("eu-west-1", "000000000000"), {
+        "collection": lambda name: "key", "streamprocessor": lambda name: "key"})
+    tagging = TagService(_Tags(), None, keys)  # type: ignore[arg-type]
     assert th.list_tags_for_resource(tagging, {"ResourceArn": own}, ctx) == {
         "Tags": {"seen": "key"}}
     partition = own.split(":")[1]

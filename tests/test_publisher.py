@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deadletters import dead_letters
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import KafkaConfig
-from streamproc.dataplane.publish import Publisher
+from streamproc.dataplane.output.publish import Publisher
 from streamproc.metrics import ProcessorMetrics, PublisherMetrics
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.storage.spool import Spool
@@ -161,7 +162,7 @@ def test_a_record_with_an_illegal_topic_is_set_aside_and_nothing_is_sent_twice(
     time.sleep(2.5)  # longer than a reset's retry delay: a reset would send good-1 again
     assert fake.values("k:9092") == [b"good-1", b"good-2"]
     assert fake.resets["k:9092"] == 0
-    (letter,) = rig.spool.dead_letters("k:9092")
+    (letter,) = dead_letters(rig.spool, "k:9092")
     assert (letter.processor, letter.topic, letter.value) == ("job-b", "bad topic", b"poison")
     assert letter.error.startswith("Illegal: Topic name 'bad topic' is illegal")
     assert rig.value("streamproc_records_set_aside_total", cluster="k:9092",
@@ -182,7 +183,7 @@ def test_a_poison_record_spooled_by_an_earlier_run_no_longer_blocks_the_line(
     rig.submit("k:9092", b"new")
     assert wait_until(lambda: fake.values("k:9092") == [b"spooled-good", b"new"]), fake.sent
     assert rig.spool.clusters() == {}
-    assert [d.value for d in rig.spool.dead_letters("k:9092")] == [b"poison"]
+    assert [d.value for d in dead_letters(rig.spool, "k:9092")] == [b"poison"]
 
 
 # ---- dead destinations --------------------------------------------------------------------
@@ -342,7 +343,7 @@ def test_idle_senders_retire_under_a_stream_of_submits_without_closing_live_clie
 
 def test_stop_is_bounded_however_many_destinations_are_dead(tmp_path: Path) -> None:
     """Producers whose clusters died: every flush would wait its whole timeout."""
-    from streamproc.dataplane.publish import kafka_publisher
+    from streamproc.dataplane.output.publish import kafka_publisher
 
     class Pending:
         is_done, exception = False, None
@@ -396,7 +397,7 @@ def test_stop_is_bounded_while_a_sender_connects_to_a_closed_port(tmp_path: Path
     """The real kafka-python producer, connecting to nothing (what a dead output is)."""
     import socket
 
-    from streamproc.dataplane.publish import kafka_publisher
+    from streamproc.dataplane.output.publish import kafka_publisher
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -447,7 +448,7 @@ def test_the_kafka_transport_tells_the_records_fault_from_the_topics_and_the_clu
 ) -> None:
     from kafka import errors
 
-    from streamproc.dataplane.transport import (
+    from streamproc.dataplane.output.transport import (
         DestinationError,
         KafkaTransport,
         TopicUnavailable,
@@ -556,7 +557,7 @@ class Producer:
 
 
 def _kafka_rig(rigs: Callable[..., Rig], world: World, **cfg: Any) -> Rig:
-    from streamproc.dataplane.transport import KafkaTransport
+    from streamproc.dataplane.output.transport import KafkaTransport
 
     rig = rigs(Fake(), **cfg)
     transport = KafkaTransport(KafkaConfig(**cfg), producer_factory=world.factory)
@@ -565,7 +566,7 @@ def _kafka_rig(rigs: Callable[..., Rig], world: World, **cfg: Any) -> Rig:
 
 
 def test_an_illegal_topic_is_refused_before_the_producer_sees_it() -> None:
-    from streamproc.dataplane.transport import KafkaTransport
+    from streamproc.dataplane.output.transport import KafkaTransport
 
     world = World()
     transport = KafkaTransport(KafkaConfig(), producer_factory=world.factory)
@@ -585,7 +586,7 @@ def test_a_partitioner_hiccup_is_retried_not_set_aside(rigs: Callable[..., Rig])
     rig.submit("k:9092", b"0")
     rig.submit("k:9092", b"1")
     assert wait_until(lambda: world.values("t") == [b"0", b"1"], 15), world.sent
-    assert rig.spool.dead_letters("k:9092") == []
+    assert dead_letters(rig.spool, "k:9092") == []
     assert rig.value("streamproc_records_set_aside_total", cluster="k:9092",
                      error="ValueError") == 0
 
@@ -606,7 +607,7 @@ def test_a_topic_without_permission_is_parked_not_set_aside_and_comes_back(
     parked = rig.publisher.report()["k:9092"]["parked_topics"]["locked"]
     assert parked["records_held"] == 5 and parked["processors"] == ["pl"]
     assert rig.value("streamproc_kafka_topics_parked", cluster="k:9092") == 1
-    assert rig.spool.dead_letters("k:9092") == [] and world.values("locked") == []
+    assert dead_letters(rig.spool, "k:9092") == [] and world.values("locked") == []
     world.locked.clear()  # the ACL is added
     assert wait_until(lambda: world.values("locked") == [b"l-%d" % i for i in range(5)])
     assert wait_until(lambda: "parked_topics" not in rig.publisher.report()["k:9092"])
@@ -629,7 +630,7 @@ def test_a_topic_the_broker_will_not_let_us_write_is_parked_after_the_failed_sen
         rig.submit("k:9092", b"o-%d" % i, topic="open", processor="po")
     assert wait_until(lambda: len(world.values("open")) == 20), world.sent
     time.sleep(1.0)  # several checks and failed sends of "locked" meanwhile
-    assert rig.spool.dead_letters("k:9092") == []
+    assert dead_letters(rig.spool, "k:9092") == []
     world.write_locked.clear()
     assert wait_until(lambda: world.values("locked") == [b"l-%d" % i for i in range(3)])
     assert world.values("open") == [b"o-%d" % i for i in range(20)]
@@ -651,7 +652,7 @@ def test_a_topic_without_metadata_is_parked_while_the_other_topics_flow_in_order
     assert wait_until(lambda: fake.values("k:9092", "t1") == xs and
                       fake.values("k:9092", "t2") == ys, 10), fake.sent
     assert time.monotonic() - started < 2.5  # none of the 3 s checks of "absent" shows
-    assert fake.resets["k:9092"] == 0 and rig.spool.dead_letters("k:9092") == []
+    assert fake.resets["k:9092"] == 0 and dead_letters(rig.spool, "k:9092") == []
     assert wait_until(lambda: "Unknown" in rig.publisher.report()["k:9092"].get(
         "parked_topics", {}).get("absent", {}).get("error", ""), 10)
     report = rig.publisher.report()["k:9092"]
@@ -734,7 +735,7 @@ def test_a_new_topic_is_checked_once_and_then_sent_at_once(rigs: Callable[..., R
 
 
 def test_a_client_made_while_the_destination_is_reset_is_closed_not_kept() -> None:
-    from streamproc.dataplane.transport import DestinationError, KafkaTransport
+    from streamproc.dataplane.output.transport import DestinationError, KafkaTransport
 
     release, entered = threading.Event(), threading.Event()
     made: list[Any] = []
@@ -769,13 +770,15 @@ def test_a_client_made_while_the_destination_is_reset_is_closed_not_kept() -> No
     release.set()
     sender.join(10)
     assert len(failures) == 1 and "reset while it connected" in repr(failures[0])
-    assert made[0].closed and transport.destinations() == []
-    transport.send("c:1", "t", b"k", b"v")  # the next send makes a fresh client
-    assert transport.destinations() == ["c:1"] and not made[1].closed
+    assert made[0].closed
+    transport.send("c:1", "t", b"k", b"v")  # the next send makes a fresh client: none was kept
+    assert len(made) == 2 and not made[1].closed
+    transport.send("c:1", "t", b"k", b"v")  # ... and that one is kept
+    assert len(made) == 2
 
 
 def test_a_failed_connect_is_the_destinations_trouble_not_the_records() -> None:
-    from streamproc.dataplane.transport import DestinationError, KafkaTransport
+    from streamproc.dataplane.output.transport import DestinationError, KafkaTransport
 
     def refuse(**_: object) -> None:
         msg = "a setting kafka-python does not take"
@@ -793,7 +796,7 @@ def test_the_real_client_tells_a_live_topic_from_a_dead_cluster() -> None:
     gone, a check or a send of a topic without metadata is the cluster's trouble (an outage),
     not a topic to park. (tansu creates every topic asked for, so a missing topic itself is
     tested over the fake transport above.)"""
-    from streamproc.dataplane.transport import KafkaTransport
+    from streamproc.dataplane.output.transport import KafkaTransport
     from streamproc.tools.broker import EmbeddedBroker
 
     broker = EmbeddedBroker()

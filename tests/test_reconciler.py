@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 from fakes import OTHER_MODEL, Harness
 
+from streamproc.dataplane.regions import regions_from_wire, regions_to_wire
 from streamproc.errors import InvalidParameterException, ResourceInUseException, StreamprocError
+from streamproc.ledger import Command
+from streamproc.processors.commands import Report, ReportProcessor
 
 
 def _restarts(h: Harness, name: str) -> float:
@@ -205,9 +208,9 @@ def test_update_reaches_the_running_session(h: Harness) -> None:
     h.runtime.latest("cam").report_frame()
     h.turn()
     region = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
-    h.service.update("cam", [region], None, [], False)
+    h.service.update("cam", regions_from_wire([region]), None, [], False)
     h.turn()
-    assert h.runtime.latest("cam").regions == (region,)
+    assert regions_to_wire(h.runtime.latest("cam").regions) == [region]
     h.service.update("cam", None, None, ["RegionsOfInterest"], False)
     h.turn()
     assert h.runtime.latest("cam").regions == ()
@@ -267,7 +270,7 @@ def test_api_threads_and_the_loop_hammer_the_registry(h: Harness) -> None:
             name = rng.choice(names)
             try:
                 rng.choice([h.service.start, h.service.stop, h.service.describe,
-                            lambda n: h.service.update(n, [], None, [], False)])(name)
+                            lambda n: h.service.update(n, (), None, [], False)])(name)
                 if rng.random() < 0.05:
                     h.runtime.latest(name).fail("flaky camera")
             except (ResourceInUseException, IndexError):
@@ -423,14 +426,15 @@ def test_a_report_lost_on_the_way_is_posted_again_and_nothing_relaunches(
     h.service.start("cam")
     h.turn()
     session = h.runtime.latest("cam")
-    dropped: list[dict[str, Any]] = []
+    dropped: list[ReportProcessor] = []
     real_post = h.ledger.post
 
-    def lossy_post(kind: str, payload: dict[str, Any]) -> None:
-        if kind == "processor.report" and payload["event"] == "failed" and not dropped:
-            dropped.append(payload)  # as if the log never got it (a broker outage)
+    def lossy_post(command: Command[Any]) -> None:
+        if isinstance(command, ReportProcessor) and command.event is Report.FAILED and \
+                not dropped:
+            dropped.append(command)  # as if the log never got it (a broker outage)
             return
-        real_post(kind, payload)
+        real_post(command)
 
     h.ledger.post = lossy_post  # type: ignore[method-assign]
     session.fail("Stream unavailable for 300 s")

@@ -17,11 +17,11 @@ import pytest
 from streams import BOTH, create, wait_status
 
 from streamproc.config import InputsConfig
-from streamproc.dataplane.allowlist import InputAllowlist
-from streamproc.dataplane.protocols import SourceError
-from streamproc.dataplane.rtsp_framing import MalformedReply, ServerFraming, c_int
-from streamproc.dataplane.rtsp_relay import RtspRelay
-from streamproc.dataplane.source import read_frames
+from streamproc.dataplane.guard.allowlist import InputAllowlist
+from streamproc.dataplane.guard.protocols import SourceError
+from streamproc.dataplane.live.rtsp_framing import MalformedReply, ServerFraming, c_int
+from streamproc.dataplane.live.rtsp_relay import RtspRelay
+from streamproc.dataplane.live.source import read_frames
 from streamproc.tools.mediaservers import Feed
 from streamproc.tools.sharedservers import RtspServer
 

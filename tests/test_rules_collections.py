@@ -1,20 +1,25 @@
-"""Collection, face and tag rules as the ledger applies them (collections/rules.py).
+"""Collection and face rules as the ledger applies them (collections/rules.py).
 
 Commands go through a LocalLedger into CollectionRules over the harness's real collection
 store and tag store: ids taken or not, the model a collection belongs to, the face quota at
-its exact edge, the tag limit, and what a deletion takes with it.
+its exact edge, and what a deletion takes with it (the tag limit: test_rules_tags.py).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pytest
 from fakes import OTHER_MODEL, Harness
 
+from streamproc.collections.commands import (
+    AddFaces,
+    CreateCollection,
+    DeleteCollection,
+    DeleteFaces,
+)
 from streamproc.collections.rules import CollectionRules
 from streamproc.config import load_config
 from streamproc.errors import (
@@ -22,9 +27,8 @@ from streamproc.errors import (
     ResourceNotFoundException,
     ServiceQuotaExceededException,
 )
-from streamproc.ledger import Appliers, LocalLedger, pack_vector
-from streamproc.rekognition.constants import MAX_TAGS
-from streamproc.storage.collections import CollectionInfo
+from streamproc.ledger import Appliers, LocalLedger
+from streamproc.storage.collections import CollectionInfo, NewFace
 
 MAX_FACES = 3
 
@@ -47,16 +51,13 @@ class Rules:
         model = model or self.h.model
         info = CollectionInfo(collection_id, f"arn:c/{collection_id}", 12.5, model.pack,
                               model.dim, "7.0", model.recognizer)
-        return self.ledger.submit("collection.create", {"info": asdict(info),
-                                                        "tags": tags or {}})
+        return self.ledger.submit(CreateCollection(info, tags or {}))
 
     def add(self, collection_id: str, *face_ids: str) -> Any:
-        faces = [{"face_id": f, "image_id": f"img-{f}", "external_image_id": f"person-{f}",
-                  "bbox": {"Width": 0.5, "Height": 0.5, "Left": 0.1, "Top": 0.1},
-                  "confidence": 99.0, "embedding": pack_vector(np.ones(4, np.float32) / 2)}
-                 for f in face_ids]
-        return self.ledger.submit("faces.add", {"collection_id": collection_id,
-                                                "faces": faces})
+        faces = tuple(NewFace(f, f"img-{f}", f"person-{f}",
+                              {"Width": 0.5, "Height": 0.5, "Left": 0.1, "Top": 0.1}, 99.0,
+                              np.ones(4, np.float32) / 2) for f in face_ids)
+        return self.ledger.submit(AddFaces(collection_id, faces))
 
 
 @pytest.fixture
@@ -79,14 +80,14 @@ def test_an_id_is_created_once_with_its_tags(r: Rules) -> None:
 def test_a_deletion_takes_the_tags_and_tells_the_processors(r: Rules) -> None:
     r.create("c1", {"team": "a"})
     r.create("c2", {"team": "b"})
-    assert r.ledger.submit("collection.delete", {"collection_id": "c1"}) is None
+    assert r.ledger.submit(DeleteCollection("c1")) is None
     assert r.h.collections.get("c1") is None and r.h.tags.get("arn:c/c1") == {}
     assert r.h.tags.get("arn:c/c2") == {"team": "b"}
     assert r.deleted == [("c1", 12.5)]
     for gone in ("c1", "never"):
         with pytest.raises(ResourceNotFoundException,
                            match=f"^The collection id: {gone} does not exist$"):
-            r.ledger.submit("collection.delete", {"collection_id": gone})
+            r.ledger.submit(DeleteCollection(gone))
     assert r.deleted == [("c1", 12.5)]
 
 
@@ -119,7 +120,7 @@ def test_the_collection_quota_is_exact(h: Harness) -> None:
     assert h.collections.get("c3") is None and h.tags.get("arn:c/c3") == {}
     with pytest.raises(ResourceAlreadyExistsException):  # a taken id is still that
         r.create("c2")
-    r.ledger.submit("collection.delete", {"collection_id": "c1"})
+    r.ledger.submit(DeleteCollection("c1"))
     assert r.create("c3").collection_id == "c3"  # a deletion frees a place
     assert h.collections.list_ids() == ["c2", "c3", "people"]
 
@@ -138,34 +139,19 @@ def test_faces_go_into_existing_collections_whatever_this_nodes_model(r: Rules) 
 def test_faces_are_deleted_from_existing_collections_only(r: Rules) -> None:
     r.create("c1")
     r.add("c1", "f1", "f2")
-    deleted, missing, kept = r.ledger.submit(
-        "faces.delete", {"collection_id": "c1", "face_ids": ["f1", "zz"]})
+    deleted, missing, kept = r.ledger.submit(DeleteFaces("c1", ["f1", "zz"]))
     assert (deleted, missing, kept) == (["f1"], ["zz"], [])
     assert r.h.collections.face_count("c1") == 1
     with pytest.raises(ResourceNotFoundException,
                        match="^The collection id: nobody does not exist$"):
-        r.ledger.submit("faces.delete", {"collection_id": "nobody", "face_ids": ["f1"]})
-
-
-def test_the_tag_limit_counts_keys_after_the_merge(r: Rules) -> None:
-    many = {f"k{i}": "v" for i in range(MAX_TAGS)}
-    r.ledger.submit("tags.set", {"key": "k", "tags": many})
-    r.ledger.submit("tags.set", {"key": "k", "tags": {"k0": "again"}})  # a replacement
-    assert len(r.h.tags.get("k")) == MAX_TAGS and r.h.tags.get("k")["k0"] == "again"
-    with pytest.raises(ServiceQuotaExceededException,
-                       match=f"^A resource can have at most {MAX_TAGS} tags$"):
-        r.ledger.submit("tags.set", {"key": "k", "tags": {"one-more": "v"}})
-    r.ledger.submit("tags.remove", {"key": "k", "keys": ["k0", "k1", "absent"]})
-    assert len(r.h.tags.get("k")) == MAX_TAGS - 2 and "k0" not in r.h.tags.get("k")
-    r.ledger.submit("tags.set", {"key": "k", "tags": {"a": "1", "b": "2"}})
-    assert len(r.h.tags.get("k")) == MAX_TAGS
+        r.ledger.submit(DeleteFaces("nobody", ["f1"]))
 
 
 def test_creations_and_deletions_are_logged_for_operators(
         r: Rules, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="streamproc.collections.rules")
     r.create("c1")
-    r.ledger.submit("collection.delete", {"collection_id": "c1"})
+    r.ledger.submit(DeleteCollection("c1"))
     assert [rec.getMessage() for rec in caplog.records] == [
         f"created collection c1 ({r.h.model.pack}, {r.h.model.dim}-d)", "deleted collection c1"]
 
@@ -176,5 +162,5 @@ def test_a_collection_deleted_meanwhile_is_not_found(
     monkeypatch.setattr(r.h.collections, "delete", lambda collection_id: False)  # lost a race
     with pytest.raises(ResourceNotFoundException,
                        match="^The collection id: c1 does not exist$"):
-        r.ledger.submit("collection.delete", {"collection_id": "c1"})
+        r.ledger.submit(DeleteCollection("c1"))
     assert r.deleted == [] and r.h.tags.get("arn:c/c1") == {"team": "a"}

@@ -7,8 +7,6 @@ records its calls and returns canned domain objects.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,10 +19,10 @@ from streamproc.api import tag_handlers as th
 from streamproc.api import user_handlers as uh
 from streamproc.api.context import RequestContext, request_context
 from streamproc.collections.images import Comparison
-from streamproc.collections.rules import CollectionRules
+from streamproc.collections.membership import FaceOutcome, Membership
 from streamproc.collections.service import IndexResult, digest
 from streamproc.collections.user_search import ImageUserSearch
-from streamproc.collections.users import FaceOutcome, Membership
+from streamproc.dataplane.regions import Region, regions_from_wire
 from streamproc.errors import (
     InvalidParameterException,
     ResourceNotFoundException,
@@ -36,6 +34,8 @@ from streamproc.rekognition.constants import MAX_TAGS, Arns, UserStatus
 from streamproc.search.searcher import SearchHit, UserHit
 from streamproc.storage.collections import CollectionInfo, StoredFace
 from streamproc.storage.usertable import UserRecord
+from streamproc.tags.rules import TagKeys, TagRules
+from streamproc.tags.service import TagService
 
 ARNS = Arns("eu-west-1", "123456789012")
 CTX = RequestContext(ARNS)
@@ -314,10 +314,10 @@ ARN_X, ARN_Y = ARNS.collection("x"), ARNS.collection("y")
 
 def test_tags_go_to_the_key_the_arn_resolves_to_and_are_bounded() -> None:
     tags = Tags()  # ARNs as CTX writes them (another region's: test_policy.py)
-    appliers = Appliers()  # the limit is the tags.set applier's (collections/rules.py)
-    CollectionRules(None, tags, None, None).register(appliers)  # type: ignore[arg-type]
-    s = th.Tagging(tags, lambda arn: {ARN_X: "key-x"}.get(arn),  # type: ignore[arg-type]
-                   LocalLedger(appliers))
+    appliers = Appliers()  # the limit is the tags.set applier's (tags/rules.py)
+    TagRules(tags).register(appliers)  # type: ignore[arg-type]
+    keys = TagKeys(ARNS, {"collection": {"x": "key-x"}.get})
+    s = TagService(tags, LocalLedger(appliers), keys)  # type: ignore[arg-type]
     assert th.tag_resource(s, {"ResourceArn": ARN_X, "Tags": {"a": "1"}}, CTX) == {}
     assert tags.kept == {"key-x": {"a": "1"}}
     assert th.list_tags_for_resource(s, {"ResourceArn": ARN_X}, CTX) == {"Tags": {"a": "1"}}
@@ -333,22 +333,6 @@ def test_tags_go_to_the_key_the_arn_resolves_to_and_are_bounded() -> None:
     with pytest.raises(ServiceQuotaExceededException, match=f"at most {MAX_TAGS} tags"):
         th.tag_resource(s, {"ResourceArn": ARN_X, "Tags": {"one-more": "v"}}, CTX)
     assert len(tags.kept["key-x"]) == MAX_TAGS
-
-
-def test_tag_keys_resolve_this_accounts_arns_in_any_region(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
-    h.add_collection("people")
-    h.create("cam")
-    collections = SimpleNamespace(tag_key=lambda name: f"stored:{name}" if name == "c1" else None)
-    resolve = th.tag_keys(ARNS, collections, h.service)  # type: ignore[arg-type]
-    cam = h.service.arn("cam")
-    assert resolve("arn:aws:rekognition:ap-south-1:123456789012:streamprocessor/cam") == cam
-    assert resolve("arn:aws:rekognition:eu-west-1:123456789012:collection/c1") == "stored:c1"
-    assert resolve("arn:aws:rekognition:eu-west-1:123456789012:collection/c2") is None
-    assert resolve("arn:aws:rekognition:eu-west-1:123456789012:streamprocessor/nobody") is None
-    assert resolve("arn:aws:rekognition:eu-west-1:999999999999:collection/c1") is None
-    assert resolve("not an arn") is None
-    h.close()
 
 
 # ---- processors -----------------------------------------------------------------------------
@@ -458,16 +442,42 @@ def test_start_stop_update_delete_and_list_handlers(h: Harness) -> None:
     region = {"BoundingBox": {"Left": 0.5, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
     assert ph.update_stream_processor(h.service, {
         "Name": "b", "RegionsOfInterestForUpdate": [region]}, CTX) == {}
-    assert h.service.describe("b")[0].regions == [region]
+    assert ph.describe_stream_processor(h.service, {"Name": "b"}, CTX)[
+        "RegionsOfInterest"] == [region]
     ph.update_stream_processor(h.service, {"Name": "b",
                                            "ParametersToDelete": ["RegionsOfInterest"]}, CTX)
-    assert h.service.describe("b")[0].regions == []
+    assert h.service.describe("b")[0].regions == ()
     with pytest.raises(InvalidParameterException, match="ConnectedHomeForUpdate"):
         ph.update_stream_processor(h.service, {"Name": "b", "SettingsForUpdate": {
             "ConnectedHomeForUpdate": {"Labels": ["PET"]}}}, CTX)
     ph.update_stream_processor(h.service, {"Name": "b", "SettingsForUpdate": {}}, CTX)
     assert ph.delete_stream_processor(h.service, {"Name": "c"}, CTX) == {}
     assert h.registry.get("c") is None
+
+
+class _Updates:
+    """Stands in for ProcessorService: records what the Update handler hands it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def update(self, *args: Any) -> None:
+        self.calls.append(args)
+
+
+def test_the_update_handler_hands_the_service_parsed_regions() -> None:
+    """Parsed at the edge, as Create's are: the service, the command and the spec get Regions."""
+    got = _Updates()
+    region = {"Polygon": [{"X": 0, "Y": 0}, {"X": 1}, {"Y": 1}]}
+    asked: list[dict[str, Any]] = [{"RegionsOfInterestForUpdate": [region]},
+                                   {"RegionsOfInterestForUpdate": []},
+                                   {"DataSharingPreferenceForUpdate": {"OptIn": True}}]
+    for params in asked:
+        ph.update_stream_processor(got, {"Name": "cam", **params}, CTX)  # type: ignore[arg-type]
+    first, cleared, untouched = got.calls
+    assert first == ("cam", regions_from_wire([region]), None, [], False)
+    assert isinstance(first[1][0], Region) and first[1][0].wire == region
+    assert cleared[1] == () and untouched[1:3] == (None, True)
 
 
 # ---- the request context --------------------------------------------------------------------

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from deadletters import dead_letters
 
-from streamproc.dataplane.outbox import Entry, Outbox
+from streamproc.dataplane.output.outbox import Entry, Outbox
 from streamproc.storage.spool import Spool
 
 
@@ -428,7 +429,7 @@ def test_a_record_refused_at_the_head_is_set_aside_and_the_rest_goes_on(spool: S
     (_, again), = send_all(box)
     again.ok()
     assert box.reap() == 1 and box.failed_at is None and box.sizes() == (0, 0)
-    (letter,) = spool.dead_letters("c")
+    (letter,) = dead_letters(spool, "c")
     assert (letter.value, letter.topic, letter.error) == (b"0", "topic", "illegal topic")
 
 
@@ -443,7 +444,7 @@ def test_a_refused_record_read_back_from_disk_leaves_the_spool_once_kept_aside(
     f0.err(ValueError("illegal"))
     f1.ok()
     assert box.reap() == 1 and spooled(spool) == [] and box.owners() == set()
-    assert [d.value for d in spool.dead_letters("c")] == [b"poison"]
+    assert [d.value for d in dead_letters(spool, "c")] == [b"poison"]
 
 
 def test_a_record_refused_as_it_is_handed_over_is_set_aside(spool: Spool) -> None:
@@ -495,9 +496,9 @@ def test_dead_letters_keep_the_newest_per_cluster(spool: Spool) -> None:
         spool.set_aside("c", [("p", "t", b"k", str(i).encode(), "E")], keep=3)
     spool.set_aside("d", [("p", "t", b"k", b"other", "E")], keep=3)
     spool.set_aside("c", [], keep=3)
-    assert [d.value for d in spool.dead_letters("c")] == [b"2", b"3", b"4"]
-    assert [d.value for d in spool.dead_letters("d")] == [b"other"]
-    assert all(d.at > 0 and d.error == "E" for d in spool.dead_letters("c"))
+    assert [d.value for d in dead_letters(spool, "c")] == [b"2", b"3", b"4"]
+    assert [d.value for d in dead_letters(spool, "d")] == [b"other"]
+    assert all(d.at > 0 and d.error == "E" for d in dead_letters(spool, "c"))
 
 
 def test_the_spool_counts_and_deletes_records_per_owner(spool: Spool) -> None:

@@ -6,6 +6,7 @@ processors package can change inside without these tests changing.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import pytest
 from fakes import Harness
 
 from streamproc.config import InputsConfig, load_config
-from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
+from streamproc.dataplane.guard.allowlist import InputAllowlist, InputRefused, InputUnresolved
+from streamproc.dataplane.regions import regions_from_wire, regions_to_wire
 from streamproc.errors import (
     InvalidParameterException,
     LimitExceededException,
@@ -22,6 +24,7 @@ from streamproc.errors import (
     ResourceNotFoundException,
 )
 from streamproc.ledger import Appliers, LocalLedger
+from streamproc.processors.commands import ClaimProcessor, Report, ReportProcessor
 from streamproc.processors.kinds import FaceSearchKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.rules import ProcessorRules
@@ -40,6 +43,7 @@ from streamproc.storage.processors import ProcessorStore
 
 S = ProcessorStatus
 REGION = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
+REGIONS = regions_from_wire([REGION])  # as the API parses them
 
 
 # ---- the state machine ---------------------------------------------------------------------
@@ -229,7 +233,7 @@ def test_the_processor_limit_is_exact(h: Harness) -> None:
 
 
 def test_create_persists_a_stopped_processor_with_its_definition(h: Harness) -> None:
-    spec = h.service.create(_args("cam", regions=[REGION], threshold=91.0), {})
+    spec = h.service.create(_args("cam", regions=REGIONS, threshold=91.0), {})
     server = h.config.server
     assert spec.arn == h.service.arn("cam") == (
         f"arn:aws:rekognition:{server.region}:{server.account_id}:streamprocessor/cam")
@@ -290,7 +294,7 @@ def _to(h: Harness, name: str, status: S) -> None:
 @pytest.mark.parametrize("status", [S.STOPPED, S.STARTING, S.RUNNING, S.FAILED, S.STOPPING])
 def test_operations_are_allowed_exactly_in_their_states(h: Harness, status: S) -> None:
     ops = {"start": h.service.start, "stop": h.service.stop,
-           "update": lambda n: h.service.update(n, [REGION], None, [], False),
+           "update": lambda n: h.service.update(n, REGIONS, None, [], False),
            "delete": h.service.delete}
     allowed = {"start": CAN_START, "stop": CAN_STOP, "update": CAN_UPDATE, "delete": CAN_DELETE}
     messages = {"start": "Specified resource is in use.",
@@ -339,7 +343,7 @@ def test_every_change_is_posted_to_the_mailbox(h: Harness) -> None:
     h.mailbox.take()
     h.create("cam")
     for call in (lambda: h.service.start("cam"), lambda: h.service.stop("cam"),
-                 lambda: h.service.update("cam", [REGION], None, [], False),
+                 lambda: h.service.update("cam", REGIONS, None, [], False),
                  lambda: h.service.delete("cam")):
         h.turn()
         h.mailbox.take()
@@ -360,28 +364,30 @@ def test_delete_forgets_definition_tags_and_metrics(h: Harness) -> None:
 
 
 def test_update_sets_and_deletes_regions_and_data_sharing(h: Harness) -> None:
-    h.create("cam", regions=[REGION])
+    h.create("cam", regions=REGIONS)
     entry = h.registry.require("cam")
     assert entry.version == 0
     h.service.update("cam", None, True, [], False)
     spec, _ = h.service.describe("cam")
-    assert spec.regions == [REGION] and spec.data_sharing is True and entry.version == 1
+    assert regions_to_wire(spec.regions) == [REGION] and spec.data_sharing is True
+    assert entry.version == 1
     other = {"Polygon": [{"X": 0.1, "Y": 0.1}, {"X": 0.9, "Y": 0.1}, {"X": 0.5, "Y": 0.9}]}
-    h.service.update("cam", [other], None, [], False)
-    assert h.service.describe("cam")[0].regions == [other] and entry.version == 2
+    h.service.update("cam", regions_from_wire([other]), None, [], False)
+    assert regions_to_wire(h.service.describe("cam")[0].regions) == [other]
+    assert entry.version == 2
     assert h.service.describe("cam")[0].data_sharing is True  # untouched
     h.service.update("cam", None, False, ["RegionsOfInterest"], False)
     spec, _ = h.service.describe("cam")
-    assert spec.regions == [] and spec.data_sharing is False and entry.version == 3
+    assert spec.regions == () and spec.data_sharing is False and entry.version == 3
     assert ProcessorStore(h.db).load()[0].spec["regions"] == []
-    h.service.update("cam", [REGION], None, ["RegionsOfInterest"], False)
-    assert h.service.describe("cam")[0].regions == []  # deleting wins over setting
+    h.service.update("cam", REGIONS, None, ["RegionsOfInterest"], False)
+    assert h.service.describe("cam")[0].regions == ()  # deleting wins over setting
     with pytest.raises(InvalidParameterException) as err:
-        h.service.update("cam", [REGION], None, [], True)
+        h.service.update("cam", REGIONS, None, [], True)
     assert err.value.message == (
         "SettingsForUpdate.ConnectedHomeForUpdate applies only to label detection "
         "processors; this is a face search processor")
-    assert h.service.describe("cam")[0].regions == [] and entry.version == 4
+    assert h.service.describe("cam")[0].regions == () and entry.version == 4
 
 
 def test_list_pages_by_name_with_statuses(h: Harness) -> None:
@@ -440,8 +446,7 @@ def test_loading_keeps_the_state_and_the_reconciler_converges_it(
 # ---- reports and claims: which node's word counts ---------------------------------------------
 
 def _report(ledger: LocalLedger, event: str, session_id: str, message: str = "") -> None:
-    ledger.submit("processor.report", {"name": "cam", "session_id": session_id,
-                                       "event": event, "message": message})
+    ledger.submit(ReportProcessor("cam", session_id, Report(event), message))
 
 
 def test_only_the_claiming_node_reports_for_the_current_start(h: Harness) -> None:
@@ -449,21 +454,20 @@ def test_only_the_claiming_node_reports_for_the_current_start(h: Harness) -> Non
     sid = h.service.start("cam")
     a, b = LocalLedger(h.appliers, "node-a"), LocalLedger(h.appliers, "node-b")
     entry = h.registry.require("cam")
-    a.submit("processor.claim", {"name": "cam", "session_id": "an-earlier-start"})
-    a.submit("processor.claim", {"name": "nobody", "session_id": sid})
+    a.submit(ClaimProcessor("cam", "an-earlier-start"))
+    a.submit(ClaimProcessor("nobody", sid))
     assert entry.owner == "" and ProcessorStore(h.db).load()[0].owner == ""
-    a.submit("processor.claim", {"name": "cam", "session_id": sid})
+    a.submit(ClaimProcessor("cam", sid))
     assert entry.owner == "node-a" and ProcessorStore(h.db).load()[0].owner == "node-a"
     _report(b, "running", sid)  # not the owner: ignored
     _report(a, "running", "an-earlier-start")  # not this Start: ignored
-    b.submit("processor.report", {"name": "nobody", "session_id": sid, "event": "running",
-                                  "message": ""})
+    b.submit(ReportProcessor("nobody", sid, Report.RUNNING))
     assert h.status("cam") == "STARTING"
     _report(a, "running", sid)
     assert h.status("cam") == "RUNNING"
     _report(a, "message", sid, "Kafka k:9092 unreachable for 12 s")
     assert (h.status("cam"), h.message("cam")) == ("RUNNING", "Kafka k:9092 unreachable for 12 s")
-    b.submit("processor.claim", {"name": "cam", "session_id": sid})  # failed over to b
+    b.submit(ClaimProcessor("cam", sid))  # failed over to b
     assert entry.owner == "node-b" and ProcessorStore(h.db).load()[0].owner == "node-b"
     _report(a, "failed", sid, "from the node that lost it")
     assert h.status("cam") == "RUNNING"
@@ -515,9 +519,11 @@ def test_appliers_notify_persist_and_word_their_refusals(h: Harness) -> None:
     _report(h.ledger, "running", sid)
     h.service.stop("cam")
     with pytest.raises(ResourceInUseException, match=r"^Specified resource is in use\.$"):
-        h.service.update("cam", [REGION], None, [], False)
+        h.service.update("cam", REGIONS, None, [], False)
     # A report without a message (an older node's) clears the message.
-    h.ledger.submit("processor.report", {"name": "cam", "session_id": sid, "event": "stopped"})
+    older = {"kind": "processor.report", "id": "i", "node": "local",
+             "payload": {"name": "cam", "session_id": sid, "event": "stopped"}}
+    h.ledger.submit(h.appliers.decode(json.dumps(older).encode()).command)
     assert (h.status("cam"), h.message("cam")) == ("STOPPED", "")
 
 

@@ -16,10 +16,27 @@ import pytest
 from fakes import Harness
 
 from streamproc.config import load_config
-from streamproc.dataplane.outputs import OutputAllowlist
-from streamproc.ledger import LocalLedger
+from streamproc.dataplane.output.outputs import OutputAllowlist
+from streamproc.dataplane.regions import regions_from_wire, regions_to_wire
+from streamproc.ledger import Command, LocalLedger
+from streamproc.processors.commands import (
+    ClaimProcessor,
+    ReleaseProcessor,
+    Report,
+    ReportProcessor,
+)
+from streamproc.processors.conditions import NodeConditions
 from streamproc.processors.kinds import FaceSearchKind
+from streamproc.processors.mailbox import CollectionKey, Events
 from streamproc.processors.reconciler import Reconciler, ReconcilerSettings
+from streamproc.processors.reports import Posted, Reports, Said
+from streamproc.processors.runs import (
+    HandoverWait,
+    PendingFailure,
+    ProcessorSlot,
+    ProcessorSlots,
+    Run,
+)
 from streamproc.storage.processors import ProcessorStore
 
 REGION = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
@@ -43,15 +60,15 @@ class _LockedLedger:
         self._inner, self._name, self.node_id = inner, name, inner.node_id
         self.locked = True
 
-    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
-        return self._inner.submit(kind, payload)
+    def submit(self, command: Command[Any]) -> Any:
+        return self._inner.submit(command)
 
-    def post(self, kind: str, payload: dict[str, Any]) -> None:
-        if self.locked and payload.get("name") == self._name and \
-                payload.get("event") == "failed":
+    def post(self, command: Command[Any]) -> None:
+        if self.locked and isinstance(command, ReportProcessor) and \
+                command.name == self._name and command.event is Report.FAILED:
             msg = "database is locked"
             raise OSError(msg)
-        self._inner.post(kind, payload)
+        self._inner.post(command)
 
 
 def test_the_loop_is_named_for_health_reports(h: Harness) -> None:
@@ -60,16 +77,17 @@ def test_the_loop_is_named_for_health_reports(h: Harness) -> None:
 
 def test_a_plan_carries_the_definition_with_credentials_only_where_needed(h: Harness) -> None:
     url = "rtsp://admin:hunter2@cam/live?token=s3cret"
-    h.create("cam", input_arn=url, regions=[REGION])
+    h.create("cam", input_arn=url, regions=regions_from_wire([REGION]))
     h.service.start("cam")
     loop(h, frame_queue=5).reconcile_once()
     plan = h.runtime.latest("cam").plan
     assert plan.url == url  # the reader needs the credentials ...
     # ... and no one else does.
     assert plan.url_shown == plan.stream_arn == "rtsp://***:***@cam/live?token=***"
-    assert plan.kind == "FaceSearch" and plan.regions == (REGION,) and plan.frame_queue == 5
+    assert plan.kind == "FaceSearch" and plan.frame_queue == 5
+    assert regions_to_wire(plan.regions) == [REGION]
     assert plan.emit == "frame" and plan.threshold == 80.0
-    assert h.runtime.latest("cam").regions == (REGION,)
+    assert regions_to_wire(h.runtime.latest("cam").regions) == [REGION]
 
 
 def test_sessions_report_into_their_own_processors_metrics(h: Harness) -> None:
@@ -235,21 +253,27 @@ def test_crashes_and_contained_bugs_are_logged(h: Harness,
 
 # ---- claims and reports (what makes a node's word count in a cluster) ---------------------------
 
+def _event(command: Command[Any]) -> str:
+    """A report's event ("running", "failed", ...); "" for other commands."""
+    return command.event.value if isinstance(command, ReportProcessor) else ""
+
+
 class _CountingLedger:
-    """The harness's ledger; counts posts, and drops the reports named in ``drop``."""
+    """The harness's ledger; counts posts as (kind, event), and drops those named in
+    ``drop`` (by a report's event, or by the kind of another command)."""
 
     def __init__(self, inner: Any, drop: set[str] | None = None) -> None:
         self._inner, self.node_id = inner, inner.node_id
         self.drop = drop or set()
         self.posts: list[tuple[str, str]] = []
 
-    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
-        return self._inner.submit(kind, payload)
+    def submit(self, command: Command[Any]) -> Any:
+        return self._inner.submit(command)
 
-    def post(self, kind: str, payload: dict[str, Any]) -> None:
-        self.posts.append((kind, payload.get("event", "")))
-        if payload.get("event", kind) not in self.drop:
-            self._inner.post(kind, payload)
+    def post(self, command: Command[Any]) -> None:
+        self.posts.append((command.kind, _event(command)))
+        if (_event(command) or command.kind) not in self.drop:
+            self._inner.post(command)
 
 
 def test_a_launch_claims_the_processor_for_this_node_first(h: Harness) -> None:
@@ -351,13 +375,10 @@ def test_a_processor_moved_from_a_live_node_starts_once_that_node_released_it(
         reconciler.reconcile_once()
     assert not h.runtime.launched and h.status("cam") == "STARTING"
     # A release from another node than the owner, or of an earlier Start, changes nothing.
-    LocalLedger(h.appliers, "node-y").post("processor.release",
-                                           {"name": "cam", "session_id": entry.session_id})
-    LocalLedger(h.appliers, "node-x").post("processor.release",
-                                           {"name": "cam", "session_id": "an-earlier-start"})
+    LocalLedger(h.appliers, "node-y").post(ReleaseProcessor("cam", entry.session_id))
+    LocalLedger(h.appliers, "node-x").post(ReleaseProcessor("cam", "an-earlier-start"))
     assert entry.owner == "node-x"
-    LocalLedger(h.appliers, "node-x").post("processor.release",
-                                           {"name": "cam", "session_id": entry.session_id})
+    LocalLedger(h.appliers, "node-x").post(ReleaseProcessor("cam", entry.session_id))
     assert entry.owner == "" and ProcessorStore(h.db).load()[0].owner == ""
     reconciler.reconcile_once()
     assert [s.plan.name for s in h.runtime.launched] == ["cam"] and entry.owner == "local"
@@ -373,7 +394,7 @@ def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(
     reconciler.reconcile_once()
     assert [s.plan.name for s in h.runtime.launched] == ["door"]  # its node left the group
     time.sleep(0.35)
-    with caplog.at_level(logging.WARNING, logger="streamproc.processors.reconciler"):
+    with caplog.at_level(logging.WARNING, logger="streamproc.processors.handover"):
         reconciler.reconcile_once()
     assert sorted(s.plan.name for s in h.runtime.launched) == ["cam", "door"]
     assert "processor cam: node-x did not release it within 0 s; starting it here" in \
@@ -500,18 +521,18 @@ class _InOrderLedger:
 
     def __init__(self, inner: Any) -> None:
         self._inner, self.node_id = inner, inner.node_id
-        self.queued: list[tuple[str, dict[str, Any]]] = []
+        self.queued: list[Command[Any]] = []
 
-    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
-        return self._inner.submit(kind, payload)
+    def submit(self, command: Command[Any]) -> Any:
+        return self._inner.submit(command)
 
-    def post(self, kind: str, payload: dict[str, Any]) -> None:
-        self.queued.append((kind, payload))
+    def post(self, command: Command[Any]) -> None:
+        self.queued.append(command)
 
     def land(self) -> None:
         queued, self.queued = self.queued, []
-        for kind, payload in queued:
-            self._inner.post(kind, payload)
+        for command in queued:
+            self._inner.post(command)
 
 
 def test_a_relaunch_before_the_own_release_landed_claims_again(h: Harness) -> None:
@@ -548,3 +569,150 @@ def test_a_claim_after_a_release_is_said_once(h: Harness) -> None:
         x.reconcile_once()  # relaunched and claimed; the claim is in the state
     assert ledger.posts.count(("processor.claim", "")) == 2
     assert ledger.posts.count(("processor.release", "")) == 1
+
+
+# ---- the per-processor record, the node's conditions, what a node says --------------------------
+
+def test_a_processor_gone_from_the_registry_is_forgotten_in_every_respect(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger, drop={"running"})
+    reconciler = loop(h, ledger=ledger, repost_s=60.0)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").report_frame()
+    reconciler.reconcile_once()  # "running" said (and lost): not said again for 60 s
+    entry = h.registry.require("cam")
+    h.registry.remove("cam")
+    reconciler.reconcile_once()
+    assert reconciler.running_names() == [] and len(h.runtime.halting) == 1
+    h.registry.add(entry)  # the same name and Start again: nothing of the old one is kept
+    reconciler.reconcile_once()
+    h.runtime.latest("cam").report_frame()
+    reconciler.reconcile_once()
+    assert len(h.runtime.launched) == 2
+    assert ledger.posts.count(("processor.report", "running")) == 2
+
+
+def test_a_slot_is_made_on_demand_and_dropped_whole() -> None:
+    slots = ProcessorSlots()
+    slot = slots.of("cam")
+    assert slots.of("cam") is slot and slot.name == "cam" and slot.run is None
+    slot.retry_at, slot.failing = 5.0, PendingFailure("s1", "why")
+    slots.of("door")
+    assert [s.name for s in slots.others({"door"})] == ["cam"]
+    slots.drop("cam")
+    slots.drop("never")  # nothing to forget
+    fresh = slots.of("cam")
+    assert fresh is not slot and (fresh.retry_at, fresh.failing, fresh.posted) == (0.0, None, {})
+    assert slots.others({"cam", "door"}) == [] and slots.running() == set()
+
+
+def test_a_slot_keeps_one_restart_budget_per_start() -> None:
+    slot = ProcessorSlot("cam")
+    budget = slot.budget_for("s1", 1, 60.0)
+    assert slot.budget_for("s1", 1, 60.0) is budget
+    assert budget.allow(0.0) and not budget.allow(1.0)  # one restart, spent
+    again = slot.budget_for("s2", 1, 60.0)  # a new Start, a new budget
+    assert again is not budget and again.allow(1.0)
+
+
+def test_a_handover_wait_counts_for_one_owner_and_start() -> None:
+    slot = ProcessorSlot("cam")
+    assert slot.waited_s("node-x", "s1", 10.0) == 0.0
+    assert slot.waited_s("node-x", "s1", 12.5) == 2.5
+    assert slot.waited_s("node-y", "s1", 13.0) == 0.0  # another owner waits anew
+    assert slot.waited_s("node-y", "s2", 14.0) == 0.0  # another Start too
+    assert slot.waiting == HandoverWait("node-y", "s2", 14.0)
+
+
+def test_the_slots_tell_which_processors_run_and_what_they_search(h: Harness) -> None:
+    session = h.launch("cam")
+    slots = ProcessorSlots()
+    slots.of("idle")
+    slots.of("cam").run = Run(session, "s1", 0)
+    info = session.plan.collection
+    assert slots.running() == {"cam"} and [s.name for s in slots.runs()] == ["cam"]
+    assert slots.collections() == {CollectionKey(info.collection_id, info.created)}
+
+
+def _plan_to(h: Harness, destination: str) -> Any:
+    plan = h.launch("cam").plan
+    return dataclasses.replace(plan, output=dataclasses.replace(plan.output,
+                                                                destination=destination))
+
+
+def test_node_conditions_block_by_stage_then_destination_then_collection(h: Harness) -> None:
+    plan = _plan_to(h, "k:1")
+    key = CollectionKey(plan.collection.collection_id, plan.collection.created)
+    c = NodeConditions()
+    assert c.blocked(plan) is None and c.outage("k:1") == ""
+    c.note(Events(collections_gone={key, CollectionKey("other", 1.0)}), {key})
+    assert c.gone == {key} and c.blocked(plan) == "Collection not found"
+    c.note(Events(unreachable={"k:1": "down 301 s"}), {key})
+    assert c.blocked(plan) == "down 301 s"
+    c.note(Events(fail_all="analyzer gave up"), {key})
+    assert c.blocked(plan) == "analyzer gave up"
+    c.note(Events(), set())  # no run searches the collection any more
+    assert c.gone == set() and c.stage_down == "analyzer gave up"  # a dead stage stays
+
+
+def test_a_destination_back_is_neither_down_nor_unreachable(h: Harness) -> None:
+    plan = _plan_to(h, "k:1")
+    c = NodeConditions()
+    c.note(Events(outages={"k:1": "down 6 s", "k:2": "down 9 s"}), set())
+    assert (c.outage("k:1"), c.outage("k:2")) == ("down 6 s", "down 9 s")
+    c.note(Events(unreachable={"k:1": "down 301 s"}), set())
+    c.note(Events(outages={"k:1": None}), set())
+    assert c.outage("k:1") == "" and c.blocked(plan) is None and c.outage("k:2") == "down 9 s"
+
+
+class _Posts:
+    """A ledger that keeps what is posted to it."""
+
+    node_id = "local"
+
+    def __init__(self) -> None:
+        self.commands: list[Command[Any]] = []
+
+    def submit(self, command: Command[Any]) -> Any:
+        raise AssertionError
+
+    def post(self, command: Command[Any]) -> None:
+        self.commands.append(command)
+
+
+def test_reports_are_typed_commands_said_again_only_after_repost_s(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    entry, posts = h.registry.require("cam"), _Posts()
+    reports, posted = Reports(posts, 60.0), dict[Said, Posted]()
+    sid = entry.session_id
+    reports.report(entry, posted, Report.RUNNING)
+    reports.report(entry, posted, Report.RUNNING)  # the same word: held back
+    reports.report(entry, posted, Report.MESSAGE, "down 6 s")
+    reports.report(entry, posted, Report.MESSAGE, "down 9 s")  # another message: said
+    assert posts.commands == [ReportProcessor("cam", sid, Report.RUNNING),
+                              ReportProcessor("cam", sid, Report.MESSAGE, "down 6 s"),
+                              ReportProcessor("cam", sid, Report.MESSAGE, "down 9 s")]
+    entry.session_id = "a-later-start"
+    reports.report(entry, posted, Report.RUNNING)  # another Start: said
+    assert posts.commands[-1] == ReportProcessor("cam", "a-later-start", Report.RUNNING)
+    Reports(posts, 0.0).report(entry, posted, Report.RUNNING)  # repost_s passed
+    assert len(posts.commands) == 5
+
+
+def test_the_latest_of_claim_and_release_is_what_a_node_says(h: Harness) -> None:
+    h.create("cam")
+    h.service.start("cam")
+    entry, posts = h.registry.require("cam"), _Posts()
+    reports, posted = Reports(posts, 60.0), dict[Said, Posted]()
+    sid = entry.session_id
+    reports.claim(entry, posted)
+    reports.claim(entry, posted)
+    assert not Reports.released_last(posted)
+    reports.release(entry, posted)
+    assert Reports.released_last(posted)
+    reports.claim(entry, posted)  # not held back by the first claim's de-duplication
+    reports.release(entry, posted)
+    assert posts.commands == [ClaimProcessor("cam", sid), ReleaseProcessor("cam", sid),
+                              ClaimProcessor("cam", sid), ReleaseProcessor("cam", sid)]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from streams import BOTH
 
-from streamproc.dataplane.relay import FfmpegRelay, concat_script
-from streamproc.dataplane.source import SourceError, read_frames
+from streamproc.dataplane.live.relay import FfmpegRelay, concat_script
+from streamproc.dataplane.live.source import SourceError, read_frames
 from streamproc.tools.broker import free_port
 from streamproc.tools.mediaservers import Feed, SrtServer, piped
 
@@ -76,6 +76,7 @@ def test_the_relay_script_is_one_entry_with_its_options_quoted() -> None:
         concat_script("srt://h:1?x=1\nfile '/etc/passwd'", {})
 
 
+@pytest.mark.e2e  # SRT is read through the system ffmpeg (a child process)
 def test_a_failed_srt_connect_names_no_passphrase_even_in_its_traceback() -> None:
     url = f"srt://127.0.0.1:{free_port()}?mode=caller&passphrase={PASSPHRASE}"
     shown = "srt://127.0.0.1/?passphrase=***"

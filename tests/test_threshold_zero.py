@@ -11,8 +11,8 @@ from typing import Any
 
 from conftest import fixture_photo, photo
 
-from streamproc.jobs.request import JobRequest
-from streamproc.rekognition.constants import FACE_SEARCH
+from streamproc.api.job_kinds.faces import FaceSearchWire
+from streamproc.jobs.kinds.faces import FaceSearchRequest
 from streamproc.storage.objects import ObjectRef
 
 OTHERS = ("person_a_1", "person_b_1", "impostor_2")  # none is impostor_1
@@ -107,7 +107,8 @@ def test_a_face_search_job_keeps_a_threshold_of_0() -> None:
     """StartFaceSearch does not raise a low threshold (only stream processors do)."""
     wire = {"Video": {"S3Object": {"Bucket": "b", "Name": "v.mp4"}}, "CollectionId": "c",
             "FaceMatchThreshold": 0}
-    request = JobRequest.from_dict(FACE_SEARCH, wire)
+    request = FaceSearchWire().request(wire)
     assert request.threshold == 0.0
-    assert request.to_dict()["FaceMatchThreshold"] == 0.0
-    assert request != JobRequest(FACE_SEARCH, ObjectRef("b", "v.mp4"), collection_id="c")
+    assert request.stored()["FaceMatchThreshold"] == 0.0
+    assert FaceSearchRequest.from_stored(request.stored()).threshold == 0.0
+    assert request != FaceSearchRequest(ObjectRef("b", "v.mp4"), collection_id="c")

@@ -13,8 +13,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc.dataplane.source import FrameSampler, VideoFrame
-from streamproc.dataplane.timeline import CAMERA_SLACK_S, FrameClock
+from streamproc.dataplane.live.source import FrameSampler, VideoFrame
+from streamproc.dataplane.live.timeline import CAMERA_SLACK_S, FrameClock
 
 T0 = 1_800_000_000.0  # a wall-clock time in the 2020s
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from streamproc.api.s3objects import object_ref
 from streamproc.config import ImagesConfig
 from streamproc.errors import ImageTooLargeException, InvalidParameterException
 from streamproc.faces.images import decode_image, release_memory
-from streamproc.storage.objects import ObjectRef, ObjectStore
+from streamproc.storage.objects import ObjectStore
 
 # Rekognition: "The minimum image dimensions is 80 pixels for both height and width";
 # smaller gets InvalidParameterException ("Request has invalid parameters").
@@ -55,7 +56,7 @@ class ImageLoader:
         return decode_image(data, self._config.max_pixels, MIN_IMAGE_SIDE), len(data)
 
     def _read_s3(self, obj: dict[str, Any]) -> bytes:
-        ref = ObjectRef.from_wire(obj)
+        ref = object_ref(obj)
         limit = self._config.s3_max_bytes
         data = self._objects.read(ref, limit) if self._objects.size(ref) <= limit else None
         if data is None:

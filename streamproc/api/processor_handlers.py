@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamproc.api.context import Params, RequestContext, Response
+from streamproc.dataplane.regions import regions_from_wire, regions_to_wire
 from streamproc.errors import InvalidParameterException
 from streamproc.processors.service import ProcessorService
 from streamproc.processors.urls import redact
@@ -35,7 +36,7 @@ def create_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext)
         "name": p["Name"], "input_arn": input_arn, "output_arn": output_arn,
         "collection_id": face_search["CollectionId"],
         "threshold": face_match_threshold(face_search.get("FaceMatchThreshold")),
-        "role_arn": p["RoleArn"], "regions": p.get("RegionsOfInterest", []),
+        "role_arn": p["RoleArn"], "regions": regions_from_wire(p.get("RegionsOfInterest", [])),
         "data_sharing": p.get("DataSharingPreference", {}).get("OptIn"),
         "notification": p.get("NotificationChannel"), "kms_key_id": p.get("KmsKeyId"),
         "kind": FACE_SEARCH,
@@ -58,7 +59,7 @@ def describe_stream_processor(s: ProcessorService, p: Params, ctx: RequestContex
                                    "FaceMatchThreshold": stream_threshold(spec.threshold)}},
     }
     if spec.regions:
-        out["RegionsOfInterest"] = spec.regions
+        out["RegionsOfInterest"] = regions_to_wire(spec.regions)
     if spec.data_sharing is not None:
         out["DataSharingPreference"] = {"OptIn": spec.data_sharing}
     if spec.notification:
@@ -98,9 +99,10 @@ def delete_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext)
 
 
 def update_stream_processor(s: ProcessorService, p: Params, ctx: RequestContext) -> Response:
-    """UpdateStreamProcessor."""
+    """UpdateStreamProcessor (regions parsed here, as Create's are)."""
+    regions = p.get("RegionsOfInterestForUpdate")
     s.update(
-        p["Name"], p.get("RegionsOfInterestForUpdate"),
+        p["Name"], regions_from_wire(regions) if regions is not None else None,
         p.get("DataSharingPreferenceForUpdate", {}).get("OptIn"),
         p.get("ParametersToDelete", []),
         "ConnectedHomeForUpdate" in p.get("SettingsForUpdate", {}))

@@ -120,7 +120,9 @@ class HttpServer(Service):
                                                  self._timeouts.drain_s, self._cuts,
                                                  self._limits),
                                 timeout_keep_alive=self._timeouts.keep_alive_s,
-                                timeout_graceful_shutdown=self._shutdown_timeout,
+                                # uvicorn annotates an int but passes it to asyncio.timeout,
+                                # which takes seconds as a float.
+                                timeout_graceful_shutdown=self._shutdown_timeout,  # type: ignore[arg-type]
                                 ssl_certfile=str(certfile) if certfile else None,
                                 ssl_keyfile=str(keyfile) if keyfile else None)
         self._server = uvicorn.Server(config)

@@ -94,25 +94,22 @@ class ControlApi:
                  health: Callable[[], dict[str, Any]], arns: Arns,
                  verifier: SigV4Verifier | None = None,
                  access: AccessControl | None = None,
-                 cluster: Callable[[], dict[str, Any]] | None = None) -> None:
+                 cluster: Callable[[], dict[str, Any]] | None = None,
+                 bodies: BodyReader | None = None) -> None:
         self._cluster = cluster
         self._spec = spec
         self._handlers = handlers
         self._metrics = metrics
         self._registry = registry
         self._limits = limits
-        self._bodies = BodyReader(limits.body)
+        # Made here unless given: a caller that passes its own can watch it (``reading``).
+        self._bodies = bodies if bodies is not None else BodyReader(limits.body)
         self._limiter: anyio.CapacityLimiter | None = None
         self._health = health
         self._verifier = verifier
         self._arns = arns
         self._access = access
         self._in_flight = 0
-
-    @property
-    def in_progress(self) -> tuple[int, int]:
-        """Request bodies being read, and operations running (in their slots), now."""
-        return self._bodies.reading, self._in_flight
 
     def app(self) -> Starlette:
         """The ASGI application."""

@@ -12,8 +12,9 @@ from typing import Any
 
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
+from streamproc.collections.membership import FaceOutcome, Membership
 from streamproc.collections.user_search import UserSearchService
-from streamproc.collections.users import FaceOutcome, Membership, UserService
+from streamproc.collections.users import UserService
 from streamproc.rekognition.shapes import face_detail, user, user_match
 from streamproc.search.searcher import UserHit
 

@@ -12,11 +12,11 @@ import base64
 import binascii
 import math
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 import regex
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from streamproc.errors import ImageTooLargeException, InvalidParameterException
 from streamproc.processors.urls import is_data_output, is_video_input, redact
@@ -93,7 +93,7 @@ def _check(shape: Shape, value: Any, path: str) -> Any:
 def _check_structure(shape: Shape, value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(path, value, "Member must be a JSON object")
-    members = shape.members
+    members = cast(StructureShape, shape).members  # type_name "structure" builds one
     unknown = sorted(set(value) - set(members))
     if unknown:
         raise InvalidParameterException(f"Unknown parameter '{_join(path, unknown[0])}'")
@@ -182,17 +182,19 @@ def _check_list(shape: Shape, value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise _fail(path, value, "Member must be a list")
     _check_length(shape, len(value), value, path, "length")
-    return [_check(shape.member, item, f"{path}.{i + 1}") for i, item in enumerate(value)]
+    member = cast(ListShape, shape).member  # type_name "list" builds a ListShape
+    return [_check(member, item, f"{path}.{i + 1}") for i, item in enumerate(value)]
 
 
 def _check_map(shape: Shape, value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(path, value, "Member must be a map")
     _check_length(shape, len(value), value, path, "length")
+    entry = cast(MapShape, shape)  # type_name "map" builds a MapShape
     out = {}
     for key, item in value.items():
-        _check(shape.key, key, f"{path}.key")
-        out[key] = _check(shape.value, item, f"{path}.{key}")
+        _check(entry.key, key, f"{path}.key")
+        out[key] = _check(entry.value, item, f"{path}.{key}")
     return out
 
 

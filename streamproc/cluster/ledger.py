@@ -22,16 +22,23 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from streamproc.errors import InternalServerError, StreamprocError, ThrottlingException
-from streamproc.ledger import Applied, Appliers, UnknownCommand, decode, encode
+from streamproc.ledger import Applied, Appliers, Command, Envelope, UnknownCommand, encode
 from streamproc.lifecycle import Service
 from streamproc.metrics import ClusterMetrics
 from streamproc.storage.cluster import ClusterLog
 
 logger = logging.getLogger(__name__)
-BARRIER = "ledger.barrier"
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Barrier(Command[None]):
+    """Changes nothing: once it is applied here, so is every command written before it."""
+
+    kind: ClassVar[str] = "ledger.barrier"
 
 
 @dataclass
@@ -71,7 +78,7 @@ class KafkaLedger(Service):
         self._consumer: Any = None
         self._waiting: dict[str, _Waiter] = {}
         self._lock = threading.Lock()  # guards _waiting
-        appliers.register(BARRIER, lambda payload, where: None)
+        appliers.register(Barrier, lambda command, where: None)
 
     # ---- opening ----------------------------------------------------------------------------
     def _on_start(self) -> None:
@@ -107,17 +114,19 @@ class KafkaLedger(Service):
             self._consumer.seek(partition, applied + 1)
 
     # ---- writing ------------------------------------------------------------------------------
-    def submit(self, kind: str, payload: dict[str, Any]) -> Any:
+    def submit(self, command: Command[R]) -> R:
         """Append a command and wait until this node has applied it; its result or error."""
-        return self._wait(self._append(kind, payload), self._settings.write_timeout_s)
+        result: R = self._wait(self._append(command), self._settings.write_timeout_s)
+        return result
 
-    def _append(self, kind: str, payload: dict[str, Any]) -> tuple[str, _Waiter]:
+    def _append(self, command: Command[Any]) -> tuple[str, _Waiter]:
         command_id = str(uuid.uuid4())
+        value = self._encode(command, command_id)
         waiter = _Waiter()
         with self._lock:
             self._waiting[command_id] = waiter
         try:
-            future = self._send(kind, payload, command_id)
+            future = self._send(command, value)
         except Exception as exc:  # not even queued (no broker metadata within the timeout)
             self._forget(command_id)
             msg = (f"The cluster's state log (Kafka at {self._settings.bootstrap}) cannot be "
@@ -150,20 +159,30 @@ class KafkaLedger(Service):
             raise waiter.error
         return waiter.result
 
-    def _send(self, kind: str, payload: dict[str, Any], command_id: str) -> Any:
-        value = encode(kind, payload, command_id, self.node_id)
-        return self._producer.send(self._settings.topic, key=kind.encode(), value=value)
+    def _encode(self, command: Command[Any], command_id: str) -> bytes:
+        """The record, read back once: a command that would not decode never enters the log.
 
-    def post(self, kind: str, payload: dict[str, Any]) -> None:
+        Every node would skip it as corrupt, and its submitter would wait in vain; here it
+        fails at once, as it does on a single node (:class:`~streamproc.ledger.LocalLedger`).
+        """
+        value = encode(command, command_id, self.node_id)
+        self._appliers.decode(value)
+        return value
+
+    def _send(self, command: Command[Any], value: bytes) -> Any:
+        return self._producer.send(self._settings.topic, key=command.kind.encode(),
+                                   value=value)
+
+    def post(self, command: Command[Any]) -> None:
         """Append without waiting (reports; their senders post again when they get lost)."""
         try:
-            self._send(kind, payload, str(uuid.uuid4()))
+            self._send(command, self._encode(command, str(uuid.uuid4())))
         except Exception as exc:
-            logger.warning("could not post %s to the cluster log: %r", kind, exc)
+            logger.warning("could not post %s to the cluster log: %r", command.kind, exc)
 
     def catch_up(self, timeout: float) -> None:
         """Return once every command written before this call has been applied here."""
-        self._wait(self._append(BARRIER, {}), timeout)
+        self._wait(self._append(Barrier()), timeout)
 
     # ---- applying -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -186,30 +205,31 @@ class KafkaLedger(Service):
     def _apply(self, record: Any) -> _Waiter | None:
         """Apply one record; the waiter to wake (this node's own command), if any."""
         try:
-            kind, command_id, node, payload = decode(record.value)
-        except (ValueError, KeyError, TypeError):
-            logger.error("skipping record %d of the cluster log: not a command",
-                         record.offset)
+            envelope = self._appliers.decode(record.value)
+        except ValueError as exc:
+            logger.error("skipping record %d of the cluster log: not a command (%s)",
+                         record.offset, exc)
             self._metrics.skipped.labels("corrupt").inc()
             return None
-        where = Applied(node, record.offset, node == self.node_id)
-        result, error = self._run_applier(kind, payload, where)
+        where = Applied(envelope.node, record.offset, envelope.node == self.node_id)
+        result, error = self._run_applier(envelope, where)
         if not where.local:
             return None
         with self._lock:
-            waiter = self._waiting.pop(command_id, None)
+            waiter = self._waiting.pop(envelope.command_id, None)
         if waiter is not None:
             waiter.result, waiter.error = result, error
         return waiter
 
-    def _run_applier(self, kind: str, payload: dict[str, Any], where: Applied
+    def _run_applier(self, envelope: Envelope, where: Applied
                      ) -> tuple[Any, BaseException | None]:
+        kind = envelope.command.kind
         try:
-            return self._appliers.apply(kind, payload, where), None
+            return self._appliers.apply(envelope.command, where), None
         except StreamprocError as exc:  # a rule said no: the same on every node
             return None, exc
-        except UnknownCommand:
-            logger.error("skipping command %s at offset %s: unknown kind", kind, where.offset)
+        except UnknownCommand as exc:
+            logger.error("skipping the command at offset %s: %s", where.offset, exc)
             self._metrics.skipped.labels("unknown").inc()
         except Exception:
             logger.exception("skipping command %s at offset %s: applying it failed", kind,

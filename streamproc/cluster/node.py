@@ -15,10 +15,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streamproc.cluster.commands import AdvanceEpoch
 from streamproc.cluster.ledger import KafkaLedger, LedgerSettings
 from streamproc.cluster.placement import Placement
 from streamproc.config import Config
-from streamproc.dataplane.transport import security_options
+from streamproc.dataplane.output.transport import security_options
 from streamproc.faces.engine import ModelIdentity
 from streamproc.ledger import Applied, Appliers
 from streamproc.lifecycle import Service
@@ -58,7 +59,7 @@ class ClusterNode:
             {"node": node_id, "endpoint": endpoint}, processors, self.metrics,
             cluster.session_timeout_s, cluster.heartbeat_interval_s, cluster.fence_after_s,
             on_change, self._options, on_stuck=self._ask_for_new_epoch)
-        appliers.register("placement.epoch", self._apply_epoch)
+        appliers.register(AdvanceEpoch, self._apply_epoch)
 
     # ---- the placement group's epoch ----------------------------------------------------------
     def _group(self, epoch: int) -> str:
@@ -66,13 +67,13 @@ class ClusterNode:
         return base if epoch == 0 else f"{base}.{epoch}"
 
     def _ask_for_new_epoch(self) -> None:
-        self.ledger.post("placement.epoch", {"from": self._log.epoch()})
+        self.ledger.post(AdvanceEpoch(self._log.epoch()))
 
-    def _apply_epoch(self, p: dict[str, Any], where: Applied) -> None:
+    def _apply_epoch(self, c: AdvanceEpoch, where: Applied) -> None:
         """Every node moves to the next group once; repeats from other nodes are no-ops."""
-        if int(p["from"]) != self._log.epoch():
+        if c.from_epoch != self._log.epoch():
             return
-        epoch = int(p["from"]) + 1
+        epoch = c.from_epoch + 1
         self._log.save_epoch(epoch)
         self.placement.regroup(self._group(epoch))
 

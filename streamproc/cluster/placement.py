@@ -134,9 +134,9 @@ class MemberListAssignor(AbstractPartitionAssignor):
         topics = sorted({t for m in members for t in m.metadata.topics})
         out = {m.member_id: ConsumerProtocolAssignment(self.version, [], left_out)
                for m in members}
-        for i, node in enumerate(listed):
+        for i, listed_node in enumerate(listed):
             parts = [(t, [i]) for t in topics if i < len(cluster.partitions_for_topic(t) or ())]
-            out[node["member"]] = ConsumerProtocolAssignment(self.version, parts, data)
+            out[listed_node["member"]] = ConsumerProtocolAssignment(self.version, parts, data)
         return out
 
     def on_assignment(self, assignment: ConsumerProtocolAssignment, generation: int) -> None:

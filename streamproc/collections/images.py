@@ -11,7 +11,7 @@ from streamproc.collections.service import largest_face
 from streamproc.config import Config
 from streamproc.errors import InvalidParameterException
 from streamproc.faces.engine import FaceEngine
-from streamproc.faces.types import Face
+from streamproc.faces.types import Face, embedding_of
 from streamproc.rekognition.constants import MAX_TARGET_FACES, face_match_threshold
 from streamproc.search.searcher import FaceSearcher
 
@@ -49,7 +49,7 @@ class ImageService:
                 "There are no faces in the target image. Should be at least 1.")
         self._engine.embed(source, [src])
         self._engine.embed(target, targets)
-        cosines = np.vstack([t.embedding for t in targets]) @ src.embedding
+        cosines = np.vstack([embedding_of(t) for t in targets]) @ embedding_of(src)
         sims = np.asarray(self._searcher.similarity(cosines), dtype=float)
         cut = face_match_threshold(threshold)
         matches = sorted(((float(s), t) for s, t in zip(sims, targets, strict=True) if s >= cut),

@@ -6,10 +6,17 @@ import hashlib
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamproc.collections.commands import (
+    AddFaces,
+    CreateCollection,
+    DeleteCollection,
+    DeletedFaces,
+    DeleteFaces,
+)
 from streamproc.collections.quality import quality_reasons
 from streamproc.config import Config
 from streamproc.errors import (
@@ -18,8 +25,8 @@ from streamproc.errors import (
     ServiceQuotaExceededException,
 )
 from streamproc.faces.engine import FaceEngine
-from streamproc.faces.types import Face
-from streamproc.ledger import Ledger, pack_vector
+from streamproc.faces.types import Face, embedding_of
+from streamproc.ledger import Ledger
 from streamproc.rekognition.constants import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SEARCH_MAX_FACES,
@@ -30,7 +37,7 @@ from streamproc.rekognition.constants import (
 from streamproc.rekognition.shapes import bounding_box, confidence
 from streamproc.rekognition.tokens import page_by_seq, page_of_keys
 from streamproc.search.searcher import FaceSearcher, SearchHit, in_collection
-from streamproc.storage.collections import CollectionInfo, CollectionStore, StoredFace
+from streamproc.storage.collections import CollectionInfo, CollectionStore, NewFace, StoredFace
 from streamproc.storage.tags import TagStore
 
 logger = logging.getLogger(__name__)
@@ -89,12 +96,12 @@ class CollectionService:
         info = CollectionInfo(collection_id, self.arn(collection_id), time.time(),
                               model.pack, model.dim, self._engine.face_model_version,
                               model.recognizer)
-        return self._ledger.submit("collection.create", {"info": asdict(info), "tags": tags})
+        return self._ledger.submit(CreateCollection(info, tags))
 
     def delete_collection(self, collection_id: str) -> None:
         """Delete a collection and all its faces."""
         self.require(collection_id)
-        self._ledger.submit("collection.delete", {"collection_id": collection_id})
+        self._ledger.submit(DeleteCollection(collection_id))
 
     def describe_collection(self, collection_id: str) -> tuple[CollectionInfo, int, int]:
         """Metadata, face count and user count."""
@@ -144,14 +151,18 @@ class CollectionService:
                 f"{self._config.storage.max_faces_per_collection} faces")
         self._engine.embed(image, good)
         image_id = str(uuid.uuid5(_ID_NAMESPACE, image_bytes_digest))
-        faces = [{"face_id": self._face_id(image_id, external_image_id, f),
-                  "image_id": image_id, "external_image_id": external_image_id,
-                  "bbox": bounding_box(f.box, width, height), "confidence": confidence(f),
-                  "embedding": pack_vector(f.embedding)} for f in good]
-        stored = self._ledger.submit("faces.add", {"collection_id": collection_id,
-                                                   "faces": faces})
+        new = tuple(self._new_face(image_id, external_image_id, f, width, height)
+                    for f in good)
+        stored = self._ledger.submit(AddFaces(collection_id, new))
         result.indexed = list(zip(stored, good, strict=True))
         return result
+
+    def _new_face(self, image_id: str, external: str | None, face: Face, width: int,
+                  height: int) -> NewFace:
+        """An embedded face as the collection keeps it (its id derived from the image)."""
+        return NewFace(self._face_id(image_id, external, face), image_id, external,
+                       bounding_box(face.box, width, height), confidence(face),
+                       embedding_of(face))
 
     def list_faces(self, collection_id: str, token: str | None, max_results: int | None,
                    face_ids: list[str] | None, user_id: str | None
@@ -168,16 +179,14 @@ class CollectionService:
                                                count, face_ids, user_id),
             lambda face: face.seq)
 
-    def delete_faces(self, collection_id: str, face_ids: list[str]
-                     ) -> tuple[list[str], list[str], list[StoredFace]]:
+    def delete_faces(self, collection_id: str, face_ids: list[str]) -> DeletedFaces:
         """Delete faces; returns (deleted, not found, kept because a user holds them).
 
         A face associated with a user is not deleted (Rekognition's
         ASSOCIATED_TO_AN_EXISTING_USER): disassociate it or delete the user first.
         """
         self.require(collection_id)
-        return self._ledger.submit("faces.delete", {"collection_id": collection_id,
-                                                    "face_ids": face_ids})
+        return self._ledger.submit(DeleteFaces(collection_id, face_ids))
 
     # ---- search ----------------------------------------------------------------------
     def search_faces(self, collection_id: str, face_id: str, max_faces: int | None,
@@ -201,7 +210,7 @@ class CollectionService:
         face = largest_face(self._engine, image, self._config, quality_filter)
         self._engine.embed(image, [face])
         hits = self._searcher.search(
-            collection_id, face.embedding[None, :], max_faces or DEFAULT_SEARCH_MAX_FACES,
+            collection_id, embedding_of(face)[None, :], max_faces or DEFAULT_SEARCH_MAX_FACES,
             face_match_threshold(threshold))[0]
         return face, hits
 

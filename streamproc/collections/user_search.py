@@ -15,7 +15,7 @@ from streamproc.collections.quality import quality_reasons
 from streamproc.config import Config
 from streamproc.errors import InvalidParameterException, ResourceNotFoundException
 from streamproc.faces.engine import FaceEngine
-from streamproc.faces.types import Face
+from streamproc.faces.types import Face, embedding_of
 from streamproc.rekognition.constants import (
     DEFAULT_USER_THRESHOLD,
     MAX_TARGET_FACES,
@@ -105,6 +105,6 @@ class UserSearchService:
             return result
         self._engine.embed(image, [result.face])
         result.hits = self._searcher.search_users(
-            collection_id, result.face.embedding, max_users or MAX_USER_RESULTS,
+            collection_id, embedding_of(result.face), max_users or MAX_USER_RESULTS,
             DEFAULT_USER_THRESHOLD if threshold is None else threshold)
         return result

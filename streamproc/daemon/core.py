@@ -18,22 +18,21 @@ from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
+from streamproc.daemon.jobs import Jobs, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
-    Jobs,
     Storage,
     build_api,
     build_domain,
-    build_jobs,
     open_storage,
     record_owners,
 )
-from streamproc.dataplane.outputs import OutputAllowlist
+from streamproc.dataplane.output.outputs import OutputAllowlist
+from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
-from streamproc.dataplane.publish import kafka_publisher
 from streamproc.faces.engine import FaceEngine
-from streamproc.jobs.scheduler import JobHooks
+from streamproc.jobs.parts import JobHooks
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
@@ -41,7 +40,6 @@ from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettin
 from streamproc.processors.registry import Desired
 from streamproc.processors.state import ProcessorStatus
 from streamproc.rekognition.constants import Arns
-from streamproc.storage.collections import CollectionStore
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
@@ -124,11 +122,6 @@ class Daemon:
         return self._plane
 
     @property
-    def store(self) -> CollectionStore | None:
-        """The collections (for benchmarks and tests)."""
-        return self.storage.collections if self.storage is not None else None
-
-    @property
     def processors(self) -> Any:
         """The processors' API service."""
         return self.domain.processors if self.domain is not None else None
@@ -169,8 +162,9 @@ class Daemon:
         self._plane = self._build_plane(engine, domain)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
-            self.config, engine, storage, domain, self._plane, self._plane.publisher,
-            self.objects, self.registry, self.data_dir, ledger, self.appliers,
+            self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
+            self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
+            self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks())
         self._plane.start()
         domain.processor_rules.load()
@@ -311,7 +305,8 @@ class Daemon:
         No new launch or claim in between: each would cost a job an attempt or a processor
         a handover.
         """
-        for loop in (self.jobs and self.jobs.scheduler, self.reconciler):
+        loops = (None if self.jobs is None else self.jobs.scheduler, self.reconciler)
+        for loop in loops:
             if loop is not None:
                 loop.request_stop()  # only a flag; their stop() halts what runs
         self._exit(reason)
@@ -351,17 +346,21 @@ class Daemon:
         logger.info("streamproc stopped")
 
     def _stop_steps(self, server_timeout: float) -> list[tuple[str, Callable[[], object]]]:
+        """The shutdown steps, in order, for the parts this daemon built."""
+        server, supervisor, jobs = self._server, self._supervisor, self.jobs
+        reconciler, plane, cluster, storage = self.reconciler, self._plane, self.cluster, \
+            self.storage
         steps: list[tuple[str, Callable[[], object] | None]] = [
-            ("API server", self._server and (lambda: self._server.stop(server_timeout))),
-            ("supervisor", self._supervisor and (lambda: self._supervisor.stop(2.0))),
-            ("job scheduler", self.jobs and (lambda: self.jobs.scheduler.stop(2.0))),
-            ("reconciler", self.reconciler and (lambda: self.reconciler.stop(2.0))),
+            ("API server", None if server is None else (lambda: server.stop(server_timeout))),
+            ("supervisor", None if supervisor is None else (lambda: supervisor.stop(2.0))),
+            ("job scheduler", None if jobs is None else (lambda: jobs.scheduler.stop(2.0))),
+            ("reconciler", None if reconciler is None else (lambda: reconciler.stop(2.0))),
             # Records are flushed before the group hears that this node left, so the next
             # runner's records follow this node's for every processor it hands over (unless
             # the publisher gave up: what it held then waits in the spool for the restart).
-            ("data plane", self._plane and self._plane.stop),
-            ("cluster membership", self.cluster and self.cluster.stop),
-            ("index builder", self.storage and (lambda: self.storage.builder.stop(2.0))),
-            ("database", self.storage and self.storage.db.close),
+            ("data plane", None if plane is None else plane.stop),
+            ("cluster membership", None if cluster is None else cluster.stop),
+            ("index builder", None if storage is None else (lambda: storage.builder.stop(2.0))),
+            ("database", None if storage is None else storage.db.close),
         ]
-        return [(what, step) for what, step in steps if step]
+        return [(what, step) for what, step in steps if step is not None]

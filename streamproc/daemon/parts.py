@@ -19,9 +19,9 @@ from streamproc.api.auth import SigV4Verifier
 from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
 from streamproc.api.intake import BodyLimits
-from streamproc.api.job_handlers import JOB_HANDLERS
+from streamproc.api.job_handlers import job_handlers
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
-from streamproc.api.tag_handlers import TAG_HANDLERS, Tagging, tag_keys
+from streamproc.api.tag_handlers import TAG_HANDLERS
 from streamproc.api.transport import ApiLimits, ControlApi
 from streamproc.api.user_handlers import USER_HANDLERS, UserApi
 from streamproc.api.validate import ServiceSpec
@@ -29,24 +29,15 @@ from streamproc.collections.idempotency import Idempotency
 from streamproc.collections.images import ImageService
 from streamproc.collections.rules import CollectionRules
 from streamproc.collections.service import CollectionService
+from streamproc.collections.user_rules import UserRules
 from streamproc.collections.user_search import UserSearchService
 from streamproc.collections.users import UserService
 from streamproc.config import Config
-from streamproc.dataplane.allowlist import InputAllowlist
-from streamproc.dataplane.background import BackgroundFeed
-from streamproc.dataplane.jobrun import JobSettings
-from streamproc.dataplane.jobworker import JobRunner
-from streamproc.dataplane.outputs import OutputAllowlist
-from streamproc.dataplane.plane import DataPlane
-from streamproc.dataplane.publish import Publisher
+from streamproc.daemon.jobs import Jobs
+from streamproc.dataplane.guard.allowlist import InputAllowlist
 from streamproc.faces.engine import FaceEngine
-from streamproc.jobs.mailbox import JobMailbox
-from streamproc.jobs.notices import Notices
-from streamproc.jobs.rules import JobRules, JobWrites
-from streamproc.jobs.scheduler import JobHooks, JobScheduler, SchedulerSettings
-from streamproc.jobs.service import JobService
 from streamproc.ledger import Appliers, Ledger
-from streamproc.metrics import ApiMetrics, JobMetrics, NoticeSensor, ProcessorMetrics
+from streamproc.metrics import ApiMetrics, ProcessorMetrics
 from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox
 from streamproc.processors.registry import ProcessorRegistry
@@ -64,6 +55,8 @@ from streamproc.storage.processors import ProcessorStore
 from streamproc.storage.requests import RequestLog
 from streamproc.storage.tags import TagStore
 from streamproc.storage.users import UserStore
+from streamproc.tags.rules import TagKeys, TagRules
+from streamproc.tags.service import TagService
 
 
 @dataclass
@@ -107,6 +100,7 @@ class Domain:
     processors: ProcessorService
     collections: CollectionService
     users: UserService
+    tags: TagService
     user_search: UserSearchService
     images: ImageService
     inputs: InputAllowlist
@@ -128,16 +122,19 @@ def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: L
     rules.register(appliers)
     CollectionRules(storage.collections, storage.tags, searcher, config,
                     mailbox.collection_gone).register(appliers)
-    users = UserService(storage.users, storage.collections, searcher,
-                        Idempotency(storage.requests), config, ledger)
-    users.register(appliers)
+    UserRules(storage.users, storage.collections, searcher, Idempotency(storage.requests),
+              config).register(appliers)
+    TagRules(storage.tags).register(appliers)
+    service = ProcessorService(processors, ledger, storage.tags, metrics, config, kinds, inputs)
+    collections = CollectionService(storage.collections, storage.tags, engine, searcher,
+                                    config, ledger)
+    tag_keys = TagKeys(Arns(config.server.region, config.server.account_id), {
+        "collection": collections.tag_key, "streamprocessor": service.tag_key})
     return Domain(
         searcher=searcher, kinds=kinds, registry=processors, processor_rules=rules,
-        processors=ProcessorService(processors, ledger, storage.tags, metrics, config, kinds,
-                                    inputs),
-        collections=CollectionService(storage.collections, storage.tags, engine, searcher,
-                                      config, ledger),
-        users=users,
+        processors=service, collections=collections,
+        users=UserService(storage.users, storage.collections, ledger),
+        tags=TagService(storage.tags, ledger, tag_keys),
         user_search=UserSearchService(storage.users, storage.collections, searcher, engine,
                                       config),
         images=ImageService(engine, searcher, config), inputs=inputs, metrics=metrics)
@@ -161,44 +158,6 @@ def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Call
 
 
 @dataclass
-class Jobs:
-    """Stored-video jobs: their API service and the loop that runs them."""
-
-    service: JobService
-    scheduler: JobScheduler
-    mailbox: JobMailbox
-
-
-def build_jobs(config: Config, engine: FaceEngine, storage: Storage, domain: Domain,
-               plane: DataPlane, publisher: Publisher, objects: ObjectStore,
-               registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
-               appliers: Appliers, hooks: JobHooks) -> Jobs:
-    """Stored-video jobs: analysed as background work of the face-search stage."""
-    cfg = config.jobs
-    feed = BackgroundFeed()
-    plane.stages[FACE_SEARCH].add_background(feed, cfg.batch_frames_beside_live)
-    runner = JobRunner(objects, feed, domain.searcher, JobSettings(
-        sample_fps=cfg.sample_fps, max_video_bytes=cfg.max_video_bytes,
-        max_duration_s=cfg.max_duration_s, frame_queue=cfg.frame_queue,
-        decode_nice=cfg.decode_nice, embed_interval_s=cfg.embed_interval_s,
-        scratch=data_dir / "scratch"), engine.face_model_version)
-    runner.clean_scratch()
-    metrics = JobMetrics.create(registry)
-    notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
-                      NoticeSensor(metrics), OutputAllowlist.for_config(config))
-    mailbox, store = JobMailbox(), JobStore(storage.db)
-    JobRules(store, mailbox.changed).register(appliers)
-    service = JobService(store, objects, domain.searcher, notices, cfg, ledger, metrics)
-    scheduler = JobScheduler(store, JobWrites(ledger), runner, mailbox, notices,
-                             domain.searcher, metrics,
-                             SchedulerSettings(workers=cfg.workers,
-                                               max_attempts=cfg.max_attempts,
-                                               retention_s=cfg.retention_s,
-                                               max_matches=cfg.max_matches), hooks)
-    return Jobs(service, scheduler, mailbox)
-
-
-@dataclass
 class ApiHooks:
     """What the API reports about the daemon itself."""
 
@@ -218,11 +177,9 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
     server = config.server
     arns = Arns(server.region, server.account_id)
-    tagging = Tagging(storage.tags, tag_keys(arns, domain.collections, domain.processors),
-                      ledger)
     handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, domain.processors),
-                **_bind(TAG_HANDLERS, tagging), **_bind(USER_HANDLERS, users),
-                **_bind(JOB_HANDLERS, jobs.service)}
+                **_bind(TAG_HANDLERS, domain.tags), **_bind(USER_HANDLERS, users),
+                **_bind(job_handlers(jobs.wires), jobs.service)}
     access = hooks.access
     verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
                 if access is not None else None)

@@ -8,8 +8,10 @@ uses, model check included) and its records go to the publisher. A problem with 
 processor (its collection gone, a bug in its settings) ends that processor's session only;
 the other frames of the batch are still analysed.
 
-Stored-video jobs are background work (``dataplane/background.py``): their frames are taken
-only when no live frame waits, and what becomes of their faces is their owner's business.
+It is also the jobs' face stage (``dataplane/stored/stages.py``: FACES): stored-video frames
+are background work (``dataplane/stored/background.py``), taken only when no live frame
+waits, and handed back to their owner as a ``FaceAnalysis``; what becomes of it is the
+owner's business.
 """
 
 from __future__ import annotations
@@ -17,25 +19,28 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
 
 import numpy as np
 
-from streamproc.dataplane.background import BackgroundFeed, BackgroundOwner
-from streamproc.dataplane.publish import Publisher
-from streamproc.dataplane.records import Match, face_search_record
-from streamproc.dataplane.session import Session, in_regions
-from streamproc.dataplane.source import VideoFrame
+from streamproc.dataplane.live.records import Match, face_search_record
+from streamproc.dataplane.live.session import Session
+from streamproc.dataplane.live.source import VideoFrame
+from streamproc.dataplane.output.publish import Publisher
+from streamproc.dataplane.regions import in_regions
+from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
+from streamproc.dataplane.stored.stages import FaceAnalysis
+from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.dataplane.tracking import Track
 from streamproc.errors import StreamprocError
 from streamproc.faces.engine import FaceEngine
-from streamproc.faces.types import Face
+from streamproc.faces.types import Face, embedding_of
 from streamproc.lifecycle import Service
 from streamproc.search.searcher import CollectionNotFound, FaceSearcher
 
 logger = logging.getLogger(__name__)
-Owner = Session | BackgroundOwner
-Work = tuple[Owner, Any, list[Face], list[Track]]  # the frame: VideoFrame or StoredFrame
+# A frame and whose it is: a live session's decoded frame, or a job's stored-video frame.
+Item = tuple[Session, VideoFrame] | tuple[BackgroundOwner[FaceAnalysis], StoredFrame]
+Work = tuple[Item, list[Face], list[Track]]
 
 
 class Analyzer(Service):
@@ -55,10 +60,10 @@ class Analyzer(Service):
         self._wake = wake
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
-        self._background: BackgroundFeed | None = None
+        self._background: BackgroundFeed[FaceAnalysis] | None = None
         self._beside_live = batch_frames
 
-    def add_background(self, feed: BackgroundFeed, beside_live: int) -> None:
+    def add_background(self, feed: BackgroundFeed[FaceAnalysis], beside_live: int) -> None:
         """Analyse ``feed``'s frames whenever no live frame waits.
 
         While live sessions are attached a batch holds at most ``beside_live`` of them.
@@ -78,10 +83,10 @@ class Analyzer(Service):
                 del self._sessions[session.name]
         session.frames.drain()
 
-    def _collect(self) -> list[tuple[Owner, Any]]:
+    def _collect(self) -> list[Item]:
         with self._lock:
             sessions = list(self._sessions.values())
-        batch: list[tuple[Owner, Any]] = []
+        batch: list[Item] = []
         progress = True
         while progress and len(batch) < self._batch:
             progress = False
@@ -93,7 +98,7 @@ class Analyzer(Service):
                     if len(batch) >= self._batch:
                         break
         if not batch and self._background is not None:
-            return self._background.take(self._beside_live if sessions else self._batch)
+            batch.extend(self._background.take(self._beside_live if sessions else self._batch))
         return batch
 
     def _run(self) -> None:
@@ -115,14 +120,15 @@ class Analyzer(Service):
                     if not isinstance(owner, Session):
                         owner.fail(f"Analysing a frame failed: {type(exc).__name__}")
 
-    def analyse(self, batch: list[tuple[Owner, Any]]) -> None:
+    def analyse(self, batch: list[Item]) -> None:
         """Detect, embed what needs it (one call for the whole batch), search and emit."""
         work: list[Work] = []
         to_embed: list[tuple[np.ndarray, list[Face]]] = []
         owners: list[tuple[Track, Face, float]] = []
         # One detector call per batch where the pack and device make that faster (GPU).
         found = self._engine.detect_many([frame.image for _, frame in batch])
-        for (session, frame), detected in zip(batch, found, strict=True):
+        for item, detected in zip(batch, found, strict=True):
+            session, frame = item
             height, width = frame.image.shape[:2]
             regions = session.regions
             faces = [f for f in detected if in_regions(f, regions, width, height)]
@@ -137,24 +143,24 @@ class Analyzer(Service):
             if fresh:
                 to_embed.append((frame.image, [f for _, f in fresh]))
                 owners += [(t, f, frame.decoded_at) for t, f in fresh]
-            work.append((session, frame, faces, tracks))
+            work.append((item, faces, tracks))
         self._engine.embed_many(to_embed)
         for track, face, when in owners:
-            track.observe(face.embedding, when)
-        for session, frame, faces, tracks in work:
+            track.observe(embedding_of(face), when)
+        for item, faces, tracks in work:
             for face, track in zip(faces, tracks, strict=True):
                 if face.embedding is None:
                     face.embedding = track.latest
-            if not isinstance(session, Session):
-                self._finish_background(session, frame, faces, tracks)
-            elif session.active.is_set():
-                self._finish_safely(session, frame, faces, tracks)
+            if not isinstance(item[0], Session):
+                self._finish_background(*item, faces, tracks)
+            elif item[0].active.is_set():
+                self._finish_safely(*item, faces, tracks)
 
     @staticmethod
-    def _finish_background(owner: BackgroundOwner, frame: Any, faces: list[Face],
-                           tracks: list[Track]) -> None:
+    def _finish_background(owner: BackgroundOwner[FaceAnalysis], frame: StoredFrame,
+                           faces: list[Face], tracks: list[Track]) -> None:
         try:
-            owner.finish(frame, faces, tracks)
+            owner.finish(frame, FaceAnalysis(faces, tracks))
         except Exception as exc:
             logger.exception("%s: analysing a frame failed", owner.name)
             owner.fail(f"Analysing a frame failed: {type(exc).__name__}: {exc}")
@@ -183,7 +189,7 @@ class Analyzer(Service):
     def _finish(self, session: Session, frame: VideoFrame, faces: list[Face],
                 tracks: list[Track]) -> None:
         track_mode = session.plan.emit == "track"
-        vectors = [t.mean_embedding if track_mode else f.embedding
+        vectors = [t.mean_embedding if track_mode else embedding_of(f)
                    for f, t in zip(faces, tracks, strict=True)]
         matches = self._search(session, vectors)
         session.sensor.frame_analysed(len(faces), sum(1 for m in matches if m))

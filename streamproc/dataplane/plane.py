@@ -13,11 +13,11 @@ import threading
 import time
 
 from streamproc.config import Config
-from streamproc.dataplane.allowlist import InputAllowlist
 from streamproc.dataplane.analyzer import Analyzer
-from streamproc.dataplane.publish import Publisher
-from streamproc.dataplane.session import Session, SessionEvents, SessionPlan
-from streamproc.dataplane.worker import SourceSettings, SourceWorker
+from streamproc.dataplane.guard.allowlist import InputAllowlist
+from streamproc.dataplane.live.session import Session, SessionEvents, SessionPlan
+from streamproc.dataplane.live.worker import SourceSettings, SourceWorker
+from streamproc.dataplane.output.publish import Publisher
 from streamproc.faces.engine import FaceEngine
 from streamproc.lifecycle import Service
 from streamproc.metrics import ProcessorSensor

@@ -38,7 +38,7 @@ def estimate_quality(image: np.ndarray, box: np.ndarray) -> Quality:
     brightness = float(gray.mean()) / 255.0 * 100.0
     if min(gray.shape) > 64:
         # Judge sharpness at a fixed scale so big faces are not penalised for pixel count.
-        gray = cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA)
+        gray = np.asarray(cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA), np.float64)
     ratio = float(cv2.Laplacian(gray, cv2.CV_64F).var()) / max(float(gray.var()), 1e-6)
     sharpness = 100.0 * (1.0 - math.exp(-ratio / _SHARPNESS_SCALE))
     return Quality(brightness=round(brightness, 4), sharpness=round(sharpness, 4))

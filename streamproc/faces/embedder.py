@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from insightface.utils.face_align import norm_crop
 
-from streamproc.faces.runner import OrtRunner
+from streamproc.faces.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class EmbedderSettings:
 class ArcFaceEmbedder:
     """Computes unit-length embeddings; the dimension comes from the model."""
 
-    def __init__(self, runner: OrtRunner, settings: EmbedderSettings) -> None:
+    def __init__(self, runner: Runner, settings: EmbedderSettings) -> None:
         self.runner = runner
         self.settings = settings
         self._dim: int | None = None

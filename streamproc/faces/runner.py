@@ -45,7 +45,7 @@ class Runner(Protocol):
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run the model on one input tensor; every output, as float32 numpy arrays."""
 
-    def output_shape(self) -> list[Any]:
+    def output_shape(self) -> list[int | str | None]:
         """Shape of the first output as the model declares it (may hold symbols)."""
 
     @property
@@ -109,7 +109,7 @@ class OrtRunner(RunnerBase):
                  transform: GraphTransform | None = None) -> None:
         super().__init__(path, options, transform)
         self._config = dict(session_config or {})
-        self._session: Any = None
+        self._session: Any = None  # an onnxruntime.InferenceSession (untyped library)
 
     def load(self) -> None:
         """Create the session (reads the model file) and check where it really runs."""
@@ -133,7 +133,7 @@ class OrtRunner(RunnerBase):
             # the dynamic linker does not search: onnxruntime's documented preload loads them
             # (a no-op for what is already loaded, e.g. from a CUDA base image or torch).
             ort.preload_dlls()
-        model: Any = graph.SerializeToString() if graph is not None else str(self.path)
+        model: bytes | str = graph.SerializeToString() if graph is not None else str(self.path)
         self._session = ort.InferenceSession(model, options, providers=providers)
         actual = self._session.get_providers()
         self._report(ProviderStatus(
@@ -154,7 +154,7 @@ class OrtRunner(RunnerBase):
         """Name of the single input tensor."""
         return self.session.get_inputs()[0].name
 
-    def output_shape(self) -> list[Any]:
+    def output_shape(self) -> list[int | str | None]:
         """Shape of the first output as the model declares it (may hold symbols)."""
         return list(self.session.get_outputs()[0].shape)
 

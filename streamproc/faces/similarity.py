@@ -2,7 +2,9 @@
 
 A piecewise-linear curve through per-pack calibration knots: monotonic, so ranking by
 Similarity is ranking by cosine, and Similarity 80 sits at the cosine a pack needs for a
-confident same-person match. The inverse turns a threshold into a cosine for search.
+confident same-person match. A search takes the nearest faces unfiltered and compares
+their Similarity with the threshold (``streamproc.search.searcher``), so no threshold is
+ever turned back into a cosine.
 """
 
 from __future__ import annotations
@@ -22,7 +24,3 @@ class SimilarityScale:
     def similarity(self, cosine: np.ndarray | float) -> np.ndarray | float:
         """Similarity (0-100) for cosine values."""
         return np.interp(cosine, self._cos, self._sim)
-
-    def cosine_for(self, similarity: float) -> float:
-        """Smallest cosine whose Similarity reaches ``similarity``."""
-        return float(np.interp(similarity, self._sim, self._cos))

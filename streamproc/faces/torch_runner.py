@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from streamproc.faces.errors import ModelPackError
 from streamproc.faces.graphs import fold_dequantize
@@ -33,10 +34,11 @@ class TorchRunner(RunnerBase):
     def __init__(self, path: Path, options: ExecutionOptions | None = None,
                  transform: GraphTransform | None = None) -> None:
         super().__init__(path, options, transform)
+        # torch's types: torch is optional and imported only in load().
         self._module: Any = None
         self._device: Any = None
         self._dtype: Any = None
-        self._output_shape: list[Any] = []
+        self._output_shape: list[int | str | None] = []
 
     def load(self) -> None:
         """Read and convert the graph, move it to the device (half precision if asked)."""
@@ -49,7 +51,7 @@ class TorchRunner(RunnerBase):
                    f"'streamproc[torch]'")
             raise ModelPackError(msg) from exc
 
-        def transform(model: Any) -> Any:
+        def transform(model: onnx.ModelProto) -> onnx.ModelProto:
             model = self._transform(model) if self._transform is not None else model
             return fold_dequantize(model)
 
@@ -75,7 +77,7 @@ class TorchRunner(RunnerBase):
             requested=requested, providers=[f"torch:{device}"], fp16=half,
             fallback=fallback))
 
-    def output_shape(self) -> list[Any]:
+    def output_shape(self) -> list[int | str | None]:
         """Shape of the first output as the model declares it (may hold symbols)."""
         return list(self._output_shape)
 

@@ -52,3 +52,20 @@ class Face:
     def area(self) -> float:
         """Box area in pixels."""
         return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+class NotEmbedded(RuntimeError):
+    """A face used as a vector before ``FaceEngine.embed`` ran on it: a bug in the caller."""
+
+
+def embedding_of(face: Face) -> np.ndarray:
+    """The face's embedding, which every face has once it is embedded.
+
+    The one check for the API's faces (compare, search, index) and the analyser's live
+    ones. Neither caller catches it: the API answers InternalServerError, and a processor's
+    session ends with "analysis: NotEmbedded: ...", as for any other bug.
+    """
+    if face.embedding is None:
+        msg = "a face was used before it was embedded"
+        raise NotEmbedded(msg)
+    return face.embedding

@@ -7,6 +7,31 @@ than one entry per running job: its policy when "full" is COALESCE, as the proce
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LaunchEnded:
+    """A launch finished its work (``error`` None) or failed with ``error``."""
+
+    job_id: str
+    attempt: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StageDown:
+    """A shared stage gave up for good: every running and queued job fails with ``reason``."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What happened since the last take."""
+
+    ended: tuple[LaunchEnded, ...] = ()  # one per job, in the order the jobs first ended
+    down: StageDown | None = None
 
 
 class JobMailbox:
@@ -14,8 +39,8 @@ class JobMailbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ended: dict[str, tuple[int, str | None]] = {}
-        self._fail_all: str | None = None
+        self._ended: dict[str, LaunchEnded] = {}
+        self._down: StageDown | None = None
         self.wake = threading.Event()
 
     def changed(self) -> None:
@@ -23,27 +48,23 @@ class JobMailbox:
         self.wake.set()
 
     def job_ended(self, job_id: str, attempt: int, error: str | None) -> None:
-        """A launch finished its work (error None) or failed."""
+        """A launch finished its work (error None) or failed (``JobEvents``, for launches)."""
         with self._lock:
             current = self._ended.get(job_id)
-            if current is None or current[0] <= attempt:
-                self._ended[job_id] = (attempt, error)
+            if current is None or current.attempt <= attempt:
+                self._ended[job_id] = LaunchEnded(job_id, attempt, error)
         self.wake.set()
 
     def fail_all(self, reason: str) -> None:
         """A shared stage gave up: every running job fails with ``reason``."""
         with self._lock:
-            self._fail_all = reason
+            self._down = StageDown(reason)
         self.wake.set()
 
-    def take(self) -> tuple[dict[str, tuple[int, str | None]], str | None]:
-        """What happened since the last take.
-
-        Launches that ended (job id -> (attempt, error)), and why every running job must
-        fail, if a shared stage gave up.
-        """
+    def take(self) -> Batch:
+        """Everything posted since the last take."""
         with self._lock:
             self.wake.clear()
             ended, self._ended = self._ended, {}
-            fail_all, self._fail_all = self._fail_all, None
-        return ended, fail_all
+            down, self._down = self._down, None
+        return Batch(tuple(ended.values()), down)

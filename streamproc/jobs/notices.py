@@ -17,35 +17,33 @@ import time
 from typing import Any, Protocol
 
 from streamproc.config import NotificationTarget
-from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
-from streamproc.dataplane.transport import legal_topic
+from streamproc.dataplane.output.outputs import OutputAllowlist, OutputRefused
+from streamproc.dataplane.output.transport import legal_topic
 from streamproc.errors import InvalidParameterException
+from streamproc.jobs.kind import Job
+from streamproc.jobs.request import NotificationChannel
 from streamproc.metrics import NoticeSensor
-from streamproc.storage.jobs import StoredJob
 
 logger = logging.getLogger(__name__)
-# The notice's "API": the Start operation that made the job.
-OPERATIONS = {"FaceDetection": "StartFaceDetection", "FaceSearch": "StartFaceSearch"}
 
 
 class NoticePublisher(Protocol):
-    """The publisher's submit (``dataplane.publish.Publisher``)."""
+    """The publisher's submit (``dataplane.output.publish.Publisher``)."""
 
     def submit(self, destination: str, processor: str, topic: str, value: bytes,
                decoded_at: float, sensor: Any) -> None:
         """Queue one record, keyed by ``processor``."""
 
 
-def notice(job: StoredJob, status: str, message: str, finished: float) -> dict[str, Any]:
-    """The SNS message body for a finished job."""
-    video = job.request["Video"]["S3Object"]
+def notice(job: Job[Any], status: str, message: str, finished: float) -> dict[str, Any]:
+    """The SNS message body for a finished job (its "API": the kind's Start operation)."""
+    video = job.request.source
     body: dict[str, Any] = {"JobId": job.job_id, "Status": status,
-                            "API": OPERATIONS[job.api], "Message": message,
+                            "API": job.kind.operation, "Message": message,
                             "Timestamp": int(round(finished * 1000)),
-                            "Video": {"S3ObjectName": video["Name"],
-                                      "S3Bucket": video["Bucket"]}}
-    if job.request.get("JobTag") is not None:
-        body["JobTag"] = job.request["JobTag"]
+                            "Video": {"S3ObjectName": video.name, "S3Bucket": video.bucket}}
+    if job.request.job_tag is not None:
+        body["JobTag"] = job.request.job_tag
     return body
 
 
@@ -61,9 +59,9 @@ class Notices:
         self._topics = topics
         self._sensor = sensor
 
-    def target(self, channel: dict[str, str]) -> tuple[str, str]:
+    def target(self, channel: NotificationChannel) -> tuple[str, str]:
         """(cluster, topic) for a NotificationChannel; InvalidParameterException if none."""
-        arn = channel["SNSTopicArn"]
+        arn = channel.topic_arn
         name = arn.rsplit(":", 1)[-1]
         mapped = self._topics.get(arn) or self._topics.get(name)
         topic = mapped.topic if mapped is not None else name
@@ -89,10 +87,10 @@ class Notices:
                 f"NotificationChannel.SNSTopicArn {arn} refused by outputs.{exc.rule}: "
                 f"{exc.message}") from None
 
-    def send(self, job: StoredJob, status: str, message: str, finished: float) -> None:
+    def send(self, job: Job[Any], status: str, message: str, finished: float) -> None:
         """Queue the notice of a finished job, if it asked for one."""
-        channel = job.request.get("NotificationChannel")
-        if not channel:
+        channel = job.request.notification
+        if channel is None:
             return
         try:
             cluster, topic = self.target(channel)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamproc.errors import IdempotentParameterMismatchException, LimitExceededException
+from streamproc.jobs.commands import AddJobResults, FinishJob, LaunchJob, SetJobMetadata, StartJob
 from streamproc.ledger import Applied, Appliers, Ledger
 from streamproc.storage.jobs import QUEUED, RUNNING, JobStore, ResultRow, StoredJob
 
@@ -58,49 +59,47 @@ class JobRules:
 
     def register(self, appliers: Appliers) -> None:
         """Declare this module's commands."""
-        for kind, fn in (("job.start", self._start), ("job.launch", self._launch),
-                         ("job.metadata", self._metadata), ("job.results", self._results),
-                         ("job.finish", self._finish)):
-            appliers.register(kind, fn)
+        appliers.register(StartJob, self._start)
+        appliers.register(LaunchJob, self._launch)
+        appliers.register(SetJobMetadata, self._metadata)
+        appliers.register(AddJobResults, self._results)
+        appliers.register(FinishJob, self._finish)
 
-    def _start(self, p: dict[str, Any], where: Applied) -> str:
-        api, token, request = p["api"], p["token"], p["request"]
-        if self._store.get(p["job_id"]) is not None:
-            return str(p["job_id"])  # applied before (a replay after a crash)
-        if token is not None:
-            retention = p.get("retention_s", math.inf)  # absent: never expired
-            earlier = token_job(self._store, api, token, request, p["created"], retention)
+    def _start(self, c: StartJob, where: Applied) -> str:
+        if self._store.get(c.job_id) is not None:
+            return c.job_id  # applied before (a replay after a crash)
+        if c.token is not None:
+            retention = math.inf if c.retention_s is None else c.retention_s  # never expired
+            earlier = token_job(self._store, c.api, c.token, c.request, c.created, retention)
             if earlier is not None:
                 return earlier.job_id
-            stale = self._store.by_token(api, token)
+            stale = self._store.by_token(c.api, c.token)
             if stale is not None:
                 self._store.delete(stale.job_id)  # expired: gone here too, as its purge would
         active = len(self._store.in_state(QUEUED, RUNNING))
-        if active >= p["max_jobs"]:
+        if active >= c.max_jobs:
             raise LimitExceededException(
-                f"{active} jobs are queued or running; the limit is {p['max_jobs']} "
+                f"{active} jobs are queued or running; the limit is {c.max_jobs} "
                 "(jobs.max_jobs)")
-        self._store.insert(p["job_id"], api, token, request, p["created"])
+        self._store.insert(c.job_id, c.api, c.token, c.request, c.created)
         self._notify()
-        return str(p["job_id"])
+        return c.job_id
 
-    def _launch(self, p: dict[str, Any], where: Applied) -> int | None:
+    def _launch(self, c: LaunchJob, where: Applied) -> int | None:
         """A new attempt on ``node``; None when the job moved on since the caller looked."""
-        job = self._store.get(p["job_id"])
-        if job is None or job.state not in (QUEUED, RUNNING) or job.attempt != p["after"]:
+        job = self._store.get(c.job_id)
+        if job is None or job.state not in (QUEUED, RUNNING) or job.attempt != c.after:
             return None
-        return self._store.launch(job.job_id, p["node"], p["message"])
+        return self._store.launch(job.job_id, c.node, c.message)
 
-    def _metadata(self, p: dict[str, Any], where: Applied) -> None:
-        self._store.set_metadata(p["job_id"], p["attempt"], p["metadata"])
+    def _metadata(self, c: SetJobMetadata, where: Applied) -> None:
+        self._store.set_metadata(c.job_id, c.attempt, c.metadata)
 
-    def _results(self, p: dict[str, Any], where: Applied) -> bool:
-        rows = [ResultRow(seq, ts, person, item) for seq, ts, person, item in p["rows"]]
-        return self._store.add_results(p["job_id"], p["attempt"], rows)
+    def _results(self, c: AddJobResults, where: Applied) -> bool:
+        return self._store.add_results(c.job_id, c.attempt, list(c.rows))
 
-    def _finish(self, p: dict[str, Any], where: Applied) -> bool:
-        return self._store.finish(p["job_id"], p["attempt"], p["state"], p["message"],
-                                  p["finished"])
+    def _finish(self, c: FinishJob, where: Applied) -> bool:
+        return self._store.finish(c.job_id, c.attempt, c.state, c.message, c.finished)
 
 
 class JobWrites:
@@ -112,25 +111,18 @@ class JobWrites:
 
     def launch(self, job_id: str, after: int, message: str) -> int | None:
         """Start attempt ``after + 1`` here; None when another node or launch got there."""
-        result = self._ledger.submit("job.launch", {"job_id": job_id, "after": after,
-                                                    "node": self.node_id, "message": message})
-        return None if result is None else int(result)
+        return self._ledger.submit(LaunchJob(job_id, after, self.node_id, message))
 
     def finish(self, job_id: str, attempt: int | None, state: str, message: str,
                finished: float) -> bool:
         """End the job (``attempt`` None: whatever launch); False if it had ended."""
-        return bool(self._ledger.submit("job.finish", {
-            "job_id": job_id, "attempt": attempt, "state": state, "message": message,
-            "finished": finished}))
+        return self._ledger.submit(FinishJob(job_id, attempt, state, message, finished))
 
     # ResultSink, for the launches
     def set_metadata(self, job_id: str, attempt: int, metadata: dict[str, Any]) -> None:
         """The video's VideoMetadata."""
-        self._ledger.submit("job.metadata", {"job_id": job_id, "attempt": attempt,
-                                             "metadata": metadata})
+        self._ledger.submit(SetJobMetadata(job_id, attempt, metadata))
 
     def add_results(self, job_id: str, attempt: int, rows: list[ResultRow]) -> bool:
         """Append results; False when this launch no longer owns the job."""
-        return bool(self._ledger.submit("job.results", {
-            "job_id": job_id, "attempt": attempt,
-            "rows": [[r.seq, r.timestamp_ms, r.person, r.item] for r in rows]}))
+        return self._ledger.submit(AddJobResults(job_id, attempt, tuple(rows)))

@@ -18,6 +18,15 @@ node no longer has (another launch took over, here or elsewhere) is halted.
 A job RUNNING here with no launch (the daemon restarted under it, or the node that ran it
 left) runs again from the beginning, until ``max_attempts`` launches; then it FAILS with the
 reason. Stopping halts every launch without touching its row, so the next start resumes it.
+
+A job of a kind this node lacks (a newer node's, mid-upgrade) is never launched, ended or
+failed here: it stays as it is for a node that knows the kind (logged once). It still counts
+in placement, so all nodes agree where each job goes; one placed here waits until placement
+moves it (this node leaves, or comes back upgraded).
+
+What a job runs is its kind's (:mod:`.kind`): the loop knows no kind. What it holds per job
+is one :class:`~streamproc.jobs.slots.JobSlot`; the loop's shape (mailbox wait, halts with
+deadlines, bounded stop) is :class:`~streamproc.controlloop.ControlLoop`'s.
 """
 
 from __future__ import annotations
@@ -25,114 +34,42 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
 
-from streamproc.dataplane.jobrun import JobEvents, JobPlan, ResultSink
+from streamproc.controlloop import ControlLoop, Halts
+from streamproc.dataplane.stored.jobrun import JobPlan
 from streamproc.errors import StreamprocError
-from streamproc.jobs.mailbox import JobMailbox
-from streamproc.jobs.notices import Notices
-from streamproc.jobs.request import JobRequest
-from streamproc.jobs.rules import JobWrites
-from streamproc.lifecycle import Service
-from streamproc.metrics import JobMetrics, JobSensor
-from streamproc.rekognition.constants import FACE_SEARCH
-from streamproc.search.searcher import FaceSearcher
-from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, StoredJob
+from streamproc.jobs.ends import JobEnds
+from streamproc.jobs.mailbox import Batch
+from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
+from streamproc.jobs.slots import H, JobEnd, Phase, Slots, running, unconfirmed
+from streamproc.metrics import JobSensor
+from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, StoredJob
 
 logger = logging.getLogger(__name__)
 
 
-class JobRuntime(Protocol):
-    """What the scheduler drives: the data plane's job runner, or a fake in tests."""
-
-    def launch(self, plan: JobPlan, sink: ResultSink, events: JobEvents,
-               sensor: JobSensor) -> Any:
-        """Start a launch."""
-
-    def begin_halt(self, run: Any) -> None:
-        """Ask a launch to end; returns at once."""
-
-    def halted(self, run: Any) -> bool:
-        """True once the launch's thread has finished."""
-
-
-@dataclass(frozen=True)
-class SchedulerSettings:
-    """Capacity, retries, retention and pacing."""
-
-    workers: int = 1
-    max_attempts: int = 3
-    retention_s: float = 7 * 86400.0
-    max_matches: int = 10
-    tick_s: float = 0.5
-    purge_every_s: float = 60.0
-    # Rows are deleted this long after their retention ran out, so that no node deletes a
-    # job that a ClientRequestToken, judged by the command's own time (jobs.rules.expired),
-    # still names on the others (apply delays, clock skew).
-    purge_grace_s: float = 3600.0
-    # An unacknowledged launch command may still land; its job waits this long for it.
-    unconfirmed_wait_s: float = 60.0
-    stop_timeout_s: float = 2.0
-
-
-Active = list[tuple[str, str | None]]  # (job id, the node running it or None), oldest first
-
-
-def _everything(active: Active) -> set[str]:
-    return {job_id for job_id, _ in active}
-
-
-@dataclass(frozen=True)
-class JobHooks:
-    """Where cluster mode plugs in: which of the active jobs run on this node."""
-
-    placement: Callable[[Active], set[str]] = _everything
-
-
-@dataclass(frozen=True)
-class _End:
-    """How a job ends: the attempt it ends, and its state and message."""
-
-    attempt: int
-    api: str
-    state: str
-    message: str
-
-
-@dataclass
-class _Launch:
-    run: Any
-    attempt: int
-    api: str
-    started: float
-
-
-class JobScheduler(Service):
+class JobScheduler(ControlLoop[H]):
     """Makes running launches match the queue; ends jobs; deletes expired ones."""
 
-    def __init__(self, store: JobStore, writes: JobWrites, runtime: JobRuntime,
-                 mailbox: JobMailbox, notices: Notices, searcher: FaceSearcher,
-                 metrics: JobMetrics, settings: SchedulerSettings,
+    def __init__(self, parts: SchedulerParts[H], settings: SchedulerSettings,
                  hooks: JobHooks | None = None, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("jobs")
-        self._store = store  # read here; written through self._writes (purge: locally)
-        self._writes = writes
-        self._runtime = runtime
-        self._mailbox = mailbox
-        self._notices = notices
-        self._searcher = searcher
-        self._metrics = metrics
+        super().__init__("jobs", parts.mailbox.wake, settings.tick_s,
+                         Halts(parts.runtime, settings.stop_timeout_s))
+        self._store = parts.store
+        self._writes = parts.writes
+        self._runtime = parts.runtime
+        self._mailbox = parts.mailbox
+        self._kinds = parts.kinds
+        self._metrics = parts.metrics
         self._settings = settings
         self._hooks = hooks or JobHooks()
         self._clock = clock
-        # Owned by the loop's thread (and by stop() once the loop has ended).
-        self._launches: dict[str, _Launch] = {}
-        # Ends not yet written (the cluster's log was away), written again each turn.
-        self._unwritten: dict[str, _End] = {}
-        # Launch commands not acknowledged (they may land late): job id -> (the attempt it
-        # would start, when to stop waiting for it). Each holds a worker slot meanwhile.
-        self._unconfirmed: dict[str, tuple[int, float]] = {}
+        # Owned by the loop's thread (and by stop() once it ended), as is _unknown.
+        self._slots: Slots[H] = Slots()
+        self._ends = JobEnds(parts.store, parts.writes, self._slots, parts.notices,
+                             parts.kinds, parts.metrics, clock)
+        self._unknown: set[str] = set()  # active jobs of a kind not here, already logged
         self._purged_at = float("-inf")
         self._broken: str | None = None  # why no job can run any more (a stage gave up)
 
@@ -145,57 +82,65 @@ class JobScheduler(Service):
         """
         self.reconcile_once()
 
-    def running_ids(self) -> list[str]:
-        """Jobs with a launch on this node, for tests between turns (the loop owns the table)."""
-        return sorted(self._launches)
-
     # ---- the loop ---------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self.stopping:
-            self.beat()
-            self._mailbox.wake.wait(self._settings.tick_s)
-            if not self.stopping:
-                self.reconcile_once()
-
     def reconcile_once(self) -> None:
         """One turn: end reported launches, halt lost ones, launch jobs placed here, purge."""
         self._apply(self._mailbox.take())
-        self._write_ends()
+        self._ends.write_again()
         active = self._store.in_state(QUEUED, RUNNING)
         here = self._hooks.placement([(j.job_id, j.node if j.state == RUNNING else None)
                                       for j in active])
         self._halt_lost({j.job_id: j for j in active})
         ids = {j.job_id for j in active}
-        self._unconfirmed = {j: u for j, u in self._unconfirmed.items() if j in ids}
+        self._unknown &= ids
+        for slot in self._slots.in_phase(Phase.UNCONFIRMED):
+            if slot.job_id not in ids:
+                self._slots.change(slot.job_id, None, "its job is no longer active")
         log_away = False
         for job in active:
-            if job.job_id in self._launches or job.job_id in self._unwritten:
-                continue
-            if job.job_id not in here:
-                pending = self._unconfirmed.get(job.job_id)
-                if pending is not None and not self._landed(job, pending[0]):
-                    # Only forgotten (another launch won, or the wait ran out), never started
-                    # here while not placed here; else it held a slot till the job ended.
-                    self._adopt(job)
-                continue
-            if self._broken is not None:
-                self._end(job.job_id, _End(job.attempt, job.api, FAILED, self._broken))
-            elif job.job_id in self._unconfirmed:
-                self._adopt(job)
-            elif job.state == RUNNING and job.attempt >= self._settings.max_attempts:
-                self._end(job.job_id, _End(
-                    job.attempt, job.api, FAILED,
-                    f"The job was cut off {job.attempt} times by a daemon restart or its node "
-                    f"leaving the cluster (jobs.max_attempts = {self._settings.max_attempts});"
-                    f" it was not finished"))
-            elif not log_away and \
-                    len(self._launches) + len(self._unconfirmed) < self._settings.workers:
-                log_away = not self._launch(job)
+            log_away = self._converge(job, job.job_id in here, log_away)
         self._metrics.queued.set(sum(1 for j in active if j.state == QUEUED and
-                                     j.job_id not in self._launches))
-        self._metrics.running.set(len(self._launches))
+                                     self._slots.phase(j.job_id) is not Phase.RUNNING))
+        self._metrics.running.set(len(self._slots.in_phase(Phase.RUNNING)))
+        self.halts.finish()
         if time.monotonic() - self._purged_at >= self._settings.purge_every_s:
             self.purge()
+
+    def _converge(self, job: StoredJob, placed: bool, log_away: bool) -> bool:
+        """One active job's turn; whether the log is away (no more launches this turn)."""
+        if not self._kinds.knows(job.api):
+            self._leave_unknown(job, placed)
+            return log_away
+        phase = self._slots.phase(job.job_id)
+        if phase in (Phase.RUNNING, Phase.END_UNWRITTEN):
+            return log_away
+        if not placed:
+            slot = self._slots.get(job.job_id)
+            if slot is not None and not self._landed(job, slot.attempt):
+                # Only forgotten (another launch won, or the wait ran out), never started
+                # here while not placed here; else it held a slot till the job ended.
+                self._adopt(job)
+            return log_away
+        if self._broken is not None:
+            self._ends.end(job.job_id, JobEnd(job.attempt, job.api, FAILED, self._broken))
+        elif phase is Phase.UNCONFIRMED:
+            self._adopt(job)
+        elif job.state == RUNNING and job.attempt >= self._settings.max_attempts:
+            self._ends.end(job.job_id, JobEnd(
+                job.attempt, job.api, FAILED,
+                f"The job was cut off {job.attempt} times by a daemon restart or its node "
+                f"leaving the cluster (jobs.max_attempts = {self._settings.max_attempts});"
+                f" it was not finished"))
+        elif not log_away and self._slots.working() < self._settings.workers:
+            return not self._launch(job)
+        return log_away
+
+    def _leave_unknown(self, job: StoredJob, placed: bool) -> None:
+        """A job of a kind this node lacks: left as it is; said once, when placed here."""
+        if placed and job.job_id not in self._unknown:
+            self._unknown.add(job.job_id)
+            logger.warning("job %s is placed here, but this node runs no %s jobs; it is left "
+                           "%s for a node that does", job.job_id, job.api, job.state)
 
     def _halt_lost(self, active: dict[str, StoredJob]) -> None:
         """Halt launches whose job ended or was launched again (here or by another node).
@@ -204,15 +149,15 @@ class JobScheduler(Service):
         if its job really moved, the new launch's ``job.launch`` command says so (two
         launches of one job waste work but cannot mix results: writes name the attempt).
         """
-        for job_id, launch in list(self._launches.items()):
-            job = active.get(job_id)
-            if job is not None and job.attempt == launch.attempt and \
+        for slot, run in self._slots.launches():
+            job = active.get(slot.job_id)
+            if job is not None and job.attempt == slot.attempt and \
                     job.node == self._writes.node_id:
                 continue
-            logger.info("job %s is no longer this launch's (attempt %d); halting it", job_id,
-                        launch.attempt)
-            del self._launches[job_id]
-            self._runtime.begin_halt(launch.run)
+            logger.info("job %s is no longer this launch's (attempt %s); halting it",
+                        slot.job_id, slot.attempt)
+            self._slots.change(slot.job_id, None, "halted: the launch is lost")
+            self.halts.begin(slot.job_id, run)
 
     def purge(self) -> int:
         """Delete jobs that finished more than ``retention_s`` (+ the grace) ago."""
@@ -237,8 +182,9 @@ class JobScheduler(Service):
             attempt = self._writes.launch(job.job_id, job.attempt, message)
         except StreamprocError as exc:  # the log is away: the command may still land
             logger.warning("job %s not launched yet: %s", job.job_id, exc.message)
-            self._unconfirmed[job.job_id] = (job.attempt + 1, time.monotonic() +
-                                             self._settings.unconfirmed_wait_s)
+            self._slots.change(job.job_id, unconfirmed(
+                job.job_id, job.attempt + 1,
+                time.monotonic() + self._settings.unconfirmed_wait_s), "unacknowledged")
             return False
         if attempt is None:  # another launch got there first; perhaps our own, landed late
             current = self._store.get(job.job_id)
@@ -248,109 +194,63 @@ class JobScheduler(Service):
         self._start(replace(plan, attempt=attempt))
         return True
 
-    def _landed(self, job: StoredJob, attempt: int) -> bool:
+    def _landed(self, job: StoredJob, attempt: int | None) -> bool:
         """Whether the log holds this node's launch ``attempt`` of ``job``."""
         return job.state == RUNNING and job.attempt == attempt and \
             job.node == self._writes.node_id
 
     def _adopt(self, job: StoredJob) -> None:
         """Run an unacknowledged launch once it landed; wait for it a while; else forget it."""
-        attempt, give_up = self._unconfirmed[job.job_id]
-        if self._landed(job, attempt):
-            del self._unconfirmed[job.job_id]
-            plan = self._plan(job, attempt)  # a later turn: check the collection again
-            if plan is not None:
-                self._start(plan)  # no new attempt spent
-        elif job.attempt >= attempt or time.monotonic() >= give_up:
-            del self._unconfirmed[job.job_id]  # another launch won, or it never landed
+        slot = self._slots.get(job.job_id)
+        if slot is None or slot.attempt is None:
+            return
+        if self._landed(job, slot.attempt):
+            plan = self._plan(job, slot.attempt)  # a later turn: check the kind's needs again
+            if plan is None:
+                return
+            self._start(plan)  # no new attempt spent
+        elif job.attempt >= slot.attempt or time.monotonic() >= slot.give_up:
+            self._slots.change(job.job_id, None, "another launch won, or it never landed")
 
     def _plan(self, job: StoredJob, attempt: int) -> JobPlan | None:
-        """What attempt ``attempt`` runs; None if its collection is gone (the job FAILED)."""
-        request = JobRequest.from_dict(job.api, job.request)
-        collection = None
-        if job.api == FACE_SEARCH:
-            assert request.collection_id is not None
-            try:
-                collection = self._searcher.check(request.collection_id)
-            except StreamprocError as exc:  # deleted, or made by another model, since Start
-                self._end(job.job_id, _End(attempt, job.api, FAILED, exc.message))
-                return None
-        return JobPlan(job.job_id, attempt, job.api, request.video, collection,
-                       request.threshold, self._settings.max_matches)
+        """What attempt ``attempt`` runs; None if its kind refused it now (the job FAILED)."""
+        try:
+            view = self._kinds.job(job)
+            results = view.kind.results(view.request)
+        except StreamprocError as exc:  # its kind cannot run it now, and says why
+            self._ends.end(job.job_id, JobEnd(attempt, job.api, FAILED, exc.message))
+            return None
+        return JobPlan(job.job_id, attempt, job.api, view.request.source, results,
+                       view.kind.input, view.kind.stage)
 
     def _start(self, plan: JobPlan) -> None:
         sensor = JobSensor(self._metrics, plan.api, plan.job_id)
         run = self._runtime.launch(plan, self._writes, self._mailbox, sensor)
-        self._launches[plan.job_id] = _Launch(run, plan.attempt, plan.api, time.monotonic())
-        logger.info("job %s (%s of %s/%s) launched, attempt %d", plan.job_id, plan.api,
-                    plan.video.bucket, plan.video.name, plan.attempt)
+        self._slots.change(plan.job_id, running(plan.job_id, run, plan.attempt, plan.api,
+                                                time.monotonic()), "launched")
+        logger.info("job %s (%s of %s) launched, attempt %d", plan.job_id, plan.api,
+                    plan.source.shown, plan.attempt)
 
-    def _apply(self, events: tuple[dict[str, tuple[int, str | None]], str | None]) -> None:
-        ended, fail_all = events
-        if fail_all is not None:
-            self._broken = fail_all  # the analyzer stays down until the daemon restarts
-            for job_id, launch in self._launches.items():
-                self._runtime.begin_halt(launch.run)
-                ended[job_id] = (launch.attempt, fail_all)
+    def _apply(self, batch: Batch) -> None:
+        ended: dict[str, tuple[int | None, str | None]] = {
+            e.job_id: (e.attempt, e.error) for e in batch.ended}
+        if batch.down is not None:
+            self._broken = batch.down.reason  # the analyzer stays down until the restart
+            for halting, run in self._slots.launches():
+                self.halts.begin(halting.job_id, run)
+                ended[halting.job_id] = (halting.attempt, batch.down.reason)
         for job_id, (attempt, error) in ended.items():
-            launch = self._launches.get(job_id)
-            if launch is None or launch.attempt != attempt:
+            slot = self._slots.get(job_id)
+            if slot is None or slot.phase is not Phase.RUNNING or slot.attempt != attempt:
                 continue  # a stale launch (halted, or superseded)
-            del self._launches[job_id]
-            self._metrics.duration.labels(launch.api).observe(
-                time.monotonic() - launch.started)
-            self._end(job_id, _End(launch.attempt, launch.api,
-                                   SUCCEEDED if error is None else FAILED, error or ""))
-
-    def _end(self, job_id: str, end: _End, retry: bool = False) -> None:
-        if not self._finish(job_id, end, retry):
-            self._unwritten[job_id] = end
-
-    def _write_ends(self) -> None:
-        """Ends that could not be written last turn (the cluster's log was away)."""
-        for job_id, end in list(self._unwritten.items()):
-            del self._unwritten[job_id]
-            self._end(job_id, end, retry=True)
-
-    def _finish(self, job_id: str, end: _End, retry: bool) -> bool:
-        """End the job and send its notice; False if the end could not be written.
-
-        ``retry``: an earlier try was not acknowledged; if it landed after all, the job
-        shows this very end, and its notice is still owed.
-        """
-        finished = self._clock()
-        try:
-            changed = self._writes.finish(job_id, end.attempt, end.state, end.message,
-                                          finished)
-        except StreamprocError as exc:
-            logger.warning("job %s: its end (%s) is not written yet: %s", job_id, end.state,
-                           exc.message)
-            return False
-        job = self._store.get(job_id)
-        if not changed and not (retry and job is not None and (
-                job.attempt, job.state, job.status_message) ==
-                (end.attempt, end.state, end.message)):
-            return True  # already ended, or another launch owns it
-        self._metrics.finished.labels(end.api, end.state).inc()
-        logger.info("job %s %s%s", job_id, end.state,
-                    f": {end.message}" if end.message else "")
-        if job is not None:
-            self._notices.send(job, end.state, end.message, job.finished or finished)
-        return True
+            self._metrics.duration.labels(slot.api).observe(time.monotonic() - slot.started)
+            self._ends.end(job_id, JobEnd(slot.attempt, slot.api,
+                                          SUCCEEDED if error is None else FAILED, error or ""))
 
     # ---- shutdown -----------------------------------------------------------------------------
-    def stop(self, timeout: float = 5.0) -> bool:
-        """End the loop, then halt every launch (their jobs resume at the next start)."""
-        stopped = super().stop(timeout)
+    def _halt_all(self) -> None:
+        """Halt every launch (their jobs resume at the next start); ControlLoop waits."""
         self._apply(self._mailbox.take())  # launches that ended just now are finished first
-        launches, self._launches = list(self._launches.values()), {}
-        for launch in launches:
-            self._runtime.begin_halt(launch.run)
-        deadline = time.monotonic() + self._settings.stop_timeout_s
-        while time.monotonic() < deadline and not all(
-                self._runtime.halted(launch.run) for launch in launches):
-            time.sleep(0.02)
-        stuck = [launch for launch in launches if not self._runtime.halted(launch.run)]
-        if stuck:
-            logger.warning("%d job launches still busy at shutdown; abandoned", len(stuck))
-        return stopped
+        for slot, run in self._slots.launches():
+            self._slots.change(slot.job_id, None, "halted: the daemon stops")
+            self.halts.begin(slot.job_id, run)

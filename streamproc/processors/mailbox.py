@@ -13,6 +13,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class CollectionKey(NamedTuple):
+    """One creation of a collection: deleted and created again under its id, it is another."""
+
+    collection_id: str
+    created: float
 
 
 @dataclass
@@ -22,7 +30,7 @@ class Events:
     dirty: set[str] = field(default_factory=set)  # processors whose definition changed
     outages: dict[str, str | None] = field(default_factory=dict)  # destination -> message
     unreachable: dict[str, str] = field(default_factory=dict)  # destination -> message
-    collections_gone: set[tuple[str, float]] = field(default_factory=set)  # (id, created)
+    collections_gone: set[CollectionKey] = field(default_factory=set)  # deleted collections
     fail_all: str | None = None  # a shared stage gave up: why
 
 
@@ -62,7 +70,7 @@ class Mailbox:
     def collection_gone(self, collection_id: str, created: float) -> None:
         """A collection (identified by its id and creation time) was deleted."""
         with self._lock:
-            self._events.collections_gone.add((collection_id, created))
+            self._events.collections_gone.add(CollectionKey(collection_id, created))
         self._post()
 
     def fail_all(self, reason: str) -> None:

@@ -80,12 +80,3 @@ class ProcessorRegistry:
         """A snapshot of every entry, in name order."""
         with self._lock:
             return [self._entries[n] for n in sorted(self._entries)]
-
-    def names(self) -> list[str]:
-        """Every name, sorted."""
-        with self._lock:
-            return sorted(self._entries)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)

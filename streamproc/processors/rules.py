@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from streamproc.config import Config
 from streamproc.errors import (
@@ -21,6 +20,17 @@ from streamproc.errors import (
 )
 from streamproc.ledger import Applied, Appliers
 from streamproc.metrics import ProcessorMetrics
+from streamproc.processors.commands import (
+    ClaimProcessor,
+    CreateProcessor,
+    DeleteProcessor,
+    ReleaseProcessor,
+    Report,
+    ReportProcessor,
+    StartProcessor,
+    StopProcessor,
+    UpdateProcessor,
+)
 from streamproc.processors.kinds import ProcessorKind
 from streamproc.processors.registry import Desired, Entry, ProcessorRegistry
 from streamproc.processors.spec import ProcessorSpec
@@ -40,13 +50,13 @@ logger = logging.getLogger(__name__)
 S = ProcessorStatus
 ACTIVE = frozenset({S.STARTING, S.RUNNING})
 # What a running session's report may do: (from which statuses, to which).
-_REPORTS: dict[str, tuple[frozenset[ProcessorStatus], ProcessorStatus]] = {
-    "running": (frozenset({S.STARTING}), S.RUNNING),
+_REPORTS: dict[Report, tuple[frozenset[ProcessorStatus], ProcessorStatus]] = {
+    Report.RUNNING: (frozenset({S.STARTING}), S.RUNNING),
     # Launched again (after a daemon restart, or on another node): RUNNING once frames flow.
-    "starting": (frozenset({S.RUNNING}), S.STARTING),
-    "failed": (ACTIVE, S.FAILED),
-    "stopped": (frozenset({S.STOPPING}), S.STOPPED),
-    "message": (frozenset({S.RUNNING}), S.RUNNING),
+    Report.STARTING: (frozenset({S.RUNNING}), S.STARTING),
+    Report.FAILED: (ACTIVE, S.FAILED),
+    Report.STOPPED: (frozenset({S.STOPPING}), S.STOPPED),
+    Report.MESSAGE: (frozenset({S.RUNNING}), S.RUNNING),
 }
 
 
@@ -66,12 +76,14 @@ class ProcessorRules:
 
     def register(self, appliers: Appliers) -> None:
         """Declare this module's commands."""
-        for kind, fn in (("processor.create", self._create), ("processor.delete", self._delete),
-                         ("processor.start", self._start), ("processor.stop", self._stop),
-                         ("processor.update", self._update), ("processor.claim", self._claim),
-                         ("processor.release", self._release),
-                         ("processor.report", self._report)):
-            appliers.register(kind, fn)
+        appliers.register(CreateProcessor, self._create)
+        appliers.register(DeleteProcessor, self._delete)
+        appliers.register(StartProcessor, self._start)
+        appliers.register(StopProcessor, self._stop)
+        appliers.register(UpdateProcessor, self._update)
+        appliers.register(ClaimProcessor, self._claim)
+        appliers.register(ReleaseProcessor, self._release)
+        appliers.register(ReportProcessor, self._report)
 
     def load(self) -> None:
         """Fill the registry from the store; the reconciler takes it from there."""
@@ -96,8 +108,8 @@ class ProcessorRules:
         return Entry(spec, state, desired)
 
     # ---- create / delete ---------------------------------------------------------------------
-    def _create(self, p: dict[str, Any], where: Applied) -> dict[str, Any]:
-        spec = ProcessorSpec.from_dict(p["spec"])
+    def _create(self, c: CreateProcessor, where: Applied) -> None:
+        spec = c.spec
         self._kinds[spec.kind]  # noqa: B018 - an unknown kind fails here, on every node alike
         entry = self._new_entry(spec, S.STOPPED, "", spec.created, Desired.STOPPED)
 
@@ -107,10 +119,9 @@ class ProcessorRules:
                                Desired.STOPPED.value, spec.created)
 
         self._registry.insert(entry, check)
-        if p["tags"]:
-            self._tags.set(spec.arn, p["tags"])
+        if c.tags:
+            self._tags.set(spec.arn, c.tags)
         self._notify(spec.name)
-        return {"arn": spec.arn}
 
     def _check_create(self, spec: ProcessorSpec, entries: list[Entry]) -> None:
         if any(e.spec.name == spec.name for e in entries):
@@ -128,8 +139,8 @@ class ProcessorRules:
                 raise ResourceInUseException(
                     f"Output stream is already used by stream processor {other.spec.name}")
 
-    def _delete(self, p: dict[str, Any], where: Applied) -> None:
-        name = p["name"]
+    def _delete(self, c: DeleteProcessor, where: Applied) -> None:
+        name = c.name
         entry = self._registry.require(name)
         with entry.state.lock:
             if entry.state.status not in CAN_DELETE:
@@ -141,19 +152,19 @@ class ProcessorRules:
         self._notify(name)
 
     # ---- start / stop / update ----------------------------------------------------------------
-    def _start(self, p: dict[str, Any], where: Applied) -> None:
-        entry = self._registry.require(p["name"])
+    def _start(self, c: StartProcessor, where: Applied) -> None:
+        entry = self._registry.require(c.name)
         with entry.state.lock:
             if entry.state.status not in CAN_START:
                 raise ResourceInUseException("Specified resource is in use.")
-            entry.session_id = p["session_id"]
+            entry.session_id = c.session_id
             entry.state.change(S.STARTING)
             entry.desired = Desired.RUNNING
             self._store.save_desired(entry.spec.name, Desired.RUNNING.value, entry.session_id)
         self._notify(entry.spec.name)
 
-    def _stop(self, p: dict[str, Any], where: Applied) -> None:
-        entry = self._registry.require(p["name"])
+    def _stop(self, c: StopProcessor, where: Applied) -> None:
+        entry = self._registry.require(c.name)
         with entry.state.lock:
             if entry.state.status not in CAN_STOP:
                 raise ResourceInUseException("Processor not available for stopping stream.")
@@ -162,43 +173,43 @@ class ProcessorRules:
             self._store.save_desired(entry.spec.name, Desired.STOPPED.value)
         self._notify(entry.spec.name)
 
-    def _update(self, p: dict[str, Any], where: Applied) -> None:
-        entry = self._registry.require(p["name"])
+    def _update(self, c: UpdateProcessor, where: Applied) -> None:
+        entry = self._registry.require(c.name)
         with entry.state.lock:
             if entry.state.status not in CAN_UPDATE:
                 raise ResourceInUseException("Specified resource is in use.")
-            entry.spec = entry.spec.with_updates(**p["changes"])
+            entry.spec = entry.spec.with_updates(**c.changes())
             entry.version += 1
             self._store.save_spec(entry.spec.name, entry.spec.to_dict())
         self._notify(entry.spec.name)
 
     # ---- what the node running a session says -------------------------------------------------
-    def _claim(self, p: dict[str, Any], where: Applied) -> None:
+    def _claim(self, c: ClaimProcessor, where: Applied) -> None:
         """A node launched the processor: from now on its reports are the ones that count."""
-        entry = self._registry.get(p["name"])
-        if entry is None or entry.session_id != p["session_id"] or entry.owner == where.node:
+        entry = self._registry.get(c.name)
+        if entry is None or entry.session_id != c.session_id or entry.owner == where.node:
             return
         entry.owner = where.node
         self._store.save_owner(entry.spec.name, where.node)
 
-    def _release(self, p: dict[str, Any], where: Applied) -> None:
+    def _release(self, c: ReleaseProcessor, where: Applied) -> None:
         """The node that ran the processor stopped it: another may start it now."""
-        entry = self._registry.get(p["name"])
-        if entry is None or entry.session_id != p["session_id"] or entry.owner != where.node:
+        entry = self._registry.get(c.name)
+        if entry is None or entry.session_id != c.session_id or entry.owner != where.node:
             return  # an earlier Start's session, or already claimed by another node
         entry.owner = ""
         self._store.save_owner(entry.spec.name, "")
 
-    def _report(self, p: dict[str, Any], where: Applied) -> None:
+    def _report(self, c: ReportProcessor, where: Applied) -> None:
         """A status change seen by the node running the processor's current Start."""
-        entry = self._registry.get(p["name"])
-        if entry is None or entry.session_id != p["session_id"]:
+        entry = self._registry.get(c.name)
+        if entry is None or entry.session_id != c.session_id:
             return  # about an earlier Start, or a deleted processor
         if entry.owner and entry.owner != where.node:
             return  # from a node that no longer runs it
-        allowed, new = _REPORTS[p["event"]]
+        allowed, new = _REPORTS[Report(c.event)]
         with entry.state.lock:
-            changed = entry.state.change_if(allowed, new, p.get("message", ""))
+            changed = entry.state.change_if(allowed, new, c.message)
             if changed and new is S.FAILED:
                 entry.desired = Desired.STOPPED  # FAILED stays down until started again
                 self._store.save_desired(entry.spec.name, Desired.STOPPED.value)

@@ -13,11 +13,19 @@ import uuid
 from typing import Any
 
 from streamproc.config import Config
-from streamproc.dataplane.allowlist import InputAllowlist, InputRefused, InputUnresolved
-from streamproc.dataplane.outputs import OutputAllowlist, OutputRefused
+from streamproc.dataplane.guard.allowlist import InputAllowlist, InputRefused, InputUnresolved
+from streamproc.dataplane.output.outputs import OutputAllowlist, OutputRefused
+from streamproc.dataplane.regions import Region
 from streamproc.errors import InvalidParameterException
 from streamproc.ledger import Ledger
 from streamproc.metrics import ProcessorMetrics, ProcessorSensor
+from streamproc.processors.commands import (
+    CreateProcessor,
+    DeleteProcessor,
+    StartProcessor,
+    StopProcessor,
+    UpdateProcessor,
+)
 from streamproc.processors.kinds import ProcessorKind
 from streamproc.processors.registry import ProcessorRegistry
 from streamproc.processors.rules import check_emit_tag
@@ -76,7 +84,7 @@ class ProcessorService:
         self._check_input(spec_args["input_arn"])
         spec = ProcessorSpec(arn=self.arn(spec_args["name"]), created=time.time(), **spec_args)
         self._check_kind(spec)
-        self._ledger.submit("processor.create", {"spec": spec.to_dict(), "tags": tags})
+        self._ledger.submit(CreateProcessor(spec, tags))
         logger.info("created processor %s: %s -> %s", spec.name, redact(spec.input_arn),
                     redact(spec.output_arn))
         return spec
@@ -117,7 +125,7 @@ class ProcessorService:
     def delete(self, name: str) -> None:
         """Delete a processor that is not running."""
         self._registry.require(name)
-        self._ledger.submit("processor.delete", {"name": name})
+        self._ledger.submit(DeleteProcessor(name))
 
     def start(self, name: str) -> str:
         """STOPPED/FAILED -> STARTING; RUNNING once frames flow. Returns the SessionId."""
@@ -126,30 +134,33 @@ class ProcessorService:
         self._check_input(spec.input_arn)
         self._check_kind(spec)
         session_id = str(uuid.uuid4())
-        self._ledger.submit("processor.start", {"name": name, "session_id": session_id})
+        self._ledger.submit(StartProcessor(name, session_id))
         return session_id
 
     def stop(self, name: str) -> None:
         """STARTING/RUNNING -> STOPPING; STOPPED within ``processors.stop_timeout_s``."""
         self._registry.require(name)
-        self._ledger.submit("processor.stop", {"name": name})
+        self._ledger.submit(StopProcessor(name))
 
-    def update(self, name: str, regions: list[dict[str, Any]] | None,
+    def update(self, name: str, regions: tuple[Region, ...] | None,
                data_sharing: bool | None, delete: list[str], connected_home: bool) -> None:
-        """Apply UpdateStreamProcessor; a running processor picks up new regions at once."""
+        """Apply UpdateStreamProcessor; a running processor picks up new regions at once.
+
+        ``regions`` None leaves them as they are; ``()`` (or deleting them) clears them.
+        """
         if connected_home:
             raise InvalidParameterException(
                 "SettingsForUpdate.ConnectedHomeForUpdate applies only to label detection "
                 "processors; this is a face search processor")
         self._registry.require(name)
-        changes: dict[str, Any] = {}
-        if regions is not None:
-            changes["regions"] = regions
         if "RegionsOfInterest" in delete:
-            changes["regions"] = []
-        if data_sharing is not None:
-            changes["data_sharing"] = data_sharing
-        self._ledger.submit("processor.update", {"name": name, "changes": changes})
+            regions = ()
+        self._ledger.submit(UpdateProcessor(name, regions, data_sharing))
+
+    def tag_key(self, name: str) -> str | None:
+        """The ARN a processor's tags are kept under (None: no such processor)."""
+        entry = self._registry.get(name)
+        return entry.spec.arn if entry is not None else None
 
     def describe(self, name: str) -> tuple[ProcessorSpec, ProcessorState]:
         """Definition and state."""

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from streamproc.dataplane.transport import legal_topic
+from streamproc.config import MEDIA_SCHEMES
+from streamproc.dataplane.output.transport import legal_topic
 from streamproc.redaction import redact, scrub
 
-MEDIA_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp", "file")
 KVS_ARN = re.compile(r"^arn:([a-z\d-]+):kinesisvideo:([a-z\d-]+):\d{12}:.+$")
 KDS_ARN = re.compile(r"^arn:([a-z\d-]+):kinesis:([a-z\d-]+):\d{12}:.+$")
 
@@ -41,8 +41,6 @@ class KafkaTarget:
 
     topic: str
     bootstrap: str | None
-
-
 
 
 def parse_kafka_url(value: str) -> KafkaTarget | None:

@@ -10,6 +10,11 @@ from functools import lru_cache
 import botocore.session
 from botocore.exceptions import UnknownRegionError
 
+# Three thresholds that are 80 today, kept apart because Rekognition documents them as three
+# rules of different parameters, each of which could change alone: the default of an
+# omitted FaceMatchThreshold / SimilarityThreshold (searches, CompareFaces, jobs and
+# processors alike), the floor a stream processor raises a lower FaceMatchThreshold to,
+# and the default UserMatchThreshold (below).
 # FaceMatchThreshold / SimilarityThreshold when the request gives none.
 DEFAULT_THRESHOLD = 80.0
 # Stream processors raise a lower FaceMatchThreshold to this (Describe shows the result).

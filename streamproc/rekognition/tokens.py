@@ -19,7 +19,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar, overload
 
 from streamproc.errors import InvalidPaginationTokenException
 
@@ -65,8 +65,18 @@ def _raw(token: str) -> bytes:
         raise InvalidPaginationTokenException() from None
 
 
-def decode_token(kind: str, token: str | None, key_type: type,
-                 keys: Iterable[str] | None = None) -> Any:
+@overload
+def decode_token(kind: str, token: str | None, key_type: type[int],
+                 keys: Iterable[str] | None = None) -> int | None: ...
+
+
+@overload
+def decode_token(kind: str, token: str | None, key_type: type[str],
+                 keys: Iterable[str] | None = None) -> str | None: ...
+
+
+def decode_token(kind: str, token: str | None, key_type: type[int] | type[str],
+                 keys: Iterable[str] | None = None) -> int | str | None:
     """The key a token of ``kind`` resumes after; None for no token.
 
     ``keys`` (the listing's current keys) resolves a truncated string key; without them,

@@ -1,17 +1,18 @@
 """The one face-search path, used by the API and by every stream processor.
 
 It owns three rules: a collection is searched only with the model that made it (same
-recogniser, so the same embedding space), a threshold on Rekognition's 0-100 Similarity is
-turned into a cosine cut-off through the pack's calibration, and Similarity is computed
-from the cosine the same way for every caller. Users are searched by the same rules, with
-each user's faces voting through its user vector (``storage.usertable``).
+recogniser, so the same embedding space), Similarity (Rekognition's 0-100) is computed from
+the cosine through the pack's calibration the same way for every caller, and a threshold is
+applied once, to that Similarity, after an unfiltered nearest-first search of the index.
+Users are searched by the same rules, with each user's faces voting through its user vector
+(``storage.usertable``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -59,15 +60,17 @@ class CollectionNotFound(ResourceNotFoundException):
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def in_collection(collection_id: str, fn: Callable[..., T], *args: Any) -> T:
+def in_collection(collection_id: str, fn: Callable[Concatenate[str, P], T], *args: P.args,
+                  **kwargs: P.kwargs) -> T:
     """Call a store method on a collection.
 
     A collection deleted meanwhile (the stores' KeyError) becomes ResourceNotFoundException.
     """
     try:
-        return fn(collection_id, *args)
+        return fn(collection_id, *args, **kwargs)
     except KeyError:
         raise CollectionNotFound(
             f"The collection id: {collection_id} does not exist") from None

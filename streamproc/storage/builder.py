@@ -26,7 +26,6 @@ class IndexBuilder(Service):
     def __init__(self) -> None:
         super().__init__("index-builder")
         self._jobs: queue.Queue[tuple[str, FaceIndex, Snapshot]] = queue.Queue(maxsize=1024)
-        self.completed = 0
 
     def submit(self, name: str, index: FaceIndex, snapshot: Snapshot) -> bool:
         """Queue a rebuild (False if the queue is full; the next change will ask again)."""
@@ -62,7 +61,6 @@ class IndexBuilder(Service):
                 index.abort_rebuild()
                 return
             index.finish_rebuild(new, kind, len(ids), int(ids.max()) if len(ids) else -1)
-            self.completed += 1
             logger.info("collection %s: rebuilt as %s over %d faces in %.1fs", name, kind,
                         len(ids), time.monotonic() - started)
         except Exception:

@@ -233,6 +233,7 @@ class CollectionStore:
                         "bbox, confidence, embedding, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (collection_id, face.face_id, face.image_id, face.external_image_id,
                          json.dumps(face.bbox), face.confidence, vector.tobytes(), time.time()))
+                    assert cur.lastrowid is not None  # set by every INSERT
                     row = StoredFace(cur.lastrowid, face.face_id, face.image_id,
                                      face.external_image_id, face.bbox, face.confidence)
                     stored.append(row)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from streamproc.storage.migrations import MAIN, Migration, migrate
 
@@ -107,8 +108,8 @@ class Database:
         finally:
             conn.close()
 
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        """Run a read query and return all rows."""
+    def query(self, sql: str, params: tuple = ()) -> list[tuple[Any, ...]]:
+        """Run a read query and return all rows (plain tuples: no row factory is set)."""
         with self.lock:
             cur = self.conn.execute(sql, params)
             return cur.fetchall()

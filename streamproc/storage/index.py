@@ -47,6 +47,7 @@ def build_index(dim: int, ids: np.ndarray, vectors: np.ndarray,
                 policy: IndexPolicy) -> tuple[faiss.Index, str]:
     """A new index holding ``vectors`` under ``ids``, of the type their number calls for."""
     count = len(ids)
+    index: faiss.Index
     if count <= flat_max(dim, policy):
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         kind = "flat"
@@ -56,7 +57,7 @@ def build_index(dim: int, ids: np.ndarray, vectors: np.ndarray,
         sample = min(count, nlist * policy.train_per_list)
         pick = np.random.default_rng(0).choice(count, sample, replace=False)
         index.train(np.ascontiguousarray(vectors[np.sort(pick)]))
-        index.nprobe = policy.nprobe
+        faiss.extract_index_ivf(index).nprobe = policy.nprobe
         kind = "ivf"
     if count:
         index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids.astype(np.int64))
@@ -113,7 +114,7 @@ class FaceIndex:
             return
         ids = np.asarray(ids, dtype=np.int64)
         with self._lock:
-            self._index.remove_ids(ids)
+            self._index.remove_ids(ids)  # type: ignore[arg-type]  # faiss wraps numpy ids
             if self._log is not None:
                 self._log.append(("remove", ids, None))
 
@@ -172,11 +173,12 @@ class FaceIndex:
         with self._lock:
             for op, ids, vectors in self._log or []:
                 if op == "add":
+                    assert vectors is not None  # adds are logged with their vectors
                     newer = ids > snapshot_max_id  # older adds are already in the snapshot
                     if newer.any():
                         index.add_with_ids(vectors[newer], ids[newer])
                 else:
-                    index.remove_ids(ids)
+                    index.remove_ids(ids)  # type: ignore[arg-type]  # faiss wraps numpy ids
             self._index, self.kind, self.built_for, self._log = index, kind, built_for, None
 
     def abort_rebuild(self) -> None:

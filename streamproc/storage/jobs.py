@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from streamproc.storage.db import Database
@@ -17,8 +18,16 @@ from streamproc.storage.db import Database
 QUEUED, RUNNING, SUCCEEDED, FAILED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"
 _COLUMNS = ("job_id, api, token, request, state, status_message, video_metadata, attempt, "
             "created, finished, node")
-# GetFaceSearch SortBy -> row order (results are written in timestamp order: seq follows it).
-ORDERS = {"TIMESTAMP": "seq", "INDEX": "person, timestamp_ms, seq"}
+
+
+class ResultOrder(Enum):
+    """The orders result rows are read in; values are the SQL ``ORDER BY``.
+
+    A job kind maps its Get operation's ``SortBy`` values to these.
+    """
+
+    SEQUENCE = "seq"  # as written: results are written in timestamp order
+    PERSON = "person, timestamp_ms, seq"  # by the row's person index, then time
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class ResultRow:
     item: dict[str, Any]
 
 
-def _job(row: tuple) -> StoredJob:
+def _job(row: tuple[Any, ...]) -> StoredJob:
     return StoredJob(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5],
                      json.loads(row[6]) if row[6] else None, row[7], row[8], row[9], row[10])
 
@@ -59,7 +68,7 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def _select(self, where: str, params: tuple = ()) -> list[StoredJob]:
+    def _select(self, where: str, params: tuple[Any, ...] = ()) -> list[StoredJob]:
         rows = self._db.query(f"SELECT {_COLUMNS} FROM jobs {where}", params)
         return [_job(r) for r in rows]
 
@@ -83,17 +92,13 @@ class JobStore:
         marks = ",".join("?" * len(states))
         return self._select(f"WHERE state IN ({marks}) ORDER BY created, job_id", states)
 
-    def results(self, job_id: str, order: str, offset: int, limit: int) -> list[dict[str, Any]]:
-        """One page of a job's results in ``order`` (a key of :data:`ORDERS`)."""
+    def results(self, job_id: str, order: ResultOrder, offset: int, limit: int
+                ) -> list[dict[str, Any]]:
+        """One page of a job's results in ``order``."""
         rows = self._db.query(
-            f"SELECT item FROM job_results WHERE job_id = ? ORDER BY {ORDERS[order]} "
+            f"SELECT item FROM job_results WHERE job_id = ? ORDER BY {order.value} "
             "LIMIT ? OFFSET ?", (job_id, limit, offset))
         return [json.loads(r[0]) for r in rows]
-
-    def count_results(self, job_id: str) -> int:
-        """How many result rows the job has."""
-        return int(self._db.query("SELECT COUNT(*) FROM job_results WHERE job_id = ?",
-                                  (job_id,))[0][0])
 
     # ---- writes -------------------------------------------------------------------------------
     def insert(self, job_id: str, api: str, token: str | None, request: dict[str, Any],
@@ -145,7 +150,7 @@ class JobStore:
         """
         with self._db.transaction() as conn:
             where = "job_id = ? AND state IN (?, ?)"
-            params: tuple = (job_id, QUEUED, RUNNING)
+            params: tuple[Any, ...] = (job_id, QUEUED, RUNNING)
             if attempt is not None:
                 where += " AND attempt = ?"
                 params += (attempt,)

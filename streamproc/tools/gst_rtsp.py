@@ -1,4 +1,4 @@
-"""A real RTSP server (GStreamer's gst-rtsp-server) for the tests, the demo and benchmarks.
+"""Test and demo harness: a real RTSP server (GStreamer's gst-rtsp-server), also for benchmarks.
 
 Runs under Debian's system ``python3`` (``python3-gi`` + ``gir1.2-gst-rtsp-server-1.0``),
 never inside streamproc's virtual environment, so it imports nothing from streamproc.
@@ -14,6 +14,8 @@ authentication. It prints ``ready PORT`` once listening and stops on SIGTERM/SIG
 Parameter sets travel in the SDP only: with ``config-interval=-1`` (in-band before every
 key frame) FFmpeg 8 decoded one corrupt frame per key frame from GStreamer 1.22.
 """
+
+from __future__ import annotations
 
 import argparse
 import os
@@ -34,42 +36,47 @@ PAYLOADERS = {"h264": "rtph264pay", "h265": "rtph265pay"}
 class LiveFactory(GstRtspServer.RTSPMediaFactory):
     """Builds one shared media from a fresh source process; ends it with the media."""
 
-    def __init__(self, command: list, codec: str) -> None:
+    def __init__(self, command: list[str], codec: str) -> None:
         super().__init__()
         self.command = command
         self.payloader = PAYLOADERS[codec]
-        self.pending = None
+        self.pending: subprocess.Popen[bytes] | None = None
         self.set_shared(True)
         self.connect("media-configure", self.on_configure)
 
-    def do_create_element(self, url):  # noqa: ANN001, ANN201 - GObject vfunc
+    def do_create_element(self, url: GstRtsp.RTSPUrl) -> Gst.Element:  # GObject vfunc
         """A fresh source process and the pipeline that packetises its output."""
         # The source runs on the real clock even when this server's clock is faked.
         env = {k: v for k, v in os.environ.items()
                if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
-        self.pending = subprocess.Popen(self.command, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, env=env)
-        fd = self.pending.stdout.fileno()
+        proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env)
+        self.pending = proc
+        assert proc.stdout is not None  # stdout=PIPE
+        fd = proc.stdout.fileno()
         return Gst.parse_launch(
             f"( fdsrc fd={fd} ! matroskademux ! {self.payloader} name=pay0 pt=96 )")
 
-    def on_configure(self, factory, media) -> None:  # noqa: ANN001
+    def on_configure(self, factory: GstRtspServer.RTSPMediaFactory,
+                     media: GstRtspServer.RTSPMedia) -> None:
         """Tie the source process started for this media to the media's life."""
         proc, self.pending = self.pending, None
         media.connect("unprepared", lambda _media: stop_process(proc))
 
 
-def stop_process(proc) -> None:  # noqa: ANN001
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     """Kill a source process and close its pipe."""
     if proc is None:
         return
     if proc.poll() is None:
         proc.kill()
         proc.wait()
-    proc.stdout.close()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
-def add_auth(server, factory, method: str, user: str, password: str) -> None:  # noqa: ANN001
+def add_auth(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory,
+             method: str, user: str, password: str) -> None:
     """Require ``user``/``password`` by basic or digest authentication."""
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()

@@ -1,4 +1,4 @@
-"""A live stream served by a real ffmpeg process, looping a clip, for the demo and tests.
+"""Test and demo harness: a live stream served by a real ffmpeg process, looping a clip.
 
 ffmpeg listens as an MPEG-TS over TCP server (``tcp://host:port``) and paces the clip in
 real time (``-re``); when a client disconnects it exits, and the supervisor starts it again,

@@ -1,4 +1,4 @@
-"""Real media servers for the tests, the demo and benchmarks, and what feeds them.
+"""Test and demo harness: real media servers (also for benchmarks), and what feeds them.
 
 This module has the one-client servers (RTMP, SRT, TCP); RTSP and HLS, which many clients
 share, are in :mod:`streamproc.tools.sharedservers`. Every server is fed by the scripted

@@ -1,4 +1,4 @@
-"""Servers many clients share: GStreamer's RTSP server and an HLS folder served over HTTP.
+"""Test and demo harness: servers many clients share (GStreamer's RTSP server, HLS over HTTP).
 
 See :mod:`streamproc.tools.mediaservers` for what feeds them.
 """

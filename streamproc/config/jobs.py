@@ -1,0 +1,52 @@
+"""Stored-video jobs and where their completion notices go."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from streamproc.config.base import Section
+
+
+class NotificationTarget(Section):
+    """Where a job's completion notice goes."""
+
+    topic: str = Field(min_length=1, description="Kafka topic.")
+    bootstrap: str | None = Field(None, description="Cluster host:port[,...]; null = "
+                                  "kafka.bootstrap.")
+
+
+class JobsConfig(Section):
+    """Stored-video jobs (StartFaceDetection / StartFaceSearch)."""
+
+    workers: int = Field(1, ge=1, description="Jobs decoded at once; the rest wait in order.")
+    max_jobs: int = Field(20, ge=1, description="Jobs queued or running at once; more get "
+                          "LimitExceededException (Rekognition's 20 concurrent jobs).")
+    sample_fps: float = Field(5.0, gt=0, description="Frames analysed per second of video.")
+    max_video_bytes: int = Field(10 * 1024 ** 3, gt=0, description="Larger objects: "
+                                 "VideoTooLargeException at Start (Rekognition: 10 GB).")
+    max_duration_s: float = Field(6 * 3600.0, gt=0, description="Longer videos: the job "
+                                  "FAILS with VideoTooLargeException (Rekognition: 6 h).")
+    max_matches: int = Field(10, ge=1, description="FaceMatches per person and timestamp.")
+    embed_interval_s: float = Field(
+        0.5, ge=0, description="A face tracked across sampled frames is re-embedded at most "
+        "this often, in seconds of video (its latest embedding is searched at every "
+        "timestamp), as processors.embed_interval_s; 0 = embed every sampled face.")
+    frame_queue: int = Field(8, ge=1, description="Decoded frames waiting per job (BLOCK: "
+                             "decoding waits for analysis; nothing is dropped).")
+    batch_frames_beside_live: int = Field(
+        1, ge=1, description="Job frames per analysis batch while stream processors run "
+        "(a live frame waits at most one such batch; 1 was best for both the live latency "
+        "and the job's speed in benchmarks/bench_jobs.py).")
+    decode_nice: int = Field(10, ge=0, le=19, description="Niceness of job decoding threads "
+                             "(Linux): live decoding gets the CPU first.")
+    retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "
+                               "results are deleted this long after they end (Rekognition: "
+                               "7 days); their rows go an hour later, so that every cluster "
+                               "node decides a reused ClientRequestToken alike.")
+    max_attempts: int = Field(3, ge=1, description="A job interrupted by a daemon restart "
+                              "(or in a cluster by its node leaving) starts again from the "
+                              "beginning until it has been tried this often; then it FAILS. "
+                              "1 = fail jobs interrupted so.")
+    notification_topics: dict[str, NotificationTarget] = Field(
+        default_factory=dict, description="SNS topic ARN (or topic name) -> Kafka topic and "
+        "cluster; unmapped ARNs publish to their topic name on kafka.bootstrap.")

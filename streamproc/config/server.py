@@ -1,0 +1,82 @@
+"""The HTTP control API's settings and its authentication."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from streamproc.config.base import Secret, Section
+
+
+class ServerConfig(Section):
+    """The HTTP control API."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless told otherwise.")
+    port: int = Field(8085, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="Largest request body accepted (5 MB image as base64)."
+    )
+    worker_threads: int = Field(8, ge=1, description="Threads that run API operations.")
+    shutdown_timeout_s: float = Field(5.0, gt=0, description="Bound on graceful HTTP shutdown.")
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Requests in progress beyond this get LimitExceededException "
+        "(counted once the body is read and its signature verified).")
+    max_body_reads: int = Field(
+        128, ge=1, description="Request bodies arriving at once beyond this get "
+        "LimitExceededException (each holds up to max_request_bytes). A body that arrives "
+        "with its headers is read at once and takes no place here.")
+    max_body_reads_per_client: int = Field(
+        16, ge=1, description="Of max_body_reads, at most this many from one client address "
+        "(an IPv4 address, an IPv6 /64); above boto3's pool of 10 connections, so one "
+        "client uploading in parallel is not refused; behind a proxy every client is the "
+        "proxy's address.")
+    max_body_reads_per_key: int | None = Field(
+        None, ge=1, description="With auth on, of max_body_reads at most this many claiming "
+        "one access key id (not yet verified); null = max_body_reads / 8, at least 1.")
+    min_body_rate_bytes_s: float = Field(
+        4096.0, ge=0, description="After body_rate_grace_s a body must have arrived at this "
+        "average rate or faster, else RequestTimeoutException (408) and the connection is "
+        "closed; 0 = no minimum (body_timeout_s alone).")
+    body_rate_grace_s: float = Field(
+        2.0, gt=0, description="How long a body may take before min_body_rate_bytes_s counts.")
+    max_connections: int = Field(
+        1024, ge=1, description="Open connections beyond this are closed as they arrive "
+        "(the open-files limit is raised to fit at start, as far as the hard limit allows).")
+    max_connections_per_client: int = Field(
+        128, ge=1, description="Of max_connections, at most this many from one client address "
+        "(an IPv4 address, an IPv6 /64).")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="A request body must arrive whole within this; "
+        "else RequestTimeoutException (408) and the connection is closed. Also bounds the "
+        "unread rest of a body refused early (too large, body budget full).")
+    header_timeout_s: float = Field(
+        20.0, gt=0, description="A request's line and headers must arrive within this (from "
+        "connect, or from its first byte on a kept-alive connection); else it is closed.")
+    keep_alive_s: int = Field(
+        75, ge=1, description="Idle keep-alive connections are closed after this; longer "
+        "than clients' pools keep them, so a client never reuses one being closed.")
+    tls_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS.")
+    tls_keyfile: Path | None = Field(None, description="PEM private key for tls_certfile.")
+    region: str = Field("us-east-1", description="Region written into ARNs.")
+    account_id: str = Field(
+        "000000000000", pattern=r"^\d{12}$", description="Account id written into ARNs."
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve a non-loopback address with auth off (warned at every start)."
+    )
+
+
+class AuthConfig(Section):
+    """API authentication."""
+
+    enabled: bool = Field(False, description="Verify AWS SigV4 signatures on every request.")
+    access_keys: dict[str, Secret] = Field(
+        default_factory=dict, description="access key id -> secret (or env:VARNAME, file:PATH).")
+    access_keys_file: Path | None = Field(
+        None, description="YAML mapping access key id -> secret (a mounted secret); merged "
+        "with access_keys and re-read on SIGHUP.")
+    policy_file: Path | None = Field(
+        None, description="YAML/JSON mapping access key id -> IAM policy document; keys "
+        "without one have full access. Re-read on SIGHUP.")
+    max_clock_skew_s: float = Field(900.0, gt=0, description="Accepted X-Amz-Date skew.")

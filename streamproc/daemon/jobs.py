@@ -1,0 +1,110 @@
+"""The daemon's stored-video jobs: their kinds, runners, rules, API service and loop.
+
+:func:`job_kinds` is where a job kind is registered, both halves: its domain kind (what it
+reads, which stage analyses it, what it checks and pages) and its wire half (Start
+parameters in, Get response out). The (input, stage) it names needs a runner in
+:func:`job_runners`: videos into the face stage (the analyzer) have one. A new analysis
+stage is an object with ``add_background`` (``dataplane.stored.stages.StoredStage``) that
+the daemon starts and stops, and one line there: a :func:`video_runner` over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from streamproc.api.job_kinds.base import WireJobKind
+from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
+from streamproc.config import Config
+from streamproc.dataplane.output.outputs import OutputAllowlist
+from streamproc.dataplane.output.publish import Publisher
+from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.stored.background import BackgroundFeed
+from streamproc.dataplane.stored.jobrun import JobInput, JobSettings
+from streamproc.dataplane.stored.jobrunners import JobRunners, Launched
+from streamproc.dataplane.stored.jobworker import JobRunner
+from streamproc.dataplane.stored.stages import FACES, A, StoredStage
+from streamproc.jobs.kind import JobKinds
+from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
+from streamproc.jobs.mailbox import JobMailbox
+from streamproc.jobs.notices import Notices
+from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
+from streamproc.jobs.rules import JobRules, JobWrites
+from streamproc.jobs.scheduler import JobScheduler
+from streamproc.jobs.service import JobService
+from streamproc.ledger import Appliers, Ledger
+from streamproc.metrics import JobMetrics, NoticeSensor
+from streamproc.rekognition.constants import FACE_SEARCH
+from streamproc.search.searcher import FaceSearcher
+from streamproc.storage.db import Database
+from streamproc.storage.jobs import JobStore
+from streamproc.storage.objects import ObjectStore
+
+
+@dataclass
+class Jobs:
+    """Stored-video jobs: their API service, the loop that runs them, their wire halves."""
+
+    service: JobService
+    scheduler: JobScheduler[Launched]
+    mailbox: JobMailbox
+    wires: tuple[WireJobKind, ...]
+
+
+def job_kinds(config: Config, searcher: FaceSearcher, model_version: str
+              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+    """The job kinds this daemon runs, and their wire halves (each has its domain kind)."""
+    kinds = JobKinds([FaceDetectionJobKind(),
+                      FaceSearchJobKind(searcher, config.jobs.max_matches, model_version)])
+    wires: tuple[WireJobKind, ...] = (FaceDetectionWire(), FaceSearchWire())
+    for wire in wires:
+        kinds.get(wire.api)
+    return kinds, wires
+
+
+def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
+                 data_dir: Path) -> JobRunner[A]:
+    """Videos whose frames ``stage`` analyses as background work (beside live frames)."""
+    cfg = config.jobs
+    feed: BackgroundFeed[A] = BackgroundFeed()
+    stage.add_background(feed, cfg.batch_frames_beside_live)
+    runner = JobRunner(objects, feed, JobSettings(
+        sample_fps=cfg.sample_fps, max_video_bytes=cfg.max_video_bytes,
+        max_duration_s=cfg.max_duration_s, frame_queue=cfg.frame_queue,
+        decode_nice=cfg.decode_nice, embed_interval_s=cfg.embed_interval_s,
+        scratch=data_dir / "scratch"))
+    runner.clean_scratch()
+    return runner
+
+
+def job_runners(config: Config, plane: DataPlane, objects: ObjectStore,
+                data_dir: Path) -> JobRunners:
+    """The runner of each (input, stage) this daemon serves: one line each."""
+    runners = JobRunners()
+    runners.add(JobInput.VIDEO, FACES,
+                video_runner(plane.stages[FACE_SEARCH], config, objects, data_dir))
+    return runners
+
+
+def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceSearcher,
+               plane: DataPlane, publisher: Publisher, objects: ObjectStore,
+               registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
+               appliers: Appliers, hooks: JobHooks) -> Jobs:
+    """Kinds, runners (one per input and stage), rules, the service and the scheduler."""
+    cfg = config.jobs
+    kinds, wires = job_kinds(config, searcher, model_version)
+    runners = job_runners(config, plane, objects, data_dir)
+    runners.require(kinds.needs())
+    metrics = JobMetrics.create(registry)
+    notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
+                      NoticeSensor(metrics), OutputAllowlist.for_config(config))
+    mailbox, store = JobMailbox(), JobStore(db)
+    JobRules(store, mailbox.changed).register(appliers)
+    service = JobService(store, objects, kinds, notices, cfg, ledger, metrics)
+    scheduler = JobScheduler(
+        SchedulerParts(store, JobWrites(ledger), runners, mailbox, notices, kinds, metrics),
+        SchedulerSettings(workers=cfg.workers, max_attempts=cfg.max_attempts,
+                          retention_s=cfg.retention_s), hooks)
+    return Jobs(service, scheduler, mailbox, wires)

@@ -1,0 +1,181 @@
+"""Reading a stored video file with PyAV: checks, VideoMetadata and sampled frames.
+
+Timestamps are milliseconds from the start of the video (the stream's start time, so an
+MPEG-TS file whose clock starts at 1.4 s still starts at 0). Frames are sampled on that
+timeline at ``fps`` per second of video, as the stream processors sample live video, and
+decoded with FFmpeg's frame and slice threads (throughput matters here, not latency).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+
+from streamproc.config import InputsConfig
+from streamproc.dataplane.guard.allowlist import CheckedInput, InputAllowlist
+from streamproc.dataplane.guard.nested import GuardedOpener, OpenRefused
+
+UNSUPPORTED = "Unsupported codec/format"
+_IO_TIMEOUT_S = 30.0  # local files only: no network waits (an opener needs a bound)
+# FFmpeg's AVColorRange: 2 is AVCOL_RANGE_JPEG (full swing); everything else is video range.
+_FULL_RANGE = 2
+
+
+class VideoRejected(Exception):
+    """The video cannot be analysed; the message becomes the job's StatusMessage."""
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """One sampled frame of a stored video."""
+
+    image: np.ndarray
+    timestamp_ms: int  # from the start of the video
+    # The clock the analyzer paces re-embedding of tracked faces on: for live frames the
+    # decode time, for stored video the position in the video (seconds), so the pace does
+    # not depend on how fast the job runs.
+    decoded_at: float
+
+
+class StoredVideo:
+    """A video file opened for analysis (a context manager)."""
+
+    def __init__(self, path: Path, shown: str, fps: float, max_duration_s: float) -> None:
+        self._path = path
+        self._shown = shown  # bucket/name, for messages
+        self._period = 1.0 / fps
+        self._max_s = max_duration_s
+        self._container: av.container.InputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
+        self._opener: GuardedOpener | None = None
+
+    def __enter__(self) -> StoredVideo:
+        # A playlist may name files beside it (its own folder: in the object root, its
+        # bucket's objects there); nothing elsewhere on disk, and nothing on the network.
+        beside = InputAllowlist(InputsConfig(media_roots=[self._path.parent]))
+        self._opener = GuardedOpener(CheckedInput(str(self._path)), beside.check,
+                                     self._shown, _IO_TIMEOUT_S, _IO_TIMEOUT_S)
+        try:
+            self._container = av.open(str(self._path), io_open=self._opener,
+                                      options={"protocol_whitelist": "file"})
+        except OpenRefused:
+            raise VideoRejected(self._outside()) from None
+        except Exception as exc:  # PyAV raises many types for unreadable input
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise VideoRejected(f"{UNSUPPORTED}: {self._shown} cannot be read "
+                                f"({reason})") from None
+        try:
+            self._check()
+        except BaseException:
+            self._opened.close()
+            raise
+        return self
+
+    @property
+    def _opened(self) -> av.container.InputContainer:
+        if self._container is None:
+            msg = "the video is read inside its with block"
+            raise RuntimeError(msg)
+        return self._container
+
+    @property
+    def _video(self) -> av.video.stream.VideoStream:
+        if self._stream is None:
+            msg = "the video is read inside its with block"
+            raise RuntimeError(msg)
+        return self._stream
+
+    def _outside(self) -> str:
+        # Paths are not shown: they would tell the client where the object root is.
+        return (f"{UNSUPPORTED}: {self._shown} names a file outside its own folder, "
+                "or a URL (a playlist may name only the objects beside it)")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._opened.close()
+
+    def _check(self) -> None:
+        video = self._opened.streams.video
+        if not video:
+            raise VideoRejected(f"{UNSUPPORTED}: {self._shown} has no video stream")
+        self._stream = video[0]
+        self._stream.thread_type = "AUTO"
+
+    def check_duration(self) -> None:
+        """Refuse a video the container says is longer than the limit (before decoding)."""
+        duration = self.duration_s
+        if duration is not None and duration > self._max_s:
+            raise VideoRejected(self._too_long(duration))
+
+    def _too_long(self, seconds: float) -> str:
+        return (f"VideoTooLargeException: {self._shown} lasts {seconds:.0f} s; the limit is "
+                f"{self._max_s:.0f} s")
+
+    @property
+    def duration_s(self) -> float | None:
+        """Length in seconds, when the container says."""
+        stream, container = self._video, self._opened
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / av.time_base
+        return None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Rekognition's ``VideoMetadata`` (absent values omitted)."""
+        ctx = self._video.codec_context
+        rate = self._video.average_rate or self._video.guessed_rate
+        out: dict[str, Any] = {
+            "Codec": ctx.name, "Format": self._opened.format.long_name,
+            "FrameHeight": ctx.height, "FrameWidth": ctx.width,
+            "ColorRange": "FULL" if ctx.color_range == _FULL_RANGE else "LIMITED"}
+        if rate:
+            out["FrameRate"] = round(float(rate), 6)
+        duration = self.duration_s
+        if duration is not None:
+            out["DurationMillis"] = int(round(duration * 1000))
+        return out
+
+    def frames(self, stop: threading.Event) -> Iterator[StoredFrame]:
+        """Sampled frames in presentation order until the end, ``stop`` or a decode error."""
+        stream = self._video
+        start = float(stream.start_time * stream.time_base) if (
+            stream.start_time is not None and stream.time_base is not None) else None
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        due, count = 0.0, 0
+        try:
+            for frame in self._opened.decode(stream):
+                if stop.is_set():
+                    return
+                if frame.time is None:
+                    at = count / rate
+                else:
+                    start = float(frame.time) if start is None else start
+                    at = max(float(frame.time) - start, 0.0)
+                count += 1
+                if at > self._max_s:
+                    raise VideoRejected(self._too_long(at))
+                if at + 1e-6 < due:
+                    continue
+                due = max(due + self._period, at)
+                yield StoredFrame(frame.to_ndarray(format="bgr24"), int(round(at * 1000)), at)
+        except (av.error.EOFError, StopIteration):
+            pass
+        except OpenRefused:
+            raise VideoRejected(self._outside()) from None
+        except av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise VideoRejected(f"{UNSUPPORTED}: decoding {self._shown} failed after "
+                                f"{count} frames ({reason})") from None
+        if self._opener is not None and self._opener.refused is not None:
+            raise VideoRejected(self._outside())  # FFmpeg skipped what was refused
+        if count == 0:
+            raise VideoRejected(f"{UNSUPPORTED}: no frame of {self._shown} could be decoded")
