@@ -4,34 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from streamproc.dataplane.stored.jobrun import JobEvents, JobPlan, ResultSink
+from streamproc.dataplane.stored.jobrunners import InputRunner
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.rules import JobWrites
-from streamproc.metrics import JobMetrics, JobSensor
+from streamproc.metrics import JobMetrics
 from streamproc.storage.jobs import JobStore
 
 H = TypeVar("H")  # the runtime's handle of a launch
 
 
-class JobRuntime(Protocol[H]):
-    """What the scheduler drives: the data plane's job runners, or a fake in tests."""
-
-    def launch(self, plan: JobPlan, sink: ResultSink, events: JobEvents,
-               sensor: JobSensor) -> H:
-        """Start a launch; its handle."""
-
-    def begin_halt(self, run: H) -> None:
-        """Ask a launch to end; returns at once."""
-
-    def halted(self, run: H) -> bool:
-        """True once the launch's thread has finished."""
-
-    def abandon(self, run: H) -> None:
-        """Give up waiting for a launch that did not end by its deadline."""
+# What the scheduler drives (the data plane's job runners, or a fake in tests) is what one
+# runner is: launch, and the halting side the control loop uses.
+JobRuntime = InputRunner
 
 
 @dataclass(frozen=True)
