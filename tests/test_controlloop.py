@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from streamproc import controlloop
 from streamproc.controlloop import ControlLoop, Halts
+from streamproc.lifecycle import Service
 
 
 @dataclass
@@ -304,3 +306,51 @@ def test_stop_wakes_a_loop_waiting_out_a_long_tick() -> None:
     started = time.monotonic()
     assert loop.stop(5.0)
     assert time.monotonic() - started < 0.5 and loop.turns == 0  # no turn after a stop
+
+
+class _StandingTime:
+    """The controlloop module's ``time``: a clock that moves only by the sleeps it is asked for."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now, self.step_s, self.sleeps = 100.0, step_s, 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += self.step_s
+
+
+def test_drain_gives_up_at_its_bound_and_keeps_the_keys_that_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = _StandingTime(step_s=0.5)
+    monkeypatch.setattr(controlloop, "time", real)
+    h, runtime, _ = halts(timeout_s=1.0)  # its own clock stands still: no deadline passes
+    ends, stuck = Worker("ends", done=True), Worker("stuck")
+    h.begin("ends", ends)
+    h.begin("stuck", stuck)
+    assert h.drain() == {"ends", "stuck"}
+    assert real.sleeps == 2  # 100.5, then 101.0: the bound itself, not one poll later
+    assert runtime.abandoned == [stuck]
+
+
+def test_the_loop_turns_every_tick_without_a_post() -> None:
+    loop = Loop(tick_s=0.05)
+    loop.start()
+    try:
+        assert _until(lambda: loop.turns >= 3, 2.0)
+    finally:
+        loop.stop(1.0)
+
+
+def test_stop_waits_five_seconds_for_the_loop_thread_by_default(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    given: list[float] = []
+
+    def join(self: Service, timeout: float) -> bool:  # the thread's bound, as Service gets it
+        given.append(timeout)
+        return True
+
+    monkeypatch.setattr(Service, "stop", join)
+    assert Loop().stop() and given == [5.0]

@@ -434,6 +434,23 @@ def test_kinds_are_unique_by_name_and_by_request_type() -> None:
     assert caught.value.status_code == 500  # the daemon's wiring, not the client, is wrong
 
 
+class _OtherLabelsRequest(LabelsRequest):
+    """A request type of its own, for a kind that reuses another kind's name."""
+
+
+class _SameNameKind(LabelsKind):
+    request_type = _OtherLabelsRequest
+
+
+def test_a_kind_name_or_a_request_type_taken_once_is_refused() -> None:
+    with pytest.raises(ValueError, match="two job kinds named FakeLabels"):
+        JobKinds([LabelsKind(), _SameNameKind()])  # one name, two request types
+    kinds = JobKinds([LabelsKind()])
+    with pytest.raises(UnknownJobKind) as caught:
+        kinds.get("FakePersons")
+    assert caught.value.message == "This node runs no FakePersons jobs (no such job kind here)"
+
+
 def test_a_stored_job_is_read_once_into_its_kind_and_request() -> None:
     row = StoredJob("j", "FakeLabels", None, LabelsRequest(
         MANIFEST, "t", NotificationChannel("arn:aws:sns:r:1:done")).stored(), QUEUED, "", None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -1070,7 +1071,9 @@ def test_a_launch_command_not_landed_yet_holds_the_only_slot(jobs: Jobs) -> None
     assert jobs.state(second) == QUEUED  # the slot waits for the first one's command
 
 
-def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(jobs: Jobs) -> None:
+def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(
+        jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "streamproc.jobs.slots")
     first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
     undo = _refused(jobs, LaunchJob)  # sent, and never lands
     jobs.scheduler.reconcile_once()
@@ -1083,6 +1086,8 @@ def test_an_unlanded_launch_that_lost_to_another_node_frees_its_slot(jobs: Jobs)
     jobs.scheduler.reconcile_once()
     assert [p.job_id for p in jobs.runtime.plans] == [second]
     assert jobs.store.get(first).node == "node-b"
+    assert f"job {first}: slot unconfirmed -> none (another launch won, or it never landed)" \
+        in caplog.messages
 
 
 def test_a_turn_purges_and_keeps_the_grace(tmp_path: Path) -> None:
@@ -1197,3 +1202,172 @@ def test_records_have_an_owner_while_their_processor_or_job_exists(jobs: Jobs) -
     jobs.store.delete("job-1")
     registry.remove("cam")
     assert not exists("job-1") and not exists("cam")
+
+
+# ---- mutation survivors of the re-cut (issue 24) -------------------------------------------------
+def test_an_unlanded_launch_of_a_job_that_ended_frees_its_slot_at_once(
+        jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    undo = _refused(jobs, LaunchJob)  # sent, and never lands
+    jobs.scheduler.reconcile_once()
+    undo()
+    JobWrites(jobs.ledger).finish(first, None, FAILED, "ended elsewhere", jobs.now)
+    with caplog.at_level(logging.DEBUG, "streamproc.jobs.slots"):
+        jobs.scheduler.reconcile_once()  # its job is no longer active: the only slot is free
+    assert [p.job_id for p in jobs.runtime.plans] == [second]
+    assert f"job {first}: slot unconfirmed -> none (its job is no longer active)" in \
+        caplog.messages
+
+
+def test_a_kept_launch_does_not_stop_a_later_lost_one_from_halting(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(workers=2)
+    try:
+        kept, lost = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+        jobs.scheduler.reconcile_once()
+        assert [p.job_id for p in jobs.runtime.plans] == [kept, lost]
+        other = JobWrites(jobs.ledger)
+        other.node_id = "node-b"
+        assert other.launch(lost, 1, "") == 2
+        jobs.placement = lambda j, on: on in (None, "local")
+        with caplog.at_level(logging.DEBUG, "streamproc.jobs"):
+            jobs.scheduler.reconcile_once()
+        assert jobs.runtime.halting == jobs.runtime.plans[1:]
+        assert f"job {lost}: slot running -> none (halted: the launch is lost)" in \
+            caplog.messages
+        assert jobs.running() == [kept]
+        assert f"job {lost} is no longer this launch's (attempt 1); halting it" in caplog.messages
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()
+
+
+def test_a_second_stop_halts_no_launch_again(
+        jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    job_id = jobs.detect()
+    jobs.scheduler.reconcile_once()
+    with caplog.at_level(logging.DEBUG, "streamproc.jobs.slots"):
+        assert jobs.scheduler.stop(1.0) and jobs.scheduler.stop(1.0)
+    assert jobs.runtime.halting == jobs.runtime.plans  # each halted once
+    assert caplog.messages == [f"job {job_id}: slot running -> none (halted: the daemon stops)"]
+
+
+def _launched_elsewhere_meanwhile(jobs: Jobs) -> None:
+    """Placement (read after the turn read the jobs) lets node-b launch every queued job
+    first: the turn's rows are one attempt behind, as when another node is quicker."""
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"
+
+    def placement(job_id: str, on: str | None) -> bool:
+        current = jobs.store.get(job_id)
+        if current is not None and current.state == QUEUED:
+            assert other.launch(job_id, current.attempt, "") == current.attempt + 1
+        return True
+
+    jobs.placement = placement
+
+
+def test_a_refused_launch_fails_only_the_attempt_it_read(jobs: Jobs) -> None:
+    jobs.people()
+    search = jobs.search(collection_id="people")
+    jobs.collections.delete("people")
+    _launched_elsewhere_meanwhile(jobs)
+    jobs.scheduler.reconcile_once()  # it would FAIL attempt 0; node-b's attempt 1 runs on
+    job = jobs.store.get(search)
+    assert (job.state, job.attempt, job.node) == (RUNNING, 1, "node-b")
+
+
+def test_a_stage_that_gave_up_fails_only_the_attempt_it_read(jobs: Jobs) -> None:
+    queued = jobs.detect()
+    jobs.mailbox.fail_all("analyzer stage failed 6 times within 60 s: RuntimeError")
+    _launched_elsewhere_meanwhile(jobs)
+    jobs.scheduler.reconcile_once()
+    job = jobs.store.get(queued)
+    assert (job.state, job.attempt, job.node) == (RUNNING, 1, "node-b")
+
+
+def test_the_loop_turns_on_its_tick_without_a_wake(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    jobs.scheduler = jobs.restarted(purge_every_s=0.0)
+    try:
+        old, job_id = jobs.detect(job_tag="o"), jobs.detect(job_tag="n")
+        JobWrites(jobs.ledger).finish(old, None, SUCCEEDED, "", jobs.now - 1000)
+        JobWrites(jobs.ledger).finish(job_id, None, SUCCEEDED, "", jobs.now)
+        jobs.scheduler.start()
+        deadline = time.monotonic() + 5
+        while jobs.store.get(old) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first turn (woken by those commands) purged it, last
+        assert jobs.store.get(old) is None and jobs.store.get(job_id) is not None
+        jobs.now += 1000  # past retention; nothing wakes the loop, only its tick
+        while jobs.store.get(job_id) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert jobs.store.get(job_id) is None
+    finally:
+        jobs.scheduler.stop(1.0)
+        jobs.db.close()
+
+
+def test_a_job_logs_its_launch_its_slot_moves_and_its_end(
+        jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    done, failed = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    with caplog.at_level(logging.DEBUG, "streamproc.jobs"):
+        jobs.scheduler.reconcile_once()
+        jobs.mailbox.job_ended(done, 1, None)
+        jobs.scheduler.reconcile_once()
+        jobs.mailbox.job_ended(failed, 1, "bad frame")
+        jobs.scheduler.reconcile_once()
+    shown = jobs.runtime.plans[0].source.shown
+    for job_id in (done, failed):
+        assert f"job {job_id}: slot none -> running (launched)" in caplog.messages
+        assert f"job {job_id} ({FACE_DETECTION} of {shown}) launched, attempt 1" in \
+            caplog.messages
+    assert f"job {done}: slot running -> none (ended SUCCEEDED)" in caplog.messages
+    assert f"job {done} SUCCEEDED" in caplog.messages
+    assert f"job {failed} FAILED: bad frame" in caplog.messages
+
+
+def test_an_outage_logs_the_launch_and_end_not_written_yet(
+        jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    first, second = jobs.detect(job_tag="a"), jobs.detect(job_tag="b")
+    jobs.scheduler.reconcile_once()
+    jobs.mailbox.job_ended(first, 1, None)
+    undo = _refused(jobs)
+    with caplog.at_level(logging.DEBUG, "streamproc.jobs"):
+        jobs.scheduler.reconcile_once()  # the end is not written; the next is not launched
+    undo()
+    away = "The cluster's state log cannot be reached"
+    assert f"job {first}: slot running -> end unwritten (its end is not written yet)" in \
+        caplog.messages
+    assert f"job {first}: its end (SUCCEEDED) is not written yet: {away}" in caplog.messages
+    assert f"job {second}: slot none -> unconfirmed (unacknowledged)" in caplog.messages
+    assert f"job {second} not launched yet: {away}" in caplog.messages
+
+
+def test_a_purge_logs_how_many_jobs_it_deleted(
+        jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    for tag in "ab":
+        JobWrites(jobs.ledger).finish(jobs.detect(job_tag=tag), None, SUCCEEDED, "", 1.0)
+    with caplog.at_level(logging.INFO, "streamproc.jobs.scheduler"):
+        assert jobs.scheduler.purge() == 2
+    assert caplog.messages == ["deleted 2 jobs older than 100 s"]
+
+
+def test_an_end_another_node_wrote_first_is_counted_and_told_once(jobs: Jobs) -> None:
+    reason = "analyzer stage failed 6 times within 60 s: RuntimeError"
+    queued = jobs.detect(notification=channel_of("done"))
+    jobs.mailbox.fail_all(reason)
+    other = JobWrites(jobs.ledger)
+    other.node_id = "node-b"
+
+    def placement(job_id: str, on: str | None) -> bool:  # node-b decides the same end first
+        assert other.finish(job_id, 0, FAILED, reason, jobs.now)
+        return True
+
+    jobs.placement = placement
+    jobs.scheduler.reconcile_once()
+    jobs.placement = lambda job_id, on: True
+    jobs.scheduler.reconcile_once()
+    assert jobs.state(queued) == FAILED
+    assert jobs.metric("streamproc_job_finished_total", api=FACE_DETECTION, status="FAILED") == 0
+    assert jobs.publisher.sent == []  # node-b's notice, not a second one from here

@@ -492,3 +492,16 @@ def test_arns_are_written_in_the_signed_region_when_it_can_be_one() -> None:
                                                                     "123456789012")
     assert request_context(header("EU_WEST"), ARNS).arns == ARNS
     assert request_context({}, ARNS).arns == ARNS
+
+
+def test_an_arn_spelt_for_another_region_is_not_found_by_its_own_name() -> None:
+    tags = Tags()
+    appliers = Appliers()
+    TagRules(tags).register(appliers)  # type: ignore[arg-type]
+    keys = TagKeys(ARNS, {"collection": {"x": "key-x"}.get})
+    s = TagService(tags, LocalLedger(appliers), keys)  # type: ignore[arg-type]
+    elsewhere = ARN_X.replace(":eu-west-1:", ":us-east-1:")
+    for call in (th.tag_resource, th.untag_resource, th.list_tags_for_resource):
+        with pytest.raises(ResourceNotFoundException, match=f"^Resource {elsewhere} not found$"):
+            call(s, {"ResourceArn": elsewhere, "Tags": {"a": "1"}, "TagKeys": ["a"]}, CTX)
+    assert tags.kept == {}

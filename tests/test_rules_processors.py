@@ -24,7 +24,13 @@ from streamproc.errors import (
     ResourceNotFoundException,
 )
 from streamproc.ledger import Appliers, LocalLedger
-from streamproc.processors.commands import ClaimProcessor, Report, ReportProcessor
+from streamproc.processors.commands import (
+    ClaimProcessor,
+    Report,
+    ReportProcessor,
+    StartProcessor,
+    UpdateProcessor,
+)
 from streamproc.processors.kinds import FaceSearchKind
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.rules import ProcessorRules
@@ -643,3 +649,14 @@ def test_logs_show_processor_urls_redacted(h: Harness, caplog: pytest.LogCapture
     assert "created processor cam: rtsp://***:***@cam/live?token=*** -> kafka://k:1/out" in text
     assert "processor cam: session launched on rtsp://***:***@cam/live?token=***" in text
     assert "hunter2" not in text and "s3cret" not in text
+
+
+def test_the_appliers_refuse_a_start_or_update_the_state_no_longer_allows(h: Harness) -> None:
+    """A command that passed the service's check can meet another state in the log."""
+    h.create("cam")
+    h.service.start("cam")  # STARTING: neither a start nor an update applies
+    with pytest.raises(ResourceInUseException, match=r"^Specified resource is in use\.$"):
+        h.ledger.submit(StartProcessor("cam", "another-start"))
+    with pytest.raises(ResourceInUseException, match=r"^Specified resource is in use\.$"):
+        h.ledger.submit(UpdateProcessor("cam", (), None))
+    assert h.status("cam") == "STARTING"

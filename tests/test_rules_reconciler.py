@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from fakes import Harness
 from streamproc.config import load_config
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.regions import regions_from_wire, regions_to_wire
-from streamproc.ledger import Command, LocalLedger
+from streamproc.ledger import Appliers, Command, LocalLedger
 from streamproc.processors.commands import (
     ClaimProcessor,
     ReleaseProcessor,
@@ -26,6 +28,7 @@ from streamproc.processors.commands import (
     ReportProcessor,
 )
 from streamproc.processors.conditions import NodeConditions
+from streamproc.processors.handover import Handover
 from streamproc.processors.kinds import FaceSearchKind
 from streamproc.processors.mailbox import CollectionKey, Events
 from streamproc.processors.reconciler import Reconciler, ReconcilerSettings
@@ -716,3 +719,164 @@ def test_the_latest_of_claim_and_release_is_what_a_node_says(h: Harness) -> None
     reports.release(entry, posted)
     assert posts.commands == [ClaimProcessor("cam", sid), ReleaseProcessor("cam", sid),
                               ClaimProcessor("cam", sid), ReleaseProcessor("cam", sid)]
+
+
+class _Clock:
+    """time.monotonic for one module, set by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _entry(owner: str, session_id: str = "s1") -> Any:
+    """What Handover and Reports read of a registry entry."""
+    return SimpleNamespace(owner=owner, session_id=session_id,
+                           spec=SimpleNamespace(name="cam"))
+
+
+def _handover(monkeypatch: pytest.MonkeyPatch, wait_s: float = 5.0) -> tuple[Handover, _Clock]:
+    clock = _Clock(100.0)
+    monkeypatch.setattr("streamproc.processors.handover.time.monotonic", clock)
+    return Handover("me", wait_s, Reports(LocalLedger(Appliers()), 60.0)), clock
+
+
+def test_a_handover_starts_exactly_when_the_wait_is_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    handover, clock = _handover(monkeypatch)
+    slot = ProcessorSlot("cam")
+    assert not handover.may_start(_entry("other"), slot, {"me", "other"})
+    clock.now = 104.5
+    assert not handover.may_start(_entry("other"), slot, {"me", "other"})
+    clock.now = 105.0
+    assert handover.may_start(_entry("other"), slot, {"me", "other"})
+    assert slot.waiting is None
+
+
+def test_a_new_owner_or_start_restarts_the_handover_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    handover, clock = _handover(monkeypatch)
+    slot, members = ProcessorSlot("cam"), {"me", "a", "b"}
+    assert not handover.may_start(_entry("a", "s1"), slot, members)
+    clock.now = 110.0
+    assert not handover.may_start(_entry("b", "s1"), slot, members)  # another owner
+    clock.now = 120.0
+    assert not handover.may_start(_entry("b", "s2"), slot, members)  # another Start
+
+
+def test_after_a_handover_without_waiting_a_later_one_waits_anew(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    handover, clock = _handover(monkeypatch)
+    slot = ProcessorSlot("cam")
+    assert not handover.may_start(_entry("a"), slot, {"me", "a"})
+    assert handover.may_start(_entry("a"), slot, {"me"})  # a left the cluster
+    assert slot.waiting is None
+    clock.now = 200.0
+    assert not handover.may_start(_entry("a"), slot, {"me", "a"})  # a is back: wait again
+    clock.now = 205.0
+    assert handover.may_start(_entry("a"), slot, {"me", "a"})
+
+
+
+def test_a_report_is_posted_again_exactly_after_repost_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock(100.0)
+    monkeypatch.setattr("streamproc.processors.reports.time.monotonic", clock)
+    ledger = _Posts()
+    reports, posted = Reports(ledger, 30.0), dict[Said, Posted]()
+    reports.report(_entry("me"), posted, Report.FAILED, "why")
+    clock.now = 129.5
+    reports.report(_entry("me"), posted, Report.FAILED, "why")
+    assert len(ledger.commands) == 1
+    clock.now = 130.0
+    reports.report(_entry("me"), posted, Report.FAILED, "why")
+    assert len(ledger.commands) == 2
+
+
+def test_a_collection_gone_stays_gone_while_a_run_searches_it(h: Harness) -> None:
+    plan = _plan_to(h, "k:1")
+    key = CollectionKey(plan.collection.collection_id, plan.collection.created)
+    c = NodeConditions()
+    c.note(Events(collections_gone={key}), {key})
+    c.note(Events(), {key})  # a later batch without deletions
+    assert c.gone == {key} and c.blocked(plan) == "Collection not found"
+
+
+def test_a_failure_contained_in_a_turn_halts_the_processors_own_run(h: Harness) -> None:
+    broken = {"now": False}
+
+    def placement(name: str) -> bool:
+        if broken["now"]:
+            raise OSError("disk gone")
+        return True
+
+    reconciler = loop(h, {"placement": placement})
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    session = h.runtime.latest("cam")
+    broken["now"] = True
+    reconciler.reconcile_once()
+    assert h.status("cam") == "FAILED" and h.message("cam").startswith("Internal error: OSError")
+    assert session in h.runtime.halting and h.runtime.live() == []
+
+
+def test_a_handover_wait_broken_off_then_begun_again_still_waits(h: Harness) -> None:
+    placed: set[str] = set()
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, {"placement": lambda name: name in placed,
+                          "members": lambda: {"local", "node-x"}}, ledger=ledger,
+                      handover_wait_s=30.0)
+    h.create("cam")
+    h.service.start("cam")
+    h.registry.require("cam").owner = "node-x"
+    reconciler.reconcile_once()  # placed elsewhere: no wait
+    placed.add("cam")
+    reconciler.reconcile_once()
+    reconciler.reconcile_once()
+    assert h.status("cam") == "STARTING" and h.runtime.launched == []
+    assert [p for p in ledger.posts if p[1] == Report.FAILED.value] == []  # nothing broke
+
+
+def test_a_crashed_run_is_relaunched_once_its_retry_time_is_reached(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = h.launch("cam")
+    monkeypatch.setattr("streamproc.processors.reconciler.time",
+                        SimpleNamespace(monotonic=lambda: 500.0))  # a clock that stands still
+    first.crashed("ZeroDivisionError: division by zero")
+    h.turn(3)  # restart_delay_s is 0: the retry time is now itself
+    assert len(h.runtime.launched) == 2 and h.runtime.latest("cam") is not first
+
+
+def test_an_outage_is_not_reported_for_a_processor_still_starting(h: Harness) -> None:
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, ledger=ledger)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    h.events.destination_outage("k:9092", "Kafka cluster k:9092 unreachable for 6 s")
+    reconciler.reconcile_once()
+    reconciler.reconcile_once()
+    assert h.status("cam") == "STARTING"
+    assert [p for p in ledger.posts if p[1] == Report.MESSAGE.value] == []
+
+
+def test_the_reconciler_turns_on_its_tick_without_a_post(h: Harness) -> None:
+    reconciler = loop(h, tick_s=0.05, restart_delay_s=0.3)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.start()
+    try:
+        assert _wait(lambda: len(h.runtime.launched) == 1)
+        h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
+        assert _wait(lambda: len(h.runtime.launched) == 2)  # the retry is due on a tick
+    finally:
+        reconciler.stop(1.0)
+
+
+def _wait(check: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False

@@ -110,3 +110,19 @@ def test_scrub_hides_a_short_secret_only_where_it_stands_alone() -> None:
 def test_scrub_of_a_blank_secret_leaves_the_rest_of_the_text_alone() -> None:
     url = "https://h/x?auth="
     assert scrub(f"Cannot open {url}: no", url) == "Cannot open https://h/x?auth=***: no"
+
+
+def test_a_secret_inside_a_longer_one_leaves_nothing_of_the_longer() -> None:
+    url = "rtsp://cam:zzzzz@h/x?token=azzzzz9"  # the password is inside the token
+    shown = scrub("opening failed: token azzzzz9 refused", url)
+    assert "azzzzz9" not in shown and "a***" not in shown and "9 refused" not in shown
+
+
+def test_a_secret_of_exactly_four_characters_is_hidden_only_alone() -> None:
+    url = "rtsp://cam:abcd@h/x"
+    assert scrub("xabcdy and abcd", url) == "xabcdy and ***"
+
+
+def test_a_query_secret_with_an_equals_sign_is_hidden_as_written() -> None:
+    url = "rtsp://h/x?token=a=b+cdefgh"
+    assert scrub("sent a=b+cdefgh", url) == "sent ***"  # all of it, not what follows the last =

@@ -298,3 +298,16 @@ def test_the_first_end_wins_and_is_reported_once(first: str, kind: EndKind) -> N
     assert events.calls == [("cam", 7), ("cam", 7)]
     s.report_frame()
     assert events.calls == [("cam", 7), ("cam", 7)]
+
+
+def test_the_wire_form_given_out_is_a_copy_all_the_way_down() -> None:
+    regions = regions_from_wire([{"BoundingBox": {"Left": 0.1, "Top": 0.2, "Width": 0.3,
+                                                  "Height": 0.4}}])
+    out = regions_to_wire(regions)
+    out[0]["BoundingBox"]["Left"] = 0.9
+    assert regions_to_wire(regions)[0]["BoundingBox"]["Left"] == 0.1
+
+
+def test_a_region_that_is_no_object_is_a_type_error_naming_its_type() -> None:
+    with pytest.raises(TypeError, match="^a region is a JSON object, not list$"):
+        Region.from_wire([1])  # type: ignore[arg-type]

@@ -329,3 +329,16 @@ def test_a_refused_url_with_nul_is_shown_redacted(spec: ServiceSpec) -> None:
         spec.validate("CreateStreamProcessor", body)
     assert "Secret99" not in err.value.message and "***:***@h" in err.value.message
     assert "Member must not contain NUL" in err.value.message
+
+
+def test_a_missing_nested_member_is_named_by_its_whole_path(spec: ServiceSpec) -> None:
+    refused(spec, "CreateStreamProcessor", {**SPS, "Settings": {"ConnectedHome": {}}},
+            "Value None at 'Settings.ConnectedHome.Labels' failed to satisfy constraint: "
+            "Member must not be null")
+
+
+def test_a_refused_value_of_a_member_that_is_no_url_is_echoed_as_sent(spec: ServiceSpec) -> None:
+    """Only the widened URL members carry credentials; any other value is shown as AWS does."""
+    refused(spec, "CreateCollection", {"CollectionId": "http://a:b@h/\x00"},
+            "Value 'http://a:b@h/\\x00' at 'CollectionId' failed to satisfy constraint: "
+            "Member must not contain NUL")
