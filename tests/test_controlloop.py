@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from streamproc import controlloop
 from streamproc.controlloop import ControlLoop, Halts
 from streamproc.lifecycle import Service
+from streamproc.tools.clusterkit import poll
 
 
 @dataclass
@@ -205,14 +206,6 @@ class Loop(ControlLoop[Worker]):
         self.over.append(keys)
 
 
-def _until(check: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
-
 
 @pytest.fixture
 def loop() -> Iterator[Loop]:
@@ -233,11 +226,11 @@ def test_the_base_leaves_the_turn_and_the_halts_to_the_subclass() -> None:
 
 def test_a_post_wakes_the_loop_and_the_tick_alone_does_not_turn_it_fast(loop: Loop) -> None:
     loop.start()
-    assert _until(lambda: loop.turns == 0 and loop.running)
+    assert poll(lambda: loop.turns == 0 and loop.running, 2.0, every=0.01)
     time.sleep(0.2)
     assert loop.turns == 0  # the tick is 5 s and nothing was posted
     loop.wake.set()
-    assert _until(lambda: loop.turns == 1)
+    assert poll(lambda: loop.turns == 1, 2.0, every=0.01)
     time.sleep(0.2)
     assert loop.turns == 1
 
@@ -247,12 +240,12 @@ def test_the_loop_ticks_fast_while_a_halt_is_pending(loop: Loop) -> None:
     worker = Worker("a")
     loop.to_halt.append(worker)
     loop.wake.set()
-    assert _until(lambda: loop.halts.pending)
+    assert poll(lambda: loop.halts.pending, 2.0, every=0.01)
     seen = loop.turns
     time.sleep(0.3)
     assert loop.turns - seen >= 3  # every fast_tick_s (50 ms), not every tick (5 s)
     worker.done = True
-    assert _until(lambda: loop.over == [{"a"}], 1.0)
+    assert poll(lambda: loop.over == [{"a"}], 1.0, every=0.01)
     seen = loop.turns
     time.sleep(0.3)
     assert loop.turns - seen <= 1  # back to the slow tick once nothing halts
@@ -290,7 +283,7 @@ def test_stop_with_a_loop_stuck_in_a_turn_still_halts_within_its_bound() -> None
     loop.block.set()
     loop.start()
     loop.wake.set()
-    assert _until(lambda: loop.turns == 1)
+    assert poll(lambda: loop.turns == 1, 2.0, every=0.01)
     started = time.monotonic()
     assert loop.stop(0.2) is False  # the thread did not end in time ...
     assert time.monotonic() - started < 0.2 + 0.2 + 0.5
@@ -302,7 +295,7 @@ def test_stop_with_a_loop_stuck_in_a_turn_still_halts_within_its_bound() -> None
 def test_stop_wakes_a_loop_waiting_out_a_long_tick() -> None:
     loop = Loop(tick_s=30.0)
     loop.start()
-    assert _until(lambda: loop.running)
+    assert poll(lambda: loop.running, 2.0, every=0.01)
     started = time.monotonic()
     assert loop.stop(5.0)
     assert time.monotonic() - started < 0.5 and loop.turns == 0  # no turn after a stop
@@ -339,7 +332,7 @@ def test_the_loop_turns_every_tick_without_a_post() -> None:
     loop = Loop(tick_s=0.05)
     loop.start()
     try:
-        assert _until(lambda: loop.turns >= 3, 2.0)
+        assert poll(lambda: loop.turns >= 3, 2.0, every=0.01)
     finally:
         loop.stop(1.0)
 

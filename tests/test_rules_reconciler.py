@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -41,6 +40,7 @@ from streamproc.processors.runs import (
     Run,
 )
 from streamproc.storage.processors import ProcessorStore
+from streamproc.tools.clusterkit import poll
 
 REGION = {"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 0.5, "Height": 1.0}}
 KVS = "arn:aws:kinesisvideo:us-east-1:123456789012:stream/door/1600000000000"
@@ -866,17 +866,9 @@ def test_the_reconciler_turns_on_its_tick_without_a_post(h: Harness) -> None:
     h.service.start("cam")
     reconciler.start()
     try:
-        assert _wait(lambda: len(h.runtime.launched) == 1)
+        assert poll(lambda: len(h.runtime.launched) == 1, 3.0, every=0.01)
         h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
-        assert _wait(lambda: len(h.runtime.launched) == 2)  # the retry is due on a tick
+        # The retry is due on a tick.
+        assert poll(lambda: len(h.runtime.launched) == 2, 3.0, every=0.01)
     finally:
         reconciler.stop(1.0)
-
-
-def _wait(check: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
