@@ -404,6 +404,17 @@ def test_a_handover_waits_a_bounded_time_and_not_for_a_node_that_left(
         caplog.messages
 
 
+def _started(h: Harness, hooks: dict[str, Any] | None = None, **settings: Any
+             ) -> tuple[_CountingLedger, Reconciler]:
+    """A started "cam" after one pass of a reconciler that posts through a counting ledger."""
+    ledger = _CountingLedger(h.ledger)
+    reconciler = loop(h, hooks, ledger=ledger, **settings)
+    h.create("cam")
+    h.service.start("cam")
+    reconciler.reconcile_once()
+    return ledger, reconciler
+
+
 def _moving(h: Harness, ledger: Any, **settings: Any) -> tuple[set[str], Reconciler]:
     """A running "cam" on this node (a member beside node-y), and the set that places it."""
     placed = {"cam"}
@@ -432,11 +443,7 @@ def test_a_node_releases_a_moved_processor_once_its_halt_is_over(h: Harness) -> 
 
 
 def test_a_single_node_hands_nothing_over(h: Harness) -> None:
-    ledger = _CountingLedger(h.ledger)
-    reconciler = loop(h, ledger=ledger)
-    h.create("cam")
-    h.service.start("cam")
-    reconciler.reconcile_once()
+    ledger, reconciler = _started(h)
     h.service.stop("cam")
     for _ in range(3):
         reconciler.reconcile_once()
@@ -493,11 +500,7 @@ def test_a_processor_moved_away_back_and_away_again(h: Harness) -> None:
 
 
 def test_a_failed_processor_is_released(h: Harness) -> None:
-    ledger = _CountingLedger(h.ledger)
-    reconciler = loop(h, {"members": lambda: {"local", "node-y"}}, ledger=ledger)
-    h.create("cam")
-    h.service.start("cam")
-    reconciler.reconcile_once()
+    ledger, reconciler = _started(h, {"members": lambda: {"local", "node-y"}})
     session = h.runtime.latest("cam")
     h.mailbox.collection_gone("people", session.plan.collection.created)
     reconciler.reconcile_once()
@@ -506,12 +509,8 @@ def test_a_failed_processor_is_released(h: Harness) -> None:
 
 
 def test_a_processor_waiting_out_a_crash_here_is_not_released(h: Harness) -> None:
-    ledger = _CountingLedger(h.ledger)
-    reconciler = loop(h, {"members": lambda: {"local", "node-y"}}, ledger=ledger,
-                      restart_delay_s=60.0)
-    h.create("cam")
-    h.service.start("cam")
-    reconciler.reconcile_once()
+    ledger, reconciler = _started(h, {"members": lambda: {"local", "node-y"}},
+                                  restart_delay_s=60.0)
     h.runtime.latest("cam").crashed("ZeroDivisionError: division by zero")
     for _ in range(3):
         reconciler.reconcile_once()  # halted, waiting for its restart delay: still ours
@@ -848,11 +847,7 @@ def test_a_crashed_run_is_relaunched_once_its_retry_time_is_reached(
 
 
 def test_an_outage_is_not_reported_for_a_processor_still_starting(h: Harness) -> None:
-    ledger = _CountingLedger(h.ledger)
-    reconciler = loop(h, ledger=ledger)
-    h.create("cam")
-    h.service.start("cam")
-    reconciler.reconcile_once()
+    ledger, reconciler = _started(h)
     h.events.destination_outage("k:9092", "Kafka cluster k:9092 unreachable for 6 s")
     reconciler.reconcile_once()
     reconciler.reconcile_once()
