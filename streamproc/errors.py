@@ -91,6 +91,20 @@ class VideoTooLargeException(_ClientError):
     default_message = "The file size or duration of the supplied media is too large."
 
 
+class OutputNotWritable(Exception):
+    """Results cannot be written where a job was told to write them.
+
+    Not a wire error by itself (no ``code``, never serialised): the object store raises it
+    for a missing, refused or unwritable output bucket or key, and the jobs report it as
+    ``FailureDetails`` ``INVALID_OUTPUT_CONFIG``. ``message`` is safe to show the caller
+    (it names buckets, keys and settings, never credentials).
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
 class IdempotentParameterMismatchException(_ClientError):
     """A ClientRequestToken was reused with different parameters."""
 

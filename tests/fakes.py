@@ -165,3 +165,20 @@ class Harness:
 def unit(vector: list[float]) -> np.ndarray:
     array = np.asarray(vector, np.float32)
     return array / np.linalg.norm(array)
+
+
+def live_session(name: str) -> Session:
+    """A live face-search session with no source behind it (stages ask it what is queued)."""
+    from streamproc.dataplane.live.session import Output
+    from streamproc.storage.collections import CollectionInfo
+
+    plan = SessionPlan(name, 1, FACE_SEARCH, "tcp://x:1", "tcp://x:1", "tcp://x:1",
+                       CollectionInfo("c", "arn", 1.0, "p", 4, "7.0"), 80.0,
+                       Output("k:9092", "t"), "frame", frame_queue=4)
+    sensor = ProcessorMetrics.create(CollectorRegistry()).sensor(name)
+
+    class Events:
+        def __getattr__(self, _: str) -> Any:
+            return lambda *a: None
+
+    return Session(plan, sensor, Events())  # type: ignore[arg-type]

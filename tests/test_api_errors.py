@@ -174,7 +174,8 @@ def test_health_and_metrics(daemon: Any) -> None:
     resp = conn.getresponse()
     body = json.loads(resp.read())
     assert resp.status == 200 and body["status"] == "ok"
-    assert set(body["stages"]) == {"analyzer", "publisher", "reconciler", "jobs", "index-builder"}
+    assert set(body["stages"]) == {"analyzer", "publisher", "reconciler", "jobs", "index-builder",
+                                   "moderation"}
     assert all(stage["state"] == "ok" and stage["alive"] for stage in body["stages"].values())
     assert [m["role"] for m in body["inference"]["models"]] == ["detector", "recognizer"]
     conn.request("GET", "/metrics")

@@ -38,7 +38,7 @@ from streamproc.collections.commands import (
     DisassociateFaces,
 )
 from streamproc.config import CalibrationKnot, Config, load_config
-from streamproc.daemon.jobs import build_jobs
+from streamproc.daemon.jobs import Moderation, build_jobs
 from streamproc.daemon.parts import Domain, Storage, build_domain, open_storage
 from streamproc.dataplane.regions import regions_from_wire
 from streamproc.faces.engine import ModelIdentity
@@ -315,6 +315,12 @@ def _plane() -> Any:
     return SimpleNamespace(stages={FACE_SEARCH: stage})
 
 
+def _moderation() -> Any:
+    """What build_jobs reads of the moderation pack and stage (no model is loaded)."""
+    return Moderation(SimpleNamespace(model_version="7.0-open_nsfw"),
+                      SimpleNamespace(add_background=lambda feed, share: None))
+
+
 @contextmanager
 def _fresh(data_dir: Path) -> Iterator[Fresh]:
     """Every rule registered as ``Daemon.start`` does: cluster node, domain, then jobs."""
@@ -326,7 +332,8 @@ def _fresh(data_dir: Path) -> Iterator[Fresh]:
                 registry, lambda: None)
     domain = build_domain(config, _engine(), storage, ledger, appliers, Mailbox(), registry)
     build_jobs(config, "7.0", storage.db, domain.searcher, _plane(), SimpleNamespace(),
-               ObjectStore(config.objects), registry, data_dir, ledger, appliers, JobHooks())
+               ObjectStore(config.objects), registry, data_dir, ledger, appliers, JobHooks(),
+               _moderation())
     try:
         yield Fresh(appliers, storage, domain, config)
     finally:

@@ -13,18 +13,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import MODEL
+from fakes import MODEL, live_session
 from prometheus_client import CollectorRegistry
 
 from streamproc.config import CalibrationKnot, NotificationTarget, load_config
 from streamproc.dataplane.analyzer import Analyzer
-from streamproc.dataplane.live.session import Output, Session, SessionPlan
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.queues import BoundedQueue, DropPolicy
 from streamproc.dataplane.stored import jobworker
 from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.jobrun import JobFrames, JobInput, JobPlan
-from streamproc.dataplane.stored.stages import FaceAnalysis
+from streamproc.dataplane.stored.stages import FaceAnalysis, Result
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.errors import (
     IdempotentParameterMismatchException,
@@ -55,7 +54,7 @@ from streamproc.jobs.rules import JobRules, JobWrites
 from streamproc.jobs.scheduler import JobScheduler
 from streamproc.jobs.service import JobService, Page, ResultsQuery
 from streamproc.ledger import Appliers, Command, LocalLedger
-from streamproc.metrics import JobMetrics, JobSensor, NoticeSensor, ProcessorMetrics
+from streamproc.metrics import JobMetrics, JobSensor, NoticeSensor
 from streamproc.rekognition.constants import FACE_DETECTION, FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.collections import CollectionInfo, CollectionStore
@@ -653,19 +652,6 @@ def _frame(ts: int = 0) -> StoredFrame:
     return StoredFrame(np.zeros((64, 64, 3), np.uint8), ts, ts / 1000)
 
 
-def _session(name: str) -> Session:
-    plan = SessionPlan(name, 1, FACE_SEARCH, "tcp://x:1", "tcp://x:1", "tcp://x:1",
-                       CollectionInfo("c", "arn", 1.0, "p", 4, "7.0"), 80.0,
-                       Output("k:9092", "t"), "frame", frame_queue=4)
-    sensor = ProcessorMetrics.create(CollectorRegistry()).sensor(name)
-
-    class Events:
-        def __getattr__(self, _: str) -> Any:
-            return lambda *a: None
-
-    return Session(plan, sensor, Events())
-
-
 def test_live_frames_go_first_and_jobs_take_small_batches_beside_them() -> None:
     engine = FakeEngine()
     analyzer = Analyzer(engine, None, None, batch_frames=8, max_matches=1,  # type: ignore[arg-type]
@@ -678,7 +664,7 @@ def test_live_frames_go_first_and_jobs_take_small_batches_beside_them() -> None:
         for i in range(6):
             owner.frames.put(_frame(i * 200))
     assert [o.name for o, _ in analyzer._collect()] == ["job one", "job two"] * 4  # no live
-    live = _session("cam")
+    live = live_session("cam")
     analyzer.attach(live)
     live.frames.put(object())  # type: ignore[arg-type]
     batch = analyzer._collect()
@@ -836,7 +822,7 @@ def test_a_launch_waits_out_a_cluster_log_outage_instead_of_failing(
     tries.clear()
     frames.fail("Internal error: model")
     run._frames.take = lambda at_least: [  # type: ignore[method-assign]
-        SimpleNamespace(timestamp_ms=0, person=None, item={})]
+        Result(0, None, {})]
     run._write(1)
     assert tries == [1] and not run.stopping
 

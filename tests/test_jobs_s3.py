@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +10,9 @@ import boto3
 import pytest
 from conftest import client_for, fixture_photo, make_config
 from jobs_helpers import BOTH, video, wait_job
+from s3servers import moto_server
 
 from streamproc.daemon import Daemon
-from streamproc.tools.broker import free_port, owns_port
 
 KEYS = {"aws_access_key_id": "moto-key", "aws_secret_access_key": "moto-secret"}
 
@@ -22,25 +20,8 @@ KEYS = {"aws_access_key_id": "moto-key", "aws_secret_access_key": "moto-secret"}
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server process on a free port, stopped after the module."""
-    for _ in range(5):  # a free port may be taken before moto binds it: then another one
-        port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                    "-p", str(port)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        if owns_port(process, port, 30):
-            break
-        process.kill()
-        process.wait()
-    else:
-        pytest.fail("moto server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with moto_server() as server:
+        yield server.endpoint
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,11 @@ def test_packages_import_only_the_layers_below_them() -> None:
      "streamproc.dataplane.output.planted -> streamproc.dataplane.live.session"),
     ("dataplane/live", "from streamproc.dataplane.stored import video",
      "streamproc.dataplane.live.planted -> streamproc.dataplane.stored.video"),
+    # The moderation engine is below the data plane (only its stage module may reach up).
+    ("moderation", "from streamproc.dataplane.stored import video",
+     "streamproc.moderation.planted -> streamproc.dataplane.stored.video"),
+    ("faces", "from streamproc.moderation import types",
+     "streamproc.faces.planted -> streamproc.moderation.types"),
 ])
 def test_a_lower_package_importing_a_higher_one_breaks_the_contract(
         tmp_path: Path, where: str, imports: str, shown: str) -> None:

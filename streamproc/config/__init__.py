@@ -19,6 +19,13 @@ from streamproc.config.inputs import (
 from streamproc.config.jobs import JobsConfig, NotificationTarget
 from streamproc.config.kafka import KafkaConfig, KafkaSecurity
 from streamproc.config.models import QUALITY_LEVELS, ModelsConfig, QualityLevel, default_quality
+from streamproc.config.moderation import (
+    LabelRule,
+    ModerationConfig,
+    ModerationPackConfig,
+    NudeNetModel,
+    OpenNsfwModel,
+)
 from streamproc.config.packs import ExecutionConfig, PackConfig, ProviderChoice, default_packs
 from streamproc.config.processors import ProcessorsConfig, SupervisionConfig
 from streamproc.config.root import Config, load_config
@@ -41,7 +48,12 @@ __all__ = [
     "KafkaConfig",
     "KafkaSecurity",
     "MEDIA_SCHEMES",
+    "LabelRule",
     "ModelsConfig",
+    "ModerationConfig",
+    "ModerationPackConfig",
+    "NudeNetModel",
+    "OpenNsfwModel",
     "NotificationTarget",
     "ObjectsConfig",
     "OutputsConfig",

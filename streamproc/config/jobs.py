@@ -37,6 +37,22 @@ class JobsConfig(Section):
         1, ge=1, description="Job frames per analysis batch while stream processors run "
         "(a live frame waits at most one such batch; 1 was best for both the live latency "
         "and the job's speed in benchmarks/bench_jobs.py).")
+    moderation_batch: int = Field(
+        8, ge=1, le=256, description="Images per moderation-stage call while no stream "
+        "processor runs (content-moderation videos, media-analysis manifests); beside live "
+        "ones, batch_frames_beside_live. 8: one model call over a few images, without "
+        "holding many decoded images.")
+    media_analysis_max_line_bytes: int = Field(
+        100 * 1024, ge=64, description="Longest manifest line read (bytes); a longer line "
+        "is an error entry in the summary, never held whole. 100 KiB: a source-ref and "
+        "Ground Truth's other keys fit many times over.")
+    media_analysis_max_lines: int = Field(
+        1_000_000, ge=1, description="Manifest lines a media-analysis job reads; a longer "
+        "manifest FAILS INVALID_MANIFEST when it reaches the next line (memory stays bounded "
+        "whatever the size: this caps the time and disk one job takes).")
+    media_analysis_checkpoint_lines: int = Field(
+        256, ge=1, description="Manifest lines between two checkpoints of a media-analysis "
+        "job (a restarted daemon redoes at most this many).")
     decode_nice: int = Field(10, ge=0, le=19, description="Niceness of job decoding threads "
                              "(Linux): live decoding gets the CPU first.")
     retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "

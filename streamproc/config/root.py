@@ -14,6 +14,7 @@ from streamproc.config.inputs import InputsConfig, OutputsConfig
 from streamproc.config.jobs import JobsConfig
 from streamproc.config.kafka import KafkaConfig
 from streamproc.config.models import ModelsConfig, default_quality
+from streamproc.config.moderation import ModerationConfig
 from streamproc.config.packs import default_packs
 from streamproc.config.processors import ProcessorsConfig, SupervisionConfig
 from streamproc.config.server import AuthConfig, ServerConfig
@@ -64,6 +65,7 @@ class Config(Section):
     inputs: InputsConfig = InputsConfig()
     outputs: OutputsConfig = OutputsConfig()
     models: ModelsConfig = ModelsConfig()
+    moderation: ModerationConfig = ModerationConfig()
     images: ImagesConfig = ImagesConfig()
     objects: ObjectsConfig = ObjectsConfig()
     jobs: JobsConfig = JobsConfig()

@@ -21,7 +21,7 @@ class ImagesConfig(Section):
 
 
 class ObjectsConfig(Section):
-    """Where ``S3Object`` references (images and videos) are read from."""
+    """Where ``S3Object`` references are read from, and where jobs write their results."""
 
     local_root: Path | None = Field(
         None, description="Serve S3Object from ROOT/bucket/name (when no s3_endpoint is set).")
@@ -35,6 +35,12 @@ class ObjectsConfig(Section):
     s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
         "path", description="path suits MinIO/Ceph/moto; virtual suits AWS.")
     timeout_s: float = Field(10.0, gt=0, description="Connect and read timeout per request.")
+    buckets: list[str] | None = Field(
+        None, description="S3Object references may name only these buckets (every read: "
+        "images, videos, manifests and their source-refs); null = any.")
+    output_buckets: list[str] | None = Field(
+        None, description="Jobs write results only into these buckets; null = any bucket the "
+        "store has.")
 
 
 class StorageConfig(Section):

@@ -18,7 +18,7 @@ from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
-from streamproc.daemon.jobs import Jobs, build_jobs
+from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -31,10 +31,13 @@ from streamproc.daemon.parts import (
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.stored.moderation_stage import ModerationStage
+from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.parts import JobHooks
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
+from streamproc.moderation.engine import ModerationEngine
 from streamproc.processors.mailbox import Mailbox, MailboxEvents
 from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettings
 from streamproc.processors.registry import Desired
@@ -51,11 +54,14 @@ logger = logging.getLogger(__name__)
 # can run them, so they FAIL with the reason. "leave": other nodes can run them (or this one
 # after its restart), and a member that stayed would fail every share placement gives it,
 # so the node stops taking work and exits. "exit": the daemon cannot go on; `serve` stops
-# it and exits 1. Other stages (jobs scheduler, index builder) stay down, shown in /health.
-_FAIL, _FAIL_ALL, _LEAVE, _EXIT = ("fail processors", "fail processors and jobs", "leave",
-                                   "exit")
+# it and exits 1. "fail jobs": the moderation stage analyses job images only (the job
+# mailbox fails every running job: it knows no stage). Other stages (jobs scheduler, index
+# builder) stay down, shown in /health.
+_FAIL, _FAIL_ALL, _FAIL_JOBS, _LEAVE, _EXIT = (
+    "fail processors", "fail processors and jobs", "fail jobs", "leave", "exit")
 _ON_GIVE_UP: dict[str, dict[str, str]] = {
     "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
+    "moderation": {"single": _FAIL_JOBS, "cluster": _LEAVE},
     "publisher": {"single": _FAIL, "cluster": _LEAVE},
     "reconciler": {"single": _EXIT, "cluster": _EXIT},
     "ledger": {"single": _EXIT, "cluster": _EXIT},
@@ -85,6 +91,9 @@ class Daemon:
         self.cluster: ClusterNode | None = None
         self.reconciler: Reconciler | None = None
         self.engine: FaceEngine | None = None
+        # The moderation pack and its job stage (DetectModerationLabels, moderation jobs).
+        self.moderation_engine: ModerationEngine | None = None
+        self.moderation: Moderation | None = None
         self.mailbox = Mailbox()
         self.objects = ObjectStore(config.objects)
         self.jobs: Jobs | None = None
@@ -154,18 +163,21 @@ class Daemon:
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
+        moderation_engine = self.moderation_engine = self._load_moderation()
         storage = self.storage = open_storage(self.config, self.data_dir)
         self._server = self._bind()
         ledger = self.ledger = self._ledger(storage)
         domain = self.domain = build_domain(self.config, engine, storage, ledger,
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
+        moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
-            JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks())
+            JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
+            moderation)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -180,11 +192,29 @@ class Daemon:
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access))
+            self.registry, self.access), moderation)
         self._server.serve(api.app())
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     engine.pack_name, engine.dim, ",".join(engine.providers))
+
+    def _load_moderation(self) -> ModerationEngine:
+        """The moderation pack, loaded (raises ModerationModelError with its one line)."""
+        moderation = ModerationEngine(self.config.moderation, self.config.models)
+        moderation.load()
+        # Each model's licence is logged at load; a copyleft one again where it is enabled,
+        # at a level that every log level but errors shows.
+        for file in moderation.files:
+            if "AGPL" in file.licence.upper():
+                logger.warning("moderation pack %s enables %s (%s), licensed %s",
+                               moderation.pack, file.name, file.provenance, file.licence)
+        return moderation
+
+    def _moderation_stage(self, engine: ModerationEngine, plane: DataPlane) -> Moderation:
+        """The moderation stage, a background stage of the plane (started, supervised there)."""
+        stage = ModerationStage(engine, self.config.jobs.moderation_batch, plane)
+        plane.add_background_stage(MODERATION, stage)
+        return Moderation(engine, stage)
 
     def _check_access(self) -> None:
         check_exposure(self.config)
@@ -290,6 +320,8 @@ class Daemon:
             self.mailbox.fail_all(reason)
             if action == _FAIL_ALL and self.jobs is not None:
                 self.jobs.mailbox.fail_all(reason)
+        elif action == _FAIL_JOBS and self.jobs is not None:
+            self.jobs.mailbox.fail_all(reason)
         elif action == _EXIT:
             self._exit(reason)
 

@@ -17,7 +17,10 @@ from prometheus_client import CollectorRegistry
 
 from streamproc.api.job_kinds.base import WireJobKind
 from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
+from streamproc.api.job_kinds.media import MediaAnalysisWire
+from streamproc.api.job_kinds.moderation import ContentModerationWire
 from streamproc.config import Config
+from streamproc.daemon.media import manifest_runner
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import Publisher
 from streamproc.dataplane.plane import DataPlane
@@ -25,9 +28,12 @@ from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.jobrun import JobInput, JobSettings
 from streamproc.dataplane.stored.jobrunners import JobRunners, Launched
 from streamproc.dataplane.stored.jobworker import JobRunner
-from streamproc.dataplane.stored.stages import FACES, A, StoredStage
+from streamproc.dataplane.stored.moderation_stage import ModerationStage
+from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
+from streamproc.jobs.kinds.media import MediaAnalysisJobKind
+from streamproc.jobs.kinds.moderation import ContentModerationJobKind
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
@@ -36,10 +42,11 @@ from streamproc.jobs.scheduler import JobScheduler
 from streamproc.jobs.service import JobService
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import JobMetrics, NoticeSensor
+from streamproc.moderation.types import Moderator
 from streamproc.rekognition.constants import FACE_SEARCH
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.db import Database
-from streamproc.storage.jobs import JobStore
+from streamproc.storage.jobs import QUEUED, RUNNING, JobStore
 from streamproc.storage.objects import ObjectStore
 
 
@@ -53,12 +60,25 @@ class Jobs:
     wires: tuple[WireJobKind, ...]
 
 
-def job_kinds(config: Config, searcher: FaceSearcher, model_version: str
-              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+@dataclass(frozen=True)
+class Moderation:
+    """The moderation pack (loaded) and the stage that runs job images through it."""
+
+    engine: Moderator  # its model_version is ModerationModelVersion
+    stage: ModerationStage  # StoredStage[ModerationAnalysis], started by the data plane
+
+
+def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
+              moderation: Moderation) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind)."""
+    content_moderation = ContentModerationJobKind(moderation.engine.model_version)
     kinds = JobKinds([FaceDetectionJobKind(),
-                      FaceSearchJobKind(searcher, config.jobs.max_matches, model_version)])
-    wires: tuple[WireJobKind, ...] = (FaceDetectionWire(), FaceSearchWire())
+                      FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
+                      content_moderation,
+                      MediaAnalysisJobKind(moderation.engine.model_version)])
+    wires: tuple[WireJobKind, ...] = (FaceDetectionWire(), FaceSearchWire(),
+                                      ContentModerationWire(content_moderation),
+                                      MediaAnalysisWire())
     for wire in wires:
         kinds.get(wire.api)
     return kinds, wires
@@ -80,27 +100,42 @@ def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
 
 
 def job_runners(config: Config, plane: DataPlane, objects: ObjectStore,
-                data_dir: Path) -> JobRunners:
-    """The runner of each (input, stage) this daemon serves: one line each."""
+                data_dir: Path, moderation: Moderation, store: JobStore) -> JobRunners:
+    """The runner of each (input, stage) this daemon serves: one line each.
+
+    A manifest runner first deletes the local files of jobs that no longer run (those of
+    queued and running jobs are what their next launch resumes from).
+    """
     runners = JobRunners()
     runners.add(JobInput.VIDEO, FACES,
                 video_runner(plane.stages[FACE_SEARCH], config, objects, data_dir))
+    runners.add(JobInput.VIDEO, MODERATION,
+                video_runner(moderation.stage, config, objects, data_dir))
+    media = manifest_runner(moderation.stage, config, objects, data_dir)
+    media.clean_leftovers(lambda job_id: _runs(store, job_id))
+    runners.add(JobInput.IMAGES, MODERATION, media)
     return runners
+
+
+def _runs(store: JobStore, job_id: str) -> bool:
+    """Whether the job is queued or running (its local files are still needed)."""
+    job = store.get(job_id)
+    return job is not None and job.state in (QUEUED, RUNNING)
 
 
 def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceSearcher,
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
-               appliers: Appliers, hooks: JobHooks) -> Jobs:
+               appliers: Appliers, hooks: JobHooks, moderation: Moderation) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler."""
     cfg = config.jobs
-    kinds, wires = job_kinds(config, searcher, model_version)
-    runners = job_runners(config, plane, objects, data_dir)
+    kinds, wires = job_kinds(config, searcher, model_version, moderation)
+    mailbox, store = JobMailbox(), JobStore(db)
+    runners = job_runners(config, plane, objects, data_dir, moderation, store)
     runners.require(kinds.needs())
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
                       NoticeSensor(metrics), OutputAllowlist.for_config(config))
-    mailbox, store = JobMailbox(), JobStore(db)
     JobRules(store, mailbox.changed).register(appliers)
     service = JobService(store, objects, kinds, notices, cfg, ledger, metrics)
     scheduler = JobScheduler(

@@ -20,6 +20,7 @@ from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
 from streamproc.api.intake import BodyLimits
 from streamproc.api.job_handlers import job_handlers
+from streamproc.api.moderation_handlers import MODERATION_HANDLERS, ModerationApi
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.tag_handlers import TAG_HANDLERS
 from streamproc.api.transport import ApiLimits, ControlApi
@@ -33,11 +34,12 @@ from streamproc.collections.user_rules import UserRules
 from streamproc.collections.user_search import UserSearchService
 from streamproc.collections.users import UserService
 from streamproc.config import Config
-from streamproc.daemon.jobs import Jobs
+from streamproc.daemon.jobs import Jobs, Moderation
 from streamproc.dataplane.guard.allowlist import InputAllowlist
 from streamproc.faces.engine import FaceEngine
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import ApiMetrics, ProcessorMetrics
+from streamproc.moderation.service import ModerationService
 from streamproc.processors.kinds import FaceSearchKind, ProcessorKind
 from streamproc.processors.mailbox import Mailbox
 from streamproc.processors.registry import ProcessorRegistry
@@ -169,9 +171,11 @@ class ApiHooks:
 
 
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
-              ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks) -> ControlApi:
+              ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks,
+              moderation: Moderation) -> ControlApi:
     """The AWS JSON transport over every handler table."""
     loader = ImageLoader(config.images, objects)
+    moderation_api = ModerationApi(ModerationService(moderation.engine), loader)
     services = Services(collections=domain.collections, images=domain.images, loader=loader,
                         face_model_version=engine.face_model_version)
     users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
@@ -179,7 +183,8 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     arns = Arns(server.region, server.account_id)
     handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, domain.processors),
                 **_bind(TAG_HANDLERS, domain.tags), **_bind(USER_HANDLERS, users),
-                **_bind(job_handlers(jobs.wires), jobs.service)}
+                **_bind(job_handlers(jobs.wires), jobs.service),
+                **_bind(MODERATION_HANDLERS, moderation_api)}
     access = hooks.access
     verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
                 if access is not None else None)

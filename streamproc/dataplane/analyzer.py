@@ -62,6 +62,9 @@ class Analyzer(Service):
         self._lock = threading.Lock()
         self._background: BackgroundFeed[FaceAnalysis] | None = None
         self._beside_live = batch_frames
+        # A batch with live frames is being analysed: written by this thread only, read by
+        # the stages behind live work (live_waiting); a bool needs no lock.
+        self._live_batch = False
 
     def add_background(self, feed: BackgroundFeed[FaceAnalysis], beside_live: int) -> None:
         """Analyse ``feed``'s frames whenever no live frame waits.
@@ -83,6 +86,19 @@ class Analyzer(Service):
                 del self._sessions[session.name]
         session.frames.drain()
 
+    def live_attached(self) -> bool:
+        """Whether any live session is attached (background batches are kept small)."""
+        with self._lock:
+            return bool(self._sessions)
+
+    def live_waiting(self) -> bool:
+        """Whether a live frame is queued (active session) or being analysed; cheap."""
+        if self._live_batch:
+            return True
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return any(s.active.is_set() and len(s.frames) > 0 for s in sessions)
+
     def _collect(self) -> list[Item]:
         with self._lock:
             sessions = list(self._sessions.values())
@@ -93,6 +109,7 @@ class Analyzer(Service):
             for session in sessions:
                 frame = session.frames.get() if session.active.is_set() else None
                 if frame is not None:
+                    self._live_batch = True  # from its dequeue to the batch's end
                     batch.append((session, frame))
                     progress = True
                     if len(batch) >= self._batch:
@@ -119,6 +136,8 @@ class Analyzer(Service):
                 for owner, _ in batch:
                     if not isinstance(owner, Session):
                         owner.fail(f"Analysing a frame failed: {type(exc).__name__}")
+            finally:
+                self._live_batch = False
 
     def analyse(self, batch: list[Item]) -> None:
         """Detect, embed what needs it (one call for the whole batch), search and emit."""

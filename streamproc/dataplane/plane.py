@@ -43,13 +43,27 @@ class DataPlane:
         self.stages: dict[str, Analyzer] = {FACE_SEARCH: Analyzer(
             engine, searcher, self.publisher, p.batch_frames, p.max_matches,
             p.emit_empty_frames, self._wake, p.embed_interval_s)}
+        # Stages that serve jobs only, behind the live ones (moderation): added at wiring.
+        self.background_stages: dict[str, Service] = {}
         self._workers: dict[int, SourceWorker] = {}  # id(session) -> its reader
         self._lock = threading.Lock()  # guards _workers
 
     @property
     def services(self) -> list[Service]:
         """The shared stage threads, for supervision."""
-        return [self.publisher, *self.stages.values()]
+        return [self.publisher, *self.stages.values(), *self.background_stages.values()]
+
+    def add_background_stage(self, name: str, stage: Service) -> None:
+        """At wiring (before :meth:`start`): a jobs-only stage started, supervised, stopped here."""
+        self.background_stages[name] = stage
+
+    def live_attached(self) -> bool:
+        """Whether any stream processor's session is attached to a stage."""
+        return any(stage.live_attached() for stage in self.stages.values())
+
+    def live_waiting(self) -> bool:
+        """Whether a live frame is queued or being analysed (background stages then wait)."""
+        return any(stage.live_waiting() for stage in self.stages.values())
 
     def start(self) -> None:
         """Open the spool, start the publisher, then the stages (downstream first)."""
@@ -58,6 +72,8 @@ class DataPlane:
         self.publisher.start()
         for stage in self.stages.values():
             stage.start()
+        for background in self.background_stages.values():
+            background.start()
 
     def launch(self, plan: SessionPlan, sensor: ProcessorSensor,
                events: SessionEvents) -> Session:
@@ -135,3 +151,5 @@ class DataPlane:
             worker.join(timeout)
         for stage in self.stages.values():
             stage.stop(5.0)
+        for background in self.background_stages.values():
+            background.stop(5.0)

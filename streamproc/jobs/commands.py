@@ -71,16 +71,36 @@ class AddJobResults(Command[bool]):
     rows: tuple[ResultRow, ...]
 
     def payload(self) -> dict[str, Any]:
-        """Rows as ``[seq, timestamp_ms, person, item]`` lists."""
-        return {"job_id": self.job_id, "attempt": self.attempt,
-                "rows": [[r.seq, r.timestamp_ms, r.person, r.item] for r in self.rows]}
+        """Rows as ``[seq, timestamp_ms, person, item]`` lists.
+
+        Rows in a listing or with a name (content moderation's) add ``listed``: one
+        ``[listing, name]`` per row, in the same order. A separate key, not longer rows, so
+        an older node reads the rows (it drops the key) and face rows' bytes stay as written.
+        """
+        out: dict[str, Any] = {
+            "job_id": self.job_id, "attempt": self.attempt,
+            "rows": [[r.seq, r.timestamp_ms, r.person, r.item] for r in self.rows]}
+        if any(r.listing or r.name for r in self.rows):
+            out["listed"] = [[r.listing, r.name] for r in self.rows]
+        return out
+
+    @classmethod
+    def payload_keys(cls) -> frozenset[str]:
+        """The fields, and ``listed`` (optional)."""
+        return frozenset({"job_id", "attempt", "rows", "listed"})
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> AddJobResults:
         """Back from the lists."""
+        rows = payload["rows"]
+        listed = payload.get("listed") or [["", ""]] * len(rows)
+        if len(listed) != len(rows):
+            msg = "job.results: listed and rows differ in length"
+            raise ValueError(msg)
         return cls(payload["job_id"], payload["attempt"],
-                   tuple(ResultRow(seq, ts, person, item)
-                         for seq, ts, person, item in payload["rows"]))
+                   tuple(ResultRow(seq, ts, person, item, listing, name)
+                         for (seq, ts, person, item), (listing, name)
+                         in zip(rows, listed, strict=True)))
 
 
 @dataclass(frozen=True)

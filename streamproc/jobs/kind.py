@@ -14,8 +14,10 @@ domain half, here, says
 - what each analysed frame becomes (its ``ResultFactory``, decided at launch: a builder of
   its stage's per-frame value into result elements);
 - how its results are sorted and paged (:class:`Paging`: SortBy values onto the row orders
-  :class:`~streamproc.storage.jobs.ResultOrder` has; every kind's results are rows of one
-  table, each a timestamp, an optional person index and its JSON element).
+  :class:`~streamproc.storage.jobs.ResultOrder` has, and AggregateBy values onto listings
+  for a kind that lists its results more than one way; every kind's results are rows of
+  one table, each a timestamp, an optional person index, a listing and a name, and its
+  JSON element).
 
 Its wire half (``streamproc.api.job_kinds``) parses the Start parameters into the request
 and renders the Get response. The scheduler, the service and the ledger's rules know no
@@ -28,7 +30,7 @@ for a node that knows it (:mod:`.scheduler`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from streamproc.dataplane.stored.jobrun import JobInput, ResultFactory
@@ -47,11 +49,19 @@ class Paging:
 
     orders: Mapping[str, ResultOrder]  # SortBy -> row order; the first is the default
     max_results: int = MAX_JOB_RESULTS  # MaxResults' default and cap
+    # AggregateBy -> the rows' listing, for a kind that lists its results more than one
+    # way (the first is the default); empty: one listing ('') and no AggregateBy.
+    listings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def default(self) -> str:
         """The SortBy used when the request gives none."""
         return next(iter(self.orders))
+
+    @property
+    def default_listing(self) -> str | None:
+        """The AggregateBy used when the request gives none (None: the kind has none)."""
+        return next(iter(self.listings), None)
 
 
 class JobKind(Protocol[Req]):

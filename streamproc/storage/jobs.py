@@ -1,9 +1,10 @@
-"""Stored-video jobs and their results in SQLite (schema versions 4 and 8).
+"""Stored-video jobs and their results in SQLite (schema versions 4, 8 and 9).
 
 A job's request is kept as the JSON object the jobs package hands over, so this module knows
-nothing of its fields. Writes that belong to one launch of a job (results, metadata, the end
-state) name the launch's ``attempt`` and change nothing once another launch took over, so a
-worker abandoned at shutdown can never write into its successor's results.
+nothing of its fields, nor of its results' elements. Writes that belong to one launch of a
+job (results, metadata, the end state) name the launch's ``attempt`` and change nothing once
+another launch took over, so a worker abandoned at shutdown can never write into its
+successor's results.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class ResultOrder(Enum):
 
     SEQUENCE = "seq"  # as written: results are written in timestamp order
     PERSON = "person, timestamp_ms, seq"  # by the row's person index, then time
+    TIME = "timestamp_ms, seq"  # by timestamp (rows written out of time order too)
+    NAME = "name, timestamp_ms, seq"  # by the row's name, then time
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,19 @@ class StoredJob:
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One result element: its order, timestamp, person index and wire JSON."""
+    """One result element: its order, timestamp, person index and wire JSON.
+
+    A kind whose Get lists its results more than one way (content moderation: per
+    timestamp or per segment) keeps each listing's rows apart by ``listing``; ``name`` is
+    the key :attr:`ResultOrder.NAME` sorts by. Both are ``""`` for the face jobs.
+    """
 
     seq: int
     timestamp_ms: int
     person: int | None
     item: dict[str, Any]
+    listing: str = ""
+    name: str = ""
 
 
 def _job(row: tuple[Any, ...]) -> StoredJob:
@@ -92,12 +102,27 @@ class JobStore:
         marks = ",".join("?" * len(states))
         return self._select(f"WHERE state IN ({marks}) ORDER BY created, job_id", states)
 
-    def results(self, job_id: str, order: ResultOrder, offset: int, limit: int
-                ) -> list[dict[str, Any]]:
-        """One page of a job's results in ``order``."""
+    def newest(self, api: str, before: tuple[float, str] | None, limit: int
+               ) -> list[StoredJob]:
+        """Up to ``limit`` jobs of ``api``, newest first (by created, then JobId, descending).
+
+        ``before`` (created, JobId) lists those after that job in this order (the next page).
+        """
+        if before is None:
+            return self._select("WHERE api = ? ORDER BY created DESC, job_id DESC LIMIT ?",
+                                (api, limit))
+        created, job_id = before
+        return self._select(
+            "WHERE api = ? AND (created < ? OR (created = ? AND job_id < ?)) "
+            "ORDER BY created DESC, job_id DESC LIMIT ?",
+            (api, created, created, job_id, limit))
+
+    def results(self, job_id: str, order: ResultOrder, offset: int, limit: int,
+                listing: str = "") -> list[dict[str, Any]]:
+        """One page of a job's results of ``listing`` in ``order``."""
         rows = self._db.query(
-            f"SELECT item FROM job_results WHERE job_id = ? ORDER BY {order.value} "
-            "LIMIT ? OFFSET ?", (job_id, limit, offset))
+            f"SELECT item FROM job_results WHERE job_id = ? AND listing = ? "
+            f"ORDER BY {order.value} LIMIT ? OFFSET ?", (job_id, listing, limit, offset))
         return [json.loads(r[0]) for r in rows]
 
     # ---- writes -------------------------------------------------------------------------------
@@ -136,10 +161,10 @@ class JobStore:
             if live is None:
                 return False
             conn.executemany(
-                "INSERT OR REPLACE INTO job_results (job_id, seq, timestamp_ms, person, item) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO job_results (job_id, seq, timestamp_ms, person, item, "
+                "listing, name) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(job_id, r.seq, r.timestamp_ms, r.person,
-                  json.dumps(r.item, separators=(",", ":"))) for r in rows])
+                  json.dumps(r.item, separators=(",", ":")), r.listing, r.name) for r in rows])
             return True
 
     def finish(self, job_id: str, attempt: int | None, state: str, message: str,

@@ -141,6 +141,16 @@ CREATE TABLE job_results (
 CREATE INDEX job_results_person ON job_results (job_id, person, timestamp_ms, seq);
 """
 
+# ``listing`` keeps apart the rows of a kind whose Get lists results more than one way
+# (GetContentModeration's AggregateBy: TIMESTAMPS or SEGMENTS rows); ``name`` is what its
+# SortBy NAME sorts by. Both are '' for the face jobs' rows (and every row written before).
+_MAIN_V9 = """
+ALTER TABLE job_results ADD COLUMN listing TEXT NOT NULL DEFAULT '';
+ALTER TABLE job_results ADD COLUMN name TEXT NOT NULL DEFAULT '';
+CREATE INDEX job_results_time ON job_results (job_id, listing, timestamp_ms, seq);
+CREATE INDEX job_results_name ON job_results (job_id, listing, name, timestamp_ms, seq);
+"""
+
 # The main database: collections, faces (with embeddings), processors, tags.
 MAIN: list[Migration] = [
     Migration(1, "collections, faces, processors, tags", _MAIN_V1),
@@ -165,6 +175,9 @@ MAIN: list[Migration] = [
     Migration(8, "stored-video jobs remember the node that runs their current launch (cluster "
                  "mode: a job moves only when that node leaves)",
               "ALTER TABLE jobs ADD COLUMN node TEXT NOT NULL DEFAULT '';"),
+    Migration(9, "job results name the listing they belong to and a name to sort by "
+                 "(content moderation: per timestamp or per segment, by label name)",
+              _MAIN_V9),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.

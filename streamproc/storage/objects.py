@@ -1,83 +1,45 @@
-"""The one reader of ``S3Object`` references, for images and videos alike.
+"""The one reader (and writer) of ``S3Object`` references: images, videos, manifests, results.
 
 With ``objects.s3_endpoint`` set, objects come from that S3-compatible store through boto3
 (``Version`` honoured); otherwise, with ``objects.local_root`` set, ``{Bucket, Name}`` is the
 file ``ROOT/Bucket/Name``; with neither, S3 references are refused. Every failure to find or
 read an object is :class:`~streamproc.errors.InvalidS3ObjectException`; callers decide what
-"too large" means for them (an image, a video) from :meth:`ObjectStore.size`.
+"too large" means for them (an image, a video) from :meth:`ObjectStore.size`. Every failure
+to write one is :class:`~streamproc.errors.OutputNotWritable`; writes are atomic
+(:mod:`.object_writes`, :mod:`.object_s3`). ``objects.buckets`` limits every read to its
+buckets, ``objects.output_buckets`` every write.
 
-A key is an opaque string, as in S3: ``./face.jpg``, ``face.jpg/`` and ``a//b`` are other
-keys than ``face.jpg`` and ``a/b``. So the local root maps a key to a file only where the
-path spells the key back exactly (:func:`local_path`); every other key is a missing object.
+Keys are opaque strings, mapped to files only where the path spells the key back exactly
+(:func:`~.object_keys.local_path`); lines are streamed by :mod:`.object_lines`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from streamproc.config import ObjectsConfig
-from streamproc.errors import InvalidS3ObjectException
+from streamproc.errors import InvalidS3ObjectException, OutputNotWritable
+from streamproc.storage.object_keys import ObjectRef, local_object, local_path, writable_key
+from streamproc.storage.object_lines import ManifestLine, read_chunks, split_lines
+from streamproc.storage.object_s3 import check_s3_output, make_client, put_s3
+from streamproc.storage.object_writes import check_local_output, write_local
+
+__all__ = ["ManifestLine", "ObjectRef", "ObjectStore", "local_path"]
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound", "403",
             "AccessDenied", "InvalidArgument", "400"}
-# S3's bucket names (the legacy rules, which also allow capitals and _, as Rekognition's
-# pattern does): 3-255 characters, a letter or digit at each end, never "..".
-_BUCKET = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{1,253}[0-9A-Za-z]")
-_MAX_KEY = 1024  # S3's (and S3ObjectName's) limit on a key
-_MAX_SEGMENT = 255  # bytes in one file name (NAME_MAX)
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """An S3 object: bucket, key and (S3 endpoints only) version.
-
-    The wire's ``S3Object`` is read into one at the API (:mod:`streamproc.api.s3objects`);
-    below it only this value travels.
-    """
-
-    bucket: str
-    name: str
-    version: str | None = None
-
-    @property
-    def shown(self) -> str:
-        """``bucket/name``, as messages and logs name the object."""
-        return f"{self.bucket}/{self.name}"
-
-
-def local_path(base: Path, bucket: str, key: str) -> Path | None:
-    """``base/bucket/key`` if that path names the key and nothing else, else None.
-
-    The bucket must be one valid bucket name; the key's segments must be real names (not
-    empty, ``.`` or ``..``, no trailing ``/``), hold no NUL or backslash, encode as UTF-8
-    and fit a file name, so that no normalisation can turn it into another key's file.
-    """
-    if _BUCKET.fullmatch(bucket) is None or ".." in bucket:
-        return None
-    if not key or len(key) > _MAX_KEY or "\x00" in key or "\\" in key:
-        return None
-    segments = key.split("/")
-    try:
-        sizes = [len(segment.encode("utf-8")) for segment in segments]
-    except UnicodeEncodeError:  # an unpaired surrogate
-        return None
-    if any(seg in ("", ".", "..") for seg in segments) or max(sizes) > _MAX_SEGMENT:
-        return None
-    return base.joinpath(bucket, *segments)
 
 
 class ObjectStore:
-    """Reads objects from S3 or the local root. Construction does no I/O."""
+    """Reads and writes objects in S3 or the local root. Construction does no I/O."""
 
     def __init__(self, config: ObjectsConfig, client_factory: Any = None) -> None:
         self._config = config
@@ -90,9 +52,18 @@ class ObjectStore:
         """True when S3 references can be resolved at all."""
         return self._config.s3_endpoint is not None or self._config.local_root is not None
 
-    # ---- public -----------------------------------------------------------------------------
+    def readable(self, bucket: str) -> bool:
+        """True when references may name ``bucket`` (``objects.buckets``).
+
+        No I/O: it says nothing of whether the bucket exists.
+        """
+        allowed = self._config.buckets
+        return self.available and (allowed is None or bucket in allowed)
+
+    # ---- reads ------------------------------------------------------------------------------
     def size(self, ref: ObjectRef) -> int:
         """The object's size in bytes (InvalidS3ObjectException when it cannot be read)."""
+        self._allow_read(ref)
         if self._config.s3_endpoint is not None:
             head = self._s3_call("head_object", ref)
             return int(head["ContentLength"])
@@ -101,12 +72,29 @@ class ObjectStore:
         except OSError:
             raise InvalidS3ObjectException() from None
 
+    def fingerprint(self, ref: ObjectRef) -> str:
+        """What tells this object from another written under its name since (no content read).
+
+        S3: its size, ETag and LastModified; the local root: its size, modification time (ns)
+        and inode. InvalidS3ObjectException when it cannot be read.
+        """
+        self._allow_read(ref)
+        if self._config.s3_endpoint is not None:
+            head = self._s3_call("head_object", ref)
+            return f"{head['ContentLength']}:{head.get('ETag', '')}:{head.get('LastModified', '')}"
+        try:
+            stat = self._local(ref).stat()
+        except OSError:
+            raise InvalidS3ObjectException() from None
+        return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+
     def read(self, ref: ObjectRef, limit: int) -> bytes | None:
         """The whole object, or None if it holds more than ``limit`` bytes.
 
         At most ``limit + 1`` bytes are ever read, so an object that grew after
         :meth:`size` was asked cannot make the caller hold more than it allowed.
         """
+        self._allow_read(ref)
         data = self._read_local(ref, limit) if self._config.s3_endpoint is None \
             else self._read_s3(ref, limit)
         return data if len(data) <= limit else None
@@ -121,18 +109,13 @@ class ObjectStore:
     def _read_s3(self, ref: ObjectRef, limit: int) -> bytes:
         body = self._s3_call("get_object", ref)["Body"]
         chunks, size = [], 0
-        try:
-            for chunk in iter(lambda: body.read(_CHUNK), b""):
+        with closing(read_chunks(body, _CHUNK, ref.shown)) as stream:
+            for chunk in stream:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:
                     break
-            return b"".join(chunks)
-        except Exception as exc:
-            raise InvalidS3ObjectException(f"Reading s3://{ref.shown} failed: "
-                                           f"{type(exc).__name__}") from None
-        finally:
-            body.close()
+        return b"".join(chunks)
 
     @contextmanager
     def local_file(self, ref: ObjectRef, scratch: Path, max_bytes: int,
@@ -143,6 +126,7 @@ class ObjectStore:
         chunks (checking ``stop`` between them, so a shutdown never waits for a large
         download) and removed afterwards.
         """
+        self._allow_read(ref)
         if self._config.s3_endpoint is None:
             yield self._local(ref)
             return
@@ -153,7 +137,84 @@ class ObjectStore:
         finally:
             path.unlink(missing_ok=True)
 
+    def lines(self, ref: ObjectRef, max_line_bytes: int, stop: threading.Event,
+              skip: int = 0) -> Iterator[ManifestLine]:
+        """The object's lines, streamed (:func:`~.object_lines.split_lines`), after ``skip``.
+
+        Memory stays about ``max_line_bytes`` plus two 1 MiB chunks, whatever the object's size; a
+        longer line comes as ``data=None``. The object is opened now (missing or refused:
+        InvalidS3ObjectException here); a failure while reading raises it from the iterator.
+        The iterator ends early once ``stop`` is set.
+        """
+        self._allow_read(ref)
+        source: BinaryIO | Any
+        if self._config.s3_endpoint is not None:
+            source = self._s3_call("get_object", ref)["Body"]
+        else:
+            try:
+                source = self._local(ref).open("rb")
+            except OSError:
+                raise InvalidS3ObjectException() from None
+        return split_lines(read_chunks(source, _CHUNK, ref.shown), max_line_bytes, stop, skip)
+
+    def _allow_read(self, ref: ObjectRef) -> None:
+        allowed = self._config.buckets
+        if allowed is not None and ref.bucket not in allowed:
+            raise InvalidS3ObjectException(
+                f"The bucket {ref.bucket} is not one this server reads S3 objects from "
+                "(objects.buckets)")
+
+    # ---- writes -----------------------------------------------------------------------------
+    def put_bytes(self, ref: ObjectRef, data: bytes) -> None:
+        """Write ``data`` as ``ref``, atomically; OutputNotWritable when it cannot be."""
+        self._put(ref, data)
+
+    def put_file(self, ref: ObjectRef, path: Path) -> None:
+        """Write the file at ``path`` as ``ref``, atomically (streamed, multipart on S3)."""
+        self._put(ref, path)
+
+    def check_output(self, bucket: str, prefix: str) -> None:
+        """OutputNotWritable unless results can go under ``bucket``/``prefix``.
+
+        Cheap, for a job's start. Local root: the bucket folder exists and takes a file;
+        S3: ``head_bucket`` finds the bucket and lets these credentials at it.
+        """
+        self._allow_write(bucket)
+        if not writable_key(bucket, f"{prefix}x"):
+            raise OutputNotWritable(
+                f"The output prefix {bucket}/{prefix} makes keys this store does not write "
+                "(empty, '.' or '..' segments, a backslash or NUL, over 1024 characters)")
+        if self._config.s3_endpoint is not None:
+            check_s3_output(self._s3(), bucket)
+        else:
+            check_local_output(self._base(), bucket, prefix)
+
+    def _put(self, ref: ObjectRef, source: bytes | Path) -> None:
+        self._allow_write(ref.bucket)
+        if ref.version is not None or not writable_key(ref.bucket, ref.name):
+            raise OutputNotWritable(f"The output key {ref.shown} is not one this store writes")
+        if self._config.s3_endpoint is not None:
+            put_s3(self._s3(), ref, source)
+        else:
+            write_local(self._base(), ref, source)
+
+    def _allow_write(self, bucket: str) -> None:
+        if not self.available:
+            raise OutputNotWritable(
+                "No object store to write to: configure objects.local_root or "
+                "objects.s3_endpoint")
+        allowed = self._config.output_buckets
+        if allowed is not None and bucket not in allowed:
+            raise OutputNotWritable(
+                f"The bucket {bucket} is not one jobs may write to (objects.output_buckets)")
+
     # ---- local root -------------------------------------------------------------------------
+    def _base(self) -> Path:
+        root = self._config.local_root
+        if root is None:  # callers check available and s3_endpoint first
+            raise OutputNotWritable("objects.local_root is not set")
+        return Path(root).expanduser().resolve()
+
     def _local(self, ref: ObjectRef) -> Path:
         root = self._config.local_root
         if root is None:
@@ -164,20 +225,9 @@ class ObjectStore:
             raise InvalidS3ObjectException(
                 "S3Object.Version needs an S3 endpoint (objects.s3_endpoint); the local "
                 "object root keeps one version of each object")
-        base = Path(root).expanduser().resolve()
-        path = local_path(base, ref.bucket, ref.name)
-        try:
-            # A symlink inside the root still may not lead out of it, nor out of its bucket
-            # (an object of one bucket is never another bucket's file).
-            if path is None or not path.is_file():
-                raise InvalidS3ObjectException()
-            bucket = (base / ref.bucket).resolve(strict=True)
-            if base not in bucket.parents:
-                raise InvalidS3ObjectException()
-            if bucket not in path.resolve(strict=True).parents:
-                raise InvalidS3ObjectException()
-        except (OSError, ValueError):
-            raise InvalidS3ObjectException() from None
+        path = local_object(self._base(), ref)
+        if path is None:
+            raise InvalidS3ObjectException()
         return path
 
     # ---- S3 ----------------------------------------------------------------------------------
@@ -188,19 +238,8 @@ class ObjectStore:
             return self._client
 
     def _make_client(self) -> Any:
-        cfg = self._config
-        if self._factory is not None:
-            return self._factory(cfg)
-        import boto3
-        from botocore.config import Config as BotoConfig
-
-        return boto3.client(
-            "s3", endpoint_url=cfg.s3_endpoint, region_name=cfg.s3_region,
-            aws_access_key_id=cfg.s3_access_key_id,
-            aws_secret_access_key=cfg.s3_secret_access_key,
-            config=BotoConfig(s3={"addressing_style": cfg.s3_addressing_style},
-                              connect_timeout=cfg.timeout_s, read_timeout=cfg.timeout_s,
-                              retries={"max_attempts": 3, "mode": "standard"}))
+        factory = self._factory if self._factory is not None else make_client
+        return factory(self._config)
 
     def _s3_call(self, operation: str, ref: ObjectRef) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -209,7 +248,8 @@ class ObjectStore:
         if ref.version is not None:
             args["VersionId"] = ref.version
         try:
-            return getattr(self._s3(), operation)(**args)
+            answer: dict[str, Any] = getattr(self._s3(), operation)(**args)
+            return answer
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code not in _MISSING:
@@ -224,21 +264,17 @@ class ObjectStore:
                   stop: threading.Event) -> bool:
         body = self._s3_call("get_object", ref)["Body"]
         written = 0
-        try:
-            with open(path, "wb") as out:
-                for chunk in iter(lambda: body.read(_CHUNK), b""):
-                    if stop.is_set():
-                        return False
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise InvalidS3ObjectException(
-                            f"s3://{ref.shown} grew past {max_bytes} bytes")
+        with closing(read_chunks(body, _CHUNK, ref.shown)) as stream, open(path, "wb") as out:
+            for chunk in stream:
+                if stop.is_set():
+                    return False
+                written += len(chunk)
+                if written > max_bytes:
+                    raise InvalidS3ObjectException(
+                        f"s3://{ref.shown} grew past {max_bytes} bytes")
+                try:
                     out.write(chunk)
-        except InvalidS3ObjectException:
-            raise
-        except Exception as exc:
-            raise InvalidS3ObjectException(f"Reading s3://{ref.shown} failed: "
-                                           f"{type(exc).__name__}") from None
-        finally:
-            body.close()
+                except OSError as exc:  # scratch full: still the object cannot be read here
+                    raise InvalidS3ObjectException(
+                        f"Reading s3://{ref.shown} failed: {type(exc).__name__}") from None
         return True

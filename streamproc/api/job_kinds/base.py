@@ -65,8 +65,9 @@ def channel(p: Params) -> NotificationChannel | None:
 
 
 def results_query(p: Params) -> ResultsQuery:
-    """SortBy (where the operation has it), NextToken and MaxResults."""
-    return ResultsQuery(p.get("SortBy"), p.get("NextToken"), p.get("MaxResults"))
+    """SortBy and AggregateBy (where the operation has them), NextToken and MaxResults."""
+    return ResultsQuery(p.get("SortBy"), p.get("NextToken"), p.get("MaxResults"),
+                        p.get("AggregateBy"))
 
 
 def video_response(page: Page, results_key: str) -> Response:

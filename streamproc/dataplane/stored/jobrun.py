@@ -19,7 +19,7 @@ from typing import Any, Generic, Protocol
 
 from streamproc.dataplane.queues import BoundedQueue, DropPolicy
 from streamproc.dataplane.regions import Region
-from streamproc.dataplane.stored.stages import FACES, A, Result, ResultBuilder
+from streamproc.dataplane.stored.stages import FACES, A, EndsLaunch, Result, ResultBuilder
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.dataplane.tracking import IouTracker
 from streamproc.errors import StreamprocError
@@ -137,6 +137,21 @@ class JobFrames(Generic[A]):
                 return []
             out, self._pending = self._pending, []
             return out
+
+    def end(self) -> None:
+        """Every frame was analysed: the builder's held-back results join the pending ones.
+
+        Only builders with an end hook (:class:`~.stages.EndsLaunch`) hold any back.
+        """
+        if not isinstance(self._builder, EndsLaunch):
+            return
+        try:
+            results = self._builder.end_launch()
+        except StreamprocError as exc:
+            self.fail(exc.message)
+            return
+        with self._cond:
+            self._pending += results
 
     def wait_analysed(self, count: int) -> None:
         """Until ``count`` frames were analysed or the launch ended."""

@@ -121,6 +121,7 @@ class JobRun(Service, Generic[A]):
             feed.detach(frames)
             frames.frames.drain()
         if frames.failure is None and not self.stopping:
+            frames.end()  # results a builder held back to the end (open segments)
             self._write(1)
         return frames.failure
 
@@ -130,7 +131,8 @@ class JobRun(Service, Generic[A]):
             return
         rows = []
         for result in results:
-            rows.append(ResultRow(self._seq, result.timestamp_ms, result.person, result.item))
+            rows.append(ResultRow(self._seq, result.timestamp_ms, result.person, result.item,
+                                  result.listing, result.name))
             self._seq += 1
         owned = self._retrying(lambda: self._sink.add_results(
             self.plan.job_id, self.plan.attempt, rows))

@@ -15,7 +15,7 @@ its own, and a runner registered for it in the daemon's wiring.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.video import StoredFrame
@@ -23,6 +23,7 @@ from streamproc.dataplane.tracking import Track
 from streamproc.faces.types import Face
 
 FACES = "faces"  # the face stage: the analyzer
+MODERATION = "moderation"  # the moderation stage: whole images through the moderation pack
 
 
 class FrameAnalysis(Protocol):
@@ -57,6 +58,8 @@ class Result:
     timestamp_ms: int
     person: int | None
     item: dict[str, Any]
+    listing: str = ""  # which of its kind's listings it is in ('' : the only one)
+    name: str = ""  # what the NAME order sorts it by ('' : no such order)
 
 
 class ResultBuilder(Protocol[A_contra]):
@@ -68,6 +71,18 @@ class ResultBuilder(Protocol[A_contra]):
 
     def build(self, frame: StoredFrame, analysis: A_contra) -> list[Result]:
         """The frame's results; raise a domain error when the job cannot go on."""
+
+
+@runtime_checkable
+class EndsLaunch(Protocol):
+    """A builder that holds results back until the launch ends (open segments).
+
+    Optional beside :class:`ResultBuilder`: the launch calls :meth:`end_launch` once, after
+    its last frame was analysed and before its last write, only when it succeeded.
+    """
+
+    def end_launch(self) -> list[Result]:
+        """The results still held (on the launch's thread; no frame comes after)."""
 
 
 class StoredStage(Protocol[A]):

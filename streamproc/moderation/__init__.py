@@ -1,0 +1,1 @@
+"""Content moderation: the taxonomy, model packs, the engine and its analysis stage."""
