@@ -140,23 +140,31 @@ class JobRun(Service, Generic[A]):
             self.request_stop()  # another launch owns the job now: write nothing more
 
     def _retrying(self, write: Callable[[], T]) -> T | None:
-        """``write()``, tried again while the cluster's log is away.
+        """``write()``, tried again while the cluster's log is away (:func:`retrying`).
 
-        A Kafka outage pauses the launch instead of failing its job; a batch that landed
-        after all is written again harmlessly (rows are keyed by their sequence number).
-        None when the launch ended meanwhile (halted, or its analysis failed: that failure
-        is what the launch reports).
+        A batch that landed after all is written again harmlessly (rows are keyed by their
+        sequence number).
         """
-        pause = 0.5
-        while True:
-            try:
-                return write()
-            except ThrottlingException as exc:
-                logger.warning("job %s: results wait for the cluster's log: %s",
-                               self.plan.job_id, exc.message)
-            if self._frames.ended.wait(pause) or self.stopping:
-                return None
-            pause = min(pause * 2, RETRY_MAX_S)
+        return retrying(write, self._frames.ended, lambda: self.stopping, self.plan.job_id)
+
+
+def retrying(write: Callable[[], T], ended: threading.Event, stopping: Callable[[], bool],
+             job_id: str) -> T | None:
+    """``write()``, tried again while the cluster's log is away; every launch's writes use it.
+
+    A Kafka outage pauses the launch instead of failing its job. None when the launch ended
+    meanwhile (halted, or its analysis failed: that failure is what the launch reports).
+    """
+    pause = 0.5
+    while True:
+        try:
+            return write()
+        except ThrottlingException as exc:
+            logger.warning("job %s: a write waits for the cluster's log: %s", job_id,
+                           exc.message)
+        if ended.wait(pause) or stopping():
+            return None
+        pause = min(pause * 2, RETRY_MAX_S)
 
 
 class JobRunner(Generic[A]):

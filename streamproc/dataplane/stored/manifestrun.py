@@ -19,12 +19,11 @@ is uploaded). A stage failure is ``INTERNAL_ERROR``.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamproc.dataplane.stored.jobrun import JobEvents, JobPlan, ResultSink
+from streamproc.dataplane.stored.jobworker import retrying
 from streamproc.dataplane.stored.manifest import (
     ACCESS_DENIED,
     INTERNAL_ERROR,
@@ -42,7 +41,7 @@ from streamproc.dataplane.stored.manifest import (
 from streamproc.dataplane.stored.manifestfiles import ManifestFiles
 from streamproc.dataplane.stored.manifestimages import ImageLimits, ImageReader
 from streamproc.dataplane.stored.manifestowner import Analysed, ManifestOwner, Resolved
-from streamproc.errors import InvalidS3ObjectException, OutputNotWritable, ThrottlingException
+from streamproc.errors import InvalidS3ObjectException, OutputNotWritable
 from streamproc.lifecycle import Service
 from streamproc.metrics import JobSensor
 from streamproc.moderation.types import at_least
@@ -50,8 +49,6 @@ from streamproc.storage.objects import ObjectRef
 
 if TYPE_CHECKING:  # the runner is the launch's deps; it imports this module
     from streamproc.dataplane.stored.manifestrunner import ManifestRunner
-
-logger = logging.getLogger(__name__)
 
 
 class JobFailed(Exception):
@@ -232,22 +229,9 @@ class ManifestRun(Service):
         except OutputNotWritable as exc:
             raise JobFailed(failure(INVALID_OUTPUT_CONFIG, str(exc))) from None
         outcome = ManifestOutcome(task.model_version, bucket, results_key, summary_key)
-        self._retrying(lambda: self._sink.set_metadata(self.plan.job_id, self.plan.attempt,
-                                                       outcome.stored()))
-
-    def _retrying(self, write: Callable[[], Any]) -> None:
-        """``write()``, tried again while the cluster's log is away (as video launches do)."""
-        pause = 0.5
-        while True:
-            try:
-                write()
-                return
-            except ThrottlingException as exc:
-                logger.warning("job %s: metadata waits for the cluster's log: %s",
-                               self.plan.job_id, exc.message)
-            if self._owner.ended.wait(pause) or self.stopping:
-                return
-            pause = min(pause * 2, 10.0)
+        retrying(lambda: self._sink.set_metadata(self.plan.job_id, self.plan.attempt,
+                                                 outcome.stored()),
+                 self._owner.ended, lambda: self.stopping, self.plan.job_id)
 
 
 def _result_line(item: Analysed, task: ManifestTask) -> dict[str, Any]:
