@@ -21,8 +21,8 @@ import pytest
 from packserver import PACK_FILES, TEST_PACK, PackServer, build_archive
 
 from streamproc.config import ModelsConfig, load_config
+from streamproc.storage.digest import sha256_of
 from streamproc.tools import packs
-from streamproc.tools.install import sha256_of
 from streamproc.tools.models import PullError, pull
 from streamproc.tools.packs import PackSource
 

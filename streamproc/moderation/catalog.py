@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from streamproc.config import ModelsConfig
 from streamproc.config.moderation import ModerationConfig
 from streamproc.moderation.engine import ModerationEngine, build_models
-from streamproc.moderation.files import ModerationModelError, sha256_of
+from streamproc.moderation.files import ModerationModelError
 from streamproc.moderation.models import OnnxModel
+from streamproc.storage.digest import sha256_of
 
 
 @dataclass(frozen=True)

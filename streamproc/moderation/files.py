@@ -8,12 +8,12 @@ third-party code is imported) or lies in a folder. What is found carries its pro
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
 from streamproc.config.moderation import NudeNetModel, OpenNsfwModel
+from streamproc.storage.digest import sha256_of
 
 ModelConfig = OpenNsfwModel | NudeNetModel
 
@@ -73,15 +73,6 @@ def locate(pack: str, name: str, config: ModelConfig) -> ModelFile:
         raise ModerationModelError(missing_message(pack, name, config, f"no file {path}"))
     return ModelFile(name=name, path=path, provenance=provenance, licence=config.licence,
                      sha256=config.sha256)
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256 (hex), read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(pack: str, found: ModelFile) -> None:

@@ -9,7 +9,6 @@ root never holds a half-installed or wrong pack.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import zipfile
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from streamproc.config import ModelsConfig, PackConfig
+from streamproc.storage.digest import sha256_of
 
 
 class InstallError(Exception):
@@ -25,15 +25,6 @@ class InstallError(Exception):
     def __init__(self, message: str, bad_archive: bool) -> None:
         super().__init__(message)
         self.bad_archive = bad_archive
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def install(source: Path, name: str, models: ModelsConfig,

@@ -18,8 +18,9 @@ from typing import IO
 from urllib.parse import unquote, urlparse
 
 from streamproc.config import ModelsConfig, ModerationConfig
+from streamproc.storage.digest import sha256_of
 from streamproc.tools.download import DownloadError, download
-from streamproc.tools.install import InstallError, install, sha256_of
+from streamproc.tools.install import InstallError, install
 from streamproc.tools.packs import (
     CATALOG,
     Catalog,
