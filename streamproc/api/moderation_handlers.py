@@ -15,11 +15,8 @@ from dataclasses import dataclass
 
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
-from streamproc.moderation.service import (
-    DEFAULT_MIN_CONFIDENCE,
-    ModerationRequest,
-    ModerationService,
-)
+from streamproc.moderation.service import ModerationRequest, ModerationService
+from streamproc.moderation.types import min_confidence
 
 
 @dataclass
@@ -32,9 +29,8 @@ class ModerationApi:
 
 def moderation_request(p: Params) -> ModerationRequest:
     """MinConfidence (default 50), ProjectVersion and HumanLoopConfig, as the domain sees them."""
-    confidence = p.get("MinConfidence")
     return ModerationRequest(
-        min_confidence=DEFAULT_MIN_CONFIDENCE if confidence is None else float(confidence),
+        min_confidence=min_confidence(p.get("MinConfidence")),
         project_version=p.get("ProjectVersion"),
         human_review="HumanLoopConfig" in p)
 

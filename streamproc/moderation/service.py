@@ -13,9 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamproc.errors import InvalidParameterException, ResourceNotFoundException
-from streamproc.moderation.types import ModerationLabel, Moderator, at_least
-
-DEFAULT_MIN_CONFIDENCE = 50.0  # DetectModerationLabels' MinConfidence when none is given
+from streamproc.moderation.types import (
+    DEFAULT_MIN_CONFIDENCE,
+    ModerationLabel,
+    Moderator,
+    at_least,
+    check_min_confidence,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class ModerationService:
             msg = (f"No such project version exists: {request.project_version} "
                    "(this server has no Custom Moderation adapters)")
             raise ResourceNotFoundException(msg)
+        check_min_confidence(request.min_confidence)
 
     def detect(self, image: np.ndarray, request: ModerationRequest) -> ModerationResult:
         """The image's labels at or above the request's MinConfidence."""

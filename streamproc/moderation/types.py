@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from streamproc.errors import InvalidParameterException
+
 
 @dataclass(frozen=True)
 class ModerationLabel:
@@ -43,6 +45,21 @@ class ModerationAnalysis:
     def found(self) -> int:
         """Labels found (the jobs' per-frame metric)."""
         return len(self.labels)
+
+
+DEFAULT_MIN_CONFIDENCE = 50.0  # MinConfidence when a request gives none, as in Rekognition
+
+
+def min_confidence(requested: float | None) -> float:
+    """The MinConfidence a request applies: its own, else the default (every path's rule)."""
+    return DEFAULT_MIN_CONFIDENCE if requested is None else float(requested)
+
+
+def check_min_confidence(value: float) -> None:
+    """MinConfidence is a percentage (the API's validation says so first; the rule's home)."""
+    if not 0.0 <= value <= 100.0:
+        msg = f"MinConfidence {value} is not between 0 and 100"
+        raise InvalidParameterException(msg)
 
 
 def at_least(labels: Sequence[ModerationLabel], min_confidence: float

@@ -16,11 +16,11 @@ from streamproc.jobs.kinds.media import (
     MediaAnalysisJobKind,
     MediaAnalysisRequest,
     failure_details,
-    min_confidence,
     outcome,
 )
 from streamproc.jobs.request import s3_object
 from streamproc.jobs.service import Page, ResultsQuery
+from streamproc.moderation.types import min_confidence
 from streamproc.storage.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED
 
 # The wire's MediaAnalysisJobStatus for each stored state (CREATED is never answered: a

@@ -8,9 +8,9 @@ from streamproc.jobs.kinds.moderation import (
     CONTENT_MODERATION,
     ContentModerationJobKind,
     ContentModerationRequest,
-    min_confidence,
 )
 from streamproc.jobs.service import Page, ResultsQuery
+from streamproc.moderation.types import min_confidence
 
 
 class ContentModerationWire:

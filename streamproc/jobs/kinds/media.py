@@ -36,12 +36,12 @@ from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.errors import InvalidParameterException, ResourceNotFoundException
 from streamproc.jobs.kind import Job, Paging
 from streamproc.jobs.request import JobRequest, s3_object
+from streamproc.moderation.types import DEFAULT_MIN_CONFIDENCE, check_min_confidence, min_confidence
 from streamproc.storage.jobs import SUCCEEDED, ResultOrder
 from streamproc.storage.object_keys import writable_key
 from streamproc.storage.objects import ObjectRef
 
 MEDIA_ANALYSIS = "MediaAnalysis"  # the kind's name (jobs table, metrics label)
-DEFAULT_MIN_CONFIDENCE = 50.0  # MinConfidence when Start gives none, as in Rekognition
 # MediaAnalysisJobFailureCode values a status message may start with ("CODE: message").
 FAILURE_CODES = frozenset({
     INTERNAL_ERROR, INVALID_S3_OBJECT, INVALID_MANIFEST, INVALID_OUTPUT_CONFIG,
@@ -94,10 +94,6 @@ class MediaAnalysisRequest(JobRequest):
                    project_version=moderation.get("ProjectVersion"),
                    kms_key_id=data.get("KmsKeyId"))
 
-
-def min_confidence(requested: float | None) -> float:
-    """The MinConfidence a job applies."""
-    return DEFAULT_MIN_CONFIDENCE if requested is None else float(requested)
 
 
 @dataclass(frozen=True)
@@ -161,9 +157,7 @@ class MediaAnalysisJobKind:
             raise InvalidParameterException(
                 "KmsKeyId is not supported: this server has no KMS (output objects are "
                 "written as the object store writes them)")
-        if not 0.0 <= request.min_confidence <= 100.0:
-            raise InvalidParameterException(
-                f"MinConfidence {request.min_confidence} is not between 0 and 100")
+        check_min_confidence(request.min_confidence)
         if not writable_key(request.output_bucket, f"{request.output_prefix}x"):
             raise InvalidParameterException(
                 f"OutputConfig {request.output_bucket}/{request.output_prefix} makes keys "

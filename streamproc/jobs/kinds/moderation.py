@@ -20,19 +20,18 @@ from streamproc.dataplane.stored.moderation_results import (
     ModerationResults,
 )
 from streamproc.dataplane.stored.stages import MODERATION, ResultBuilder
-from streamproc.errors import InvalidParameterException
 from streamproc.jobs.kind import Paging
 from streamproc.jobs.request import JobRequest
-from streamproc.moderation.types import ModerationAnalysis
+from streamproc.moderation.types import (
+    DEFAULT_MIN_CONFIDENCE,
+    ModerationAnalysis,
+    check_min_confidence,
+    min_confidence,
+)
 from streamproc.storage.jobs import ResultOrder
 
 CONTENT_MODERATION = "ContentModeration"  # the kind's name (jobs table, metrics label)
-DEFAULT_MIN_CONFIDENCE = 50.0  # MinConfidence when Start gives none, as in Rekognition
 
-
-def min_confidence(requested: float | None) -> float:
-    """The MinConfidence a job applies."""
-    return DEFAULT_MIN_CONFIDENCE if requested is None else float(requested)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,9 +75,7 @@ class ContentModerationJobKind:
 
     def check(self, request: ContentModerationRequest) -> None:
         """MinConfidence is a percentage (the API's validation says so first)."""
-        if not 0.0 <= request.min_confidence <= 100.0:
-            raise InvalidParameterException(
-                f"MinConfidence {request.min_confidence} is not between 0 and 100")
+        check_min_confidence(request.min_confidence)
 
     def results(self, request: ContentModerationRequest) -> ContentModerationResults:
         """Nothing is pinned at launch beyond MinConfidence."""
