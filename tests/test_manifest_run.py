@@ -402,3 +402,23 @@ def test_bad_lines_behind_a_slow_image_are_bounded_and_still_written_in_order(
         assert [e["line-number"] for e in summary["errors"]] == list(range(2, 22))
     finally:
         rig.stage.stop(5.0)
+
+
+def test_the_stage_and_the_launch_hammering_one_owner_keep_every_line_in_order(
+        tmp_path: Path, moderator: Moderator) -> None:
+    """The stage thread finishes images while the launch adds, takes and waits: stress."""
+    rig = Rig(tmp_path, moderator, max_pending=5, queue=2, checkpoint_lines=100)
+    try:
+        refs = [rig.image(f"{v}.jpg", _jpeg(v)) for v in (10, 20, 30, 40, 50)]
+        lines: list[str | dict[str, Any]] = []
+        for i in range(900):
+            lines.append({"source-ref": refs[i % 5]} if i % 3 == 0 else "bad")
+        rig.manifest(lines)
+        _, recorder = rig.launch()
+        assert rig.finished(recorder) is None
+        results, summary = rig.outputs()
+        assert [r["source-ref"] for r in results] == [refs[i % 5] for i in range(0, 900, 3)]
+        assert [e["line-number"] for e in summary["errors"]] == [
+            i + 1 for i in range(900) if i % 3]
+    finally:
+        rig.stage.stop(5.0)

@@ -117,7 +117,18 @@ class ManifestOwner:
             return bool(self._lines)
 
     def wait_more(self, timeout: float) -> None:
-        """Until something was analysed or the launch ended (at most ``timeout``)."""
+        """Until the front line is resolved or the launch ended (at most ``timeout``).
+
+        No wait at all when no line is held, or the front one is resolved already (its
+        analysis came after the last ``ready``).
+        """
         with self._cond:
-            if not self.ended.is_set():
+            if not self.ended.is_set() and self._front_waits():
                 self._cond.wait(timeout)
+
+    def _front_waits(self) -> bool:
+        """Under the lock: a line is held and the first one waits for its analysis."""
+        if not self._lines:
+            return False
+        head = self._lines[0]
+        return isinstance(head, ImageLine) and head.number not in self._found
