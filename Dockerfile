@@ -38,5 +38,5 @@ EXPOSE 8085
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c \
   "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8085/health').status==200 else 1)"
 # Authentication on: configs/docker.yaml reads access keys from /run/secrets/streamproc_keys
-# (mount it, see README "Security"); without keys the daemon refuses to start.
+# (mount it, see docs/security.md); without keys the daemon refuses to start.
 ENTRYPOINT ["streamproc", "serve", "--config", "/app/configs/docker.yaml", "--model-root", "/models", "--data-dir", "/data"]

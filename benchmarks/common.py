@@ -6,11 +6,13 @@ import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,8 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0],
             "platform": platform.platform(), "onnxruntime": onnxruntime.__version__,
             "providers": onnxruntime.get_available_providers(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+            # UTC with its offset, ISO 8601: the older files' local time named no zone.
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
@@ -51,11 +54,96 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     return text
 
 
+# Options whose values must never reach a results file (they are committed).
+_SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+MASK = "***"
+# user:password@ in a URL argument (--endpoint http://AK:SECRET@host) is masked wherever it is.
+_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def is_secret(option: str) -> bool:
+    """Whether an option (``--secret-key``) or argparse dest (``secret_key``) names a secret."""
+    return any(w in option.lower() for w in _SECRET_WORDS)
+
+
+def command(argv: list[str] | None = None) -> str:
+    """The command line that is running, as ``python benchmarks/<script> <args>``.
+
+    Values of options that look like credentials (``--secret-key X``, ``--token=X``) are
+    replaced by ``***``: results files are committed and published in the docs.
+    """
+    import shlex
+
+    # `python -m benchmarks.x` runs: recorded as run (the path form would not import).
+    module = (argv is None and sys.orig_argv[1:2] == ["-m"] and len(sys.orig_argv) > 2
+              and Path(sys.argv[0]).stem == sys.orig_argv[2].rsplit(".", 1)[-1])
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]) if argv else Path("?")
+    try:
+        shown = script.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        shown = script.name
+    head = ["python", "-m", sys.orig_argv[2]] if module else ["python", shown]
+    words, hide_next = [], False
+    for arg in argv[1:]:
+        flag, eq, _ = arg.partition("=")
+        secret = flag.startswith("-") and is_secret(flag)
+        if hide_next and not arg.startswith("-"):  # a flag without a value hides nothing
+            words.append(MASK)
+        elif secret and eq:
+            words.append(f"{flag}={MASK}")
+        else:
+            words.append(_USERINFO.sub(rf"\1{MASK}@", arg))
+        hide_next = secret and not eq
+    return shlex.join([*head, *words])
+
+
+def masked_args(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` (a script's ``vars(args)``) with the values of secret-looking options masked.
+
+    The same rule as ``command``: the dict is stored beside the command line, so a secret
+    hidden there must not be readable here. None and flags carry no value to hide.
+    """
+    return {k: MASK if is_secret(k) and v is not None and not isinstance(v, bool) else v
+            for k, v in args.items()}
+
+
+def _git(*args: str) -> str | None:
+    """``git ARGS`` in the checkout, its output stripped; None where git or the repo is missing."""
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                             timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_commit() -> str | None:
+    """The checkout's short commit, ``+dirty`` when the tree differs from it; None without git.
+
+    A figure measured on uncommitted code cannot be reproduced from the commit alone, so the
+    file says so (any ``git status --porcelain`` line, untracked files included, counts).
+    """
+    commit = _git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    return commit + "+dirty" if _git("status", "--porcelain") else commit
+
+
 def save(name: str, data: dict[str, Any]) -> Path:
-    """Write results JSON under benchmarks/results/."""
+    """Write results JSON under benchmarks/results/, with the machine, command and commit.
+
+    A recorded ``args`` dict is masked like the command line (``masked_args``).
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **data}, indent=2, default=str))
+    recorded: dict[str, Any] = {"machine": machine(), "command": command()}
+    commit = git_commit()
+    if commit:
+        recorded["commit"] = commit
+    if isinstance(data.get("args"), dict):
+        data = {**data, "args": masked_args(data["args"])}
+    path.write_text(json.dumps({**recorded, **data}, indent=2, default=str))
     print(f"\nresults: {path}", flush=True)
     return path
 

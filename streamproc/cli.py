@@ -12,78 +12,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from streamproc.config import Config, load_config
+from streamproc.tools.cli_parser import build_parser as _parser
 
 logger = logging.getLogger("streamproc")
-
-
-def _config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config (see configs/)")
-    parser.add_argument("--model-root", type=Path,
-                        help="insightface root holding models/PACK (default ~/.insightface)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamproc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the daemon in the foreground")
-    _config_flags(serve)
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="API port (default 8085)")
-    serve.add_argument("--data-dir", type=Path, help="state directory (default ~/.streamproc)")
-    serve.add_argument("--model-pack", help="model pack name (default buffalo_l)")
-    serve.add_argument("--cluster", metavar="BOOTSTRAP",
-                       help="join the cluster whose state lives in this Kafka (host:port,...)")
-    serve.add_argument("--node-id", help="this node's name in the cluster (default host:port)")
-    serve.add_argument("--kafka", metavar="BOOTSTRAP",
-                       help="default Kafka cluster (host:port) for arn:aws:kinesis outputs")
-    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    serve.add_argument("--log-format", choices=["text", "json"],
-                       help="json: one JSON object per line, for log shippers")
-    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
-                       help="serve a non-loopback --host with authentication off (unsafe)")
-    demo = sub.add_parser("demo", help="broker + daemon + live sample stream, printing matches")
-    demo.add_argument("--shared", type=Path, help="folder with models/ and data/ "
-                      "(default $STREAMPROC_SHARED or ../shared)")
-    demo.add_argument("--port", type=int, default=8085, help="API port (0 = any free port)")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds")
-    demo.add_argument("--data-dir", type=Path, help="state directory (default: a temp dir)")
-    _models_parser(sub.add_parser("models", help="list and download model packs"))
-    enrol = sub.add_parser("enrol", help="index folders of photos/videos into a collection")
-    enrol.add_argument("--collection", required=True, help="collection id (created if missing)")
-    enrol.add_argument("--endpoint", default="http://127.0.0.1:8085", help="daemon API URL")
-    enrol.add_argument("--region", default="us-east-1", help="region for request signing")
-    enrol.add_argument("--frames", type=int, default=3, help="best frames indexed per video")
-    enrol.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                       help="photos, videos or folders (a sub-folder = one person)")
-    tail = sub.add_parser("tail", help="print a processor's records from its Kafka topic")
-    tail.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="host:port[,...]")
-    tail.add_argument("topic", metavar="TOPIC")
-    tail.add_argument("--json", action="store_true", help="print each record's raw JSON")
-    tail.add_argument("--from-beginning", action="store_true",
-                      help="start at the oldest record (default: only new records)")
-    return parser
-
-
-def _sha256(text: str) -> str:
-    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        msg = "a SHA-256 is 64 hexadecimal digits"
-        raise argparse.ArgumentTypeError(msg)
-    return text.lower()
-
-
-def _models_parser(models: argparse.ArgumentParser) -> None:
-    sub = models.add_subparsers(dest="action", required=True)
-    _config_flags(sub.add_parser("list", help="known packs: installed or not, size, licence"))
-    pull = sub.add_parser("pull", help="download and install a pack (prints its licence)")
-    pull.add_argument("name", metavar="NAME")
-    _config_flags(pull)
-    pull.add_argument("--from", dest="origin", metavar="URL|PATH",
-                      help="a mirror URL, or a local .zip / folder (air-gapped sites)")
-    pull.add_argument("--sha256", type=_sha256,
-                      help="refuse the archive unless it has this SHA-256 (64 hex digits)")
-    pull.add_argument("--force", action="store_true", help="reinstall an installed pack")
-    pull.add_argument("--retries", type=int, default=2,
-                      help="resume a dropped download this many times before giving up")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -247,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "broker":
+        from streamproc.tools.broker import run_broker
+
+        return run_broker(args.host, args.port)
     if args.command in ("enrol", "tail"):
         from streamproc.tools.logs import configure
 

@@ -27,7 +27,7 @@ from streamproc.tools.clusterkit import Node, Overlap, poll
 from streamproc.tools.livestream import LoopingStream
 
 FAILOVER_BOUND_S = 30.0  # session timeout (6 s) + join + launch, with room for a loaded box
-OVERLAP_BOUND_S = 2.0  # the README's bound on two nodes running one processor
+OVERLAP_BOUND_S = 2.0  # docs/cluster.md's bound on two nodes running one processor
 JOB_LOOPS = 12  # the stored video a killed node was analysing: 54 s, 270 sampled frames
 
 

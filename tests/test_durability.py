@@ -1,8 +1,9 @@
 """SIGTERM with the broker frozen: undelivered records are spooled and sent after a restart.
 
 A real ``streamproc serve`` process, a real tansu broker frozen with SIGSTOP, a live ffmpeg
-stream. The README's guarantee, checked in the topic and in DATA_DIR/spool.db: every record
-the processor emitted arrives once, in order, and the spool ends empty.
+stream. The guarantee of docs/stream-processors.md, checked in the topic and in
+DATA_DIR/spool.db: every record the processor emitted arrives once, in order, and the
+spool ends empty.
 """
 
 from __future__ import annotations

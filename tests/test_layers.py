@@ -59,7 +59,7 @@ def test_a_lower_package_importing_a_higher_one_breaks_the_contract(
 
 
 def test_ruff_passes() -> None:
-    result = subprocess.run([_tool("ruff"), "check", "streamproc", "tests", "benchmarks"],
+    result = subprocess.run([_tool("ruff"), "check", "streamproc", "tests", "benchmarks", "docs"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -120,7 +120,7 @@ def _mirror_errors(engine: FaceEngine, images: list[np.ndarray]) -> list[float]:
 def test_a_mirrored_image_negates_yaw(engine: FaceEngine) -> None:
     """Through the detector: its landmarks move by a pixel or so between an image and its
     mirror, which on a 60-px face is several degrees, so the bound is on the median and a
-    looser one on every face (README: Pose lists the measured spread)."""
+    looser one on every face (docs/models.md: Head pose lists the measured spread)."""
     images = [portrait(n) for n in PORTRAITS] + [group()]
     images += [female(i) for i in range(23)] + list(frames(MALE.name)[::4])
     errors = _mirror_errors(engine, images)

@@ -4,7 +4,7 @@ A resource exists once in this daemon and its tags are kept under the ARN it was
 with. A request names it by the ARN written in the request's own region (the one Create and
 Describe answered that client with): another region's, partition's or account's spelling
 is ResourceNotFoundException (:func:`~streamproc.api.resources.own_resource`), and a
-policy judges the resource itself, not the spelling. See README: ARNs and regions. Which
+policy judges the resource itself, not the spelling. See docs/api.md: ARNs and regions. Which
 resource the ARN then names, and the changes, are :mod:`streamproc.tags`'s.
 """
 

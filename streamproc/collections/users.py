@@ -41,7 +41,7 @@ class UserService:
 
     def associate_faces(self, collection_id: str, user_id: str, face_ids: list[str],
                         threshold: float | None, token: str | None) -> Membership:
-        """AssociateFaces (see the README for the rules)."""
+        """AssociateFaces (docs/users.md has the rules)."""
         return self._ledger.submit(AssociateFaces(collection_id, user_id, face_ids, threshold,
                                                   token))
 

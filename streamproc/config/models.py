@@ -12,7 +12,7 @@ from streamproc.config.packs import PackConfig, ProviderChoice, default_packs
 
 
 class QualityLevel(Section):
-    """Minimum face quality for one QualityFilter level (README: Quality filter)."""
+    """Minimum face quality for one QualityFilter level (docs/models.md: Quality filter)."""
 
     min_confidence: float = Field(ge=0, le=100, description="Confidence below: LOW_CONFIDENCE.")
     min_face_px: int = Field(ge=0, description="Shorter box side below: SMALL_BOUNDING_BOX.")
@@ -73,7 +73,9 @@ class ModelsConfig(Section):
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per session; 0=auto.")
     det_score_threshold: float = Field(0.5, ge=0, le=1, description="Detector score cut-off.")
     nms_threshold: float = Field(0.4, ge=0, le=1, description="Detector NMS IoU.")
-    packs: dict[str, PackConfig] = Field(default_factory=default_packs)
+    packs: dict[str, PackConfig] = Field(
+        default_factory=default_packs,
+        description="Face packs by name; entries here add to or replace the built-in packs.")
     quality: dict[str, QualityLevel] = Field(
         default_factory=default_quality, description="QualityFilter levels LOW/AUTO/MEDIUM/HIGH.")
 

@@ -56,7 +56,8 @@ class _ModelBase(Section):
 class OpenNsfwModel(_ModelBase):
     """Yahoo's open_nsfw (ResNet-50, image-level): outputs ``sfw`` and ``nsfw`` scores."""
 
-    kind: Literal["open_nsfw"] = "open_nsfw"
+    kind: Literal["open_nsfw"] = Field(
+        "open_nsfw", description="Which model this is: open_nsfw or nudenet.")
     jpeg_roundtrip: bool = Field(
         True, description="Re-encode the 224x224 crop as JPEG before the model, as Yahoo's "
         "and the packages' reference code do (the authors' thresholds assume it).")
@@ -65,7 +66,8 @@ class OpenNsfwModel(_ModelBase):
 class NudeNetModel(_ModelBase):
     """NudeNet's YOLOv8 detector: a score per class (the best box of that class)."""
 
-    kind: Literal["nudenet"] = "nudenet"
+    kind: Literal["nudenet"] = Field(
+        "nudenet", description="Which model this is: open_nsfw or nudenet.")
     input_size: int = Field(320, ge=32, description="Square model input side (320n: 320).")
     min_score: float = Field(0.25, ge=0, le=1, description="Boxes below: dropped (NudeNet's "
                              "own NMS score threshold).")
@@ -118,8 +120,12 @@ class ModerationConfig(Section):
     intra_op_threads: int | None = Field(
         None, ge=0, description="onnxruntime threads per moderation session; null = "
         "models.intra_op_threads.")
-    models: dict[str, ModerationModel] = Field(default_factory=default_moderation_models)
-    packs: dict[str, ModerationPackConfig] = Field(default_factory=default_moderation_packs)
+    models: dict[str, ModerationModel] = Field(
+        default_factory=default_moderation_models, description="Moderation model files by "
+        "name; entries here add to or replace the built-in ones.")
+    packs: dict[str, ModerationPackConfig] = Field(
+        default_factory=default_moderation_packs,
+        description="Moderation packs by name: their models and label map.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModerationConfig:

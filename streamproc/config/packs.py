@@ -56,7 +56,8 @@ class PackConfig(Section):
     )
     execution: ExecutionConfig = Field(
         default_factory=ExecutionConfig, description="Providers, GPU and precision.")
-    face_model_version: str = Field("7.0", pattern=r"^[0-9.]+$")
+    face_model_version: str = Field(
+        "7.0", pattern=r"^[0-9.]+$", description="Reported as FaceModelVersion.")
     calibration: list[CalibrationKnot] = Field(
         description="Monotonic (cosine, Similarity) knots; Similarity 80 = confident match."
     )
@@ -81,7 +82,8 @@ def _knots(*pairs: tuple[float, float]) -> list[CalibrationKnot]:
     return [CalibrationKnot(cosine=c, similarity=s) for c, s in pairs]
 
 
-# Knots for the 128-d test packs come from the photos in shared/data (README: Similarity).
+# Knots for the 128-d test packs come from the photos in shared/data (docs/models.md:
+# Similarity calibration).
 _TEST_CALIBRATION = _knots((-1.0, 0.0), (0.0, 20.0), (0.25, 50.0), (0.40, 80.0), (0.60, 95.0),
                            (1.0, 100.0))
 # ArcFace (w600k) packs: same-person cosines sit well above 0.3, impostors below 0.2.

@@ -72,7 +72,8 @@ class Config(Section):
     storage: StorageConfig = StorageConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     cluster: ClusterConfig = ClusterConfig()
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged.")
     log_format: Literal["text", "json"] = Field(
         "text", description="json = one JSON object per line, for log shippers.")
 

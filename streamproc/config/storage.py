@@ -49,7 +49,9 @@ class StorageConfig(Section):
     data_dir: Path = Field(Path("~/.streamproc"), description="SQLite + indexes live here.")
     max_collections: int = Field(
         1000, gt=0, description="CreateCollection refuses more (ServiceQuotaExceededException).")
-    max_faces_per_collection: int = Field(20_000_000, gt=0)
+    max_faces_per_collection: int = Field(
+        20_000_000, gt=0, description="IndexFaces refuses faces beyond this in one collection "
+        "(ServiceQuotaExceededException).")
     max_users_per_collection: int = Field(
         10_000_000, gt=0, description="CreateUser refuses more (ServiceQuotaExceededException).")
     flat_max_elements: int = Field(

@@ -49,7 +49,7 @@ from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
 
 logger = logging.getLogger(__name__)
 # What a shared stage past its restart budget leads to, on a single daemon and on a cluster
-# node (README, "Supervision and health"); the one place this is decided:
+# node (docs/stream-processors.md, "Supervision and health"); the one place this is decided:
 # "fail processors" (and "... and jobs", whose frames the analyzer analyses): nothing here
 # can run them, so they FAIL with the reason. "leave": other nodes can run them (or this one
 # after its restart), and a member that stayed would fail every share placement gives it,

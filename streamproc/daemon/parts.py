@@ -7,7 +7,7 @@ decides the order things start and stop in.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.images import ImageLoader
 from streamproc.api.intake import BodyLimits
 from streamproc.api.job_handlers import job_handlers
+from streamproc.api.job_kinds.base import WireJobKind
 from streamproc.api.moderation_handlers import MODERATION_HANDLERS, ModerationApi
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.tag_handlers import TAG_HANDLERS
@@ -155,6 +156,17 @@ def record_owners(domain: Domain, storage: Storage) -> Callable[[str], bool]:
     return exists
 
 
+def handler_tables(wires: Iterable[WireJobKind]) -> dict[str, dict[str, Callable[..., Any]]]:
+    """Every wire handler table the API serves, by the service build_api binds it to.
+
+    The one list: build_api binds it, and the docs' operations table (tools/docgen) reads
+    which operations are served from it, so a new table is served and documented at once.
+    """
+    return {"images": HANDLERS, "processors": PROCESSOR_HANDLERS, "tags": TAG_HANDLERS,
+            "users": USER_HANDLERS, "jobs": job_handlers(wires),
+            "moderation": MODERATION_HANDLERS}
+
+
 def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
     return {op: functools.partial(fn, services) for op, fn in table.items()}
 
@@ -181,10 +193,17 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
     server = config.server
     arns = Arns(server.region, server.account_id)
-    handlers = {**_bind(HANDLERS, services), **_bind(PROCESSOR_HANDLERS, domain.processors),
-                **_bind(TAG_HANDLERS, domain.tags), **_bind(USER_HANDLERS, users),
-                **_bind(job_handlers(jobs.wires), jobs.service),
-                **_bind(MODERATION_HANDLERS, moderation_api)}
+    bound = {"images": services, "processors": domain.processors, "tags": domain.tags,
+             "users": users, "jobs": jobs.service, "moderation": moderation_api}
+    handlers: dict[str, Callable[..., Any]] = {}
+    for name, table in handler_tables(jobs.wires).items():
+        if name not in bound:
+            msg = f"handler table {name!r} has no service bound in build_api"
+            raise KeyError(msg)
+        if twice := handlers.keys() & table.keys():
+            msg = f"operations in two handler tables: {sorted(twice)}"
+            raise ValueError(msg)
+        handlers.update(_bind(table, bound[name]))
     access = hooks.access
     verifier = (SigV4Verifier(access.secret, config.auth.max_clock_skew_s)
                 if access is not None else None)

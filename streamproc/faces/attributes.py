@@ -2,7 +2,7 @@
 
 The packs have no pose or quality heads: pose comes from the landmarks
 (:mod:`streamproc.faces.pose`), quality from pixel statistics of the face box. Both are
-approximations, documented as such in the README.
+approximations, documented as such in docs/api.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from streamproc.faces.types import Face, Quality
 
 # Laplacian-to-intensity variance ratio at which Sharpness reaches ~63 (1 - 1/e) of 100.
 # In-focus faces of shared/data read 0.07-0.75, the same faces blurred by a Gaussian of a
-# 15th of the face width 0.004-0.02 (README: Quality filter).
+# 15th of the face width 0.004-0.02 (docs/models.md: Quality filter).
 _SHARPNESS_SCALE = 0.1
 
 

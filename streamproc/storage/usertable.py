@@ -3,7 +3,7 @@
 A user is searched through one *user vector*: the mean of its faces' unit embeddings,
 scaled back to unit length (the centroid). On the shared photos and clips it finds the
 right person more often than the user's best single face at the same false-match rate
-(README: Users), it is what Rekognition calls associating face vectors "into one user
+(docs/users.md), it is what Rekognition calls associating face vectors "into one user
 vector", and it costs one inner product per user, so the users of a collection are searched
 with the same FAISS index type as its faces. A user without faces has no vector and is
 never matched.

