@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from streamproc.redaction import HIDDEN, redact
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STREAMPROC_SHARED", REPO.parent / "shared")).resolve()
@@ -56,9 +57,7 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
 
 # Options whose values must never reach a results file (they are committed).
 _SECRET_WORDS = ("secret", "password", "token", "key", "credential")
-MASK = "***"
-# user:password@ in a URL argument (--endpoint http://AK:SECRET@host) is masked wherever it is.
-_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+MASK = HIDDEN
 
 
 def is_secret(option: str) -> bool:
@@ -93,7 +92,9 @@ def command(argv: list[str] | None = None) -> str:
         elif secret and eq:
             words.append(f"{flag}={MASK}")
         else:
-            words.append(_USERINFO.sub(rf"\1{MASK}@", arg))
+            # A URL argument (--endpoint http://AK:SECRET@host) through the project's one
+            # redaction rule: userinfo, query values, RTMP stream keys.
+            words.append(redact(arg))
         hide_next = secret and not eq
     return shlex.join([*head, *words])
 

@@ -311,4 +311,4 @@ def test_a_valueless_secret_looking_flag_hides_nothing_and_url_passwords_are_mas
                      "--endpoint", "http://AKID:SECRET@host:9000/b", "--token", "abc"])
     assert "--no-key-check --out foo" in shown
     assert "SECRET" not in shown and "AKID" not in shown and "abc" not in shown
-    assert "http://***@host:9000/b" in shown
+    assert "http://***:***@host:9000/b" in shown
