@@ -76,12 +76,19 @@ def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
                       MediaAnalysisJobKind(moderation.engine.model_version)])
-    wires: tuple[WireJobKind, ...] = (FaceDetectionWire(), FaceSearchWire(),
-                                      ContentModerationWire(content_moderation),
-                                      MediaAnalysisWire())
+    wires = job_wires(content_moderation)
     for wire in wires:
         kinds.get(wire.api)
     return kinds, wires
+
+
+def job_wires(content_moderation: ContentModerationJobKind) -> tuple[WireJobKind, ...]:
+    """The wire halves of the job kinds (``content_moderation`` gives its model version).
+
+    The one list: the daemon registers it, and the docs' operations table reads it.
+    """
+    return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
+            MediaAnalysisWire())
 
 
 def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,

@@ -14,15 +14,13 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import botocore.session
 
-from streamproc.config import Config
-from streamproc.daemon.jobs import Moderation, job_kinds
+from streamproc.daemon.jobs import job_wires
 from streamproc.daemon.parts import handler_tables
-from streamproc.search.searcher import FaceSearcher
+from streamproc.jobs.kinds.moderation import ContentModerationJobKind
 
 START, END = "<!-- operations:start -->", "<!-- operations:end -->"
 
@@ -102,10 +100,8 @@ def botocore_operations() -> list[str]:
 
 def served_operations() -> set[str]:
     """The operations the running API has a handler for (the tables ``build_api`` binds)."""
-    # job_kinds builds the wire halves the daemon registers; its domain kinds only keep the
-    # searcher and the moderation engine's version, which naming the operations never uses.
-    moderation = cast(Moderation, SimpleNamespace(engine=SimpleNamespace(model_version="")))
-    _, wires = job_kinds(Config(), cast(FaceSearcher, None), "", moderation)
+    # The model version a wire half reports is not part of which operations it serves.
+    wires = job_wires(ContentModerationJobKind(""))
     return {operation for table in handler_tables(wires).values() for operation in table}
 
 
