@@ -122,6 +122,27 @@ class ResourceNotFoundException(_ClientError):
     default_message = "The resource specified in the request cannot be found."
 
 
+class ResourceNotReadyException(_ClientError):
+    """The resource is not ready for the operation (a dataset being created, a version training)."""
+
+    code = "ResourceNotReadyException"
+    default_message = "The requested resource isn't ready."
+
+
+class InvalidPolicyRevisionIdException(_ClientError):
+    """A project policy's PolicyRevisionId is not the current one."""
+
+    code = "InvalidPolicyRevisionIdException"
+    default_message = "The supplied revision id for the project policy is invalid."
+
+
+class MalformedPolicyDocumentException(_ClientError):
+    """A project policy document that is not a JSON policy."""
+
+    code = "MalformedPolicyDocumentException"
+    default_message = "The format of the project policy document is invalid."
+
+
 class ResourceAlreadyExistsException(_ClientError):
     """A resource with this name already exists."""
 

@@ -69,11 +69,32 @@ from streamproc.processors.mailbox import Mailbox
 from streamproc.processors.registry import Desired
 from streamproc.processors.spec import ProcessorSpec
 from streamproc.processors.state import ProcessorStatus
+from streamproc.projects.commands import CreateProject, DeleteProject
+from streamproc.projects.dataset_commands import (
+    AddDatasetEntries,
+    CreateDataset,
+    DatasetRef,
+    DeleteDataset,
+    DistributeEntries,
+    SetDatasetStatus,
+)
+from streamproc.projects.datasets import Dataset, DatasetStatus, DatasetType, Entry, StatusCode
+from streamproc.projects.types import AutoUpdate, Feature, Project
+from streamproc.projects.versions import Version, VersionRef, VersionStatus
+from streamproc.projects.versions_commands import (
+    AddVersionModel,
+    CreateVersion,
+    DeletePolicy,
+    DeleteVersion,
+    PutPolicy,
+    SetVersionStatus,
+)
 from streamproc.rekognition.constants import FACE_SEARCH
 from streamproc.storage.cluster import ClusterLog
 from streamproc.storage.collections import CollectionInfo
 from streamproc.storage.jobs import JobStore, ResultOrder, ResultRow, StoredJob
 from streamproc.storage.objects import ObjectStore
+from streamproc.storage.versions import StoredPolicy
 from streamproc.tags.commands import RemoveTags, SetTags
 
 ARN = "arn:aws:rekognition:eu-west-1:123456789012"
@@ -197,6 +218,88 @@ OLD_JOB_LOG: dict[str, bytes] = {
         b'"message":"","finished":1718000260.0}}'),
 }
 
+# The project commands (streamproc/projects/commands.py), typed from their first release: the
+# bytes that release wrote, kept as the contract for every later one.
+PROJECT_LOG: dict[str, bytes] = {
+    "project.create": (
+        b'{"kind":"project.create","id":"00000000-0000-4000-8000-000000000027","node":"node-a","'
+        b'payload":{"project":{"name":"moderation-tuning","arn":"arn:aws:rekognition:eu-west-1:1'
+        b'23456789012:project/moderation-tuning/1718000500250","created_ms":1718000500250,"featu'
+        b're":"CONTENT_MODERATION","auto_update":"ENABLED","status":"CREATED"},"tags":{"team":"t'
+        b'rust"}}}'),
+    "project.delete": (
+        b'{"kind":"project.delete","id":"00000000-0000-4000-8000-000000000028","node":"node-a","'
+        b'payload":{"name":"old-shelves","created_ms":1718000400000}}'),
+}
+
+# The dataset commands (streamproc/projects/dataset_commands.py), typed from their first release.
+DATASET_LOG: dict[str, bytes] = {
+    "dataset.create": (
+        b'{"kind":"dataset.create","id":"00000000-0000-4000-8000-000000000029","node":"node-a","'
+        b'payload":{"dataset":{"project":"moderation-tuning","project_ms":1718000500250,"type":"'
+        b'TRAIN","created_ms":1718000600000,"updated_ms":1718000600000,"status":"CREATE_IN_PROGR'
+        b'ESS","message":"","code":"SUCCESS"},"copy_from":null,"tags":{"team":"trust"}}}'),
+    "dataset.entries": (
+        rb'{"kind":"dataset.entries","id":"00000000-0000-4000-8000-000000000030","node":"node-a",'
+        rb'"payload":{"dataset":{"project":"moderation-tuning","type":"TRAIN","created_ms":171800'
+        rb'0600000},"entries":[["{\"source-ref\":\"s3://tuning/a.jpg\",\"content-moderation-groun'
+        rb'dtruth\":{\"ModerationLabels\":[{\"Name\":\"Violence\"}]}}","s3://tuning/a.jpg",["Viol'
+        rb'ence"],true,false],["{\"line-number\":2,\"errors\":[{\"code\":\"ERROR_INVALID_JSON_LIN'
+        rb'E\",\"message\":\"The JSON line is not valid JSON\"}]}",null,[],false,true]]}}'),
+    "dataset.status": (
+        b'{"kind":"dataset.status","id":"00000000-0000-4000-8000-000000000031","node":"node-a","'
+        b'payload":{"dataset":{"project":"moderation-tuning","type":"TRAIN","created_ms":1718000'
+        b'600000},"status":"CREATE_COMPLETE","message":"The dataset was created","code":"SUCCESS'
+        b'","at_ms":1718000600500}}'),
+    "dataset.distribute": (
+        b'{"kind":"dataset.distribute","id":"00000000-0000-4000-8000-000000000032","node":"node-'
+        b'a","payload":{"train":{"project":"moderation-tuning","type":"TRAIN","created_ms":17180'
+        b'00600000},"test":{"project":"moderation-tuning","type":"TEST","created_ms":17180007000'
+        b'00},"at_ms":1718000800000}}'),
+    "dataset.delete": (
+        b'{"kind":"dataset.delete","id":"00000000-0000-4000-8000-000000000033","node":"node-a","'
+        b'payload":{"dataset":{"project":"moderation-tuning","type":"TEST","created_ms":17180007'
+        b'00000},"at_ms":1718000900000}}'),
+}
+
+# The project version and policy commands (streamproc/projects/versions_commands.py), typed
+# from their first release.
+VERSION_LOG: dict[str, bytes] = {
+    "version.create": (
+        b'{"kind":"version.create","id":"00000000-0000-4000-8000-000000000034","node":"node-a","'
+        b'payload":{"version":{"project":"moderation-tuning","project_ms":1718000500250,"name":"'
+        b'adapter-1","created_ms":1718001000000,"feature":"CONTENT_MODERATION","status":"TRAININ'
+        b'G_IN_PROGRESS","message":"The model is being trained","updated_ms":1718001000000,"node'
+        b'":"node-a","spec":{"OutputConfig":{"S3Bucket":"tuning-out","S3KeyPrefix":"adapters/"},'
+        b'"FeatureConfig":{"ContentModeration":{"ConfidenceThreshold":50.0}}},"result":{},"min_u'
+        b'nits":null,"max_units":null},"copy_from":null,"tags":{"team":"trust"}}}'),
+    "version.status": (
+        b'{"kind":"version.status","id":"00000000-0000-4000-8000-000000000035","node":"node-a","'
+        b'payload":{"version":{"project":"moderation-tuning","name":"adapter-1","created_ms":171'
+        b'8001000000},"status":"TRAINING_COMPLETED","message":"The model is trained","at_ms":171'
+        b'8001060000,"result":{"EvaluationResult":{"F1Score":0.9}},"model":"eyJmb3JtYXQiOiJzdHJl'
+        b'YW1wcm9jLWhlYWRzIn0=","units":null}}'),
+    "policy.put": (
+        b'{"kind":"policy.put","id":"00000000-0000-4000-8000-000000000036","node":"node-a","payl'
+        b'oad":{"policy":{"project":"moderation-tuning","name":"share","revision":"0f1e2d3c4b5a6'
+        b'9788796a5b4c3d2e1f0","document":"{\\"Version\\":\\"2012-10-17\\",\\"Statement\\":[]}","creat'
+        b'ed_ms":1718001100000,"updated_ms":1718001100000},"project_ms":1718000500250,"expected"'
+        b':null}}'),
+    "policy.delete": (
+        b'{"kind":"policy.delete","id":"00000000-0000-4000-8000-000000000037","node":"node-a","p'
+        b'ayload":{"project":"moderation-tuning","project_ms":1718000500250,"name":"share","revi'
+        b'sion":"0f1e2d3c4b5a69788796a5b4c3d2e1f0"}}'),
+    "version.model": (
+        b'{"kind":"version.model","id":"00000000-0000-4000-8000-000000000039","node":"node-a","p'
+        b'ayload":{"version":{"project":"moderation-tuning","name":"adapter-1","created_ms":1718'
+        b'001000000},"offset":0,"data":"eyJmb3JtYXQiOg=="}}'),
+    "version.delete": (
+        b'{"kind":"version.delete","id":"00000000-0000-4000-8000-000000000038","node":"node-a","'
+        b'payload":{"version":{"project":"moderation-tuning","name":"adapter-1","created_ms":171'
+        b'8001000000},"at_ms":1718001200000}}'),
+
+}
+
 # Two more records of the untyped code: a job.start written before retention_s existed (its
 # token never expires), with a versioned video and a channel; a job.finish of whatever launch.
 OLD_JOB_EXTRA: dict[str, bytes] = {
@@ -213,7 +316,8 @@ OLD_JOB_EXTRA: dict[str, bytes] = {
         b'sage":"analyzer stage failed 6 times within 60 s: RuntimeError","finished":1718000400.'
         b'0}}'),
 }
-OLD: dict[str, bytes] = {**OLD_LOG, **OLD_JOB_LOG}  # every kind once
+OLD: dict[str, bytes] = {**OLD_LOG, **OLD_JOB_LOG, **PROJECT_LOG,
+                         **DATASET_LOG, **VERSION_LOG}  # every kind once
 RECORDS = {**OLD, **{f"older {k}": b for k, b in OLD_JOB_EXTRA.items()}}
 JOB, OTHER_JOB = "0e4d6c8a2f1b3d5e7c9a0b2d4f6e8a1c", "1f5e7d9b3a2c4e6f8d0b1c3e5a7f9b2d"
 SEARCH_REQUEST = {"Video": {"S3Object": {"Bucket": "videos", "Name": "door/2024-06-10.mp4"}},
@@ -231,6 +335,24 @@ SPEC = ProcessorSpec(
                                                 "Top": 0.25}}]),
     data_sharing=False)
 INFO = CollectionInfo("lobby", LOBBY, 1718000000.25, "test_mfn", 4, "7.0", RECOGNIZER)
+TUNING = Project("moderation-tuning", f"{ARN}:project/moderation-tuning/1718000500250",
+                 1718000500250, Feature.CONTENT_MODERATION, AutoUpdate.ENABLED)
+TUNING_TRAIN = DatasetRef("moderation-tuning", DatasetType.TRAIN, 1718000600000)
+TUNING_TEST = DatasetRef("moderation-tuning", DatasetType.TEST, 1718000700000)
+VIOLENT = Entry('{"source-ref":"s3://tuning/a.jpg","content-moderation-groundtruth":'
+                '{"ModerationLabels":[{"Name":"Violence"}]}}', "s3://tuning/a.jpg",
+                ("Violence",), True, False)
+NOT_JSON = Entry('{"line-number":2,"errors":[{"code":"ERROR_INVALID_JSON_LINE","message":'
+                 '"The JSON line is not valid JSON"}]}', None, (), False, True)
+ADAPTER = VersionRef("moderation-tuning", "adapter-1", 1718001000000)
+TUNED = Version(ADAPTER, 1718000500250, Feature.CONTENT_MODERATION,
+                VersionStatus.TRAINING_IN_PROGRESS, "The model is being trained",
+                1718001000000, "node-a",
+                {"OutputConfig": {"S3Bucket": "tuning-out", "S3KeyPrefix": "adapters/"},
+                 "FeatureConfig": {"ContentModeration": {"ConfidenceThreshold": 50.0}}}, {})
+HEADS = b'{"format":"streamproc-heads"}'
+SHARE = StoredPolicy("moderation-tuning", "share", "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                     '{"Version":"2012-10-17","Statement":[]}', 1718001100000, 1718001100000)
 
 # kind -> the typed command its old record must decode to (faces.add: _check_faces).
 EXPECTED: dict[str, Command[Any]] = {
@@ -260,6 +382,26 @@ EXPECTED: dict[str, Command[Any]] = {
     "job.metadata": SetJobMetadata(JOB, 1, METADATA),
     "job.results": AddJobResults(JOB, 1, (ResultRow(0, 1200, 0, RESULT),)),
     "job.finish": FinishJob(JOB, 1, "SUCCEEDED", "", 1718000260.0),
+    "project.create": CreateProject(TUNING, {"team": "trust"}),
+    "project.delete": DeleteProject("old-shelves", 1718000400000),
+    "dataset.create": CreateDataset(Dataset(
+        TUNING_TRAIN.key, 1718000500250, 1718000600000, 1718000600000,
+        DatasetStatus.CREATE_IN_PROGRESS, "", StatusCode.SUCCESS), None, {"team": "trust"}),
+    "dataset.entries": AddDatasetEntries(TUNING_TRAIN, (VIOLENT, NOT_JSON)),
+    "dataset.status": SetDatasetStatus(TUNING_TRAIN, DatasetStatus.CREATE_COMPLETE,
+                                       "The dataset was created", StatusCode.SUCCESS,
+                                       1718000600500),
+    "dataset.distribute": DistributeEntries(TUNING_TRAIN, TUNING_TEST, 1718000800000),
+    "dataset.delete": DeleteDataset(TUNING_TEST, 1718000900000),
+    "version.create": CreateVersion(TUNED, None, {"team": "trust"}),
+    "version.status": SetVersionStatus(ADAPTER, VersionStatus.TRAINING_COMPLETED,
+                                       "The model is trained", 1718001060000,
+                                       {"EvaluationResult": {"F1Score": 0.9}}, HEADS),
+    "version.delete": DeleteVersion(ADAPTER, 1718001200000),
+    "version.model": AddVersionModel(ADAPTER, 0, b'{"format":'),
+    "policy.put": PutPolicy(SHARE, 1718000500250, None),
+    "policy.delete": DeletePolicy("moderation-tuning", 1718000500250, "share",
+                                  SHARE.revision),
 }
 
 
@@ -470,7 +612,11 @@ def test_an_unknown_kind_decodes_and_applying_it_is_refused(fresh: Fresh) -> Non
     ("processor.start", "session_id"), ("processor.update", "changes"),
     ("processor.report", "event"), ("placement.epoch", "from"), ("job.start", "max_jobs"),
     ("job.launch", "after"), ("job.metadata", "metadata"), ("job.results", "rows"),
-    ("job.finish", "state")])
+    ("job.finish", "state"), ("project.create", "project"), ("project.delete", "created_ms"),
+    ("dataset.create", "dataset"), ("dataset.entries", "entries"), ("dataset.status", "status"),
+    ("dataset.distribute", "test"), ("dataset.delete", "at_ms"), ("version.create", "version"),
+    ("version.status", "model"), ("version.delete", "at_ms"), ("version.model", "offset"),
+    ("policy.put", "expected"), ("policy.delete", "revision")])
 def test_a_payload_missing_a_key_is_not_a_command(appliers: Appliers, kind: str, key: str) -> None:
     """Also with a newer node's extra key beside it: dropping unknown keys adds none."""
     record = _payload(_newer(OLD[kind]))
@@ -481,10 +627,16 @@ def test_a_payload_missing_a_key_is_not_a_command(appliers: Appliers, kind: str,
 
 @pytest.mark.parametrize(("kind", "key", "value"), [
     ("processor.report", "event", "exploded"), ("processor.update", "changes", {"name": "x"}),
-    ("placement.epoch", "from", "three")])
+    ("placement.epoch", "from", "three"), ("project.create", "project", {"name": "x"}),
+    ("project.create", "project", {**_payload(PROJECT_LOG["project.create"])["payload"][
+        "project"], "feature": "LABELS"}), ("dataset.status", "status", "DONE"),
+    ("dataset.entries", "entries", [["{}", None, [], False]]),
+    ("dataset.delete", "dataset", {"project": "p", "type": "VALIDATION", "created_ms": 1}),
+    ("version.status", "status", "TRAINED"), ("version.status", "model", "not base64!"),
+    ("version.delete", "version", {"project": "p", "name": "v"})])
 def test_a_payload_value_that_does_not_fit_is_not_a_command(appliers: Appliers, kind: str, key: str,
                                                             value: object) -> None:
-    record = _payload(OLD_LOG[kind])
+    record = _payload(OLD[kind])
     record["payload"][key] = value
     with pytest.raises(ValueError, match=f"^a {kind} command whose payload does not fit it"):
         appliers.decode(json.dumps(record).encode())
@@ -646,6 +798,69 @@ def _job_steps(fresh: Fresh, play: Play, newer: bool) -> None:
         "FAILED", "analyzer stage failed 6 times within 60 s: RuntimeError", 1718000400.0)
 
 
+def _project_steps(fresh: Fresh, play: Play) -> None:
+    assert play("project.create") == TUNING
+    assert fresh.domain.projects.get("moderation-tuning") == TUNING
+    assert fresh.storage.tags.get(TUNING.arn) == {"team": "trust"}
+    old = Project("old-shelves", f"{ARN}:project/old-shelves/1718000400000", 1718000400000,
+                  Feature.CUSTOM_LABELS, None)
+    fresh.setup(CreateProject(old, {"gone": "soon"}))
+    play("project.delete")
+    assert fresh.domain.projects.get("old-shelves") is None
+    assert fresh.storage.tags.get(old.arn) == {}
+    assert [p.name for p in fresh.storage.projects.all()] == ["moderation-tuning"]
+
+
+def _dataset_steps(fresh: Fresh, play: Play) -> None:
+    """After the project steps: the TRAIN dataset of moderation-tuning is made and split."""
+    store = fresh.storage.datasets
+    created = play("dataset.create")
+    assert created.status is DatasetStatus.CREATE_IN_PROGRESS
+    train_arn = f"{ARN}:project/moderation-tuning/dataset/train/1718000600000"
+    assert fresh.domain.tags.list(train_arn) == {"team": "trust"}
+    assert play("dataset.entries") == 2
+    more = tuple(dataclasses.replace(VIOLENT, source_ref=f"s3://tuning/{n}.jpg",
+                                     line=f'{{"source-ref":"s3://tuning/{n}.jpg"}}')
+                 for n in "bcd")
+    fresh.setup(AddDatasetEntries(TUNING_TRAIN, more))
+    done = play("dataset.status")
+    assert (done.status, done.updated_ms) == (DatasetStatus.CREATE_COMPLETE, 1718000600500)
+    assert store.counts("moderation-tuning", "TRAIN") == (4, 5, 1, 1)
+    fresh.setup(CreateDataset(Dataset(TUNING_TEST.key, 1718000500250, 1718000700000,
+                                      1718000700000, DatasetStatus.CREATE_COMPLETE, "",
+                                      StatusCode.SUCCESS), None, {"gone": "soon"}))
+    test_arn = f"{ARN}:project/moderation-tuning/dataset/test/1718000700000"
+    assert fresh.storage.tags.get(test_arn) == {"gone": "soon"}
+    assert play("dataset.distribute") == 1  # a fifth of 4, rounded; the error line stays
+    assert store.counts("moderation-tuning", "TRAIN")[1:] == (4, 1, 1)
+    assert store.counts("moderation-tuning", "TEST")[:2] == (1, 1)
+    play("dataset.delete")
+    assert [d.type for d in store.of_project("moderation-tuning")] == ["TRAIN"]
+    assert store.counts("moderation-tuning", "TEST") == (0, 0, 0, 0)
+    assert fresh.storage.tags.get(test_arn) == {}
+
+
+def _version_steps(fresh: Fresh, play: Play) -> None:
+    """After the dataset steps: an adapter of moderation-tuning trains, a policy comes and goes."""
+    store = fresh.storage.versions
+    assert play("version.create") == TUNED
+    arn = f"{ARN}:project/moderation-tuning/version/adapter-1/1718001000000"
+    assert fresh.storage.tags.get(arn) == {"team": "trust"}
+    assert play("version.model") == 10
+    assert store.model("moderation-tuning", "adapter-1") == b'{"format":'
+    done = play("version.status")  # its own model bytes replace the part
+    assert (done.status, done.result) == (VersionStatus.TRAINING_COMPLETED,
+                                          {"EvaluationResult": {"F1Score": 0.9}})
+    assert store.model("moderation-tuning", "adapter-1") == HEADS
+    assert play("policy.put") == SHARE
+    assert store.policies("moderation-tuning") == [SHARE]
+    play("policy.delete")
+    assert store.policies("moderation-tuning") == []
+    play("version.delete")
+    assert store.get("moderation-tuning", "adapter-1") is None
+    assert fresh.storage.tags.get(arn) == {}
+
+
 @pytest.mark.parametrize("newer", [False, True], ids=["as-written", "with-a-newer-key"])
 def test_a_whole_old_log_replays_into_a_fresh_daemon(fresh: Fresh, newer: bool) -> None:
     """Every kind, in an order where each changes something; the state checked after each.
@@ -661,4 +876,7 @@ def test_a_whole_old_log_replays_into_a_fresh_daemon(fresh: Fresh, newer: bool) 
     _processor_steps(fresh, play)
     _cluster_steps(fresh, play)
     _job_steps(fresh, play, newer)
+    _project_steps(fresh, play)
+    _dataset_steps(fresh, play)
+    _version_steps(fresh, play)
     assert fresh.played == fresh.appliers.kinds()  # no kind left out of the replay

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from streamproc.api.collection_handlers import HANDLERS
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
+from streamproc.api.project_handlers import PROJECT_HANDLERS
 from streamproc.api.user_handlers import USER_HANDLERS
 from streamproc.daemon import Daemon
 
-OPERATIONS = sorted({**HANDLERS, **PROCESSOR_HANDLERS, **USER_HANDLERS})
+OPERATIONS = sorted({**HANDLERS, **PROCESSOR_HANDLERS, **USER_HANDLERS, **PROJECT_HANDLERS})
 MODEL = botocore.session.get_session().get_service_model("rekognition")
 # Modelled errors, plus the two unmodelled 400s every AWS JSON service sends.
 ALLOWED = {s.name for s in MODEL.error_shapes} | {"SerializationException",
@@ -95,6 +96,49 @@ def test_every_operation_survives_hostile_bodies(fuzzed: Daemon, case: tuple[str
 @given(target=targets, body=st.binary(max_size=64))
 def test_hostile_targets(fuzzed: Daemon, target: str, body: bytes) -> None:
     check(*post(fuzzed, target, body, "application/x-amz-json-1.1"))
+
+
+def _call(daemon: Daemon, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    status, answer = post(daemon, f"RekognitionService.{operation}", json.dumps(body).encode(),
+                          "application/x-amz-json-1.1")
+    assert status == 200, answer
+    found: dict[str, Any] = answer
+    return found
+
+
+@pytest.fixture(scope="module")
+def fuzzed_dataset(fuzzed: Daemon) -> str:
+    """An empty TRAIN dataset on the fuzzed daemon, for UpdateDatasetEntries to hit."""
+    project = _call(fuzzed, "CreateProject", {"ProjectName": "fuzzed"})["ProjectArn"]
+    return str(_call(fuzzed, "CreateDataset", {"ProjectArn": project,
+                                               "DatasetType": "TRAIN"})["DatasetArn"])
+
+
+manifest_lines = st.one_of(
+    json_values.map(lambda v: json.dumps(v, allow_nan=True)),
+    st.fixed_dictionaries({"source-ref": st.one_of(st.text(max_size=40), st.just(
+        "s3://bucket/key.jpg"))}, optional={"cls": json_values, "cls-metadata": json_values,
+                                            "content-moderation-groundtruth": json_values}
+    ).map(json.dumps),
+    st.text(max_size=80))
+ground_truth = st.one_of(st.binary(max_size=400), st.lists(manifest_lines, max_size=8).map(
+    lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass")))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(blob=ground_truth)
+def test_hostile_dataset_changes_are_kept_as_entries_or_refused(
+        fuzzed: Daemon, fuzzed_dataset: str, blob: bytes) -> None:
+    """Any GroundTruth blob: a modelled error, or entries that each read back as JSON."""
+    status, body = post(fuzzed, "RekognitionService.UpdateDatasetEntries", json.dumps({
+        "DatasetArn": fuzzed_dataset, "Changes": {"GroundTruth": base64.b64encode(blob).decode()},
+    }).encode(), "application/x-amz-json-1.1")
+    check(status, body)
+    listed = _call(fuzzed, "ListDatasetEntries", {"DatasetArn": fuzzed_dataset,
+                                                  "MaxResults": 100})
+    for line in listed["DatasetEntries"]:
+        assert isinstance(json.loads(line), dict) and len(line) <= 100_000
 
 
 def test_daemon_still_healthy_after_fuzzing(fuzzed: Daemon) -> None:

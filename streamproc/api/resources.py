@@ -2,7 +2,17 @@
 
 As in Rekognition's IAM reference: a ``CollectionId`` names a collection ARN, a processor's
 ``Name`` a stream processor ARN, tagging calls the resource their ``ResourceArn`` names;
-CreateStreamProcessor touches both the processor and the collection it searches. Every
+CreateStreamProcessor touches both the processor and the collection it searches. A
+project is named by its ``ProjectArn``; CreateProject, whose ARN's creation time is not
+known yet, touches ``...:project/NAME/*`` (so ``project/cam-*`` allows it, and a Deny on
+one project's exact ARN does not stop a new project of that name). A dataset is named by
+its ``DatasetArn`` (``project/NAME/dataset/TYPE/MS``, under its project's ARN pattern
+``project/NAME/*``); CreateDataset touches its project and the dataset it copies, if any,
+and DistributeDatasetEntries both datasets. A project version is named by its
+``ProjectVersionArn`` (``project/NAME/version/VERSION/MS``, also under ``project/NAME/*``);
+CreateProjectVersion touches its project, CopyProjectVersion the source project, the
+source version and the destination project; the project policy operations their
+project. Every
 resource is evaluated under the one ARN this module builds for it (``server.region``,
 its partition, ``server.account_id``), whatever region or partition a ``ResourceArn``
 spells: a Deny on ``...:us-east-1:...:collection/x`` also holds for the ``eu-west-1`` or
@@ -40,16 +50,32 @@ def request_resources(operation: str, params: dict[str, Any], arns: Arns) -> lis
         search = settings.get("FaceSearch")
         if isinstance(search, dict) and isinstance(search.get("CollectionId"), str):
             found.append(arns.collection(search["CollectionId"]))
-    arn = params.get("ResourceArn")
-    if isinstance(arn, str):
+    project = params.get("ProjectName")
+    if isinstance(project, str) and operation == "CreateProject":
+        found.append(arns.resource("project", f"{project}/*"))
+    for arn in _named_arns(params):
         parsed = arns.parse(arn)  # this account's, any region or partition
         found.append(arn if parsed is None else resource_arn(*parsed, arns))
     return found or [ANY]
 
 
-def resource_arn(kind: str, name: str, arns: Arns) -> str:
-    """The ARN ``arns`` writes for a ``collection`` or ``streamprocessor`` called ``name``."""
-    return arns.collection(name) if kind == "collection" else arns.processor(name)
+def _named_arns(params: dict[str, Any]) -> list[str]:
+    """The ARNs a request names: ResourceArn, ProjectArn, DatasetArn and the nested ones."""
+    named = [params.get(key) for key in ("ResourceArn", "ProjectArn", "DatasetArn",
+                                         "ProjectVersionArn", "SourceProjectArn",
+                                         "SourceProjectVersionArn", "DestinationProjectArn")]
+    source = params.get("DatasetSource")
+    if isinstance(source, dict):
+        named.append(source.get("DatasetArn"))
+    datasets = params.get("Datasets")
+    if isinstance(datasets, list):
+        named.extend(d.get("Arn") for d in datasets if isinstance(d, dict))
+    return [arn for arn in named if isinstance(arn, str)]
+
+
+def resource_arn(kind: str, resource_id: str, arns: Arns) -> str:
+    """The ARN ``arns`` writes for a resource of this type (:meth:`Arns.parse`'s pair)."""
+    return arns.resource(kind, resource_id)
 
 
 def own_resource(arn: str, arns: Arns) -> tuple[str, str] | None:

@@ -28,6 +28,7 @@ from streamproc.config.moderation import (
 )
 from streamproc.config.packs import ExecutionConfig, PackConfig, ProviderChoice, default_packs
 from streamproc.config.processors import ProcessorsConfig, SupervisionConfig
+from streamproc.config.projects import ProjectsConfig
 from streamproc.config.root import Config, load_config
 from streamproc.config.server import AuthConfig, ServerConfig
 from streamproc.config.storage import ImagesConfig, ObjectsConfig, StorageConfig
@@ -59,6 +60,7 @@ __all__ = [
     "OutputsConfig",
     "PackConfig",
     "ProcessorsConfig",
+    "ProjectsConfig",
     "ProviderChoice",
     "QUALITY_LEVELS",
     "QualityLevel",

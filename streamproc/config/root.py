@@ -17,6 +17,7 @@ from streamproc.config.models import ModelsConfig, default_quality
 from streamproc.config.moderation import ModerationConfig
 from streamproc.config.packs import default_packs
 from streamproc.config.processors import ProcessorsConfig, SupervisionConfig
+from streamproc.config.projects import ProjectsConfig
 from streamproc.config.server import AuthConfig, ServerConfig
 from streamproc.config.storage import ImagesConfig, ObjectsConfig, StorageConfig
 
@@ -70,6 +71,7 @@ class Config(Section):
     objects: ObjectsConfig = ObjectsConfig()
     jobs: JobsConfig = JobsConfig()
     storage: StorageConfig = StorageConfig()
+    projects: ProjectsConfig = ProjectsConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     cluster: ClusterConfig = ClusterConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

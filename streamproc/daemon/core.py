@@ -23,11 +23,14 @@ from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
     Storage,
+    Training,
     build_api,
     build_domain,
     open_storage,
     record_owners,
 )
+from streamproc.daemon.training import TrainingRunner
+from streamproc.daemon.versions import LOCAL_NODE, backbone_of, build_runner
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
@@ -105,6 +108,7 @@ class Daemon:
         self.fatal_reason = ""
         self._api_metrics = ApiMetrics.create(self.registry)
         self.access: AccessControl | None = None
+        self.training: TrainingRunner | None = None  # trains project versions
 
     # ---- what others read ------------------------------------------------------------------
     @property
@@ -189,14 +193,24 @@ class Daemon:
         jobs.scheduler.start()
         self._supervisor = self._supervise()
         self._supervisor.start()
+        training = self._training(storage, moderation_engine, ledger)
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access), moderation)
+            self.registry, self.access), moderation, training)
         self._server.serve(api.app())
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     engine.pack_name, engine.dim, ",".join(engine.providers))
+
+    def _training(self, storage: Storage, moderation: ModerationEngine,
+                  ledger: Ledger) -> Training:
+        """Start the training runner (it loads the backbone; versions left training resume)."""
+        node = self.cluster.node_id if self.cluster is not None else LOCAL_NODE
+        runner = self.training = build_runner(self.config, storage.versions, storage.datasets,
+                                              self.objects, moderation, ledger, node)
+        runner.start()
+        return Training(node, runner.wake, backbone_of(self.config))
 
     def _load_moderation(self) -> ModerationEngine:
         """The moderation pack, loaded (raises ModerationModelError with its one line)."""
@@ -379,12 +393,15 @@ class Daemon:
 
     def _stop_steps(self, server_timeout: float) -> list[tuple[str, Callable[[], object]]]:
         """The shutdown steps, in order, for the parts this daemon built."""
-        server, supervisor, jobs = self._server, self._supervisor, self.jobs
+        server, supervisor, jobs, training = self._server, self._supervisor, self.jobs, \
+            self.training
         reconciler, plane, cluster, storage = self.reconciler, self._plane, self.cluster, \
             self.storage
         steps: list[tuple[str, Callable[[], object] | None]] = [
             ("API server", None if server is None else (lambda: server.stop(server_timeout))),
             ("supervisor", None if supervisor is None else (lambda: supervisor.stop(2.0))),
+            # A training in hand stops at its next batch, unrecorded: retrained on restart.
+            ("training runner", None if training is None else (lambda: training.stop(5.0))),
             ("job scheduler", None if jobs is None else (lambda: jobs.scheduler.stop(2.0))),
             ("reconciler", None if reconciler is None else (lambda: reconciler.stop(2.0))),
             # Records are flushed before the group hears that this node left, so the next

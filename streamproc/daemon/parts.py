@@ -23,6 +23,7 @@ from streamproc.api.job_handlers import job_handlers
 from streamproc.api.job_kinds.base import WireJobKind
 from streamproc.api.moderation_handlers import MODERATION_HANDLERS, ModerationApi
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
+from streamproc.api.project_handlers import PROJECT_HANDLERS, ProjectApi
 from streamproc.api.tag_handlers import TAG_HANDLERS
 from streamproc.api.transport import ApiLimits, ControlApi
 from streamproc.api.user_handlers import USER_HANDLERS, UserApi
@@ -46,18 +47,28 @@ from streamproc.processors.mailbox import Mailbox
 from streamproc.processors.registry import ProcessorRegistry
 from streamproc.processors.rules import ProcessorRules
 from streamproc.processors.service import ProcessorService
+from streamproc.projects.dataset_rules import DatasetRules
+from streamproc.projects.dataset_service import DatasetService
+from streamproc.projects.rules import ProjectRules
+from streamproc.projects.service import ProjectService
+from streamproc.projects.types import Project
+from streamproc.projects.versions_rules import VersionRules
+from streamproc.projects.versions_service import VersionService
 from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, Arns
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
+from streamproc.storage.datasets import DatasetStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
 from streamproc.storage.jobs import JobStore
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.processors import ProcessorStore
+from streamproc.storage.projects import ProjectStore
 from streamproc.storage.requests import RequestLog
 from streamproc.storage.tags import TagStore
 from streamproc.storage.users import UserStore
+from streamproc.storage.versions import VersionStore
 from streamproc.tags.rules import TagKeys, TagRules
 from streamproc.tags.service import TagService
 
@@ -73,6 +84,9 @@ class Storage:
     requests: RequestLog
     tags: TagStore
     processors: ProcessorStore
+    projects: ProjectStore
+    datasets: DatasetStore
+    versions: VersionStore
 
 
 def open_storage(config: Config, data_dir: Path) -> Storage:
@@ -89,7 +103,8 @@ def open_storage(config: Config, data_dir: Path) -> Storage:
     requests = RequestLog(db, IDEMPOTENCY_WINDOW_S)
     users = UserStore(db, collections, requests)
     users.load()
-    return Storage(db, builder, collections, users, requests, TagStore(db), ProcessorStore(db))
+    return Storage(db, builder, collections, users, requests, TagStore(db), ProcessorStore(db),
+                   ProjectStore(db), DatasetStore(db), VersionStore(db))
 
 
 @dataclass
@@ -104,6 +119,7 @@ class Domain:
     collections: CollectionService
     users: UserService
     tags: TagService
+    projects: ProjectService
     user_search: UserSearchService
     images: ImageService
     inputs: InputAllowlist
@@ -128,16 +144,37 @@ def build_domain(config: Config, engine: FaceEngine, storage: Storage, ledger: L
     UserRules(storage.users, storage.collections, searcher, Idempotency(storage.requests),
               config).register(appliers)
     TagRules(storage.tags).register(appliers)
+    dataset_rules = DatasetRules(storage.datasets, storage.projects, storage.tags, config)
+    version_rules = VersionRules(storage.versions, storage.projects, storage.tags, config)
+
+    def project_gone(project: Project) -> None:  # its datasets and policies go with it
+        dataset_rules.project_gone(project)
+        version_rules.project_gone(project)
+
+    ProjectRules(storage.projects, storage.tags, config, versions=version_rules.count,
+                 gone=project_gone).register(appliers)
+    dataset_rules.register(appliers)
+    version_rules.register(appliers)
+    arns = Arns(config.server.region, config.server.account_id)
     service = ProcessorService(processors, ledger, storage.tags, metrics, config, kinds, inputs)
     collections = CollectionService(storage.collections, storage.tags, engine, searcher,
                                     config, ledger)
-    tag_keys = TagKeys(Arns(config.server.region, config.server.account_id), {
-        "collection": collections.tag_key, "streamprocessor": service.tag_key})
+    projects = ProjectService(storage.projects, ledger, arns)
+
+    def project_key(resource_id: str) -> str | None:  # a project's ARN, or one under it
+        if "/dataset/" in resource_id:
+            return dataset_rules.tag_key_of(resource_id)
+        if "/version/" in resource_id:
+            return version_rules.tag_key_of(resource_id)
+        return projects.tag_key(resource_id)
+
+    tag_keys = TagKeys(arns, {"collection": collections.tag_key,
+                              "streamprocessor": service.tag_key, "project": project_key})
     return Domain(
         searcher=searcher, kinds=kinds, registry=processors, processor_rules=rules,
         processors=service, collections=collections,
         users=UserService(storage.users, storage.collections, ledger),
-        tags=TagService(storage.tags, ledger, tag_keys),
+        tags=TagService(storage.tags, ledger, tag_keys), projects=projects,
         user_search=UserSearchService(storage.users, storage.collections, searcher, engine,
                                       config),
         images=ImageService(engine, searcher, config), inputs=inputs, metrics=metrics)
@@ -164,11 +201,28 @@ def handler_tables(wires: Iterable[WireJobKind]) -> dict[str, dict[str, Callable
     """
     return {"images": HANDLERS, "processors": PROCESSOR_HANDLERS, "tags": TAG_HANDLERS,
             "users": USER_HANDLERS, "jobs": job_handlers(wires),
-            "moderation": MODERATION_HANDLERS}
+            "moderation": MODERATION_HANDLERS, "projects": PROJECT_HANDLERS}
 
 
 def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
     return {op: functools.partial(fn, services) for op, fn in table.items()}
+
+
+@dataclass
+class Training:
+    """What the version operations need of the training side."""
+
+    node: str  # the node whose runner trains the versions created here
+    wake: Callable[[], None]  # the runner looks for work now
+    backbone: Callable[[], str | None]  # the running backbone's identity
+
+
+def _no_wake() -> None:
+    """No runner: versions wait for the next start."""
+
+
+def _no_backbone() -> str | None:
+    return None
 
 
 @dataclass
@@ -184,7 +238,7 @@ class ApiHooks:
 
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
               ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks,
-              moderation: Moderation) -> ControlApi:
+              moderation: Moderation, training: Training | None = None) -> ControlApi:
     """The AWS JSON transport over every handler table."""
     loader = ImageLoader(config.images, objects)
     moderation_api = ModerationApi(ModerationService(moderation.engine), loader)
@@ -194,7 +248,9 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     server = config.server
     arns = Arns(server.region, server.account_id)
     bound = {"images": services, "processors": domain.processors, "tags": domain.tags,
-             "users": users, "jobs": jobs.service, "moderation": moderation_api}
+             "users": users, "jobs": jobs.service, "moderation": moderation_api,
+             "projects": _project_api(config, domain, storage, ledger, objects, training,
+                                      moderation)}
     handlers: dict[str, Callable[..., Any]] = {}
     for name, table in handler_tables(jobs.wires).items():
         if name not in bound:
@@ -211,3 +267,15 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
                        server.worker_threads)
     return ControlApi(ServiceSpec(), handlers, hooks.metrics, hooks.registry, limits,
                       hooks.health, arns, verifier, access, hooks.cluster)
+
+
+def _project_api(config: Config, domain: Domain, storage: Storage, ledger: Ledger,
+                 objects: ObjectStore, training: Training | None,
+                 moderation: Moderation) -> ProjectApi:
+    training = training or Training("local", _no_wake, _no_backbone)
+    arns = Arns(config.server.region, config.server.account_id)
+    return ProjectApi(domain.projects, DatasetService(storage.datasets, domain.projects,
+                                                      objects, ledger, config),
+                      VersionService(storage.versions, domain.projects, objects, ledger, arns,
+                                     training.node, training.wake, training.backbone),
+                      moderation.engine.model_version)

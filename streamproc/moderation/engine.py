@@ -10,7 +10,7 @@ licence, how to install it). After ``load`` the engine is read-only, hence threa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -98,9 +98,21 @@ class ModerationEngine:
         logger.info("moderation pack %s loaded (%s): serves %s", self.pack, self.model_version,
                     ", ".join(self.served))
 
-    def scores_many(self, images: Sequence[np.ndarray]) -> list[dict[str, Scores]]:
-        """Every image's raw model scores (model name -> output -> score), for diagnostics."""
-        per_model = {model.name: model.scores(images) for model in self._models}
+    def scores_many(self, images: Sequence[np.ndarray],
+                    known: Mapping[str, Sequence[Scores]] | None = None
+                    ) -> list[dict[str, Scores]]:
+        """Every image's raw model scores (model name -> output -> score).
+
+        ``known``: model name -> its scores of every image, already computed (the adapter
+        path's feature extractor runs open_nsfw); those models do not run again.
+        """
+        given = known or {}
+        for name, scores in given.items():
+            if len(scores) != len(images):
+                msg = f"{len(scores)} known {name} scores for {len(images)} images"
+                raise ValueError(msg)
+        per_model = {model.name: list(given[model.name]) if model.name in given
+                     else model.scores(images) for model in self._models}
         return [{name: scores[i] for name, scores in per_model.items()}
                 for i in range(len(images))]
 

@@ -31,8 +31,7 @@ class LabelMap:
             raise ValueError(msg)
         self._rules = [(label, rule.model, tuple(rule.outputs), ConfidenceScale(rule.calibration))
                        for label, rule in pack.labels.items()]
-        self.served: tuple[str, ...] = tuple(sorted(
-            taxonomy.with_ancestors(set(pack.labels)), key=_order))
+        self.served = served(set(pack.labels))
 
     def labels(self, scores: Mapping[str, Scores]) -> tuple[ModerationLabel, ...]:
         """``scores``: model name -> that model's scores for the image."""
@@ -41,12 +40,27 @@ class LabelMap:
             given = [scores[model][out] for out in outputs if out in scores.get(model, {})]
             if given:
                 found[label] = scale.confidence(max(given))
-        for label, confidence in list(found.items()):
-            for parent in taxonomy.ancestors(label):
-                found[parent] = max(found.get(parent, 0.0), confidence)
-        return tuple(ModerationLabel(name=name, parent=taxonomy.parent_of(name),
-                                     level=taxonomy.level_of(name), confidence=found[name])
-                     for name in sorted(found, key=_order))
+        return with_ancestors(found)
+
+
+def with_ancestors(found: Mapping[str, float]) -> tuple[ModerationLabel, ...]:
+    """Labels -> their own evidence, as labels with every ancestor, in the engine's order.
+
+    An ancestor's confidence is the larger of its own evidence and its children's: the one
+    rule for the pack's label map and for an adapter's labels (:mod:`.adapter`).
+    """
+    out = dict(found)
+    for label, confidence in found.items():
+        for parent in taxonomy.ancestors(label):
+            out[parent] = max(out.get(parent, 0.0), confidence)
+    return tuple(ModerationLabel(name=name, parent=taxonomy.parent_of(name),
+                                 level=taxonomy.level_of(name), confidence=out[name])
+                 for name in sorted(out, key=_order))
+
+
+def served(labels: set[str]) -> tuple[str, ...]:
+    """What a model emitting ``labels`` may return: those and their ancestors, in order."""
+    return tuple(sorted(taxonomy.with_ancestors(labels), key=_order))
 
 
 def _order(name: str) -> tuple[int, int]:

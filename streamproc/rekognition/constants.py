@@ -33,6 +33,13 @@ MAX_TAGS = 200
 DEFAULT_USER_THRESHOLD = 80.0
 # AssociateFaces UserMatchThreshold when the request gives none.
 DEFAULT_ASSOCIATE_THRESHOLD = 75.0
+# DescribeProjects MaxResults when the request gives none (also its maximum).
+MAX_PROJECT_RESULTS = 100
+# ListDatasetEntries / ListDatasetLabels MaxResults when the request gives none (its maximum).
+MAX_DATASET_RESULTS = 100
+# DescribeProjectVersions / ListProjectPolicies MaxResults when none is given (the maximum).
+MAX_VERSION_RESULTS = 100
+MAX_POLICY_RESULTS = 5
 # MaxUserResults' maximum: SearchUsers MaxUsers and the ListUsers page when none is given.
 MAX_USER_RESULTS = 500
 # Faces one user may hold (AssociateFaces refuses more with ServiceQuotaExceededException).
@@ -77,8 +84,14 @@ def stream_threshold(requested: float) -> float:
 
 # A region as it may appear in an ARN (the model's ARN patterns use [a-z\d-]+).
 _REGION = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+# A project's resource id is NAME/CREATION_MS (botocore's ProjectArn pattern).
 _ARN = re.compile(r"^arn:[a-z0-9-]+:rekognition:[a-z0-9-]+:(\d{12}):"
-                  r"(collection|streamprocessor)/(.+)$")
+                  r"(collection|streamprocessor|project)/(.+)$")
+# A dataset's is NAME/dataset/train|test/CREATION_MS (botocore's DatasetArn pattern): its
+# ARN is one under ``project/``, so policies on ``project/NAME/*`` cover a project's datasets.
+# A version's is NAME/version/VERSION/CREATION_MS (botocore's ProjectVersionArn pattern).
+_PROJECT_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}/([0-9]+|dataset/(train|test)/[0-9]+|"
+                         r"version/[a-zA-Z0-9_.\-]{1,255}/[0-9]+)$")
 
 
 def valid_region(region: str) -> bool:
@@ -125,9 +138,32 @@ class Arns:
         """A stream processor's ARN."""
         return f"{self._prefix()}:streamprocessor/{name}"
 
+    def project(self, name: str, created_ms: int) -> str:
+        """A project's ARN: its name and creation time (epoch milliseconds), as AWS writes it."""
+        return f"{self._prefix()}:project/{name}/{created_ms}"
+
+    def dataset(self, project: str, type_: str, created_ms: int) -> str:
+        """A dataset's ARN: its project's name, ``train`` or ``test``, its creation time."""
+        return f"{self._prefix()}:project/{project}/dataset/{type_.lower()}/{created_ms}"
+
+    def version(self, project: str, name: str, created_ms: int) -> str:
+        """A project version's ARN: project, version name, creation time (AWS's layout)."""
+        return f"{self._prefix()}:project/{project}/version/{name}/{created_ms}"
+
+    def resource(self, kind: str, resource_id: str) -> str:
+        """The ARN of a ``collection``, ``streamprocessor`` or ``project`` (``NAME/MS``)."""
+        return f"{self._prefix()}:{kind}/{resource_id}"
+
     def parse(self, arn: str) -> tuple[str, str] | None:
-        """``("collection" | "streamprocessor", name)`` for one of this account's ARNs."""
+        """``(type, id)`` for one of this account's ARNs.
+
+        The type is ``collection``, ``streamprocessor`` or ``project``; the id is the name,
+        or for a project ``NAME/CREATION_MS`` (a dataset: ``NAME/dataset/TYPE/CREATION_MS``).
+        """
         match = _ARN.fullmatch(arn)
         if match is None or match.group(1) != self.account_id:
             return None
-        return match.group(2), match.group(3)
+        kind, resource_id = match.group(2), match.group(3)
+        if kind == "project" and _PROJECT_ID.fullmatch(resource_id) is None:
+            return None
+        return kind, resource_id

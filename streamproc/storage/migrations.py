@@ -151,6 +151,88 @@ CREATE INDEX job_results_time ON job_results (job_id, listing, timestamp_ms, seq
 CREATE INDEX job_results_name ON job_results (job_id, listing, name, timestamp_ms, seq);
 """
 
+# Custom Labels / adapter projects. ``created_ms`` is the creation time in the project's ARN
+# (epoch milliseconds); ``auto_update`` is NULL for a Custom Labels project (AWS has none).
+_MAIN_V10 = """
+CREATE TABLE projects (
+    name TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    feature TEXT NOT NULL,
+    auto_update TEXT,
+    status TEXT NOT NULL
+);
+"""
+
+# A project's datasets (one TRAIN, one TEST at most) and their entries: each entry's JSON line
+# as ListDatasetEntries returns it, its source-ref (NULL for a line that named none), its labels
+# as a JSON list, and one dataset_labels row per label (for ContainsLabels and
+# ListDatasetLabels). ``seq`` orders a dataset's entries.
+_MAIN_V11 = """
+CREATE TABLE datasets (
+    project TEXT NOT NULL,
+    project_ms INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    code TEXT NOT NULL,
+    PRIMARY KEY (project, type)
+);
+CREATE TABLE dataset_entries (
+    project TEXT NOT NULL,
+    type TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    source_ref TEXT,
+    labels TEXT NOT NULL,
+    labeled INTEGER NOT NULL,
+    has_errors INTEGER NOT NULL,
+    PRIMARY KEY (project, type, seq)
+);
+CREATE UNIQUE INDEX dataset_entries_ref ON dataset_entries (project, type, source_ref)
+    WHERE source_ref IS NOT NULL;
+CREATE TABLE dataset_labels (
+    project TEXT NOT NULL,
+    type TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (project, type, seq, label)
+);
+CREATE INDEX dataset_labels_label ON dataset_labels (project, type, label);
+"""
+
+_MAIN_V12 = """
+CREATE TABLE project_versions (
+    project TEXT NOT NULL,
+    project_ms INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    feature TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    result TEXT NOT NULL,
+    min_units INTEGER,
+    max_units INTEGER,
+    model BLOB,
+    PRIMARY KEY (project, name)
+);
+CREATE INDEX project_versions_status ON project_versions (status);
+CREATE TABLE project_policies (
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (project, name)
+);
+"""
+
 # The main database: collections, faces (with embeddings), processors, tags.
 MAIN: list[Migration] = [
     Migration(1, "collections, faces, processors, tags", _MAIN_V1),
@@ -178,6 +260,10 @@ MAIN: list[Migration] = [
     Migration(9, "job results name the listing they belong to and a name to sort by "
                  "(content moderation: per timestamp or per segment, by label name)",
               _MAIN_V9),
+    Migration(10, "Custom Labels and adapter projects (CreateProject)", _MAIN_V10),
+    Migration(11, "project datasets and their entries (CreateDataset)", _MAIN_V11),
+    Migration(12, "project versions (CreateProjectVersion) with their trained model bytes, "
+                  "and project policies (PutProjectPolicy)", _MAIN_V12),
 ]
 
 # The outbox spool (a separate file): records waiting for a destination, in order.

@@ -1,0 +1,153 @@
+"""Project versions as the domain sees them: statuses, the moves between them, requests.
+
+A version is named by its project, its name and its creation time (the ProjectVersionArn
+``project/NAME/version/VERSION/CREATED_MS``). CreateProjectVersion answers at once with
+TRAINING_IN_PROGRESS; the training runner ends it TRAINING_COMPLETED or TRAINING_FAILED.
+A Custom Labels version is then started (STARTING -> RUNNING) and stopped (STOPPING ->
+STOPPED); an adapter is used as it is, never started (as on AWS). What the request asked
+(``spec``) and what training produced (``result``) are kept in the wire's field names:
+DescribeProjectVersions shows them as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+from streamproc.projects.types import Feature
+from streamproc.storage.versions import StoredVersion
+
+_ID = re.compile(r"^([a-zA-Z0-9_.\-]{1,255})/version/([a-zA-Z0-9_.\-]{1,255})/([0-9]+)$")
+
+
+class VersionStatus(str, Enum):
+    """ProjectVersionStatus (those this server reaches)."""
+
+    TRAINING_IN_PROGRESS = "TRAINING_IN_PROGRESS"
+    TRAINING_COMPLETED = "TRAINING_COMPLETED"
+    TRAINING_FAILED = "TRAINING_FAILED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+    COPYING_COMPLETED = "COPYING_COMPLETED"
+
+
+# Which status may follow which: every other move is ResourceInUseException.
+MOVES: dict[VersionStatus, frozenset[VersionStatus]] = {
+    VersionStatus.TRAINING_IN_PROGRESS: frozenset({VersionStatus.TRAINING_COMPLETED,
+                                                   VersionStatus.TRAINING_FAILED}),
+    VersionStatus.TRAINING_COMPLETED: frozenset({VersionStatus.STARTING}),
+    VersionStatus.COPYING_COMPLETED: frozenset({VersionStatus.STARTING}),
+    VersionStatus.STOPPED: frozenset({VersionStatus.STARTING}),
+    VersionStatus.FAILED: frozenset({VersionStatus.STARTING}),
+    VersionStatus.STARTING: frozenset({VersionStatus.RUNNING, VersionStatus.FAILED,
+                                       VersionStatus.STOPPING}),
+    VersionStatus.RUNNING: frozenset({VersionStatus.STOPPING}),
+    VersionStatus.STOPPING: frozenset({VersionStatus.STOPPED}),
+}
+# A version in one of these cannot be deleted (AWS: "running or training").
+BUSY = frozenset({VersionStatus.TRAINING_IN_PROGRESS, VersionStatus.STARTING,
+                  VersionStatus.RUNNING, VersionStatus.STOPPING})
+# Trained: the model bytes are there (a version can be copied or started).
+TRAINED = frozenset({VersionStatus.TRAINING_COMPLETED, VersionStatus.COPYING_COMPLETED,
+                     VersionStatus.STARTING, VersionStatus.RUNNING, VersionStatus.FAILED,
+                     VersionStatus.STOPPING, VersionStatus.STOPPED})
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """One version as a command names it: project, version name and creation time."""
+
+    project: str
+    name: str
+    created_ms: int
+
+    @property
+    def resource_id(self) -> str:
+        """``NAME/version/VERSION/MS``: what follows ``project/`` in its ARN."""
+        return f"{self.project}/version/{self.name}/{self.created_ms}"
+
+    def payload(self) -> dict[str, Any]:
+        """Its JSON form."""
+        return {"project": self.project, "name": self.name, "created_ms": self.created_ms}
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> VersionRef:
+        """Inverse of :meth:`payload`."""
+        return cls(str(payload["project"]), str(payload["name"]), int(payload["created_ms"]))
+
+    @classmethod
+    def parse(cls, resource_id: str) -> VersionRef | None:
+        """``NAME/version/VERSION/MS`` (a ProjectVersionArn's id) as a reference, or None."""
+        match = _ID.fullmatch(resource_id)
+        if match is None:
+            return None
+        return cls(match.group(1), match.group(2), int(match.group(3)))
+
+
+@dataclass(frozen=True)
+class Version:
+    """One project version's metadata (its model bytes are kept apart)."""
+
+    ref: VersionRef
+    project_ms: int  # the project's creation time: a project made again is another one
+    feature: Feature
+    status: VersionStatus
+    message: str
+    updated_ms: int
+    node: str  # the node whose runner trains it
+    spec: dict[str, Any]  # OutputConfig, TrainingData, TestingData, ... as the request had
+    result: dict[str, Any]  # EvaluationResult, ManifestSummary, ... as training wrote them
+    min_units: int | None = None
+    max_units: int | None = None
+
+    def moved(self, status: VersionStatus, message: str, at_ms: int,
+              result: dict[str, Any] | None = None) -> Version:
+        """The version in ``status`` (the result merged over what it had)."""
+        merged = self.result if result is None else {**self.result, **result}
+        return replace(self, status=status, message=message, updated_ms=at_ms, result=merged)
+
+    def stored(self) -> StoredVersion:
+        """The row the store keeps."""
+        r = self.ref
+        return StoredVersion(r.project, self.project_ms, r.name, r.created_ms,
+                             self.feature.value, self.status.value, self.message,
+                             self.updated_ms, self.node, dict(self.spec), dict(self.result),
+                             self.min_units, self.max_units)
+
+    @classmethod
+    def of(cls, row: StoredVersion) -> Version:
+        """Inverse of :meth:`stored`."""
+        return cls(VersionRef(row.project, row.name, row.created_ms), row.project_ms,
+                   Feature(row.feature), VersionStatus(row.status), row.message,
+                   row.updated_ms, row.node, dict(row.spec), dict(row.result), row.min_units,
+                   row.max_units)
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A CreateProjectVersion request, parsed (assets and configs in their wire shapes)."""
+
+    project_id: str  # NAME/CREATION_MS
+    name: str
+    output: dict[str, Any]  # OutputConfig
+    training: dict[str, Any] | None = None  # TrainingData
+    testing: dict[str, Any] | None = None  # TestingData
+    description: str | None = None
+    feature_config: dict[str, Any] | None = None  # FeatureConfig
+    tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class VersionQuery:
+    """A DescribeProjectVersions request, parsed."""
+
+    project_id: str
+    names: tuple[str, ...] | None = None
+    token: str | None = None
+    max_results: int | None = None

@@ -1,0 +1,141 @@
+"""The files a training writes to its OutputConfig, and where DescribeProjectVersions says.
+
+Every file goes through the object store's atomic put (``objects.output_buckets`` decides
+where it may go) under ``{S3KeyPrefix}{project}/{version}/``:
+
+- ``train/output.manifest`` and ``test/output.manifest``: the images used, as JSON lines; an
+  adapter's test lines also hold ``detect-moderation-labels`` (the adapter's predictions)
+  and ``detect-moderation-labels-base-model``, at Confidence 5 and up, as AWS writes them;
+- an adapter's ``evaluation-summary.json`` (:func:`streamproc.training.summaries.adapter_summary`),
+  or Custom Labels' ``EvaluationSummary-PROJECT-VERSION.json``;
+- ``manifest-summary.json``: line counts and the lines and images that could not be used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamproc.errors import OutputNotWritable
+from streamproc.moderation import taxonomy
+from streamproc.projects.versions import Version
+from streamproc.projects.versions_inputs import Gathered, Sample, TrainingFailure
+from streamproc.storage.object_keys import ObjectRef
+from streamproc.storage.objects import ObjectStore
+from streamproc.training.summaries import (
+    Details,
+    LabelScores,
+    adapter_summary,
+    custom_labels_summary,
+)
+
+PREDICTION_FLOOR = 5.0  # output manifests list predictions at Confidence 5 and up (AWS)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """An adapter's test-set predictions, for its output manifests."""
+
+    gathered: Gathered
+    train: list[Sample]
+    test: list[Sample]
+    adapter: dict[str, np.ndarray]  # label -> Confidence per test image
+    base: dict[str, np.ndarray]
+    unreadable: list[dict[str, Any]]
+
+
+def _labels(scores: dict[str, np.ndarray], row: int, model_version: str,
+            arn: str | None) -> dict[str, Any]:
+    found = [{"Confidence": round(float(v[row]), 3), "Name": label,
+              "ParentName": taxonomy.parent_of(label)}
+             for label, v in sorted(scores.items()) if float(v[row]) >= PREDICTION_FLOOR]
+    out: dict[str, Any] = {"ModerationLabels": found, "ModerationModelVersion": model_version}
+    if arn is not None:
+        out["ProjectVersion"] = arn
+    return out
+
+
+def _lines(rows: Sequence[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
+
+
+def _line(sample: Sample) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(sample.line)
+    return parsed
+
+
+class OutputWriter:
+    """Writes a training's files; raises TrainingFailure when the output is not writable."""
+
+    def __init__(self, objects: ObjectStore, model_version: str) -> None:
+        self._objects = objects
+        self._model_version = model_version
+
+    def _put(self, version: Version, name: str, data: bytes) -> dict[str, Any]:
+        output = version.spec["OutputConfig"]
+        key = f"{output.get('S3KeyPrefix', '')}{version.ref.project}/{version.ref.name}/{name}"
+        ref = ObjectRef(output["S3Bucket"], key)
+        try:
+            self._objects.put_bytes(ref, data)
+        except OutputNotWritable as error:
+            msg = f"The output {ref.shown} cannot be written: {error}"
+            raise TrainingFailure(msg) from error
+        return {"S3Object": {"Bucket": ref.bucket, "Name": ref.name}}
+
+    def _common(self, version: Version, gathered: Gathered, train_rows: list[dict[str, Any]],
+                test_rows: list[dict[str, Any]], unreadable: list[dict[str, Any]]
+                ) -> dict[str, Any]:
+        errors = gathered.errors + unreadable
+        summary = {"version": "1.0", "statistics": {
+            "total-json-lines": gathered.lines,
+            "valid-json-lines": gathered.lines - len(gathered.errors),
+            "invalid-json-lines": len(gathered.errors),
+            "unreadable-images": len(unreadable)}, "errors": errors}
+        train_out = self._put(version, "train/output.manifest", _lines(train_rows))
+        test_out = self._put(version, "test/output.manifest", _lines(test_rows))
+        spec = version.spec
+        training = {"Assets": (spec.get("TrainingData") or {}).get("Assets") or []}
+        testing = {"Assets": (spec.get("TestingData") or {}).get("Assets") or [],
+                   "AutoCreate": gathered.auto_split}
+        return {"ManifestSummary": self._put(version, "manifest-summary.json",
+                                             json.dumps(summary).encode()),
+                "TrainingDataResult": {"Input": training, "Output": {"Assets": [
+                    {"GroundTruthManifest": train_out}]}},
+                "TestingDataResult": {"Input": testing, "Output": {
+                    "Assets": [{"GroundTruthManifest": test_out}],
+                    "AutoCreate": gathered.auto_split}}}
+
+    def adapter(self, version: Version, details: Details, threshold: float,
+                scores: list[LabelScores], p: Predictions) -> dict[str, Any]:
+        """An adapter's files; the result fields that point at them."""
+        arn = details.version_arn
+        test_rows = [{**_line(s), "detect-moderation-labels": _labels(p.adapter, i,
+                                                                     self._model_version, arn),
+                      "detect-moderation-labels-base-model": _labels(
+                          p.base, i, self._model_version, None)}
+                     for i, s in enumerate(p.test)]
+        out = self._common(version, p.gathered, [_line(s) for s in p.train], test_rows,
+                           p.unreadable)
+        summary = adapter_summary(scores, threshold, details)
+        out["EvaluationResult"] = {"Summary": self._put(version, "evaluation-summary.json",
+                                                        json.dumps(summary).encode())}
+        return out
+
+    def classifier(self, version: Version, details: Details, truth: list[str],
+                   predicted: list[str], confidences: np.ndarray, classes: list[str],
+                   thresholds: list[float], gathered: Gathered,
+                   unreadable: list[dict[str, Any]]) -> dict[str, Any]:
+        """A Custom Labels model's files; the result fields that point at them."""
+        out = self._common(version, gathered, [_line(s) for s in gathered.train],
+                           [_line(s) for s in gathered.test], unreadable)
+        summary = custom_labels_summary(truth, predicted, confidences, classes, thresholds,
+                                        details)
+        name = f"EvaluationSummary-{version.ref.project}-{version.ref.name}.json"
+        out["EvaluationResult"] = {
+            "F1Score": float(summary["AggregatedEvaluationResults"]["F1Score"]),
+            "Summary": self._put(version, name, json.dumps(summary).encode())}
+        return out

@@ -1,0 +1,256 @@
+"""Project version and policy operations, API side: decide, submit, read.
+
+CreateProjectVersion answers at once (TRAINING_IN_PROGRESS) and wakes the training runner
+(:mod:`streamproc.daemon.training`), which trains on its own thread; nothing here reads an
+image. Start and Stop of a Custom Labels version are decided here and run at once: Start
+checks that the model's bytes load on this server's backbone (STARTING, then RUNNING, or
+FAILED with the reason: a version trained on another pack), answering STARTING as AWS
+does. Adapters are never started or copied (InvalidParameterException, as on AWS).
+Project policies are stored, listed and deleted with their revision checks; they do not
+yet gate CopyProjectVersion (copies here are within one account).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streamproc.errors import (
+    AccessDeniedException,
+    InvalidParameterException,
+    MalformedPolicyDocumentException,
+    OutputNotWritable,
+    ResourceNotFoundException,
+)
+from streamproc.ledger import Ledger
+from streamproc.projects.service import ProjectService
+from streamproc.projects.types import Feature, Project
+from streamproc.projects.versions import (
+    NewVersion,
+    Version,
+    VersionQuery,
+    VersionRef,
+    VersionStatus,
+)
+from streamproc.projects.versions_commands import (
+    CreateVersion,
+    DeletePolicy,
+    DeleteVersion,
+    PutPolicy,
+    SetVersionStatus,
+)
+from streamproc.projects.versions_inputs import TrainingFailure, manifest_refs
+from streamproc.projects.versions_rules import version_not_found
+from streamproc.rekognition.constants import MAX_POLICY_RESULTS, MAX_VERSION_RESULTS, Arns
+from streamproc.rekognition.tokens import page_of_keys
+from streamproc.storage.objects import ObjectStore
+from streamproc.storage.versions import StoredPolicy, VersionStore
+from streamproc.training import serial
+from streamproc.training.errors import BackboneMismatchError, HeadFormatError
+
+# The backbone identity this server's pack gives (None: no feature extractor).
+Backbone = Callable[[], str | None]
+
+
+class VersionService:
+    """What the API calls for project versions and policies; raises domain errors only."""
+
+    def __init__(self, store: VersionStore, projects: ProjectService, objects: ObjectStore,
+                 ledger: Ledger, arns: Arns, node: str, wake: Callable[[], None],
+                 backbone: Backbone, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._projects = projects
+        self._objects = objects
+        self._ledger = ledger
+        self._arns = arns
+        self._node = node
+        self._wake = wake
+        self._backbone = backbone
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # ---- reads ------------------------------------------------------------------------------
+    def find(self, resource_id: str) -> Version | None:
+        """The version ``NAME/version/VERSION/MS`` names, or None."""
+        ref = VersionRef.parse(resource_id)
+        row = None if ref is None else self._store.get(ref.project, ref.name)
+        if ref is None or row is None or row.created_ms != ref.created_ms:
+            return None
+        return Version.of(row)
+
+    def require(self, resource_id: str) -> Version:
+        """The version ``NAME/version/VERSION/MS`` names, or ResourceNotFoundException."""
+        version = self.find(resource_id)
+        if version is None:
+            raise version_not_found(resource_id.split("/version/")[-1].rpartition("/")[0])
+        return version
+
+    def model(self, version: Version) -> bytes | None:
+        """The version's trained model bytes (None until trained)."""
+        return self._store.model(version.ref.project, version.ref.name)
+
+    def describe(self, query: VersionQuery) -> tuple[list[Version], str | None]:
+        """One page of the project's versions (by name), and the next token."""
+        project = self._projects.require(query.project_id)
+        wanted = None if query.names is None else set(query.names)
+        found = {v.ref.name: v for v in map(Version.of, self._store.of_project(project.name))
+                 if v.project_ms == project.created_ms and (wanted is None or
+                                                            v.ref.name in wanted)}
+        names, token = page_of_keys(f"versions:{query.project_id}", sorted(found),
+                                    query.token, query.max_results or MAX_VERSION_RESULTS)
+        return [found[name] for name in names], token
+
+    # ---- changes ----------------------------------------------------------------------------
+    def create(self, request: NewVersion) -> Version:
+        """Create a version (TRAINING_IN_PROGRESS) and wake the runner to train it."""
+        project = self._projects.require(request.project_id)
+        _check_feature_config(project, request.feature_config)
+        self._check_output(request.output)
+        for data in (request.training, request.testing):
+            try:
+                manifest_refs(data)
+            except TrainingFailure as error:
+                raise InvalidParameterException(str(error)) from error
+        spec: dict[str, Any] = {"OutputConfig": request.output}
+        for key, value in (("TrainingData", request.training), ("TestingData", request.testing),
+                           ("VersionDescription", request.description),
+                           ("FeatureConfig", _feature_config(project, request))):
+            if value is not None:
+                spec[key] = value
+        now = self._now_ms()
+        version = Version(VersionRef(project.name, request.name, now), project.created_ms,
+                          project.feature, VersionStatus.TRAINING_IN_PROGRESS,
+                          "The model is being trained", now, self._node, spec, {})
+        made = self._ledger.submit(CreateVersion(version, None, dict(request.tags or {})))
+        self._wake()
+        return made
+
+    def _check_output(self, output: dict[str, Any]) -> None:
+        try:
+            self._objects.check_output(output["S3Bucket"], output.get("S3KeyPrefix", ""))
+        except OutputNotWritable as error:
+            raise AccessDeniedException(f"OutputConfig: {error.message}") from error
+
+    def delete(self, resource_id: str) -> VersionStatus:
+        """Delete a version; the Status DeleteProjectVersion answers (DELETING)."""
+        version = self.require(resource_id)
+        self._ledger.submit(DeleteVersion(version.ref, self._now_ms()))
+        return VersionStatus.DELETING
+
+    def _custom(self, resource_id: str, verb: str) -> Version:
+        version = self.require(resource_id)
+        if version.feature is not Feature.CUSTOM_LABELS:
+            raise InvalidParameterException(
+                f"An adapter (Feature CONTENT_MODERATION) is not {verb}: it is used as it is")
+        return version
+
+    def start(self, resource_id: str, min_units: int, max_units: int | None) -> VersionStatus:
+        """StartProjectVersion: STARTING, then RUNNING (or FAILED: the model cannot load)."""
+        version = self._custom(resource_id, "started")
+        if max_units is not None and max_units < min_units:
+            raise InvalidParameterException("MaxInferenceUnits is less than MinInferenceUnits")
+        self._ledger.submit(SetVersionStatus(
+            version.ref, VersionStatus.STARTING, "The model is starting", self._now_ms(),
+            units=(min_units, max_units if max_units is not None else min_units)))
+        problem = self._loadable(version)
+        end = VersionStatus.FAILED if problem else VersionStatus.RUNNING
+        self._ledger.submit(SetVersionStatus(version.ref, end, problem or "The model is running",
+                                             self._now_ms()))
+        return VersionStatus.STARTING
+
+    def _loadable(self, version: Version) -> str:
+        """Why the version's model cannot serve here ('' when it can)."""
+        data = self.model(version)
+        if data is None:
+            return "The model has no trained weights"
+        try:
+            serial.loads(data, self._backbone())
+        except (HeadFormatError, BackboneMismatchError) as error:
+            return str(error)
+        return ""
+
+    def stop(self, resource_id: str) -> VersionStatus:
+        """StopProjectVersion: STOPPING, then STOPPED."""
+        version = self._custom(resource_id, "stopped")
+        self._ledger.submit(SetVersionStatus(version.ref, VersionStatus.STOPPING,
+                                             "The model is stopping", self._now_ms()))
+        self._ledger.submit(SetVersionStatus(version.ref, VersionStatus.STOPPED,
+                                             "The model is stopped", self._now_ms()))
+        return VersionStatus.STOPPING
+
+    def copy(self, source_project_id: str, source_id: str, target_project_id: str,
+             name: str, output: dict[str, Any], tags: dict[str, str] | None) -> Version:
+        """CopyProjectVersion: a trained Custom Labels version into another project."""
+        source_project = self._projects.require(source_project_id)
+        source = self._custom(source_id, "copied")
+        if source.ref.project != source_project.name:
+            raise ResourceNotFoundException(
+                f"The version {source.ref.name} is not one of project {source_project.name}")
+        target = self._projects.require(target_project_id)
+        if target.feature is not Feature.CUSTOM_LABELS:
+            raise InvalidParameterException("A version is copied only into a Custom Labels "
+                                            "project")
+        self._check_output(output)
+        now = self._now_ms()
+        spec = {**source.spec, "OutputConfig": output}
+        result = {**source.result, "SourceProjectVersionArn": self._arns.version(
+            source.ref.project, source.ref.name, source.ref.created_ms)}
+        version = Version(VersionRef(target.name, name, now), target.created_ms,
+                          Feature.CUSTOM_LABELS, VersionStatus.COPYING_COMPLETED,
+                          "The model was copied", now, self._node, spec, result)
+        return self._ledger.submit(CreateVersion(version, source.ref, dict(tags or {})))
+
+    # ---- policies ---------------------------------------------------------------------------
+    def put_policy(self, project_id: str, name: str, revision: str | None,
+                   document: str) -> StoredPolicy:
+        """PutProjectPolicy: create, or replace the revision given."""
+        project = self._projects.require(project_id)
+        _check_document(document)
+        now = self._now_ms()
+        new_revision = hashlib.sha256(f"{name}\n{now}\n{document}".encode()).hexdigest()[:32]
+        return self._ledger.submit(PutPolicy(StoredPolicy(
+            project.name, name, new_revision, document, now, now), project.created_ms,
+            revision))
+
+    def policies(self, project_id: str, token: str | None, max_results: int | None
+                 ) -> tuple[list[StoredPolicy], Project, str | None]:
+        """One page of the project's policies, by name."""
+        project = self._projects.require(project_id)
+        held = {p.name: p for p in self._store.policies(project.name)}
+        names, next_token = page_of_keys(f"policies:{project_id}", sorted(held), token,
+                                         max_results or MAX_POLICY_RESULTS)
+        return [held[n] for n in names], project, next_token
+
+    def delete_policy(self, project_id: str, name: str, revision: str | None) -> None:
+        """DeleteProjectPolicy (with a revision: only if it is the current one)."""
+        project = self._projects.require(project_id)
+        self._ledger.submit(DeletePolicy(project.name, project.created_ms, name, revision))
+
+
+def _check_feature_config(project: Project, config: dict[str, Any] | None) -> None:
+    if config is not None and project.feature is not Feature.CONTENT_MODERATION:
+        raise InvalidParameterException(
+            "FeatureConfig applies only to projects with Feature CONTENT_MODERATION")
+
+
+def _feature_config(project: Project, request: NewVersion) -> dict[str, Any] | None:
+    """An adapter's FeatureConfig, its ConfidenceThreshold filled in (50 when absent)."""
+    if project.feature is not Feature.CONTENT_MODERATION:
+        return None
+    moderation = dict((request.feature_config or {}).get("ContentModeration") or {})
+    moderation.setdefault("ConfidenceThreshold", 50.0)
+    return {"ContentModeration": moderation}
+
+
+def _check_document(document: str) -> None:
+    try:
+        parsed = json.loads(document)
+    except ValueError as error:
+        raise MalformedPolicyDocumentException("The policy document is not JSON") from error
+    if not isinstance(parsed, dict) or "Statement" not in parsed:
+        raise MalformedPolicyDocumentException("The policy document has no Statement")

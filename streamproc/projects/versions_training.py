@@ -1,0 +1,235 @@
+"""One version's training, start to end: images, features, heads, evaluation, outputs.
+
+Runs on the training runner's thread (:mod:`streamproc.daemon.training`), never on an API
+thread. Images are read and decoded by ``read_image`` (the API's image loader: the same
+bucket allowlist and pixel limits); an image that cannot be read is counted (the manifest
+summary lists it) and skipped, and the training fails only when too few usable ones remain
+(:class:`streamproc.training.TooFewImagesError`). Features come from the open_nsfw backbone
+(:mod:`streamproc.moderation.features`), ``projects.training_batch`` images at a time, so
+memory holds one batch of pixels and then only features. Adapters train one head per
+top-level label named in the manifests with the base model's Confidence for that label as
+one more feature; Custom Labels a one-vs-rest classifier. The result is the
+:class:`SetVersionStatus` that ends the training, the model's bytes inside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from streamproc.config import ProjectsConfig
+from streamproc.errors import StreamprocError
+from streamproc.moderation import taxonomy
+from streamproc.moderation.features import FeatureBatch
+from streamproc.projects.types import Feature
+from streamproc.projects.versions import Version, VersionStatus
+from streamproc.projects.versions_commands import SetVersionStatus
+from streamproc.projects.versions_inputs import Gathered, InputReader, Sample, TrainingFailure
+from streamproc.projects.versions_outputs import OutputWriter, Predictions
+from streamproc.storage.object_keys import ObjectRef
+from streamproc.training import Deadline, TrainingError, TrainingLimits, serial
+from streamproc.training.classifier import class_confidences, train_classifier
+from streamproc.training.evaluation import best_threshold
+from streamproc.training.heads import TrainedHeads, train_heads
+from streamproc.training.summaries import Details, LabelScores, adapter_f1
+
+DEFAULT_THRESHOLD = 50.0  # FeatureConfig.ContentModeration.ConfidenceThreshold when absent
+
+
+class Features(Protocol):
+    """The backbone: its identity and its features (a loaded FeatureExtractor)."""
+
+    @property
+    def identity(self) -> str:
+        """Names the model file, tensor and pre-processing."""
+
+    def extract(self, images: Sequence[np.ndarray]) -> FeatureBatch:
+        """Features and nsfw scores per image."""
+
+
+# Per image, the base model's Confidence (0-100) for each top-level label it found.
+BaseScores = Callable[[Sequence[np.ndarray]], list[dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One set's images as features: those that could be read, and the ones that could not."""
+
+    samples: list[Sample]
+    features: np.ndarray
+    base: list[dict[str, float]]
+    unreadable: list[dict[str, Any]]
+
+
+def threshold_of(version: Version) -> float:
+    """An adapter's ConfidenceThreshold (FeatureConfig), or the default."""
+    config = (version.spec.get("FeatureConfig") or {}).get("ContentModeration") or {}
+    return float(config.get("ConfidenceThreshold", DEFAULT_THRESHOLD))
+
+
+class VersionTrainer:
+    """Trains one version at a time; holds the loaded backbone (no I/O in the constructor)."""
+
+    def __init__(self, inputs: InputReader, outputs: OutputWriter, features: Features,
+                 read_image: Callable[[ObjectRef], np.ndarray], base_scores: BaseScores,
+                 config: ProjectsConfig, clock: Callable[[], float] = time.time) -> None:
+        self._inputs = inputs
+        self._outputs = outputs
+        self._features = features
+        self._read = read_image
+        self._base = base_scores
+        self._config = config
+        self._clock = clock
+
+    def train(self, version: Version, arn: str, stop: threading.Event) -> SetVersionStatus:
+        """The command that ends ``version``'s training, COMPLETED or FAILED with why."""
+        started = self._clock()
+        try:
+            result, model = self._run(version, arn, stop)
+        except (TrainingFailure, TrainingError) as error:
+            return self._end(version, VersionStatus.TRAINING_FAILED, str(error), started)
+        return self._end(version, VersionStatus.TRAINING_COMPLETED, "The model is trained",
+                         started, result, model)
+
+    def _end(self, version: Version, status: VersionStatus, message: str, started: float,
+             result: dict[str, Any] | None = None, model: bytes | None = None
+             ) -> SetVersionStatus:
+        now = self._clock()
+        timing = {"BillableTrainingTimeInSeconds": max(1, round(now - started)),
+                  "TrainingEndTimestamp": now}
+        return SetVersionStatus(version.ref, status, message, int(now * 1000),
+                                {**(result or {}), **timing}, model)
+
+    def _run(self, version: Version, arn: str, stop: threading.Event
+             ) -> tuple[dict[str, Any], bytes]:
+        deadline = Deadline(self._config.training_deadline_s)
+        gathered = self._inputs.gather(version, stop)
+        total = len(gathered.train) + len(gathered.test)
+        if total > self._config.training_max_images:
+            msg = (f"{total} images is more than one training takes "
+                   f"(projects.training_max_images: {self._config.training_max_images})")
+            raise TrainingFailure(msg)
+        adapter = version.feature is Feature.CONTENT_MODERATION
+        train = self._encode(gathered.train, adapter, stop, deadline)
+        test = self._encode(gathered.test, adapter, stop, deadline)
+        limits = TrainingLimits(max_images=self._config.training_max_images,
+                                seconds=self._config.training_deadline_s,
+                                min_per_class=self._config.training_min_per_class)
+        if not test.samples:
+            msg = "none of the test images could be read"
+            raise TrainingFailure(msg)
+        details = Details(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._clock())), (),
+                          len(test.samples), len(train.samples), arn)
+        if adapter:
+            return self._adapter(version, gathered, train, test, limits, deadline, details)
+        return self._classifier(version, gathered, train, test, limits, deadline, details)
+
+    def _encode(self, samples: list[Sample], adapter: bool, stop: threading.Event,
+                deadline: Deadline) -> Encoded:
+        kept: list[Sample] = []
+        features: list[np.ndarray] = []
+        base: list[dict[str, float]] = []
+        unreadable: list[dict[str, Any]] = []
+        batch = self._config.training_batch
+        for start in range(0, len(samples), batch):
+            if stop.is_set():
+                msg = "the training was stopped (the server is shutting down)"
+                raise TrainingFailure(msg)
+            deadline.check()
+            images = []
+            for sample in samples[start:start + batch]:
+                image = self._image(sample, unreadable)
+                if image is not None:
+                    images.append(image)
+                    kept.append(sample)
+            if images:
+                features.append(self._features.extract(images).features)
+                if adapter:
+                    base.extend(self._base(images))
+        stacked = np.concatenate(features) if features else np.zeros((0, 1), np.float32)
+        return Encoded(kept, stacked, base, unreadable)
+
+    def _image(self, sample: Sample, unreadable: list[dict[str, Any]]) -> np.ndarray | None:
+        ref = _ref(sample.source_ref)
+        try:
+            return self._read(ref)
+        except (StreamprocError, OSError, ValueError) as error:
+            message = error.message if isinstance(error, StreamprocError) else str(error)
+            unreadable.append({"source-ref": sample.source_ref, "code": "ERROR_INVALID_IMAGE",
+                               "message": message})
+            return None
+
+    def _adapter(self, version: Version, gathered: Gathered, train: Encoded, test: Encoded,
+                 limits: TrainingLimits, deadline: Deadline, details: Details
+                 ) -> tuple[dict[str, Any], bytes]:
+        labels = sorted({label for s in train.samples for label in s.labels})
+        if not labels:
+            msg = "the training images name no moderation label: an adapter learns at least one"
+            raise TrainingFailure(msg)
+        targets = {label: _truth(train.samples, label) for label in labels}
+        base = {label: _base(train.base, label) / 100.0 for label in labels}
+        model = train_heads(train.features, targets, self._features.identity, base=base,
+                            limits=limits, deadline=deadline)
+        test_base = {label: _base(test.base, label) for label in labels}
+        conf = model.confidences(test.features, {k: v / 100.0 for k, v in test_base.items()})
+        scores = [LabelScores(label, _truth(test.samples, label), test_base[label], conf[label])
+                  for label in labels]
+        threshold = threshold_of(version)
+        details = Details(details.end_timestamp, tuple(labels), details.testing_images,
+                          details.training_images, details.version_arn)
+        written = self._outputs.adapter(version, details, threshold, scores, Predictions(
+            gathered, train.samples, test.samples, conf, test_base,
+            train.unreadable + test.unreadable))
+        result = {**written, "EvaluationResult": {**written["EvaluationResult"],
+                                                  "F1Score": adapter_f1(scores, threshold)}}
+        return result, serial.dumps(model)
+
+    def _classifier(self, version: Version, gathered: Gathered, train: Encoded,
+                    test: Encoded, limits: TrainingLimits, deadline: Deadline,
+                    details: Details) -> tuple[dict[str, Any], bytes]:
+        classes = [s.labels[0] for s in train.samples]
+        if len(set(classes)) < 2:
+            msg = f"a Custom Labels model needs at least two classes; the images have {classes[:1]}"
+            raise TrainingFailure(msg)
+        model: TrainedHeads = train_classifier(train.features, classes,
+                                               self._features.identity, limits=limits,
+                                               deadline=deadline)
+        conf = class_confidences(model, test.features)
+        truth = [s.labels[0] for s in test.samples]
+        predicted = [model.labels[int(i)] for i in np.argmax(conf, axis=1)]
+        cuts = [best_threshold(np.asarray(truth) == name, conf[:, column])
+                for column, name in enumerate(model.labels)]
+        details = Details(details.end_timestamp, model.labels, details.testing_images,
+                          details.training_images, details.version_arn)
+        written = self._outputs.classifier(version, details, truth, predicted, conf,
+                                           list(model.labels), cuts, gathered,
+                                           train.unreadable + test.unreadable)
+        return written, serial.dumps(model)
+
+
+def _ref(source_ref: str) -> ObjectRef:
+    bucket, _, key = source_ref.removeprefix("s3://").partition("/")
+    return ObjectRef(bucket, key)
+
+
+def _truth(samples: list[Sample], label: str) -> np.ndarray:
+    return np.array([float(label in s.labels) for s in samples])
+
+
+def _base(base: list[dict[str, float]], label: str) -> np.ndarray:
+    """The base model's Confidence for ``label`` per image (0 where it found none)."""
+    return np.array([float(scores.get(label, 0.0)) for scores in base])
+
+
+def top_level(found: dict[str, float]) -> dict[str, float]:
+    """Per top-level label, the highest Confidence of it or any label under it."""
+    out: dict[str, float] = {}
+    for name, confidence in found.items():
+        top = taxonomy.ancestors(name)[-1] if taxonomy.level_of(name) > 1 else name
+        out[top] = max(out.get(top, 0.0), confidence)
+    return out

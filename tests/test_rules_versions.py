@@ -1,0 +1,258 @@
+"""Project version rules (projects/versions_rules.py) and their service, over a real SQLite
+store behind a local ledger; no daemon, no model: the status moves, the deletes refused and
+allowed, copies, policies and the wire parsing of version ARNs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamproc.api.resources import request_resources
+from streamproc.config import load_config
+from streamproc.errors import (
+    AccessDeniedException,
+    InvalidParameterException,
+    InvalidPolicyRevisionIdException,
+    LimitExceededException,
+    MalformedPolicyDocumentException,
+    ResourceAlreadyExistsException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+)
+from streamproc.ledger import Appliers, LocalLedger
+from streamproc.projects.rules import ProjectRules
+from streamproc.projects.service import ProjectService
+from streamproc.projects.types import AutoUpdate, Feature, NewProject
+from streamproc.projects.versions import NewVersion, VersionQuery, VersionRef, VersionStatus
+from streamproc.projects.versions_commands import SetVersionStatus
+from streamproc.projects.versions_rules import VersionRules
+from streamproc.projects.versions_service import VersionService
+from streamproc.rekognition.constants import Arns
+from streamproc.storage.db import Database
+from streamproc.storage.objects import ObjectStore
+from streamproc.storage.projects import ProjectStore
+from streamproc.storage.tags import TagStore
+from streamproc.storage.versions import VersionStore
+from streamproc.training import serial
+from streamproc.training.heads import TrainedHeads
+
+ARNS = Arns("eu-west-1", "123456789012")
+OUT = {"S3Bucket": "out", "S3KeyPrefix": "p/"}
+
+
+@dataclass
+class World:
+    """A version service and everything behind it."""
+
+    projects: ProjectService
+    versions: VersionService
+    store: VersionStore
+    ledger: LocalLedger
+    tags: TagStore
+    clock: list[float]
+    woken: list[int]
+    backbone: list[str | None]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    (tmp_path / "objects" / "out").mkdir(parents=True)
+    config = load_config(None, {"projects.max_versions": 3, "server.region": "eu-west-1",
+                                "server.account_id": "123456789012",
+                                "objects.local_root": str(tmp_path / "objects"),
+                                "objects.output_buckets": ["out"]})
+    db = Database(tmp_path / "db.sqlite")
+    db.open()
+    appliers = Appliers()
+    ledger = LocalLedger(appliers)
+    projects_store, tags, store = ProjectStore(db), TagStore(db), VersionStore(db)
+    rules = VersionRules(store, projects_store, tags, config)
+    ProjectRules(projects_store, tags, config, versions=rules.count,
+                 gone=rules.project_gone).register(appliers)
+    rules.register(appliers)
+    clock, woken, backbone = [1718000000.0], [], ["open_nsfw:test"]
+    projects = ProjectService(projects_store, ledger, ARNS, lambda: clock[0])
+    versions = VersionService(store, projects, ObjectStore(config.objects), ledger, ARNS,
+                              "local", lambda: woken.append(1), lambda: backbone[0],
+                              lambda: clock[0])
+    yield World(projects, versions, store, ledger, tags, clock, woken, backbone)
+    db.close()
+
+
+def _project(w: World, name: str = "p", feature: Feature = Feature.CUSTOM_LABELS) -> str:
+    w.clock[0] += 1
+    auto = AutoUpdate.DISABLED if feature is Feature.CONTENT_MODERATION else None
+    return w.projects.create(NewProject(name, feature, auto)).resource_id
+
+
+def _version(w: World, project: str, name: str = "v1", **more: Any) -> str:
+    w.clock[0] += 1
+    return w.versions.create(NewVersion(project, name, dict(OUT), **more)).ref.resource_id
+
+
+def _end(w: World, resource_id: str, status: VersionStatus, model: bytes | None = None
+         ) -> None:
+    ref = VersionRef.parse(resource_id)
+    assert ref is not None
+    w.ledger.submit(SetVersionStatus(ref, status, status.value, 1, {"F": 1}, model))
+
+
+def _model(backbone: str = "open_nsfw:test") -> bytes:
+    return serial.dumps(TrainedHeads("classifier", backbone, ()))
+
+
+def _status(w: World, resource_id: str) -> VersionStatus:
+    return w.versions.require(resource_id).status
+
+
+def test_a_version_trains_once_and_its_end_is_final(world: World) -> None:
+    project = _project(world)
+    v = _version(world, project, "v1", tags={"k": "v"})
+    assert _status(world, v) is VersionStatus.TRAINING_IN_PROGRESS and world.woken == [1]
+    assert world.tags.get(ARNS.version("p", "v1", VersionRef.parse(v).created_ms)) == {"k": "v"}
+    _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
+    assert world.versions.require(v).result == {"F": 1}
+    with pytest.raises(ResourceInUseException, match="TRAINING_COMPLETED"):
+        _end(world, v, VersionStatus.TRAINING_FAILED)  # a second runner's late result
+    assert world.versions.model(world.versions.require(v)) == _model()
+    with pytest.raises(ResourceInUseException, match="already has a version v1"):
+        _version(world, project, "v1")
+
+
+def test_delete_is_refused_while_training_or_running(world: World) -> None:
+    project = _project(world)
+    v = _version(world, project)
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        world.versions.delete(v)
+    with pytest.raises(ResourceInUseException, match="1 version"):
+        world.projects.delete(project)
+    _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
+    assert world.versions.start(v, 1, None) is VersionStatus.STARTING
+    assert _status(world, v) is VersionStatus.RUNNING
+    assert world.versions.require(v).min_units == 1
+    with pytest.raises(ResourceInUseException, match="RUNNING"):
+        world.versions.delete(v)
+    assert world.versions.stop(v) is VersionStatus.STOPPING
+    assert _status(world, v) is VersionStatus.STOPPED
+    assert world.versions.delete(v) is VersionStatus.DELETING
+    with pytest.raises(ResourceNotFoundException):
+        world.versions.require(v)
+    world.projects.delete(project)
+
+
+def test_start_fails_on_another_backbone_and_needs_a_trained_model(world: World) -> None:
+    project = _project(world)
+    v = _version(world, project)
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        world.versions.start(v, 1, None)
+    _end(world, v, VersionStatus.TRAINING_COMPLETED, _model("open_nsfw:older"))
+    world.versions.start(v, 1, 2)
+    failed = world.versions.require(v)
+    assert failed.status is VersionStatus.FAILED and "open_nsfw:older" in failed.message
+    assert (failed.min_units, failed.max_units) == (1, 2)
+    world.backbone[0] = "open_nsfw:older"  # the pack it was trained on is back
+    world.versions.start(v, 1, None)
+    assert _status(world, v) is VersionStatus.RUNNING
+    with pytest.raises(InvalidParameterException, match="MaxInferenceUnits"):
+        world.versions.start(v, 3, 2)
+
+
+def test_adapters_are_not_started_stopped_or_copied(world: World) -> None:
+    project = _project(world, "mod", Feature.CONTENT_MODERATION)
+    v = _version(world, project)
+    spec = world.versions.require(v).spec
+    assert spec["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 50.0}}
+    _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
+    for call in (lambda: world.versions.start(v, 1, None), lambda: world.versions.stop(v),
+                 lambda: world.versions.copy(project, v, project, "c", dict(OUT), None)):
+        with pytest.raises(InvalidParameterException, match="adapter"):
+            call()
+    other = _project(world)
+    with pytest.raises(InvalidParameterException, match="FeatureConfig"):
+        _version(world, other, feature_config={"ContentModeration": {}})
+
+
+def test_copy_takes_a_trained_version_and_its_model(world: World) -> None:
+    source, target = _project(world, "a"), _project(world, "b")
+    v = _version(world, source)
+    with pytest.raises(ResourceInUseException, match="only a trained one"):
+        world.versions.copy(source, v, target, "c1", dict(OUT), None)
+    _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
+    with pytest.raises(ResourceNotFoundException, match="not one of project b"):
+        world.versions.copy(target, v, target, "c1", dict(OUT), None)
+    copied = world.versions.copy(source, v, target, "c1", dict(OUT), {"t": "1"})
+    assert copied.status is VersionStatus.COPYING_COMPLETED
+    assert world.versions.model(copied) == _model()
+    assert copied.result["SourceProjectVersionArn"] == ARNS.version(
+        "a", "v1", VersionRef.parse(v).created_ms)
+    world.versions.start(copied.ref.resource_id, 1, None)
+    assert _status(world, copied.ref.resource_id) is VersionStatus.RUNNING
+
+
+def test_requests_are_checked_before_anything_is_made(world: World) -> None:
+    project = _project(world)
+    with pytest.raises(AccessDeniedException, match="output_buckets"):
+        world.versions.create(NewVersion(project, "v", {"S3Bucket": "elsewhere"}))
+    with pytest.raises(InvalidParameterException, match="GroundTruthManifest"):
+        world.versions.create(NewVersion(project, "v", dict(OUT),
+                                         training={"Assets": [{"GroundTruthManifest": {}}]}))
+    with pytest.raises(ResourceNotFoundException):
+        world.versions.create(NewVersion("p/1", "v", dict(OUT)))
+    assert world.store.count("p") == 0
+    for n in range(3):
+        _version(world, project, f"v{n}")
+    with pytest.raises(LimitExceededException, match="max_versions"):
+        _version(world, project, "v9")
+
+
+def test_describe_pages_by_name(world: World) -> None:
+    project = _project(world)
+    for name in ("b", "a", "c"):
+        _version(world, project, name)
+    page, token = world.versions.describe(VersionQuery(project, max_results=2))
+    assert [v.ref.name for v in page] == ["a", "b"] and token
+    rest, end = world.versions.describe(VersionQuery(project, token=token, max_results=2))
+    assert [v.ref.name for v in rest] == ["c"] and end is None
+    only, _ = world.versions.describe(VersionQuery(project, names=("c", "zz")))
+    assert [v.ref.name for v in only] == ["c"]
+
+
+def test_policies_keep_revisions_and_go_with_their_project(world: World) -> None:
+    project = _project(world)
+    doc = '{"Version": "2012-10-17", "Statement": []}'
+    first = world.versions.put_policy(project, "p1", None, doc)
+    with pytest.raises(ResourceAlreadyExistsException):
+        world.versions.put_policy(project, "p1", None, doc)
+    with pytest.raises(InvalidPolicyRevisionIdException):
+        world.versions.put_policy(project, "p1", "ff", doc)
+    with pytest.raises(MalformedPolicyDocumentException):
+        world.versions.put_policy(project, "p2", None, "[]")
+    world.clock[0] += 1
+    second = world.versions.put_policy(project, "p1", first.revision, doc)
+    assert second.revision != first.revision and second.created_ms == first.created_ms
+    with pytest.raises(InvalidPolicyRevisionIdException):
+        world.versions.delete_policy(project, "p1", first.revision)
+    for n in range(2, 6):
+        world.versions.put_policy(project, f"p{n}", None, doc)
+    with pytest.raises(LimitExceededException):
+        world.versions.put_policy(project, "p6", None, doc)
+    world.projects.delete(project)
+    assert world.store.policies("p") == []
+
+
+def test_version_arns_name_their_resources() -> None:
+    arn = ARNS.version("p", "v1", 5)
+    assert arn == "arn:aws:rekognition:eu-west-1:123456789012:project/p/version/v1/5"
+    assert ARNS.parse(arn) == ("project", "p/version/v1/5")
+    assert ARNS.parse(arn.replace("/5", "/x")) is None
+    assert request_resources("StartProjectVersion", {"ProjectVersionArn": arn}, ARNS) == [arn]
+    copy = request_resources("CopyProjectVersion", {
+        "SourceProjectArn": ARNS.project("p", 1), "SourceProjectVersionArn": arn,
+        "DestinationProjectArn": ARNS.project("q", 2)}, ARNS)
+    assert copy == [ARNS.project("p", 1), arn, ARNS.project("q", 2)]
+    assert VersionRef.parse("p/version/v1/5") == VersionRef("p", "v1", 5)
+    assert VersionRef.parse("p/dataset/train/5") is None
