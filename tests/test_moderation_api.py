@@ -117,10 +117,11 @@ def test_min_confidence_out_of_range_is_refused_by_the_model(daemon: Any, value:
     assert "MinConfidence" in out["Message"], out
 
 
-def test_project_version_names_no_adapter(rek: Any) -> None:
+def test_a_project_version_that_does_not_exist_is_not_found(rek: Any) -> None:
+    # Resolved before the image is read: the bytes are no image at all.
     with pytest.raises(rek.exceptions.ResourceNotFoundException) as err:
         rek.detect_moderation_labels(Image={"Bytes": b"not even read"}, ProjectVersion=ARN)
-    assert "No such project version exists" in err.value.response["Error"]["Message"]
+    assert "does not exist" in err.value.response["Error"]["Message"]
 
 
 def test_human_loop_is_refused(rek: Any) -> None:

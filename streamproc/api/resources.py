@@ -12,7 +12,9 @@ and DistributeDatasetEntries both datasets. A project version is named by its
 ``ProjectVersionArn`` (``project/NAME/version/VERSION/MS``, also under ``project/NAME/*``);
 CreateProjectVersion touches its project, CopyProjectVersion the source project, the
 source version and the destination project; the project policy operations their
-project. Every
+project; DetectCustomLabels its ``ProjectVersionArn`` and DetectModerationLabels its
+adapter's ``ProjectVersion`` (so a key denied ``project/NAME/*`` cannot use its versions).
+Every
 resource is evaluated under the one ARN this module builds for it (``server.region``,
 its partition, ``server.account_id``), whatever region or partition a ``ResourceArn``
 spells: a Deny on ``...:us-east-1:...:collection/x`` also holds for the ``eu-west-1`` or
@@ -62,7 +64,8 @@ def request_resources(operation: str, params: dict[str, Any], arns: Arns) -> lis
 def _named_arns(params: dict[str, Any]) -> list[str]:
     """The ARNs a request names: ResourceArn, ProjectArn, DatasetArn and the nested ones."""
     named = [params.get(key) for key in ("ResourceArn", "ProjectArn", "DatasetArn",
-                                         "ProjectVersionArn", "SourceProjectArn",
+                                         "ProjectVersionArn", "ProjectVersion",
+                                         "SourceProjectArn",
                                          "SourceProjectVersionArn", "DestinationProjectArn")]
     source = params.get("DatasetSource")
     if isinstance(source, dict):

@@ -30,7 +30,7 @@ from streamproc.daemon.parts import (
     record_owners,
 )
 from streamproc.daemon.training import TrainingRunner
-from streamproc.daemon.versions import LOCAL_NODE, backbone_of, build_runner
+from streamproc.daemon.versions import LOCAL_NODE, backbone_of, build_runner, serving_of
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
@@ -207,10 +207,11 @@ class Daemon:
                   ledger: Ledger) -> Training:
         """Start the training runner (it loads the backbone; versions left training resume)."""
         node = self.cluster.node_id if self.cluster is not None else LOCAL_NODE
+        serving = serving_of(self.config, moderation)  # one backbone for both
         runner = self.training = build_runner(self.config, storage.versions, storage.datasets,
-                                              self.objects, moderation, ledger, node)
+                                              self.objects, moderation, ledger, node, serving)
         runner.start()
-        return Training(node, runner.wake, backbone_of(self.config))
+        return Training(node, runner.wake, backbone_of(self.config), serving)
 
     def _load_moderation(self) -> ModerationEngine:
         """The moderation pack, loaded (raises ModerationModelError with its one line)."""

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
 from streamproc.api.collection_handlers import HANDLERS, Services
+from streamproc.api.custom_labels_handlers import CUSTOM_LABELS_HANDLERS, CustomLabelsApi
 from streamproc.api.images import ImageLoader
 from streamproc.api.intake import BodyLimits
 from streamproc.api.job_handlers import job_handlers
@@ -37,6 +38,7 @@ from streamproc.collections.user_search import UserSearchService
 from streamproc.collections.users import UserService
 from streamproc.config import Config
 from streamproc.daemon.jobs import Jobs, Moderation
+from streamproc.daemon.versions import Serving
 from streamproc.dataplane.guard.allowlist import InputAllowlist
 from streamproc.faces.engine import FaceEngine
 from streamproc.ledger import Appliers, Ledger
@@ -54,6 +56,7 @@ from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Project
 from streamproc.projects.versions_rules import VersionRules
 from streamproc.projects.versions_service import VersionService
+from streamproc.projects.versions_serving import VersionModels
 from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, Arns
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
@@ -201,7 +204,8 @@ def handler_tables(wires: Iterable[WireJobKind]) -> dict[str, dict[str, Callable
     """
     return {"images": HANDLERS, "processors": PROCESSOR_HANDLERS, "tags": TAG_HANDLERS,
             "users": USER_HANDLERS, "jobs": job_handlers(wires),
-            "moderation": MODERATION_HANDLERS, "projects": PROJECT_HANDLERS}
+            "moderation": MODERATION_HANDLERS, "projects": PROJECT_HANDLERS,
+            "custom_labels": CUSTOM_LABELS_HANDLERS}
 
 
 def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
@@ -215,6 +219,7 @@ class Training:
     node: str  # the node whose runner trains the versions created here
     wake: Callable[[], None]  # the runner looks for work now
     backbone: Callable[[], str | None]  # the running backbone's identity
+    serving: Serving | None = None  # runs trained versions (None: the pack has no backbone)
 
 
 def _no_wake() -> None:
@@ -241,7 +246,13 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
               moderation: Moderation, training: Training | None = None) -> ControlApi:
     """The AWS JSON transport over every handler table."""
     loader = ImageLoader(config.images, objects)
-    moderation_api = ModerationApi(ModerationService(moderation.engine), loader)
+    training = training or Training("local", _no_wake, _no_backbone)
+    versions = _version_service(config, domain, storage, ledger, objects, training)
+    models = VersionModels(versions, training.backbone)
+    serving = training.serving
+    moderation_api = ModerationApi(
+        ModerationService(moderation.engine, None if serving is None else serving.adapters),
+        loader, models)
     services = Services(collections=domain.collections, images=domain.images, loader=loader,
                         face_model_version=engine.face_model_version)
     users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
@@ -249,8 +260,10 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     arns = Arns(server.region, server.account_id)
     bound = {"images": services, "processors": domain.processors, "tags": domain.tags,
              "users": users, "jobs": jobs.service, "moderation": moderation_api,
-             "projects": _project_api(config, domain, storage, ledger, objects, training,
-                                      moderation)}
+             "projects": _project_api(config, domain, storage, ledger, objects, versions,
+                                      moderation),
+             "custom_labels": CustomLabelsApi(models, None if serving is None else serving.custom,
+                                              loader)}
     handlers: dict[str, Callable[..., Any]] = {}
     for name, table in handler_tables(jobs.wires).items():
         if name not in bound:
@@ -269,13 +282,16 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
                       hooks.health, arns, verifier, access, hooks.cluster)
 
 
-def _project_api(config: Config, domain: Domain, storage: Storage, ledger: Ledger,
-                 objects: ObjectStore, training: Training | None,
-                 moderation: Moderation) -> ProjectApi:
-    training = training or Training("local", _no_wake, _no_backbone)
+def _version_service(config: Config, domain: Domain, storage: Storage, ledger: Ledger,
+                     objects: ObjectStore, training: Training) -> VersionService:
     arns = Arns(config.server.region, config.server.account_id)
+    return VersionService(storage.versions, domain.projects, objects, ledger, arns,
+                          training.node, training.wake, training.backbone)
+
+
+def _project_api(config: Config, domain: Domain, storage: Storage, ledger: Ledger,
+                 objects: ObjectStore, versions: VersionService,
+                 moderation: Moderation) -> ProjectApi:
     return ProjectApi(domain.projects, DatasetService(storage.datasets, domain.projects,
                                                       objects, ledger, config),
-                      VersionService(storage.versions, domain.projects, objects, ledger, arns,
-                                     training.node, training.wake, training.backbone),
-                      moderation.engine.model_version)
+                      versions, moderation.engine.model_version)

@@ -8,8 +8,13 @@ summary lists it) and skipped, and the training fails only when too few usable o
 (:mod:`streamproc.moderation.features`), ``projects.training_batch`` images at a time, so
 memory holds one batch of pixels and then only features. Adapters train one head per
 top-level label named in the manifests with the base model's Confidence for that label as
-one more feature; Custom Labels a one-vs-rest classifier. The result is the
-:class:`SetVersionStatus` that ends the training, the model's bytes inside it.
+one more feature; both come from one model run per image,
+:meth:`streamproc.moderation.adapter.AdapterModerator.inputs`, the definition serving uses
+too. Custom Labels train a one-vs-rest classifier; its assumed thresholds
+(:func:`streamproc.moderation.custom_labels.assumed_thresholds`, on the test set) go into
+the version's result as ``AssumedThresholds``, recorded by the same command as the model.
+The result is the :class:`SetVersionStatus` that ends the training, the model's bytes
+inside it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 
 from streamproc.config import ProjectsConfig
 from streamproc.errors import StreamprocError
-from streamproc.moderation import taxonomy
+from streamproc.moderation.adapter import AdapterInputs
+from streamproc.moderation.custom_labels import assumed_thresholds
 from streamproc.moderation.features import FeatureBatch
 from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version, VersionStatus
@@ -34,7 +40,6 @@ from streamproc.projects.versions_outputs import OutputWriter, Predictions
 from streamproc.storage.object_keys import ObjectRef
 from streamproc.training import Deadline, TrainingError, TrainingLimits, serial
 from streamproc.training.classifier import class_confidences, train_classifier
-from streamproc.training.evaluation import best_threshold
 from streamproc.training.heads import TrainedHeads, train_heads
 from streamproc.training.summaries import Details, LabelScores, adapter_f1
 
@@ -52,8 +57,10 @@ class Features(Protocol):
         """Features and nsfw scores per image."""
 
 
-# Per image, the base model's Confidence (0-100) for each top-level label it found.
-BaseScores = Callable[[Sequence[np.ndarray]], list[dict[str, float]]]
+# Per image, the backbone's features and the base model's labels, from one model run
+# (AdapterModerator.inputs): what an adapter trains on.
+AdapterInputsOf = Callable[[Sequence[np.ndarray]], AdapterInputs]
+THRESHOLDS = "AssumedThresholds"  # result key: a Custom Labels version's class -> threshold
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,18 @@ class Encoded:
     """One set's images as features: those that could be read, and the ones that could not."""
 
     samples: list[Sample]
-    features: np.ndarray
-    base: list[dict[str, float]]
+    inputs: AdapterInputs  # base labels only for an adapter (empty for Custom Labels)
     unreadable: list[dict[str, Any]]
+
+    @property
+    def features(self) -> np.ndarray:
+        """The backbone features (n x dimensions) of the readable images."""
+        return self.inputs.features
+
+    def base(self, labels: Sequence[str]) -> dict[str, np.ndarray]:
+        """Label -> the base model's Confidence (0-100) per image."""
+        return {label: values * 100.0
+                for label, values in self.inputs.base_scores(labels).items()}
 
 
 def threshold_of(version: Version) -> float:
@@ -76,13 +92,14 @@ class VersionTrainer:
     """Trains one version at a time; holds the loaded backbone (no I/O in the constructor)."""
 
     def __init__(self, inputs: InputReader, outputs: OutputWriter, features: Features,
-                 read_image: Callable[[ObjectRef], np.ndarray], base_scores: BaseScores,
+                 read_image: Callable[[ObjectRef], np.ndarray],
+                 adapter_inputs: AdapterInputsOf,
                  config: ProjectsConfig, clock: Callable[[], float] = time.time) -> None:
         self._inputs = inputs
         self._outputs = outputs
         self._features = features
         self._read = read_image
-        self._base = base_scores
+        self._adapter_inputs = adapter_inputs
         self._config = config
         self._clock = clock
 
@@ -132,8 +149,7 @@ class VersionTrainer:
     def _encode(self, samples: list[Sample], adapter: bool, stop: threading.Event,
                 deadline: Deadline) -> Encoded:
         kept: list[Sample] = []
-        features: list[np.ndarray] = []
-        base: list[dict[str, float]] = []
+        runs: list[AdapterInputs] = []
         unreadable: list[dict[str, Any]] = []
         batch = self._config.training_batch
         for start in range(0, len(samples), batch):
@@ -148,11 +164,9 @@ class VersionTrainer:
                     images.append(image)
                     kept.append(sample)
             if images:
-                features.append(self._features.extract(images).features)
-                if adapter:
-                    base.extend(self._base(images))
-        stacked = np.concatenate(features) if features else np.zeros((0, 1), np.float32)
-        return Encoded(kept, stacked, base, unreadable)
+                runs.append(self._adapter_inputs(images) if adapter else
+                            AdapterInputs(self._features.extract(images).features, ()))
+        return Encoded(kept, _joined(runs), unreadable)
 
     def _image(self, sample: Sample, unreadable: list[dict[str, Any]]) -> np.ndarray | None:
         ref = _ref(sample.source_ref)
@@ -172,10 +186,10 @@ class VersionTrainer:
             msg = "the training images name no moderation label: an adapter learns at least one"
             raise TrainingFailure(msg)
         targets = {label: _truth(train.samples, label) for label in labels}
-        base = {label: _base(train.base, label) / 100.0 for label in labels}
+        base = train.inputs.base_scores(labels)
         model = train_heads(train.features, targets, self._features.identity, base=base,
                             limits=limits, deadline=deadline)
-        test_base = {label: _base(test.base, label) for label in labels}
+        test_base = test.base(labels)
         conf = model.confidences(test.features, {k: v / 100.0 for k, v in test_base.items()})
         scores = [LabelScores(label, _truth(test.samples, label), test_base[label], conf[label])
                   for label in labels]
@@ -202,14 +216,14 @@ class VersionTrainer:
         conf = class_confidences(model, test.features)
         truth = [s.labels[0] for s in test.samples]
         predicted = [model.labels[int(i)] for i in np.argmax(conf, axis=1)]
-        cuts = [best_threshold(np.asarray(truth) == name, conf[:, column])
-                for column, name in enumerate(model.labels)]
+        thresholds = assumed_thresholds(model, test.features, truth)
+        cuts = [thresholds[name] for name in model.labels]
         details = Details(details.end_timestamp, model.labels, details.testing_images,
                           details.training_images, details.version_arn)
         written = self._outputs.classifier(version, details, truth, predicted, conf,
                                            list(model.labels), cuts, gathered,
                                            train.unreadable + test.unreadable)
-        return written, serial.dumps(model)
+        return {**written, THRESHOLDS: thresholds}, serial.dumps(model)
 
 
 def _ref(source_ref: str) -> ObjectRef:
@@ -221,15 +235,9 @@ def _truth(samples: list[Sample], label: str) -> np.ndarray:
     return np.array([float(label in s.labels) for s in samples])
 
 
-def _base(base: list[dict[str, float]], label: str) -> np.ndarray:
-    """The base model's Confidence for ``label`` per image (0 where it found none)."""
-    return np.array([float(scores.get(label, 0.0)) for scores in base])
-
-
-def top_level(found: dict[str, float]) -> dict[str, float]:
-    """Per top-level label, the highest Confidence of it or any label under it."""
-    out: dict[str, float] = {}
-    for name, confidence in found.items():
-        top = taxonomy.ancestors(name)[-1] if taxonomy.level_of(name) > 1 else name
-        out[top] = max(out.get(top, 0.0), confidence)
-    return out
+def _joined(runs: list[AdapterInputs]) -> AdapterInputs:
+    """One set's batches as one: features stacked, base labels in order."""
+    if not runs:
+        return AdapterInputs(np.zeros((0, 1), np.float32), ())
+    return AdapterInputs(np.concatenate([run.features for run in runs]),
+                         tuple(analysis for run in runs for analysis in run.base))
