@@ -246,6 +246,21 @@ def test_an_adapter_dataset_names_what_is_outside_the_taxonomy(home: Home, rek: 
         "LabeledEntries": 9, "TotalEntries": 9, "TotalLabels": 1, "ErrorEntries": 1}
     (bad,) = entries(rek, arn, HasErrors=True)
     assert "top-level categories only" in bad["errors"][0]["message"]
+    # A Custom Labels dataset's classes would bypass the taxonomy: no copy across features.
+    custom = rek.create_project(ProjectName="classes")["ProjectArn"]
+    classes = rek.create_dataset(ProjectArn=custom, DatasetType="TRAIN", DatasetSource={
+        "GroundTruthManifest": {"S3Object": home.put("classes.manifest", [
+            image(n, "apple") for n in range(4)])}})["DatasetArn"]
+    with pytest.raises(rek.exceptions.InvalidParameterException, match="cannot be copied"):
+        rek.create_dataset(ProjectArn=project, DatasetType="TEST",
+                           DatasetSource={"DatasetArn": classes})
+    with pytest.raises(rek.exceptions.InvalidParameterException, match="cannot be copied"):
+        rek.create_dataset(ProjectArn=custom, DatasetType="TEST",
+                           DatasetSource={"DatasetArn": arn})
+    (tuning,) = rek.describe_projects(ProjectNames=["tuning"], Features=[
+        "CONTENT_MODERATION"])["ProjectDescriptions"]
+    assert [d["DatasetArn"] for d in tuning["Datasets"]] == [arn]  # no TEST copy was made
+    rek.delete_project(ProjectArn=custom)
     rek.delete_project(ProjectArn=project)
 
 

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamproc.projects.datasets import Entry
 from streamproc.projects.manifests import (
@@ -188,3 +190,45 @@ def test_non_ascii_lines_are_kept_unescaped_so_they_never_grow() -> None:
     raw = json.dumps(line, ensure_ascii=False).encode()
     found = entry(raw)
     assert len(found.line) <= len(raw) and found.labels == ("日の出" * 50,)
+
+
+BIG = LineRules(Feature.CONTENT_MODERATION, lambda bucket: bucket == "imgs", 90_000)
+
+
+def test_many_bad_labels_keep_five_errors_and_count_the_rest() -> None:
+    names = [f"nope-{i}-" + "x" * 2000 for i in range(30)]
+    line = {"source-ref": REF,
+            "content-moderation-groundtruth": {"ModerationLabels": [{"Name": n} for n in names]}}
+    data = json.dumps(line).encode()
+    found = entry(line, BIG)
+    shown = json.loads(found.line)
+    assert codes(found) == [ERROR_UNKNOWN_LABEL] * 5 and shown["more-errors"] == 25
+    assert all(len(e["message"]) <= 300 for e in shown["errors"])
+    assert len(found.line) < len(data) + 5 * 400  # no longer 8-9x its line
+
+
+def test_an_entry_that_would_pass_datasetentry_s_length_is_one_error_entry() -> None:
+    # 1e5 is written back as 100000.0: 3 characters become 8, so the entry outgrows its line.
+    data = b'{"source-ref":"' + REF.encode() + b'","n":[' + b",".join([b"1e5"] * 20_000) + b"]}"
+    assert len(data) <= 90_000
+    found = parse_entry(4, data, BIG)
+    assert found is not None and found.has_errors and len(found.line) <= 100_000
+    assert json.loads(found.line)["line-number"] == 4
+    assert codes(found) == [ERROR_LINE_TOO_LARGE]
+
+
+label_names = st.text(st.characters(codec="utf-8"), min_size=0, max_size=3000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=st.lists(label_names, max_size=40), numbers=st.integers(0, 10_000))
+def test_a_stored_entry_never_passes_datasetentry_s_length(names: list[str],
+                                                           numbers: int) -> None:
+    line = {"source-ref": REF, "n": [1e5] * numbers,
+            "content-moderation-groundtruth": {"ModerationLabels": [{"Name": n} for n in names]}}
+    data = json.dumps(line, ensure_ascii=False).encode()
+    if len(data) > BIG.max_line_bytes:
+        return
+    for rules in (BIG, LineRules(Feature.CUSTOM_LABELS, BIG.readable, 90_000)):
+        found = parse_entry(1, data, rules)
+        assert found is not None and len(found.line) <= 100_000

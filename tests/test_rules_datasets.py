@@ -34,6 +34,7 @@ from streamproc.projects.dataset_rules import DatasetRules, held_out
 from streamproc.projects.dataset_service import DatasetService, NewDataset
 from streamproc.projects.datasets import (
     Dataset,
+    DatasetKey,
     DatasetStatus,
     DatasetType,
     Entry,
@@ -457,3 +458,124 @@ def test_the_entries_command_round_trips_its_payload() -> None:
                                  "entries": [['{"source-ref":"s3://b/k"}', "s3://b/k",
                                               ["a", "b"], True, False]]}
     assert AddDatasetEntries.from_payload(command.payload()) == command
+
+
+# ---- red-team findings (issue 25) -----------------------------------------------------------
+def test_a_copy_between_projects_of_different_feature_is_refused(w: World) -> None:
+    custom = w.project("first")
+    source = w.create(custom, manifest=w.manifest("m", [image(i) for i in range(4)]))
+    adapter = w.project("second", Feature.CONTENT_MODERATION)
+    with pytest.raises(InvalidParameterException, match="cannot be copied into a "
+                       "CONTENT_MODERATION project"):
+        w.create(adapter, copy=source.resource_id)
+    # The applier refuses it too (a command decided elsewhere, or an older node's).
+    w.tick()
+    now = int(w.clock[0] * 1000)
+    made = Dataset(DatasetKey("second", TRAIN), adapter.created_ms, now, now,
+                   DatasetStatus.CREATE_COMPLETE, "", StatusCode.SUCCESS)
+    with pytest.raises(InvalidParameterException, match="cannot be copied"):
+        w.ledger.submit(CreateDataset(made, DatasetRef("first", TRAIN, source.created_ms)))
+    assert w.service.of_project(adapter) == []
+
+
+def test_copying_a_busy_dataset_is_invalid_parameter_as_botocore_models(w: World) -> None:
+    import botocore.session
+
+    errors = {e.name for e in botocore.session.get_session().get_service_model(
+        "rekognition").operation_model("CreateDataset").error_shapes}
+    assert "ResourceInUseException" not in errors and "InvalidParameterException" in errors
+    first = w.project("first")
+    source = w.create(first)
+    w.ledger.submit(SetDatasetStatus(DatasetRef("first", TRAIN, source.created_ms),
+                                     DatasetStatus.UPDATE_IN_PROGRESS, "", StatusCode.SUCCESS,
+                                     int(w.clock[0] * 1000)))
+    second = w.project("second")
+    with pytest.raises(InvalidParameterException, match="UPDATE_IN_PROGRESS"):
+        w.create(second, copy=source.resource_id)
+    now = int(w.clock[0] * 1000)
+    made = Dataset(DatasetKey("second", TEST), second.created_ms, now, now,
+                   DatasetStatus.CREATE_COMPLETE, "", StatusCode.SUCCESS)
+    with pytest.raises(InvalidParameterException, match="UPDATE_IN_PROGRESS"):
+        w.ledger.submit(CreateDataset(made, DatasetRef("first", TRAIN, source.created_ms)))
+
+
+def _busy(w: World) -> tuple[Dataset, DatasetRef]:
+    dataset = w.create(w.project())
+    ref = DatasetRef("shelves", TRAIN, dataset.created_ms)
+    w.ledger.submit(SetDatasetStatus(ref, DatasetStatus.UPDATE_IN_PROGRESS, "",
+                                     StatusCode.SUCCESS, int(w.clock[0] * 1000), "work-1",
+                                     600_000))
+    return dataset, ref
+
+
+def test_entries_arriving_keep_work_alive_and_its_own_close_is_always_taken(w: World) -> None:
+    dataset, ref = _busy(w)
+    for _ in range(3):  # 3 x 400 s: past the 600 s window from the start, never from the last
+        w.tick(400)
+        w.ledger.submit(AddDatasetEntries(ref, (Entry('{"source-ref":"s3://imgs/a.jpg"}',
+                                                      "s3://imgs/a.jpg"),),
+                                          int(w.clock[0] * 1000), "work-1"))
+        assert w.service.describe(dataset.resource_id)[0].status is \
+            DatasetStatus.UPDATE_IN_PROGRESS
+    w.tick(900)  # the filler was slow to close: the dataset reads stale...
+    assert w.service.describe(dataset.resource_id)[0].status is DatasetStatus.UPDATE_FAILED
+    with pytest.raises(ResourceInUseException, match="UPDATE_FAILED already"):  # not its own
+        w.ledger.submit(SetDatasetStatus(ref, DatasetStatus.UPDATE_COMPLETE, "done",
+                                         StatusCode.SUCCESS, int(w.clock[0] * 1000), "other",
+                                         600_000))
+    done = w.ledger.submit(SetDatasetStatus(ref, DatasetStatus.UPDATE_COMPLETE, "done",
+                                            StatusCode.SUCCESS, int(w.clock[0] * 1000),
+                                            "work-1", 600_000))
+    assert (done.status, done.message, done.work) == (DatasetStatus.UPDATE_COMPLETE, "done", "")
+    assert w.service.describe(dataset.resource_id)[0].status is DatasetStatus.UPDATE_COMPLETE
+
+
+def test_an_abandoned_filler_cannot_touch_the_work_started_after_it(w: World) -> None:
+    dataset, ref = _busy(w)
+    w.tick(700)
+    w.ledger.submit(SetDatasetStatus(ref, DatasetStatus.UPDATE_IN_PROGRESS, "",
+                                     StatusCode.SUCCESS, int(w.clock[0] * 1000), "work-2",
+                                     600_000))
+    entry = Entry('{"source-ref":"s3://imgs/a.jpg"}', "s3://imgs/a.jpg")
+    late = AddDatasetEntries(ref, (entry,), int(w.clock[0] * 1000), "work-1")
+    with pytest.raises(ResourceInUseException, match="abandoned"):
+        w.ledger.submit(late)
+    with pytest.raises(ResourceInUseException, match="abandoned"):
+        w.ledger.submit(SetDatasetStatus(ref, DatasetStatus.UPDATE_COMPLETE, "",
+                                         StatusCode.SUCCESS, int(w.clock[0] * 1000), "work-1",
+                                         600_000))
+    assert stats(w, dataset)[1] == 0
+    row = w.store.get("shelves", "TRAIN")
+    assert row is not None and Dataset.of(row).work == "work-2"
+    assert w.service.describe(dataset.resource_id)[0].message == ""  # the id is not shown
+
+
+def test_the_stale_window_comes_from_the_command_not_the_applying_node(w: World) -> None:
+    dataset, ref = _busy(w)
+    w.tick(5)
+    at = int(w.clock[0] * 1000)
+    with pytest.raises(ResourceInUseException, match="cannot be deleted"):
+        w.ledger.submit(DeleteDataset(ref, at))  # an older record: this node's 600 s
+    w.ledger.submit(DeleteDataset(ref, at, 1000))  # decided where the window is 1 s
+    project = w.projects.get("shelves")
+    assert project is not None and w.service.of_project(project) == []
+
+
+def test_the_service_writes_its_window_work_and_times_into_the_commands(w: World) -> None:
+    sent: list[Command[Any]] = []
+    submit = w.ledger.submit
+
+    def record(command: Command[Any]) -> Any:
+        sent.append(command)
+        return submit(command)
+
+    project = w.project()
+    w.ledger.submit = record  # type: ignore[method-assign]
+    w.create(project, manifest=w.manifest("m", [image(i) for i in range(3)]))
+    create, add, close = sent
+    assert isinstance(create, CreateDataset) and create.stale_ms == 600_000
+    assert isinstance(add, AddDatasetEntries) and add.at_ms is not None
+    assert isinstance(close, SetDatasetStatus) and close.stale_ms == 600_000
+    assert create.dataset.work and add.work == close.work == create.dataset.work
+    for command in sent:  # the new keys survive the log
+        assert type(command).from_payload(json.loads(json.dumps(command.payload()))) == command

@@ -16,6 +16,7 @@ from streamproc.training import (
     TrainingDeadlineError,
     TrainingError,
     TrainingLimits,
+    TrainingStopped,
     serial,
     train_heads,
 )
@@ -220,6 +221,33 @@ def test_the_deadline_is_honoured() -> None:
         train_heads(x, {"Violence": y}, BACKBONE, deadline=deadline)
     used = next(ticks)
     assert used <= 8  # stopped within a step of the deadline, not after every fit
+
+
+def _stop_after(calls: int) -> tuple[list[int], object]:
+    seen = [0]
+
+    def stopped() -> bool:
+        seen[0] += 1
+        return seen[0] > calls
+
+    return seen, stopped
+
+
+@pytest.mark.parametrize("calls", [0, 1, 3, 8])
+def test_a_stop_signal_ends_every_training_within_one_check(calls: int) -> None:
+    rng = np.random.default_rng(13)
+    x, y = _separable(rng, 300)
+    classes = ["cat" if v else "dog" for v in y]
+    runs = [lambda d: train_heads(x, {"Violence": y, "Drugs": 1 - y}, BACKBONE, deadline=d),
+            lambda d: train_classifier(x, classes, BACKBONE, deadline=d),
+            lambda d: fit_logistic(Standardiser.fit(x).apply(x), y, 1e-6, 50, d)]
+    for run in runs:
+        seen, stopped = _stop_after(calls)
+        with pytest.raises(TrainingStopped, match="stopped"):
+            run(Deadline(3600.0, stopped=stopped))  # type: ignore[arg-type]
+        assert seen[0] == calls + 1  # nothing checked after the signal: it stopped at once
+    never = Deadline(3600.0, stopped=lambda: False)
+    assert train_heads(x, {"Violence": y}, BACKBONE, deadline=never).labels == ("Violence",)
 
 
 def test_max_iterations_bounds_the_solver() -> None:

@@ -23,8 +23,11 @@ class ProjectsConfig(Section):
         "(InvalidParameterException past it).")
     dataset_max_line_bytes: int = Field(
         64 * 1024, gt=0, le=90_000, description="A longer JSON line is an error entry "
-        "(ERROR_JSON_LINE_TOO_LARGE), never held whole. At most 90,000: an entry, with its "
-        "errors, must fit DatasetEntry's 100,000 characters.")
+        "(ERROR_JSON_LINE_TOO_LARGE), never held whole. At most 90,000, leaving room for "
+        "the errors an entry carries (the first 5, each message cut to 300 characters, and "
+        "a count of the rest); an entry that would still pass DatasetEntry's 100,000 "
+        "characters (a line rewritten longer, 1e5 as 100000.0) is stored as one "
+        "ERROR_JSON_LINE_TOO_LARGE entry instead.")
     dataset_max_error_fraction: float = Field(
         0.2, ge=0.0, le=1.0, description="A manifest with more of its lines in error than "
         "this ends CREATE_FAILED / UPDATE_FAILED (ERROR_TOO_MANY_RECORDS_IN_ERROR), its "
@@ -34,9 +37,10 @@ class ProjectsConfig(Section):
         "this many bytes of JSON lines each, and a trained model larger than this in parts of "
         "this size (the cluster's log takes records up to 1 MiB by Kafka's default).")
     dataset_stale_s: float = Field(
-        600.0, gt=0, description="A dataset left CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS this "
-        "long (its daemon stopped part-way) reads as *_FAILED, so it can be deleted or updated "
-        "again. Well above the time the largest manifest takes.")
+        600.0, gt=0, description="A dataset left CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS with "
+        "no entries arriving this long (its daemon stopped part-way) reads as *_FAILED, so it "
+        "can be deleted or updated again. The deciding node writes it into its commands, so "
+        "every node judges alike; the work's own closing status is always taken.")
     max_versions: int = Field(
         100, gt=0, description="Versions (models or adapters) one project may hold; "
         "CreateProjectVersion refuses more (LimitExceededException).")

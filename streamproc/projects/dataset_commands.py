@@ -7,6 +7,11 @@ the work: every node gets the entries through the log, none needs the manifest (
 have changed since), and no record outgrows what Kafka takes. Each command names its
 dataset by project, type and creation time, so a command about a dataset deleted (and made
 again) since is refused rather than applied to the new one.
+
+Busy work is judged stale by the window its commands carry (``stale_ms``, the deciding
+node's ``projects.dataset_stale_s``), so every node judges alike; entries carry their time
+(``at_ms``: the work is alive) and the work's id, as does the status that ends it. Records
+written before these keys replay as they did (the node's own window, no id).
 """
 
 from __future__ import annotations
@@ -69,19 +74,26 @@ class CreateDataset(Command[Dataset]):
     dataset: Dataset
     copy_from: DatasetRef | None = None  # the entries of this dataset are copied, at once
     tags: dict[str, str] = field(default_factory=dict)
+    stale_ms: int | None = None  # the window the copy's source is judged by (None: config)
 
     def payload(self) -> dict[str, Any]:
         """The dataset as its stored row's fields, the copy's source and the tags."""
         return {"dataset": asdict(self.dataset.stored()),
                 "copy_from": None if self.copy_from is None else self.copy_from.payload(),
-                "tags": dict(self.tags)}
+                "tags": dict(self.tags), **_set(stale_ms=self.stale_ms)}
+
+    @classmethod
+    def payload_keys(cls) -> frozenset[str]:
+        """Its fields; ``stale_ms`` only in records written since it was added."""
+        return frozenset({"dataset", "copy_from", "tags", "stale_ms"})
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> CreateDataset:
         """Inverse of :meth:`payload`."""
         source = payload["copy_from"]
         return cls(Dataset.of(StoredDataset(**payload["dataset"])),
-                   None if source is None else DatasetRef.of(source), dict(payload["tags"]))
+                   None if source is None else DatasetRef.of(source), dict(payload["tags"]),
+                   _int(payload.get("stale_ms")))
 
 
 @dataclass(frozen=True)
@@ -91,12 +103,19 @@ class AddDatasetEntries(Command[int]):
     kind: ClassVar[str] = "dataset.entries"
     dataset: DatasetRef
     entries: tuple[Entry, ...]
+    at_ms: int | None = None  # when sent: the dataset's updated_ms moves on (work is alive)
+    work: str | None = None  # the work they belong to (refused once another has started)
 
     def payload(self) -> dict[str, Any]:
         """Entries as ``[line, source_ref, labels, labeled, has_errors]`` lists."""
         return {"dataset": self.dataset.payload(),
                 "entries": [[e.line, e.source_ref, list(e.labels), e.labeled, e.has_errors]
-                            for e in self.entries]}
+                            for e in self.entries], **_set(at_ms=self.at_ms, work=self.work)}
+
+    @classmethod
+    def payload_keys(cls) -> frozenset[str]:
+        """Its fields; ``at_ms`` and ``work`` only in records written since they were added."""
+        return frozenset({"dataset", "entries", "at_ms", "work"})
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> AddDatasetEntries:
@@ -104,7 +123,8 @@ class AddDatasetEntries(Command[int]):
         entries = tuple(Entry(str(line), None if ref is None else str(ref),
                               tuple(map(str, labels)), bool(labeled), bool(errors))
                         for line, ref, labels, labeled, errors in payload["entries"])
-        return cls(DatasetRef.of(payload["dataset"]), entries)
+        return cls(DatasetRef.of(payload["dataset"]), entries, _int(payload.get("at_ms")),
+                   _str(payload.get("work")))
 
 
 @dataclass(frozen=True)
@@ -117,17 +137,28 @@ class SetDatasetStatus(Command[Dataset]):
     message: str
     code: StatusCode
     at_ms: int
+    # A busy status starts this work; an ending one ends it, accepted however long it took.
+    work: str | None = None
+    stale_ms: int | None = None  # the window busy work is judged by (None: node config)
 
     def payload(self) -> dict[str, Any]:
         """The enums as their wire strings."""
         return {"dataset": self.dataset.payload(), "status": self.status.value,
-                "message": self.message, "code": self.code.value, "at_ms": self.at_ms}
+                "message": self.message, "code": self.code.value, "at_ms": self.at_ms,
+                **_set(work=self.work, stale_ms=self.stale_ms)}
+
+    @classmethod
+    def payload_keys(cls) -> frozenset[str]:
+        """Its fields; ``work`` and ``stale_ms`` only in records written since."""
+        return frozenset({"dataset", "status", "message", "code", "at_ms", "work",
+                          "stale_ms"})
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> SetDatasetStatus:
         """Inverse of :meth:`payload`."""
         return cls(DatasetRef.of(payload["dataset"]), DatasetStatus(payload["status"]),
-                   str(payload["message"]), StatusCode(payload["code"]), int(payload["at_ms"]))
+                   str(payload["message"]), StatusCode(payload["code"]), int(payload["at_ms"]),
+                   _str(payload.get("work")), _int(payload.get("stale_ms")))
 
 
 @dataclass(frozen=True)
@@ -137,15 +168,23 @@ class DeleteDataset(Command[None]):
     kind: ClassVar[str] = "dataset.delete"
     dataset: DatasetRef
     at_ms: int
+    stale_ms: int | None = None  # the window busy work is judged by (None: node config)
 
     def payload(self) -> dict[str, Any]:
         """The dataset named, and the time."""
-        return {"dataset": self.dataset.payload(), "at_ms": self.at_ms}
+        return {"dataset": self.dataset.payload(), "at_ms": self.at_ms,
+                **_set(stale_ms=self.stale_ms)}
+
+    @classmethod
+    def payload_keys(cls) -> frozenset[str]:
+        """Its fields; ``stale_ms`` only in records written since it was added."""
+        return frozenset({"dataset", "at_ms", "stale_ms"})
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> DeleteDataset:
         """Inverse of :meth:`payload`."""
-        return cls(DatasetRef.of(payload["dataset"]), int(payload["at_ms"]))
+        return cls(DatasetRef.of(payload["dataset"]), int(payload["at_ms"]),
+                   _int(payload.get("stale_ms")))
 
 
 @dataclass(frozen=True)
@@ -156,14 +195,33 @@ class DistributeEntries(Command[int]):
     train: DatasetRef
     test: DatasetRef
     at_ms: int
+    stale_ms: int | None = None  # the window busy work is judged by (None: node config)
 
     def payload(self) -> dict[str, Any]:
         """Both datasets named, and the time."""
         return {"train": self.train.payload(), "test": self.test.payload(),
-                "at_ms": self.at_ms}
+                "at_ms": self.at_ms, **_set(stale_ms=self.stale_ms)}
+
+    @classmethod
+    def payload_keys(cls) -> frozenset[str]:
+        """Its fields; ``stale_ms`` only in records written since it was added."""
+        return frozenset({"train", "test", "at_ms", "stale_ms"})
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> DistributeEntries:
         """Inverse of :meth:`payload`."""
         return cls(DatasetRef.of(payload["train"]), DatasetRef.of(payload["test"]),
-                   int(payload["at_ms"]))
+                   int(payload["at_ms"]), _int(payload.get("stale_ms")))
+
+
+def _set(**values: object) -> dict[str, object]:
+    """The optional keys that are set: a record without them reads as an older node's did."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)

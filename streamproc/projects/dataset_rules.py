@@ -4,8 +4,11 @@ The rules that depend on the state are checked here, once: the project exists (t
 one: name and creation time), it has no dataset of that type yet, a dataset being created or
 updated takes no other work, a command names the dataset it was decided for (not one made
 again since), and distribution needs an empty TEST dataset of the same project. A dataset's
-busy status left by a daemon stopped part-way counts as failed after
-``projects.dataset_stale_s`` (:meth:`Dataset.effective`), judged by the command's own time.
+busy status left by a daemon stopped part-way counts as failed after the window the
+command carries (``projects.dataset_stale_s`` of the node that decided it; older records:
+this node's), judged by the command's own time from the dataset's last activity (entries
+arriving move it on). The filler's own closing status (the same work id) is always taken.
+A copy is refused between projects of different Feature, or from a busy dataset.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from dataclasses import replace
 
 from streamproc.config import Config
 from streamproc.errors import (
@@ -52,6 +56,19 @@ TEST_SHARE = 5
 def dataset_not_found(name: str) -> ResourceNotFoundException:
     """The one error for a dataset that is not here."""
     return ResourceNotFoundException(f"The dataset {name} does not exist")
+
+
+def cross_feature_copy(source: str, target: str) -> InvalidParameterException:
+    """A copy between projects of different Feature: its entries were parsed for another."""
+    return InvalidParameterException(
+        f"A dataset of a {source} project cannot be copied into a {target} project: its "
+        "entries were checked against the other feature's labels; create it from a manifest")
+
+
+def busy_copy(status: str) -> InvalidParameterException:
+    """The dataset to copy is being created or updated (not ResourceInUse: not modelled)."""
+    return InvalidParameterException(
+        f"The dataset to copy is {status}: try again when it is done")
 
 
 def held_out(entries: list[tuple[int, StoredEntry]]) -> list[int]:
@@ -110,12 +127,18 @@ class DatasetRules:
         appliers.register(DeleteDataset, self._delete)
         appliers.register(DistributeEntries, self._distribute)
 
-    def _require(self, ref: DatasetRef, at_ms: int) -> Dataset:
+    def _raw(self, ref: DatasetRef) -> Dataset:
+        """The dataset as stored (its busy work never judged stale)."""
         row = self._store.get(ref.project, ref.type.value)
         if row is None or row.created_ms != ref.created_ms:
             raise dataset_not_found(f"{ref.project}/dataset/{ref.type.value.lower()}/"
                                     f"{ref.created_ms}")
-        return Dataset.of(row).effective(at_ms, self._stale_ms)
+        return Dataset.of(row)
+
+    def _require(self, ref: DatasetRef, at_ms: int, stale_ms: int | None) -> Dataset:
+        """The dataset as it stands at ``at_ms``, by the command's window (older: config)."""
+        window = self._stale_ms if stale_ms is None else stale_ms
+        return self._raw(ref).effective(at_ms, window)
 
     def _create(self, c: CreateDataset, where: Applied) -> Dataset:
         dataset, key = c.dataset, c.dataset.key
@@ -127,10 +150,12 @@ class DatasetRules:
                 f"The project {key.project} already has a {key.type.value} dataset")
         source = None
         if c.copy_from is not None:
-            source = self._require(c.copy_from, dataset.created_ms)
+            source = self._require(c.copy_from, dataset.created_ms, c.stale_ms)
+            owner = self._projects.get(c.copy_from.project)
+            if owner is not None and owner.feature != project.feature:
+                raise cross_feature_copy(owner.feature, project.feature)
             if source.status.busy:
-                raise ResourceInUseException(
-                    f"The dataset to copy is {source.status.value}: try again when it is done")
+                raise busy_copy(source.status.value)
         self._store.put(dataset.stored())
         if c.tags:
             self._tags.set(self.tag_key(dataset), c.tags)
@@ -142,29 +167,43 @@ class DatasetRules:
         return dataset
 
     def _add(self, c: AddDatasetEntries, where: Applied) -> int:
-        dataset = self._require(c.dataset, 0)  # time 0: work under way is never stale here
+        dataset = self._raw(c.dataset)  # work under way is never stale to its own filler
         if not dataset.status.busy:
             raise ResourceInUseException(
                 f"The dataset is {dataset.status.value}: entries are added only while it is "
                 "being created or updated")
+        if c.work is not None and c.work != dataset.work:
+            raise ResourceInUseException(
+                "The work these entries belong to was abandoned: another has started since")
+        if c.at_ms is not None and c.at_ms > dataset.updated_ms:
+            # Entries arriving are the work's heartbeat: it is not stale while they come.
+            self._store.put(replace(dataset, updated_ms=c.at_ms).stored())
         return self._store.add(c.dataset.project, c.dataset.type.value,
                                (e.stored() for e in c.entries))
 
     def _status(self, c: SetDatasetStatus, where: Applied) -> Dataset:
-        dataset = self._require(c.dataset, c.at_ms)
+        raw = self._raw(c.dataset)
+        own = not c.status.busy and c.work is not None and raw.status.busy and \
+            c.work == raw.work
+        # The filler's own closing status ends its work however long it took; any other
+        # command sees busy work silent past the window as failed.
+        dataset = raw if own else self._require(c.dataset, c.at_ms, c.stale_ms)
         starting = c.status.busy
+        if not starting and not own and c.work is not None and dataset.work:
+            raise ResourceInUseException(
+                "The work this status would end was abandoned: another has started since")
         if starting and dataset.status.busy:
             raise ResourceInUseException(
                 f"The dataset is {dataset.status.value}: try again when it is done")
         if not starting and not dataset.status.busy:
             raise ResourceInUseException(f"The dataset is {dataset.status.value} already")
         changed = Dataset(dataset.key, dataset.project_ms, dataset.created_ms, c.at_ms,
-                          c.status, c.message, c.code)
+                          c.status, c.message, c.code, (c.work or "") if starting else "")
         self._store.put(changed.stored())
         return changed
 
     def _delete(self, c: DeleteDataset, where: Applied) -> None:
-        dataset = self._require(c.dataset, c.at_ms)
+        dataset = self._require(c.dataset, c.at_ms, c.stale_ms)
         if dataset.status.busy:
             raise ResourceInUseException(
                 f"The dataset is {dataset.status.value}: it cannot be deleted until that ends")
@@ -177,7 +216,8 @@ class DatasetRules:
                 c.train.project != c.test.project:
             raise InvalidParameterException(
                 "Datasets must be the TRAIN and the TEST dataset of one project")
-        train, test = self._require(c.train, c.at_ms), self._require(c.test, c.at_ms)
+        train = self._require(c.train, c.at_ms, c.stale_ms)
+        test = self._require(c.test, c.at_ms, c.stale_ms)
         for dataset in (train, test):
             if dataset.status.busy:
                 raise ResourceNotReadyException(

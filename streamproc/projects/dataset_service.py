@@ -16,6 +16,7 @@ import contextlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ from streamproc.projects.dataset_commands import (
     DistributeEntries,
     SetDatasetStatus,
 )
-from streamproc.projects.dataset_rules import dataset_not_found
+from streamproc.projects.dataset_rules import busy_copy, cross_feature_copy, dataset_not_found
 from streamproc.projects.datasets import (
     Dataset,
     DatasetKey,
@@ -108,8 +109,13 @@ class DatasetService:
         return [self._effective(Dataset.of(row)) for row in self._store.of_project(project.name)
                 if row.project_ms == project.created_ms]
 
+    @property
+    def _stale_ms(self) -> int:
+        """The node's window, written into the commands it decides (every node applies it)."""
+        return int(self._limits.dataset_stale_s * 1000)
+
     def _effective(self, dataset: Dataset) -> Dataset:
-        return dataset.effective(self._now_ms(), int(self._limits.dataset_stale_s * 1000))
+        return dataset.effective(self._now_ms(), self._stale_ms)
 
     def require(self, resource_id: str) -> Dataset:
         """The dataset ``NAME/dataset/TYPE/MS`` names, or ResourceNotFoundException."""
@@ -159,21 +165,39 @@ class DatasetService:
     def create(self, request: NewDataset) -> Dataset:
         """Create a dataset: empty, from a manifest, or a copy of another dataset."""
         project = self._projects.require(request.project_id)
-        source = None if request.copy_from is None else self.require(request.copy_from)
+        source = None if request.copy_from is None else self._source(request.copy_from,
+                                                                     project)
         entries = None if request.manifest is None else self._manifest(request.manifest,
                                                                        project)
         now = self._now_ms()
         status = DatasetStatus.CREATE_IN_PROGRESS if entries else DatasetStatus.CREATE_COMPLETE
         dataset = Dataset(DatasetKey(project.name, request.type), project.created_ms, now, now,
                           status, "" if entries else "The dataset was created",
-                          StatusCode.SUCCESS)
+                          StatusCode.SUCCESS, uuid.uuid4().hex if entries else "")
         copy = None if source is None else DatasetRef(source.key.project, source.key.type,
                                                       source.created_ms)
-        made = self._ledger.submit(CreateDataset(dataset, copy, dict(request.tags or {})))
+        made = self._ledger.submit(CreateDataset(dataset, copy, dict(request.tags or {}),
+                                                 self._stale_ms))
         if entries:
             return self._fill(made, entries, DatasetStatus.CREATE_COMPLETE,
                               DatasetStatus.CREATE_FAILED, "created")
         return made
+
+    def _source(self, resource_id: str, project: Project) -> Dataset:
+        """The dataset a copy is made of: ready, and of a project of the same Feature.
+
+        Its entries were parsed under their project's rules (an adapter's taxonomy labels,
+        a Custom Labels project's classes): copied across they would bypass the target's.
+        Both refusals are InvalidParameterException, an error botocore models for
+        CreateDataset (ResourceInUseException is not one).
+        """
+        source = self.require(resource_id)
+        owner = self._projects.get(source.key.project)
+        if owner is not None and owner.feature is not project.feature:
+            raise cross_feature_copy(owner.feature.value, project.feature.value)
+        if source.status.busy:
+            raise busy_copy(source.status.value)
+        return source
 
     def update(self, resource_id: str, changes: bytes) -> Dataset:
         """UpdateDatasetEntries: JSON lines added, or replacing those with their source-ref."""
@@ -186,14 +210,15 @@ class DatasetService:
         self._check_room(dataset, len(entries))
         ref = _ref(dataset)
         started = self._ledger.submit(SetDatasetStatus(
-            ref, DatasetStatus.UPDATE_IN_PROGRESS, "", StatusCode.SUCCESS, self._now_ms()))
+            ref, DatasetStatus.UPDATE_IN_PROGRESS, "", StatusCode.SUCCESS, self._now_ms(),
+            uuid.uuid4().hex, self._stale_ms))
         return self._fill(started, entries, DatasetStatus.UPDATE_COMPLETE,
                           DatasetStatus.UPDATE_FAILED, "updated")
 
     def delete(self, resource_id: str) -> None:
         """DeleteDataset: gone at once (AWS answers while DELETE_IN_PROGRESS)."""
         dataset = self.require(resource_id)
-        self._ledger.submit(DeleteDataset(_ref(dataset), self._now_ms()))
+        self._ledger.submit(DeleteDataset(_ref(dataset), self._now_ms(), self._stale_ms))
 
     def distribute(self, resource_ids: list[str]) -> int:
         """DistributeDatasetEntries over a TRAIN and a TEST dataset (either order)."""
@@ -203,7 +228,8 @@ class DatasetService:
             raise InvalidParameterException(
                 "Datasets must be the TRAIN and the TEST dataset of one project")
         return self._ledger.submit(DistributeEntries(
-            _ref(by_type[DatasetType.TRAIN]), _ref(by_type[DatasetType.TEST]), self._now_ms()))
+            _ref(by_type[DatasetType.TRAIN]), _ref(by_type[DatasetType.TEST]), self._now_ms(),
+            self._stale_ms))
 
     # ---- work -------------------------------------------------------------------------------
     def _manifest(self, ref: ObjectRef, project: Project) -> list[Entry]:
@@ -247,16 +273,16 @@ class DatasetService:
     def _fill(self, dataset: Dataset, entries: list[Entry], done: DatasetStatus,
               failed: DatasetStatus, verb: str) -> Dataset:
         """Submit the entries in chunks, then the status that ends the work."""
-        ref = _ref(dataset)
+        ref, work = _ref(dataset), dataset.work or None
         try:
             for run in chunks(entries, self._limits.dataset_chunk_bytes):
-                self._ledger.submit(AddDatasetEntries(ref, run))
+                self._ledger.submit(AddDatasetEntries(ref, run, self._now_ms(), work))
         except Exception:
             # The dataset may be gone (its project deleted meanwhile): the first error stands.
             with contextlib.suppress(StreamprocError):
                 self._ledger.submit(SetDatasetStatus(
                     ref, failed, f"The dataset could not be {verb}: a server error",
-                    StatusCode.SERVICE_ERROR, self._now_ms()))
+                    StatusCode.SERVICE_ERROR, self._now_ms(), work, self._stale_ms))
             raise
         errors = sum(e.has_errors for e in entries)
         share = self._limits.dataset_max_error_fraction
@@ -267,7 +293,8 @@ class DatasetService:
                        "HasErrors lists them")
         else:
             status, code, message = done, StatusCode.SUCCESS, f"The dataset was {verb}"
-        return self._ledger.submit(SetDatasetStatus(ref, status, message, code, self._now_ms()))
+        return self._ledger.submit(SetDatasetStatus(ref, status, message, code, self._now_ms(),
+                                                    work, self._stale_ms))
 
 
 def _ref(dataset: Dataset) -> DatasetRef:

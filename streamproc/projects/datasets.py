@@ -17,6 +17,8 @@ from streamproc.storage.datasets import StoredDataset, StoredEntry
 
 __all__ = ["ResourceNotReadyException"]  # moved to streamproc.errors; old imports keep working
 
+_WORK = "work:"  # a busy row's message column: the id of its work
+
 
 class DatasetType(str, Enum):
     """TRAIN or TEST (DatasetType); the ARN spells it in lower case."""
@@ -74,6 +76,10 @@ class Dataset:
     status: DatasetStatus
     message: str
     code: StatusCode
+    # While busy: the id of the work under way (its filler's commands carry it), so the
+    # filler's own closing status is accepted even once the work reads as stale, and no
+    # other filler's is. Kept in the message column, which is "" while busy.
+    work: str = ""
 
     @property
     def resource_id(self) -> str:
@@ -91,21 +97,25 @@ class Dataset:
             return self
         failed = DatasetStatus.CREATE_FAILED if self.status is \
             DatasetStatus.CREATE_IN_PROGRESS else DatasetStatus.UPDATE_FAILED
-        return replace(self, status=failed, code=StatusCode.SERVICE_ERROR, message=(
+        return replace(self, status=failed, code=StatusCode.SERVICE_ERROR, work="", message=(
             "The work on this dataset was interrupted (the server stopped part-way)"))
 
     def stored(self) -> StoredDataset:
         """The row the store keeps."""
         k = self.key
+        message = f"{_WORK}{self.work}" if self.status.busy and self.work else self.message
         return StoredDataset(k.project, self.project_ms, k.type.value, self.created_ms,
-                             self.updated_ms, self.status.value, self.message, self.code.value)
+                             self.updated_ms, self.status.value, message, self.code.value)
 
     @classmethod
     def of(cls, row: StoredDataset) -> Dataset:
         """Inverse of :meth:`stored`."""
+        status = DatasetStatus(row.status)
+        message, work = row.message, ""
+        if status.busy and message.startswith(_WORK):
+            message, work = "", message[len(_WORK):]
         return cls(DatasetKey(row.project, DatasetType(row.type)), row.project_ms,
-                   row.created_ms, row.updated_ms, DatasetStatus(row.status), row.message,
-                   StatusCode(row.code))
+                   row.created_ms, row.updated_ms, status, message, StatusCode(row.code), work)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ _CLASSIFICATION = "groundtruth/image-classification"
 _MULTILABEL = "groundtruth/image-classification-multilabel"
 _DETECTION = "groundtruth/object-detection"
 MAX_LABEL = 255  # DatasetLabel's length in botocore's model
+MAX_ENTRY = 100_000  # DatasetEntry's length in botocore's model
+# A line may hold thousands of bad labels: each error repeats a name, so keeping them all
+# made an entry 8-9x its line. The first few say what is wrong; "more-errors" counts the rest.
+MAX_ERRORS = 5
+MAX_MESSAGE = 300  # characters of one error's message (a quoted name is cut short)
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,15 @@ class _Found:
     labels: set[str]
     labeled: bool
     errors: list[dict[str, str]]
+    more: int = 0  # errors past MAX_ERRORS, counted only
 
     def error(self, code: str, message: str) -> None:
-        self.errors.append({"code": code, "message": message})
+        if len(self.errors) < MAX_ERRORS:
+            if len(message) > MAX_MESSAGE:
+                message = message[:MAX_MESSAGE - 3] + "..."
+            self.errors.append({"code": code, "message": message})
+        else:
+            self.more += 1
 
 
 def parse_entry(number: int, data: bytes | None, rules: LineRules) -> Entry | None:
@@ -88,20 +99,32 @@ def parse_entry(number: int, data: bytes | None, rules: LineRules) -> Entry | No
         return _broken(number, ERROR_INVALID_JSON_LINE, "The JSON line is not valid JSON")
     if not isinstance(line, dict):
         return _broken(number, ERROR_INVALID_JSON_LINE, "The JSON line is not a JSON object")
-    return parse_object(line, rules)
+    entry = parse_object(line, rules)
+    if len(entry.line) > MAX_ENTRY:
+        # Written out again (1e5 as 100000.0, errors added) it may outgrow DatasetEntry.
+        return _broken(number, ERROR_LINE_TOO_LARGE,
+                       f"The JSON line, with its errors, is longer than {MAX_ENTRY} "
+                       "characters (DatasetEntry's limit)")
+    return entry
 
 
 def parse_object(line: dict[str, Any], rules: LineRules) -> Entry:
-    """The entry a JSON object makes: its source-ref and labels checked."""
+    """The entry a JSON object makes: its source-ref and labels checked.
+
+    Its ``errors`` are the first :data:`MAX_ERRORS` (messages cut to :data:`MAX_MESSAGE`
+    characters), ``more-errors`` counting any others.
+    """
     found = _Found(set(), False, [])
     source_ref = _source_ref(line, rules, found)
     if rules.feature is Feature.CONTENT_MODERATION:
         _moderation_labels(line, found)
     else:
         _custom_labels(line, found)
-    shown = {k: v for k, v in line.items() if k != "errors"}
+    shown = {k: v for k, v in line.items() if k not in ("errors", "more-errors")}
     if found.errors:
         shown["errors"] = found.errors
+    if found.more:
+        shown["more-errors"] = found.more
     return Entry(_compact(shown), source_ref if not _ref_failed(found) else None,
                  tuple(sorted(found.labels)), found.labeled, bool(found.errors))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from streamproc.config import ProjectsConfig
 from streamproc.errors import StreamprocError
+from streamproc.moderation import taxonomy
 from streamproc.projects.dataset_rules import held_out
 from streamproc.projects.datasets import Entry
 from streamproc.projects.manifests import LineRules, parse_entry
@@ -26,6 +27,12 @@ from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version
 from streamproc.storage.datasets import DatasetStore, StoredEntry
 from streamproc.storage.objects import ObjectRef, ObjectStore
+from streamproc.training.errors import TrainingError
+from streamproc.training.limits import Deadline
+
+# Assets one TrainingData / TestingData may name (botocore gives no bound; AWS takes one
+# manifest a set): each is a manifest read whole, so their number bounds a training's reads.
+MAX_ASSETS = 10
 
 
 class TrainingFailure(Exception):
@@ -39,6 +46,15 @@ class Sample:
     source_ref: str
     labels: tuple[str, ...]
     line: str  # its JSON line, for the output manifests
+
+
+@dataclass(frozen=True)
+class Read:
+    """One entry read and where it came from: its line number, and its asset's index."""
+
+    entry: Entry
+    line: int  # the manifest's own 1-based line number (a dataset: the entry's position)
+    asset: int | None = None  # the index in Assets (None: the project's dataset)
 
 
 @dataclass
@@ -55,7 +71,11 @@ class Gathered:
 def manifest_refs(data: dict[str, Any] | None) -> list[ObjectRef]:
     """The manifests ``TrainingData`` / ``TestingData`` name (TrainingFailure: malformed)."""
     refs = []
-    for asset in (data or {}).get("Assets") or []:
+    assets = (data or {}).get("Assets") or []
+    if len(assets) > MAX_ASSETS:
+        msg = f"Assets names {len(assets)} manifests: at most {MAX_ASSETS} are read"
+        raise TrainingFailure(msg)
+    for asset in assets:
         obj = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
         if "Bucket" not in obj or "Name" not in obj:
             msg = "An asset's GroundTruthManifest needs an S3Object with Bucket and Name"
@@ -73,13 +93,27 @@ class InputReader:
         self._objects = objects
         self._config = config
 
-    def gather(self, version: Version, stop: threading.Event) -> Gathered:
-        """Both sets' usable samples (TrainingFailure: nothing usable, too many errors)."""
+    def gather(self, version: Version, stop: threading.Event,
+               deadline: Deadline | None = None) -> Gathered:
+        """Both sets' usable samples (TrainingFailure: nothing usable, too many errors).
+
+        ``deadline`` (default: ``projects.training_deadline_s`` from now) is checked while
+        the manifests are read; a set ``stop`` ends the reading with a TrainingFailure.
+        """
+        deadline = deadline or Deadline(self._config.training_deadline_s, stopped=stop.is_set)
         found = Gathered()
         training, testing = version.spec.get("TrainingData"), version.spec.get("TestingData")
-        train = self._entries(version, training, "TRAIN", stop)
-        auto = bool((testing or {}).get("AutoCreate"))
-        test = [] if auto else self._entries(version, testing, "TEST", stop)
+        budget = _Budget(self._config.training_max_images)
+        try:
+            train = self._entries(version, training, "TRAIN", (stop, deadline), budget)
+            auto = bool((testing or {}).get("AutoCreate"))
+            test = [] if auto else self._entries(version, testing, "TEST", (stop, deadline),
+                                                 budget)
+        except TrainingError as error:
+            raise TrainingFailure(str(error)) from error
+        if stop.is_set():
+            msg = "the training was stopped (the server is shutting down)"
+            raise TrainingFailure(msg)
         found.lines = len(train) + len(test)
         train_ok = self._usable(version.feature, train, found)
         test_ok = self._usable(version.feature, test, found)
@@ -87,12 +121,13 @@ class InputReader:
         if found.lines and len(found.errors) > share * found.lines:
             first = found.errors[0]
             msg = (f"{len(found.errors)} of {found.lines} JSON lines have errors (more than "
-                   f"{share:.0%}): line {first['line-number']}: {first['code']}: "
-                   f"{first['message']}")
+                   f"{share:.0%}): {_where(first)}: {first['code']}: {first['message']}")
             raise TrainingFailure(msg)
         if not test_ok:
             train_ok, test_ok = _split(train_ok)
             found.auto_split = True
+        if version.feature is Feature.CONTENT_MODERATION:
+            _check_taxonomy(train_ok + test_ok)
         found.train, found.test = train_ok, test_ok
         if not train_ok or not test_ok:
             msg = (f"too few usable images: {len(train_ok)} to train and {len(test_ok)} to "
@@ -101,39 +136,129 @@ class InputReader:
         return found
 
     def _entries(self, version: Version, data: dict[str, Any] | None, type_: str,
-                 stop: threading.Event) -> list[Entry]:
+                 until: tuple[threading.Event, Deadline], budget: _Budget) -> list[Read]:
+        stop, deadline = until
         refs = manifest_refs(data)
         if not refs:
             rows = self._datasets.entries(version.ref.project, type_, 0, 1 << 62)
-            return [Entry.of(row) for _, row in rows]
-        entries: list[Entry] = []
+            read = [Read(Entry.of(row), n) for n, (_, row) in enumerate(rows, 1)]
+            for item in read:
+                budget.take(item.entry)
+            return read
+        self._check_sizes(refs)
+        found = _Found(self._config.dataset_max_entries, type_)
         rules = LineRules(version.feature, self._objects.readable,
                           self._config.dataset_max_line_bytes)
+        for index, ref in enumerate(refs):
+            asset = index if len(refs) > 1 else None
+            try:
+                for line in self._objects.lines(ref, rules.max_line_bytes, stop):
+                    deadline.check()
+                    entry = parse_entry(line.number, line.data, rules)
+                    if entry is not None:
+                        found.add(Read(entry, line.number, asset))
+                        budget.take(entry)
+            except StreamprocError as error:
+                msg = f"The manifest {ref.shown} cannot be read: {error.message}"
+                raise TrainingFailure(msg) from error
+        return found.reads()
+
+    def _check_sizes(self, refs: list[ObjectRef]) -> None:
+        """Each manifest, and all of a set together, within dataset_max_manifest_bytes."""
+        limit = self._config.dataset_max_manifest_bytes
+        total = 0
         for ref in refs:
             if not self._objects.readable(ref.bucket):
                 msg = (f"The manifest's bucket {ref.bucket} is not one this server reads S3 "
                        "objects from (objects.buckets)")
                 raise TrainingFailure(msg)
             try:
-                for line in self._objects.lines(ref, rules.max_line_bytes, stop):
-                    entry = parse_entry(line.number, line.data, rules)
-                    if entry is not None:
-                        entries.append(entry)
+                total += self._objects.size(ref)
             except StreamprocError as error:
                 msg = f"The manifest {ref.shown} cannot be read: {error.message}"
                 raise TrainingFailure(msg) from error
-        return entries
+            if total > limit:
+                msg = (f"The manifests of one set hold more than {limit} bytes "
+                       f"(projects.dataset_max_manifest_bytes), {ref.shown} included")
+                raise TrainingFailure(msg)
 
-    def _usable(self, feature: Feature, entries: list[Entry], found: Gathered) -> list[Sample]:
+    def _usable(self, feature: Feature, reads: list[Read], found: Gathered) -> list[Sample]:
         usable = []
-        for number, entry in enumerate(entries, 1):
+        for read in reads:
+            entry = read.entry
             reason = _unusable(feature, entry)
             if reason is not None:
-                found.errors.append({"line-number": number, "line-numer": number,
-                                     "source-ref": entry.source_ref, **reason})
+                where: dict[str, Any] = {"line-number": read.line, "line-numer": read.line}
+                if read.asset is not None:
+                    where["asset"] = read.asset
+                found.errors.append({**where, "source-ref": entry.source_ref, **reason})
             elif entry.labeled and entry.source_ref is not None:
                 usable.append(Sample(entry.source_ref, entry.labels, entry.line))
         return usable
+
+
+class _Budget:
+    """Usable entries across both sets: one past ``most`` ends the reading."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.taken = 0
+
+    def take(self, entry: Entry) -> None:
+        if entry.has_errors or not entry.labeled or entry.source_ref is None:
+            return
+        self.taken += 1
+        if self.taken > self.most:
+            msg = (f"the training data holds more than {self.most} usable images "
+                   f"(projects.training_max_images: {self.most})")
+            raise TrainingFailure(msg)
+
+
+class _Found:
+    """One set's entries as a dataset would hold them: a source-ref again replaces its entry."""
+
+    def __init__(self, most: int, type_: str) -> None:
+        self._most = most
+        self._type = type_
+        self._reads: list[Read] = []
+        self._at: dict[str, int] = {}
+
+    def add(self, read: Read) -> None:
+        ref = read.entry.source_ref
+        if ref is not None and ref in self._at:
+            self._reads[self._at[ref]] = read
+            return
+        if len(self._reads) == self._most:
+            msg = (f"The {self._type} manifests hold more than {self._most} JSON lines "
+                   "(projects.dataset_max_entries)")
+            raise TrainingFailure(msg)
+        if ref is not None:
+            self._at[ref] = len(self._reads)
+        self._reads.append(read)
+
+    def reads(self) -> list[Read]:
+        return self._reads
+
+
+def _where(error: dict[str, Any]) -> str:
+    asset = error.get("asset")
+    line = f"line {error['line-number']}"
+    return line if asset is None else f"asset {asset}, {line}"
+
+
+def _check_taxonomy(samples: list[Sample]) -> None:
+    """Fail, naming one, on a label no adapter trains on: not top-level in the taxonomy.
+
+    A dataset copied from a Custom Labels project, or kept from before the check, may hold
+    such labels; a head for one could never be served or written out.
+    """
+    for sample in samples:
+        for label in sample.labels:
+            if not taxonomy.is_label(label) or taxonomy.level_of(label) != 1:
+                msg = (f"{label!r} (image {sample.source_ref}) is not a top-level label of "
+                       f"the moderation taxonomy {taxonomy.VERSION}: an adapter trains on "
+                       "those only")
+                raise TrainingFailure(msg)
 
 
 def _unusable(feature: Feature, entry: Entry) -> dict[str, str] | None:

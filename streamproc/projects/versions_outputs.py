@@ -50,8 +50,10 @@ class Predictions:
 
 def _labels(scores: dict[str, np.ndarray], row: int, model_version: str,
             arn: str | None) -> dict[str, Any]:
+    # The inputs admit top-level taxonomy labels only; a name outside it (never a KeyError
+    # after a whole training) is written with no parent.
     found = [{"Confidence": round(float(v[row]), 3), "Name": label,
-              "ParentName": taxonomy.parent_of(label)}
+              "ParentName": taxonomy.parent_of(label) if taxonomy.is_label(label) else ""}
              for label, v in sorted(scores.items()) if float(v[row]) >= PREDICTION_FLOOR]
     out: dict[str, Any] = {"ModerationLabels": found, "ModerationModelVersion": model_version}
     if arn is not None:

@@ -46,6 +46,7 @@ from streamproc.projects.versions_inputs import TrainingFailure, manifest_refs
 from streamproc.projects.versions_rules import version_not_found
 from streamproc.rekognition.constants import MAX_POLICY_RESULTS, MAX_VERSION_RESULTS, Arns
 from streamproc.rekognition.tokens import page_of_keys
+from streamproc.storage.object_keys import writable_key
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.versions import StoredPolicy, VersionStore
 from streamproc.training import serial
@@ -110,7 +111,8 @@ class VersionService:
         """Create a version (TRAINING_IN_PROGRESS) and wake the runner to train it."""
         project = self._projects.require(request.project_id)
         _check_feature_config(project, request.feature_config)
-        self._check_output(request.output)
+        self._check_output(request.output, project.name, request.name)
+        _check_testing(request.testing)
         for data in (request.training, request.testing):
             try:
                 manifest_refs(data)
@@ -130,11 +132,25 @@ class VersionService:
         self._wake()
         return made
 
-    def _check_output(self, output: dict[str, Any]) -> None:
+    def _check_output(self, output: dict[str, Any], project: str, version: str) -> None:
+        """The training's files can go where they will: ``{prefix}{project}/{version}/``.
+
+        Checked with the names now (a name ``.`` or ``..`` makes the key unwritable), not
+        found out after the training: InvalidParameterException; a bucket or prefix this
+        server may not write to: AccessDeniedException.
+        """
+        bucket, prefix = output["S3Bucket"], output.get("S3KeyPrefix", "")
         try:
-            self._objects.check_output(output["S3Bucket"], output.get("S3KeyPrefix", ""))
+            self._objects.check_output(bucket, prefix)
         except OutputNotWritable as error:
             raise AccessDeniedException(f"OutputConfig: {error.message}") from error
+        longest = f"{prefix}{project}/{version}/EvaluationSummary-{project}-{version}.json"
+        for key in (f"{prefix}{project}/{version}/manifest-summary.json", longest):
+            if not writable_key(bucket, key):
+                raise InvalidParameterException(
+                    f"OutputConfig: the training's files would go to {bucket}/{key}, a key "
+                    "this store does not write (a '.' or '..' segment from the project or "
+                    "version name, or over 1024 characters)")
 
     def delete(self, resource_id: str) -> VersionStatus:
         """Delete a version; the Status DeleteProjectVersion answers (DELETING)."""
@@ -195,7 +211,7 @@ class VersionService:
         if target.feature is not Feature.CUSTOM_LABELS:
             raise InvalidParameterException("A version is copied only into a Custom Labels "
                                             "project")
-        self._check_output(output)
+        self._check_output(output, target.name, name)
         now = self._now_ms()
         spec = {**source.spec, "OutputConfig": output}
         result = {**source.result, "SourceProjectVersionArn": self._arns.version(
@@ -230,6 +246,19 @@ class VersionService:
         """DeleteProjectPolicy (with a revision: only if it is the current one)."""
         project = self._projects.require(project_id)
         self._ledger.submit(DeletePolicy(project.name, project.created_ms, name, revision))
+
+
+def _check_testing(testing: dict[str, Any] | None) -> None:
+    """TestingData takes AutoCreate or Assets, not both (which test set is meant?).
+
+    botocore documents AutoCreate as Rekognition splitting the training data to make the
+    test set; with Assets as well the request says two things, so it is refused rather
+    than one silently dropped.
+    """
+    if testing and testing.get("AutoCreate") and testing.get("Assets"):
+        raise InvalidParameterException(
+            "TestingData: give AutoCreate=true (a test set split from the training data) or "
+            "Assets (a test manifest), not both")
 
 
 def _check_feature_config(project: Project, config: dict[str, Any] | None) -> None:

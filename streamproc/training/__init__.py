@@ -22,10 +22,11 @@ from streamproc.training.errors import (
     TooManyImagesError,
     TrainingDeadlineError,
     TrainingError,
+    TrainingStopped,
 )
 from streamproc.training.heads import LabelHead, TrainedHeads, train_heads
 from streamproc.training.limits import Deadline, TrainingLimits
 
 __all__ = ["BackboneMismatchError", "Deadline", "HeadFormatError", "LabelHead",
            "TooFewImagesError", "TooManyImagesError", "TrainedHeads", "TrainingDeadlineError",
-           "TrainingError", "TrainingLimits", "train_heads"]
+           "TrainingError", "TrainingLimits", "TrainingStopped", "train_heads"]

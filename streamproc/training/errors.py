@@ -34,6 +34,13 @@ class TrainingDeadlineError(TrainingError):
         super().__init__(f"training did not finish within its limit of {seconds:g} s")
 
 
+class TrainingStopped(TrainingError):
+    """The training was stopped (its runner is shutting down) before it finished."""
+
+    def __init__(self) -> None:
+        super().__init__("the training was stopped (the server is shutting down)")
+
+
 class HeadFormatError(ValueError):
     """Bytes that are not a head this version can read (damaged, or another format)."""
 

@@ -94,7 +94,8 @@ def train_heads(features: FloatArray, targets: Mapping[str, FloatArray], backbon
     ``base`` (label -> the base model's score in [0, 1] per image) adds that score as a
     feature of the label's head. ``groups`` (one key per image: its clip, time block or
     source file) keeps related images in one calibration fold. Raises
-    :class:`TooFewImagesError`, :class:`TooManyImagesError` or TrainingDeadlineError.
+    :class:`TooFewImagesError`, :class:`TooManyImagesError`, TrainingDeadlineError or
+    TrainingStopped (``deadline``'s stop signal: checked before each head and each fit).
     """
     limits = limits or TrainingLimits()
     deadline = deadline or Deadline(limits.seconds)
@@ -104,6 +105,7 @@ def train_heads(features: FloatArray, targets: Mapping[str, FloatArray], backbon
     keys: Sequence[Hashable] = groups if groups is not None else range(len(x))
     heads = []
     for label, raw in targets.items():
+        deadline.check()
         y = (np.asarray(raw, dtype=np.float64) > 0.5).astype(np.float64)
         check_counts(label, y, limits.min_per_class)
         extra = None if base is None else base.get(label)
@@ -117,6 +119,7 @@ def _train_one(label: str, design: FloatArray, y: FloatArray, groups: Sequence[H
     folds = assign_folds(groups, y, limits.folds)
     held_out = np.empty(len(y))
     for fold in np.unique(folds):
+        deadline.check()
         inside = folds != fold
         if not inside.any() or y[inside].min() == y[inside].max():
             msg = (f"label {label!r}: every image with (or without) it is in one group, so "

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streamproc.training.errors import TrainingDeadlineError
+from streamproc.training.errors import TrainingDeadlineError, TrainingStopped
 
 # Each label needs this many images with it and without it. Calibration fits Platt's two
 # parameters on out-of-fold scores over CALIBRATION_FOLDS folds, so every fold then holds
@@ -30,14 +30,23 @@ class TrainingLimits:
 
 
 class Deadline:
-    """A point in time after which :meth:`check` raises; the clock is injectable for tests."""
+    """A point in time after which :meth:`check` raises; the clock is injectable for tests.
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    ``stopped`` (e.g. a runner's ``stop_event.is_set``) ends the training too: every loop
+    that checks the deadline (each Newton step, each label's head) then stops within one
+    step, with :class:`TrainingStopped`, so a shutdown never waits out a long fit.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic,
+                 stopped: Callable[[], bool] | None = None) -> None:
         self.seconds = seconds
         self._clock = clock
+        self._stopped = stopped
         self._end = clock() + seconds
 
     def check(self) -> None:
-        """Raise :class:`TrainingDeadlineError` once the deadline has passed."""
+        """Raise TrainingStopped once stopped, :class:`TrainingDeadlineError` once past."""
+        if self._stopped is not None and self._stopped():
+            raise TrainingStopped()
         if self._clock() > self._end:
             raise TrainingDeadlineError(self.seconds)
