@@ -28,6 +28,12 @@ from streamproc.dataplane.stored.manifestrun import ManifestSettings
 from streamproc.dataplane.stored.manifestrunner import ManifestRunner
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import MODERATION
+from streamproc.errors import (
+    InvalidParameterException,
+    ResourceNotFoundException,
+    ResourceNotReadyException,
+    StreamprocError,
+)
 from streamproc.metrics import JobMetrics, JobSensor
 from streamproc.moderation.types import ModerationAnalysis, ModerationLabel
 from streamproc.storage.objects import ObjectRef, ObjectStore
@@ -111,7 +117,8 @@ def _png_bomb() -> bytes:
 class Rig:
     """A local root with buckets ``inbox`` and ``outbox``, a stage and a runner over them."""
 
-    def __init__(self, root: Path, moderator: Moderator, **settings: Any) -> None:
+    def __init__(self, root: Path, moderator: Moderator, adapters: Any = None,
+                 **settings: Any) -> None:
         (root / "inbox").mkdir()
         (root / "outbox").mkdir()
         (root / "other").mkdir()
@@ -124,7 +131,7 @@ class Rig:
                 "limits": ImageLimits(max_bytes=200_000, max_pixels=10_000_000, min_side=80),
                 "checkpoint_lines": 2}
         self.runner = ManifestRunner(self.objects, feed, ManifestSettings(**{**base, **settings}),
-                                     root / "data" / "media")
+                                     root / "data" / "media", adapters)
         self.metrics = JobMetrics.create(CollectorRegistry())
         self.stage.start()
 
@@ -137,9 +144,10 @@ class Rig:
         (self.root / "inbox" / name).write_text(text + "\n", encoding="utf-8")
 
     def launch(self, attempt: int = 1, manifest: str = "m.jsonl", bucket: str = "inbox",
-               out: str = "outbox") -> tuple[Any, Recorder]:
+               out: str = "outbox", adapter: str | None = None) -> tuple[Any, Recorder]:
         plan = JobPlan(JOB, attempt, "MediaAnalysis", ObjectRef(bucket, manifest),
-                       ManifestTask(0.0, out, "res/", "7.0-fake"), JobInput.IMAGES, MODERATION)
+                       ManifestTask(0.0, out, "res/", "7.0-fake", adapter), JobInput.IMAGES,
+                       MODERATION)
         recorder = Recorder()
         run = self.runner.launch(plan, recorder, recorder,
                                  JobSensor(self.metrics, "MediaAnalysis", JOB))
@@ -422,3 +430,92 @@ def test_the_stage_and_the_launch_hammering_one_owner_keep_every_line_in_order(
             i + 1 for i in range(900) if i % 3]
     finally:
         rig.stage.stop(5.0)
+
+
+# ---- a launch with an adapter (ProjectVersion) ---------------------------------------------
+ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"
+
+
+class Tuned(Moderator):
+    """An adapter's moderator: Violence (which the base fake never says) at the pixel value."""
+
+    def analyse_many(self, images: Sequence[np.ndarray]) -> list[ModerationAnalysis]:
+        self.gate.wait(30)
+        self.images += len(images)
+        return [ModerationAnalysis((ModerationLabel("Violence", "", 1,
+                                                    float(image[0, 0, 0])),))
+                for image in images]
+
+
+class Adapters:
+    """An AdapterSource: hands out ``tuned`` for ARN until ``gone``, then raises ``gone``."""
+
+    def __init__(self, tuned: Moderator) -> None:
+        self.tuned = tuned
+        self.gone: StreamprocError | None = None
+        self.calls = 0
+
+    def moderator(self, arn: str, stop: threading.Event) -> Moderator:
+        self.calls += 1
+        if self.gone is not None:
+            raise self.gone
+        assert arn == ARN
+        return self.tuned
+
+
+def test_a_launch_with_an_adapter_is_analysed_by_it_and_each_line_names_it(
+        tmp_path: Path, moderator: Moderator) -> None:
+    tuned = Tuned()
+    tuned.gate.clear()  # hold the adapter's first call: the version is deleted meanwhile
+    adapters = Adapters(tuned)
+    rig = Rig(tmp_path, moderator, adapters)
+    try:
+        refs = [rig.image(f"{v}.jpg", _jpeg(v)) for v in (10, 20, 30)]
+        rig.manifest([{"source-ref": ref} for ref in refs])
+        _, recorder = rig.launch(adapter=ARN)
+        assert _until(lambda: adapters.calls == 1)
+        adapters.gone = ResourceNotFoundException("deleted")  # the launch keeps its adapter
+        tuned.gate.set()
+        assert rig.finished(recorder) is None
+        results, _ = rig.outputs()
+        answers = [r["detect-moderation-labels"] for r in results]
+        assert [a["ModerationLabels"][0]["Name"] for a in answers] == ["Violence"] * 3
+        assert all(a["ProjectVersion"] == ARN for a in answers)
+        assert (adapters.calls, tuned.images, moderator.images) == (1, 3, 0)
+    finally:
+        rig.stage.stop(5.0)
+
+
+@pytest.mark.parametrize(("gone", "code"), [
+    (ResourceNotFoundException("The project version p does not exist"), "RESOURCE_NOT_FOUND"),
+    (ResourceNotReadyException("The adapter v is still being trained"), "RESOURCE_NOT_READY"),
+    (InvalidParameterException("trained on another backbone"), "INTERNAL_ERROR"),
+])
+def test_an_adapter_that_cannot_be_loaded_fails_the_launch_with_its_code(
+        tmp_path: Path, moderator: Moderator, gone: StreamprocError, code: str) -> None:
+    adapters = Adapters(Tuned())
+    adapters.gone = gone
+    rig = Rig(tmp_path, moderator, adapters)
+    try:
+        rig.manifest([{"source-ref": rig.image("a.jpg", _jpeg(10))}])
+        _, recorder = rig.launch(adapter=ARN)
+        assert rig.finished(recorder) == f"{code}: {gone.message}"
+        assert moderator.images == 0
+        assert not (rig.root / "outbox" / "res").exists()  # nothing uploaded
+    finally:
+        rig.stage.stop(5.0)
+
+
+def test_without_adapters_a_launch_with_one_fails_not_found(rig: Rig) -> None:
+    rig.manifest([{"source-ref": rig.image("a.jpg", _jpeg(10))}])
+    _, recorder = rig.launch(adapter=ARN)
+    error = rig.finished(recorder)
+    assert error is not None and error.startswith("RESOURCE_NOT_FOUND: ")
+
+
+def test_a_launch_without_an_adapter_has_no_project_version(rig: Rig) -> None:
+    rig.manifest([{"source-ref": rig.image("a.jpg", _jpeg(10))}])
+    _, recorder = rig.launch()
+    assert rig.finished(recorder) is None
+    results, _ = rig.outputs()
+    assert "ProjectVersion" not in results[0]["detect-moderation-labels"]

@@ -279,9 +279,10 @@ def test_a_client_request_token_names_one_request(local: Local) -> None:
               OperationsConfig={"DetectModerationLabels": {"MinConfidence": 70}})
 
 
-def test_an_adapter_or_a_kms_key_is_refused_at_start(local: Local) -> None:
+def test_a_missing_adapter_or_a_kms_key_is_refused_at_start(local: Local) -> None:
+    # No project p here: a version ARN names nothing (test_media_adapter.py runs a real one).
     arn = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"
-    with pytest.raises(local.rek.exceptions.ResourceNotFoundException):
+    with pytest.raises(local.rek.exceptions.ResourceNotFoundException, match="does not exist"):
         start(local.rek, ("in-bucket", "nowhere.jsonl"), "out-bucket",
               OperationsConfig={"DetectModerationLabels": {"ProjectVersion": arn}})
     with pytest.raises(local.rek.exceptions.InvalidParameterException, match="KmsKeyId"):

@@ -29,11 +29,13 @@ from streamproc.errors import (
     InvalidPaginationTokenException,
     InvalidParameterException,
     ResourceNotFoundException,
+    ResourceNotReadyException,
     StreamprocError,
 )
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind
 from streamproc.jobs.kinds.media import (
+    AdapterCheck,
     MediaAnalysisJobKind,
     MediaAnalysisRequest,
     failure_details,
@@ -60,7 +62,7 @@ class _Publisher:
 class Api:
     """The jobs' control plane with the media-analysis kind, as the daemon binds it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, adapters: AdapterCheck | None = None) -> None:
         (root / "objects").mkdir()  # no manifest: Start must not look for it
         self.db = Database(root / "streamproc.db")
         self.db.open()
@@ -72,7 +74,7 @@ class Api:
         self.store = JobStore(self.db)
         appliers = Appliers()
         JobRules(self.store, JobMailbox().changed).register(appliers)
-        self.kind = MediaAnalysisJobKind("7.0-test")
+        self.kind = MediaAnalysisJobKind("7.0-test", adapters)
         kinds = JobKinds([FaceDetectionJobKind(), self.kind])
         self.service = JobService(self.store, ObjectStore(config.objects), kinds, notices,
                                   config.jobs, LocalLedger(appliers), metrics)
@@ -187,6 +189,71 @@ def test_start_refuses_an_adapter_a_kms_key_and_a_bad_threshold(
     with pytest.raises(error):
         _start(api, **extra)
     assert api.store.newest("MediaAnalysis", None, 10) == []
+
+
+# ---- ProjectVersion (an adapter) --------------------------------------------------------
+VERSIONS = "arn:aws:rekognition:us-east-1:123456789012:project/p/version"
+READY, TRAINING = f"{VERSIONS}/ready/1", f"{VERSIONS}/training/2"
+
+
+class Adapters:
+    """An AdapterCheck over two versions: one serves, one is still training."""
+
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    def check(self, arn: str) -> None:
+        self.checked.append(arn)
+        if arn == TRAINING:
+            raise ResourceNotReadyException("The adapter training is still being trained")
+        if arn != READY:
+            raise ResourceNotFoundException(f"The project version {arn} does not exist")
+
+
+@pytest.fixture
+def tuned(tmp_path: Path) -> Iterator[tuple[Api, Adapters]]:
+    adapters = Adapters()
+    made = Api(tmp_path, adapters)
+    yield made, adapters
+    made.db.close()
+
+
+def _with(arn: str, **moderation: Any) -> dict[str, Any]:
+    return {"OperationsConfig": {"DetectModerationLabels": {"ProjectVersion": arn,
+                                                            **moderation}}}
+
+
+def test_a_ready_adapter_is_stored_echoed_by_get_and_planned_for_the_launch(
+        tuned: tuple[Api, Adapters]) -> None:
+    api, adapters = tuned
+    job_id = _start(api, **_with(READY, MinConfidence=70))
+    assert adapters.checked == [READY]
+    got = _get(api, job_id)  # (api.call checks it against botocore's output shape)
+    assert got["OperationsConfig"] == {"DetectModerationLabels": {
+        "MinConfidence": 70.0, "ProjectVersion": READY}}
+    stored = api.store.get(job_id)
+    assert stored is not None
+    request = MediaAnalysisRequest.from_stored(stored.request)
+    assert api.kind.results(request) == ManifestTask(70.0, "out-bucket", "", "7.0-test", READY)
+
+
+@pytest.mark.parametrize(("arn", "error"), [
+    (TRAINING, ResourceNotReadyException), (f"{VERSIONS}/gone/3", ResourceNotFoundException)])
+def test_an_adapter_that_cannot_serve_is_refused_at_start_and_nothing_is_stored(
+        tuned: tuple[Api, Adapters], arn: str, error: type[StreamprocError]) -> None:
+    api, _ = tuned
+    with pytest.raises(error):
+        _start(api, **_with(arn))
+    assert api.store.newest("MediaAnalysis", None, 10) == []
+
+
+def test_the_cheap_checks_come_before_the_adapter_s(tuned: tuple[Api, Adapters]) -> None:
+    api, adapters = tuned
+    with pytest.raises(InvalidParameterException, match="KmsKeyId"):
+        _start(api, KmsKeyId="alias/k", **_with(READY))
+    with pytest.raises(InvalidParameterException):
+        _start(api, **_with(READY, MinConfidence=101))
+    assert adapters.checked == []
 
 
 # ---- Get --------------------------------------------------------------------------------

@@ -218,6 +218,60 @@ def test_an_owner_whose_finish_raises_fails_alone() -> None:
     assert good.finished == [(2, 2.0)] and good.failures == []
 
 
+class Tuned(FakeModerator):
+    """An adapter's moderator: confidence is the pixel value plus 1000 (so it is told apart)."""
+
+    def analyse_many(self, images: Sequence[np.ndarray]) -> list[ModerationAnalysis]:
+        base = super().analyse_many(images)
+        return [ModerationAnalysis((ModerationLabel("Weapons", "Violence", 2,
+                                                    a.labels[0].confidence + 1000),))
+                for a in base]
+
+
+def _tuned_owner(name: str, moderator: FakeModerator) -> Owner:
+    owner = Owner(name)
+    owner.moderator = moderator  # type: ignore[attr-defined]  # a launch with an adapter
+    return owner
+
+
+def test_a_batch_is_split_by_moderator_and_each_owner_keeps_its_order() -> None:
+    engine, tuned, other = FakeModerator(), Tuned(), Tuned()
+    stage, _ = _stage(engine, Live())
+    plain, adapted, second = Owner("plain"), _tuned_owner("a", tuned), _tuned_owner("b", other)
+    batch: list[Any] = [(plain, _frame(1)), (adapted, _frame(2)), (plain, _frame(3)),
+             (second, _frame(4)), (adapted, _frame(5))]
+    stage.analyse(batch)
+    assert (engine.calls, tuned.calls, other.calls) == ([2], [2], [1])  # one call per group
+    assert plain.finished == [(1, 1.0), (3, 3.0)]
+    assert adapted.finished == [(2, 1002.0), (5, 1005.0)]
+    assert second.finished == [(4, 1004.0)]
+
+
+def test_an_adapter_that_raises_fails_only_its_owners() -> None:
+    engine, broken = FakeModerator(), Tuned(broken=[0])
+    stage, _ = _stage(engine, Live())
+    plain, adapted = Owner("plain"), _tuned_owner("a", broken)
+    stage.analyse([(adapted, _frame(1)), (plain, _frame(2)), (adapted, _frame(3))])
+    assert adapted.failures == ["Analysing a frame failed: RuntimeError"]
+    assert adapted.finished == []
+    assert plain.finished == [(2, 2.0)] and plain.failures == []
+
+
+def test_owners_with_and_without_an_adapter_share_the_running_stage(stopped: Any) -> None:
+    engine, tuned = FakeModerator(), Tuned()
+    stage, (feed,) = _stage(engine, Live(), batch=4)
+    plain, adapted = Owner("plain"), _tuned_owner("a", tuned)
+    for owner, base in ((plain, 10), (adapted, 100)):
+        feed.attach(owner)
+        owner.queue(*range(base, base + 6))
+    stage.start()
+    stopped.append(stage)
+    assert _until(lambda: len(plain.finished) + len(adapted.finished) == 12)
+    assert plain.finished == [(v, float(v)) for v in range(10, 16)]
+    assert adapted.finished == [(v, v + 1000.0) for v in range(100, 106)]
+    assert sum(engine.calls) == 6 and sum(tuned.calls) == 6
+
+
 def test_job_frames_get_their_results_through_the_builder() -> None:
     """The real owner of a job launch (JobFrames) takes a ModerationAnalysis."""
 

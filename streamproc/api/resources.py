@@ -12,8 +12,10 @@ and DistributeDatasetEntries both datasets. A project version is named by its
 ``ProjectVersionArn`` (``project/NAME/version/VERSION/MS``, also under ``project/NAME/*``);
 CreateProjectVersion touches its project, CopyProjectVersion the source project, the
 source version and the destination project; the project policy operations their
-project; DetectCustomLabels its ``ProjectVersionArn`` and DetectModerationLabels its
-adapter's ``ProjectVersion`` (so a key denied ``project/NAME/*`` cannot use its versions).
+project; DetectCustomLabels its ``ProjectVersionArn``, DetectModerationLabels its
+adapter's ``ProjectVersion`` and StartMediaAnalysisJob the one in
+``OperationsConfig.DetectModerationLabels`` (so a key denied ``project/NAME/*`` cannot use
+its versions, in a job either).
 Every
 resource is evaluated under the one ARN this module builds for it (``server.region``,
 its partition, ``server.account_id``), whatever region or partition a ``ResourceArn``
@@ -70,6 +72,11 @@ def _named_arns(params: dict[str, Any]) -> list[str]:
     source = params.get("DatasetSource")
     if isinstance(source, dict):
         named.append(source.get("DatasetArn"))
+    operations = params.get("OperationsConfig")
+    if isinstance(operations, dict):  # StartMediaAnalysisJob's adapter
+        moderation = operations.get("DetectModerationLabels")
+        if isinstance(moderation, dict):
+            named.append(moderation.get("ProjectVersion"))
     datasets = params.get("Datasets")
     if isinstance(datasets, list):
         named.extend(d.get("Arn") for d in datasets if isinstance(d, dict))

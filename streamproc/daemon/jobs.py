@@ -20,7 +20,7 @@ from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
 from streamproc.config import Config
-from streamproc.daemon.media import manifest_runner
+from streamproc.daemon.media import JobAdapters, manifest_runner
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import Publisher
 from streamproc.dataplane.plane import DataPlane
@@ -43,7 +43,7 @@ from streamproc.jobs.service import JobService
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import JobMetrics, NoticeSensor
 from streamproc.moderation.types import Moderator
-from streamproc.rekognition.constants import FACE_SEARCH
+from streamproc.rekognition.constants import FACE_SEARCH, Arns
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.db import Database
 from streamproc.storage.jobs import QUEUED, RUNNING, JobStore
@@ -58,6 +58,7 @@ class Jobs:
     scheduler: JobScheduler[Launched]
     mailbox: JobMailbox
     wires: tuple[WireJobKind, ...]
+    adapters: JobAdapters  # media-analysis jobs' ProjectVersions (build_api binds it)
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,17 @@ class Moderation:
 
 
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
-              moderation: Moderation) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
-    """The job kinds this daemon runs, and their wire halves (each has its domain kind)."""
+              moderation: Moderation, adapters: JobAdapters | None = None
+              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+    """The job kinds this daemon runs, and their wire halves (each has its domain kind).
+
+    ``adapters`` None: media-analysis jobs refuse every ProjectVersion.
+    """
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
     kinds = JobKinds([FaceDetectionJobKind(),
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
-                      MediaAnalysisJobKind(moderation.engine.model_version)])
+                      MediaAnalysisJobKind(moderation.engine.model_version, adapters)])
     wires = job_wires(content_moderation)
     for wire in wires:
         kinds.get(wire.api)
@@ -106,8 +111,9 @@ def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
     return runner
 
 
-def job_runners(config: Config, plane: DataPlane, objects: ObjectStore,
-                data_dir: Path, moderation: Moderation, store: JobStore) -> JobRunners:
+def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir: Path,
+                moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None
+                ) -> JobRunners:
     """The runner of each (input, stage) this daemon serves: one line each.
 
     A manifest runner first deletes the local files of jobs that no longer run (those of
@@ -118,7 +124,7 @@ def job_runners(config: Config, plane: DataPlane, objects: ObjectStore,
                 video_runner(plane.stages[FACE_SEARCH], config, objects, data_dir))
     runners.add(JobInput.VIDEO, MODERATION,
                 video_runner(moderation.stage, config, objects, data_dir))
-    media = manifest_runner(moderation.stage, config, objects, data_dir)
+    media = manifest_runner(moderation.stage, config, objects, data_dir, adapters)
     media.clean_leftovers(lambda job_id: _runs(store, job_id))
     runners.add(JobInput.IMAGES, MODERATION, media)
     return runners
@@ -136,9 +142,10 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                appliers: Appliers, hooks: JobHooks, moderation: Moderation) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler."""
     cfg = config.jobs
-    kinds, wires = job_kinds(config, searcher, model_version, moderation)
+    adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
+    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters)
     mailbox, store = JobMailbox(), JobStore(db)
-    runners = job_runners(config, plane, objects, data_dir, moderation, store)
+    runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters)
     runners.require(kinds.needs())
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
@@ -149,4 +156,4 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
         SchedulerParts(store, JobWrites(ledger), runners, mailbox, notices, kinds, metrics),
         SchedulerSettings(workers=cfg.workers, max_attempts=cfg.max_attempts,
                           retention_s=cfg.retention_s), hooks)
-    return Jobs(service, scheduler, mailbox, wires)
+    return Jobs(service, scheduler, mailbox, wires, adapters)

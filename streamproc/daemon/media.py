@@ -1,22 +1,82 @@
 """The daemon's media-analysis runner: manifests of images into the moderation stage.
 
 One line in :func:`streamproc.daemon.jobs.job_runners` registers it for
-(``JobInput.IMAGES``, ``stages.MODERATION``).
+(``JobInput.IMAGES``, ``stages.MODERATION``). :class:`JobAdapters` is how its jobs reach the
+project versions: the kind checks a ``ProjectVersion`` at Start with it, each launch loads
+its adapter through it.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from streamproc.api.images import MIN_IMAGE_SIDE
+from streamproc.api.resources import own_resource
 from streamproc.config import Config
 from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.manifestimages import ImageLimits
 from streamproc.dataplane.stored.manifestrun import ManifestSettings
 from streamproc.dataplane.stored.manifestrunner import ManifestRunner
 from streamproc.dataplane.stored.stages import StoredStage
+from streamproc.errors import ResourceNotFoundException, ResourceNotReadyException
+from streamproc.moderation.adapter import AdapterModerator, WithAdapter
 from streamproc.moderation.types import ModerationAnalysis
+from streamproc.projects.versions_serving import VersionModels
+from streamproc.rekognition.constants import Arns
 from streamproc.storage.objects import ObjectStore
+
+BIND_POLL_S = 0.1  # how often a launch waiting for the versions to be wired looks again
+
+
+class JobAdapters:
+    """Media-analysis jobs' adapters: a ProjectVersion ARN to a moderator that applies it.
+
+    The jobs are built before the API that owns the project versions, so the versions are
+    bound later (:meth:`bind`, by ``build_api``); a launch resumed in between waits for
+    them. The rules are DetectModerationLabels' (:mod:`streamproc.api.moderation_handlers`),
+    but Start has no request context here: an ARN must be spelt as ``server.region`` writes
+    it (the configured :class:`Arns`); any other spelling names nothing.
+    """
+
+    def __init__(self, arns: Arns) -> None:
+        self._arns = arns
+        self._bound = threading.Event()
+        self._models: VersionModels | None = None
+        self._adapters: AdapterModerator | None = None
+
+    def bind(self, models: VersionModels, adapters: AdapterModerator | None) -> None:
+        """The server's versions and what runs them (None: the pack serves no adapters)."""
+        self._models, self._adapters = models, adapters
+        self._bound.set()
+
+    def check(self, arn: str) -> None:
+        """What DetectModerationLabels would refuse ``arn`` with (loads the adapter)."""
+        self._with_adapter(arn)
+
+    def moderator(self, arn: str, stop: threading.Event) -> WithAdapter:
+        """A moderator applying adapter ``arn``, once the versions are bound (or ``stop``)."""
+        while not self._bound.wait(BIND_POLL_S):
+            if stop.is_set():
+                msg = "the server is stopping"
+                raise ResourceNotReadyException(msg)
+        return self._with_adapter(arn)
+
+    def _with_adapter(self, arn: str) -> WithAdapter:
+        models, adapters = self._models, self._adapters
+        if models is None or adapters is None:
+            msg = (f"No such project version exists: {arn} (this server has no Custom "
+                   "Moderation adapters)")
+            raise ResourceNotFoundException(msg)
+        return WithAdapter(adapters, models.adapter(self._version_id(arn), arn))
+
+    def _version_id(self, arn: str) -> str:
+        """``NAME/version/VERSION/MS`` of a ProjectVersion ARN spelt as this server writes."""
+        parsed = own_resource(arn, self._arns)
+        if parsed is None or parsed[0] != "project" or "/version/" not in parsed[1]:
+            msg = f"The project version {arn} does not exist"
+            raise ResourceNotFoundException(msg)
+        return parsed[1]
 
 
 def manifest_settings(config: Config) -> ManifestSettings:
@@ -31,8 +91,10 @@ def manifest_settings(config: Config) -> ManifestSettings:
 
 
 def manifest_runner(stage: StoredStage[ModerationAnalysis], config: Config,
-                    objects: ObjectStore, data_dir: Path) -> ManifestRunner:
+                    objects: ObjectStore, data_dir: Path,
+                    adapters: JobAdapters | None = None) -> ManifestRunner:
     """The runner, its feed added to ``stage`` (removes nothing: see clean_leftovers)."""
     feed: BackgroundFeed[ModerationAnalysis] = BackgroundFeed()
     stage.add_background(feed, config.jobs.batch_frames_beside_live)
-    return ManifestRunner(objects, feed, manifest_settings(config), data_dir / "media")
+    return ManifestRunner(objects, feed, manifest_settings(config), data_dir / "media",
+                          adapters)

@@ -250,6 +250,7 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
     versions = _version_service(config, domain, storage, ledger, objects, training)
     models = VersionModels(versions, training.backbone)
     serving = training.serving
+    jobs.adapters.bind(models, None if serving is None else serving.adapters)
     moderation_api = ModerationApi(
         ModerationService(moderation.engine, None if serving is None else serving.adapters),
         loader, models)

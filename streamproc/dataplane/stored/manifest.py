@@ -159,6 +159,9 @@ class ManifestTask:
     output_bucket: str  # OutputConfig.S3Bucket
     output_prefix: str  # OutputConfig.S3KeyPrefix ('' when none)
     model_version: str  # ModerationModelVersion of the engine's pack
+    # OperationsConfig.DetectModerationLabels.ProjectVersion: the adapter's ARN (the launch
+    # loads it, and each results line names it); None: the base model alone.
+    project_version: str | None = None
 
     def builder(self) -> Any:
         """No row builder: the manifest runner writes its own output (never called)."""
@@ -169,6 +172,8 @@ class ManifestTask:
 # The job's FailureDetails.Code values a launch ends with (MediaAnalysisJobFailureCode).
 INTERNAL_ERROR = "INTERNAL_ERROR"
 INVALID_S3_OBJECT = "INVALID_S3_OBJECT"  # the manifest is missing or cannot be read
+RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"  # the adapter is gone (deleted before the launch)
+RESOURCE_NOT_READY = "RESOURCE_NOT_READY"  # the adapter has no usable model
 INVALID_MANIFEST = "INVALID_MANIFEST"  # it reads, but holds no valid line, or too many
 INVALID_OUTPUT_CONFIG = "INVALID_OUTPUT_CONFIG"  # the results cannot be written there
 ACCESS_DENIED = "ACCESS_DENIED"  # the manifest's bucket is not one objects.buckets allows

@@ -23,7 +23,7 @@ from streamproc.dataplane.stored.manifest import ImageLine, LineError
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.dataplane.tracking import IouTracker
 from streamproc.metrics import JobSensor
-from streamproc.moderation.types import ModerationAnalysis
+from streamproc.moderation.types import ModerationAnalysis, Moderator
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class ManifestOwner:
 
     def __init__(self, name: str, queue: int, max_pending: int, sensor: JobSensor) -> None:
         self.name = name
+        # Who analyses this launch's images (the stage reads it): its adapter, set by the
+        # launch before its images are queued; None: the stage's own engine.
+        self.moderator: Moderator | None = None
         self.tracker = IouTracker()
         self.frames: BoundedQueue[StoredFrame] = BoundedQueue(queue, DropPolicy.BLOCK)
         self.ended = threading.Event()  # failed, or the launch is stopping

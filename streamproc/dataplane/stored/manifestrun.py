@@ -15,12 +15,20 @@ of the job resumes after the checkpoint, so each input line is in the output exa
 A manifest with more than ``max_lines`` lines fails ``INVALID_MANIFEST`` when its line
 ``max_lines + 1`` is reached; one without a single valid line fails the same way (nothing
 is uploaded). A stage failure is ``INTERNAL_ERROR``.
+
+A launch with a ``ProjectVersion`` loads its adapter once, before it reads its manifest
+(:class:`AdapterSource`), and its images are analysed with it (the owner's ``moderator``):
+the launch keeps the adapter it loaded even if the version is deleted meanwhile, as a
+model that was read stays what it was; a later launch of the job (a resume) loads it
+again, and fails ``RESOURCE_NOT_FOUND`` if it is gone, ``RESOURCE_NOT_READY`` if it has no
+usable model. Each results line then carries ``ProjectVersion``.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamproc.dataplane.stored.jobrun import JobEvents, JobPlan, ResultSink
 from streamproc.dataplane.stored.jobworker import retrying
@@ -30,6 +38,8 @@ from streamproc.dataplane.stored.manifest import (
     INVALID_MANIFEST,
     INVALID_OUTPUT_CONFIG,
     INVALID_S3_OBJECT,
+    RESOURCE_NOT_FOUND,
+    RESOURCE_NOT_READY,
     ImageLine,
     LineError,
     ManifestOutcome,
@@ -41,10 +51,16 @@ from streamproc.dataplane.stored.manifest import (
 from streamproc.dataplane.stored.manifestfiles import ManifestFiles
 from streamproc.dataplane.stored.manifestimages import ImageLimits, ImageReader
 from streamproc.dataplane.stored.manifestowner import Analysed, ManifestOwner, Resolved
-from streamproc.errors import InvalidS3ObjectException, OutputNotWritable
+from streamproc.errors import (
+    InvalidS3ObjectException,
+    OutputNotWritable,
+    ResourceNotFoundException,
+    ResourceNotReadyException,
+    StreamprocError,
+)
 from streamproc.lifecycle import Service
 from streamproc.metrics import JobSensor
-from streamproc.moderation.types import at_least
+from streamproc.moderation.types import Moderator, at_least
 from streamproc.storage.objects import ObjectRef
 
 if TYPE_CHECKING:  # the runner is the launch's deps; it imports this module
@@ -53,6 +69,17 @@ if TYPE_CHECKING:  # the runner is the launch's deps; it imports this module
 
 class JobFailed(Exception):
     """The launch cannot go on: ``str(self)`` is its ``CODE: message``."""
+
+
+class AdapterSource(Protocol):
+    """Loads a ProjectVersion's adapter for a launch (the daemon's, over its versions)."""
+
+    def moderator(self, arn: str, stop: threading.Event) -> Moderator:
+        """The moderator that applies adapter ``arn``; may wait for the server's versions.
+
+        Raises ResourceNotFoundException or ResourceNotReadyException (the answers
+        DetectModerationLabels gives) or another StreamprocError.
+        """
 
 
 @dataclass(frozen=True)
@@ -116,7 +143,11 @@ class ManifestRun(Service):
 
     def _launch(self) -> str | None:
         try:
-            self._analyse(self._check())
+            manifest = self._check()
+            self._owner.moderator = self._adapter()
+            if self.stopping:
+                return None
+            self._analyse(manifest)
             if self.stopping:
                 return None
             if self._owner.failure is not None:
@@ -140,6 +171,23 @@ class ManifestRun(Service):
             return objects.fingerprint(manifest)
         except InvalidS3ObjectException as exc:
             raise JobFailed(failure(INVALID_S3_OBJECT, exc.message)) from None
+
+    def _adapter(self) -> Moderator | None:
+        """The launch's adapter, loaded once (None: the stage's engine analyses)."""
+        arn, adapters = self.task.project_version, self._deps.adapters
+        if arn is None:
+            return None
+        if adapters is None:
+            raise JobFailed(failure(RESOURCE_NOT_FOUND, f"The project version {arn} does "
+                                    "not exist: this server has no Custom Moderation adapters"))
+        try:
+            return adapters.moderator(arn, self._owner.ended)
+        except ResourceNotFoundException as exc:
+            raise JobFailed(failure(RESOURCE_NOT_FOUND, exc.message)) from None
+        except ResourceNotReadyException as exc:
+            raise JobFailed(failure(RESOURCE_NOT_READY, exc.message)) from None
+        except StreamprocError as exc:  # a version of another backbone, a damaged model
+            raise JobFailed(failure(INTERNAL_ERROR, exc.message)) from None
 
     def _analyse(self, manifest: str) -> None:
         every, owner = self._deps.settings.checkpoint_lines, self._owner
@@ -237,6 +285,8 @@ class ManifestRun(Service):
 def _result_line(item: Analysed, task: ManifestTask) -> dict[str, Any]:
     """A results-manifest line: the input's source-ref and the DetectModerationLabels answer."""
     labels = at_least(item.analysis.labels, task.min_confidence)
-    return {"source-ref": item.line.source_ref, "detect-moderation-labels": {
-        "ModerationLabels": [label.wire() for label in labels],
-        "ModerationModelVersion": task.model_version}}
+    answer: dict[str, Any] = {"ModerationLabels": [label.wire() for label in labels],
+                              "ModerationModelVersion": task.model_version}
+    if task.project_version is not None:
+        answer["ProjectVersion"] = task.project_version
+    return {"source-ref": item.line.source_ref, "detect-moderation-labels": answer}

@@ -5,6 +5,8 @@ An :class:`~.jobrunners.InputRunner` for (``JobInput.IMAGES``, ``stages.MODERATI
 thread per launch and halts it without waiting (the scheduler checks back). Each job's local
 files (``DATA_DIR/media/JOB_ID/``) are used by one launch at a time: a launch waits for the
 lock of its job's files while an earlier, abandoned launch of the same job still holds it.
+A launch with a ``ProjectVersion`` loads its adapter through ``adapters`` (None: this server
+serves none, and such a launch fails ``RESOURCE_NOT_FOUND``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.jobrun import JobEvents, JobPlan, ResultSink
 from streamproc.dataplane.stored.manifestimages import ImageReader
-from streamproc.dataplane.stored.manifestrun import ManifestRun, ManifestSettings
+from streamproc.dataplane.stored.manifestrun import AdapterSource, ManifestRun, ManifestSettings
 from streamproc.metrics import JobSensor
 from streamproc.moderation.types import ModerationAnalysis
 from streamproc.storage.objects import ObjectStore
@@ -32,8 +34,10 @@ class ManifestRunner:
     """Starts and halts media-analysis launches; owns the per-job locks of their files."""
 
     def __init__(self, objects: ObjectStore, feed: BackgroundFeed[ModerationAnalysis],
-                 settings: ManifestSettings, folder: Path) -> None:
+                 settings: ManifestSettings, folder: Path,
+                 adapters: AdapterSource | None = None) -> None:
         self.objects = objects
+        self.adapters = adapters
         self.feed = feed
         self.settings = settings
         self.folder = folder  # DATA_DIR/media

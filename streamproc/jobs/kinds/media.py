@@ -6,10 +6,15 @@ line of the results manifest in the output bucket, beside a summary
 (:mod:`streamproc.dataplane.stored.manifest`). Nothing goes to the jobs' results table: Get
 and List name the two objects the launch wrote.
 
-Start refuses only what can never run here: a ``ProjectVersion`` (no Custom Moderation
-adapters exist on this server: ResourceNotFoundException), a ``KmsKeyId`` (there is no KMS
-here to encrypt with: InvalidParameterException) and an ``S3KeyPrefix`` that makes keys the
-object store never writes (``..`` or empty segments: InvalidParameterException). Whatever
+With ``OperationsConfig.DetectModerationLabels.ProjectVersion`` the images go through that
+Custom Moderation adapter: Start checks it as DetectModerationLabels does (an injected
+:class:`AdapterCheck`, the daemon's over its project versions: a missing one, or an ARN
+that names none here, is ResourceNotFoundException, one still training or failed
+ResourceNotReadyException, a Custom Labels version InvalidParameterException; on a server
+without adapters every one is ResourceNotFoundException), the launch loads it, and each
+results line names it. Start refuses what can never run here: a ``KmsKeyId`` (there is no
+KMS here to encrypt with: InvalidParameterException) and an ``S3KeyPrefix`` that makes keys
+the object store never writes (``..`` or empty segments: InvalidParameterException). Whatever
 needs the objects (the manifest, the output bucket) is found out when the job runs, as AWS
 does: the job FAILS with ``FailureDetails`` (:func:`failure_details` reads them back out of
 its status message); a manifest key with ``..`` segments names no object there (the local
@@ -19,7 +24,7 @@ root never resolves it outside its bucket): INVALID_S3_OBJECT.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streamproc.dataplane.stored.jobrun import JobInput
 from streamproc.dataplane.stored.manifest import (
@@ -60,7 +65,7 @@ class MediaAnalysisRequest(JobRequest):
     output_prefix: str = ""  # OutputConfig.S3KeyPrefix ('' and absent are one request)
     job_name: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    project_version: str | None = None  # refused at Start (no adapters here)
+    project_version: str | None = None  # the adapter's ARN (checked at Start)
     kms_key_id: str | None = None  # refused at Start (no KMS here)
 
     def stored(self) -> dict[str, Any]:
@@ -133,6 +138,16 @@ def outcome(job: Job[MediaAnalysisRequest]) -> ManifestOutcome | None:
                            stored.results_key or results, stored.summary_key or summary)
 
 
+class AdapterCheck(Protocol):
+    """Whether a ProjectVersion names an adapter this server can run.
+
+    ``jobs`` knows no projects: the daemon injects its own.
+    """
+
+    def check(self, arn: str) -> None:
+        """Raise what DetectModerationLabels would answer for ``arn``; None: it serves."""
+
+
 class MediaAnalysisJobKind:
     """Moderation labels of every image a manifest names, written to the output bucket."""
 
@@ -144,15 +159,12 @@ class MediaAnalysisJobKind:
     # Its results are objects, not rows: Get pages nothing (one nominal order).
     paging = Paging({"NONE": ResultOrder.SEQUENCE})
 
-    def __init__(self, model_version: str) -> None:
+    def __init__(self, model_version: str, adapters: AdapterCheck | None = None) -> None:
         self.model_version = model_version  # ModerationModelVersion: the engine's pack
+        self._adapters = adapters  # None: this server serves no adapters
 
     def check(self, request: MediaAnalysisRequest) -> None:
-        """Refuse an adapter and a KMS key; MinConfidence is a percentage."""
-        if request.project_version is not None:
-            raise ResourceNotFoundException(
-                f"ProjectVersion {request.project_version} does not exist: this server has "
-                "no Custom Moderation adapters")
+        """Refuse a KMS key and an adapter that cannot serve; MinConfidence is a percentage."""
         if request.kms_key_id is not None:
             raise InvalidParameterException(
                 "KmsKeyId is not supported: this server has no KMS (output objects are "
@@ -163,8 +175,18 @@ class MediaAnalysisJobKind:
                 f"OutputConfig {request.output_bucket}/{request.output_prefix} makes keys "
                 "this server does not write (empty, '.' or '..' segments, a backslash, "
                 "over 1024 characters)")
+        if request.project_version is not None:  # last: it reads the project's version
+            self._check_adapter(request.project_version)
+
+    def _check_adapter(self, arn: str) -> None:
+        if self._adapters is None:
+            raise ResourceNotFoundException(
+                f"ProjectVersion {arn} does not exist: this server has no Custom Moderation "
+                "adapters")
+        self._adapters.check(arn)
 
     def results(self, request: MediaAnalysisRequest) -> ManifestTask:
-        """The launch's plan beyond its manifest: threshold, output and model version."""
+        """The launch's plan beyond its manifest: threshold, output, model and adapter."""
         return ManifestTask(request.min_confidence, request.output_bucket,
-                            request.output_prefix, self.model_version)
+                            request.output_prefix, self.model_version,
+                            request.project_version)
