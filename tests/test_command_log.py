@@ -88,6 +88,7 @@ from streamproc.projects.versions_commands import (
     DeleteVersion,
     PutPolicy,
     SetVersionStatus,
+    TrainingAttempt,
 )
 from streamproc.rekognition.constants import FACE_SEARCH
 from streamproc.storage.cluster import ClusterLog
@@ -289,6 +290,11 @@ VERSION_LOG: dict[str, bytes] = {
         b'{"kind":"policy.delete","id":"00000000-0000-4000-8000-000000000037","node":"node-a","p'
         b'ayload":{"project":"moderation-tuning","project_ms":1718000500250,"name":"share","revi'
         b'sion":"0f1e2d3c4b5a69788796a5b4c3d2e1f0"}}'),
+    "version.attempt": (
+        b'{"kind":"version.attempt","id":"00000000-0000-4000-8000-000000000040","node":"node-a","p'
+        b'ayload":{"version":{"project":"moderation-tuning","name":"adapter-1","created_ms":171800'
+        b'1000000},"node":"node-a","at_ms":1718001000500,"stale_ms":2100000,"max_attempts":3,"stop'
+        b'ped":false}}'),
     "version.model": (
         b'{"kind":"version.model","id":"00000000-0000-4000-8000-000000000039","node":"node-a","p'
         b'ayload":{"version":{"project":"moderation-tuning","name":"adapter-1","created_ms":1718'
@@ -399,6 +405,7 @@ EXPECTED: dict[str, Command[Any]] = {
                                        {"EvaluationResult": {"F1Score": 0.9}}, HEADS),
     "version.delete": DeleteVersion(ADAPTER, 1718001200000),
     "version.model": AddVersionModel(ADAPTER, 0, b'{"format":'),
+    "version.attempt": TrainingAttempt(ADAPTER, "node-a", 1718001000500, 2100000, 3),
     "policy.put": PutPolicy(SHARE, 1718000500250, None),
     "policy.delete": DeletePolicy("moderation-tuning", 1718000500250, "share",
                                   SHARE.revision),
@@ -616,6 +623,7 @@ def test_an_unknown_kind_decodes_and_applying_it_is_refused(fresh: Fresh) -> Non
     ("dataset.create", "dataset"), ("dataset.entries", "entries"), ("dataset.status", "status"),
     ("dataset.distribute", "test"), ("dataset.delete", "at_ms"), ("version.create", "version"),
     ("version.status", "model"), ("version.delete", "at_ms"), ("version.model", "offset"),
+    ("version.attempt", "stale_ms"), ("version.attempt", "stopped"),
     ("policy.put", "expected"), ("policy.delete", "revision")])
 def test_a_payload_missing_a_key_is_not_a_command(appliers: Appliers, kind: str, key: str) -> None:
     """Also with a newer node's extra key beside it: dropping unknown keys adds none."""
@@ -633,7 +641,8 @@ def test_a_payload_missing_a_key_is_not_a_command(appliers: Appliers, kind: str,
     ("dataset.entries", "entries", [["{}", None, [], False]]),
     ("dataset.delete", "dataset", {"project": "p", "type": "VALIDATION", "created_ms": 1}),
     ("version.status", "status", "TRAINED"), ("version.status", "model", "not base64!"),
-    ("version.delete", "version", {"project": "p", "name": "v"})])
+    ("version.delete", "version", {"project": "p", "name": "v"}),
+    ("version.attempt", "stopped", "no"), ("version.attempt", "max_attempts", "three")])
 def test_a_payload_value_that_does_not_fit_is_not_a_command(appliers: Appliers, kind: str, key: str,
                                                             value: object) -> None:
     record = _payload(OLD[kind])
@@ -846,11 +855,14 @@ def _version_steps(fresh: Fresh, play: Play) -> None:
     assert play("version.create") == TUNED
     arn = f"{ARN}:project/moderation-tuning/version/adapter-1/1718001000000"
     assert fresh.storage.tags.get(arn) == {"team": "trust"}
+    started = play("version.attempt")
+    assert (started.attempts, started.stale_ms, started.updated_ms) == (1, 2100000,
+                                                                        1718001000500)
     assert play("version.model") == 10
     assert store.model("moderation-tuning", "adapter-1") == b'{"format":'
     done = play("version.status")  # its own model bytes replace the part
-    assert (done.status, done.result) == (VersionStatus.TRAINING_COMPLETED,
-                                          {"EvaluationResult": {"F1Score": 0.9}})
+    assert (done.status, done.result["EvaluationResult"], done.attempts) == (
+        VersionStatus.TRAINING_COMPLETED, {"F1Score": 0.9}, 1)
     assert store.model("moderation-tuning", "adapter-1") == HEADS
     assert play("policy.put") == SHARE
     assert store.policies("moderation-tuning") == [SHARE]

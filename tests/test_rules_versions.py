@@ -28,7 +28,7 @@ from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject
 from streamproc.projects.versions import NewVersion, VersionQuery, VersionRef, VersionStatus
-from streamproc.projects.versions_commands import SetVersionStatus
+from streamproc.projects.versions_commands import SetVersionStatus, TrainingAttempt
 from streamproc.projects.versions_rules import VersionRules
 from streamproc.projects.versions_service import VersionService
 from streamproc.rekognition.constants import Arns
@@ -141,6 +141,25 @@ def test_delete_is_refused_while_training_or_running(world: World) -> None:
     assert world.versions.delete(v) is VersionStatus.DELETING
     with pytest.raises(ResourceNotFoundException):
         world.versions.require(v)
+    world.projects.delete(project)
+
+
+def test_a_stale_training_reads_failed_to_delete_and_its_project_goes(world: World) -> None:
+    """No runner ended it (its node left): past the window its start gave, it can go."""
+    project = _project(world)
+    v = _version(world, project)
+    ref = VersionRef.parse(v)
+    assert ref is not None
+    started = int(world.clock[0] * 1000)
+    world.ledger.submit(TrainingAttempt(ref, "local", started, 60_000, 3))
+    world.clock[0] += 59.9
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        world.versions.delete(v)
+    stored = world.versions.require(v)
+    assert stored.effective(started + 60_000).status is VersionStatus.TRAINING_FAILED
+    assert "did not finish" in stored.effective(started + 60_000).message
+    world.clock[0] += 0.1
+    assert world.versions.delete(v) is VersionStatus.DELETING
     world.projects.delete(project)
 
 

@@ -1,6 +1,7 @@
 """The training runner (daemon/training.py) and the trainer (projects/versions_training.py)
-with fakes: bounded stop, nothing recorded for a training cut short, restart, failures; and
-the trainer's handling of unreadable images, on fake features (no model)."""
+with fakes: bounded stop, nothing recorded for a training cut short, restart, failures,
+stale trainings and crash loops; and the real trainer on fake features (no model):
+unreadable images, a stop while heads are fitted, batches bounded in bytes."""
 
 from __future__ import annotations
 
@@ -27,7 +28,12 @@ from streamproc.moderation.features import FeatureBatch
 from streamproc.projects.datasets import Entry
 from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version, VersionRef, VersionStatus
-from streamproc.projects.versions_commands import SetVersionStatus, model_parts
+from streamproc.projects.versions_commands import (
+    DeleteVersion,
+    SetVersionStatus,
+    TrainingAttempt,
+    model_parts,
+)
 from streamproc.projects.versions_inputs import InputReader, TrainingFailure
 from streamproc.projects.versions_outputs import OutputWriter
 from streamproc.projects.versions_rules import VersionRules
@@ -42,6 +48,8 @@ from streamproc.storage.tags import TagStore
 from streamproc.storage.versions import StoredVersion, VersionStore
 
 ARNS = Arns("us-east-1", "000000000000")
+NOW = 0.5  # the runners' clock (s): 490 ms after the versions _put makes, far from stale
+WINDOW_MS = (1800 + 300) * 1000  # the default deadline and the margin
 
 
 @dataclass
@@ -74,6 +82,18 @@ def _put(w: World, name: str, node: str = "local") -> VersionRef:
     w.store.put(StoredVersion("p", 1, name, 10, "CUSTOM_LABELS", "TRAINING_IN_PROGRESS", "",
                               10, node, {"OutputConfig": {"S3Bucket": "out"}}, {}, None, None))
     return VersionRef("p", name, 10)
+
+
+def _runner(w: World, trainer: Any, node: str = "local", now: float = NOW,
+            **more: Any) -> TrainingRunner:
+    return TrainingRunner(w.store, w.ledger, lambda: trainer, ARNS, node, 0.05,
+                          clock=lambda: now, **more)
+
+
+def _row(w: World, name: str) -> Version:
+    row = w.store.get("p", name)
+    assert row is not None
+    return Version.of(row)
 
 
 def _status(w: World, name: str) -> str:
@@ -119,16 +139,16 @@ def _wait(predicate: Any, seconds: float = 5.0) -> None:
 def test_stop_is_bounded_and_a_cut_training_records_nothing(world: World) -> None:
     _put(world, "v1")
     trainer = Blocking()
-    runner = TrainingRunner(world.store, world.ledger, lambda: trainer, ARNS, "local", 0.05)
+    runner = _runner(world, trainer)
     runner.start()
     assert trainer.started.wait(5)
     began = time.monotonic()
     assert runner.stop(2.0)
     assert time.monotonic() - began < 1.0
     assert _status(world, "v1") == "TRAINING_IN_PROGRESS"  # retrained on the next start
+    assert _row(world, "v1").attempts == 0  # a stop counts no attempt
     done = Done()
-    again = TrainingRunner(world.store, world.ledger, lambda: done, ARNS, "local", 0.05,
-                           part_bytes=2)  # the model goes in three parts, then the status
+    again = _runner(world, done, part_bytes=2)  # the model: three parts, then the status
     again.start()
     try:
         _wait(lambda: _status(world, "v1") == "TRAINING_COMPLETED")
@@ -136,6 +156,7 @@ def test_stop_is_bounded_and_a_cut_training_records_nothing(world: World) -> Non
         again.stop(2.0)
     assert done.trained == [ARNS.version("p", "v1", 10)]
     assert world.store.model("p", "v1") == b"model"
+    assert _row(world, "v1").attempts == 1
 
 
 def test_model_parts_are_written_in_order_and_only_while_training(world: World) -> None:
@@ -160,7 +181,7 @@ def test_only_this_nodes_versions_are_trained_and_a_bug_fails_one(world: World) 
     _put(world, "bad1")
     _put(world, "theirs", node="node-b")
     done = Done()
-    runner = TrainingRunner(world.store, world.ledger, lambda: done, ARNS, "local", 0.05)
+    runner = _runner(world, done)
     runner.start()
     try:
         _wait(lambda: _status(world, "bad1") == "TRAINING_FAILED")
@@ -181,7 +202,8 @@ def test_a_server_without_a_backbone_fails_versions_with_the_reason(world: World
         msg = "moderation model 'open_nsfw' is not an open_nsfw model"
         raise ValueError(msg)
 
-    runner = TrainingRunner(world.store, world.ledger, broken, ARNS, "local", 0.05)
+    runner = TrainingRunner(world.store, world.ledger, broken, ARNS, "local", 0.05,
+                            clock=lambda: NOW)
     runner.start()
     try:
         _wait(lambda: _status(world, "v1") == "TRAINING_FAILED")
@@ -189,6 +211,64 @@ def test_a_server_without_a_backbone_fails_versions_with_the_reason(world: World
         runner.stop(2.0)
     row = world.store.get("p", "v1")
     assert row is not None and "training is not available" in row.message
+
+
+def test_a_stale_training_of_a_gone_node_fails_and_can_be_deleted(world: World) -> None:
+    """A member that left, or versions that say "local" on a node now in a cluster."""
+    gone, old = _put(world, "gone", node="node-b"), _put(world, "old", node="local")
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        world.ledger.submit(DeleteVersion(gone, 10 + WINDOW_MS - 1, WINDOW_MS))
+    fresh = _runner(world, Done(), node="node-a", now=(10 + WINDOW_MS - 1) / 1000)
+    fresh.start()
+    time.sleep(0.2)  # a few polls: neither is stale yet
+    assert fresh.stop(2.0)
+    assert (_status(world, "gone"), _status(world, "old")) == ("TRAINING_IN_PROGRESS",) * 2
+    done = Done()
+    late = _runner(world, done, node="node-a", now=(10 + WINDOW_MS) / 1000)
+    late.start()
+    try:
+        _wait(lambda: _status(world, "old") == _status(world, "gone") == "TRAINING_FAILED")
+    finally:
+        assert late.stop(2.0)
+    assert done.trained == []  # failed, never trained here
+    assert _row(world, "gone").message.startswith("training did not finish: nothing ended")
+    world.ledger.submit(DeleteVersion(gone, 10 + WINDOW_MS))
+    assert world.store.get("p", "gone") is None
+    world.ledger.submit(DeleteVersion(old, 10 + WINDOW_MS))
+    assert world.store.count("p") == 0
+
+
+def test_a_training_that_crashes_its_server_is_started_three_times_at_most(
+        world: World) -> None:
+    ref = _put(world, "v1")
+    for start in range(3):  # three starts, each ended by a crash (nothing withdrew them)
+        attempt = TrainingAttempt(ref, "local", 100 + start, WINDOW_MS, 3)
+        assert world.ledger.submit(attempt).attempts == start + 1
+    assert _row(world, "v1").stale_ms == WINDOW_MS
+    done = Done()
+    runner = _runner(world, done)
+    runner.start()
+    try:
+        _wait(lambda: _status(world, "v1") == "TRAINING_FAILED")
+    finally:
+        assert runner.stop(2.0)
+    assert done.trained == []
+    assert "started 3 times" in _row(world, "v1").message
+    with pytest.raises(ResourceInUseException, match="TRAINING_FAILED"):
+        world.ledger.submit(TrainingAttempt(ref, "local", 200, WINDOW_MS, 3))
+
+
+def test_a_started_training_is_stale_by_its_own_window(world: World) -> None:
+    """The window its start recorded, not the deleting node's: every node judges alike."""
+    ref = _put(world, "v1")
+    world.ledger.submit(TrainingAttempt(ref, "local", 1000, 5000, 3))
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        world.ledger.submit(DeleteVersion(ref, 5999, 1))  # the start's window wins
+    late = world.ledger.submit(TrainingAttempt(ref, "local", 6000, WINDOW_MS, 3))
+    assert late.status is VersionStatus.TRAINING_FAILED and late.updated_ms == 6000
+    assert "within 5 s" in late.message
+    world.ledger.submit(DeleteVersion(ref, 6000))
+    assert world.store.get("p", "v1") is None
 
 
 class Features:
@@ -297,3 +377,78 @@ def test_labels_outside_the_taxonomy_and_refused_buckets_fail_with_the_reason(
                           threading.Event())
     finally:
         db.close()
+
+
+class StopWhileFitting(Features):
+    """Its second run (the test set: the last before the heads) stops ``runner`` meanwhile."""
+
+    def __init__(self) -> None:
+        self.runner: TrainingRunner | None = None
+        self.calls = 0
+        self.stopped: list[bool] = []
+
+    def extract(self, images: Sequence[np.ndarray]) -> FeatureBatch:
+        self.calls += 1
+        runner = self.runner
+        if self.calls == 2 and runner is not None:
+            threading.Thread(target=lambda: self.stopped.append(runner.stop(5.0))).start()
+            _wait(lambda: runner.stopping)
+        return super().extract(images)
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_stop_while_heads_are_fitted_stops_and_writes_nothing(world: World) -> None:
+    _put(world, "v1")
+    _entries(world, "TRAIN", 12)
+    _entries(world, "TEST", 6)
+    features = StopWhileFitting()
+    trainer = _trainer(world, set())
+    trainer._features = features  # the real trainer, over features that stop its runner
+    runner = features.runner = _runner(world, trainer)
+    runner.start()
+    _wait(lambda: bool(features.stopped))
+    assert features.stopped == [True] and features.calls == 2
+    assert _status(world, "v1") == "TRAINING_IN_PROGRESS" and _row(world, "v1").attempts == 0
+    assert _files(world.root / "out") == []  # nothing written once stopped
+    again = _runner(world, _trainer(world, set()))
+    again.start()
+    try:
+        _wait(lambda: _status(world, "v1") == "TRAINING_COMPLETED")
+    finally:
+        assert again.stop(2.0)
+    assert _row(world, "v1").attempts == 1 and _files(world.root / "out")
+
+
+class Sizes(Features):
+    """Records the images of each run."""
+
+    def __init__(self) -> None:
+        self.runs: list[list[tuple[int, ...]]] = []
+
+    def extract(self, images: Sequence[np.ndarray]) -> FeatureBatch:
+        self.runs.append([image.shape for image in images])
+        return super().extract(images)
+
+
+def test_a_batch_is_bounded_in_bytes_and_images_reach_the_model_as_decoded(
+        world: World) -> None:
+    _put(world, "v1")
+    _entries(world, "TRAIN", 12)
+    _entries(world, "TEST", 6)
+    sizes = Sizes()
+    objects = ObjectStore(world.config.objects)
+
+    def read(ref: ObjectRef) -> np.ndarray:
+        bright = int(ref.name.split("-")[1].split(".")[0]) % 2
+        return np.full((100, 100, 3), 255 * bright, np.uint8)  # 30,000 bytes each
+
+    trainer = VersionTrainer(InputReader(world.datasets, objects, world.config.projects),
+                             OutputWriter(objects, "7.0"), sizes, read, lambda i: [],
+                             world.config.projects, batch_bytes=100_000)
+    done = trainer.train(_version(world), "arn", threading.Event())
+    assert done.status is VersionStatus.TRAINING_COMPLETED, done.message
+    assert [len(run) for run in sizes.runs] == [4, 4, 4, 4, 2]  # 12 train, then 6 test
+    assert {shape for run in sizes.runs for shape in run} == {(100, 100, 3)}

@@ -5,32 +5,44 @@ Hook order (:class:`streamproc.lifecycle.Service`)::
     start() -> thread: build the trainer once (it loads the backbone here, so the daemon's
                start does not wait for it; a pack without one leaves the reason, and every
                version fails with it); then, in turn: pick the oldest TRAINING_IN_PROGRESS
-               version this node trains, train it, submit what ends it (the model's parts,
-               then the status); wait for wake() or poll_s
-    stop(timeout) -> the training in hand stops at its next batch; nothing is submitted
+               version this node trains, record its start (a TrainingAttempt), train it,
+               submit what ends it (the model's parts, then the status); fail another
+               node's stale versions ("training did not finish"); wait for wake() or poll_s
+    stop(timeout) -> the training in hand stops at its next batch or Newton step; nothing
+               is submitted but the withdrawal of its start (so the stop counts no attempt)
 
 Restart: a version left TRAINING_IN_PROGRESS by a process that stopped (or died) part-way
 is **retrained from the start** when the runner starts again: training is deterministic
 (same entries, same images, same features, same Newton steps), so the result is the one
 the first run would have given. Nothing half-done counts: a model part written before the
 stop is overwritten from offset 0, and only the status command makes the version trained.
-A version whose node is another cluster member's is that member's to train.
+A version whose node is another cluster member's is that member's to train; once stale
+(no end within the window its last start gave, or this node's window for one never
+started: the member left, was renamed, or the versions say "local" from before cluster
+mode) any node fails it. A training that crashes the process is started again at most
+``max_attempts`` times in all; the next start fails it instead (no crash loop).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from streamproc.errors import StreamprocError
 from streamproc.ledger import Ledger
 from streamproc.lifecycle import Service
-from streamproc.projects.versions import Version, VersionStatus
-from streamproc.projects.versions_commands import SetVersionStatus, model_parts
+from streamproc.projects.versions import MAX_ATTEMPTS, Version, VersionStatus, stale_window_ms
+from streamproc.projects.versions_commands import (
+    SetVersionStatus,
+    TrainingAttempt,
+    model_parts,
+)
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.versions import VersionStore
+from streamproc.training.errors import TrainingStopped
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +59,9 @@ class TrainingRunner(Service):
 
     def __init__(self, store: VersionStore, ledger: Ledger, make_trainer: Callable[[], Trainer],
                  arns: Arns, node: str, poll_s: float = 2.0,
-                 part_bytes: int = 256 * 1024) -> None:
+                 part_bytes: int = 256 * 1024, deadline_s: float = 1800.0,
+                 max_attempts: int = MAX_ATTEMPTS,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__("training")
         self._store = store
         self._ledger = ledger
@@ -56,6 +70,9 @@ class TrainingRunner(Service):
         self._node = node
         self._poll_s = poll_s
         self._part_bytes = part_bytes
+        self._stale_ms = stale_window_ms(deadline_s)
+        self._max_attempts = max_attempts
+        self._clock = clock
         self._wake = threading.Event()
         self._trainer: Trainer | None = None
         self._unavailable = ""
@@ -76,10 +93,20 @@ class TrainingRunner(Service):
     def _on_stop(self) -> None:
         self._wake.set()
 
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
     def _next(self) -> Version | None:
+        """The oldest version this node trains; another node's stale ones are failed."""
         for row in self._store.with_status(VersionStatus.TRAINING_IN_PROGRESS.value):
-            if row.node == self._node:
-                return Version.of(row)
+            version = Version.of(row)
+            if version.node == self._node:
+                return version
+            # Judged with this node's window only when its start never recorded one.
+            stale = version.effective(self._now_ms(), self._stale_ms)
+            if stale is not version:
+                self._end(SetVersionStatus(version.ref, stale.status, stale.message,
+                                           self._now_ms()))
         return None
 
     def _run(self) -> None:
@@ -98,28 +125,52 @@ class TrainingRunner(Service):
                 continue
             self._train(version)
 
+    def _attempt(self, version: Version, stopped: bool = False) -> Version | None:
+        """Record a start (or its withdrawal); the version after, None when refused."""
+        try:
+            return self._ledger.submit(TrainingAttempt(
+                version.ref, self._node, self._now_ms(), self._stale_ms, self._max_attempts,
+                stopped))
+        except StreamprocError as error:  # deleted, or ended by another node, meanwhile
+            logger.info("version %s: its training start was refused: %s", version.ref.name,
+                        error.message)
+        except Exception:
+            logger.exception("version %s: its training start could not be recorded",
+                             version.ref.name)
+            self.wait(self._poll_s)  # not at once again: the ledger is at fault
+        return None
+
     def _train(self, version: Version) -> None:
+        if self._trainer is None:  # nothing to start: fail it with the reason
+            self._end(SetVersionStatus(version.ref, VersionStatus.TRAINING_FAILED,
+                                       self._unavailable, self._now_ms()))
+            return
+        started = self._attempt(version)
+        if started is None or started.status is not VersionStatus.TRAINING_IN_PROGRESS:
+            return  # refused, or failed by the attempt (too many starts, or stale)
+        command = self._run_trainer(self._trainer, started)
+        if command is None or self.stopping:  # stopped part-way: retrained at the next start
+            self._attempt(started, stopped=True)
+            return
+        self._end(command)
+
+    def _run_trainer(self, trainer: Trainer, version: Version) -> SetVersionStatus | None:
+        """The command that ends the training; None when it was stopped."""
         ref = version.ref
         arn = self._arns.version(ref.project, ref.name, ref.created_ms)
         self.busy = f"training {ref.project}/{ref.name}"
         try:
-            if self._trainer is None:
-                command = SetVersionStatus(ref, VersionStatus.TRAINING_FAILED,
-                                           self._unavailable, version.updated_ms)
-            else:
-                command = self._trainer.train(version, arn, self._stopping)
+            return trainer.train(version, arn, self._stopping)
+        except TrainingStopped:
+            return None
         except Exception:  # a bug must not stop every later training
             logger.exception("training %s failed", arn)
-            command = SetVersionStatus(ref, VersionStatus.TRAINING_FAILED,
-                                       "The training failed: a server error",
-                                       version.updated_ms)
+            return SetVersionStatus(ref, VersionStatus.TRAINING_FAILED,
+                                    "The training failed: a server error", self._now_ms())
         finally:
             self.busy = None
-        if self.stopping:  # stopped part-way: retrained from the start on the next start
-            return
-        self._submit(command)
 
-    def _submit(self, command: SetVersionStatus) -> None:
+    def _end(self, command: SetVersionStatus) -> None:
         parts, end = model_parts(command, self._part_bytes)
         try:
             for part in parts:

@@ -114,6 +114,9 @@ def trainer_factory(config: Config, datasets: DatasetStore, objects: ObjectStore
             raise ModerationModelError(msg)
         extractor = serving.extractor
         extractor.load()
+        # Its own loader, not the API's (daemon/parts.py builds that one): the trainer
+        # decodes one image at a time, so it adds at most one decode to the API's
+        # images.max_concurrent_decodes, and its batches are bounded in bytes.
         loader = ImageLoader(config.images, objects)
 
         def read(ref: ObjectRef) -> np.ndarray:
@@ -133,4 +136,5 @@ def build_runner(config: Config, versions: VersionStore, datasets: DatasetStore,
     arns = Arns(config.server.region, config.server.account_id)
     return TrainingRunner(versions, ledger, trainer_factory(config, datasets, objects,
                                                             moderation, serving), arns, node,
-                          part_bytes=config.projects.dataset_chunk_bytes)
+                          part_bytes=config.projects.dataset_chunk_bytes,
+                          deadline_s=config.projects.training_deadline_s)

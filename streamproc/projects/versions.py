@@ -7,6 +7,12 @@ A Custom Labels version is then started (STARTING -> RUNNING) and stopped (STOPP
 STOPPED); an adapter is used as it is, never started (as on AWS). What the request asked
 (``spec``) and what training produced (``result``) are kept in the wire's field names:
 DescribeProjectVersions shows them as they are.
+
+A training in progress is bounded: each start of one is recorded (``TrainingAttempt``, with
+the window it must end in), and a version TRAINING_IN_PROGRESS for longer than that window
+(:meth:`Version.effective`) reads as TRAINING_FAILED: its node stopped, left or was renamed,
+or it crashed the process. The window and the time come from commands, never from a node's
+config, so every node judges alike.
 """
 
 from __future__ import annotations
@@ -54,6 +60,19 @@ MOVES: dict[VersionStatus, frozenset[VersionStatus]] = {
 BUSY = frozenset({VersionStatus.TRAINING_IN_PROGRESS, VersionStatus.STARTING,
                   VersionStatus.RUNNING, VersionStatus.STOPPING})
 # Trained: the model bytes are there (a version can be copied or started).
+# A training still in progress this long after its deadline has no runner: the margin covers
+# reading the manifests before the deadline starts, writing the outputs after its last check
+# and clocks that differ between nodes.
+STALE_MARGIN_S = 300.0
+MAX_ATTEMPTS = 3  # starts of one training (each cut short by a crash) before it fails
+_TRAINING = "_training"  # result key: {"attempts": n, "stale_ms": window} (never on the wire)
+
+
+def stale_window_ms(deadline_s: float) -> int:
+    """How long a training may stay in progress: its deadline and :data:`STALE_MARGIN_S`."""
+    return int((deadline_s + STALE_MARGIN_S) * 1000)
+
+
 TRAINED = frozenset({VersionStatus.TRAINING_COMPLETED, VersionStatus.COPYING_COMPLETED,
                      VersionStatus.STARTING, VersionStatus.RUNNING, VersionStatus.FAILED,
                      VersionStatus.STOPPING, VersionStatus.STOPPED})
@@ -111,6 +130,38 @@ class Version:
         """The version in ``status`` (the result merged over what it had)."""
         merged = self.result if result is None else {**self.result, **result}
         return replace(self, status=status, message=message, updated_ms=at_ms, result=merged)
+
+    @property
+    def attempts(self) -> int:
+        """How many starts of its training were recorded (and not withdrawn by a stop)."""
+        return int(self.result.get(_TRAINING, {}).get("attempts", 0))
+
+    @property
+    def stale_ms(self) -> int | None:
+        """The window its last recorded start gave its training (None: never started)."""
+        window = self.result.get(_TRAINING, {}).get("stale_ms")
+        return None if window is None else int(window)
+
+    def attempted(self, attempts: int, stale_ms: int, at_ms: int) -> Version:
+        """The version with ``attempts`` starts recorded, the last at ``at_ms``."""
+        return replace(self, updated_ms=at_ms, result={
+            **self.result, _TRAINING: {"attempts": attempts, "stale_ms": stale_ms}})
+
+    def effective(self, now_ms: int, stale_ms: int | None = None) -> Version:
+        """The version as it stands at ``now_ms``: a training silent too long has failed.
+
+        The window is the one its last recorded start gave, else ``stale_ms`` (the
+        deciding node's; None: a training never started is never stale). It counts from
+        ``updated_ms``: the creation, or the last start.
+        """
+        window = self.stale_ms if self.stale_ms is not None else stale_ms
+        if self.status is not VersionStatus.TRAINING_IN_PROGRESS or window is None or \
+                now_ms - self.updated_ms < window:
+            return self
+        return self.moved(VersionStatus.TRAINING_FAILED, (
+            f"training did not finish: nothing ended it within {window / 1000:g} s of its "
+            "start (its node stopped, left the cluster or was renamed)"),
+            self.updated_ms + window)
 
     def stored(self) -> StoredVersion:
         """The row the store keeps."""

@@ -5,6 +5,12 @@ the JSON, so every node of a cluster holds them and serves the version; the back
 identity is inside them. A small model rides in the :class:`SetVersionStatus` that ends the
 training; a larger one (many classes) goes first in :class:`AddVersionModel` parts of
 ``projects.dataset_chunk_bytes`` each, so no record outgrows what Kafka takes.
+
+Every start of a training is a :class:`TrainingAttempt` (it carries the window the training
+must end in: the deciding node's deadline and margin), so a training that crashes its
+process is not retried for ever, and every node agrees when one is stale. A
+:class:`DeleteVersion` may carry the window for a training never started (older records
+have none and replay as they did).
 """
 
 from __future__ import annotations
@@ -106,21 +112,59 @@ def model_parts(command: SetVersionStatus, part_bytes: int
 
 
 @dataclass(frozen=True)
+class TrainingAttempt(Command[Version]):
+    """A training starts on ``node`` (or, ``stopped``: the start is withdrawn by a stop).
+
+    Refused unless the version is TRAINING_IN_PROGRESS; one already started
+    ``max_attempts`` times, or stale at ``at_ms``, is failed instead (the result says which).
+    """
+
+    kind: ClassVar[str] = "version.attempt"
+    version: VersionRef
+    node: str
+    at_ms: int
+    stale_ms: int  # the window this start gives the training (deadline and margin)
+    max_attempts: int
+    stopped: bool = False  # a clean stop: this start does not count
+
+    def payload(self) -> dict[str, Any]:
+        """Its fields (all of them: there are no older records of this kind)."""
+        return {"version": self.version.payload(), "node": self.node, "at_ms": self.at_ms,
+                "stale_ms": self.stale_ms, "max_attempts": self.max_attempts,
+                "stopped": self.stopped}
+
+    @classmethod
+    def from_known(cls, payload: dict[str, Any]) -> TrainingAttempt:
+        """Inverse of :meth:`payload`."""
+        stopped = payload["stopped"]
+        if not isinstance(stopped, bool):
+            msg = f"stopped is {stopped!r}, not a boolean"
+            raise ValueError(msg)
+        return cls(VersionRef.of(payload["version"]), str(payload["node"]),
+                   int(payload["at_ms"]), int(payload["stale_ms"]),
+                   int(payload["max_attempts"]), stopped)
+
+
+@dataclass(frozen=True)
 class DeleteVersion(Command[None]):
-    """Delete a version (refused while it trains or runs)."""
+    """Delete a version (refused while it trains, unless stale at ``at_ms``, or runs)."""
 
     kind: ClassVar[str] = "version.delete"
     version: VersionRef
     at_ms: int
+    stale_ms: int | None = None  # the window for a training never started (None: none)
 
     def payload(self) -> dict[str, Any]:
-        """The version named, and the time."""
-        return {"version": self.version.payload(), "at_ms": self.at_ms}
+        """The version named, and the time (and the window, when given)."""
+        window = {} if self.stale_ms is None else {"stale_ms": self.stale_ms}
+        return {"version": self.version.payload(), "at_ms": self.at_ms, **window}
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> DeleteVersion:
         """Inverse of :meth:`payload`."""
-        return cls(VersionRef.of(payload["version"]), int(payload["at_ms"]))
+        window = payload.get("stale_ms")
+        return cls(VersionRef.of(payload["version"]), int(payload["at_ms"]),
+                   None if window is None else int(window))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Checked here, once: the project exists (the same one: name and creation time), a version
 name is taken once per project, a status moves only along :data:`.versions.MOVES` (so a
 training ends once: a second runner's late result is refused), a version that trains or
-runs is not deleted, a copy's source is trained, and a policy's revision is the current
+runs is not deleted (a training stale at the delete's time has failed:
+:meth:`.versions.Version.effective`), a training starts at most ``max_attempts`` times
+(:class:`TrainingAttempt`), a copy's source is trained, and a policy's revision is the current
 one. Tags written with a version are kept under its ARN (``server.region``'s spelling).
 """
 
@@ -38,6 +40,7 @@ from streamproc.projects.versions_commands import (
     DeleteVersion,
     PutPolicy,
     SetVersionStatus,
+    TrainingAttempt,
 )
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.projects import ProjectStore
@@ -71,6 +74,7 @@ class VersionRules:
         appliers.register(SetVersionStatus, self._status)
         appliers.register(AddVersionModel, self._model)
         appliers.register(DeleteVersion, self._delete)
+        appliers.register(TrainingAttempt, self._attempt)
         appliers.register(PutPolicy, self._put_policy)
         appliers.register(DeletePolicy, self._delete_policy)
 
@@ -158,8 +162,28 @@ class VersionRules:
             raise InvalidParameterException(f"The model's parts are out of order: {error}"
                                             ) from error
 
-    def _delete(self, c: DeleteVersion, where: Applied) -> None:
+    def _attempt(self, c: TrainingAttempt, where: Applied) -> Version:
         version = self.require(c.version)
+        if version.status is not VersionStatus.TRAINING_IN_PROGRESS:
+            raise ResourceInUseException(
+                f"The version is {version.status.value}: its training does not start")
+        if c.stopped:  # a clean stop: retrained at the next start, this one not counted
+            changed = version.attempted(max(0, version.attempts - 1), c.stale_ms, c.at_ms)
+        elif (stale := version.effective(c.at_ms)) is not version:
+            changed = stale
+        elif version.attempts >= c.max_attempts:
+            changed = version.moved(VersionStatus.TRAINING_FAILED, (
+                f"training did not finish: it was started {version.attempts} times and the "
+                "server stopped part-way each time (it may crash the server)"), c.at_ms)
+        else:
+            changed = version.attempted(version.attempts + 1, c.stale_ms, c.at_ms)
+        self._store.put(changed.stored())
+        logger.info("version %s of %s: training start %d on %s (%s)", c.version.name,
+                    c.version.project, changed.attempts, c.node, changed.status.value)
+        return changed
+
+    def _delete(self, c: DeleteVersion, where: Applied) -> None:
+        version = self.require(c.version).effective(c.at_ms, c.stale_ms)
         if version.status in BUSY:
             raise ResourceInUseException(
                 f"The version is {version.status.value}: stop it (or let its training end) "

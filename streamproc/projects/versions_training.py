@@ -5,8 +5,9 @@ thread. Images are read and decoded by ``read_image`` (the API's image loader: t
 bucket allowlist and pixel limits); an image that cannot be read is counted (the manifest
 summary lists it) and skipped, and the training fails only when too few usable ones remain
 (:class:`streamproc.training.TooFewImagesError`). Features come from the open_nsfw backbone
-(:mod:`streamproc.moderation.features`), ``projects.training_batch`` images at a time, so
-memory holds one batch of pixels and then only features. Adapters train one head per
+(:mod:`streamproc.moderation.features`), ``projects.training_batch`` images at a time or
+fewer (:data:`BATCH_BYTES` of pixels), so memory holds one bounded batch of pixels and then
+only features. Adapters train one head per
 top-level label named in the manifests with the base model's Confidence for that label as
 one more feature; both come from one model run per image,
 :meth:`streamproc.moderation.adapter.AdapterModerator.inputs`, the definition serving uses
@@ -14,7 +15,10 @@ too. Custom Labels train a one-vs-rest classifier; its assumed thresholds
 (:func:`streamproc.moderation.custom_labels.assumed_thresholds`, on the test set) go into
 the version's result as ``AssumedThresholds``, recorded by the same command as the model.
 The result is the :class:`SetVersionStatus` that ends the training, the model's bytes
-inside it.
+inside it. A stop (the runner's event) is seen at the next batch, label or Newton step
+(the training's :class:`~streamproc.training.Deadline` watches it) and raises
+:class:`~streamproc.training.errors.TrainingStopped`: nothing is returned to record, and
+nothing is written to the output bucket once it is set.
 """
 
 from __future__ import annotations
@@ -40,10 +44,15 @@ from streamproc.projects.versions_outputs import OutputWriter, Predictions
 from streamproc.storage.object_keys import ObjectRef
 from streamproc.training import Deadline, TrainingError, TrainingLimits, serial
 from streamproc.training.classifier import class_confidences, train_classifier
+from streamproc.training.errors import TrainingStopped
 from streamproc.training.heads import TrainedHeads, train_heads
 from streamproc.training.summaries import Details, LabelScores, adapter_f1
 
 DEFAULT_THRESHOLD = 50.0  # FeatureConfig.ContentModeration.ConfidenceThreshold when absent
+# A batch is run as soon as its decoded pixels reach this, however few images it holds: the
+# models see each image as decoded (serving's own pre-processing, exactly), and memory
+# holds at most this plus one image (16 decoded 6000x6000 PNGs would be 1.7 GB).
+BATCH_BYTES = 64 * 1024 * 1024
 
 
 class Features(Protocol):
@@ -94,7 +103,8 @@ class VersionTrainer:
     def __init__(self, inputs: InputReader, outputs: OutputWriter, features: Features,
                  read_image: Callable[[ObjectRef], np.ndarray],
                  adapter_inputs: AdapterInputsOf,
-                 config: ProjectsConfig, clock: Callable[[], float] = time.time) -> None:
+                 config: ProjectsConfig, clock: Callable[[], float] = time.time,
+                 batch_bytes: int = BATCH_BYTES) -> None:
         self._inputs = inputs
         self._outputs = outputs
         self._features = features
@@ -102,12 +112,18 @@ class VersionTrainer:
         self._adapter_inputs = adapter_inputs
         self._config = config
         self._clock = clock
+        self._batch_bytes = batch_bytes
 
     def train(self, version: Version, arn: str, stop: threading.Event) -> SetVersionStatus:
-        """The command that ends ``version``'s training, COMPLETED or FAILED with why."""
+        """The command that ends ``version``'s training, COMPLETED or FAILED with why.
+
+        Raises TrainingStopped once ``stop`` is set: the training is not over, only cut.
+        """
         started = self._clock()
         try:
             result, model = self._run(version, arn, stop)
+        except TrainingStopped:
+            raise
         except (TrainingFailure, TrainingError) as error:
             return self._end(version, VersionStatus.TRAINING_FAILED, str(error), started)
         return self._end(version, VersionStatus.TRAINING_COMPLETED, "The model is trained",
@@ -124,16 +140,16 @@ class VersionTrainer:
 
     def _run(self, version: Version, arn: str, stop: threading.Event
              ) -> tuple[dict[str, Any], bytes]:
-        deadline = Deadline(self._config.training_deadline_s)
-        gathered = self._inputs.gather(version, stop)
+        deadline = Deadline(self._config.training_deadline_s, stopped=stop.is_set)
+        gathered = self._inputs.gather(version, stop, deadline)
         total = len(gathered.train) + len(gathered.test)
         if total > self._config.training_max_images:
             msg = (f"{total} images is more than one training takes "
                    f"(projects.training_max_images: {self._config.training_max_images})")
             raise TrainingFailure(msg)
         adapter = version.feature is Feature.CONTENT_MODERATION
-        train = self._encode(gathered.train, adapter, stop, deadline)
-        test = self._encode(gathered.test, adapter, stop, deadline)
+        train = self._encode(gathered.train, adapter, deadline)
+        test = self._encode(gathered.test, adapter, deadline)
         limits = TrainingLimits(max_images=self._config.training_max_images,
                                 seconds=self._config.training_deadline_s,
                                 min_per_class=self._config.training_min_per_class)
@@ -146,27 +162,30 @@ class VersionTrainer:
             return self._adapter(version, gathered, train, test, limits, deadline, details)
         return self._classifier(version, gathered, train, test, limits, deadline, details)
 
-    def _encode(self, samples: list[Sample], adapter: bool, stop: threading.Event,
-                deadline: Deadline) -> Encoded:
+    def _encode(self, samples: list[Sample], adapter: bool, deadline: Deadline) -> Encoded:
+        """Features of the readable images, a batch at a time (a stop is seen per image)."""
         kept: list[Sample] = []
         runs: list[AdapterInputs] = []
         unreadable: list[dict[str, Any]] = []
-        batch = self._config.training_batch
-        for start in range(0, len(samples), batch):
-            if stop.is_set():
-                msg = "the training was stopped (the server is shutting down)"
-                raise TrainingFailure(msg)
-            deadline.check()
-            images = []
-            for sample in samples[start:start + batch]:
-                image = self._image(sample, unreadable)
-                if image is not None:
-                    images.append(image)
-                    kept.append(sample)
-            if images:
-                runs.append(self._adapter_inputs(images) if adapter else
-                            AdapterInputs(self._features.extract(images).features, ()))
+        images: list[np.ndarray] = []
+        for sample in samples:
+            deadline.check()  # and the stop
+            image = self._image(sample, unreadable)
+            if image is None:
+                continue
+            images.append(image)
+            kept.append(sample)
+            if len(images) >= self._config.training_batch or \
+                    sum(i.nbytes for i in images) >= self._batch_bytes:
+                runs.append(self._inputs_of(images, adapter))
+                images = []
+        if images:
+            runs.append(self._inputs_of(images, adapter))
         return Encoded(kept, _joined(runs), unreadable)
+
+    def _inputs_of(self, images: list[np.ndarray], adapter: bool) -> AdapterInputs:
+        return self._adapter_inputs(images) if adapter else \
+            AdapterInputs(self._features.extract(images).features, ())
 
     def _image(self, sample: Sample, unreadable: list[dict[str, Any]]) -> np.ndarray | None:
         ref = _ref(sample.source_ref)
@@ -196,6 +215,7 @@ class VersionTrainer:
         threshold = threshold_of(version)
         details = Details(details.end_timestamp, tuple(labels), details.testing_images,
                           details.training_images, details.version_arn)
+        deadline.check()  # a stop seen now writes no output
         written = self._outputs.adapter(version, details, threshold, scores, Predictions(
             gathered, train.samples, test.samples, conf, test_base,
             train.unreadable + test.unreadable))
@@ -220,6 +240,7 @@ class VersionTrainer:
         cuts = [thresholds[name] for name in model.labels]
         details = Details(details.end_timestamp, model.labels, details.testing_images,
                           details.training_images, details.version_arn)
+        deadline.check()  # a stop seen now writes no output
         written = self._outputs.classifier(version, details, truth, predicted, conf,
                                            list(model.labels), cuts, gathered,
                                            train.unreadable + test.unreadable)
