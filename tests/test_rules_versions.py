@@ -58,6 +58,9 @@ class World:
     backbone: list[str | None]
 
 
+NEVER_STARTED_STALE_MS = 3_600_000  # the service's window for a training never started
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     (tmp_path / "objects" / "out").mkdir(parents=True)
@@ -78,7 +81,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     projects = ProjectService(projects_store, ledger, ARNS, lambda: clock[0])
     versions = VersionService(store, projects, ObjectStore(config.objects), ledger, ARNS,
                               "local", lambda: woken.append(1), lambda: backbone[0],
-                              lambda: clock[0])
+                              lambda: clock[0], stale_ms=NEVER_STARTED_STALE_MS)
     yield World(projects, versions, store, ledger, tags, clock, woken, backbone)
     db.close()
 
@@ -159,6 +162,24 @@ def test_a_stale_training_reads_failed_to_delete_and_its_project_goes(world: Wor
     assert stored.effective(started + 60_000).status is VersionStatus.TRAINING_FAILED
     assert "did not finish" in stored.effective(started + 60_000).message
     world.clock[0] += 0.1
+    assert world.versions.delete(v) is VersionStatus.DELETING
+    world.projects.delete(project)
+
+
+def test_a_training_never_started_reads_failed_past_the_window_and_can_go(
+        world: World) -> None:
+    """Its node never started it (gone, renamed, switched to a cluster): the API says so."""
+    project = _project(world)
+    v = _version(world, project)
+    world.clock[0] += NEVER_STARTED_STALE_MS / 1000 - 1
+    assert world.versions.require(v).status is VersionStatus.TRAINING_IN_PROGRESS
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        world.versions.delete(v)
+    world.clock[0] += 2
+    shown = world.versions.require(v)
+    assert shown.status is VersionStatus.TRAINING_FAILED and "did not finish" in shown.message
+    listed, _ = world.versions.describe(VersionQuery(project))
+    assert [x.status for x in listed] == [VersionStatus.TRAINING_FAILED]
     assert world.versions.delete(v) is VersionStatus.DELETING
     world.projects.delete(project)
 

@@ -54,6 +54,7 @@ from streamproc.projects.dataset_service import DatasetService
 from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Project
+from streamproc.projects.versions import stale_window_ms
 from streamproc.projects.versions_rules import VersionRules
 from streamproc.projects.versions_service import VersionService
 from streamproc.projects.versions_serving import VersionModels
@@ -287,7 +288,8 @@ def _version_service(config: Config, domain: Domain, storage: Storage, ledger: L
                      objects: ObjectStore, training: Training) -> VersionService:
     arns = Arns(config.server.region, config.server.account_id)
     return VersionService(storage.versions, domain.projects, objects, ledger, arns,
-                          training.node, training.wake, training.backbone)
+                          training.node, training.wake, training.backbone,
+                          stale_ms=stale_window_ms(config.projects.training_deadline_s))
 
 
 def _project_api(config: Config, domain: Domain, storage: Storage, ledger: Ledger,

@@ -61,7 +61,8 @@ class VersionService:
 
     def __init__(self, store: VersionStore, projects: ProjectService, objects: ObjectStore,
                  ledger: Ledger, arns: Arns, node: str, wake: Callable[[], None],
-                 backbone: Backbone, clock: Callable[[], float] = time.time) -> None:
+                 backbone: Backbone, clock: Callable[[], float] = time.time,
+                 stale_ms: int | None = None) -> None:
         self._store = store
         self._projects = projects
         self._objects = objects
@@ -71,6 +72,9 @@ class VersionService:
         self._wake = wake
         self._backbone = backbone
         self._clock = clock
+        # A training never started is judged against this window (stale_window_ms of the
+        # configured deadline); one started carries its own window in the ledger.
+        self._stale_ms = stale_ms
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -82,7 +86,7 @@ class VersionService:
         row = None if ref is None else self._store.get(ref.project, ref.name)
         if ref is None or row is None or row.created_ms != ref.created_ms:
             return None
-        return Version.of(row)
+        return Version.of(row).effective(self._now_ms(), self._stale_ms)
 
     def require(self, resource_id: str) -> Version:
         """The version ``NAME/version/VERSION/MS`` names, or ResourceNotFoundException."""
@@ -99,7 +103,9 @@ class VersionService:
         """One page of the project's versions (by name), and the next token."""
         project = self._projects.require(query.project_id)
         wanted = None if query.names is None else set(query.names)
-        found = {v.ref.name: v for v in map(Version.of, self._store.of_project(project.name))
+        now = self._now_ms()
+        found = {v.ref.name: v.effective(now, self._stale_ms)
+                 for v in map(Version.of, self._store.of_project(project.name))
                  if v.project_ms == project.created_ms and (wanted is None or
                                                             v.ref.name in wanted)}
         names, token = page_of_keys(f"versions:{query.project_id}", sorted(found),
@@ -155,7 +161,7 @@ class VersionService:
     def delete(self, resource_id: str) -> VersionStatus:
         """Delete a version; the Status DeleteProjectVersion answers (DELETING)."""
         version = self.require(resource_id)
-        self._ledger.submit(DeleteVersion(version.ref, self._now_ms()))
+        self._ledger.submit(DeleteVersion(version.ref, self._now_ms(), self._stale_ms))
         return VersionStatus.DELETING
 
     def _custom(self, resource_id: str, verb: str) -> Version:
