@@ -357,6 +357,72 @@ def _gpu(data: dict[str, Any], name: str, results_dir: Path) -> Tables:
     return tables
 
 
+def _training_cost(rows: Sequence[dict[str, Any]]) -> str:
+    """One adapter label's training (3 calibration folds + the final fit) per size."""
+    return md_table(["images", "features", "seconds", "Newton steps (final fit)",
+                     "peak traced MiB", "features MiB"],
+                    [[f"{r['images']:,}", "the real ones replicated, 5% noise"
+                      if r["replicated_with_noise"] else "real", r["seconds"],
+                      r["newton_steps_final_fit"], r["peak_traced_mib"], r["features_mib"]]
+                     for r in rows])
+
+
+_ADAPTER_SPLITS = (("adapter_time_split", "time blocks: each clip's last 30% of frames"),
+                   ("adapter_clip_held_out", "a whole positive clip held out"))
+
+
+def _counts(c: dict[str, int]) -> str:
+    return (f"TP {c['TruePositive']}, FP {c['FalsePositive']}, FN {c['FalseNegative']}, "
+            f"TN {c['TrueNegative']}")
+
+
+def _adapter_accuracy(data: dict[str, Any], name: str, results_dir: Path) -> Tables:
+    """adapter_accuracy.py: adapter vs base model F1, Custom Labels accuracy, training cost."""
+    label, threshold = data["label"], data["threshold"]
+    rows = [[text, f"{r['train_images']} ({r['train_positives']})",
+             f"{r['test_images']} ({r['test_positives']})", f"{r['base_f1']:.2f}",
+             f"{r['adapter_f1']:.2f}", _counts(r["base_counts"]), _counts(r["adapter_counts"]),
+             r["train_seconds"]]
+            for key, text in _ADAPTER_SPLITS if key in data for r in [data[key]]]
+    tables = {"adapter": md_table(
+        [f"held-out split ({label} at ConfidenceThreshold {threshold:g})",
+         "train images (positives)", "test images (positives)", "base model F1",
+         "adapter F1", "base model", "adapter", "train s"], rows)}
+    custom = data.get("custom_labels")
+    if custom:
+        agg = custom["aggregated"]
+        tables["custom_labels"] = md_table(
+            ["Custom Labels classes", "train images", "test images", "accuracy",
+             "macro F1 (each class at 50)", "precision", "recall", "train s"],
+            [[", ".join(custom["classes"]), custom["train_images"], custom["test_images"],
+              f"{custom['accuracy']:.1%}", agg["F1Score"], agg["Precision"], agg["Recall"],
+              custom["train_seconds"]]])
+        tables["per_class"] = md_table(
+            ["class", "test images", "predicted right"],
+            [[c, r["test_images"], r["correct"]] for c, r in custom["per_class"].items()])
+    if data.get("training_cost"):
+        tables["cost"] = _training_cost(data["training_cost"])
+    return tables
+
+
+def _bench_adapters(data: dict[str, Any], name: str, results_dir: Path) -> Tables:
+    """bench_adapters.py: DetectModerationLabels with and without an adapter; training cost."""
+    runs = data["per_image"]
+    added = data["added_share"]
+    tables = {"per_image": md_table(
+        [f"DetectModerationLabels per image, in-process, {data['images']} clip frames x "
+         f"{data['rounds']} rounds", "calls", "p50 ms", "p95 ms"],
+        [[path, r["calls"], r["p50_ms"], r["p95_ms"]] for path, r in runs.items()]),
+        "added": md_table(
+            ["added by the adapter: p50", "p95", "head alone, ms per image", "target",
+             "within target"],
+            [[f"{added['p50_ms']:+.1%}", f"{added['p95_ms']:+.1%}", data["head_only_ms"],
+              f"at most {data['target_added_share']:.0%}", data["within_target"]]])}
+    if data.get("training_cost"):
+        tables["cost"] = _training_cost(data["training_cost"])
+    return tables
+
+
 # Results families by file-name pattern, with the script that writes them; the first match
 # renders the file.
 _B = "benchmarks/"
@@ -375,6 +441,8 @@ FAMILIES: tuple[tuple[str, Renderer, str], ...] = (
     (r"quality(-.+)?", _quality, _B + "quality_table.py"),
     (r"soak(-.+)?", _soak, _B + "bench_soak.py"),
     (r"gpu(-.+)?", _gpu, _B + "bench_gpu.py"),
+    (r"adapter_accuracy(-.+)?", _adapter_accuracy, _B + "adapter_accuracy.py"),
+    (r"bench_adapters(-.+)?", _bench_adapters, _B + "bench_adapters.py"),
 )
 
 # Commands for files written before save() recorded them and that hold no ``args`` to
@@ -401,6 +469,8 @@ DOCUMENTED_COMMANDS: dict[str, tuple[str, str]] = {
     "bench_cluster_handover": (_PY + "bench_cluster.py --kills 3 --faces 2000 --visibility 10",
                                "documented; written as bench_cluster.json and renamed"),
     "quality": ("python -m benchmarks.quality_table", "documented"),
+    "adapter_accuracy": (_PY + "adapter_accuracy.py", "documented"),
+    "bench_adapters": (_PY + "bench_adapters.py", "documented"),
 }
 
 

@@ -57,6 +57,9 @@ def test_the_other_pages_have_their_generated_tables() -> None:
     assert {"soak"} <= pages["security-attacks.md"]
     assert {"moderation_accuracy_open_nsfw",
             "moderation_accuracy_open_nsfw_nudenet"} <= pages["moderation.md"]
+    # Issue 25: the adapter's and the base model's F1, and the adapters' cost.
+    assert {"adapter_accuracy", "bench_adapters"} <= pages["custom-labels.md"]
+    assert {"adapter_accuracy", "bench_adapters"} <= pages["performance.md"]
 
 
 def test_every_results_file_is_on_a_page() -> None:
@@ -93,6 +96,38 @@ def test_numbers_come_from_the_file(tmp_path: Path) -> None:
     assert "67,890" in second and "12,345" not in second
     assert "Test CPU 9000, 3 cores, onnxruntime 9.9.9 (CPUExecutionProvider)" in second
     assert "2030-01-02 03:04:05" in second
+
+
+def test_adapter_f1_and_counts_come_from_the_file(tmp_path: Path) -> None:
+    data = json.loads((report.RESULTS / "adapter_accuracy.json").read_text())
+    split = data["adapter_time_split"]
+    split["base_f1"], split["adapter_f1"] = 0.25, 0.875
+    split["adapter_counts"] = {"TruePositive": 7, "TrueNegative": 200, "FalsePositive": 1,
+                               "FalseNegative": 1}
+    data["custom_labels"]["accuracy"] = 0.5
+    _write(tmp_path, "adapter_accuracy", data)
+    text = report.render("adapter_accuracy", "adapter", "custom_labels",
+                         results_dir=tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| time blocks"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:5] == ["0.25", "0.88"]
+    assert cells[6] == "TP 7, FP 1, FN 1, TN 200"
+    assert "| 50.0% |" in text and "98.9%" not in text
+    assert "Violence at ConfidenceThreshold 50" in text
+
+
+def test_adapter_cost_share_is_the_files(tmp_path: Path) -> None:
+    data = json.loads((report.RESULTS / "bench_adapters.json").read_text())
+    data["added_share"] = {"p50_ms": 0.123, "p95_ms": -0.01}
+    data["within_target"] = False
+    data["training_cost"][1]["seconds"] = 99.0
+    _write(tmp_path, "bench_adapters", data)
+    text = report.render("bench_adapters", results_dir=tmp_path)
+    assert "| +12.3% | -1.0% |" in text and "| False |" in text
+    assert "| 10,000 | the real ones replicated, 5% noise | 99 |" in text
+    with pytest.raises(report.ReportError, match="shape"):
+        _write(tmp_path, "bench_adapters", {"machine": MACHINE, "per_image": {}})
+        report.render("bench_adapters", results_dir=tmp_path)
 
 
 def test_e2e_rows_are_computed_from_the_runs(tmp_path: Path) -> None:

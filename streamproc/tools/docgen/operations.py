@@ -38,7 +38,7 @@ AREAS = (
     Area("stream processors", "stream-processors.md", r"StreamProcessor"),
     Area("users", "users.md", r"User|^(Associate|Disassociate)Faces$"),
     Area("content moderation", "moderation.md", r"Moderation|MediaAnalysis"),
-    Area("custom labels and projects", "api.md", r"Project|Dataset|CustomLabels"),
+    Area("custom labels and projects", "custom-labels.md", r"Project|Dataset|CustomLabels"),
     Area("celebrities", "api.md", r"Celebrit"),
     Area("labels, text, PPE", "api.md", r"Label|Text|ProtectiveEquipment"),
     Area("stored video", "jobs.md", r"^(Start|Get)(FaceDetection|FaceSearch|PersonTracking"
@@ -65,16 +65,34 @@ DEVIATIONS = {
         "StartSelector and StopSelector are refused with a message (face search ignores them "
         "on AWS too)", "stream-processors.md"),
     "DetectModerationLabels": (
-        "serves only the labels the installed moderation pack detects; ProjectVersion is "
-        "ResourceNotFoundException, HumanLoopConfig InvalidParameterException",
+        "serves only the labels the installed moderation pack detects, and those of the "
+        "adapter a ProjectVersion names; HumanLoopConfig is InvalidParameterException",
         "moderation.md"),
     "StartContentModeration": (
         "labels are those of the installed moderation pack, on frames sampled at "
         "jobs.sample_fps", "moderation.md"),
     "StartMediaAnalysisJob": (
-        "no Custom Moderation adapters (ProjectVersion is ResourceNotFoundException) and no "
-        "KMS (KmsKeyId is InvalidParameterException); labels are the installed pack's",
-        "moderation.md"),
+        "no KMS (KmsKeyId is InvalidParameterException); labels are the installed pack's, "
+        "and those of the adapter a ProjectVersion names", "moderation.md"),
+    "CreateProject": (
+        "AutoUpdate is stored and shown; nothing retrains by itself", "custom-labels.md"),
+    "CreateProjectVersion": (
+        "trains linear heads on frozen open_nsfw features on this server (not a fine-tuned "
+        "network); Custom Labels is image-level classification only, one class an image (no "
+        "object detection); KmsKeyId is InvalidParameterException", "custom-labels.md"),
+    "StartProjectVersion": (
+        "MinInferenceUnits and MaxInferenceUnits are stored and shown but change nothing; "
+        "the version is RUNNING at once (or FAILED when its weights do not load on this "
+        "server's backbone)", "custom-labels.md"),
+    "DetectCustomLabels": (
+        "runs in the daemon, on CPU where the moderation pack does (InferenceUnits are "
+        "ignored); image-level classes, so no Geometry", "custom-labels.md"),
+    "CopyProjectVersion": (
+        "copies within this server's one account; project policies are not consulted",
+        "custom-labels.md"),
+    "PutProjectPolicy": (
+        "policies are stored, listed and revision-checked, but gate nothing (one account: "
+        "CopyProjectVersion does not consult them)", "custom-labels.md"),
     "StartFaceDetection": (
         "frames sampled at jobs.sample_fps (5 a second); NotificationChannel.SNSTopicArn "
         "names a Kafka topic (the ARN's topic name, or jobs.notification_topics), where the "
