@@ -74,8 +74,9 @@ class Home:
         self.root = base / "objects"
         (self.root / OUT).mkdir(parents=True)
         (self.root / "not-allowed").mkdir()
+        # OUT is read too: CopyProjectVersion copies the source version's output files.
         self.config = make_config(base / "data", **{
-            "objects.local_root": str(self.root), "objects.buckets": [IMAGES],
+            "objects.local_root": str(self.root), "objects.buckets": [IMAGES, OUT],
             "objects.output_buckets": [OUT], "kafka.bootstrap": "127.0.0.1:9",
             "projects.training_min_per_class": MIN_PER_CLASS})
         self.classroom = _write_frames(self.root, "classroom.mp4", "classroom")
@@ -172,6 +173,16 @@ def test_custom_labels_version_trains_starts_stops_and_is_deleted(rek: Any, home
     described = _describe(rek, copy, "c1")
     assert described["Status"] == "COPYING_COMPLETED"
     assert described["SourceProjectVersionArn"] == arn
+    # The copy's files are its own, under its OutputConfig, and say what the source's say.
+    copied_summary = described["EvaluationResult"]["Summary"]["S3Object"]
+    assert copied_summary["Name"] == "copy/scenes-copy/c1/EvaluationSummary-scenes-copy-c1.json"
+    assert json.loads(_read(home, copied_summary)) == summary
+    assert described["ManifestSummary"]["S3Object"]["Name"] == \
+        "copy/scenes-copy/c1/manifest-summary.json"
+    assert json.loads(_read(home, described["ManifestSummary"]["S3Object"])) == manifest
+    copied_test = described["TestingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]
+    assert _read(home, copied_test["S3Object"]) == _read(home, test_out["S3Object"])
+    assert described["EvaluationResult"]["F1Score"] == done["EvaluationResult"]["F1Score"]
     assert rek.delete_project_version(ProjectVersionArn=arn)["Status"] == "DELETING"
     assert rek.describe_project_versions(ProjectArn=project)["ProjectVersionDescriptions"] == []
     rek.delete_project_version(ProjectVersionArn=copied["ProjectVersionArn"])
@@ -195,6 +206,7 @@ def test_adapter_version_trains_from_assets_and_is_never_started(rek: Any, home:
     assert done["Feature"] == "CONTENT_MODERATION" and done["BaseModelVersion"]
     assert done["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 50.0}}
     assert done["TestingDataResult"]["Output"]["AutoCreate"] is True
+    assert done["TestingDataResult"]["Input"]["AutoCreate"] is True  # as the request asked
     summary = json.loads(_read(home, done["EvaluationResult"]["Summary"]["S3Object"]))
     at = summary["ContentModeration"]["InputConfidenceThresholdEvalResults"]
     assert at["ConfidenceThreshold"] == 50.0
@@ -213,6 +225,9 @@ def test_adapter_version_trains_from_assets_and_is_never_started(rek: Any, home:
                          "detect-moderation-labels", "detect-moderation-labels-base-model"}
                         <= set(row) for row in rows)
     assert rows[0]["detect-moderation-labels"]["ProjectVersion"] == arn
+    # BaseModelVersion: the model it was trained on, as its training recorded it.
+    assert done["BaseModelVersion"] == \
+        rows[0]["detect-moderation-labels-base-model"]["ModerationModelVersion"]
     with pytest.raises(rek.exceptions.InvalidParameterException, match="adapter"):
         rek.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=1)
     with pytest.raises(rek.exceptions.InvalidParameterException, match="adapter"):
@@ -248,6 +263,9 @@ def test_bad_requests_get_rekognition_errors(rek: Any, home: Home) -> None:
         rek.create_project_version(
             ProjectArn=project, VersionName="v", OutputConfig={"S3Bucket": OUT},
             FeatureConfig={"ContentModeration": {"ConfidenceThreshold": 40.0}})
+    with pytest.raises(rek.exceptions.InvalidParameterException, match="no TRAIN dataset"):
+        rek.create_project_version(ProjectArn=project, VersionName="v",
+                                   OutputConfig={"S3Bucket": OUT})
     gone = f"{project.rsplit('/', 1)[0]}/version/none/1"
     with pytest.raises(rek.exceptions.ResourceNotFoundException):
         rek.delete_project_version(ProjectVersionArn=gone)

@@ -20,6 +20,7 @@ from streamproc.errors import (
     ResourceAlreadyExistsException,
     ResourceInUseException,
     ResourceNotFoundException,
+    ResourceNotReadyException,
 )
 from streamproc.ledger import Appliers, Command, LocalLedger
 from streamproc.projects.dataset_commands import (
@@ -39,7 +40,6 @@ from streamproc.projects.datasets import (
     DatasetType,
     Entry,
     EntryQuery,
-    ResourceNotReadyException,
     StatusCode,
 )
 from streamproc.projects.rules import ProjectRules

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from streamproc.api.resources import request_resources
-from streamproc.config import load_config
+from streamproc.config import ObjectsConfig, load_config
 from streamproc.errors import (
     AccessDeniedException,
     InvalidParameterException,
@@ -24,10 +24,17 @@ from streamproc.errors import (
     ResourceNotFoundException,
 )
 from streamproc.ledger import Appliers, LocalLedger
+from streamproc.projects.datasets import Dataset, DatasetKey, DatasetStatus, DatasetType, StatusCode
 from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject
-from streamproc.projects.versions import NewVersion, VersionQuery, VersionRef, VersionStatus
+from streamproc.projects.versions import (
+    PINNED,
+    NewVersion,
+    VersionQuery,
+    VersionRef,
+    VersionStatus,
+)
 from streamproc.projects.versions_commands import SetVersionStatus, TrainingAttempt
 from streamproc.projects.versions_rules import VersionRules
 from streamproc.projects.versions_service import VersionService
@@ -42,6 +49,7 @@ from streamproc.training.heads import TrainedHeads
 
 ARNS = Arns("eu-west-1", "123456789012")
 OUT = {"S3Bucket": "out", "S3KeyPrefix": "p/"}
+ASSETS = {"Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": "in", "Name": "m"}}}]}
 
 
 @dataclass
@@ -56,6 +64,8 @@ class World:
     clock: list[float]
     woken: list[int]
     backbone: list[str | None]
+    objects: ObjectsConfig
+    root: Path  # the object store's local root
 
 
 NEVER_STARTED_STALE_MS = 3_600_000  # the service's window for a training never started
@@ -82,7 +92,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     versions = VersionService(store, projects, ObjectStore(config.objects), ledger, ARNS,
                               "local", lambda: woken.append(1), lambda: backbone[0],
                               lambda: clock[0], stale_ms=NEVER_STARTED_STALE_MS)
-    yield World(projects, versions, store, ledger, tags, clock, woken, backbone)
+    yield World(projects, versions, store, ledger, tags, clock, woken, backbone,
+                config.objects, tmp_path / "objects")
     db.close()
 
 
@@ -94,6 +105,7 @@ def _project(w: World, name: str = "p", feature: Feature = Feature.CUSTOM_LABELS
 
 def _version(w: World, project: str, name: str = "v1", **more: Any) -> str:
     w.clock[0] += 1
+    more.setdefault("training", ASSETS)  # never read here: no runner
     return w.versions.create(NewVersion(project, name, dict(OUT), **more)).ref.resource_id
 
 
@@ -166,21 +178,53 @@ def test_a_stale_training_reads_failed_to_delete_and_its_project_goes(world: Wor
     world.projects.delete(project)
 
 
-def test_a_training_never_started_reads_failed_past_the_window_and_can_go(
-        world: World) -> None:
-    """Its node never started it (gone, renamed, switched to a cluster): the API says so."""
+def _other_node(w: World, node: str = "other") -> VersionService:
+    """The version service of another node of the cluster (same ledger and store)."""
+    return VersionService(w.store, w.projects, ObjectStore(w.objects), w.ledger, ARNS, node,
+                          lambda: None, lambda: w.backbone[0], lambda: w.clock[0],
+                          stale_ms=NEVER_STARTED_STALE_MS)
+
+
+def test_a_training_never_started_waits_in_its_own_queue_however_long(world: World) -> None:
+    """Its own node's runner will start it: never stale there, and its start is taken."""
     project = _project(world)
     v = _version(world, project)
-    world.clock[0] += NEVER_STARTED_STALE_MS / 1000 - 1
+    world.clock[0] += 10 * NEVER_STARTED_STALE_MS / 1000
     assert world.versions.require(v).status is VersionStatus.TRAINING_IN_PROGRESS
+    listed, _ = world.versions.describe(VersionQuery(project))
+    assert [x.status for x in listed] == [VersionStatus.TRAINING_IN_PROGRESS]
     with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
         world.versions.delete(v)
+    ref = VersionRef.parse(v)
+    assert ref is not None
+    started = world.ledger.submit(TrainingAttempt(ref, "local", int(world.clock[0] * 1000),
+                                                  60_000, 3))
+    assert started.status is VersionStatus.TRAINING_IN_PROGRESS and started.attempts == 1
+
+
+def test_another_nodes_training_never_started_reads_failed_past_the_window(
+        world: World) -> None:
+    """Its node never started it (gone, renamed, switched to a cluster): others say so."""
+    project = _project(world)
+    v = _version(world, project)
+    other = _other_node(world)
+    world.clock[0] += NEVER_STARTED_STALE_MS / 1000 - 1
+    assert other.require(v).status is VersionStatus.TRAINING_IN_PROGRESS
+    with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
+        other.delete(v)
     world.clock[0] += 2
-    shown = world.versions.require(v)
+    shown = other.require(v)
     assert shown.status is VersionStatus.TRAINING_FAILED and "did not finish" in shown.message
-    listed, _ = world.versions.describe(VersionQuery(project))
+    listed, _ = other.describe(VersionQuery(project))
     assert [x.status for x in listed] == [VersionStatus.TRAINING_FAILED]
-    assert world.versions.delete(v) is VersionStatus.DELETING
+    assert world.versions.require(v).status is VersionStatus.TRAINING_IN_PROGRESS  # its own
+    ref = VersionRef.parse(v)
+    assert ref is not None
+    # A start by a node not its own is judged as that node reads it: stale, so failed.
+    failed = world.ledger.submit(TrainingAttempt(ref, "other", int(world.clock[0] * 1000),
+                                                 NEVER_STARTED_STALE_MS, 3))
+    assert failed.status is VersionStatus.TRAINING_FAILED
+    assert other.delete(v) is VersionStatus.DELETING
     world.projects.delete(project)
 
 
@@ -296,3 +340,88 @@ def test_version_arns_name_their_resources() -> None:
     assert copy == [ARNS.project("p", 1), arn, ARNS.project("q", 2)]
     assert VersionRef.parse("p/version/v1/5") == VersionRef("p", "v1", 5)
     assert VersionRef.parse("p/dataset/train/5") is None
+
+
+def _dataset(type_: DatasetType, status: DatasetStatus, updated_ms: int) -> Dataset:
+    return Dataset(DatasetKey("p", type_), 1, 5, updated_ms, status, "", StatusCode.SUCCESS)
+
+
+def test_a_version_needs_data_to_train_on_and_pins_the_datasets_it_reads(
+        world: World) -> None:
+    project = _project(world)
+    with pytest.raises(InvalidParameterException, match="no TRAIN dataset"):
+        world.versions.create(NewVersion(project, "v", dict(OUT)))
+    busy = [_dataset(DatasetType.TRAIN, DatasetStatus.UPDATE_IN_PROGRESS, 70)]
+    with pytest.raises(ResourceInUseException, match="TRAIN dataset is UPDATE_IN_PROGRESS"):
+        world.versions.create(NewVersion(project, "v", dict(OUT)), lambda _: busy)
+    test_busy = [_dataset(DatasetType.TRAIN, DatasetStatus.CREATE_COMPLETE, 70),
+                 _dataset(DatasetType.TEST, DatasetStatus.CREATE_IN_PROGRESS, 71)]
+    with pytest.raises(ResourceInUseException, match="TEST dataset"):
+        world.versions.create(NewVersion(project, "v", dict(OUT)), lambda _: test_busy)
+    assert world.store.count("p") == 0
+    both = [_dataset(DatasetType.TRAIN, DatasetStatus.CREATE_COMPLETE, 70),
+            _dataset(DatasetType.TEST, DatasetStatus.UPDATE_COMPLETE, 71)]
+    made = world.versions.create(NewVersion(project, "v", dict(OUT)), lambda _: both)
+    assert made.spec[PINNED] == {"TRAIN": 70, "TEST": 71}
+    auto = world.versions.create(NewVersion(project, "w", dict(OUT), testing={
+        "AutoCreate": True}), lambda _: both)
+    assert auto.spec[PINNED] == {"TRAIN": 70}  # its test set is split off, never read
+    assets = world.versions.create(NewVersion(project, "x", dict(OUT), training=ASSETS,
+                                              testing=ASSETS), lambda _: test_busy)
+    assert assets.spec[PINNED] == {}  # manifests only: no dataset is read
+
+
+def test_start_fails_on_a_server_without_a_backbone(world: World) -> None:
+    project = _project(world)
+    v = _version(world, project)
+    _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
+    world.backbone[0] = None
+    world.versions.start(v, 1, None)
+    failed = world.versions.require(v)
+    assert failed.status is VersionStatus.FAILED and "no feature extractor" in failed.message
+
+
+def test_a_copy_writes_its_own_output_files_and_no_training_record(world: World) -> None:
+    source, target = _project(world, "a"), _project(world, "b")
+    v = _version(world, source)
+    ref = VersionRef.parse(v)
+    assert ref is not None
+    world.ledger.submit(TrainingAttempt(ref, "local", int(world.clock[0] * 1000), 60_000, 3))
+    folder = world.root / "out" / "p" / "a" / "v1"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "output.manifest").write_bytes(b"train lines\n")
+    (folder / "EvaluationSummary-a-v1.json").write_bytes(b'{"s": 1}')
+    (folder / "manifest-summary.json").write_bytes(b'{"m": 1}')
+
+    def at(name: str) -> dict[str, Any]:
+        return {"S3Object": {"Bucket": "out", "Name": f"p/a/v1/{name}"}}
+
+    given = {"GroundTruthManifest": {"S3Object": {"Bucket": "in", "Name": "m"}}}
+    result = {"EvaluationResult": {"F1Score": 0.5, "Summary": at("EvaluationSummary-a-v1.json")},
+              "ManifestSummary": at("manifest-summary.json"),
+              "TrainingDataResult": {"Input": {"Assets": [given]}, "Output": {"Assets": [
+                  {"GroundTruthManifest": at("train/output.manifest")}]}}}
+    world.ledger.submit(SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "done", 1,
+                                         result, _model()))
+    assert "_training" in world.store.get("a", "v1").result  # the source keeps its record
+    output = {"S3Bucket": "out", "S3KeyPrefix": "copies/"}
+    copied = world.versions.copy(source, v, target, "c1", output, None)
+    assert "_training" not in copied.result
+    assert copied.result["EvaluationResult"] == {"F1Score": 0.5, "Summary": {"S3Object": {
+        "Bucket": "out", "Name": "copies/b/c1/EvaluationSummary-b-c1.json"}}}
+    assert copied.result["ManifestSummary"]["S3Object"]["Name"] == \
+        "copies/b/c1/manifest-summary.json"
+    training = copied.result["TrainingDataResult"]
+    assert training["Input"] == {"Assets": [given]}  # the request's input, not a copy
+    assert training["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]["Name"] == \
+        "copies/b/c1/train/output.manifest"
+    into = world.root / "out" / "copies" / "b" / "c1"
+    assert (into / "EvaluationSummary-b-c1.json").read_bytes() == b'{"s": 1}'
+    assert (into / "manifest-summary.json").read_bytes() == b'{"m": 1}'
+    assert (into / "train" / "output.manifest").read_bytes() == b"train lines\n"
+    with pytest.raises(ResourceInUseException, match="already has a version c1"):
+        world.versions.copy(source, v, target, "c1", {"S3Bucket": "out"}, None)
+    (folder / "manifest-summary.json").unlink()  # a source file gone: nothing is made
+    with pytest.raises(InvalidParameterException, match="cannot be read"):
+        world.versions.copy(source, v, target, "c2", output, None)
+    assert world.store.get("b", "c2") is None

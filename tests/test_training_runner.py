@@ -159,6 +159,34 @@ def test_stop_is_bounded_and_a_cut_training_records_nothing(world: World) -> Non
     assert _row(world, "v1").attempts == 1
 
 
+class Deaf:
+    """Trains past the stop until ``release`` is set (a step that does not see the stop)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def train(self, version: Version, arn: str, stop: threading.Event) -> SetVersionStatus:
+        self.started.set()
+        self.release.wait(30)
+        return SetVersionStatus(version.ref, VersionStatus.TRAINING_COMPLETED, "late", 2,
+                                {}, b"model")
+
+
+def test_a_training_abandoned_by_stop_submits_nothing_after(world: World) -> None:
+    """stop() gave up on it and the ledger closes next: not even the start's withdrawal."""
+    _put(world, "v1")
+    trainer = Deaf()
+    runner = _runner(world, trainer)
+    runner.start()
+    assert trainer.started.wait(5)
+    assert not runner.stop(0.2)  # abandoned
+    trainer.release.set()
+    assert runner.join(5.0)
+    assert _status(world, "v1") == "TRAINING_IN_PROGRESS"  # not ended: retrained next start
+    assert _row(world, "v1").attempts == 1  # its start counts: the withdrawal was not sent
+
+
 def test_model_parts_are_written_in_order_and_only_while_training(world: World) -> None:
     ref = _put(world, "v1")
     command = SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "ok", 2, {}, b"abcdefg")

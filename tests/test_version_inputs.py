@@ -20,7 +20,7 @@ from streamproc.projects.datasets import Entry
 from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, NewProject, Project
-from streamproc.projects.versions import NewVersion, Version, VersionRef, VersionStatus
+from streamproc.projects.versions import PINNED, NewVersion, Version, VersionRef, VersionStatus
 from streamproc.projects.versions_inputs import (
     MAX_ASSETS,
     Gathered,
@@ -179,6 +179,61 @@ def test_the_deadline_and_the_stop_signal_end_the_reading(w: World) -> None:
     assert next(calls) == 7
 
 
+def test_a_test_set_with_nothing_usable_fails_rather_than_being_split(w: World) -> None:
+    train = w.manifest("a", good(10))
+    unlabeled = w.manifest("t", [{"source-ref": "s3://img/x.jpg"}, "{broken"])
+    with pytest.raises(TrainingFailure, match="the test set has no usable images"):
+        gather(w, version([train], {"Assets": [unlabeled]}))
+    asked = gather(w, version([train], {"AutoCreate": True}))
+    assert asked.auto_split and asked.test
+    bare = version([train])
+    del bare.spec["TestingData"]  # no test data at all: split (a documented deviation)
+    assert gather(w, bare).auto_split
+    tested = gather(w, version([train], {"Assets": [w.manifest("u", good(4, 50))]}))
+    assert not tested.auto_split and len(tested.test) == 4 and len(tested.train) == 10
+
+
+def test_an_error_line_without_a_source_ref_has_no_source_ref_key(w: World) -> None:
+    lines = [*good(10), "{broken", {"source-ref": "s3://img/z.jpg", "cls": 0,
+                                    "cls-metadata": {"type": "groundtruth/image-classification"}}]
+    found = gather(w, version([w.manifest("a", lines)]))
+    assert len(found.errors) == 2
+    broken, unnamed = sorted(found.errors, key=lambda e: e["line-number"])
+    assert "source-ref" not in broken and broken["line-number"] == 11
+    assert unnamed["source-ref"] == "s3://img/z.jpg"  # named: kept
+
+
+def _pinned(pins: dict[str, int], testing: dict[str, Any] | None = None) -> Version:
+    v = version(None, testing)
+    if testing is None:
+        del v.spec["TestingData"]
+    v.spec[PINNED] = pins
+    return v
+
+
+def test_datasets_are_read_as_the_version_pinned_them(w: World) -> None:
+    for type_, start in (("TRAIN", 0), ("TEST", 100)):
+        w.datasets.put(StoredDataset("p", 1, type_, 5, 7, "CREATE_COMPLETE", "", "SUCCESS"))
+        w.datasets.add("p", type_, [Entry(json.dumps(x), x["source-ref"], (
+            x["cls-metadata"]["class-name"],), True, False).stored() for x in good(10, start)])
+    both = gather(w, _pinned({"TRAIN": 7, "TEST": 7}))
+    assert (len(both.train), len(both.test), both.auto_split) == (10, 10, False)
+    unpinned = gather(w, _pinned({"TRAIN": 7}))  # no TEST dataset when it was created
+    assert unpinned.auto_split and len(unpinned.train) + len(unpinned.test) == 10
+    w.datasets.put(StoredDataset("p", 1, "TEST", 5, 9, "UPDATE_COMPLETE", "", "SUCCESS"))
+    with pytest.raises(TrainingFailure, match="TEST dataset changed after the version"):
+        gather(w, _pinned({"TRAIN": 7, "TEST": 7}))
+    w.datasets.put(StoredDataset("p", 1, "TRAIN", 5, 7, "UPDATE_IN_PROGRESS", "", "SUCCESS"))
+    with pytest.raises(TrainingFailure, match="TRAIN dataset changed"):
+        gather(w, _pinned({"TRAIN": 7}))
+    w.datasets.delete("p", "TRAIN")
+    with pytest.raises(TrainingFailure, match="TRAIN dataset changed"):
+        gather(w, _pinned({"TRAIN": 7}))
+    w.datasets.put(StoredDataset("p", 1, "TRAIN", 5, 7, "CREATE_COMPLETE", "", "SUCCESS"))
+    with pytest.raises(TrainingFailure, match="too few usable images: 0"):
+        gather(w, version(None))  # an older record pins nothing: read as it stands
+
+
 # ---- CreateProjectVersion / CopyProjectVersion: what is refused before any training ------
 @dataclass
 class Versions:
@@ -232,7 +287,8 @@ def test_a_name_that_makes_the_output_key_unwritable_is_refused_at_create(
     with pytest.raises(InvalidParameterException, match="over 1024"):
         versions.service.create(NewVersion(versions.project.resource_id, long,
                                            {**OUT, "S3KeyPrefix": "p/" * 250}))
-    made = versions.service.create(NewVersion(versions.project.resource_id, "v1", OUT))
+    made = versions.service.create(NewVersion(versions.project.resource_id, "v1", OUT,
+                                              {"Assets": [ASSET]}))
     assert made.status is VersionStatus.TRAINING_IN_PROGRESS
 
 

@@ -21,7 +21,7 @@ from streamproc.projects.dataset_service import DatasetService, NewDataset
 from streamproc.projects.datasets import Dataset, DatasetStats, DatasetType, EntryQuery
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject, Project, ProjectQuery
-from streamproc.projects.versions import NewVersion, Version, VersionQuery
+from streamproc.projects.versions import BASE_MODEL, NewVersion, Version, VersionQuery
 from streamproc.projects.versions_service import VersionService
 from streamproc.storage.versions import StoredPolicy
 
@@ -33,7 +33,6 @@ class ProjectApi:
     projects: ProjectService
     datasets: DatasetService
     versions: VersionService
-    base_model: str | None = None  # BaseModelVersion of adapters (the moderation pack's)
 
 
 def new_project(p: Params) -> NewProject:
@@ -233,9 +232,12 @@ def new_version(p: Params, ctx: RequestContext) -> NewVersion:
                       p.get("FeatureConfig"), p.get("Tags"))
 
 
-def version_description(version: Version, ctx: RequestContext,
-                        base_model: str | None = None) -> dict[str, Any]:
-    """A ProjectVersionDescription: what was asked, what training wrote, the status."""
+def version_description(version: Version, ctx: RequestContext) -> dict[str, Any]:
+    """A ProjectVersionDescription: what was asked, what training wrote, the status.
+
+    An adapter's BaseModelVersion is the moderation model it was trained on, as its
+    training recorded it (not the pack this server runs now; absent until trained).
+    """
     ref = version.ref
     out: dict[str, Any] = {
         "ProjectVersionArn": ctx.arns.version(ref.project, ref.name, ref.created_ms),
@@ -250,6 +252,7 @@ def version_description(version: Version, ctx: RequestContext,
                 "SourceProjectVersionArn"):
         if key in version.result:
             out[key] = version.result[key]
+    base_model = version.result.get(BASE_MODEL)
     if base_model is not None and version.feature is Feature.CONTENT_MODERATION:
         out["BaseModelVersion"] = base_model
     if version.min_units is not None:
@@ -260,7 +263,7 @@ def version_description(version: Version, ctx: RequestContext,
 
 def create_project_version(s: ProjectApi, p: Params, ctx: RequestContext) -> Response:
     """CreateProjectVersion (answers at once: TRAINING_IN_PROGRESS; the runner trains)."""
-    version = s.versions.create(new_version(p, ctx))
+    version = s.versions.create(new_version(p, ctx), s.datasets.of_project)
     ref = version.ref
     return {"ProjectVersionArn": ctx.arns.version(ref.project, ref.name, ref.created_ms)}
 
@@ -272,7 +275,7 @@ def describe_project_versions(s: ProjectApi, p: Params, ctx: RequestContext) -> 
         project_id(p["ProjectArn"], ctx), None if names is None else tuple(names),
         p.get("NextToken"), p.get("MaxResults")))
     return _paged({"ProjectVersionDescriptions": [
-        version_description(v, ctx, s.base_model) for v in page]}, token)
+        version_description(v, ctx) for v in page]}, token)
 
 
 def delete_project_version(s: ProjectApi, p: Params, ctx: RequestContext) -> Response:

@@ -297,4 +297,4 @@ def _project_api(config: Config, domain: Domain, storage: Storage, ledger: Ledge
                  moderation: Moderation) -> ProjectApi:
     return ProjectApi(domain.projects, DatasetService(storage.datasets, domain.projects,
                                                       objects, ledger, config),
-                      versions, moderation.engine.model_version)
+                      versions)

@@ -9,7 +9,9 @@ Hook order (:class:`streamproc.lifecycle.Service`)::
                submit what ends it (the model's parts, then the status); fail another
                node's stale versions ("training did not finish"); wait for wake() or poll_s
     stop(timeout) -> the training in hand stops at its next batch or Newton step; nothing
-               is submitted but the withdrawal of its start (so the stop counts no attempt)
+               is submitted but the withdrawal of its start (so the stop counts no attempt);
+               a training still running when stop gives up submits nothing at all (the
+               ledger closes next; its start then counts as one of max_attempts)
 
 Restart: a version left TRAINING_IN_PROGRESS by a process that stopped (or died) part-way
 is **retrained from the start** when the runner starts again: training is deterministic
@@ -76,6 +78,10 @@ class TrainingRunner(Service):
         self._wake = threading.Event()
         self._trainer: Trainer | None = None
         self._unavailable = ""
+        # Once stop() gives up on the thread the daemon closes the ledger: a training cut
+        # later must submit nothing. The lock makes the check and the submit one step.
+        self._abandoned = False
+        self._submit_lock = threading.Lock()
 
     def wake(self) -> None:
         """A version was created: look for work now rather than at the next poll."""
@@ -93,6 +99,20 @@ class TrainingRunner(Service):
     def _on_stop(self) -> None:
         self._wake.set()
 
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the thread; one not done within ``timeout`` is abandoned and submits no more.
+
+        A submit under way is waited for (at most ``timeout`` again), so none lands after
+        this returns and the caller closes the ledger.
+        """
+        if super().stop(timeout):
+            return True
+        got = self._submit_lock.acquire(timeout=timeout)
+        self._abandoned = True
+        if got:
+            self._submit_lock.release()
+        return False
+
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
@@ -103,7 +123,7 @@ class TrainingRunner(Service):
             if version.node == self._node:
                 return version
             # Judged with this node's window only when its start never recorded one.
-            stale = version.effective(self._now_ms(), self._stale_ms)
+            stale = version.effective(self._now_ms(), self._stale_ms, self._node)
             if stale is not version:
                 self._end(SetVersionStatus(version.ref, stale.status, stale.message,
                                            self._now_ms()))
@@ -150,7 +170,9 @@ class TrainingRunner(Service):
             return  # refused, or failed by the attempt (too many starts, or stale)
         command = self._run_trainer(self._trainer, started)
         if command is None or self.stopping:  # stopped part-way: retrained at the next start
-            self._attempt(started, stopped=True)
+            with self._submit_lock:
+                if not self._abandoned:  # else the ledger may be closed: the start counts
+                    self._attempt(started, stopped=True)
             return
         self._end(command)
 

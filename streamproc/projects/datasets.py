@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from streamproc.errors import ResourceNotReadyException
 from streamproc.storage.datasets import StoredDataset, StoredEntry
-
-__all__ = ["ResourceNotReadyException"]  # moved to streamproc.errors; old imports keep working
 
 _WORK = "work:"  # a busy row's message column: the id of its work
 

@@ -11,8 +11,10 @@ DescribeProjectVersions shows them as they are.
 A training in progress is bounded: each start of one is recorded (``TrainingAttempt``, with
 the window it must end in), and a version TRAINING_IN_PROGRESS for longer than that window
 (:meth:`Version.effective`) reads as TRAINING_FAILED: its node stopped, left or was renamed,
-or it crashed the process. The window and the time come from commands, never from a node's
-config, so every node judges alike.
+or it crashed the process. A version never started waits in its own node's queue and is
+never stale there; other nodes judge it by their window from its creation (a limit: a live
+other node whose queue outlasts the window reads as failed). The appliers take the window
+and the time from their commands, never from a node's config, so every node applies alike.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ BUSY = frozenset({VersionStatus.TRAINING_IN_PROGRESS, VersionStatus.STARTING,
 STALE_MARGIN_S = 300.0
 MAX_ATTEMPTS = 3  # starts of one training (each cut short by a crash) before it fails
 _TRAINING = "_training"  # result key: {"attempts": n, "stale_ms": window} (never on the wire)
+# Spec key (never on the wire): dataset type -> the updated_ms it had when the version was
+# created, for each set read from the project's datasets (absent in older records: unpinned).
+PINNED = "_datasets"
+BASE_MODEL = "BaseModelVersion"  # result key: the moderation model an adapter trained on
 
 
 def stale_window_ms(deadline_s: float) -> int:
@@ -142,25 +148,36 @@ class Version:
         window = self.result.get(_TRAINING, {}).get("stale_ms")
         return None if window is None else int(window)
 
+    def trained_result(self) -> dict[str, Any]:
+        """Its result without the record of its training's starts (which no copy takes)."""
+        return {k: v for k, v in self.result.items() if k != _TRAINING}
+
     def attempted(self, attempts: int, stale_ms: int, at_ms: int) -> Version:
         """The version with ``attempts`` starts recorded, the last at ``at_ms``."""
         return replace(self, updated_ms=at_ms, result={
             **self.result, _TRAINING: {"attempts": attempts, "stale_ms": stale_ms}})
 
-    def effective(self, now_ms: int, stale_ms: int | None = None) -> Version:
+    def effective(self, now_ms: int, stale_ms: int | None = None,
+                  deciding: str | None = None) -> Version:
         """The version as it stands at ``now_ms``: a training silent too long has failed.
 
-        The window is the one its last recorded start gave, else ``stale_ms`` (the
-        deciding node's; None: a training never started is never stale). It counts from
-        ``updated_ms``: the creation, or the last start.
+        A training started is judged by the window its last recorded start gave, from that
+        start. One never started is never stale on its own node (``deciding`` is that
+        node: its runner will start it, however long its queue); on any other node it is
+        judged by ``stale_ms`` (the deciding node's window; None: never stale) from its
+        creation. A documented limit: a live but busy other node's queue longer than the
+        window reads as failed there.
         """
-        window = self.stale_ms if self.stale_ms is not None else stale_ms
+        started = self.stale_ms
+        window = started if started is not None else \
+            None if deciding == self.node else stale_ms
         if self.status is not VersionStatus.TRAINING_IN_PROGRESS or window is None or \
                 now_ms - self.updated_ms < window:
             return self
+        since = "creation" if started is None else "start"
         return self.moved(VersionStatus.TRAINING_FAILED, (
             f"training did not finish: nothing ended it within {window / 1000:g} s of its "
-            "start (its node stopped, left the cluster or was renamed)"),
+            f"{since} (its node stopped, left the cluster or was renamed)"),
             self.updated_ms + window)
 
     def stored(self) -> StoredVersion:

@@ -2,12 +2,16 @@
 
 CreateProjectVersion's ``TrainingData.Assets`` / ``TestingData.Assets`` name Ground Truth
 manifests (read now, through the object store and its bucket allowlist, with the dataset
-rules of :mod:`.manifests`); without them the project's TRAIN and TEST datasets are used.
-``TestingData.AutoCreate`` (or no test data at all) holds out a fifth of each label set of
-the training entries, as DistributeDatasetEntries does. Entries in error are counted, and
-fail the training past ``projects.dataset_max_error_fraction`` (AWS's 20% rule); the rest
-train. An adapter trains on the top-level labels its entries name (``[]``: a safe image);
-a Custom Labels classifier on one class per image.
+rules of :mod:`.manifests`); without them the project's TRAIN and TEST datasets are used,
+as they were when the version was created (a dataset changed since fails the training).
+``TestingData.AutoCreate`` holds out a fifth of each label set of the training entries, as
+DistributeDatasetEntries does; so does a request with no test data at all (no test Assets
+and no TEST dataset: a deviation, AWS refuses it). A test set given with nothing usable in
+it fails the training ("the test set has no usable images"), never silently split.
+Entries in error are counted, and fail the training past
+``projects.dataset_max_error_fraction`` (AWS's 20% rule); the rest train. An adapter
+trains on the top-level labels its entries name (``[]``: a safe image); a Custom Labels
+classifier on one class per image.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from streamproc.projects.dataset_rules import held_out
 from streamproc.projects.datasets import Entry
 from streamproc.projects.manifests import LineRules, parse_entry
 from streamproc.projects.types import Feature
-from streamproc.projects.versions import Version
+from streamproc.projects.versions import PINNED, Version
 from streamproc.storage.datasets import DatasetStore, StoredEntry
 from streamproc.storage.objects import ObjectRef, ObjectStore
 from streamproc.training.errors import TrainingError
@@ -123,9 +127,13 @@ class InputReader:
             msg = (f"{len(found.errors)} of {found.lines} JSON lines have errors (more than "
                    f"{share:.0%}): {_where(first)}: {first['code']}: {first['message']}")
             raise TrainingFailure(msg)
-        if not test_ok:
+        if auto or not (test or manifest_refs(testing)):
             train_ok, test_ok = _split(train_ok)
             found.auto_split = True
+        elif not test_ok:
+            msg = (f"the test set has no usable images ({len(test)} JSON lines): label some, "
+                   "or ask TestingData.AutoCreate to split the training data")
+            raise TrainingFailure(msg)
         if version.feature is Feature.CONTENT_MODERATION:
             _check_taxonomy(train_ok + test_ok)
         found.train, found.test = train_ok, test_ok
@@ -140,6 +148,8 @@ class InputReader:
         stop, deadline = until
         refs = manifest_refs(data)
         if not refs:
+            if not self._unchanged(version, type_):
+                return []
             rows = self._datasets.entries(version.ref.project, type_, 0, 1 << 62)
             read = [Read(Entry.of(row), n) for n, (_, row) in enumerate(rows, 1)]
             for item in read:
@@ -162,6 +172,28 @@ class InputReader:
                 msg = f"The manifest {ref.shown} cannot be read: {error.message}"
                 raise TrainingFailure(msg) from error
         return found.reads()
+
+    def _unchanged(self, version: Version, type_: str) -> bool:
+        """Whether the project's ``type_`` dataset is read (TrainingFailure: it changed).
+
+        A version pins the datasets it reads when it is created (:data:`.versions.PINNED`):
+        one not pinned then is not read now (a test set is then split off), and one
+        updated, being updated or deleted since fails the training rather than train on
+        other data than the request's. Older versions pinned nothing: read as they are.
+        """
+        pins = version.spec.get(PINNED)
+        if pins is None:
+            return True
+        if type_ not in pins:
+            return False
+        row = self._datasets.get(version.ref.project, type_)
+        if row is None or row.updated_ms != int(pins[type_]) or \
+                row.status.endswith("_IN_PROGRESS"):
+            msg = (f"the project's {type_} dataset changed after the version was created "
+                   "(its entries were updated, it was deleted, or work on it is under way or "
+                   "was cut short by a stopped server): create the version again")
+            raise TrainingFailure(msg)
+        return True
 
     def _check_sizes(self, refs: list[ObjectRef]) -> None:
         """Each manifest, and all of a set together, within dataset_max_manifest_bytes."""
@@ -191,7 +223,9 @@ class InputReader:
                 where: dict[str, Any] = {"line-number": read.line, "line-numer": read.line}
                 if read.asset is not None:
                     where["asset"] = read.asset
-                found.errors.append({**where, "source-ref": entry.source_ref, **reason})
+                if entry.source_ref is not None:  # a line without one has no key at all
+                    where["source-ref"] = entry.source_ref
+                found.errors.append({**where, **reason})
             elif entry.labeled and entry.source_ref is not None:
                 usable.append(Sample(entry.source_ref, entry.labels, entry.line))
         return usable

@@ -9,6 +9,9 @@ where it may go) under ``{S3KeyPrefix}{project}/{version}/``:
 - an adapter's ``evaluation-summary.json`` (:func:`streamproc.training.summaries.adapter_summary`),
   or Custom Labels' ``EvaluationSummary-PROJECT-VERSION.json``;
 - ``manifest-summary.json``: line counts and the lines and images that could not be used.
+
+CopyProjectVersion copies these files to the copy's own OutputConfig (:func:`copy_outputs`),
+so the copy's result points at its files, not its source's.
 """
 
 from __future__ import annotations
@@ -20,9 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.errors import OutputNotWritable
+from streamproc.errors import (
+    AccessDeniedException,
+    InvalidParameterException,
+    OutputNotWritable,
+    StreamprocError,
+)
 from streamproc.moderation import taxonomy
-from streamproc.projects.versions import Version
+from streamproc.projects.versions import BASE_MODEL, Version
 from streamproc.projects.versions_inputs import Gathered, Sample, TrainingFailure
 from streamproc.storage.object_keys import ObjectRef
 from streamproc.storage.objects import ObjectStore
@@ -101,8 +109,9 @@ class OutputWriter:
         test_out = self._put(version, "test/output.manifest", _lines(test_rows))
         spec = version.spec
         training = {"Assets": (spec.get("TrainingData") or {}).get("Assets") or []}
-        testing = {"Assets": (spec.get("TestingData") or {}).get("Assets") or [],
-                   "AutoCreate": gathered.auto_split}
+        asked = spec.get("TestingData") or {}
+        # Input echoes the request; Output says whether a test set was split off.
+        testing = {"Assets": asked.get("Assets") or [], "AutoCreate": bool(asked.get("AutoCreate"))}
         return {"ManifestSummary": self._put(version, "manifest-summary.json",
                                              json.dumps(summary).encode()),
                 "TrainingDataResult": {"Input": training, "Output": {"Assets": [
@@ -125,6 +134,7 @@ class OutputWriter:
         summary = adapter_summary(scores, threshold, details)
         out["EvaluationResult"] = {"Summary": self._put(version, "evaluation-summary.json",
                                                         json.dumps(summary).encode())}
+        out[BASE_MODEL] = self._model_version  # what it was trained on, not today's pack
         return out
 
     def classifier(self, version: Version, details: Details, truth: list[str],
@@ -141,3 +151,74 @@ class OutputWriter:
             "F1Score": float(summary["AggregatedEvaluationResults"]["F1Score"]),
             "Summary": self._put(version, name, json.dumps(summary).encode())}
         return out
+
+
+COPY_MAX_BYTES = 256 << 20  # one output file a copy reads whole (the test manifest is largest)
+
+
+@dataclass(frozen=True)
+class CopyTarget:
+    """Where a CopyProjectVersion's files go: its OutputConfig, project and version name."""
+
+    output: dict[str, Any]
+    project: str
+    name: str
+
+
+def copy_outputs(objects: ObjectStore, source: Version, target: CopyTarget
+                 ) -> dict[str, Any]:
+    """The source's result with each file its training wrote copied to the target's output.
+
+    A file keeps its name below ``{prefix}{project}/{version}/`` (a Custom Labels
+    evaluation summary is renamed for the target, as its training would name it); the
+    ``Input`` manifests the request named are not the training's and stay as they are.
+    Raises AccessDeniedException (a bucket not read or written here) or
+    InvalidParameterException (a source file gone or too large).
+    """
+    output = source.spec["OutputConfig"]
+    base = f"{output.get('S3KeyPrefix', '')}{source.ref.project}/{source.ref.name}/"
+    into = f"{target.output.get('S3KeyPrefix', '')}{target.project}/{target.name}/"
+    renames = {f"EvaluationSummary-{source.ref.project}-{source.ref.name}.json":
+               f"EvaluationSummary-{target.project}-{target.name}.json"}
+
+    def copied(obj: dict[str, Any]) -> dict[str, Any]:
+        name = str(obj["Name"])
+        if not name.startswith(base):
+            return obj
+        relative = name[len(base):]
+        ref = ObjectRef(target.output["S3Bucket"], into + renames.get(relative, relative))
+        _put(objects, ref, _read(objects, ObjectRef(str(obj["Bucket"]), name)))
+        return {"Bucket": ref.bucket, "Name": ref.name}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v if k == "Input" else copied(v) if k == "S3Object" else walk(v)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return {k: walk(v) for k, v in source.trained_result().items()}
+
+
+def _read(objects: ObjectStore, ref: ObjectRef) -> bytes:
+    if not objects.readable(ref.bucket):
+        msg = (f"The source version's output {ref.shown} is in a bucket this server does not "
+               "read (objects.buckets): its files cannot be copied")
+        raise AccessDeniedException(msg)
+    try:
+        data = objects.read(ref, COPY_MAX_BYTES)
+    except StreamprocError as error:
+        msg = f"The source version's output {ref.shown} cannot be read: {error.message}"
+        raise InvalidParameterException(msg) from error
+    if data is None:
+        msg = f"The source version's output {ref.shown} holds more than {COPY_MAX_BYTES} bytes"
+        raise InvalidParameterException(msg)
+    return data
+
+
+def _put(objects: ObjectStore, ref: ObjectRef, data: bytes) -> None:
+    try:
+        objects.put_bytes(ref, data)
+    except OutputNotWritable as error:
+        raise AccessDeniedException(f"OutputConfig: {error.message}") from error

@@ -4,8 +4,10 @@ Checked here, once: the project exists (the same one: name and creation time), a
 name is taken once per project, a status moves only along :data:`.versions.MOVES` (so a
 training ends once: a second runner's late result is refused), a version that trains or
 runs is not deleted (a training stale at the delete's time has failed:
-:meth:`.versions.Version.effective`), a training starts at most ``max_attempts`` times
-(:class:`TrainingAttempt`), a copy's source is trained, and a policy's revision is the current
+:meth:`.versions.Version.effective`; the deleting node gives no window for its own version
+never started, which its runner will start), a training starts at most ``max_attempts`` times
+(:class:`TrainingAttempt`; one never started is stale only when the node starting it is not
+its own, as reads judge it), a copy's source is trained, and a policy's revision is the current
 one. Tags written with a version are kept under its ARN (``server.region``'s spelling).
 """
 
@@ -169,7 +171,7 @@ class VersionRules:
                 f"The version is {version.status.value}: its training does not start")
         if c.stopped:  # a clean stop: retrained at the next start, this one not counted
             changed = version.attempted(max(0, version.attempts - 1), c.stale_ms, c.at_ms)
-        elif (stale := version.effective(c.at_ms)) is not version:
+        elif (stale := version.effective(c.at_ms, c.stale_ms, c.node)) is not version:
             changed = stale
         elif version.attempts >= c.max_attempts:
             changed = version.moved(VersionStatus.TRAINING_FAILED, (

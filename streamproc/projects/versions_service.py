@@ -5,7 +5,9 @@ CreateProjectVersion answers at once (TRAINING_IN_PROGRESS) and wakes the traini
 image. Start and Stop of a Custom Labels version are decided here and run at once: Start
 checks that the model's bytes load on this server's backbone (STARTING, then RUNNING, or
 FAILED with the reason: a version trained on another pack), answering STARTING as AWS
-does. Adapters are never started or copied (InvalidParameterException, as on AWS).
+does (a server without a backbone fails it: nothing could serve it). Adapters are never
+started or copied (InvalidParameterException, as on AWS); a copy's output files are copied
+to its own OutputConfig.
 Project policies are stored, listed and deleted with their revision checks; they do not
 yet gate CopyProjectVersion (copies here are within one account).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamproc.errors import (
@@ -23,12 +25,16 @@ from streamproc.errors import (
     InvalidParameterException,
     MalformedPolicyDocumentException,
     OutputNotWritable,
+    ResourceInUseException,
     ResourceNotFoundException,
 )
 from streamproc.ledger import Ledger
+from streamproc.projects.datasets import Dataset, DatasetType
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, Project
 from streamproc.projects.versions import (
+    PINNED,
+    TRAINED,
     NewVersion,
     Version,
     VersionQuery,
@@ -43,6 +49,7 @@ from streamproc.projects.versions_commands import (
     SetVersionStatus,
 )
 from streamproc.projects.versions_inputs import TrainingFailure, manifest_refs
+from streamproc.projects.versions_outputs import CopyTarget, copy_outputs
 from streamproc.projects.versions_rules import version_not_found
 from streamproc.rekognition.constants import MAX_POLICY_RESULTS, MAX_VERSION_RESULTS, Arns
 from streamproc.rekognition.tokens import page_of_keys
@@ -72,8 +79,9 @@ class VersionService:
         self._wake = wake
         self._backbone = backbone
         self._clock = clock
-        # A training never started is judged against this window (stale_window_ms of the
-        # configured deadline); one started carries its own window in the ledger.
+        # Another node's training never started is judged against this window
+        # (stale_window_ms of the configured deadline); this node's own is never stale (its
+        # runner will start it); one started carries its own window in the ledger.
         self._stale_ms = stale_ms
 
     def _now_ms(self) -> int:
@@ -86,7 +94,7 @@ class VersionService:
         row = None if ref is None else self._store.get(ref.project, ref.name)
         if ref is None or row is None or row.created_ms != ref.created_ms:
             return None
-        return Version.of(row).effective(self._now_ms(), self._stale_ms)
+        return Version.of(row).effective(self._now_ms(), self._stale_ms, self._node)
 
     def require(self, resource_id: str) -> Version:
         """The version ``NAME/version/VERSION/MS`` names, or ResourceNotFoundException."""
@@ -104,7 +112,7 @@ class VersionService:
         project = self._projects.require(query.project_id)
         wanted = None if query.names is None else set(query.names)
         now = self._now_ms()
-        found = {v.ref.name: v.effective(now, self._stale_ms)
+        found = {v.ref.name: v.effective(now, self._stale_ms, self._node)
                  for v in map(Version.of, self._store.of_project(project.name))
                  if v.project_ms == project.created_ms and (wanted is None or
                                                             v.ref.name in wanted)}
@@ -113,8 +121,15 @@ class VersionService:
         return [found[name] for name in names], token
 
     # ---- changes ----------------------------------------------------------------------------
-    def create(self, request: NewVersion) -> Version:
-        """Create a version (TRAINING_IN_PROGRESS) and wake the runner to train it."""
+    def create(self, request: NewVersion,
+               datasets: Callable[[Project], Sequence[Dataset]] = lambda _: ()) -> Version:
+        """Create a version (TRAINING_IN_PROGRESS) and wake the runner to train it.
+
+        ``datasets`` gives the project's datasets as they stand: a set without Assets is
+        read from its dataset, which must be there (TRAIN) and not busy; its ``updated_ms``
+        is pinned in the version, so the training fails if the dataset changes before
+        the runner reads it (:class:`.versions_inputs.InputReader`).
+        """
         project = self._projects.require(request.project_id)
         _check_feature_config(project, request.feature_config)
         self._check_output(request.output, project.name, request.name)
@@ -130,6 +145,7 @@ class VersionService:
                            ("FeatureConfig", _feature_config(project, request))):
             if value is not None:
                 spec[key] = value
+        spec[PINNED] = _pinned(request, {d.key.type: d for d in datasets(project)})
         now = self._now_ms()
         version = Version(VersionRef(project.name, request.name, now), project.created_ms,
                           project.feature, VersionStatus.TRAINING_IN_PROGRESS,
@@ -161,7 +177,9 @@ class VersionService:
     def delete(self, resource_id: str) -> VersionStatus:
         """Delete a version; the Status DeleteProjectVersion answers (DELETING)."""
         version = self.require(resource_id)
-        self._ledger.submit(DeleteVersion(version.ref, self._now_ms(), self._stale_ms))
+        # No window for this node's own version never started: it waits in its queue.
+        window = None if version.node == self._node else self._stale_ms
+        self._ledger.submit(DeleteVersion(version.ref, self._now_ms(), window))
         return VersionStatus.DELETING
 
     def _custom(self, resource_id: str, verb: str) -> Version:
@@ -190,8 +208,12 @@ class VersionService:
         data = self.model(version)
         if data is None:
             return "The model has no trained weights"
+        backbone = self._backbone()
+        if backbone is None:  # loads(data, None) would skip the check: it could not serve
+            return ("This server has no feature extractor (its moderation pack has no "
+                    "backbone): a Custom Labels model cannot serve here")
         try:
-            serial.loads(data, self._backbone())
+            serial.loads(data, backbone)
         except (HeadFormatError, BackboneMismatchError) as error:
             return str(error)
         return ""
@@ -207,7 +229,12 @@ class VersionService:
 
     def copy(self, source_project_id: str, source_id: str, target_project_id: str,
              name: str, output: dict[str, Any], tags: dict[str, str] | None) -> Version:
-        """CopyProjectVersion: a trained Custom Labels version into another project."""
+        """CopyProjectVersion: a trained Custom Labels version into another project.
+
+        The source's output files are copied under the copy's OutputConfig (so the source's
+        bucket must be one this server reads, ``objects.buckets``) before the copy is
+        recorded; its result keeps no record of the source's training starts.
+        """
         source_project = self._projects.require(source_project_id)
         source = self._custom(source_id, "copied")
         if source.ref.project != source_project.name:
@@ -218,10 +245,17 @@ class VersionService:
             raise InvalidParameterException("A version is copied only into a Custom Labels "
                                             "project")
         self._check_output(output, target.name, name)
+        if self._store.get(target.name, name) is not None:  # before its files are written
+            raise ResourceInUseException(f"The project {target.name} already has a version "
+                                         f"{name}")
+        if source.status not in TRAINED:
+            raise ResourceInUseException(
+                f"The version to copy is {source.status.value}: only a trained one copies")
         now = self._now_ms()
-        spec = {**source.spec, "OutputConfig": output}
-        result = {**source.result, "SourceProjectVersionArn": self._arns.version(
-            source.ref.project, source.ref.name, source.ref.created_ms)}
+        spec = {k: v for k, v in source.spec.items() if k != PINNED} | {"OutputConfig": output}
+        result = {**copy_outputs(self._objects, source, CopyTarget(output, target.name, name)),
+                  "SourceProjectVersionArn": self._arns.version(
+                      source.ref.project, source.ref.name, source.ref.created_ms)}
         version = Version(VersionRef(target.name, name, now), target.created_ms,
                           Feature.CUSTOM_LABELS, VersionStatus.COPYING_COMPLETED,
                           "The model was copied", now, self._node, spec, result)
@@ -252,6 +286,35 @@ class VersionService:
         """DeleteProjectPolicy (with a revision: only if it is the current one)."""
         project = self._projects.require(project_id)
         self._ledger.submit(DeletePolicy(project.name, project.created_ms, name, revision))
+
+
+def _pinned(request: NewVersion, held: dict[DatasetType, Dataset]) -> dict[str, int]:
+    """The ``updated_ms`` of each dataset the version will read (a set without Assets).
+
+    No Assets and no TRAIN dataset is InvalidParameterException (nothing to train on); a
+    dataset being created, updated or deleted is ResourceInUseException (read now, it
+    would be half-filled). The test set needs no dataset (it is then split off).
+    """
+    pins = {}
+    wanted = [(DatasetType.TRAIN, request.training)]
+    if not (request.testing or {}).get("AutoCreate"):
+        wanted.append((DatasetType.TEST, request.testing))
+    for type_, data in wanted:
+        if (data or {}).get("Assets"):
+            continue
+        dataset = held.get(type_)
+        if dataset is None and type_ is DatasetType.TRAIN:
+            raise InvalidParameterException(
+                "TrainingData names no Assets and the project has no TRAIN dataset: there "
+                "is nothing to train on")
+        if dataset is None:
+            continue
+        if dataset.status.busy:
+            raise ResourceInUseException(
+                f"The project's {type_.value} dataset is {dataset.status.value}: train once "
+                "its work is done")
+        pins[type_.value] = dataset.updated_ms
+    return pins
 
 
 def _check_testing(testing: dict[str, Any] | None) -> None:
