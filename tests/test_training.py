@@ -7,6 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from streamproc.projects.versions_inputs import Sample
+from streamproc.projects.versions_training import (
+    calibration_group,
+    calibration_groups,
+    training_groups,
+)
 from streamproc.training import (
     BackboneMismatchError,
     Deadline,
@@ -244,7 +250,7 @@ def test_a_stop_signal_ends_every_training_within_one_check(calls: int) -> None:
     for run in runs:
         seen, stopped = _stop_after(calls)
         with pytest.raises(TrainingStopped, match="stopped"):
-            run(Deadline(3600.0, stopped=stopped))  # type: ignore[arg-type]
+            run(Deadline(3600.0, stopped=stopped))
         assert seen[0] == calls + 1  # nothing checked after the signal: it stopped at once
     never = Deadline(3600.0, stopped=lambda: False)
     assert train_heads(x, {"Violence": y}, BACKBONE, deadline=never).labels == ("Violence",)
@@ -346,3 +352,36 @@ def test_best_threshold_picks_the_highest_f1_cut() -> None:
     assert accuracy(["a", "b"], ["a", "a"]) == 0.5
     with pytest.raises(ValueError):
         accuracy(["a"], [])
+
+
+def _sample(ref: str, extra: str = "") -> Sample:
+    return Sample(ref, ("a",), f'{{"source-ref":"{ref}"{extra}}}')
+
+
+def test_calibration_groups_come_from_the_line_or_the_frame_number() -> None:
+    frames = [_sample(f"s3://b/clip/frame-{n:06d}.jpg") for n in range(20)]
+    groups = calibration_groups(frames)
+    assert groups[:8] == ["ref:s3://b/clip/frame-#0.jpg"] * 8
+    assert len(set(groups)) == 3  # frames 0-7, 8-15, 16-19
+    other = _sample("s3://b/other/frame-000001.jpg")
+    assert calibration_group(other) != groups[1]
+    # Unnumbered images are groups of one; a line's own "group" wins over the name.
+    assert calibration_group(_sample("s3://b/cat.jpg")) == "ref:s3://b/cat.jpg"
+    tagged = [_sample(f"s3://b/x{n}.png", ', "group": "take-2"') for n in (1, 90)]
+    assert {calibration_group(s) for s in tagged} == {"group:take-2"}
+    assert calibration_group(_sample("s3://b/y.png", ', "group": true')) == "ref:s3://b/y.png"
+
+
+
+def test_groups_that_cannot_calibrate_a_label_fall_back_to_one_an_image() -> None:
+    # Five clips of eight frames: each clip is one group. "classroom" lives in one clip
+    # only, so a fold without it has nothing to fit on: each image is then its own group.
+    clips = ["head-a", "head-b", "head-c", "classroom", "walking"]
+    samples = [_sample(f"s3://b/{clip}/{n:02d}.jpg") for clip in clips for n in range(8)]
+    head = np.array([float(s.source_ref.startswith("s3://b/head")) for s in samples])
+    room = np.array([float("classroom" in s.source_ref) for s in samples])
+    assert training_groups(samples, {"head": head}, 3) == calibration_groups(samples)
+    alone = training_groups(samples, {"head": head, "classroom": room}, 3)
+    assert len(set(alone)) == len(samples)
+    train_heads(np.random.default_rng(3).normal(size=(40, 4)), {"classroom": room}, BACKBONE,
+                groups=alone, limits=TrainingLimits(min_per_class=4))

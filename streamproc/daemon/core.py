@@ -208,8 +208,10 @@ class Daemon:
         """Start the training runner (it loads the backbone; versions left training resume)."""
         node = self.cluster.node_id if self.cluster is not None else LOCAL_NODE
         serving = serving_of(self.config, moderation)  # one backbone for both
+        # The data plane (built before this) is what training yields the CPU to.
         runner = self.training = build_runner(self.config, storage.versions, storage.datasets,
-                                              self.objects, moderation, ledger, node, serving)
+                                              self.objects, moderation, ledger, node, serving,
+                                              live=self._plane)
         runner.start()
         return Training(node, runner.wake, backbone_of(self.config), serving)
 

@@ -4,7 +4,9 @@ Only constructs (no thread starts, no model loads here). Training and serving sh
 :class:`SharedExtractor`: the backbone is loaded once, by whichever needs it first (the
 runner's ``start()`` through :func:`trainer_factory`, usually, so a request rarely waits
 for it), and both run the same :class:`~streamproc.moderation.adapter.AdapterModerator`,
-so an adapter serves on exactly the inputs it was trained on.
+so an adapter serves on exactly the inputs it was trained on. The trainer runs behind the
+live stream processors (``live``: the data plane; see
+:mod:`streamproc.projects.versions_training`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from streamproc.moderation.features import FeatureBatch, FeatureExtractor, extra
 from streamproc.moderation.files import ModerationModelError
 from streamproc.projects.versions_inputs import InputReader
 from streamproc.projects.versions_outputs import OutputWriter
-from streamproc.projects.versions_training import VersionTrainer
+from streamproc.projects.versions_training import LiveLoad, VersionTrainer
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.datasets import DatasetStore
 from streamproc.storage.object_keys import ObjectRef
@@ -100,12 +102,12 @@ def serving_of(config: Config, moderation: ModerationEngine) -> Serving | None:
 
 
 def trainer_factory(config: Config, datasets: DatasetStore, objects: ObjectStore,
-                    moderation: ModerationEngine, serving: Serving | None
-                    ) -> Callable[[], Trainer]:
+                    moderation: ModerationEngine, serving: Serving | None,
+                    live: LiveLoad | None = None) -> Callable[[], Trainer]:
     """What the runner calls once at its start: loads the backbone, returns the trainer.
 
     Without ``serving`` (a pack without open_nsfw) it raises, and every version fails with
-    the reason.
+    the reason. ``live`` (the data plane) is what the trainer waits for between batches.
     """
     def make() -> Trainer:
         if serving is None:  # extractor_for raises the pack's own reason
@@ -125,16 +127,19 @@ def trainer_factory(config: Config, datasets: DatasetStore, objects: ObjectStore
 
         return VersionTrainer(InputReader(datasets, objects, config.projects),
                               OutputWriter(objects, moderation.model_version), extractor,
-                              read, serving.adapters.inputs, config.projects)
+                              read, serving.adapters.inputs, config.projects, live=live,
+                              beside_live=config.jobs.batch_frames_beside_live)
     return make
 
 
 def build_runner(config: Config, versions: VersionStore, datasets: DatasetStore,
                  objects: ObjectStore, moderation: ModerationEngine, ledger: Ledger,
-                 node: str, serving: Serving | None) -> TrainingRunner:
-    """The training runner of this node (not started)."""
+                 node: str, serving: Serving | None, live: LiveLoad | None = None
+                 ) -> TrainingRunner:
+    """The training runner of this node (not started); ``live``: the data plane to yield to."""
     arns = Arns(config.server.region, config.server.account_id)
     return TrainingRunner(versions, ledger, trainer_factory(config, datasets, objects,
-                                                            moderation, serving), arns, node,
+                                                            moderation, serving, live),
+                          arns, node,
                           part_bytes=config.projects.dataset_chunk_bytes,
                           deadline_s=config.projects.training_deadline_s)

@@ -19,13 +19,32 @@ inside it. A stop (the runner's event) is seen at the next batch, label or Newto
 (the training's :class:`~streamproc.training.Deadline` watches it) and raises
 :class:`~streamproc.training.errors.TrainingStopped`: nothing is returned to record, and
 nothing is written to the output bucket once it is set.
+
+Live stream processors go first, as they do in the moderation stage
+(:mod:`streamproc.dataplane.stored.moderation_stage`): before each model call the trainer
+waits, in short steps, while a live frame is queued or being analysed
+(:meth:`LiveLoad.live_waiting`), and while any live session is attached a batch holds at
+most ``beside_live`` images (``jobs.batch_frames_beside_live``), so a live frame that
+arrives meanwhile competes with one small model call at most. The wait counts against
+``projects.training_deadline_s``: a server kept busy by live streams can fail a training
+with the deadline's reason. The heads' training after it (numpy, seconds) does not yield.
+
+Calibration groups (:func:`calibration_group`): the Platt folds keep each group on one
+side, so near-identical images (neighbouring video frames) do not calibrate each other. An
+image's group is its manifest line's optional ``"group"`` attribute, else its source-ref
+with a trailing frame number in blocks of :data:`FRAME_BLOCK`
+(``s3://b/clip/frame-000017.jpg`` is in ``s3://b/clip/frame-#2``), else its own source-ref;
+when those groups leave a label nothing to calibrate on, each image is its own group
+(:func:`training_groups`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +64,7 @@ from streamproc.storage.object_keys import ObjectRef
 from streamproc.training import Deadline, TrainingError, TrainingLimits, serial
 from streamproc.training.classifier import class_confidences, train_classifier
 from streamproc.training.errors import TrainingStopped
+from streamproc.training.folds import assign_folds
 from streamproc.training.heads import TrainedHeads, train_heads
 from streamproc.training.summaries import Details, LabelScores, adapter_f1
 
@@ -70,6 +90,76 @@ class Features(Protocol):
 # (AdapterModerator.inputs): what an adapter trains on.
 AdapterInputsOf = Callable[[Sequence[np.ndarray]], AdapterInputs]
 THRESHOLDS = "AssumedThresholds"  # result key: a Custom Labels version's class -> threshold
+GROUP_KEY = "group"  # an optional manifest attribute: the image's calibration group
+# Numbered images (video frames) per calibration group when a line names none: 8 frames
+# are 0.3 s at 25 fps, about as far apart as two frames still look alike.
+FRAME_BLOCK = 8
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)(?P<suffix>\.[^./]*)?$")
+YIELD_S = 0.02  # one wait while a live frame is waiting (then the trainer looks again)
+
+
+class LiveLoad(Protocol):
+    """What the trainer asks of the live side (the data plane) before each model call."""
+
+    def live_attached(self) -> bool:
+        """Whether any live session is attached (batches are then at most ``beside_live``)."""
+
+    def live_waiting(self) -> bool:
+        """Whether a live frame is queued or being analysed (the trainer then waits)."""
+
+
+class NoLive:
+    """No live side (a trainer outside the daemon, a test): never waits."""
+
+    def live_attached(self) -> bool:
+        """Never attached."""
+        return False
+
+    def live_waiting(self) -> bool:
+        """Never waiting."""
+        return False
+
+
+def calibration_group(sample: Sample) -> str:
+    """The image's calibration group: its line's ``"group"``, its frame block, or itself."""
+    try:
+        line = json.loads(sample.line)
+    except ValueError:
+        line = None
+    own = line.get(GROUP_KEY) if isinstance(line, dict) else None
+    if isinstance(own, str | int) and not isinstance(own, bool):
+        return f"group:{own}"
+    folder, _, name = sample.source_ref.rpartition("/")
+    numbered = _NUMBERED.match(name)
+    if numbered is None:
+        return f"ref:{sample.source_ref}"
+    block = int(numbered["number"]) // FRAME_BLOCK
+    return f"ref:{folder}/{numbered['prefix']}#{block}{numbered['suffix'] or ''}"
+
+
+def calibration_groups(samples: Sequence[Sample]) -> list[str]:
+    """:func:`calibration_group` of each sample, in order."""
+    return [calibration_group(sample) for sample in samples]
+
+
+def training_groups(samples: Sequence[Sample], targets: Mapping[str, np.ndarray],
+                    folds: int) -> list[str]:
+    """The groups train_heads is given: the derived ones, or one an image when they fail.
+
+    Derived groups that leave some fold with no image with (or without) a label to fit on
+    (a label's images all from one clip) cannot calibrate it; rather than fail a training
+    that names no group, each image is then its own group (the calibration may be
+    over-confident, as it is for any training without groups).
+    """
+    groups = calibration_groups(samples)
+    for raw in targets.values():
+        y = (np.asarray(raw, dtype=np.float64) > 0.5).astype(np.float64)
+        fold = assign_folds(groups, y, folds)
+        for one in np.unique(fold):
+            inside = y[fold != one]
+            if not inside.size or inside.min() == inside.max():
+                return [f"image:{i}" for i in range(len(samples))]
+    return groups
 
 
 @dataclass(frozen=True)
@@ -104,7 +194,8 @@ class VersionTrainer:
                  read_image: Callable[[ObjectRef], np.ndarray],
                  adapter_inputs: AdapterInputsOf,
                  config: ProjectsConfig, clock: Callable[[], float] = time.time,
-                 batch_bytes: int = BATCH_BYTES) -> None:
+                 batch_bytes: int = BATCH_BYTES, live: LiveLoad | None = None,
+                 beside_live: int = 8, yield_s: float = YIELD_S) -> None:
         self._inputs = inputs
         self._outputs = outputs
         self._features = features
@@ -113,6 +204,9 @@ class VersionTrainer:
         self._config = config
         self._clock = clock
         self._batch_bytes = batch_bytes
+        self._live = live or NoLive()
+        self._beside_live = max(1, beside_live)
+        self._yield_s = yield_s
 
     def train(self, version: Version, arn: str, stop: threading.Event) -> SetVersionStatus:
         """The command that ends ``version``'s training, COMPLETED or FAILED with why.
@@ -148,8 +242,8 @@ class VersionTrainer:
                    f"(projects.training_max_images: {self._config.training_max_images})")
             raise TrainingFailure(msg)
         adapter = version.feature is Feature.CONTENT_MODERATION
-        train = self._encode(gathered.train, adapter, deadline)
-        test = self._encode(gathered.test, adapter, deadline)
+        train = self._encode(gathered.train, adapter, deadline, stop)
+        test = self._encode(gathered.test, adapter, deadline, stop)
         limits = TrainingLimits(max_images=self._config.training_max_images,
                                 seconds=self._config.training_deadline_s,
                                 min_per_class=self._config.training_min_per_class)
@@ -162,7 +256,8 @@ class VersionTrainer:
             return self._adapter(version, gathered, train, test, limits, deadline, details)
         return self._classifier(version, gathered, train, test, limits, deadline, details)
 
-    def _encode(self, samples: list[Sample], adapter: bool, deadline: Deadline) -> Encoded:
+    def _encode(self, samples: list[Sample], adapter: bool, deadline: Deadline,
+                stop: threading.Event) -> Encoded:
         """Features of the readable images, a batch at a time (a stop is seen per image)."""
         kept: list[Sample] = []
         runs: list[AdapterInputs] = []
@@ -175,15 +270,30 @@ class VersionTrainer:
                 continue
             images.append(image)
             kept.append(sample)
-            if len(images) >= self._config.training_batch or \
+            if len(images) >= self._batch_size() or \
                     sum(i.nbytes for i in images) >= self._batch_bytes:
-                runs.append(self._inputs_of(images, adapter))
+                runs.append(self._inputs_of(images, adapter, deadline, stop))
                 images = []
         if images:
-            runs.append(self._inputs_of(images, adapter))
+            runs.append(self._inputs_of(images, adapter, deadline, stop))
         return Encoded(kept, _joined(runs), unreadable)
 
-    def _inputs_of(self, images: list[np.ndarray], adapter: bool) -> AdapterInputs:
+    def _batch_size(self) -> int:
+        """The images one model call takes: fewer while a live session is attached."""
+        if self._live.live_attached():
+            return min(self._beside_live, self._config.training_batch)
+        return self._config.training_batch
+
+    def _after_live(self, deadline: Deadline, stop: threading.Event) -> None:
+        """Return once no live frame waits; a stop or the deadline ends the wait (raises)."""
+        while self._live.live_waiting():
+            deadline.check()
+            stop.wait(self._yield_s)  # a stop ends the step at once; check() then raises
+        deadline.check()
+
+    def _inputs_of(self, images: list[np.ndarray], adapter: bool, deadline: Deadline,
+                   stop: threading.Event) -> AdapterInputs:
+        self._after_live(deadline, stop)
         return self._adapter_inputs(images) if adapter else \
             AdapterInputs(self._features.extract(images).features, ())
 
@@ -206,8 +316,9 @@ class VersionTrainer:
             raise TrainingFailure(msg)
         targets = {label: _truth(train.samples, label) for label in labels}
         base = train.inputs.base_scores(labels)
+        groups = training_groups(train.samples, targets, limits.folds)
         model = train_heads(train.features, targets, self._features.identity, base=base,
-                            limits=limits, deadline=deadline)
+                            groups=groups, limits=limits, deadline=deadline)
         test_base = test.base(labels)
         conf = model.confidences(test.features, {k: v / 100.0 for k, v in test_base.items()})
         scores = [LabelScores(label, _truth(test.samples, label), test_base[label], conf[label])
@@ -230,9 +341,11 @@ class VersionTrainer:
         if len(set(classes)) < 2:
             msg = f"a Custom Labels model needs at least two classes; the images have {classes[:1]}"
             raise TrainingFailure(msg)
+        groups = training_groups(train.samples, {name: np.array(
+            [float(c == name) for c in classes]) for name in set(classes)}, limits.folds)
         model: TrainedHeads = train_classifier(train.features, classes,
-                                               self._features.identity, limits=limits,
-                                               deadline=deadline)
+                                               self._features.identity, groups=groups,
+                                               limits=limits, deadline=deadline)
         conf = class_confidences(model, test.features)
         truth = [s.labels[0] for s in test.samples]
         predicted = [model.labels[int(i)] for i in np.argmax(conf, axis=1)]
