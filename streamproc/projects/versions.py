@@ -74,6 +74,11 @@ PINNED = "_datasets"
 BASE_MODEL = "BaseModelVersion"  # result key: the moderation model an adapter trained on
 
 
+# FeatureConfig.ContentModeration.ConfidenceThreshold when a request gives none (AWS's 50):
+# what CreateProjectVersion stores and what training evaluates at.
+DEFAULT_CONFIDENCE_THRESHOLD = 50.0
+
+
 def stale_window_ms(deadline_s: float) -> int:
     """How long a training may stay in progress: its deadline and :data:`STALE_MARGIN_S`."""
     return int((deadline_s + STALE_MARGIN_S) * 1000)

@@ -33,6 +33,7 @@ from streamproc.projects.datasets import Dataset, DatasetType
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, Project
 from streamproc.projects.versions import (
+    DEFAULT_CONFIDENCE_THRESHOLD,
     PINNED,
     TRAINED,
     NewVersion,
@@ -341,7 +342,7 @@ def _feature_config(project: Project, request: NewVersion) -> dict[str, Any] | N
     if project.feature is not Feature.CONTENT_MODERATION:
         return None
     moderation = dict((request.feature_config or {}).get("ContentModeration") or {})
-    moderation.setdefault("ConfidenceThreshold", 50.0)
+    moderation.setdefault("ConfidenceThreshold", DEFAULT_CONFIDENCE_THRESHOLD)
     return {"ContentModeration": moderation}
 
 

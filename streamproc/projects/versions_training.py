@@ -56,7 +56,7 @@ from streamproc.moderation.adapter import AdapterInputs
 from streamproc.moderation.custom_labels import assumed_thresholds
 from streamproc.moderation.features import FeatureBatch
 from streamproc.projects.types import Feature
-from streamproc.projects.versions import Version, VersionStatus
+from streamproc.projects.versions import DEFAULT_CONFIDENCE_THRESHOLD, Version, VersionStatus
 from streamproc.projects.versions_commands import SetVersionStatus
 from streamproc.projects.versions_inputs import Gathered, InputReader, Sample, TrainingFailure
 from streamproc.projects.versions_outputs import OutputWriter, Predictions
@@ -68,7 +68,6 @@ from streamproc.training.folds import assign_folds
 from streamproc.training.heads import TrainedHeads, train_heads
 from streamproc.training.summaries import Details, LabelScores, adapter_f1
 
-DEFAULT_THRESHOLD = 50.0  # FeatureConfig.ContentModeration.ConfidenceThreshold when absent
 # A batch is run as soon as its decoded pixels reach this, however few images it holds: the
 # models see each image as decoded (serving's own pre-processing, exactly), and memory
 # holds at most this plus one image (16 decoded 6000x6000 PNGs would be 1.7 GB).
@@ -184,7 +183,7 @@ class Encoded:
 def threshold_of(version: Version) -> float:
     """An adapter's ConfidenceThreshold (FeatureConfig), or the default."""
     config = (version.spec.get("FeatureConfig") or {}).get("ContentModeration") or {}
-    return float(config.get("ConfidenceThreshold", DEFAULT_THRESHOLD))
+    return float(config.get("ConfidenceThreshold", DEFAULT_CONFIDENCE_THRESHOLD))
 
 
 class VersionTrainer:
