@@ -23,6 +23,7 @@ from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject, Project, ProjectQuery
 from streamproc.projects.versions import BASE_MODEL, NewVersion, Version, VersionQuery
 from streamproc.projects.versions_service import VersionService
+from streamproc.rekognition.constants import Arns
 from streamproc.storage.versions import StoredPolicy
 
 
@@ -203,7 +204,16 @@ def distribute_dataset_entries(s: ProjectApi, p: Params, ctx: RequestContext) ->
 # ---- versions ---------------------------------------------------------------------------------
 def version_id(arn: str, ctx: RequestContext) -> str:
     """``NAME/version/VERSION/MS`` of a ProjectVersionArn spelt as this request's region writes."""
-    parsed = own_resource(arn, ctx.arns)
+    return version_resource(arn, ctx.arns)
+
+
+def version_resource(arn: str, arns: Arns) -> str:
+    """``NAME/version/VERSION/MS`` of a ProjectVersionArn as ``arns`` writes it.
+
+    The one rule for every operation and job that names a version: another region's,
+    partition's or account's spelling is ResourceNotFoundException.
+    """
+    parsed = own_resource(arn, arns)
     if parsed is None or parsed[0] != "project" or "/version/" not in parsed[1]:
         raise ResourceNotFoundException(f"The project version {arn} does not exist")
     return parsed[1]

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from streamproc.api.images import MIN_IMAGE_SIDE
-from streamproc.api.resources import own_resource
+from streamproc.api.project_handlers import version_resource
 from streamproc.config import Config
 from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.manifestimages import ImageLimits
@@ -72,11 +72,7 @@ class JobAdapters:
 
     def _version_id(self, arn: str) -> str:
         """``NAME/version/VERSION/MS`` of a ProjectVersion ARN spelt as this server writes."""
-        parsed = own_resource(arn, self._arns)
-        if parsed is None or parsed[0] != "project" or "/version/" not in parsed[1]:
-            msg = f"The project version {arn} does not exist"
-            raise ResourceNotFoundException(msg)
-        return parsed[1]
+        return version_resource(arn, self._arns)
 
 
 def manifest_settings(config: Config) -> ManifestSettings:
