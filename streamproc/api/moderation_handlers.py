@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
 from streamproc.api.project_handlers import version_id
-from streamproc.errors import ResourceNotFoundException
-from streamproc.moderation.adapter import Adapter
+from streamproc.moderation.adapter import Adapter, no_adapters
 from streamproc.moderation.service import ModerationRequest, ModerationService
 from streamproc.moderation.types import min_confidence
 from streamproc.projects.versions_serving import VersionModels
@@ -48,7 +47,7 @@ def _adapter(s: ModerationApi, request: ModerationRequest, ctx: RequestContext
     if arn is None:
         return None
     if s.versions is None:  # the service serves adapters but no versions are wired: none
-        raise ResourceNotFoundException(f"No such project version exists: {arn}")
+        raise no_adapters(arn)
     return s.versions.adapter(version_id(arn, ctx), arn)
 
 

@@ -19,8 +19,8 @@ from streamproc.dataplane.stored.manifestimages import ImageLimits
 from streamproc.dataplane.stored.manifestrun import ManifestSettings
 from streamproc.dataplane.stored.manifestrunner import ManifestRunner
 from streamproc.dataplane.stored.stages import StoredStage
-from streamproc.errors import ResourceNotFoundException, ResourceNotReadyException
-from streamproc.moderation.adapter import AdapterModerator, WithAdapter
+from streamproc.errors import ResourceNotReadyException
+from streamproc.moderation.adapter import AdapterModerator, WithAdapter, no_adapters
 from streamproc.moderation.types import ModerationAnalysis
 from streamproc.projects.versions_serving import VersionModels
 from streamproc.rekognition.constants import Arns
@@ -65,9 +65,7 @@ class JobAdapters:
     def _with_adapter(self, arn: str) -> WithAdapter:
         models, adapters = self._models, self._adapters
         if models is None or adapters is None:
-            msg = (f"No such project version exists: {arn} (this server has no Custom "
-                   "Moderation adapters)")
-            raise ResourceNotFoundException(msg)
+            raise no_adapters(arn)
         return WithAdapter(adapters, models.adapter(self._version_id(arn), arn))
 
     def _version_id(self, arn: str) -> str:

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streamproc.errors import InvalidParameterException
+from streamproc.errors import InvalidParameterException, ResourceNotFoundException
 from streamproc.moderation import taxonomy
 from streamproc.moderation.features import FeatureBatch
 from streamproc.moderation.labels import served, with_ancestors
@@ -39,6 +39,15 @@ from streamproc.training.errors import BackboneMismatchError
 from streamproc.training.heads import TrainedHeads
 
 ADAPTER = "adapter"  # TrainedHeads.kind of a Custom Moderation adapter
+
+
+def no_adapters(arn: str) -> ResourceNotFoundException:
+    """What a ProjectVersion gets where no adapters are served.
+
+    One message for every path: DetectModerationLabels, StartMediaAnalysisJob, a launch.
+    """
+    return ResourceNotFoundException(
+        f"No such project version exists: {arn} (this server has no Custom Moderation adapters)")
 
 
 class VersionBackboneError(InvalidParameterException):

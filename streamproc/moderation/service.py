@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamproc.errors import InvalidParameterException, ResourceNotFoundException
-from streamproc.moderation.adapter import Adapter, AdapterModerator
+from streamproc.errors import InvalidParameterException
+from streamproc.moderation.adapter import Adapter, AdapterModerator, no_adapters
 from streamproc.moderation.types import (
     DEFAULT_MIN_CONFIDENCE,
     ModerationLabel,
@@ -73,9 +73,7 @@ class ModerationService:
                    "(Amazon Augmented AI); send the request without it")
             raise InvalidParameterException(msg)
         if request.project_version is not None and self._adapters is None:
-            msg = (f"No such project version exists: {request.project_version} "
-                   "(this server has no Custom Moderation adapters)")
-            raise ResourceNotFoundException(msg)
+            raise no_adapters(request.project_version)
         check_min_confidence(request.min_confidence)
 
     def detect(self, image: np.ndarray, request: ModerationRequest,

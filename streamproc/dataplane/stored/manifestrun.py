@@ -60,6 +60,7 @@ from streamproc.errors import (
 )
 from streamproc.lifecycle import Service
 from streamproc.metrics import JobSensor
+from streamproc.moderation.adapter import no_adapters
 from streamproc.moderation.types import Moderator, at_least
 from streamproc.storage.objects import ObjectRef
 
@@ -178,8 +179,7 @@ class ManifestRun(Service):
         if arn is None:
             return None
         if adapters is None:
-            raise JobFailed(failure(RESOURCE_NOT_FOUND, f"The project version {arn} does "
-                                    "not exist: this server has no Custom Moderation adapters"))
+            raise JobFailed(failure(RESOURCE_NOT_FOUND, no_adapters(arn).message))
         try:
             return adapters.moderator(arn, self._owner.ended)
         except ResourceNotFoundException as exc:

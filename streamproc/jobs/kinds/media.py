@@ -38,9 +38,10 @@ from streamproc.dataplane.stored.manifest import (
     output_keys,
 )
 from streamproc.dataplane.stored.stages import MODERATION
-from streamproc.errors import InvalidParameterException, ResourceNotFoundException
+from streamproc.errors import InvalidParameterException
 from streamproc.jobs.kind import Job, Paging
 from streamproc.jobs.request import JobRequest, s3_object
+from streamproc.moderation.adapter import no_adapters
 from streamproc.moderation.types import DEFAULT_MIN_CONFIDENCE, check_min_confidence, min_confidence
 from streamproc.storage.jobs import SUCCEEDED, ResultOrder
 from streamproc.storage.object_keys import writable_key
@@ -180,9 +181,7 @@ class MediaAnalysisJobKind:
 
     def _check_adapter(self, arn: str) -> None:
         if self._adapters is None:
-            raise ResourceNotFoundException(
-                f"ProjectVersion {arn} does not exist: this server has no Custom Moderation "
-                "adapters")
+            raise no_adapters(arn)
         self._adapters.check(arn)
 
     def results(self, request: MediaAnalysisRequest) -> ManifestTask:
