@@ -71,6 +71,18 @@ def busy_copy(status: str) -> InvalidParameterException:
         f"The dataset to copy is {status}: try again when it is done")
 
 
+def check_copy(owner: str | None, target: str, source: Dataset) -> None:
+    """The one rule of a copy: a ready dataset, from a project of the target's Feature.
+
+    ``owner`` and ``target`` are the Features (``owner`` None: the source project is gone).
+    The service calls it early (a clear answer before the command); the applier enforces it.
+    """
+    if owner is not None and owner != target:
+        raise cross_feature_copy(owner, target)
+    if source.status.busy:
+        raise busy_copy(source.status.value)
+
+
 def held_out(entries: list[tuple[int, StoredEntry]]) -> list[int]:
     """The seqs of the usable entries distribution moves: a fifth of each label set.
 
@@ -152,10 +164,7 @@ class DatasetRules:
         if c.copy_from is not None:
             source = self._require(c.copy_from, dataset.created_ms, c.stale_ms)
             owner = self._projects.get(c.copy_from.project)
-            if owner is not None and owner.feature != project.feature:
-                raise cross_feature_copy(owner.feature, project.feature)
-            if source.status.busy:
-                raise busy_copy(source.status.value)
+            check_copy(None if owner is None else owner.feature, project.feature, source)
         self._store.put(dataset.stored())
         if c.tags:
             self._tags.set(self.tag_key(dataset), c.tags)

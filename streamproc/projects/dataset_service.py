@@ -36,7 +36,7 @@ from streamproc.projects.dataset_commands import (
     DistributeEntries,
     SetDatasetStatus,
 )
-from streamproc.projects.dataset_rules import busy_copy, cross_feature_copy, dataset_not_found
+from streamproc.projects.dataset_rules import check_copy, dataset_not_found
 from streamproc.projects.datasets import (
     Dataset,
     DatasetKey,
@@ -193,10 +193,8 @@ class DatasetService:
         """
         source = self.require(resource_id)
         owner = self._projects.get(source.key.project)
-        if owner is not None and owner.feature is not project.feature:
-            raise cross_feature_copy(owner.feature.value, project.feature.value)
-        if source.status.busy:
-            raise busy_copy(source.status.value)
+        check_copy(None if owner is None else owner.feature.value, project.feature.value,
+                   source)
         return source
 
     def update(self, resource_id: str, changes: bytes) -> Dataset:
