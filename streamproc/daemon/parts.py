@@ -38,7 +38,7 @@ from streamproc.collections.user_search import UserSearchService
 from streamproc.collections.users import UserService
 from streamproc.config import Config
 from streamproc.daemon.jobs import Jobs, Moderation
-from streamproc.daemon.versions import Serving
+from streamproc.daemon.versions import LOCAL_NODE, Serving
 from streamproc.dataplane.guard.allowlist import InputAllowlist
 from streamproc.faces.engine import FaceEngine
 from streamproc.ledger import Appliers, Ledger
@@ -247,7 +247,7 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
               moderation: Moderation, training: Training | None = None) -> ControlApi:
     """The AWS JSON transport over every handler table."""
     loader = ImageLoader(config.images, objects)
-    training = training or Training("local", _no_wake, _no_backbone)
+    training = training or Training(LOCAL_NODE, _no_wake, _no_backbone)
     versions = _version_service(config, domain, storage, ledger, objects, training)
     models = VersionModels(versions, training.backbone)
     serving = training.serving
