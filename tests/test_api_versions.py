@@ -266,6 +266,13 @@ def test_bad_requests_get_rekognition_errors(rek: Any, home: Home) -> None:
     with pytest.raises(rek.exceptions.InvalidParameterException, match="no TRAIN dataset"):
         rek.create_project_version(ProjectArn=project, VersionName="v",
                                    OutputConfig={"S3Bucket": OUT})
+    with pytest.raises(rek.exceptions.InvalidParameterException, match="needs an S3Bucket"):
+        rek.create_project_version(ProjectArn=project, VersionName="v",
+                                   OutputConfig={"S3KeyPrefix": "p/"})
+    with pytest.raises(rek.exceptions.InvalidParameterException, match="GroundTruthManifest"):
+        rek.create_project_version(ProjectArn=project, VersionName="v",
+                                   OutputConfig={"S3Bucket": OUT},
+                                   TrainingData={"Assets": [{"GroundTruthManifest": {}}]})
     gone = f"{project.rsplit('/', 1)[0]}/version/none/1"
     with pytest.raises(rek.exceptions.ResourceNotFoundException):
         rek.delete_project_version(ProjectVersionArn=gone)

@@ -4,6 +4,7 @@ allowed, copies, policies and the wire parsing of version ARNs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,12 @@ from streamproc.projects.datasets import Dataset, DatasetKey, DatasetStatus, Dat
 from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject
+from streamproc.projects.version_spec import (
+    AdapterConfig,
+    OutputTarget,
+    SpecError,
+    TrainingInput,
+)
 from streamproc.projects.versions import (
     PINNED,
     NewVersion,
@@ -40,6 +47,7 @@ from streamproc.projects.versions_rules import VersionRules
 from streamproc.projects.versions_service import VersionService
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.db import Database
+from streamproc.storage.object_keys import ObjectRef
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.projects import ProjectStore
 from streamproc.storage.tags import TagStore
@@ -48,8 +56,8 @@ from streamproc.training import serial
 from streamproc.training.heads import TrainedHeads
 
 ARNS = Arns("eu-west-1", "123456789012")
-OUT = {"S3Bucket": "out", "S3KeyPrefix": "p/"}
-ASSETS = {"Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": "in", "Name": "m"}}}]}
+OUT = OutputTarget("out", "p/")
+ASSETS = TrainingInput((ObjectRef("in", "m"),))
 
 
 @dataclass
@@ -106,7 +114,7 @@ def _project(w: World, name: str = "p", feature: Feature = Feature.CUSTOM_LABELS
 def _version(w: World, project: str, name: str = "v1", **more: Any) -> str:
     w.clock[0] += 1
     more.setdefault("training", ASSETS)  # never read here: no runner
-    return w.versions.create(NewVersion(project, name, dict(OUT), **more)).ref.resource_id
+    return w.versions.create(NewVersion(project, name, OUT, **more)).ref.resource_id
 
 
 def _end(w: World, resource_id: str, status: VersionStatus, model: bytes | None = None
@@ -252,23 +260,23 @@ def test_adapters_are_not_started_stopped_or_copied(world: World) -> None:
     assert spec["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 50.0}}
     _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
     for call in (lambda: world.versions.start(v, 1, None), lambda: world.versions.stop(v),
-                 lambda: world.versions.copy(project, v, project, "c", dict(OUT), None)):
+                 lambda: world.versions.copy(project, v, project, "c", OUT, None)):
         with pytest.raises(InvalidParameterException, match="adapter"):
             call()
     other = _project(world)
     with pytest.raises(InvalidParameterException, match="FeatureConfig"):
-        _version(world, other, feature_config={"ContentModeration": {}})
+        _version(world, other, feature_config=AdapterConfig())
 
 
 def test_copy_takes_a_trained_version_and_its_model(world: World) -> None:
     source, target = _project(world, "a"), _project(world, "b")
     v = _version(world, source)
     with pytest.raises(ResourceInUseException, match="only a trained one"):
-        world.versions.copy(source, v, target, "c1", dict(OUT), None)
+        world.versions.copy(source, v, target, "c1", OUT, None)
     _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
     with pytest.raises(ResourceNotFoundException, match="not one of project b"):
-        world.versions.copy(target, v, target, "c1", dict(OUT), None)
-    copied = world.versions.copy(source, v, target, "c1", dict(OUT), {"t": "1"})
+        world.versions.copy(target, v, target, "c1", OUT, None)
+    copied = world.versions.copy(source, v, target, "c1", OUT, {"t": "1"})
     assert copied.status is VersionStatus.COPYING_COMPLETED
     assert world.versions.model(copied) == _model()
     assert copied.result["SourceProjectVersionArn"] == ARNS.version(
@@ -280,17 +288,38 @@ def test_copy_takes_a_trained_version_and_its_model(world: World) -> None:
 def test_requests_are_checked_before_anything_is_made(world: World) -> None:
     project = _project(world)
     with pytest.raises(AccessDeniedException, match="output_buckets"):
-        world.versions.create(NewVersion(project, "v", {"S3Bucket": "elsewhere"}))
-    with pytest.raises(InvalidParameterException, match="GroundTruthManifest"):
-        world.versions.create(NewVersion(project, "v", dict(OUT),
-                                         training={"Assets": [{"GroundTruthManifest": {}}]}))
+        world.versions.create(NewVersion(project, "v", OutputTarget("elsewhere")))
+    with pytest.raises(SpecError, match="GroundTruthManifest"):  # the API's 400
+        TrainingInput.parse({"Assets": [{"GroundTruthManifest": {}}]})
     with pytest.raises(ResourceNotFoundException):
-        world.versions.create(NewVersion("p/1", "v", dict(OUT)))
+        world.versions.create(NewVersion("p/1", "v", OUT))
     assert world.store.count("p") == 0
     for n in range(3):
         _version(world, project, f"v{n}")
     with pytest.raises(LimitExceededException, match="max_versions"):
         _version(world, project, "v9")
+
+
+@pytest.mark.parametrize("data", [
+    {"Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": "in", "Name": "m",
+                                                      "Version": "3"}}}]},
+    {"Assets": []}, {}, {"AutoCreate": False}, {"AutoCreate": True}])
+def test_a_data_set_is_stored_as_the_request_gave_it(data: dict[str, Any]) -> None:
+    # Old records hold the request's own dicts: the typed value must write the same bytes.
+    assert json.dumps(TrainingInput.parse(data).stored()) == json.dumps(data)
+
+
+def test_output_and_threshold_are_stored_as_the_request_gave_them(world: World) -> None:
+    for given in ({"S3Bucket": "out"}, {"S3Bucket": "out", "S3KeyPrefix": ""}):
+        assert json.dumps(OutputTarget.parse(given).stored()) == json.dumps(given)
+    project = _project(world, "mod", Feature.CONTENT_MODERATION)
+    as_int = _version(world, project, "i", feature_config=AdapterConfig.parse(
+        {"ContentModeration": {"ConfidenceThreshold": 70}}))
+    stored = world.store.get("mod", "i").spec["FeatureConfig"]
+    assert json.dumps(stored) == '{"ContentModeration": {"ConfidenceThreshold": 70}}'
+    assert world.versions.require(as_int).adapter == AdapterConfig(70.0)
+    blank = _version(world, project, "b", feature_config=AdapterConfig.parse({}))
+    assert world.versions.require(blank).adapter == AdapterConfig(50.0)
 
 
 def test_describe_pages_by_name(world: World) -> None:
@@ -350,23 +379,23 @@ def test_a_version_needs_data_to_train_on_and_pins_the_datasets_it_reads(
         world: World) -> None:
     project = _project(world)
     with pytest.raises(InvalidParameterException, match="no TRAIN dataset"):
-        world.versions.create(NewVersion(project, "v", dict(OUT)))
+        world.versions.create(NewVersion(project, "v", OUT))
     busy = [_dataset(DatasetType.TRAIN, DatasetStatus.UPDATE_IN_PROGRESS, 70)]
     with pytest.raises(ResourceInUseException, match="TRAIN dataset is UPDATE_IN_PROGRESS"):
-        world.versions.create(NewVersion(project, "v", dict(OUT)), lambda _: busy)
+        world.versions.create(NewVersion(project, "v", OUT), lambda _: busy)
     test_busy = [_dataset(DatasetType.TRAIN, DatasetStatus.CREATE_COMPLETE, 70),
                  _dataset(DatasetType.TEST, DatasetStatus.CREATE_IN_PROGRESS, 71)]
     with pytest.raises(ResourceInUseException, match="TEST dataset"):
-        world.versions.create(NewVersion(project, "v", dict(OUT)), lambda _: test_busy)
+        world.versions.create(NewVersion(project, "v", OUT), lambda _: test_busy)
     assert world.store.count("p") == 0
     both = [_dataset(DatasetType.TRAIN, DatasetStatus.CREATE_COMPLETE, 70),
             _dataset(DatasetType.TEST, DatasetStatus.UPDATE_COMPLETE, 71)]
-    made = world.versions.create(NewVersion(project, "v", dict(OUT)), lambda _: both)
+    made = world.versions.create(NewVersion(project, "v", OUT), lambda _: both)
     assert made.spec[PINNED] == {"TRAIN": 70, "TEST": 71}
-    auto = world.versions.create(NewVersion(project, "w", dict(OUT), testing={
-        "AutoCreate": True}), lambda _: both)
+    auto = world.versions.create(NewVersion(project, "w", OUT, testing=TrainingInput(
+        auto_create=True)), lambda _: both)
     assert auto.spec[PINNED] == {"TRAIN": 70}  # its test set is split off, never read
-    assets = world.versions.create(NewVersion(project, "x", dict(OUT), training=ASSETS,
+    assets = world.versions.create(NewVersion(project, "x", OUT, training=ASSETS,
                                               testing=ASSETS), lambda _: test_busy)
     assert assets.spec[PINNED] == {}  # manifests only: no dataset is read
 
@@ -404,7 +433,7 @@ def test_a_copy_writes_its_own_output_files_and_no_training_record(world: World)
     world.ledger.submit(SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "done", 1,
                                          result, _model()))
     assert "_training" in world.store.get("a", "v1").result  # the source keeps its record
-    output = {"S3Bucket": "out", "S3KeyPrefix": "copies/"}
+    output = OutputTarget("out", "copies/")
     copied = world.versions.copy(source, v, target, "c1", output, None)
     assert "_training" not in copied.result
     assert copied.result["EvaluationResult"] == {"F1Score": 0.5, "Summary": {"S3Object": {
@@ -420,7 +449,7 @@ def test_a_copy_writes_its_own_output_files_and_no_training_record(world: World)
     assert (into / "manifest-summary.json").read_bytes() == b'{"m": 1}'
     assert (into / "train" / "output.manifest").read_bytes() == b"train lines\n"
     with pytest.raises(ResourceInUseException, match="already has a version c1"):
-        world.versions.copy(source, v, target, "c1", {"S3Bucket": "out"}, None)
+        world.versions.copy(source, v, target, "c1", OutputTarget("out"), None)
     (folder / "manifest-summary.json").unlink()  # a source file gone: nothing is made
     with pytest.raises(InvalidParameterException, match="cannot be read"):
         world.versions.copy(source, v, target, "c2", output, None)

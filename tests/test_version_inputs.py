@@ -20,6 +20,7 @@ from streamproc.projects.datasets import Entry
 from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, NewProject, Project
+from streamproc.projects.version_spec import OutputTarget, TrainingInput
 from streamproc.projects.versions import PINNED, NewVersion, Version, VersionRef, VersionStatus
 from streamproc.projects.versions_inputs import (
     MAX_ASSETS,
@@ -90,6 +91,8 @@ def gather(w: World, v: Version, stop: threading.Event | None = None,
            deadline: Deadline | None = None) -> Gathered:
     return w.reader().gather(v, stop or threading.Event(), deadline)
 
+_data = TrainingInput.parse  # a TrainingData / TestingData as the API parses it
+
 
 def good(count: int, start: int = 0) -> list[dict[str, Any]]:
     return [cl(n, "red" if n % 2 else "blue") for n in range(start, start + count)]
@@ -97,9 +100,9 @@ def good(count: int, start: int = 0) -> list[dict[str, Any]]:
 
 def test_the_number_of_assets_is_capped_at_create() -> None:
     asset = {"GroundTruthManifest": {"S3Object": {"Bucket": "mani", "Name": "a"}}}
-    assert len(manifest_refs({"Assets": [asset] * MAX_ASSETS})) == MAX_ASSETS
+    assert len(manifest_refs(_data({"Assets": [asset] * MAX_ASSETS}))) == MAX_ASSETS
     with pytest.raises(TrainingFailure, match=f"at most {MAX_ASSETS}"):
-        manifest_refs({"Assets": [asset] * (MAX_ASSETS + 1)})
+        manifest_refs(_data({"Assets": [asset] * (MAX_ASSETS + 1)}))
 
 
 def test_each_manifest_and_all_of_a_set_are_bounded_in_bytes(tmp_path: Path) -> None:
@@ -273,7 +276,7 @@ def versions(tmp_path: Path) -> Iterator[Versions]:
 
 
 ASSET = {"GroundTruthManifest": {"S3Object": {"Bucket": "mani", "Name": "a"}}}
-OUT = {"S3Bucket": "out", "S3KeyPrefix": "models/"}
+OUT = OutputTarget("out", "models/")
 
 
 @pytest.mark.parametrize("name", [".", ".."])
@@ -286,9 +289,9 @@ def test_a_name_that_makes_the_output_key_unwritable_is_refused_at_create(
     long = "x" * 255
     with pytest.raises(InvalidParameterException, match="over 1024"):
         versions.service.create(NewVersion(versions.project.resource_id, long,
-                                           {**OUT, "S3KeyPrefix": "p/" * 250}))
+                                           OutputTarget("out", "p/" * 250)))
     made = versions.service.create(NewVersion(versions.project.resource_id, "v1", OUT,
-                                              {"Assets": [ASSET]}))
+                                              _data({"Assets": [ASSET]})))
     assert made.status is VersionStatus.TRAINING_IN_PROGRESS
 
 
@@ -297,15 +300,15 @@ def test_testing_data_with_auto_create_and_assets_together_is_refused(
     both = {"AutoCreate": True, "Assets": [ASSET]}
     with pytest.raises(InvalidParameterException, match="not both"):
         versions.service.create(NewVersion(versions.project.resource_id, "v", OUT,
-                                           {"Assets": [ASSET]}, both))
+                                           _data({"Assets": [ASSET]}), _data(both)))
     for testing in ({"AutoCreate": True}, {"Assets": [ASSET]}, {"AutoCreate": False,
                                                                 "Assets": [ASSET]}):
         versions.service.create(NewVersion(versions.project.resource_id,
-                                           f"v{len(str(testing))}", OUT, {"Assets": [ASSET]},
-                                           testing))
+                                           f"v{len(str(testing))}", OUT,
+                                           _data({"Assets": [ASSET]}), _data(testing)))
 
 
 def test_too_many_assets_are_invalid_parameter_at_create(versions: Versions) -> None:
     with pytest.raises(InvalidParameterException, match=f"at most {MAX_ASSETS}"):
         versions.service.create(NewVersion(versions.project.resource_id, "v", OUT,
-                                           {"Assets": [ASSET] * (MAX_ASSETS + 1)}))
+                                           _data({"Assets": [ASSET] * (MAX_ASSETS + 1)})))

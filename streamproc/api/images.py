@@ -18,6 +18,7 @@ from streamproc.api.s3objects import object_ref
 from streamproc.config import ImagesConfig
 from streamproc.errors import ImageTooLargeException, InvalidParameterException
 from streamproc.faces.images import decode_image, release_memory
+from streamproc.storage.object_keys import ObjectRef
 from streamproc.storage.objects import ObjectStore
 
 # Rekognition: "The minimum image dimensions is 80 pixels for both height and width";
@@ -44,19 +45,28 @@ class ImageLoader:
         if has_bytes == has_s3:
             msg = f"{field} must have exactly one of Bytes and S3Object"
             raise InvalidParameterException(msg)
+        if has_bytes:
+            return self._pixels(lambda: image["Bytes"])
+        ref = object_ref(image["S3Object"])
+        return self._pixels(lambda: self._read_s3(ref))
+
+    def load_object(self, ref: ObjectRef) -> np.ndarray:
+        """Return the BGR pixels of the S3 object ``ref`` (a manifest's source-ref)."""
+        return self._pixels(lambda: self._read_s3(ref))
+
+    def _pixels(self, read: Callable[[], bytes]) -> np.ndarray:
         with self._slots:
-            pixels, encoded = self._decode(image)
+            pixels, encoded = self._decode(read)
         if max(pixels.nbytes, encoded) >= _RELEASE_BYTES:
             self._release()
         return pixels
 
-    def _decode(self, image: dict[str, Any]) -> tuple[np.ndarray, int]:
+    def _decode(self, read: Callable[[], bytes]) -> tuple[np.ndarray, int]:
         """The pixels and the encoded size; S3 bytes are freed when this returns."""
-        data = image["Bytes"] if "Bytes" in image else self._read_s3(image["S3Object"])
+        data = read()
         return decode_image(data, self._config.max_pixels, MIN_IMAGE_SIDE), len(data)
 
-    def _read_s3(self, obj: dict[str, Any]) -> bytes:
-        ref = object_ref(obj)
+    def _read_s3(self, ref: ObjectRef) -> bytes:
         limit = self._config.s3_max_bytes
         data = self._objects.read(ref, limit) if self._objects.size(ref) <= limit else None
         if data is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.resources import own_resource
@@ -21,10 +21,18 @@ from streamproc.projects.dataset_service import DatasetService, NewDataset
 from streamproc.projects.datasets import Dataset, DatasetStats, DatasetType, EntryQuery
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject, Project, ProjectQuery
+from streamproc.projects.version_spec import (
+    AdapterConfig,
+    OutputTarget,
+    SpecError,
+    TrainingInput,
+)
 from streamproc.projects.versions import BASE_MODEL, NewVersion, Version, VersionQuery
 from streamproc.projects.versions_service import VersionService
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.versions import StoredPolicy
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -226,20 +234,36 @@ def _no_kms(p: Params) -> None:
             "as the object store writes them)")
 
 
-def output_config(p: Params) -> dict[str, Any]:
+def output_config(p: Params) -> OutputTarget:
     """OutputConfig (botocore's model leaves S3Bucket optional; a training needs it)."""
-    output = dict(p["OutputConfig"])
-    if "S3Bucket" not in output:
-        raise InvalidParameterException("OutputConfig needs an S3Bucket")
-    return output
+    return _parsed(OutputTarget.parse, p["OutputConfig"])
+
+
+def _parsed(parse: Callable[[dict[str, Any]], _T], data: dict[str, Any]) -> _T:
+    """``parse(data)``: a request part that does not fit is InvalidParameterException."""
+    try:
+        return parse(data)
+    except SpecError as error:
+        raise InvalidParameterException(str(error)) from error
+
+
+def _optional(parse: Callable[[dict[str, Any]], _T], data: dict[str, Any] | None) -> _T | None:
+    return None if data is None else _parsed(parse, data)
 
 
 def new_version(p: Params, ctx: RequestContext) -> NewVersion:
-    """CreateProjectVersion's parameters."""
+    """CreateProjectVersion's parameters, parsed into the request's typed parts."""
     _no_kms(p)
     return NewVersion(project_id(p["ProjectArn"], ctx), p["VersionName"], output_config(p),
-                      p.get("TrainingData"), p.get("TestingData"), p.get("VersionDescription"),
-                      p.get("FeatureConfig"), p.get("Tags"))
+                      _optional(TrainingInput.parse, p.get("TrainingData")),
+                      _optional(TrainingInput.parse, p.get("TestingData")),
+                      p.get("VersionDescription"),
+                      _optional(AdapterConfig.parse, p.get("FeatureConfig")), p.get("Tags"))
+
+
+def _output_wire(output: OutputTarget) -> dict[str, Any]:
+    prefix = {} if output.prefix is None else {"S3KeyPrefix": output.prefix}
+    return {"S3Bucket": output.bucket, **prefix}
 
 
 def version_description(version: Version, ctx: RequestContext) -> dict[str, Any]:
@@ -253,10 +277,12 @@ def version_description(version: Version, ctx: RequestContext) -> dict[str, Any]
         "ProjectVersionArn": ctx.arns.version(ref.project, ref.name, ref.created_ms),
         "CreationTimestamp": ref.created_ms / 1000, "Status": version.status.value,
         "StatusMessage": version.message, "Feature": version.feature.value,
-        "OutputConfig": version.spec["OutputConfig"]}
-    for key in ("VersionDescription", "FeatureConfig"):
-        if key in version.spec:
-            out[key] = version.spec[key]
+        "OutputConfig": _output_wire(version.output)}
+    if version.description is not None:
+        out["VersionDescription"] = version.description
+    adapter = version.adapter
+    if adapter is not None:
+        out["FeatureConfig"] = {"ContentModeration": {"ConfidenceThreshold": adapter.threshold}}
     for key in ("EvaluationResult", "ManifestSummary", "BillableTrainingTimeInSeconds",
                 "TrainingEndTimestamp", "TrainingDataResult", "TestingDataResult",
                 "SourceProjectVersionArn"):

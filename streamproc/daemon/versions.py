@@ -31,7 +31,6 @@ from streamproc.projects.versions_outputs import OutputWriter
 from streamproc.projects.versions_training import LiveLoad, VersionTrainer
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.datasets import DatasetStore
-from streamproc.storage.object_keys import ObjectRef
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.versions import VersionStore
 
@@ -120,15 +119,10 @@ def trainer_factory(config: Config, datasets: DatasetStore, objects: ObjectStore
         # decodes one image at a time, so it adds at most one decode to the API's
         # images.max_concurrent_decodes, and its batches are bounded in bytes.
         loader = ImageLoader(config.images, objects)
-
-        def read(ref: ObjectRef) -> np.ndarray:
-            return loader.load({"S3Object": {"Bucket": ref.bucket, "Name": ref.name}},
-                               "source-ref")
-
         return VersionTrainer(InputReader(datasets, objects, config.projects),
                               OutputWriter(objects, moderation.model_version), extractor,
-                              read, serving.adapters.inputs, config.projects, live=live,
-                              beside_live=config.jobs.batch_frames_beside_live)
+                              loader.load_object, serving.adapters.inputs, config.projects,
+                              live=live, beside_live=config.jobs.batch_frames_beside_live)
     return make
 
 

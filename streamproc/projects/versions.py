@@ -5,8 +5,9 @@ A version is named by its project, its name and its creation time (the ProjectVe
 TRAINING_IN_PROGRESS; the training runner ends it TRAINING_COMPLETED or TRAINING_FAILED.
 A Custom Labels version is then started (STARTING -> RUNNING) and stopped (STOPPING ->
 STOPPED); an adapter is used as it is, never started (as on AWS). What the request asked
-(``spec``) and what training produced (``result``) are kept in the wire's field names:
-DescribeProjectVersions shows them as they are.
+(``spec``) and what training produced (``result``) are stored in the wire's field names (so
+old records replay); the request's parts are read through typed views (:attr:`Version.output`
+and its kin, :mod:`.version_spec`), never as wire dicts.
 
 A training in progress is bounded: each start of one is recorded (``TrainingAttempt``, with
 the window it must end in), and a version TRAINING_IN_PROGRESS for longer than that window
@@ -25,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from streamproc.projects.types import Feature
+from streamproc.projects.version_spec import AdapterConfig, OutputTarget, TrainingInput
 from streamproc.storage.versions import StoredVersion
 
 _ID = re.compile(r"^([a-zA-Z0-9_.\-]{1,255})/version/([a-zA-Z0-9_.\-]{1,255})/([0-9]+)$")
@@ -72,11 +74,6 @@ _TRAINING = "_training"  # result key: {"attempts": n, "stale_ms": window} (neve
 # created, for each set read from the project's datasets (absent in older records: unpinned).
 PINNED = "_datasets"
 BASE_MODEL = "BaseModelVersion"  # result key: the moderation model an adapter trained on
-
-
-# FeatureConfig.ContentModeration.ConfidenceThreshold when a request gives none (AWS's 50):
-# what CreateProjectVersion stores and what training evaluates at.
-DEFAULT_CONFIDENCE_THRESHOLD = 50.0
 
 
 def stale_window_ms(deadline_s: float) -> int:
@@ -131,10 +128,45 @@ class Version:
     message: str
     updated_ms: int
     node: str  # the node whose runner trains it
-    spec: dict[str, Any]  # OutputConfig, TrainingData, TestingData, ... as the request had
+    spec: dict[str, Any]  # its stored form (see the views below); set by its creator only
     result: dict[str, Any]  # EvaluationResult, ManifestSummary, ... as training wrote them
     min_units: int | None = None
     max_units: int | None = None
+
+    @property
+    def output(self) -> OutputTarget:
+        """Where its training writes its files (OutputConfig)."""
+        return OutputTarget.parse(self.spec["OutputConfig"])
+
+    @property
+    def training(self) -> TrainingInput | None:
+        """TrainingData as asked (None: none given)."""
+        data = self.spec.get("TrainingData")
+        return None if data is None else TrainingInput.parse(data)
+
+    @property
+    def testing(self) -> TrainingInput | None:
+        """TestingData as asked (None: none given)."""
+        data = self.spec.get("TestingData")
+        return None if data is None else TrainingInput.parse(data)
+
+    @property
+    def adapter(self) -> AdapterConfig | None:
+        """An adapter's FeatureConfig (None: a Custom Labels version)."""
+        data = self.spec.get("FeatureConfig")
+        return None if data is None else AdapterConfig.parse(data)
+
+    @property
+    def description(self) -> str | None:
+        """Its VersionDescription (None: none given)."""
+        text = self.spec.get("VersionDescription")
+        return None if text is None else str(text)
+
+    @property
+    def pins(self) -> dict[str, int] | None:
+        """Dataset type -> the ``updated_ms`` it was read at (None: an older, unpinned one)."""
+        pins = self.spec.get(PINNED)
+        return None if pins is None else {str(k): int(v) for k, v in pins.items()}
 
     def moved(self, status: VersionStatus, message: str, at_ms: int,
               result: dict[str, Any] | None = None) -> Version:
@@ -204,15 +236,15 @@ class Version:
 
 @dataclass(frozen=True)
 class NewVersion:
-    """A CreateProjectVersion request, parsed (assets and configs in their wire shapes)."""
+    """A CreateProjectVersion request, parsed."""
 
     project_id: str  # NAME/CREATION_MS
     name: str
-    output: dict[str, Any]  # OutputConfig
-    training: dict[str, Any] | None = None  # TrainingData
-    testing: dict[str, Any] | None = None  # TestingData
+    output: OutputTarget
+    training: TrainingInput | None = None
+    testing: TrainingInput | None = None
     description: str | None = None
-    feature_config: dict[str, Any] | None = None  # FeatureConfig
+    feature_config: AdapterConfig | None = None  # None: the request gave no FeatureConfig
     tags: dict[str, str] | None = None
 
 

@@ -28,7 +28,8 @@ from streamproc.projects.dataset_rules import held_out
 from streamproc.projects.datasets import Entry
 from streamproc.projects.manifests import LineRules, parse_entry
 from streamproc.projects.types import Feature
-from streamproc.projects.versions import PINNED, Version
+from streamproc.projects.version_spec import SpecError, TrainingInput
+from streamproc.projects.versions import Version
 from streamproc.storage.datasets import DatasetStore, StoredEntry
 from streamproc.storage.objects import ObjectRef, ObjectStore
 from streamproc.training.errors import TrainingError
@@ -72,19 +73,12 @@ class Gathered:
     auto_split: bool = False
 
 
-def manifest_refs(data: dict[str, Any] | None) -> list[ObjectRef]:
-    """The manifests ``TrainingData`` / ``TestingData`` name (TrainingFailure: malformed)."""
-    refs = []
-    assets = (data or {}).get("Assets") or []
-    if len(assets) > MAX_ASSETS:
-        msg = f"Assets names {len(assets)} manifests: at most {MAX_ASSETS} are read"
+def manifest_refs(data: TrainingInput | None) -> list[ObjectRef]:
+    """The manifests a set names (TrainingFailure: more than :data:`MAX_ASSETS`)."""
+    refs = [] if data is None else list(data.manifests)
+    if len(refs) > MAX_ASSETS:
+        msg = f"Assets names {len(refs)} manifests: at most {MAX_ASSETS} are read"
         raise TrainingFailure(msg)
-    for asset in assets:
-        obj = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
-        if "Bucket" not in obj or "Name" not in obj:
-            msg = "An asset's GroundTruthManifest needs an S3Object with Bucket and Name"
-            raise TrainingFailure(msg)
-        refs.append(ObjectRef(obj["Bucket"], obj["Name"], obj.get("Version")))
     return refs
 
 
@@ -106,11 +100,14 @@ class InputReader:
         """
         deadline = deadline or Deadline(self._config.training_deadline_s, stopped=stop.is_set)
         found = Gathered()
-        training, testing = version.spec.get("TrainingData"), version.spec.get("TestingData")
+        try:
+            training, testing = version.training, version.testing
+        except SpecError as error:  # refused at creation: only a damaged record has one
+            raise TrainingFailure(str(error)) from error
         budget = _Budget(self._config.training_max_images)
         try:
             train = self._entries(version, training, "TRAIN", (stop, deadline), budget)
-            auto = bool((testing or {}).get("AutoCreate"))
+            auto = testing is not None and testing.auto
             test = [] if auto else self._entries(version, testing, "TEST", (stop, deadline),
                                                  budget)
         except TrainingError as error:
@@ -143,7 +140,7 @@ class InputReader:
             raise TrainingFailure(msg)
         return found
 
-    def _entries(self, version: Version, data: dict[str, Any] | None, type_: str,
+    def _entries(self, version: Version, data: TrainingInput | None, type_: str,
                  until: tuple[threading.Event, Deadline], budget: _Budget) -> list[Read]:
         stop, deadline = until
         refs = manifest_refs(data)
@@ -181,13 +178,13 @@ class InputReader:
         updated, being updated or deleted since fails the training rather than train on
         other data than the request's. Older versions pinned nothing: read as they are.
         """
-        pins = version.spec.get(PINNED)
+        pins = version.pins
         if pins is None:
             return True
         if type_ not in pins:
             return False
         row = self._datasets.get(version.ref.project, type_)
-        if row is None or row.updated_ms != int(pins[type_]) or \
+        if row is None or row.updated_ms != pins[type_] or \
                 row.status.endswith("_IN_PROGRESS"):
             msg = (f"the project's {type_} dataset changed after the version was created "
                    "(its entries were updated, it was deleted, or work on it is under way or "

@@ -30,6 +30,7 @@ from streamproc.errors import (
     StreamprocError,
 )
 from streamproc.moderation import taxonomy
+from streamproc.projects.version_spec import OutputTarget, TrainingInput
 from streamproc.projects.versions import BASE_MODEL, Version
 from streamproc.projects.versions_inputs import Gathered, Sample, TrainingFailure
 from streamproc.storage.object_keys import ObjectRef
@@ -86,9 +87,8 @@ class OutputWriter:
         self._model_version = model_version
 
     def _put(self, version: Version, name: str, data: bytes) -> dict[str, Any]:
-        output = version.spec["OutputConfig"]
-        key = f"{output.get('S3KeyPrefix', '')}{version.ref.project}/{version.ref.name}/{name}"
-        ref = ObjectRef(output["S3Bucket"], key)
+        output = version.output
+        ref = ObjectRef(output.bucket, output.key(version.ref.project, version.ref.name, name))
         try:
             self._objects.put_bytes(ref, data)
         except OutputNotWritable as error:
@@ -107,11 +107,10 @@ class OutputWriter:
             "unreadable-images": len(unreadable)}, "errors": errors}
         train_out = self._put(version, "train/output.manifest", _lines(train_rows))
         test_out = self._put(version, "test/output.manifest", _lines(test_rows))
-        spec = version.spec
-        training = {"Assets": (spec.get("TrainingData") or {}).get("Assets") or []}
-        asked = spec.get("TestingData") or {}
+        asked_train, asked = version.training or TrainingInput(), version.testing or TrainingInput()
+        training = {"Assets": asked_train.stored_assets()}
         # Input echoes the request; Output says whether a test set was split off.
-        testing = {"Assets": asked.get("Assets") or [], "AutoCreate": bool(asked.get("AutoCreate"))}
+        testing = {"Assets": asked.stored_assets(), "AutoCreate": asked.auto}
         return {"ManifestSummary": self._put(version, "manifest-summary.json",
                                              json.dumps(summary).encode()),
                 "TrainingDataResult": {"Input": training, "Output": {"Assets": [
@@ -160,7 +159,7 @@ COPY_MAX_BYTES = 256 << 20  # one output file a copy reads whole (the test manif
 class CopyTarget:
     """Where a CopyProjectVersion's files go: its OutputConfig, project and version name."""
 
-    output: dict[str, Any]
+    output: OutputTarget
     project: str
     name: str
 
@@ -175,9 +174,8 @@ def copy_outputs(objects: ObjectStore, source: Version, target: CopyTarget
     Raises AccessDeniedException (a bucket not read or written here) or
     InvalidParameterException (a source file gone or too large).
     """
-    output = source.spec["OutputConfig"]
-    base = f"{output.get('S3KeyPrefix', '')}{source.ref.project}/{source.ref.name}/"
-    into = f"{target.output.get('S3KeyPrefix', '')}{target.project}/{target.name}/"
+    base = source.output.key(source.ref.project, source.ref.name)
+    into = target.output.key(target.project, target.name)
     renames = {f"EvaluationSummary-{source.ref.project}-{source.ref.name}.json":
                f"EvaluationSummary-{target.project}-{target.name}.json"}
 
@@ -186,7 +184,7 @@ def copy_outputs(objects: ObjectStore, source: Version, target: CopyTarget
         if not name.startswith(base):
             return obj
         relative = name[len(base):]
-        ref = ObjectRef(target.output["S3Bucket"], into + renames.get(relative, relative))
+        ref = ObjectRef(target.output.bucket, into + renames.get(relative, relative))
         _put(objects, ref, _read(objects, ObjectRef(str(obj["Bucket"]), name)))
         return {"Bucket": ref.bucket, "Name": ref.name}
 

@@ -32,8 +32,8 @@ from streamproc.ledger import Ledger
 from streamproc.projects.datasets import Dataset, DatasetType
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, Project
+from streamproc.projects.version_spec import AdapterConfig, OutputTarget, TrainingInput
 from streamproc.projects.versions import (
-    DEFAULT_CONFIDENCE_THRESHOLD,
     PINNED,
     TRAINED,
     NewVersion,
@@ -140,12 +140,7 @@ class VersionService:
                 manifest_refs(data)
             except TrainingFailure as error:
                 raise InvalidParameterException(str(error)) from error
-        spec: dict[str, Any] = {"OutputConfig": request.output}
-        for key, value in (("TrainingData", request.training), ("TestingData", request.testing),
-                           ("VersionDescription", request.description),
-                           ("FeatureConfig", _feature_config(project, request))):
-            if value is not None:
-                spec[key] = value
+        spec = _spec(project, request)
         spec[PINNED] = _pinned(request, {d.key.type: d for d in datasets(project)})
         now = self._now_ms()
         version = Version(VersionRef(project.name, request.name, now), project.created_ms,
@@ -155,20 +150,20 @@ class VersionService:
         self._wake()
         return made
 
-    def _check_output(self, output: dict[str, Any], project: str, version: str) -> None:
+    def _check_output(self, output: OutputTarget, project: str, version: str) -> None:
         """The training's files can go where they will: ``{prefix}{project}/{version}/``.
 
         Checked with the names now (a name ``.`` or ``..`` makes the key unwritable), not
         found out after the training: InvalidParameterException; a bucket or prefix this
         server may not write to: AccessDeniedException.
         """
-        bucket, prefix = output["S3Bucket"], output.get("S3KeyPrefix", "")
+        bucket = output.bucket
         try:
-            self._objects.check_output(bucket, prefix)
+            self._objects.check_output(bucket, output.prefix or "")
         except OutputNotWritable as error:
             raise AccessDeniedException(f"OutputConfig: {error.message}") from error
-        longest = f"{prefix}{project}/{version}/EvaluationSummary-{project}-{version}.json"
-        for key in (f"{prefix}{project}/{version}/manifest-summary.json", longest):
+        longest = output.key(project, version, f"EvaluationSummary-{project}-{version}.json")
+        for key in (output.key(project, version, "manifest-summary.json"), longest):
             if not writable_key(bucket, key):
                 raise InvalidParameterException(
                     f"OutputConfig: the training's files would go to {bucket}/{key}, a key "
@@ -229,7 +224,7 @@ class VersionService:
         return VersionStatus.STOPPING
 
     def copy(self, source_project_id: str, source_id: str, target_project_id: str,
-             name: str, output: dict[str, Any], tags: dict[str, str] | None) -> Version:
+             name: str, output: OutputTarget, tags: dict[str, str] | None) -> Version:
         """CopyProjectVersion: a trained Custom Labels version into another project.
 
         The source's output files are copied under the copy's OutputConfig (so the source's
@@ -253,7 +248,8 @@ class VersionService:
             raise ResourceInUseException(
                 f"The version to copy is {source.status.value}: only a trained one copies")
         now = self._now_ms()
-        spec = {k: v for k, v in source.spec.items() if k != PINNED} | {"OutputConfig": output}
+        spec = {k: v for k, v in source.spec.items() if k != PINNED} | {
+            "OutputConfig": output.stored()}
         result = {**copy_outputs(self._objects, source, CopyTarget(output, target.name, name)),
                   "SourceProjectVersionArn": self._arns.version(
                       source.ref.project, source.ref.name, source.ref.created_ms)}
@@ -289,6 +285,25 @@ class VersionService:
         self._ledger.submit(DeletePolicy(project.name, project.created_ms, name, revision))
 
 
+def _spec(project: Project, request: NewVersion) -> dict[str, Any]:
+    """The version's stored spec: the request's parts in their stored form.
+
+    Keys and their order are those records were always written with, so a command logged
+    for the same request has the same bytes.
+    """
+    spec: dict[str, Any] = {"OutputConfig": request.output.stored()}
+    if request.training is not None:
+        spec["TrainingData"] = request.training.stored()
+    if request.testing is not None:
+        spec["TestingData"] = request.testing.stored()
+    if request.description is not None:
+        spec["VersionDescription"] = request.description
+    adapter = _feature_config(project, request)
+    if adapter is not None:
+        spec["FeatureConfig"] = adapter.stored()
+    return spec
+
+
 def _pinned(request: NewVersion, held: dict[DatasetType, Dataset]) -> dict[str, int]:
     """The ``updated_ms`` of each dataset the version will read (a set without Assets).
 
@@ -298,10 +313,10 @@ def _pinned(request: NewVersion, held: dict[DatasetType, Dataset]) -> dict[str, 
     """
     pins = {}
     wanted = [(DatasetType.TRAIN, request.training)]
-    if not (request.testing or {}).get("AutoCreate"):
+    if request.testing is None or not request.testing.auto:
         wanted.append((DatasetType.TEST, request.testing))
     for type_, data in wanted:
-        if (data or {}).get("Assets"):
+        if data is not None and data.manifests:
             continue
         dataset = held.get(type_)
         if dataset is None and type_ is DatasetType.TRAIN:
@@ -318,32 +333,30 @@ def _pinned(request: NewVersion, held: dict[DatasetType, Dataset]) -> dict[str, 
     return pins
 
 
-def _check_testing(testing: dict[str, Any] | None) -> None:
+def _check_testing(testing: TrainingInput | None) -> None:
     """TestingData takes AutoCreate or Assets, not both (which test set is meant?).
 
     botocore documents AutoCreate as Rekognition splitting the training data to make the
     test set; with Assets as well the request says two things, so it is refused rather
     than one silently dropped.
     """
-    if testing and testing.get("AutoCreate") and testing.get("Assets"):
+    if testing is not None and testing.auto and testing.manifests:
         raise InvalidParameterException(
             "TestingData: give AutoCreate=true (a test set split from the training data) or "
             "Assets (a test manifest), not both")
 
 
-def _check_feature_config(project: Project, config: dict[str, Any] | None) -> None:
+def _check_feature_config(project: Project, config: AdapterConfig | None) -> None:
     if config is not None and project.feature is not Feature.CONTENT_MODERATION:
         raise InvalidParameterException(
             "FeatureConfig applies only to projects with Feature CONTENT_MODERATION")
 
 
-def _feature_config(project: Project, request: NewVersion) -> dict[str, Any] | None:
-    """An adapter's FeatureConfig, its ConfidenceThreshold filled in (50 when absent)."""
+def _feature_config(project: Project, request: NewVersion) -> AdapterConfig | None:
+    """An adapter's FeatureConfig (the default threshold when the request gave none)."""
     if project.feature is not Feature.CONTENT_MODERATION:
         return None
-    moderation = dict((request.feature_config or {}).get("ContentModeration") or {})
-    moderation.setdefault("ConfidenceThreshold", DEFAULT_CONFIDENCE_THRESHOLD)
-    return {"ContentModeration": moderation}
+    return request.feature_config or AdapterConfig()
 
 
 def _check_document(document: str) -> None:

@@ -56,7 +56,8 @@ from streamproc.moderation.adapter import AdapterInputs
 from streamproc.moderation.custom_labels import assumed_thresholds
 from streamproc.moderation.features import FeatureBatch
 from streamproc.projects.types import Feature
-from streamproc.projects.versions import DEFAULT_CONFIDENCE_THRESHOLD, Version, VersionStatus
+from streamproc.projects.version_spec import DEFAULT_CONFIDENCE_THRESHOLD
+from streamproc.projects.versions import Version, VersionStatus
 from streamproc.projects.versions_commands import SetVersionStatus
 from streamproc.projects.versions_inputs import Gathered, InputReader, Sample, TrainingFailure
 from streamproc.projects.versions_outputs import OutputWriter, Predictions
@@ -182,8 +183,8 @@ class Encoded:
 
 def threshold_of(version: Version) -> float:
     """An adapter's ConfidenceThreshold (FeatureConfig), or the default."""
-    config = (version.spec.get("FeatureConfig") or {}).get("ContentModeration") or {}
-    return float(config.get("ConfidenceThreshold", DEFAULT_CONFIDENCE_THRESHOLD))
+    adapter = version.adapter
+    return float(DEFAULT_CONFIDENCE_THRESHOLD if adapter is None else adapter.threshold)
 
 
 class VersionTrainer:
