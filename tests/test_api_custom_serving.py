@@ -11,19 +11,28 @@ access keys: one key is denied the projects, and with them their versions.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
-import av
-import boto3
-import cv2
-import numpy as np
 import pytest
-from botocore.config import Config as BotoConfig
-from conftest import make_config, retry_resets
+from projects_helpers import (
+    HEAD,
+    OTHER,
+    OUT,
+    WAIT,
+    FrameObjects,
+    deny_policies,
+    frame_objects,
+    keyed_client,
+    keyed_config,
+    moderation_line,
+    pending_elsewhere,
+    running,
+    scene,
+    scenes_project,
+    train_adapter,
+    train_version,
+)
 
 from streamproc.daemon import Daemon
 from streamproc.errors import (
@@ -35,164 +44,49 @@ from streamproc.moderation.adapter import Adapter
 from streamproc.projects import versions_serving
 from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version, VersionRef, VersionStatus
-from streamproc.projects.versions_commands import CreateVersion
 from streamproc.projects.versions_service import VersionService
 from streamproc.projects.versions_serving import VersionModels
 from streamproc.training.heads import TrainedHeads
 
-VIDEO = Path("/work/shared/data/video/intel_sample_videos")
-IMAGES, OUT = "frames", "results"
-WAIT = {"Delay": 1, "MaxAttempts": 120}
 TRAIN, HELD_OUT = 8, 4  # frames per clip
-HEAD = ("head-pose-face-detection-female-and-male.mp4", "head-pose-face-detection-female.mp4",
-        "head-pose-face-detection-male.mp4")
-OTHER = ("classroom.mp4", "face-demographics-walking.mp4")
 ADMIN_ID, ADMIN_SECRET = "AKIDSERVINGADMIN0001", "admin/SECRET+serving-1"
 DENIED_ID, DENIED_SECRET = "AKIDSERVINGDENIED001", "denied/SECRET+serving-2"
-POLICIES = f"""
-{DENIED_ID}:
-  Version: "2012-10-17"
-  Statement:
-    - Effect: Allow
-      Action: "rekognition:*"
-      Resource: "*"
-    - Effect: Deny
-      Action: "rekognition:*"
-      Resource: ["arn:aws:rekognition:*:*:project/tuned/*",
-                 "arn:aws:rekognition:*:*:project/scenes/*"]
-"""
-
-
-def _frames(clip: str) -> list[np.ndarray]:
-    """Training frames from the clip's first 60%, held-out ones from its last 30%."""
-    with av.open(str(VIDEO / clip)) as container:
-        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    n = len(frames)
-    picks = np.concatenate([np.linspace(0, 0.6 * n - 1, TRAIN),
-                            np.linspace(0.7 * n, n - 1, HELD_OUT)]).round().astype(int)
-    return [cv2.resize(frames[i], (128, 96)) for i in picks]
-
-
-def _jpeg(frame: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", frame)
-    assert ok
-    return data.tobytes()
-
-
-class Home:
-    """The daemon's objects: every clip's frames as JPEGs, by scene and split."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.root = base / "objects"
-        (self.root / OUT).mkdir(parents=True)
-        self.train: dict[str, list[str]] = {}  # clip -> s3 refs
-        self.held: dict[str, list[bytes]] = {}  # clip -> JPEG bytes
-        self.held_refs: dict[str, list[str]] = {}
-        for clip in HEAD + OTHER:
-            refs = []
-            frames = _frames(clip)
-            for n, frame in enumerate(frames):
-                path = self.root / IMAGES / clip / f"{n:02d}.jpg"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(_jpeg(frame))
-                refs.append(f"s3://{IMAGES}/{clip}/{n:02d}.jpg")
-            self.train[clip], self.held_refs[clip] = refs[:TRAIN], refs[TRAIN:]
-            self.held[clip] = [_jpeg(frame) for frame in frames[TRAIN:]]
-
-    def manifest(self, key: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
-        (self.root / IMAGES / key).write_text("".join(json.dumps(x) + "\n" for x in lines))
-        return {"GroundTruthManifest": {"S3Object": {"Bucket": IMAGES, "Name": key}}}
-
-
-def _client(endpoint: str, key: str, secret: str) -> Any:
-    return retry_resets(boto3.client(
-        "rekognition", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=key, aws_secret_access_key=secret,
-        config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"})))
+POLICIES = deny_policies(DENIED_ID, ["arn:aws:rekognition:*:*:project/tuned/*",
+                                     "arn:aws:rekognition:*:*:project/scenes/*"])
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    return Home(tmp_path_factory.mktemp("serving"))
+def home(tmp_path_factory: pytest.TempPathFactory) -> FrameObjects:
+    return frame_objects(tmp_path_factory.mktemp("serving") / "objects", TRAIN, HELD_OUT)
 
 
 @pytest.fixture(scope="module")
-def daemon(home: Home) -> Iterator[Daemon]:
-    (home.base / "policies.yaml").write_text(POLICIES)
-    d = Daemon(make_config(home.base / "data", **{
-        "objects.local_root": str(home.root), "objects.buckets": [IMAGES],
-        "objects.output_buckets": [OUT], "kafka.bootstrap": "127.0.0.1:9",
-        "projects.training_min_per_class": 4, "auth.enabled": True,
-        "auth.policy_file": str(home.base / "policies.yaml"),
-        "auth.access_keys": {ADMIN_ID: ADMIN_SECRET, DENIED_ID: DENIED_SECRET}}))
-    d.start()
-    yield d
-    d.stop()
+def daemon(home: FrameObjects) -> Iterator[Daemon]:
+    yield from running(Daemon(keyed_config(
+        home.root.parent, home, {ADMIN_ID: ADMIN_SECRET, DENIED_ID: DENIED_SECRET}, POLICIES)))
 
 
 @pytest.fixture(scope="module")
 def rek(daemon: Daemon) -> Any:
-    return _client(daemon.endpoint, ADMIN_ID, ADMIN_SECRET)
+    return keyed_client(daemon.endpoint, ADMIN_ID, ADMIN_SECRET)
 
 
 @pytest.fixture(scope="module")
 def denied(daemon: Daemon) -> Any:
-    return _client(daemon.endpoint, DENIED_ID, DENIED_SECRET)
-
-
-def _moderation_line(ref: str, labels: list[str]) -> dict[str, Any]:
-    return {"source-ref": ref, "content-moderation-groundtruth": {
-        "ModerationLabels": [{"Name": name} for name in labels]}}
-
-
-def _class_line(ref: str, name: str) -> dict[str, Any]:
-    return {"source-ref": ref, "scene": 1, "scene-metadata": {
-        "class-name": name, "confidence": 1, "type": "groundtruth/image-classification",
-        "job-name": "labeling", "human-annotated": "yes"}}
-
-
-def _scene(clip: str) -> str:
-    return "head" if clip in HEAD else clip.split(".")[0].split("-")[-1]
-
-
-def _train(rek: Any, project: str, name: str, **kwargs: Any) -> str:
-    arn = rek.create_project_version(ProjectArn=project, VersionName=name,
-                                     OutputConfig={"S3Bucket": OUT, "S3KeyPrefix": name},
-                                     **kwargs)["ProjectVersionArn"]
-    rek.get_waiter("project_version_training_completed").wait(
-        ProjectArn=project, VersionNames=[name], WaiterConfig=WAIT)
-    return str(arn)
+    return keyed_client(daemon.endpoint, DENIED_ID, DENIED_SECRET)
 
 
 @pytest.fixture(scope="module")
-def adapter(rek: Any, home: Home) -> tuple[str, str]:
+def adapter(rek: Any, home: FrameObjects) -> tuple[str, str]:
     """(project ARN, trained adapter ARN)."""
-    project = rek.create_project(ProjectName="tuned", Feature="CONTENT_MODERATION",
-                                 AutoUpdate="DISABLED")["ProjectArn"]
-
-    def lines(refs: dict[str, list[str]]) -> list[dict[str, Any]]:
-        return [_moderation_line(ref, ["Violence"] if clip in HEAD else [])
-                for clip, clip_refs in refs.items() for ref in clip_refs]
-
-    started = time.monotonic()
-    arn = _train(rek, project, "a1",
-                 TrainingData={"Assets": [home.manifest("a-train.manifest", lines(home.train))]},
-                 TestingData={"Assets": [home.manifest("a-test.manifest",
-                                                       lines(home.held_refs))]})
-    print(f"adapter trained in {time.monotonic() - started:.1f} s")
-    return str(project), arn
+    return train_adapter(rek, home, "a1")
 
 
 @pytest.fixture(scope="module")
-def scenes(rek: Any, home: Home) -> tuple[str, str]:
+def scenes(rek: Any, home: FrameObjects) -> tuple[str, str]:
     """(project ARN, trained Custom Labels version ARN, not started)."""
-    project = rek.create_project(ProjectName="scenes")["ProjectArn"]
-    for kind, refs in (("TRAIN", home.train), ("TEST", home.held_refs)):
-        rek.create_dataset(ProjectArn=project, DatasetType=kind, DatasetSource=home.manifest(
-            f"s-{kind}.manifest", [_class_line(ref, _scene(clip))
-                                   for clip, clip_refs in refs.items() for ref in clip_refs]))
-    return str(project), _train(rek, project, "v1")
+    project = scenes_project(rek, home)
+    return project, train_version(rek, project, "v1", "v1")
 
 
 def _names(response: dict[str, Any]) -> set[str]:
@@ -200,7 +94,7 @@ def _names(response: dict[str, Any]) -> set[str]:
 
 
 def test_an_adapter_finds_its_label_on_held_out_frames_and_the_base_model_does_not(
-        rek: Any, home: Home, adapter: tuple[str, str]) -> None:
+        rek: Any, home: FrameObjects, adapter: tuple[str, str]) -> None:
     _, arn = adapter
     hits = {True: 0, False: 0}
     for clip, images in home.held.items():
@@ -217,7 +111,7 @@ def test_an_adapter_finds_its_label_on_held_out_frames_and_the_base_model_does_n
 
 
 def test_min_confidence_applies_as_given_with_an_adapter(
-        rek: Any, home: Home, adapter: tuple[str, str]) -> None:
+        rek: Any, home: FrameObjects, adapter: tuple[str, str]) -> None:
     _, arn = adapter
     image = home.held[HEAD[0]][0]
     every = rek.detect_moderation_labels(Image={"Bytes": image}, ProjectVersion=arn,
@@ -229,17 +123,9 @@ def test_min_confidence_applies_as_given_with_an_adapter(
 
 
 def test_an_adapter_not_trained_is_not_ready_and_a_deleted_one_is_not_found(
-        rek: Any, daemon: Daemon, home: Home, adapter: tuple[str, str]) -> None:
+        rek: Any, daemon: Daemon, home: FrameObjects, adapter: tuple[str, str]) -> None:
     project, _ = adapter
-    name, created = project.split(":project/")[1].split("/")
-    # Another node's version: this daemon's runner never trains it, so it stays in progress.
-    now = int(time.time() * 1000)
-    assert daemon.ledger is not None
-    daemon.ledger.submit(CreateVersion(Version(
-        VersionRef(name, "elsewhere", now), int(created), Feature.CONTENT_MODERATION,
-        VersionStatus.TRAINING_IN_PROGRESS, "The model is being trained", now, "other-node",
-        {"OutputConfig": {"S3Bucket": OUT}}, {})))
-    pending = project.rsplit("/", 1)[0] + f"/version/elsewhere/{now}"
+    pending = pending_elsewhere(daemon, project)
     image = home.held[HEAD[0]][0]
     with pytest.raises(rek.exceptions.ResourceNotReadyException, match="still being trained"):
         rek.detect_moderation_labels(Image={"Bytes": image}, ProjectVersion=pending)
@@ -247,7 +133,7 @@ def test_an_adapter_not_trained_is_not_ready_and_a_deleted_one_is_not_found(
     failed = rek.create_project_version(
         ProjectArn=project, VersionName="nothing", OutputConfig={"S3Bucket": OUT},
         TrainingData={"Assets": [home.manifest("none.manifest", [
-            _moderation_line(ref, []) for ref in home.train[clip]])]},
+            moderation_line(ref, []) for ref in home.train[clip]])]},
         TestingData={"AutoCreate": True})["ProjectVersionArn"]
     with pytest.raises(Exception, match="TRAINING_FAILED|failure state"):
         rek.get_waiter("project_version_training_completed").wait(
@@ -320,7 +206,7 @@ def test_loaded_adapters_are_cached_bounded_and_dropped_when_deleted(
 
 
 def test_a_custom_labels_model_serves_only_while_running(
-        rek: Any, home: Home, scenes: tuple[str, str], adapter: tuple[str, str]) -> None:
+        rek: Any, home: FrameObjects, scenes: tuple[str, str], adapter: tuple[str, str]) -> None:
     project, arn = scenes
     image = home.held[OTHER[0]][0]
     with pytest.raises(rek.exceptions.ResourceNotReadyException, match="not running"):
@@ -340,7 +226,7 @@ def test_a_custom_labels_model_serves_only_while_running(
             assert sorted(x["Name"] for x in labels) == ["classroom", "head", "walking"]
             assert [x["Confidence"] for x in labels] == sorted(
                 (x["Confidence"] for x in labels), reverse=True)
-            right += labels[0]["Name"] == _scene(clip)
+            right += labels[0]["Name"] == scene(clip)
             total += 1
     print(f"custom labels on held-out frames: {right}/{total} right")
     assert right >= 0.9 * total
@@ -350,7 +236,7 @@ def test_a_custom_labels_model_serves_only_while_running(
     rek.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=1)  # for the next test
 
 
-def test_max_results_and_min_confidence(rek: Any, daemon: Daemon, home: Home,
+def test_max_results_and_min_confidence(rek: Any, daemon: Daemon, home: FrameObjects,
                                        scenes: tuple[str, str]) -> None:
     _, arn = scenes
     rek.get_waiter("project_version_running").wait(ProjectArn=scenes[0], VersionNames=["v1"],
@@ -380,7 +266,7 @@ def test_max_results_and_min_confidence(rek: Any, daemon: Daemon, home: Home,
 
 
 def test_a_key_denied_a_project_cannot_use_its_versions(
-        rek: Any, denied: Any, home: Home, adapter: tuple[str, str],
+        rek: Any, denied: Any, home: FrameObjects, adapter: tuple[str, str],
         scenes: tuple[str, str]) -> None:
     image = {"Bytes": home.held[HEAD[0]][0]}
     assert "ModerationLabels" in denied.detect_moderation_labels(Image=image)

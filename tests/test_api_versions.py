@@ -13,58 +13,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
-import cv2
-import numpy as np
 import pytest
 from conftest import client_for, make_config
+from projects_helpers import (
+    IMAGES,
+    OUT,
+    WAIT,
+    class_line,
+    describe_version,
+    moderation_line,
+    put_frames,
+    running,
+    spread_frames,
+    write_lines,
+)
 
 from streamproc.daemon import Daemon
 from streamproc.storage.db import Database
 from streamproc.storage.versions import StoredVersion, VersionStore
 
-VIDEO = Path("/work/shared/data/video/intel_sample_videos")
-IMAGES, OUT = "frames", "results"
-WAIT = {"Delay": 1, "MaxAttempts": 120}
 PER_CLIP = 14  # frames per clip: 10 train, 4 test
 MIN_PER_CLASS = 4
 
 
-def _frames(clip: str, count: int) -> list[np.ndarray]:
-    """``count`` frames spread over the clip, scaled to 128 x 96."""
-    with av.open(str(VIDEO / clip)) as container:
-        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
-    return [cv2.resize(frames[i], (128, 96)) for i in picks]
-
-
 def _write_frames(root: Path, clip: str, tag: str) -> list[str]:
-    refs = []
-    for n, frame in enumerate(_frames(clip, PER_CLIP)):
-        path = root / IMAGES / tag / f"{n:02d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, data = cv2.imencode(".jpg", frame)
-        assert ok
-        path.write_bytes(data.tobytes())
-        refs.append(f"s3://{IMAGES}/{tag}/{n:02d}.jpg")
-    return refs
-
-
-def _class_line(ref: str, name: str) -> dict[str, Any]:
-    return {"source-ref": ref, "scene": 1, "scene-metadata": {
-        "class-name": name, "confidence": 1, "type": "groundtruth/image-classification",
-        "job-name": "labeling", "human-annotated": "yes"}}
-
-
-def _moderation_line(ref: str, labels: list[str]) -> dict[str, Any]:
-    return {"source-ref": ref, "content-moderation-groundtruth": {
-        "ModerationLabels": [{"Name": name} for name in labels]}}
-
-
-def _manifest(root: Path, key: str, lines: list[dict[str, Any]]) -> dict[str, str]:
-    path = root / IMAGES / key
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return {"Bucket": IMAGES, "Name": key}
+    """``PER_CLIP`` frames spread over the clip, as JPEGs under ``IMAGES/tag``; their refs."""
+    return [ref for ref, _ in put_frames(root, tag, spread_frames(clip, PER_CLIP))]
 
 
 class Home:
@@ -84,7 +58,7 @@ class Home:
         self.head = _write_frames(self.root, "head-pose-face-detection-male.mp4", "head")
 
     def manifest(self, key: str, lines: list[dict[str, Any]]) -> dict[str, str]:
-        return _manifest(self.root, key, lines)
+        return write_lines(self.root, key, lines)
 
 
 @pytest.fixture(scope="module")
@@ -94,21 +68,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
 
 @pytest.fixture(scope="module")
 def daemon(home: Home) -> Iterator[Daemon]:
-    d = Daemon(home.config)
-    d.start()
-    yield d
-    d.stop()
+    yield from running(Daemon(home.config))
 
 
 @pytest.fixture(scope="module")
 def rek(daemon: Daemon) -> Any:
     return client_for(daemon.endpoint)
-
-
-def _describe(rek: Any, project: str, name: str) -> dict[str, Any]:
-    (found,) = rek.describe_project_versions(ProjectArn=project, VersionNames=[name])[
-        "ProjectVersionDescriptions"]
-    return dict(found)
 
 
 def _read(home: Home, s3: dict[str, Any]) -> bytes:
@@ -119,8 +84,8 @@ def _read(home: Home, s3: dict[str, Any]) -> bytes:
 def _custom_labels_project(rek: Any, home: Home, name: str, train_n: int) -> str:
     project = rek.create_project(ProjectName=name)["ProjectArn"]
     for kind, part in (("TRAIN", slice(0, train_n)), ("TEST", slice(10, PER_CLIP))):
-        lines = [_class_line(ref, "classroom") for ref in home.classroom[part]] + \
-                [_class_line(ref, "walking") for ref in home.walking[part]]
+        lines = [class_line(ref, "classroom") for ref in home.classroom[part]] + \
+                [class_line(ref, "walking") for ref in home.walking[part]]
         rek.create_dataset(ProjectArn=project, DatasetType=kind, DatasetSource={
             "GroundTruthManifest": {"S3Object": home.manifest(f"{name}-{kind}.manifest",
                                                               lines)}})
@@ -134,10 +99,10 @@ def test_custom_labels_version_trains_starts_stops_and_is_deleted(rek: Any, home
         OutputConfig={"S3Bucket": OUT, "S3KeyPrefix": "cl/"},
         Tags={"team": "vision"})["ProjectVersionArn"]
     assert arn.startswith("arn:aws:rekognition:us-east-1:") and "/version/v1/" in arn
-    assert _describe(rek, project, "v1")["Status"] == "TRAINING_IN_PROGRESS"
+    assert describe_version(rek, project, "v1")["Status"] == "TRAINING_IN_PROGRESS"
     rek.get_waiter("project_version_training_completed").wait(
         ProjectArn=project, VersionNames=["v1"], WaiterConfig=WAIT)
-    done = _describe(rek, project, "v1")
+    done = describe_version(rek, project, "v1")
     assert done["Status"] == "TRAINING_COMPLETED" and done["Feature"] == "CUSTOM_LABELS"
     assert done["VersionDescription"] == "two scenes" and done["ProjectVersionArn"] == arn
     assert done["BillableTrainingTimeInSeconds"] >= 1 and "TrainingEndTimestamp" in done
@@ -160,17 +125,17 @@ def test_custom_labels_version_trains_starts_stops_and_is_deleted(rek: Any, home
                                      MinInferenceUnits=1)["Status"] == "STARTING"
     rek.get_waiter("project_version_running").wait(ProjectArn=project, VersionNames=["v1"],
                                                    WaiterConfig=WAIT)
-    running = _describe(rek, project, "v1")
+    running = describe_version(rek, project, "v1")
     assert (running["MinInferenceUnits"], running["MaxInferenceUnits"]) == (1, 1)
     with pytest.raises(rek.exceptions.ResourceInUseException):
         rek.delete_project_version(ProjectVersionArn=arn)
     assert rek.stop_project_version(ProjectVersionArn=arn)["Status"] == "STOPPING"
-    assert _describe(rek, project, "v1")["Status"] == "STOPPED"
+    assert describe_version(rek, project, "v1")["Status"] == "STOPPED"
     copy = rek.create_project(ProjectName="scenes-copy")["ProjectArn"]
     copied = rek.copy_project_version(
         SourceProjectArn=project, SourceProjectVersionArn=arn, DestinationProjectArn=copy,
         VersionName="c1", OutputConfig={"S3Bucket": OUT, "S3KeyPrefix": "copy/"})
-    described = _describe(rek, copy, "c1")
+    described = describe_version(rek, copy, "c1")
     assert described["Status"] == "COPYING_COMPLETED"
     assert described["SourceProjectVersionArn"] == arn
     # The copy's files are its own, under its OutputConfig, and say what the source's say.
@@ -192,8 +157,8 @@ def test_custom_labels_version_trains_starts_stops_and_is_deleted(rek: Any, home
 def test_adapter_version_trains_from_assets_and_is_never_started(rek: Any, home: Home) -> None:
     project = rek.create_project(ProjectName="tuned", Feature="CONTENT_MODERATION",
                                  AutoUpdate="DISABLED")["ProjectArn"]
-    lines = [_moderation_line(ref, ["Violence"]) for ref in home.head[:12]] + \
-            [_moderation_line(ref, []) for ref in home.classroom[:12]]
+    lines = [moderation_line(ref, ["Violence"]) for ref in home.head[:12]] + \
+            [moderation_line(ref, []) for ref in home.classroom[:12]]
     asset = {"Assets": [{"GroundTruthManifest": {"S3Object": home.manifest(
         "adapter.manifest", lines)}}]}
     arn = rek.create_project_version(
@@ -202,7 +167,7 @@ def test_adapter_version_trains_from_assets_and_is_never_started(rek: Any, home:
         FeatureConfig={"ContentModeration": {"ConfidenceThreshold": 50.0}})["ProjectVersionArn"]
     rek.get_waiter("project_version_training_completed").wait(
         ProjectArn=project, VersionNames=["a1"], WaiterConfig=WAIT)
-    done = _describe(rek, project, "a1")
+    done = describe_version(rek, project, "a1")
     assert done["Feature"] == "CONTENT_MODERATION" and done["BaseModelVersion"]
     assert done["FeatureConfig"] == {"ContentModeration": {"ConfidenceThreshold": 50.0}}
     assert done["TestingDataResult"]["Output"]["AutoCreate"] is True
@@ -242,7 +207,7 @@ def test_too_few_images_fails_the_version_with_the_reason(rek: Any, home: Home) 
     waiter = rek.get_waiter("project_version_training_completed")
     with pytest.raises(Exception, match="TRAINING_FAILED|failure state"):
         waiter.wait(ProjectArn=project, VersionNames=["v1"], WaiterConfig=WAIT)
-    failed = _describe(rek, project, "v1")
+    failed = describe_version(rek, project, "v1")
     assert failed["Status"] == "TRAINING_FAILED"
     assert "too few usable images" in failed["StatusMessage"]
 
@@ -331,6 +296,6 @@ def test_a_version_left_training_by_a_dead_process_is_retrained(tmp_path: Path,
         rek = client_for(second.endpoint)
         rek.get_waiter("project_version_training_completed").wait(
             ProjectArn=project, VersionNames=["v1"], WaiterConfig=WAIT)
-        assert _describe(rek, project, "v1")["EvaluationResult"]["F1Score"] >= 0.9
+        assert describe_version(rek, project, "v1")["EvaluationResult"]["F1Score"] >= 0.9
     finally:
         second.stop()

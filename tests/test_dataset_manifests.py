@@ -80,6 +80,9 @@ def test_a_line_without_labels_is_an_unlabelled_entry_not_an_error() -> None:
     (b"{not json", ERROR_INVALID_JSON_LINE),
     (b"[1, 2]", ERROR_INVALID_JSON_LINE),
     (b"\xff\xfe{}", ERROR_INVALID_JSON_LINE),
+    (b"[" * 5000 + b"]" * 5000, ERROR_INVALID_JSON_LINE),  # past the parser's depth
+    (b'{"source-ref": "s3://b/k", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+     ERROR_INVALID_JSON_LINE),
     (None, ERROR_LINE_TOO_LARGE)])
 def test_a_line_that_is_no_json_object_is_kept_with_its_number_and_reason(
         data: bytes | None, code: str) -> None:

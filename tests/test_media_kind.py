@@ -23,7 +23,13 @@ from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.validate import ServiceSpec
 from streamproc.config import load_config
 from streamproc.dataplane.output.outputs import OutputAllowlist
-from streamproc.dataplane.stored.manifest import ManifestOutcome, ManifestTask, failure
+from streamproc.dataplane.stored.manifest import (
+    LineError,
+    ManifestOutcome,
+    ManifestTask,
+    failure,
+    parse_line,
+)
 from streamproc.errors import (
     IdempotentParameterMismatchException,
     InvalidPaginationTokenException,
@@ -49,6 +55,7 @@ from streamproc.metrics import JobMetrics, NoticeSensor
 from streamproc.rekognition.tokens import encode_token
 from streamproc.storage.db import Database
 from streamproc.storage.jobs import FAILED, SUCCEEDED, JobStore
+from streamproc.storage.object_lines import ManifestLine
 from streamproc.storage.objects import ObjectRef, ObjectStore
 
 _CTX: RequestContext = None  # type: ignore[assignment]  # the job handlers never read it
@@ -377,3 +384,11 @@ def test_max_results_outside_botocore_s_range_is_refused(api: Api) -> None:
     for bad in (0, 101):
         with pytest.raises(InvalidParameterException):
             _list(api, MaxResults=bad)
+
+
+@pytest.mark.parametrize("data", [b"[" * 5000 + b"]" * 5000,
+                                  b'{"source-ref": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
+def test_a_line_nested_past_the_parser_s_depth_is_an_invalid_json_line(data: bytes) -> None:
+    found = parse_line(ManifestLine(7, data), 1 << 20)
+    assert isinstance(found, LineError)
+    assert (found.number, found.code) == (7, "ERROR_INVALID_JSON_LINE")

@@ -29,6 +29,7 @@ from streamproc.projects.datasets import Dataset, DatasetKey, DatasetStatus, Dat
 from streamproc.projects.rules import ProjectRules
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject
+from streamproc.projects.version_result import DataResult, Evaluation, TrainingOutcome
 from streamproc.projects.version_spec import (
     AdapterConfig,
     OutputTarget,
@@ -121,7 +122,8 @@ def _end(w: World, resource_id: str, status: VersionStatus, model: bytes | None 
          ) -> None:
     ref = VersionRef.parse(resource_id)
     assert ref is not None
-    w.ledger.submit(SetVersionStatus(ref, status, status.value, 1, {"F": 1}, model))
+    w.ledger.submit(SetVersionStatus(ref, status, status.value, 1,
+                                     TrainingOutcome(billable_s=1), model))
 
 
 def _model(backbone: str = "open_nsfw:test") -> bytes:
@@ -138,7 +140,9 @@ def test_a_version_trains_once_and_its_end_is_final(world: World) -> None:
     assert _status(world, v) is VersionStatus.TRAINING_IN_PROGRESS and world.woken == [1]
     assert world.tags.get(ARNS.version("p", "v1", VersionRef.parse(v).created_ms)) == {"k": "v"}
     _end(world, v, VersionStatus.TRAINING_COMPLETED, _model())
-    assert world.versions.require(v).result == {"F": 1}
+    ended = world.versions.require(v)
+    assert ended.outcome.billable_s == 1 and ended.attempts == 0
+    assert ended.result == {"BillableTrainingTimeInSeconds": 1}  # the stored form
     with pytest.raises(ResourceInUseException, match="TRAINING_COMPLETED"):
         _end(world, v, VersionStatus.TRAINING_FAILED)  # a second runner's late result
     assert world.versions.model(world.versions.require(v)) == _model()
@@ -279,7 +283,7 @@ def test_copy_takes_a_trained_version_and_its_model(world: World) -> None:
     copied = world.versions.copy(source, v, target, "c1", OUT, {"t": "1"})
     assert copied.status is VersionStatus.COPYING_COMPLETED
     assert world.versions.model(copied) == _model()
-    assert copied.result["SourceProjectVersionArn"] == ARNS.version(
+    assert copied.outcome.source_arn == ARNS.version(
         "a", "v1", VersionRef.parse(v).created_ms)
     world.versions.start(copied.ref.resource_id, 1, None)
     assert _status(world, copied.ref.resource_id) is VersionStatus.RUNNING
@@ -422,28 +426,28 @@ def test_a_copy_writes_its_own_output_files_and_no_training_record(world: World)
     (folder / "EvaluationSummary-a-v1.json").write_bytes(b'{"s": 1}')
     (folder / "manifest-summary.json").write_bytes(b'{"m": 1}')
 
-    def at(name: str) -> dict[str, Any]:
-        return {"S3Object": {"Bucket": "out", "Name": f"p/a/v1/{name}"}}
+    def at(name: str) -> ObjectRef:
+        return ObjectRef("out", f"p/a/v1/{name}")
 
-    given = {"GroundTruthManifest": {"S3Object": {"Bucket": "in", "Name": "m"}}}
-    result = {"EvaluationResult": {"F1Score": 0.5, "Summary": at("EvaluationSummary-a-v1.json")},
-              "ManifestSummary": at("manifest-summary.json"),
-              "TrainingDataResult": {"Input": {"Assets": [given]}, "Output": {"Assets": [
-                  {"GroundTruthManifest": at("train/output.manifest")}]}}}
+    given = TrainingInput((ObjectRef("in", "m"),))
+    result = TrainingOutcome(
+        at("manifest-summary.json"),
+        DataResult(given, TrainingInput((at("train/output.manifest"),))),
+        evaluation=Evaluation(0.5, at("EvaluationSummary-a-v1.json")))
     world.ledger.submit(SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "done", 1,
                                          result, _model()))
     assert "_training" in world.store.get("a", "v1").result  # the source keeps its record
     output = OutputTarget("out", "copies/")
     copied = world.versions.copy(source, v, target, "c1", output, None)
-    assert "_training" not in copied.result
+    assert "_training" not in copied.result and copied.outcome.attempt is None
     assert copied.result["EvaluationResult"] == {"F1Score": 0.5, "Summary": {"S3Object": {
         "Bucket": "out", "Name": "copies/b/c1/EvaluationSummary-b-c1.json"}}}
-    assert copied.result["ManifestSummary"]["S3Object"]["Name"] == \
-        "copies/b/c1/manifest-summary.json"
-    training = copied.result["TrainingDataResult"]
-    assert training["Input"] == {"Assets": [given]}  # the request's input, not a copy
-    assert training["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]["Name"] == \
-        "copies/b/c1/train/output.manifest"
+    outcome = copied.outcome
+    assert outcome.manifest_summary == ObjectRef("out", "copies/b/c1/manifest-summary.json")
+    training = outcome.training_data
+    assert training is not None and training.input == given  # the request's, not a copy
+    assert training.output == TrainingInput((ObjectRef("out",
+                                                       "copies/b/c1/train/output.manifest"),))
     into = world.root / "out" / "copies" / "b" / "c1"
     assert (into / "EvaluationSummary-b-c1.json").read_bytes() == b'{"s": 1}'
     assert (into / "manifest-summary.json").read_bytes() == b'{"m": 1}'

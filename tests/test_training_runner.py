@@ -27,6 +27,7 @@ from streamproc.ledger import Appliers, LocalLedger
 from streamproc.moderation.features import FeatureBatch
 from streamproc.projects.datasets import Entry
 from streamproc.projects.types import Feature
+from streamproc.projects.version_result import Evaluation, TrainingOutcome
 from streamproc.projects.versions import Version, VersionRef, VersionStatus
 from streamproc.projects.versions_commands import (
     DeleteVersion,
@@ -126,7 +127,7 @@ class Done:
             msg = "a bug"
             raise RuntimeError(msg)
         return SetVersionStatus(version.ref, VersionStatus.TRAINING_COMPLETED, "ok", 2,
-                                {"EvaluationResult": {"F1Score": 1.0}}, b"model")
+                                TrainingOutcome(evaluation=Evaluation(1.0)), b"model")
 
 
 def _wait(predicate: Any, seconds: float = 5.0) -> None:
@@ -170,7 +171,7 @@ class Deaf:
         self.started.set()
         self.release.wait(30)
         return SetVersionStatus(version.ref, VersionStatus.TRAINING_COMPLETED, "late", 2,
-                                {}, b"model")
+                                TrainingOutcome(), b"model")
 
 
 def test_a_training_abandoned_by_stop_submits_nothing_after(world: World) -> None:
@@ -189,7 +190,8 @@ def test_a_training_abandoned_by_stop_submits_nothing_after(world: World) -> Non
 
 def test_model_parts_are_written_in_order_and_only_while_training(world: World) -> None:
     ref = _put(world, "v1")
-    command = SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "ok", 2, {}, b"abcdefg")
+    command = SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "ok", 2,
+                               TrainingOutcome(), b"abcdefg")
     parts, end = model_parts(command, 3)
     assert [p.data for p in parts] == [b"abc", b"def", b"g"] and end.model is None
     with pytest.raises(InvalidParameterException, match="needs its model"):
@@ -321,7 +323,8 @@ def _entries(world: World, kind: str, count: int) -> None:
     world.datasets.add("p", kind, rows)
 
 
-def _trainer(world: World, unreadable: set[str]) -> VersionTrainer:
+def _trainer(world: World, unreadable: set[str], features: Features | None = None
+             ) -> VersionTrainer:
     def read(ref: ObjectRef) -> np.ndarray:
         if ref.name in unreadable:
             raise InvalidS3ObjectException("no such object")
@@ -330,7 +333,8 @@ def _trainer(world: World, unreadable: set[str]) -> VersionTrainer:
 
     objects = ObjectStore(world.config.objects)
     return VersionTrainer(InputReader(world.datasets, objects, world.config.projects),
-                          OutputWriter(objects, "7.0"), Features(), read, lambda i: [],
+                          OutputWriter(objects, "7.0"), features or Features(), read,
+                          lambda i: [],
                           world.config.projects)
 
 
@@ -348,9 +352,25 @@ def test_unreadable_images_are_counted_and_fatal_only_when_too_few_remain(
     stop = threading.Event()
     ok = _trainer(world, {"TRAIN-0.jpg", "TRAIN-1.jpg"}).train(_version(world), "arn", stop)
     assert ok.status is VersionStatus.TRAINING_COMPLETED, ok.message
-    assert ok.result is not None and ok.result["EvaluationResult"]["F1Score"] == 1.0
-    summary = world.root / "out" / ok.result["ManifestSummary"]["S3Object"]["Name"]
+    outcome = ok.result
+    assert outcome is not None and outcome.evaluation is not None
+    assert outcome.evaluation.f1 == 1.0 and outcome.manifest_summary is not None
+    summary = world.root / "out" / outcome.manifest_summary.name
     assert summary.read_text().count("ERROR_INVALID_IMAGE") == 2
+    stored = ok.payload()["result"]  # the keys and nesting the untyped trainer wrote
+    assert list(stored) == ["ManifestSummary", "TrainingDataResult", "TestingDataResult",
+                            "EvaluationResult", "AssumedThresholds",
+                            "BillableTrainingTimeInSeconds", "TrainingEndTimestamp"]
+    assert stored["ManifestSummary"] == {"S3Object": {"Bucket": "out",
+                                                      "Name": "p/v1/manifest-summary.json"}}
+    assert stored["TrainingDataResult"] == {"Input": {"Assets": []}, "Output": {"Assets": [
+        {"GroundTruthManifest": {"S3Object": {"Bucket": "out",
+                                              "Name": "p/v1/train/output.manifest"}}}]}}
+    assert stored["TestingDataResult"]["Input"] == {"Assets": [], "AutoCreate": False}
+    assert set(stored["TestingDataResult"]["Output"]) == {"Assets", "AutoCreate"}
+    assert stored["EvaluationResult"]["Summary"]["S3Object"]["Name"] == \
+        "p/v1/EvaluationSummary-p-v1.json"
+    assert set(stored["AssumedThresholds"]) == set(outcome.thresholds or ())
     assert ok.model is not None and b"fake:1" in ok.model
     many = {f"TRAIN-{n}.jpg" for n in range(6)}
     failed = _trainer(world, many).train(_version(world), "arn", stop)
@@ -433,8 +453,7 @@ def test_a_stop_while_heads_are_fitted_stops_and_writes_nothing(world: World) ->
     _entries(world, "TRAIN", 12)
     _entries(world, "TEST", 6)
     features = StopWhileFitting()
-    trainer = _trainer(world, set())
-    trainer._features = features  # the real trainer, over features that stop its runner
+    trainer = _trainer(world, set(), features)  # the real trainer; its features stop it
     runner = features.runner = _runner(world, trainer)
     runner.start()
     _wait(lambda: bool(features.stopped))

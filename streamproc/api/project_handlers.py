@@ -21,15 +21,17 @@ from streamproc.projects.dataset_service import DatasetService, NewDataset
 from streamproc.projects.datasets import Dataset, DatasetStats, DatasetType, EntryQuery
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import AutoUpdate, Feature, NewProject, Project, ProjectQuery
+from streamproc.projects.version_result import DataResult, Evaluation, TrainingOutcome
 from streamproc.projects.version_spec import (
     AdapterConfig,
     OutputTarget,
     SpecError,
     TrainingInput,
 )
-from streamproc.projects.versions import BASE_MODEL, NewVersion, Version, VersionQuery
+from streamproc.projects.versions import NewVersion, Version, VersionQuery
 from streamproc.projects.versions_service import VersionService
 from streamproc.rekognition.constants import Arns
+from streamproc.storage.object_keys import ObjectRef
 from streamproc.storage.versions import StoredPolicy
 
 _T = TypeVar("_T")
@@ -266,6 +268,53 @@ def _output_wire(output: OutputTarget) -> dict[str, Any]:
     return {"S3Bucket": output.bucket, **prefix}
 
 
+def _s3_wire(ref: ObjectRef) -> dict[str, Any]:
+    version = {} if ref.version is None else {"Version": ref.version}
+    return {"S3Object": {"Bucket": ref.bucket, "Name": ref.name, **version}}
+
+
+def _data_wire(data: TrainingInput) -> dict[str, Any]:
+    """TrainingData / TestingData / ValidationData: Assets (and AutoCreate) as held."""
+    out: dict[str, Any] = {}
+    if data.assets is not None:
+        out["Assets"] = [{"GroundTruthManifest": _s3_wire(ref)} for ref in data.assets]
+    if data.auto_create is not None:
+        out["AutoCreate"] = data.auto_create
+    return out
+
+
+def _data_result_wire(result: DataResult) -> dict[str, Any]:
+    parts = (("Input", result.input), ("Output", result.output),
+             ("Validation", result.validation))
+    return {key: _data_wire(part) for key, part in parts if part is not None}
+
+
+def _evaluation_wire(evaluation: Evaluation) -> dict[str, Any]:
+    f1 = {} if evaluation.f1 is None else {"F1Score": evaluation.f1}
+    summary = {} if evaluation.summary is None else {"Summary": _s3_wire(evaluation.summary)}
+    return {**f1, **summary}
+
+
+def _outcome_wire(outcome: TrainingOutcome, feature: Feature) -> dict[str, Any]:
+    """What training produced, in the wire's names (the record of its starts stays in)."""
+    parts: tuple[tuple[str, Any], ...] = (
+        ("EvaluationResult", None if outcome.evaluation is None else
+         _evaluation_wire(outcome.evaluation)),
+        ("ManifestSummary", None if outcome.manifest_summary is None else
+         _s3_wire(outcome.manifest_summary)),
+        ("BillableTrainingTimeInSeconds", outcome.billable_s),
+        ("TrainingEndTimestamp", outcome.ended_at),
+        ("TrainingDataResult", None if outcome.training_data is None else
+         _data_result_wire(outcome.training_data)),
+        ("TestingDataResult", None if outcome.testing_data is None else
+         _data_result_wire(outcome.testing_data)),
+        ("SourceProjectVersionArn", outcome.source_arn),
+        # Only an adapter has a base model (a Custom Labels result never records one).
+        ("BaseModelVersion", outcome.base_model
+         if feature is Feature.CONTENT_MODERATION else None))
+    return {key: value for key, value in parts if value is not None}
+
+
 def version_description(version: Version, ctx: RequestContext) -> dict[str, Any]:
     """A ProjectVersionDescription: what was asked, what training wrote, the status.
 
@@ -283,14 +332,7 @@ def version_description(version: Version, ctx: RequestContext) -> dict[str, Any]
     adapter = version.adapter
     if adapter is not None:
         out["FeatureConfig"] = {"ContentModeration": {"ConfidenceThreshold": adapter.threshold}}
-    for key in ("EvaluationResult", "ManifestSummary", "BillableTrainingTimeInSeconds",
-                "TrainingEndTimestamp", "TrainingDataResult", "TestingDataResult",
-                "SourceProjectVersionArn"):
-        if key in version.result:
-            out[key] = version.result[key]
-    base_model = version.result.get(BASE_MODEL)
-    if base_model is not None and version.feature is Feature.CONTENT_MODERATION:
-        out["BaseModelVersion"] = base_model
+    out.update(_outcome_wire(version.outcome, version.feature))
     if version.min_units is not None:
         out["MinInferenceUnits"] = version.min_units
         out["MaxInferenceUnits"] = version.max_units

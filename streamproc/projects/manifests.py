@@ -95,7 +95,7 @@ def parse_entry(number: int, data: bytes | None, rules: LineRules) -> Entry | No
         return None
     try:
         line = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the parser's limit
         return _broken(number, ERROR_INVALID_JSON_LINE, "The JSON line is not valid JSON")
     if not isinstance(line, dict):
         return _broken(number, ERROR_INVALID_JSON_LINE, "The JSON line is not a JSON object")

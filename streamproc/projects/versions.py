@@ -6,8 +6,8 @@ TRAINING_IN_PROGRESS; the training runner ends it TRAINING_COMPLETED or TRAINING
 A Custom Labels version is then started (STARTING -> RUNNING) and stopped (STOPPING ->
 STOPPED); an adapter is used as it is, never started (as on AWS). What the request asked
 (``spec``) and what training produced (``result``) are stored in the wire's field names (so
-old records replay); the request's parts are read through typed views (:attr:`Version.output`
-and its kin, :mod:`.version_spec`), never as wire dicts.
+old records replay); both are read through typed views (:attr:`Version.output` and its kin,
+:mod:`.version_spec`; :attr:`Version.outcome`, :mod:`.version_result`), never as wire dicts.
 
 A training in progress is bounded: each start of one is recorded (``TrainingAttempt``, with
 the window it must end in), and a version TRAINING_IN_PROGRESS for longer than that window
@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from streamproc.projects.types import Feature
+from streamproc.projects.version_result import TrainingOutcome, TrainingRecord
 from streamproc.projects.version_spec import AdapterConfig, OutputTarget, TrainingInput
 from streamproc.storage.versions import StoredVersion
 
@@ -69,11 +70,9 @@ BUSY = frozenset({VersionStatus.TRAINING_IN_PROGRESS, VersionStatus.STARTING,
 # and clocks that differ between nodes.
 STALE_MARGIN_S = 300.0
 MAX_ATTEMPTS = 3  # starts of one training (each cut short by a crash) before it fails
-_TRAINING = "_training"  # result key: {"attempts": n, "stale_ms": window} (never on the wire)
 # Spec key (never on the wire): dataset type -> the updated_ms it had when the version was
 # created, for each set read from the project's datasets (absent in older records: unpinned).
 PINNED = "_datasets"
-BASE_MODEL = "BaseModelVersion"  # result key: the moderation model an adapter trained on
 
 
 def stale_window_ms(deadline_s: float) -> int:
@@ -129,7 +128,9 @@ class Version:
     updated_ms: int
     node: str  # the node whose runner trains it
     spec: dict[str, Any]  # its stored form (see the views below); set by its creator only
-    result: dict[str, Any]  # EvaluationResult, ManifestSummary, ... as training wrote them
+    # Its stored form (read through :attr:`outcome`): EvaluationResult, ... as training wrote
+    # them. Kept as stored, as ``spec`` is, so a row and a CreateVersion record keep their bytes.
+    result: dict[str, Any]
     min_units: int | None = None
     max_units: int | None = None
 
@@ -168,31 +169,36 @@ class Version:
         pins = self.spec.get(PINNED)
         return None if pins is None else {str(k): int(v) for k, v in pins.items()}
 
+    @property
+    def outcome(self) -> TrainingOutcome:
+        """What its training (or copy) produced, and the record of its training's starts."""
+        return TrainingOutcome.parse(self.result)
+
     def moved(self, status: VersionStatus, message: str, at_ms: int,
-              result: dict[str, Any] | None = None) -> Version:
-        """The version in ``status`` (the result merged over what it had)."""
-        merged = self.result if result is None else {**self.result, **result}
+              result: TrainingOutcome | None = None) -> Version:
+        """The version in ``status`` (the result's parts merged over what it had)."""
+        merged = self.result if result is None else self.outcome.merged(result).payload()
         return replace(self, status=status, message=message, updated_ms=at_ms, result=merged)
 
     @property
     def attempts(self) -> int:
         """How many starts of its training were recorded (and not withdrawn by a stop)."""
-        return int(self.result.get(_TRAINING, {}).get("attempts", 0))
+        return self.outcome.attempts
 
     @property
     def stale_ms(self) -> int | None:
         """The window its last recorded start gave its training (None: never started)."""
-        window = self.result.get(_TRAINING, {}).get("stale_ms")
-        return None if window is None else int(window)
+        attempt = self.outcome.attempt
+        return None if attempt is None else attempt.stale_ms
 
-    def trained_result(self) -> dict[str, Any]:
-        """Its result without the record of its training's starts (which no copy takes)."""
-        return {k: v for k, v in self.result.items() if k != _TRAINING}
+    def trained_result(self) -> TrainingOutcome:
+        """Its outcome without the record of its training's starts (which no copy takes)."""
+        return self.outcome.trained()
 
     def attempted(self, attempts: int, stale_ms: int, at_ms: int) -> Version:
         """The version with ``attempts`` starts recorded, the last at ``at_ms``."""
-        return replace(self, updated_ms=at_ms, result={
-            **self.result, _TRAINING: {"attempts": attempts, "stale_ms": stale_ms}})
+        outcome = replace(self.outcome, attempt=TrainingRecord(attempts, stale_ms))
+        return replace(self, updated_ms=at_ms, result=outcome.payload())
 
     def effective(self, now_ms: int, stale_ms: int | None = None,
                   deciding: str | None = None) -> Version:

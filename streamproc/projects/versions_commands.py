@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 from streamproc.ledger import Command
+from streamproc.projects.version_result import TrainingOutcome
 from streamproc.projects.versions import Version, VersionRef, VersionStatus
 from streamproc.storage.versions import StoredPolicy, StoredVersion
 
@@ -49,21 +50,31 @@ class CreateVersion(Command[Version]):
 
 @dataclass(frozen=True)
 class SetVersionStatus(Command[Version]):
-    """A version moves to ``status`` (only along :data:`.versions.MOVES`)."""
+    """A version moves to ``status`` (only along :data:`.versions.MOVES`).
+
+    ``result`` may be given in its stored form (a dict, as a record holds it): it is parsed
+    here, once, so the command always carries a :class:`TrainingOutcome`.
+    """
 
     kind: ClassVar[str] = "version.status"
     version: VersionRef
     status: VersionStatus
     message: str
     at_ms: int
-    result: dict[str, Any] | None = None  # merged over the version's result
+    result: TrainingOutcome | None = None  # its parts merged over the version's result
     model: bytes | None = None  # the trained model (with TRAINING_COMPLETED)
     units: tuple[int, int] | None = None  # Min/MaxInferenceUnits (with STARTING)
 
+    def __post_init__(self) -> None:
+        stored: Any = self.result
+        if isinstance(stored, dict):
+            object.__setattr__(self, "result", TrainingOutcome.parse(stored))
+
     def payload(self) -> dict[str, Any]:
-        """The enum as its wire string, the model in base64."""
+        """The enum as its wire string, the result as stored, the model in base64."""
         return {"version": self.version.payload(), "status": self.status.value,
-                "message": self.message, "at_ms": self.at_ms, "result": self.result,
+                "message": self.message, "at_ms": self.at_ms,
+                "result": None if self.result is None else self.result.payload(),
                 "model": None if self.model is None else
                 base64.b64encode(self.model).decode("ascii"),
                 "units": None if self.units is None else list(self.units)}
@@ -72,9 +83,12 @@ class SetVersionStatus(Command[Version]):
     def from_known(cls, payload: dict[str, Any]) -> SetVersionStatus:
         """Inverse of :meth:`payload`."""
         model, units, result = payload["model"], payload["units"], payload["result"]
+        if result is not None and not isinstance(result, dict):
+            msg = f"result is {result!r}, not an object"
+            raise ValueError(msg)
         return cls(VersionRef.of(payload["version"]), VersionStatus(payload["status"]),
                    str(payload["message"]), int(payload["at_ms"]),
-                   None if result is None else dict(result),
+                   None if result is None else TrainingOutcome.parse(result),
                    None if model is None else base64.b64decode(model, validate=True),
                    None if units is None else (int(units[0]), int(units[1])))
 

@@ -11,14 +11,16 @@ where it may go) under ``{S3KeyPrefix}{project}/{version}/``:
 - ``manifest-summary.json``: line counts and the lines and images that could not be used.
 
 CopyProjectVersion copies these files to the copy's own OutputConfig (:func:`copy_outputs`),
-so the copy's result points at its files, not its source's.
+so the copy's result points at its files, not its source's
+(:meth:`~.version_result.TrainingOutcome.relocated`). Each writer returns the
+:class:`~.version_result.TrainingOutcome` parts that point at its files.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,8 +32,9 @@ from streamproc.errors import (
     StreamprocError,
 )
 from streamproc.moderation import taxonomy
+from streamproc.projects.version_result import DataResult, Evaluation, TrainingOutcome
 from streamproc.projects.version_spec import OutputTarget, TrainingInput
-from streamproc.projects.versions import BASE_MODEL, Version
+from streamproc.projects.versions import Version
 from streamproc.projects.versions_inputs import Gathered, Sample, TrainingFailure
 from streamproc.storage.object_keys import ObjectRef
 from streamproc.storage.objects import ObjectStore
@@ -86,7 +89,7 @@ class OutputWriter:
         self._objects = objects
         self._model_version = model_version
 
-    def _put(self, version: Version, name: str, data: bytes) -> dict[str, Any]:
+    def _put(self, version: Version, name: str, data: bytes) -> ObjectRef:
         output = version.output
         ref = ObjectRef(output.bucket, output.key(version.ref.project, version.ref.name, name))
         try:
@@ -94,11 +97,11 @@ class OutputWriter:
         except OutputNotWritable as error:
             msg = f"The output {ref.shown} cannot be written: {error}"
             raise TrainingFailure(msg) from error
-        return {"S3Object": {"Bucket": ref.bucket, "Name": ref.name}}
+        return ref
 
     def _common(self, version: Version, gathered: Gathered, train_rows: list[dict[str, Any]],
                 test_rows: list[dict[str, Any]], unreadable: list[dict[str, Any]]
-                ) -> dict[str, Any]:
+                ) -> TrainingOutcome:
         errors = gathered.errors + unreadable
         summary = {"version": "1.0", "statistics": {
             "total-json-lines": gathered.lines,
@@ -108,20 +111,18 @@ class OutputWriter:
         train_out = self._put(version, "train/output.manifest", _lines(train_rows))
         test_out = self._put(version, "test/output.manifest", _lines(test_rows))
         asked_train, asked = version.training or TrainingInput(), version.testing or TrainingInput()
-        training = {"Assets": asked_train.stored_assets()}
-        # Input echoes the request; Output says whether a test set was split off.
-        testing = {"Assets": asked.stored_assets(), "AutoCreate": asked.auto}
-        return {"ManifestSummary": self._put(version, "manifest-summary.json",
-                                             json.dumps(summary).encode()),
-                "TrainingDataResult": {"Input": training, "Output": {"Assets": [
-                    {"GroundTruthManifest": train_out}]}},
-                "TestingDataResult": {"Input": testing, "Output": {
-                    "Assets": [{"GroundTruthManifest": test_out}],
-                    "AutoCreate": gathered.auto_split}}}
+        # Input echoes the request (its Assets always, [] for none; the test side's
+        # AutoCreate too); Output says whether a test set was split off.
+        training = DataResult(TrainingInput(asked_train.manifests),
+                              TrainingInput((train_out,)))
+        testing = DataResult(TrainingInput(asked.manifests, asked.auto),
+                             TrainingInput((test_out,), gathered.auto_split))
+        return TrainingOutcome(self._put(version, "manifest-summary.json",
+                                         json.dumps(summary).encode()), training, testing)
 
     def adapter(self, version: Version, details: Details, threshold: float,
-                scores: list[LabelScores], p: Predictions) -> dict[str, Any]:
-        """An adapter's files; the result fields that point at them."""
+                scores: list[LabelScores], p: Predictions, f1: float) -> TrainingOutcome:
+        """An adapter's files; the outcome that points at them (``f1``: its F1Score)."""
         arn = details.version_arn
         test_rows = [{**_line(s), "detect-moderation-labels": _labels(p.adapter, i,
                                                                      self._model_version, arn),
@@ -131,25 +132,23 @@ class OutputWriter:
         out = self._common(version, p.gathered, [_line(s) for s in p.train], test_rows,
                            p.unreadable)
         summary = adapter_summary(scores, threshold, details)
-        out["EvaluationResult"] = {"Summary": self._put(version, "evaluation-summary.json",
-                                                        json.dumps(summary).encode())}
-        out[BASE_MODEL] = self._model_version  # what it was trained on, not today's pack
-        return out
+        written = self._put(version, "evaluation-summary.json", json.dumps(summary).encode())
+        # BaseModelVersion: what it was trained on, not the pack a later read finds.
+        return replace(out, evaluation=Evaluation(f1, written), base_model=self._model_version)
 
     def classifier(self, version: Version, details: Details, truth: list[str],
                    predicted: list[str], confidences: np.ndarray, classes: list[str],
                    thresholds: list[float], gathered: Gathered,
-                   unreadable: list[dict[str, Any]]) -> dict[str, Any]:
-        """A Custom Labels model's files; the result fields that point at them."""
+                   unreadable: list[dict[str, Any]]) -> TrainingOutcome:
+        """A Custom Labels model's files; the outcome that points at them."""
         out = self._common(version, gathered, [_line(s) for s in gathered.train],
                            [_line(s) for s in gathered.test], unreadable)
         summary = custom_labels_summary(truth, predicted, confidences, classes, thresholds,
                                         details)
         name = f"EvaluationSummary-{version.ref.project}-{version.ref.name}.json"
-        out["EvaluationResult"] = {
-            "F1Score": float(summary["AggregatedEvaluationResults"]["F1Score"]),
-            "Summary": self._put(version, name, json.dumps(summary).encode())}
-        return out
+        f1 = float(summary["AggregatedEvaluationResults"]["F1Score"])
+        written = self._put(version, name, json.dumps(summary).encode())
+        return replace(out, evaluation=Evaluation(f1, written))
 
 
 COPY_MAX_BYTES = 256 << 20  # one output file a copy reads whole (the test manifest is largest)
@@ -165,38 +164,30 @@ class CopyTarget:
 
 
 def copy_outputs(objects: ObjectStore, source: Version, target: CopyTarget
-                 ) -> dict[str, Any]:
-    """The source's result with each file its training wrote copied to the target's output.
+                 ) -> TrainingOutcome:
+    """The source's outcome with each file its training wrote copied to the target's output.
 
     A file keeps its name below ``{prefix}{project}/{version}/`` (a Custom Labels
-    evaluation summary is renamed for the target, as its training would name it); the
-    ``Input`` manifests the request named are not the training's and stay as they are.
-    Raises AccessDeniedException (a bucket not read or written here) or
-    InvalidParameterException (a source file gone or too large).
+    evaluation summary is renamed for the target, as its training would name it); a file
+    elsewhere, and the ``Input`` manifests the request named, are not the training's and
+    stay as they are (:meth:`TrainingOutcome.relocated`). The record of the source's
+    training starts is not copied. Raises AccessDeniedException (a bucket not read or
+    written here) or InvalidParameterException (a source file gone or too large).
     """
     base = source.output.key(source.ref.project, source.ref.name)
     into = target.output.key(target.project, target.name)
     renames = {f"EvaluationSummary-{source.ref.project}-{source.ref.name}.json":
                f"EvaluationSummary-{target.project}-{target.name}.json"}
 
-    def copied(obj: dict[str, Any]) -> dict[str, Any]:
-        name = str(obj["Name"])
-        if not name.startswith(base):
-            return obj
-        relative = name[len(base):]
-        ref = ObjectRef(target.output.bucket, into + renames.get(relative, relative))
-        _put(objects, ref, _read(objects, ObjectRef(str(obj["Bucket"]), name)))
-        return {"Bucket": ref.bucket, "Name": ref.name}
+    def copied(ref: ObjectRef) -> ObjectRef:
+        if not ref.name.startswith(base):
+            return ref
+        relative = ref.name[len(base):]
+        to = ObjectRef(target.output.bucket, into + renames.get(relative, relative))
+        _put(objects, to, _read(objects, ref))
+        return to
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: v if k == "Input" else copied(v) if k == "S3Object" else walk(v)
-                    for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    return {k: walk(v) for k, v in source.trained_result().items()}
+    return source.trained_result().relocated(copied)
 
 
 def _read(objects: ObjectStore, ref: ObjectRef) -> bytes:

@@ -7,7 +7,8 @@ checks that the model's bytes load on this server's backbone (STARTING, then RUN
 FAILED with the reason: a version trained on another pack), answering STARTING as AWS
 does (a server without a backbone fails it: nothing could serve it). Adapters are never
 started or copied (InvalidParameterException, as on AWS); a copy's output files are copied
-to its own OutputConfig.
+to its own OutputConfig. A request's own checks and its stored spec are
+:mod:`.versions_requests`'s.
 Project policies are stored, listed and deleted with their revision checks; they do not
 yet gate CopyProjectVersion (copies here are within one account).
 """
@@ -15,24 +16,20 @@ yet gate CopyProjectVersion (copies here are within one account).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
 
 from streamproc.errors import (
-    AccessDeniedException,
     InvalidParameterException,
-    MalformedPolicyDocumentException,
-    OutputNotWritable,
     ResourceInUseException,
     ResourceNotFoundException,
 )
 from streamproc.ledger import Ledger
-from streamproc.projects.datasets import Dataset, DatasetType
+from streamproc.projects.datasets import Dataset
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, Project
-from streamproc.projects.version_spec import AdapterConfig, OutputTarget, TrainingInput
+from streamproc.projects.version_spec import OutputTarget
 from streamproc.projects.versions import (
     PINNED,
     TRAINED,
@@ -49,12 +46,16 @@ from streamproc.projects.versions_commands import (
     PutPolicy,
     SetVersionStatus,
 )
-from streamproc.projects.versions_inputs import TrainingFailure, manifest_refs
 from streamproc.projects.versions_outputs import CopyTarget, copy_outputs
+from streamproc.projects.versions_requests import (
+    check_document,
+    check_new,
+    check_output,
+    new_spec,
+)
 from streamproc.projects.versions_rules import version_not_found
 from streamproc.rekognition.constants import MAX_POLICY_RESULTS, MAX_VERSION_RESULTS, Arns
 from streamproc.rekognition.tokens import page_of_keys
-from streamproc.storage.object_keys import writable_key
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.versions import StoredPolicy, VersionStore
 from streamproc.training import serial
@@ -132,16 +133,8 @@ class VersionService:
         the runner reads it (:class:`.versions_inputs.InputReader`).
         """
         project = self._projects.require(request.project_id)
-        _check_feature_config(project, request.feature_config)
-        self._check_output(request.output, project.name, request.name)
-        _check_testing(request.testing)
-        for data in (request.training, request.testing):
-            try:
-                manifest_refs(data)
-            except TrainingFailure as error:
-                raise InvalidParameterException(str(error)) from error
-        spec = _spec(project, request)
-        spec[PINNED] = _pinned(request, {d.key.type: d for d in datasets(project)})
+        check_new(self._objects, project, request)
+        spec = new_spec(project, request, {d.key.type: d for d in datasets(project)})
         now = self._now_ms()
         version = Version(VersionRef(project.name, request.name, now), project.created_ms,
                           project.feature, VersionStatus.TRAINING_IN_PROGRESS,
@@ -149,26 +142,6 @@ class VersionService:
         made = self._ledger.submit(CreateVersion(version, None, dict(request.tags or {})))
         self._wake()
         return made
-
-    def _check_output(self, output: OutputTarget, project: str, version: str) -> None:
-        """The training's files can go where they will: ``{prefix}{project}/{version}/``.
-
-        Checked with the names now (a name ``.`` or ``..`` makes the key unwritable), not
-        found out after the training: InvalidParameterException; a bucket or prefix this
-        server may not write to: AccessDeniedException.
-        """
-        bucket = output.bucket
-        try:
-            self._objects.check_output(bucket, output.prefix or "")
-        except OutputNotWritable as error:
-            raise AccessDeniedException(f"OutputConfig: {error.message}") from error
-        longest = output.key(project, version, f"EvaluationSummary-{project}-{version}.json")
-        for key in (output.key(project, version, "manifest-summary.json"), longest):
-            if not writable_key(bucket, key):
-                raise InvalidParameterException(
-                    f"OutputConfig: the training's files would go to {bucket}/{key}, a key "
-                    "this store does not write (a '.' or '..' segment from the project or "
-                    "version name, or over 1024 characters)")
 
     def delete(self, resource_id: str) -> VersionStatus:
         """Delete a version; the Status DeleteProjectVersion answers (DELETING)."""
@@ -240,7 +213,7 @@ class VersionService:
         if target.feature is not Feature.CUSTOM_LABELS:
             raise InvalidParameterException("A version is copied only into a Custom Labels "
                                             "project")
-        self._check_output(output, target.name, name)
+        check_output(self._objects, output, target.name, name)
         if self._store.get(target.name, name) is not None:  # before its files are written
             raise ResourceInUseException(f"The project {target.name} already has a version "
                                          f"{name}")
@@ -250,12 +223,13 @@ class VersionService:
         now = self._now_ms()
         spec = {k: v for k, v in source.spec.items() if k != PINNED} | {
             "OutputConfig": output.stored()}
-        result = {**copy_outputs(self._objects, source, CopyTarget(output, target.name, name)),
-                  "SourceProjectVersionArn": self._arns.version(
-                      source.ref.project, source.ref.name, source.ref.created_ms)}
+        copied = replace(copy_outputs(self._objects, source,
+                                      CopyTarget(output, target.name, name)),
+                         source_arn=self._arns.version(source.ref.project, source.ref.name,
+                                                       source.ref.created_ms))
         version = Version(VersionRef(target.name, name, now), target.created_ms,
                           Feature.CUSTOM_LABELS, VersionStatus.COPYING_COMPLETED,
-                          "The model was copied", now, self._node, spec, result)
+                          "The model was copied", now, self._node, spec, copied.payload())
         return self._ledger.submit(CreateVersion(version, source.ref, dict(tags or {})))
 
     # ---- policies ---------------------------------------------------------------------------
@@ -263,7 +237,7 @@ class VersionService:
                    document: str) -> StoredPolicy:
         """PutProjectPolicy: create, or replace the revision given."""
         project = self._projects.require(project_id)
-        _check_document(document)
+        check_document(document)
         now = self._now_ms()
         new_revision = hashlib.sha256(f"{name}\n{now}\n{document}".encode()).hexdigest()[:32]
         return self._ledger.submit(PutPolicy(StoredPolicy(
@@ -284,85 +258,3 @@ class VersionService:
         project = self._projects.require(project_id)
         self._ledger.submit(DeletePolicy(project.name, project.created_ms, name, revision))
 
-
-def _spec(project: Project, request: NewVersion) -> dict[str, Any]:
-    """The version's stored spec: the request's parts in their stored form.
-
-    Keys and their order are those records were always written with, so a command logged
-    for the same request has the same bytes.
-    """
-    spec: dict[str, Any] = {"OutputConfig": request.output.stored()}
-    if request.training is not None:
-        spec["TrainingData"] = request.training.stored()
-    if request.testing is not None:
-        spec["TestingData"] = request.testing.stored()
-    if request.description is not None:
-        spec["VersionDescription"] = request.description
-    adapter = _feature_config(project, request)
-    if adapter is not None:
-        spec["FeatureConfig"] = adapter.stored()
-    return spec
-
-
-def _pinned(request: NewVersion, held: dict[DatasetType, Dataset]) -> dict[str, int]:
-    """The ``updated_ms`` of each dataset the version will read (a set without Assets).
-
-    No Assets and no TRAIN dataset is InvalidParameterException (nothing to train on); a
-    dataset being created, updated or deleted is ResourceInUseException (read now, it
-    would be half-filled). The test set needs no dataset (it is then split off).
-    """
-    pins = {}
-    wanted = [(DatasetType.TRAIN, request.training)]
-    if request.testing is None or not request.testing.auto:
-        wanted.append((DatasetType.TEST, request.testing))
-    for type_, data in wanted:
-        if data is not None and data.manifests:
-            continue
-        dataset = held.get(type_)
-        if dataset is None and type_ is DatasetType.TRAIN:
-            raise InvalidParameterException(
-                "TrainingData names no Assets and the project has no TRAIN dataset: there "
-                "is nothing to train on")
-        if dataset is None:
-            continue
-        if dataset.status.busy:
-            raise ResourceInUseException(
-                f"The project's {type_.value} dataset is {dataset.status.value}: train once "
-                "its work is done")
-        pins[type_.value] = dataset.updated_ms
-    return pins
-
-
-def _check_testing(testing: TrainingInput | None) -> None:
-    """TestingData takes AutoCreate or Assets, not both (which test set is meant?).
-
-    botocore documents AutoCreate as Rekognition splitting the training data to make the
-    test set; with Assets as well the request says two things, so it is refused rather
-    than one silently dropped.
-    """
-    if testing is not None and testing.auto and testing.manifests:
-        raise InvalidParameterException(
-            "TestingData: give AutoCreate=true (a test set split from the training data) or "
-            "Assets (a test manifest), not both")
-
-
-def _check_feature_config(project: Project, config: AdapterConfig | None) -> None:
-    if config is not None and project.feature is not Feature.CONTENT_MODERATION:
-        raise InvalidParameterException(
-            "FeatureConfig applies only to projects with Feature CONTENT_MODERATION")
-
-
-def _feature_config(project: Project, request: NewVersion) -> AdapterConfig | None:
-    """An adapter's FeatureConfig (the default threshold when the request gave none)."""
-    if project.feature is not Feature.CONTENT_MODERATION:
-        return None
-    return request.feature_config or AdapterConfig()
-
-
-def _check_document(document: str) -> None:
-    try:
-        parsed = json.loads(document)
-    except ValueError as error:
-        raise MalformedPolicyDocumentException("The policy document is not JSON") from error
-    if not isinstance(parsed, dict) or "Statement" not in parsed:
-        raise MalformedPolicyDocumentException("The policy document has no Statement")

@@ -30,7 +30,6 @@ from streamproc.moderation.custom_labels import Classifier, load_classifier
 from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version, VersionStatus
 from streamproc.projects.versions_service import VersionService
-from streamproc.projects.versions_training import THRESHOLDS
 
 CACHE_SIZE = 16  # loaded versions kept (heads are a few hundred KiB each)
 T = TypeVar("T", Adapter, Classifier)
@@ -74,7 +73,7 @@ class VersionModels:
             raise ResourceNotReadyException(
                 f"The model {version.ref.name} is not running ({version.status.value}): "
                 "start it with StartProjectVersion")
-        thresholds = version.result.get(THRESHOLDS)
+        thresholds = version.outcome.thresholds
         return self._load(version, Classifier,
                           lambda data, backbone: load_classifier(data, backbone, thresholds))
 

@@ -89,7 +89,7 @@ def parse_line(line: ManifestLine, max_line_bytes: int) -> ImageLine | LineError
         return None
     try:
         entry = json.loads(line.data)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the parser's limit
         return LineError(line.number, ERROR_INVALID_JSON_LINE, "The line is not valid JSON")
     if not isinstance(entry, dict):
         return LineError(line.number, ERROR_INVALID_JSON_LINE,
