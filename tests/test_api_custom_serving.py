@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, cast
 
+import botocore.session
 import pytest
+from botocore.exceptions import WaiterError
 from projects_helpers import (
     HEAD,
     OTHER,
@@ -40,7 +42,7 @@ from streamproc.errors import (
     ResourceNotFoundException,
     ResourceNotReadyException,
 )
-from streamproc.moderation.adapter import Adapter
+from streamproc.moderation.adapter import Adapter, no_backbone
 from streamproc.projects import versions_serving
 from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version, VersionRef, VersionStatus
@@ -135,7 +137,7 @@ def test_an_adapter_not_trained_is_not_ready_and_a_deleted_one_is_not_found(
         TrainingData={"Assets": [home.manifest("none.manifest", [
             moderation_line(ref, []) for ref in home.train[clip]])]},
         TestingData={"AutoCreate": True})["ProjectVersionArn"]
-    with pytest.raises(Exception, match="TRAINING_FAILED|failure state"):
+    with pytest.raises(WaiterError, match="TRAINING_FAILED|failure state"):
         rek.get_waiter("project_version_training_completed").wait(
             ProjectArn=project, VersionNames=["nothing"], WaiterConfig=WAIT)
     with pytest.raises(rek.exceptions.ResourceNotReadyException, match="TRAINING_FAILED"):
@@ -203,6 +205,37 @@ def test_loaded_adapters_are_cached_bounded_and_dropped_when_deleted(
     with pytest.raises(InvalidParameterException, match="adapter"):
         models.classifier("p/version/c/1")
     assert loaded == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("operation", ["DetectModerationLabels", "DetectCustomLabels"])
+def test_damaged_model_bytes_are_a_modelled_not_ready_error(operation: str) -> None:
+    """Bytes that are no heads (b"a"): ResourceNotReadyException, which botocore lists."""
+    errors = botocore.session.get_session().get_service_model("rekognition").operation_model(
+        operation).error_shapes
+    assert "ResourceNotReadyException" in {shape.name for shape in errors}
+    versions = FakeVersions()
+    models = VersionModels(cast(VersionService, versions), lambda: "backbone")
+    if operation == "DetectModerationLabels":
+        versions.versions["p/version/a/1"] = _adapter_version("a", VersionStatus.TRAINING_COMPLETED)
+        with pytest.raises(ResourceNotReadyException, match="model cannot be read"):
+            models.adapter("p/version/a/1", "arn-a")
+    else:
+        versions.versions["p/version/c/1"] = Version(
+            VersionRef("p", "c", 1), 1, Feature.CUSTOM_LABELS, VersionStatus.RUNNING, "m", 1,
+            "local", {}, {})
+        with pytest.raises(ResourceNotReadyException, match="model cannot be read"):
+            models.classifier("p/version/c/1")
+    assert models.cached() == ()
+
+
+def test_no_backbone_is_one_answer_for_every_version() -> None:
+    versions = FakeVersions()
+    versions.versions["p/version/a/1"] = _adapter_version("a", VersionStatus.TRAINING_COMPLETED)
+    models = VersionModels(cast(VersionService, versions), lambda: None)
+    with pytest.raises(InvalidParameterException) as caught:
+        models.adapter("p/version/a/1", "arn-a")
+    assert caught.value.message == no_backbone().message
+    assert "no feature extractor" in caught.value.message
 
 
 def test_a_custom_labels_model_serves_only_while_running(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import WaiterError
 from conftest import client_for, make_config
 from projects_helpers import (
     IMAGES,
@@ -205,7 +206,7 @@ def test_too_few_images_fails_the_version_with_the_reason(rek: Any, home: Home) 
     rek.create_project_version(ProjectArn=project, VersionName="v1",
                                OutputConfig={"S3Bucket": OUT, "S3KeyPrefix": "tiny/"})
     waiter = rek.get_waiter("project_version_training_completed")
-    with pytest.raises(Exception, match="TRAINING_FAILED|failure state"):
+    with pytest.raises(WaiterError, match="TRAINING_FAILED|failure state"):
         waiter.wait(ProjectArn=project, VersionNames=["v1"], WaiterConfig=WAIT)
     failed = describe_version(rek, project, "v1")
     assert failed["Status"] == "TRAINING_FAILED"
@@ -221,6 +222,10 @@ def test_bad_requests_get_rekognition_errors(rek: Any, home: Home) -> None:
     with pytest.raises(rek.exceptions.AccessDeniedException, match="output_buckets"):
         rek.create_project_version(ProjectArn=project, VersionName="v",
                                    OutputConfig={"S3Bucket": "not-allowed"})
+    for malformed in ("../../", "/etc/"):  # the request's fault, as at StartMediaAnalysisJob
+        with pytest.raises(rek.exceptions.InvalidParameterException, match="does not write"):
+            rek.create_project_version(ProjectArn=project, VersionName="v", OutputConfig={
+                "S3Bucket": OUT, "S3KeyPrefix": malformed})
     with pytest.raises(rek.exceptions.InvalidParameterException, match="KmsKeyId"):
         rek.create_project_version(ProjectArn=project, VersionName="v", KmsKeyId="k",
                                    OutputConfig={"S3Bucket": OUT})

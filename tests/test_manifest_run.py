@@ -455,7 +455,8 @@ class Adapters:
         self.gone: StreamprocError | None = None
         self.calls = 0
 
-    def moderator(self, arn: str, stop: threading.Event) -> Moderator:
+    def moderator(self, version_id: str | None, arn: str, stop: threading.Event
+                  ) -> Moderator:
         self.calls += 1
         if self.gone is not None:
             raise self.gone

@@ -12,11 +12,15 @@ DetectModerationLabels does, and a key denied the project cannot use its adapter
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
+import boto3
 import pytest
+from botocore.config import Config as BotoConfig
+from conftest import retry_resets
 from projects_helpers import (
     HEAD,
     IMAGES,
@@ -34,7 +38,12 @@ from projects_helpers import (
 
 from streamproc.api.resources import request_resources
 from streamproc.daemon import Daemon
+from streamproc.daemon.media import JobAdapters
+from streamproc.errors import ResourceNotFoundException
+from streamproc.moderation.adapter import Adapter, AdapterModerator
+from streamproc.projects.versions_serving import VersionModels
 from streamproc.rekognition.constants import Arns
+from streamproc.training.heads import TrainedHeads
 
 TRAIN, HELD_OUT = 8, 4  # frames per clip
 ADMIN_ID, ADMIN_SECRET = "AKIDMEDIAADAPTER0001", "admin/SECRET+media-1"
@@ -151,6 +160,26 @@ def test_start_refuses_a_missing_or_untrained_adapter(
                for job in rek.list_media_analysis_jobs()["MediaAnalysisJobs"])
 
 
+def test_a_client_in_another_region_starts_a_job_with_its_own_spelling_of_the_version(
+        daemon: Daemon, home: FrameObjects, adapter: tuple[str, str]) -> None:
+    """ARNs are the client's region's (as DetectModerationLabels reads them), not the server's."""
+    _, arn = adapter
+    eu = retry_resets(boto3.client(
+        "rekognition", endpoint_url=daemon.endpoint, region_name="eu-west-1",
+        aws_access_key_id=ADMIN_ID, aws_secret_access_key=ADMIN_SECRET,
+        config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"})))
+    own = arn.replace(":us-east-1:", ":eu-west-1:")
+    assert own != arn
+    home.write("one.jsonl", [{"source-ref": home.held_refs[HEAD[0]][0]}])
+    job = _finished(eu, _start(eu, "one.jsonl", "eu", ProjectVersion=own, MinConfidence=0))
+    assert job["Status"] == "SUCCEEDED", job.get("FailureDetails")
+    assert job["OperationsConfig"]["DetectModerationLabels"]["ProjectVersion"] == own
+    (line,) = home.results(job["Results"]["S3Object"]["Name"])
+    assert line["detect-moderation-labels"]["ProjectVersion"] == own
+    with pytest.raises(eu.exceptions.ResourceNotFoundException):
+        _start(eu, "one.jsonl", "eu-server-spelling", ProjectVersion=arn)
+
+
 def test_a_key_denied_the_project_cannot_use_its_adapter_in_a_job(
         daemon: Daemon, home: FrameObjects, adapter: tuple[str, str]) -> None:
     _, arn = adapter
@@ -171,3 +200,29 @@ def test_start_media_analysis_job_touches_its_adapter() -> None:
         "arn:aws:rekognition:us-east-1:123456789012:project/tuned/version/a1/5"]
     del params["OperationsConfig"]["DetectModerationLabels"]["ProjectVersion"]
     assert request_resources("StartMediaAnalysisJob", params, arns) == ["*"]
+
+
+class _Models:
+    """VersionModels' adapter lookup: records the resource ids asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def adapter(self, resource_id: str, arn: str) -> Adapter:
+        self.asked.append(resource_id)
+        return Adapter(arn, cast(TrainedHeads, None))
+
+
+def test_job_adapters_name_a_version_by_start_s_id_and_an_older_job_s_arn_as_configured(
+        ) -> None:
+    adapters = JobAdapters(Arns("us-east-1", "123456789012"))
+    models = _Models()
+    adapters.bind(cast(VersionModels, models), cast(AdapterModerator, object()))
+    eu = "arn:aws:rekognition:eu-west-1:123456789012:project/p/version/v/1"
+    us = eu.replace(":eu-west-1:", ":us-east-1:")
+    adapters.check("p/version/v/1", eu)  # resolved at Start, in an eu-west-1 client's region
+    adapters.check(None, us)  # stored before: Start had checked it as the server spells it
+    assert models.asked == ["p/version/v/1", "p/version/v/1"]
+    with pytest.raises(ResourceNotFoundException):
+        adapters.check(None, eu)
+    assert adapters.moderator(None, us, threading.Event()).adapter.arn == us

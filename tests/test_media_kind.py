@@ -41,6 +41,7 @@ from streamproc.errors import (
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind
 from streamproc.jobs.kinds.media import (
+    VERSION_ID_KEY,
     AdapterCheck,
     MediaAnalysisJobKind,
     MediaAnalysisRequest,
@@ -52,13 +53,15 @@ from streamproc.jobs.rules import JobRules
 from streamproc.jobs.service import JobService
 from streamproc.ledger import Appliers, LocalLedger
 from streamproc.metrics import JobMetrics, NoticeSensor
+from streamproc.rekognition.constants import Arns
 from streamproc.rekognition.tokens import encode_token
 from streamproc.storage.db import Database
 from streamproc.storage.jobs import FAILED, SUCCEEDED, JobStore
 from streamproc.storage.object_lines import ManifestLine
 from streamproc.storage.objects import ObjectRef, ObjectStore
 
-_CTX: RequestContext = None  # type: ignore[assignment]  # the job handlers never read it
+# A us-east-1 client's: Start resolves a ProjectVersion ARN with its Arns.
+_CTX = RequestContext(Arns("us-east-1", "123456789012"))
 
 
 class _Publisher:
@@ -208,9 +211,11 @@ class Adapters:
 
     def __init__(self) -> None:
         self.checked: list[str] = []
+        self.ids: list[str | None] = []
 
-    def check(self, arn: str) -> None:
+    def check(self, version_id: str | None, arn: str) -> None:
         self.checked.append(arn)
+        self.ids.append(version_id)
         if arn == TRAINING:
             raise ResourceNotReadyException("The adapter training is still being trained")
         if arn != READY:
@@ -235,13 +240,38 @@ def test_a_ready_adapter_is_stored_echoed_by_get_and_planned_for_the_launch(
     api, adapters = tuned
     job_id = _start(api, **_with(READY, MinConfidence=70))
     assert adapters.checked == [READY]
+    assert adapters.ids == ["p/version/ready/1"]  # resolved with the request's Arns
     got = _get(api, job_id)  # (api.call checks it against botocore's output shape)
     assert got["OperationsConfig"] == {"DetectModerationLabels": {
         "MinConfidence": 70.0, "ProjectVersion": READY}}
     stored = api.store.get(job_id)
     assert stored is not None
     request = MediaAnalysisRequest.from_stored(stored.request)
-    assert api.kind.results(request) == ManifestTask(70.0, "out-bucket", "", "7.0-test", READY)
+    assert api.kind.results(request) == ManifestTask(70.0, "out-bucket", "", "7.0-test", READY,
+                                                     "p/version/ready/1")
+
+
+def test_a_repeated_token_with_the_same_adapter_is_the_same_job(
+        tuned: tuple[Api, Adapters]) -> None:
+    api, _ = tuned
+    first = _start(api, ClientRequestToken="tok-a", **_with(READY))
+    assert _start(api, ClientRequestToken="tok-a", **_with(READY)) == first
+    with pytest.raises(IdempotentParameterMismatchException):
+        _start(api, ClientRequestToken="tok-a", **_with(TRAINING))
+
+
+def test_a_job_stored_before_start_resolved_the_version_plans_its_arn_alone(
+        tuned: tuple[Api, Adapters]) -> None:
+    """Such a job's ARN was checked in the configured region: the launch resolves it there."""
+    api, _ = tuned
+    stored = api.store.get(_start(api, **_with(READY)))
+    assert stored is not None
+    moderation = stored.request["OperationsConfig"]["DetectModerationLabels"]
+    assert moderation.pop(VERSION_ID_KEY) == "p/version/ready/1"
+    older = MediaAnalysisRequest.from_stored(stored.request)
+    assert older.project_version == READY and older.version_id is None
+    assert api.kind.results(older).version_id is None
+    assert older.stored() == stored.request
 
 
 @pytest.mark.parametrize(("arn", "error"), [

@@ -348,6 +348,8 @@ def test_policies_keep_revisions_and_go_with_their_project(world: World) -> None
         world.versions.put_policy(project, "p1", "ff", doc)
     with pytest.raises(MalformedPolicyDocumentException):
         world.versions.put_policy(project, "p2", None, "[]")
+    with pytest.raises(MalformedPolicyDocumentException):  # nested past the parser's depth
+        world.versions.put_policy(project, "p2", None, "[" * 1500 + "]" * 1500)
     world.clock[0] += 1
     second = world.versions.put_policy(project, "p1", first.revision, doc)
     assert second.revision != first.revision and second.created_ms == first.created_ms
@@ -458,3 +460,54 @@ def test_a_copy_writes_its_own_output_files_and_no_training_record(world: World)
     with pytest.raises(InvalidParameterException, match="cannot be read"):
         world.versions.copy(source, v, target, "c2", output, None)
     assert world.store.get("b", "c2") is None
+
+
+def _started(w: World, v: str, window_ms: int = 60_000) -> VersionRef:
+    """The version's ref, after its own node ("local") recorded a start."""
+    ref = VersionRef.parse(v)
+    assert ref is not None
+    w.ledger.submit(TrainingAttempt(ref, "local", int(w.clock[0] * 1000), window_ms, 3))
+    return ref
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_its_own_node_retrains_it_after_any_downtime(world: World, clean: bool) -> None:
+    """A stop (clean: the start withdrawn; a crash: it counts) then a gap far past the
+    window: its own node reads it in progress and its next start is taken, not failed."""
+    project = _project(world)
+    v = _version(world, project)
+    ref = _started(world, v)
+    if clean:
+        withdrawn = world.ledger.submit(TrainingAttempt(ref, "local", int(world.clock[0] * 1000),
+                                                        60_000, 3, stopped=True))
+        assert withdrawn.attempts == 0 and withdrawn.stale_ms is None  # the window cleared
+    world.clock[0] += 3600.0  # down an hour: sixty windows
+    now = int(world.clock[0] * 1000)
+    assert world.versions.require(v).status is VersionStatus.TRAINING_IN_PROGRESS
+    listed, _ = world.versions.describe(VersionQuery(project))
+    assert [x.status for x in listed] == [VersionStatus.TRAINING_IN_PROGRESS]
+    # Another node still judges it: by the start's window, or (withdrawn) by its own from
+    # the stop (an hour: NEVER_STARTED_STALE_MS).
+    assert _other_node(world).require(v).status is VersionStatus.TRAINING_FAILED
+    again = world.ledger.submit(TrainingAttempt(ref, "local", now, 60_000, 3))
+    assert again.status is VersionStatus.TRAINING_IN_PROGRESS
+    assert again.attempts == (1 if clean else 2) and again.updated_ms == now
+
+
+def test_its_own_node_still_fails_a_training_that_crashed_it_max_times(world: World) -> None:
+    """Own-node starts are never stale, but each crash counts: the fourth start fails it."""
+    project = _project(world)
+    v = _version(world, project)
+    ref = VersionRef.parse(v)
+    assert ref is not None
+    for attempt in range(1, 4):  # three starts, each cut by a crash an hour before the next
+        world.clock[0] += 3600.0
+        started = world.ledger.submit(TrainingAttempt(ref, "local",
+                                                      int(world.clock[0] * 1000), 60_000, 3))
+        assert started.status is VersionStatus.TRAINING_IN_PROGRESS
+        assert started.attempts == attempt
+    world.clock[0] += 3600.0
+    failed = world.ledger.submit(TrainingAttempt(ref, "local", int(world.clock[0] * 1000),
+                                                 60_000, 3))
+    assert failed.status is VersionStatus.TRAINING_FAILED
+    assert "started 3 times" in failed.message

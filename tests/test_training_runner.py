@@ -188,6 +188,92 @@ def test_a_training_abandoned_by_stop_submits_nothing_after(world: World) -> Non
     assert _row(world, "v1").attempts == 1  # its start counts: the withdrawal was not sent
 
 
+LATER = NOW + 3600 + WINDOW_MS / 1000  # a restart after a downtime far past the window
+
+
+def test_a_clean_stop_then_a_long_downtime_retrains_it_on_restart(world: World) -> None:
+    """The review's attack7: a clean stop, an hour and more down, a restart: retrained.
+
+    The stop withdraws the start and its window, and the version's own node never judges
+    it stale: the next start is taken (attempt 1) and the training completes.
+    """
+    _put(world, "v1")
+    trainer = Blocking()
+    runner = _runner(world, trainer)
+    runner.start()
+    assert trainer.started.wait(5)
+    assert runner.stop(2.0)
+    stopped = _row(world, "v1")
+    assert stopped.attempts == 0 and stopped.stale_ms is None  # nothing stale is left
+    assert stopped.effective(int(LATER * 1000), None, "local") is stopped
+    done = Done()
+    again = _runner(world, done, now=LATER)
+    again.start()
+    try:
+        _wait(lambda: _status(world, "v1") != "TRAINING_IN_PROGRESS")
+    finally:
+        again.stop(2.0)
+    assert _status(world, "v1") == "TRAINING_COMPLETED", _row(world, "v1").message
+    assert done.trained == [ARNS.version("p", "v1", 10)] and _row(world, "v1").attempts == 1
+
+
+def test_a_crash_then_a_long_downtime_retrains_it_and_counts_the_start(world: World) -> None:
+    """As if the process died mid-training (its start recorded, never withdrawn)."""
+    ref = _put(world, "v1")
+    world.ledger.submit(TrainingAttempt(ref, "local", 100, WINDOW_MS, 3))
+    done = Done()
+    again = _runner(world, done, now=LATER)
+    again.start()
+    try:
+        _wait(lambda: _status(world, "v1") != "TRAINING_IN_PROGRESS")
+    finally:
+        again.stop(2.0)
+    assert _status(world, "v1") == "TRAINING_COMPLETED", _row(world, "v1").message
+    assert _row(world, "v1").attempts == 2
+
+
+class SlowLedger:
+    """The ledger, but its first model part's submit blocks until ``release`` is set."""
+
+    def __init__(self, inner: LocalLedger) -> None:
+        self._inner = inner
+        self.blocked = threading.Event()
+        self.release = threading.Event()
+        self.entered: list[tuple[float, str]] = []  # (monotonic time, command) per submit
+
+    def submit(self, command: Any) -> Any:
+        self.entered.append((time.monotonic(), type(command).__name__))
+        if type(command).__name__ == "AddVersionModel" and not self.blocked.is_set():
+            self.blocked.set()
+            self.release.wait(30)
+        return self._inner.submit(command)
+
+    def post(self, command: Any) -> None:
+        self._inner.post(command)
+
+
+def test_stop_during_a_slow_end_returns_in_bound_and_nothing_is_submitted_after(
+        world: World) -> None:
+    """The trainer returned just before the stop; its end's first submit is slow."""
+    _put(world, "v1")
+    ledger = SlowLedger(world.ledger)
+    runner = TrainingRunner(world.store, ledger, lambda: Done(), ARNS, "local", 0.05,
+                            part_bytes=2, clock=lambda: NOW)  # the model: three parts
+    runner.start()
+    assert ledger.blocked.wait(5)
+    began = time.monotonic()
+    assert not runner.stop(0.2)  # the thread is in a submit: abandoned
+    returned = time.monotonic()
+    assert returned - began < 0.2 * 2 + 0.3  # the join's bound, then the lock's
+    ledger.release.set()  # the submit under way lands; nothing after it may start
+    assert runner.join(5.0)
+    after = [name for at, name in ledger.entered if at >= returned]
+    assert after == []
+    assert [name for _, name in ledger.entered] == ["TrainingAttempt", "AddVersionModel"]
+    assert _status(world, "v1") == "TRAINING_IN_PROGRESS"  # not ended: the next start retrains
+    assert world.store.model("p", "v1") == b"mo"  # only the part under way
+
+
 def test_model_parts_are_written_in_order_and_only_while_training(world: World) -> None:
     ref = _put(world, "v1")
     command = SetVersionStatus(ref, VersionStatus.TRAINING_COMPLETED, "ok", 2,
@@ -289,15 +375,22 @@ def test_a_training_that_crashes_its_server_is_started_three_times_at_most(
 
 
 def test_a_started_training_is_stale_by_its_own_window(world: World) -> None:
-    """The window its start recorded, not the deleting node's: every node judges alike."""
+    """The window its start recorded, not the deleting node's: every node judges alike.
+
+    Its own node's next start is not judged by it: a restart after any downtime retrains.
+    """
     ref = _put(world, "v1")
     world.ledger.submit(TrainingAttempt(ref, "local", 1000, 5000, 3))
     with pytest.raises(ResourceInUseException, match="TRAINING_IN_PROGRESS"):
         world.ledger.submit(DeleteVersion(ref, 5999, 1))  # the start's window wins
     late = world.ledger.submit(TrainingAttempt(ref, "local", 6000, WINDOW_MS, 3))
-    assert late.status is VersionStatus.TRAINING_FAILED and late.updated_ms == 6000
-    assert "within 5 s" in late.message
-    world.ledger.submit(DeleteVersion(ref, 6000))
+    assert late.status is VersionStatus.TRAINING_IN_PROGRESS and late.attempts == 2
+    assert late.stale_ms == WINDOW_MS and late.updated_ms == 6000
+    failed = late.effective(6000 + WINDOW_MS, 1, "elsewhere")  # another node: failed
+    assert failed.status is VersionStatus.TRAINING_FAILED
+    assert f"within {WINDOW_MS / 1000:g} s of its start" in failed.message
+    assert late.effective(6000 + WINDOW_MS, 1, "local") is late  # its own: never
+    world.ledger.submit(DeleteVersion(ref, 6000 + WINDOW_MS))
     assert world.store.get("p", "v1") is None
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamproc.config import load_config
-from streamproc.errors import InvalidParameterException
+from streamproc.errors import InvalidParameterException, ResourceInUseException
 from streamproc.ledger import Appliers, LocalLedger
 from streamproc.projects.datasets import Entry
 from streamproc.projects.rules import ProjectRules
@@ -29,6 +29,7 @@ from streamproc.projects.versions_inputs import (
     TrainingFailure,
     manifest_refs,
 )
+from streamproc.projects.versions_requests import check_copyable, check_name_free
 from streamproc.projects.versions_rules import VersionRules
 from streamproc.projects.versions_service import VersionService
 from streamproc.rekognition.constants import Arns
@@ -312,3 +313,16 @@ def test_too_many_assets_are_invalid_parameter_at_create(versions: Versions) -> 
     with pytest.raises(InvalidParameterException, match=f"at most {MAX_ASSETS}"):
         versions.service.create(NewVersion(versions.project.resource_id, "v", OUT,
                                            _data({"Assets": [ASSET] * (MAX_ASSETS + 1)})))
+
+
+def test_the_copy_rules_are_one_function_each_for_the_service_and_the_applier() -> None:
+    check_name_free(False, "p", "v")
+    with pytest.raises(ResourceInUseException, match="The project p already has a version v"):
+        check_name_free(True, "p", "v")
+    trained = Version(VersionRef("p", "v", 1), 1, Feature.CUSTOM_LABELS,
+                      VersionStatus.TRAINING_COMPLETED, "m", 1, "local", {}, {})
+    check_copyable(trained)
+    check_copyable(replace(trained, status=VersionStatus.COPYING_COMPLETED))
+    for status in (VersionStatus.TRAINING_IN_PROGRESS, VersionStatus.TRAINING_FAILED):
+        with pytest.raises(ResourceInUseException, match=f"{status.value}: only a trained"):
+            check_copyable(replace(trained, status=status))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
 from streamproc.api.project_handlers import version_id
-from streamproc.errors import InvalidParameterException
+from streamproc.moderation.adapter import no_backbone
 from streamproc.moderation.custom_labels import CustomLabelsModel
 from streamproc.projects.versions_serving import VersionModels
 
@@ -38,9 +38,7 @@ def detect_custom_labels(s: CustomLabelsApi, p: Params, ctx: RequestContext) -> 
     arn = p["ProjectVersionArn"]
     classifier = s.versions.classifier(version_id(arn, ctx))  # before the image is read
     if s.model is None:
-        raise InvalidParameterException(
-            "this server's moderation pack has no feature extractor (open_nsfw): "
-            "project versions cannot be served")
+        raise no_backbone()
     min_confidence = p.get("MinConfidence")
     labels = s.model.detect(s.loader.load(p["Image"]), classifier, p.get("MaxResults"),
                             None if min_confidence is None else float(min_confidence))

@@ -15,14 +15,28 @@ from typing import Any, Protocol, runtime_checkable
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.job_kinds.base import WireJobKind
 from streamproc.jobs.kind import Job
+from streamproc.jobs.request import JobRequest
 from streamproc.jobs.service import JobService
 
 JobHandler = Callable[[JobService, Params, RequestContext], Response]
 
 
+@runtime_checkable
+class ResolvingJobKind(Protocol):
+    """A wire half whose Start names an ARN, read in the request's region (its ``ctx``).
+
+    StartMediaAnalysisJob's ProjectVersion: ARNs are the client's region's, as every other
+    operation reads them (:func:`streamproc.api.project_handlers.version_resource`).
+    """
+
+    def resolved(self, p: Params, ctx: RequestContext) -> JobRequest:
+        """The Start parameters as the domain kind's request, its ARNs resolved."""
+
+
 def start_job(wire: WireJobKind, s: JobService, p: Params, ctx: RequestContext) -> Response:
     """Start*: queue the job; its JobId."""
-    return {"JobId": s.start(wire.request(p), p.get("ClientRequestToken"))}
+    request = wire.resolved(p, ctx) if isinstance(wire, ResolvingJobKind) else wire.request(p)
+    return {"JobId": s.start(request, p.get("ClientRequestToken"))}
 
 
 def get_job(wire: WireJobKind, s: JobService, p: Params, ctx: RequestContext) -> Response:

@@ -30,13 +30,15 @@ BIND_POLL_S = 0.1  # how often a launch waiting for the versions to be wired loo
 
 
 class JobAdapters:
-    """Media-analysis jobs' adapters: a ProjectVersion ARN to a moderator that applies it.
+    """Media-analysis jobs' adapters: a ProjectVersion to a moderator that applies it.
 
     The jobs are built before the API that owns the project versions, so the versions are
     bound later (:meth:`bind`, by ``build_api``); a launch resumed in between waits for
-    them. The rules are DetectModerationLabels' (:mod:`streamproc.api.moderation_handlers`),
-    but Start has no request context here: an ARN must be spelt as ``server.region`` writes
-    it (the configured :class:`Arns`); any other spelling names nothing.
+    them. The rules are DetectModerationLabels' (:mod:`streamproc.api.moderation_handlers`).
+    A version is named by its resource id, which the wire resolved from the ARN in the
+    client's region (``api.job_kinds.media``); a job stored before it did has only its ARN,
+    which Start then checked as the configured :class:`Arns` spell it, so that is where it
+    is resolved again.
     """
 
     def __init__(self, arns: Arns) -> None:
@@ -50,27 +52,26 @@ class JobAdapters:
         self._models, self._adapters = models, adapters
         self._bound.set()
 
-    def check(self, arn: str) -> None:
+    def check(self, version_id: str | None, arn: str) -> None:
         """What DetectModerationLabels would refuse ``arn`` with (loads the adapter)."""
-        self._with_adapter(arn)
+        self._with_adapter(version_id, arn)
 
-    def moderator(self, arn: str, stop: threading.Event) -> WithAdapter:
+    def moderator(self, version_id: str | None, arn: str, stop: threading.Event
+                  ) -> WithAdapter:
         """A moderator applying adapter ``arn``, once the versions are bound (or ``stop``)."""
         while not self._bound.wait(BIND_POLL_S):
             if stop.is_set():
                 msg = "the server is stopping"
                 raise ResourceNotReadyException(msg)
-        return self._with_adapter(arn)
+        return self._with_adapter(version_id, arn)
 
-    def _with_adapter(self, arn: str) -> WithAdapter:
+    def _with_adapter(self, version_id: str | None, arn: str) -> WithAdapter:
         models, adapters = self._models, self._adapters
         if models is None or adapters is None:
             raise no_adapters(arn)
-        return WithAdapter(adapters, models.adapter(self._version_id(arn), arn))
-
-    def _version_id(self, arn: str) -> str:
-        """``NAME/version/VERSION/MS`` of a ProjectVersion ARN spelt as this server writes."""
-        return version_resource(arn, self._arns)
+        if version_id is None:  # stored before Start resolved it: see the class
+            version_id = version_resource(arn, self._arns)
+        return WithAdapter(adapters, models.adapter(version_id, arn))
 
 
 def manifest_settings(config: Config) -> ManifestSettings:

@@ -10,19 +10,24 @@ Hook order (:class:`streamproc.lifecycle.Service`)::
                node's stale versions ("training did not finish"); wait for wake() or poll_s
     stop(timeout) -> the training in hand stops at its next batch or Newton step; nothing
                is submitted but the withdrawal of its start (so the stop counts no attempt);
-               a training still running when stop gives up submits nothing at all (the
-               ledger closes next; its start then counts as one of max_attempts)
+               a thread still running when stop gives up submits nothing more (every
+               submit goes through :meth:`TrainingRunner._submit`: under one lock, refused
+               once abandoned; the ledger closes next). A start so cut counts as one of
+               max_attempts; an end so refused (model parts, or the status after them)
+               leaves the version TRAINING_IN_PROGRESS, which the next start retrains
 
 Restart: a version left TRAINING_IN_PROGRESS by a process that stopped (or died) part-way
 is **retrained from the start** when the runner starts again: training is deterministic
 (same entries, same images, same features, same Newton steps), so the result is the one
 the first run would have given. Nothing half-done counts: a model part written before the
 stop is overwritten from offset 0, and only the status command makes the version trained.
-A version whose node is another cluster member's is that member's to train; once stale
-(no end within the window its last start gave, or this node's window for one never
-started: the member left, was renamed, or the versions say "local" from before cluster
-mode) any node fails it. A training that crashes the process is started again at most
-``max_attempts`` times in all; the next start fails it instead (no crash loop).
+This node never judges its own versions stale, however long it was down: they are retrained
+(:meth:`.versions.Version.effective`). A version whose node is another cluster member's is
+that member's to train; once stale (no end within the window its last start gave, or this
+node's window for one never started or whose start a clean stop withdrew: the member left,
+was renamed, or the versions say "local" from before cluster mode) any node fails it. A
+training that crashes the process is started again at most ``max_attempts`` times in all;
+the next start fails it instead (no crash loop).
 """
 
 from __future__ import annotations
@@ -31,10 +36,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from streamproc.errors import StreamprocError
-from streamproc.ledger import Ledger
+from streamproc.ledger import Command, Ledger
 from streamproc.lifecycle import Service
 from streamproc.projects.versions import MAX_ATTEMPTS, Version, VersionStatus, stale_window_ms
 from streamproc.projects.versions_commands import (
@@ -47,6 +52,12 @@ from streamproc.storage.versions import VersionStore
 from streamproc.training.errors import TrainingStopped
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+class RunnerAbandoned(Exception):
+    """A submit refused: stop() gave up on the runner's thread (the ledger may be closed)."""
 
 
 class Trainer(Protocol):
@@ -79,7 +90,8 @@ class TrainingRunner(Service):
         self._trainer: Trainer | None = None
         self._unavailable = ""
         # Once stop() gives up on the thread the daemon closes the ledger: a training cut
-        # later must submit nothing. The lock makes the check and the submit one step.
+        # later must submit nothing. The lock makes the check and the submit one step
+        # (every submit goes through _submit).
         self._abandoned = False
         self._submit_lock = threading.Lock()
 
@@ -102,8 +114,9 @@ class TrainingRunner(Service):
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the thread; one not done within ``timeout`` is abandoned and submits no more.
 
-        A submit under way is waited for (at most ``timeout`` again), so none lands after
-        this returns and the caller closes the ledger.
+        A submit under way is waited for (at most ``timeout`` again); after this returns no
+        submit of the runner starts (:meth:`_submit` refuses), so the caller may close the
+        ledger. One still under way when that wait too gives up was begun before.
         """
         if super().stop(timeout):
             return True
@@ -112,6 +125,13 @@ class TrainingRunner(Service):
         if got:
             self._submit_lock.release()
         return False
+
+    def _submit(self, command: Command[R]) -> R:
+        """Submit ``command`` under the lock; RunnerAbandoned once stop() gave up."""
+        with self._submit_lock:
+            if self._abandoned:
+                raise RunnerAbandoned(type(command).__name__)
+            return self._ledger.submit(command)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -148,9 +168,12 @@ class TrainingRunner(Service):
     def _attempt(self, version: Version, stopped: bool = False) -> Version | None:
         """Record a start (or its withdrawal); the version after, None when refused."""
         try:
-            return self._ledger.submit(TrainingAttempt(
+            return self._submit(TrainingAttempt(
                 version.ref, self._node, self._now_ms(), self._stale_ms, self._max_attempts,
                 stopped))
+        except RunnerAbandoned:  # a start so cut counts; a withdrawal so cut counts it
+            logger.info("version %s: its training start was not recorded: the runner was "
+                        "abandoned", version.ref.name)
         except StreamprocError as error:  # deleted, or ended by another node, meanwhile
             logger.info("version %s: its training start was refused: %s", version.ref.name,
                         error.message)
@@ -170,9 +193,7 @@ class TrainingRunner(Service):
             return  # refused, or failed by the attempt (too many starts, or stale)
         command = self._run_trainer(self._trainer, started)
         if command is None or self.stopping:  # stopped part-way: retrained at the next start
-            with self._submit_lock:
-                if not self._abandoned:  # else the ledger may be closed: the start counts
-                    self._attempt(started, stopped=True)
+            self._attempt(started, stopped=True)  # refused once abandoned: the start counts
             return
         self._end(command)
 
@@ -196,8 +217,11 @@ class TrainingRunner(Service):
         parts, end = model_parts(command, self._part_bytes)
         try:
             for part in parts:
-                self._ledger.submit(part)
-            self._ledger.submit(end)
+                self._submit(part)
+            self._submit(end)
+        except RunnerAbandoned:  # left TRAINING_IN_PROGRESS: the next start retrains it
+            logger.info("version %s: its training's end was not recorded: the runner was "
+                        "abandoned (retrained at the next start)", command.version.name)
         except StreamprocError as error:  # deleted, or ended by another node, meanwhile
             logger.info("version %s: its training's end was refused: %s",
                         command.version.name, error.message)

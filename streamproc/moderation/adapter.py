@@ -28,14 +28,18 @@ from typing import Protocol
 
 import numpy as np
 
-from streamproc.errors import InvalidParameterException, ResourceNotFoundException
+from streamproc.errors import (
+    InvalidParameterException,
+    ResourceNotFoundException,
+    ResourceNotReadyException,
+)
 from streamproc.moderation import taxonomy
 from streamproc.moderation.features import FeatureBatch
 from streamproc.moderation.labels import served, with_ancestors
 from streamproc.moderation.models import Scores
 from streamproc.moderation.types import ModerationAnalysis, ModerationLabel, at_least
 from streamproc.training import serial
-from streamproc.training.errors import BackboneMismatchError
+from streamproc.training.errors import BackboneMismatchError, HeadFormatError
 from streamproc.training.heads import TrainedHeads
 
 ADAPTER = "adapter"  # TrainedHeads.kind of a Custom Moderation adapter
@@ -48,6 +52,31 @@ def no_adapters(arn: str) -> ResourceNotFoundException:
     """
     return ResourceNotFoundException(
         f"No such project version exists: {arn} (this server has no Custom Moderation adapters)")
+
+
+def no_backbone() -> InvalidParameterException:
+    """What serving or starting any project version gets where the pack has no backbone.
+
+    The one rule: without a feature extractor no head can be applied (and loading one
+    could not check which backbone it was trained on). StartProjectVersion FAILS the
+    version with its message; DetectModerationLabels and DetectCustomLabels answer it.
+    """
+    return InvalidParameterException(
+        "This server's moderation pack has no feature extractor (open_nsfw): project "
+        "versions cannot be served here")
+
+
+class VersionModelError(ResourceNotReadyException):
+    """A version whose stored model bytes cannot be read (damaged, or another format).
+
+    ResourceNotReadyException, which botocore lists for DetectModerationLabels and
+    DetectCustomLabels: the version exists but has no usable model, as one whose training
+    failed. StartProjectVersion FAILS such a version with the same message.
+    """
+
+    def __init__(self, error: HeadFormatError) -> None:
+        super().__init__(f"The project version's model cannot be read ({error}): train a "
+                         "new version")
 
 
 class VersionBackboneError(InvalidParameterException):
@@ -70,12 +99,15 @@ def load_heads(data: bytes, backbone: str, kind: str) -> TrainedHeads:
     """A stored version's heads, refused unless trained on ``backbone`` as a ``kind``.
 
     Raises :class:`VersionBackboneError`, :class:`VersionFeatureError`, and
-    :class:`~streamproc.training.errors.HeadFormatError` for damaged bytes.
+    :class:`VersionModelError` for damaged bytes: the one place a stored model's bytes
+    become a modelled error.
     """
     try:
         heads = serial.loads(data, backbone)
     except BackboneMismatchError as error:
         raise VersionBackboneError(error) from error
+    except HeadFormatError as error:
+        raise VersionModelError(error) from error
     if heads.kind != kind:
         msg = (f"this project version's model is of kind {heads.kind!r}, not {kind!r}: "
                "it belongs to a project of the other Feature")

@@ -11,10 +11,14 @@ old records replay); both are read through typed views (:attr:`Version.output` a
 
 A training in progress is bounded: each start of one is recorded (``TrainingAttempt``, with
 the window it must end in), and a version TRAINING_IN_PROGRESS for longer than that window
-(:meth:`Version.effective`) reads as TRAINING_FAILED: its node stopped, left or was renamed,
-or it crashed the process. A version never started waits in its own node's queue and is
-never stale there; other nodes judge it by their window from its creation (a limit: a live
-other node whose queue outlasts the window reads as failed). The appliers take the window
+(:meth:`Version.effective`) reads as TRAINING_FAILED on the other nodes: its node stopped,
+left or was renamed. Its own node never judges it stale, however long it was down: its
+runner retrains it from the start when it starts again (each start a crash cut short counts
+toward :data:`MAX_ATTEMPTS`, so a training that crashes the process fails; a clean stop
+counts none and clears the window), or the training's deadline ends it. Other nodes judge a
+version by the window of its last start, from that start, or (never started, or its start
+withdrawn by a clean stop) by their own window from its creation or that stop (a limit: a
+live other node whose queue outlasts the window reads as failed). The appliers take the window
 and the time from their commands, never from a node's config, so every node applies alike.
 """
 
@@ -195,8 +199,11 @@ class Version:
         """Its outcome without the record of its training's starts (which no copy takes)."""
         return self.outcome.trained()
 
-    def attempted(self, attempts: int, stale_ms: int, at_ms: int) -> Version:
-        """The version with ``attempts`` starts recorded, the last at ``at_ms``."""
+    def attempted(self, attempts: int, stale_ms: int | None, at_ms: int) -> Version:
+        """The version with ``attempts`` starts recorded, the last at ``at_ms``.
+
+        ``stale_ms`` None records no window (a clean stop withdrew the start).
+        """
         outcome = replace(self.outcome, attempt=TrainingRecord(attempts, stale_ms))
         return replace(self, updated_ms=at_ms, result=outcome.payload())
 
@@ -204,18 +211,21 @@ class Version:
                   deciding: str | None = None) -> Version:
         """The version as it stands at ``now_ms``: a training silent too long has failed.
 
-        A training started is judged by the window its last recorded start gave, from that
-        start. One never started is never stale on its own node (``deciding`` is that
-        node: its runner will start it, however long its queue); on any other node it is
-        judged by ``stale_ms`` (the deciding node's window; None: never stale) from its
-        creation. A documented limit: a live but busy other node's queue longer than the
-        window reads as failed there.
+        Its own node (``deciding`` is the version's node) never judges it stale, however
+        long that node was down: its runner retrains it from the start when it starts again
+        (each start a crash cut short counts toward :data:`MAX_ATTEMPTS`, a clean stop none),
+        or the training's deadline ends it. Any other node (or ``deciding`` None) judges a
+        training started by the window its last recorded start gave, from that start; one
+        never started (or whose start a clean stop withdrew) by ``stale_ms`` (the deciding
+        node's window; None: never stale) from its creation (or that stop). A documented
+        limit: a live but busy other node's queue longer than the window reads as failed
+        there.
         """
+        if self.status is not VersionStatus.TRAINING_IN_PROGRESS or deciding == self.node:
+            return self
         started = self.stale_ms
-        window = started if started is not None else \
-            None if deciding == self.node else stale_ms
-        if self.status is not VersionStatus.TRAINING_IN_PROGRESS or window is None or \
-                now_ms - self.updated_ms < window:
+        window = started if started is not None else stale_ms
+        if window is None or now_ms - self.updated_ms < window:
             return self
         since = "creation" if started is None else "start"
         return self.moved(VersionStatus.TRAINING_FAILED, (

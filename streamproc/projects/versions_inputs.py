@@ -25,7 +25,7 @@ from streamproc.config import ProjectsConfig
 from streamproc.errors import StreamprocError
 from streamproc.moderation import taxonomy
 from streamproc.projects.dataset_rules import held_out
-from streamproc.projects.datasets import Entry
+from streamproc.projects.datasets import Dataset, Entry
 from streamproc.projects.manifests import LineRules, parse_entry
 from streamproc.projects.types import Feature
 from streamproc.projects.version_spec import SpecError, TrainingInput
@@ -184,8 +184,9 @@ class InputReader:
         if type_ not in pins:
             return False
         row = self._datasets.get(version.ref.project, type_)
-        if row is None or row.updated_ms != pins[type_] or \
-                row.status.endswith("_IN_PROGRESS"):
+        # Busy by the datasets' own rule: work under way, or a stale one cut short (its
+        # entries may be half-written either way).
+        if row is None or row.updated_ms != pins[type_] or Dataset.of(row).status.busy:
             msg = (f"the project's {type_} dataset changed after the version was created "
                    "(its entries were updated, it was deleted, or work on it is under way or "
                    "was cut short by a stopped server): create the version again")

@@ -21,9 +21,9 @@ from streamproc.errors import (
 from streamproc.projects.datasets import Dataset, DatasetType
 from streamproc.projects.types import Feature, Project
 from streamproc.projects.version_spec import AdapterConfig, OutputTarget, TrainingInput
-from streamproc.projects.versions import PINNED, NewVersion
+from streamproc.projects.versions import PINNED, TRAINED, NewVersion, Version
 from streamproc.projects.versions_inputs import TrainingFailure, manifest_refs
-from streamproc.storage.object_keys import writable_key
+from streamproc.storage.object_keys import check_prefix, writable_key
 from streamproc.storage.objects import ObjectStore
 
 
@@ -44,10 +44,12 @@ def check_output(objects: ObjectStore, output: OutputTarget, project: str,
     """The training's files can go where they will: ``{prefix}{project}/{version}/``.
 
     Checked with the names now (a name ``.`` or ``..`` makes the key unwritable), not
-    found out after the training: InvalidParameterException; a bucket or prefix this
-    server may not write to: AccessDeniedException.
+    found out after the training: InvalidParameterException, as a malformed prefix is
+    (:func:`~streamproc.storage.object_keys.check_prefix`, StartMediaAnalysisJob's rule
+    too); a bucket this server may not write to: AccessDeniedException.
     """
     bucket = output.bucket
+    check_prefix(bucket, output.prefix or "")  # malformed: the request's fault, asked first
     try:
         objects.check_output(bucket, output.prefix or "")
     except OutputNotWritable as error:
@@ -59,6 +61,26 @@ def check_output(objects: ObjectStore, output: OutputTarget, project: str,
                 f"OutputConfig: the training's files would go to {bucket}/{key}, a key "
                 "this store does not write (a '.' or '..' segment from the project or "
                 "version name, or over 1024 characters)")
+
+
+def check_name_free(taken: bool, project: str, name: str) -> None:
+    """A new version's name is not one the project has (``taken``): ResourceInUseException.
+
+    One rule for the ``version.create`` applier and for CopyProjectVersion's pre-check
+    (made before the copy's files are written, so a taken name writes none).
+    """
+    if taken:
+        raise ResourceInUseException(f"The project {project} already has a version {name}")
+
+
+def check_copyable(source: Version) -> None:
+    """Only a trained version copies (ResourceInUseException otherwise).
+
+    One rule for the applier and for CopyProjectVersion's pre-check before its files.
+    """
+    if source.status not in TRAINED:
+        raise ResourceInUseException(
+            f"The version to copy is {source.status.value}: only a trained one copies")
 
 
 def new_spec(project: Project, request: NewVersion,

@@ -6,8 +6,9 @@ training ends once: a second runner's late result is refused), a version that tr
 runs is not deleted (a training stale at the delete's time has failed:
 :meth:`.versions.Version.effective`; the deleting node gives no window for its own version
 never started, which its runner will start), a training starts at most ``max_attempts`` times
-(:class:`TrainingAttempt`; one never started is stale only when the node starting it is not
-its own, as reads judge it), a copy's source is trained, and a policy's revision is the current
+(:class:`TrainingAttempt`; the starting node is the version's own, which never judges it
+stale: a restart after any downtime retrains it; a clean stop's withdrawal counts no start
+and clears the window), a copy's source is trained, and a policy's revision is the current
 one. Tags written with a version are kept under its ARN (``server.region``'s spelling).
 """
 
@@ -30,7 +31,6 @@ from streamproc.projects.types import Project
 from streamproc.projects.versions import (
     BUSY,
     MOVES,
-    TRAINED,
     Version,
     VersionRef,
     VersionStatus,
@@ -44,6 +44,7 @@ from streamproc.projects.versions_commands import (
     SetVersionStatus,
     TrainingAttempt,
 )
+from streamproc.projects.versions_requests import check_copyable, check_name_free
 from streamproc.rekognition.constants import Arns
 from streamproc.storage.projects import ProjectStore
 from streamproc.storage.tags import TagStore
@@ -115,18 +116,15 @@ class VersionRules:
     def _create(self, c: CreateVersion, where: Applied) -> Version:
         version, ref = c.version, c.version.ref
         self._project(ref.project, version.project_ms)
-        if self._store.get(ref.project, ref.name) is not None:
-            raise ResourceInUseException(
-                f"The project {ref.project} already has a version {ref.name}")
+        check_name_free(self._store.get(ref.project, ref.name) is not None, ref.project,
+                        ref.name)
         if self._store.count(ref.project) >= self._max_versions:
             raise LimitExceededException(f"At most {self._max_versions} versions per project "
                                          "(projects.max_versions)")
         model = None
         if c.copy_from is not None:
             source = self.require(c.copy_from)
-            if source.status not in TRAINED:
-                raise ResourceInUseException(
-                    f"The version to copy is {source.status.value}: only a trained one copies")
+            check_copyable(source)
             model = self._store.model(source.ref.project, source.ref.name)
         self._store.put(version.stored(), model)
         if c.tags:
@@ -169,8 +167,10 @@ class VersionRules:
         if version.status is not VersionStatus.TRAINING_IN_PROGRESS:
             raise ResourceInUseException(
                 f"The version is {version.status.value}: its training does not start")
-        if c.stopped:  # a clean stop: retrained at the next start, this one not counted
-            changed = version.attempted(max(0, version.attempts - 1), c.stale_ms, c.at_ms)
+        if c.stopped:  # a clean stop: retrained at the next start, this one not counted,
+            # and no window left for the downtime to outlast (its own node never judges it;
+            # other nodes judge it by their window from the stop)
+            changed = version.attempted(max(0, version.attempts - 1), None, c.at_ms)
         elif (stale := version.effective(c.at_ms, c.stale_ms, c.node)) is not version:
             changed = stale
         elif version.attempts >= c.max_attempts:

@@ -22,17 +22,18 @@ from dataclasses import replace
 
 from streamproc.errors import (
     InvalidParameterException,
-    ResourceInUseException,
     ResourceNotFoundException,
+    StreamprocError,
 )
 from streamproc.ledger import Ledger
+from streamproc.moderation.adapter import no_backbone
+from streamproc.moderation.custom_labels import load_classifier
 from streamproc.projects.datasets import Dataset
 from streamproc.projects.service import ProjectService
 from streamproc.projects.types import Feature, Project
 from streamproc.projects.version_spec import OutputTarget
 from streamproc.projects.versions import (
     PINNED,
-    TRAINED,
     NewVersion,
     Version,
     VersionQuery,
@@ -48,7 +49,9 @@ from streamproc.projects.versions_commands import (
 )
 from streamproc.projects.versions_outputs import CopyTarget, copy_outputs
 from streamproc.projects.versions_requests import (
+    check_copyable,
     check_document,
+    check_name_free,
     check_new,
     check_output,
     new_spec,
@@ -58,8 +61,6 @@ from streamproc.rekognition.constants import MAX_POLICY_RESULTS, MAX_VERSION_RES
 from streamproc.rekognition.tokens import page_of_keys
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.versions import StoredPolicy, VersionStore
-from streamproc.training import serial
-from streamproc.training.errors import BackboneMismatchError, HeadFormatError
 
 # The backbone identity this server's pack gives (None: no feature extractor).
 Backbone = Callable[[], str | None]
@@ -179,12 +180,11 @@ class VersionService:
             return "The model has no trained weights"
         backbone = self._backbone()
         if backbone is None:  # loads(data, None) would skip the check: it could not serve
-            return ("This server has no feature extractor (its moderation pack has no "
-                    "backbone): a Custom Labels model cannot serve here")
-        try:
-            serial.loads(data, backbone)
-        except (HeadFormatError, BackboneMismatchError) as error:
-            return str(error)
+            return no_backbone().message
+        try:  # what DetectCustomLabels would load: its refusal is the FAILED reason
+            load_classifier(data, backbone)
+        except StreamprocError as error:
+            return error.message
         return ""
 
     def stop(self, resource_id: str) -> VersionStatus:
@@ -214,12 +214,9 @@ class VersionService:
             raise InvalidParameterException("A version is copied only into a Custom Labels "
                                             "project")
         check_output(self._objects, output, target.name, name)
-        if self._store.get(target.name, name) is not None:  # before its files are written
-            raise ResourceInUseException(f"The project {target.name} already has a version "
-                                         f"{name}")
-        if source.status not in TRAINED:
-            raise ResourceInUseException(
-                f"The version to copy is {source.status.value}: only a trained one copies")
+        # The applier's own rules, checked before the copy's files are written.
+        check_name_free(self._store.get(target.name, name) is not None, target.name, name)
+        check_copyable(source)
         now = self._now_ms()
         spec = {k: v for k, v in source.spec.items() if k != PINNED} | {
             "OutputConfig": output.stored()}

@@ -14,7 +14,9 @@ Which version serves (the answer AWS gives otherwise):
   message says which, and for a failed one the training's reason.
 - a Custom Labels version (DetectCustomLabels): only RUNNING (ResourceNotReadyException).
 - the other feature's version: InvalidParameterException (:class:`VersionFeatureError`);
-  a model trained on another backbone: :class:`VersionBackboneError`.
+  a model trained on another backbone: :class:`VersionBackboneError`; damaged model bytes:
+  :class:`VersionModelError` (ResourceNotReadyException); no backbone here at all:
+  :func:`no_backbone`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
-from streamproc.errors import InvalidParameterException, ResourceNotReadyException
-from streamproc.moderation.adapter import Adapter, VersionFeatureError, load_adapter
+from streamproc.errors import ResourceNotReadyException
+from streamproc.moderation.adapter import (
+    Adapter,
+    VersionFeatureError,
+    load_adapter,
+    no_backbone,
+)
 from streamproc.moderation.custom_labels import Classifier, load_classifier
 from streamproc.projects.types import Feature
 from streamproc.projects.versions import Version, VersionStatus
@@ -93,9 +100,7 @@ class VersionModels:
                 return held
         backbone = self._backbone()
         if backbone is None:
-            raise InvalidParameterException(
-                "this server's moderation pack has no feature extractor (open_nsfw): "
-                "project versions cannot be served")
+            raise no_backbone()
         data = self._versions.model(version)
         if data is None:
             raise ResourceNotReadyException(f"The version {version.ref.name} has no model")

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamproc.errors import InvalidParameterException
+
 # S3's bucket names (the legacy rules, which also allow capitals and _, as Rekognition's
 # pattern does): 3-255 characters, a letter or digit at each end, never "..".
 _BUCKET = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{1,253}[0-9A-Za-z]")
@@ -79,3 +81,17 @@ def local_object(base: Path, ref: ObjectRef) -> Path | None:
 def writable_key(bucket: str, key: str) -> bool:
     """True when ``bucket``/``key`` is one the store may write (the rules of :func:`local_path`)."""
     return local_path(Path("/"), bucket, key) is not None
+
+
+def check_prefix(bucket: str, prefix: str) -> None:
+    """InvalidParameterException unless keys under ``bucket``/``prefix`` are ones written.
+
+    The one rule for every OutputConfig S3KeyPrefix at Start (a media-analysis job's, a
+    training's): a malformed prefix (``../``, ``/etc/``: empty, '.' or '..' segments, a
+    backslash or NUL, over 1024 characters) is the request's fault, decided before any
+    bucket is asked; a bucket the server may not write stays AccessDeniedException.
+    """
+    if not writable_key(bucket, f"{prefix}x"):
+        raise InvalidParameterException(
+            f"OutputConfig {bucket}/{prefix} makes keys this server does not write (empty, "
+            "'.' or '..' segments, a backslash or NUL, over 1024 characters)")

@@ -6,9 +6,11 @@ answers for each job too; both are rendered by :func:`description`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from streamproc.api.context import Params, Response
+from streamproc.api.context import Params, RequestContext, Response
+from streamproc.api.project_handlers import version_resource
 from streamproc.api.s3objects import object_ref
 from streamproc.jobs.kind import Job
 from streamproc.jobs.kinds.media import (
@@ -41,7 +43,11 @@ class MediaAnalysisWire:
     list_key = "MediaAnalysisJobs"
 
     def request(self, p: Params) -> MediaAnalysisRequest:
-        """JobName, OperationsConfig, Input, OutputConfig, KmsKeyId (MinConfidence: 50)."""
+        """JobName, OperationsConfig, Input, OutputConfig, KmsKeyId (MinConfidence: 50).
+
+        Outside a request (no region to read ProjectVersion in) the version's id is left
+        to the check and the launch, which resolve the ARN as the server spells it.
+        """
         moderation = p["OperationsConfig"].get("DetectModerationLabels", {})
         output = p["OutputConfig"]
         return MediaAnalysisRequest(
@@ -50,6 +56,18 @@ class MediaAnalysisWire:
             job_name=p.get("JobName"),
             min_confidence=min_confidence(moderation.get("MinConfidence")),
             project_version=moderation.get("ProjectVersion"), kms_key_id=p.get("KmsKeyId"))
+
+    def resolved(self, p: Params, ctx: RequestContext) -> MediaAnalysisRequest:
+        """Start's request: ProjectVersion resolved to its resource id in ``ctx.arns``.
+
+        The client's region, as DetectModerationLabels reads it: another spelling is
+        ResourceNotFoundException. The ARN is kept as given, for Get and List to echo.
+        """
+        request = self.request(p)
+        arn = request.project_version
+        if arn is None:
+            return request
+        return replace(request, version_id=version_resource(arn, ctx.arns))
 
     def query(self, p: Params) -> ResultsQuery:
         """Get has no paging: its results are objects in the output bucket."""

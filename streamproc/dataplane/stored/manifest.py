@@ -162,6 +162,9 @@ class ManifestTask:
     # OperationsConfig.DetectModerationLabels.ProjectVersion: the adapter's ARN (the launch
     # loads it, and each results line names it); None: the base model alone.
     project_version: str | None = None
+    # Its resource id, resolved at Start in the client's region (None: a job stored before
+    # Start resolved it; the adapter source resolves the ARN as the server spells it).
+    version_id: str | None = None
 
     def builder(self) -> Any:
         """No row builder: the manifest runner writes its own output (never called)."""

@@ -75,8 +75,11 @@ class JobFailed(Exception):
 class AdapterSource(Protocol):
     """Loads a ProjectVersion's adapter for a launch (the daemon's, over its versions)."""
 
-    def moderator(self, arn: str, stop: threading.Event) -> Moderator:
+    def moderator(self, version_id: str | None, arn: str, stop: threading.Event
+                  ) -> Moderator:
         """The moderator that applies adapter ``arn``; may wait for the server's versions.
+
+        ``version_id``: its resource id as Start resolved it (None: resolve ``arn``).
 
         Raises ResourceNotFoundException or ResourceNotReadyException (the answers
         DetectModerationLabels gives) or another StreamprocError.
@@ -181,7 +184,7 @@ class ManifestRun(Service):
         if adapters is None:
             raise JobFailed(failure(RESOURCE_NOT_FOUND, no_adapters(arn).message))
         try:
-            return adapters.moderator(arn, self._owner.ended)
+            return adapters.moderator(self.task.version_id, arn, self._owner.ended)
         except ResourceNotFoundException as exc:
             raise JobFailed(failure(RESOURCE_NOT_FOUND, exc.message)) from None
         except ResourceNotReadyException as exc:

@@ -44,7 +44,7 @@ from streamproc.jobs.request import JobRequest, s3_object
 from streamproc.moderation.adapter import no_adapters
 from streamproc.moderation.types import DEFAULT_MIN_CONFIDENCE, check_min_confidence, min_confidence
 from streamproc.storage.jobs import SUCCEEDED, ResultOrder
-from streamproc.storage.object_keys import writable_key
+from streamproc.storage.object_keys import check_prefix
 from streamproc.storage.objects import ObjectRef
 
 MEDIA_ANALYSIS = "MediaAnalysis"  # the kind's name (jobs table, metrics label)
@@ -52,6 +52,8 @@ MEDIA_ANALYSIS = "MediaAnalysis"  # the kind's name (jobs table, metrics label)
 FAILURE_CODES = frozenset({
     INTERNAL_ERROR, INVALID_S3_OBJECT, INVALID_MANIFEST, INVALID_OUTPUT_CONFIG,
     "INVALID_KMS_KEY", ACCESS_DENIED, "RESOURCE_NOT_FOUND", "RESOURCE_NOT_READY", "THROTTLED"})
+# The stored form's own key (no wire name) for the version's resource id beside its ARN.
+VERSION_ID_KEY = "ProjectVersionResource"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +68,11 @@ class MediaAnalysisRequest(JobRequest):
     output_prefix: str = ""  # OutputConfig.S3KeyPrefix ('' and absent are one request)
     job_name: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    project_version: str | None = None  # the adapter's ARN (checked at Start)
+    project_version: str | None = None  # the adapter's ARN as given (Get and List echo it)
+    # NAME/version/VERSION/MS the wire resolved the ARN to with the client's Arns: what the
+    # check and the launch name the version by. None with an ARN: a job stored before the
+    # id was (its ARN was checked in the configured region; the launch resolves it there).
+    version_id: str | None = None
     kms_key_id: str | None = None  # refused at Start (no KMS here)
 
     def stored(self) -> dict[str, Any]:
@@ -74,6 +80,8 @@ class MediaAnalysisRequest(JobRequest):
         moderation: dict[str, Any] = {"MinConfidence": float(self.min_confidence)}
         if self.project_version is not None:
             moderation["ProjectVersion"] = self.project_version
+        if self.version_id is not None:  # a function of the ARN: idempotency is unchanged
+            moderation[VERSION_ID_KEY] = self.version_id
         output: dict[str, Any] = {"S3Bucket": self.output_bucket}
         if self.output_prefix:
             output["S3KeyPrefix"] = self.output_prefix
@@ -98,8 +106,8 @@ class MediaAnalysisRequest(JobRequest):
                    job_name=data.get("JobName"),
                    min_confidence=min_confidence(moderation.get("MinConfidence")),
                    project_version=moderation.get("ProjectVersion"),
+                   version_id=moderation.get(VERSION_ID_KEY),
                    kms_key_id=data.get("KmsKeyId"))
-
 
 
 @dataclass(frozen=True)
@@ -145,8 +153,12 @@ class AdapterCheck(Protocol):
     ``jobs`` knows no projects: the daemon injects its own.
     """
 
-    def check(self, arn: str) -> None:
-        """Raise what DetectModerationLabels would answer for ``arn``; None: it serves."""
+    def check(self, version_id: str | None, arn: str) -> None:
+        """Raise what DetectModerationLabels would answer for ``arn``; None: it serves.
+
+        ``version_id``: the version's resource id (None: resolve ``arn`` as the server
+        spells it).
+        """
 
 
 class MediaAnalysisJobKind:
@@ -171,21 +183,17 @@ class MediaAnalysisJobKind:
                 "KmsKeyId is not supported: this server has no KMS (output objects are "
                 "written as the object store writes them)")
         check_min_confidence(request.min_confidence)
-        if not writable_key(request.output_bucket, f"{request.output_prefix}x"):
-            raise InvalidParameterException(
-                f"OutputConfig {request.output_bucket}/{request.output_prefix} makes keys "
-                "this server does not write (empty, '.' or '..' segments, a backslash, "
-                "over 1024 characters)")
+        check_prefix(request.output_bucket, request.output_prefix)
         if request.project_version is not None:  # last: it reads the project's version
-            self._check_adapter(request.project_version)
+            self._check_adapter(request.version_id, request.project_version)
 
-    def _check_adapter(self, arn: str) -> None:
+    def _check_adapter(self, version_id: str | None, arn: str) -> None:
         if self._adapters is None:
             raise no_adapters(arn)
-        self._adapters.check(arn)
+        self._adapters.check(version_id, arn)
 
     def results(self, request: MediaAnalysisRequest) -> ManifestTask:
         """The launch's plan beyond its manifest: threshold, output, model and adapter."""
         return ManifestTask(request.min_confidence, request.output_bucket,
                             request.output_prefix, self.model_version,
-                            request.project_version)
+                            request.project_version, request.version_id)
