@@ -191,6 +191,19 @@ def test_a_training_abandoned_by_stop_submits_nothing_after(world: World) -> Non
 LATER = NOW + 3600 + WINDOW_MS / 1000  # a restart after a downtime far past the window
 
 
+
+def _restart_until_trained(world: World) -> Done:
+    """A runner started at LATER (after a long downtime), run until v1 leaves training."""
+    done = Done()
+    again = _runner(world, done, now=LATER)
+    again.start()
+    try:
+        _wait(lambda: _status(world, "v1") != "TRAINING_IN_PROGRESS")
+    finally:
+        again.stop(2.0)
+    assert _status(world, "v1") == "TRAINING_COMPLETED", _row(world, "v1").message
+    return done
+
 def test_a_clean_stop_then_a_long_downtime_retrains_it_on_restart(world: World) -> None:
     """The review's attack7: a clean stop, an hour and more down, a restart: retrained.
 
@@ -206,14 +219,7 @@ def test_a_clean_stop_then_a_long_downtime_retrains_it_on_restart(world: World) 
     stopped = _row(world, "v1")
     assert stopped.attempts == 0 and stopped.stale_ms is None  # nothing stale is left
     assert stopped.effective(int(LATER * 1000), None, "local") is stopped
-    done = Done()
-    again = _runner(world, done, now=LATER)
-    again.start()
-    try:
-        _wait(lambda: _status(world, "v1") != "TRAINING_IN_PROGRESS")
-    finally:
-        again.stop(2.0)
-    assert _status(world, "v1") == "TRAINING_COMPLETED", _row(world, "v1").message
+    done = _restart_until_trained(world)
     assert done.trained == [ARNS.version("p", "v1", 10)] and _row(world, "v1").attempts == 1
 
 
@@ -221,14 +227,7 @@ def test_a_crash_then_a_long_downtime_retrains_it_and_counts_the_start(world: Wo
     """As if the process died mid-training (its start recorded, never withdrawn)."""
     ref = _put(world, "v1")
     world.ledger.submit(TrainingAttempt(ref, "local", 100, WINDOW_MS, 3))
-    done = Done()
-    again = _runner(world, done, now=LATER)
-    again.start()
-    try:
-        _wait(lambda: _status(world, "v1") != "TRAINING_IN_PROGRESS")
-    finally:
-        again.stop(2.0)
-    assert _status(world, "v1") == "TRAINING_COMPLETED", _row(world, "v1").message
+    _restart_until_trained(world)
     assert _row(world, "v1").attempts == 2
 
 
