@@ -218,7 +218,10 @@ def test_a_clean_stop_then_a_long_downtime_retrains_it_on_restart(world: World) 
     assert runner.stop(2.0)
     stopped = _row(world, "v1")
     assert stopped.attempts == 0 and stopped.stale_ms is None  # nothing stale is left
-    assert stopped.effective(int(LATER * 1000), None, "local") is stopped
+    # Another node judges it by its own window from the stop (none left by the start).
+    assert stopped.effective(int(LATER * 1000), None, "other") is stopped
+    assert stopped.effective(int(LATER * 1000), 60_000, "other").status.value == \
+        "TRAINING_FAILED"
     done = _restart_until_trained(world)
     assert done.trained == [ARNS.version("p", "v1", 10)] and _row(world, "v1").attempts == 1
 

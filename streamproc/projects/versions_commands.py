@@ -167,18 +167,23 @@ class DeleteVersion(Command[None]):
     version: VersionRef
     at_ms: int
     stale_ms: int | None = None  # the window for a training never started (None: none)
+    # The node that asked: its own versions it never judges stale (None: older records,
+    # judged by the window alone, as they were).
+    node: str | None = None
 
     def payload(self) -> dict[str, Any]:
-        """The version named, and the time (and the window, when given)."""
+        """The version named, and the time (and the window and node, when given)."""
         window = {} if self.stale_ms is None else {"stale_ms": self.stale_ms}
-        return {"version": self.version.payload(), "at_ms": self.at_ms, **window}
+        node = {} if self.node is None else {"node": self.node}
+        return {"version": self.version.payload(), "at_ms": self.at_ms, **window, **node}
 
     @classmethod
     def from_known(cls, payload: dict[str, Any]) -> DeleteVersion:
         """Inverse of :meth:`payload`."""
-        window = payload.get("stale_ms")
+        window, node = payload.get("stale_ms"), payload.get("node")
         return cls(VersionRef.of(payload["version"]), int(payload["at_ms"]),
-                   None if window is None else int(window))
+                   None if window is None else int(window),
+                   None if node is None else str(node))
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ class VersionRules:
         return changed
 
     def _delete(self, c: DeleteVersion, where: Applied) -> None:
-        version = self.require(c.version).effective(c.at_ms, c.stale_ms)
+        version = self.require(c.version).effective(c.at_ms, c.stale_ms, c.node)
         if version.status in BUSY:
             raise ResourceInUseException(
                 f"The version is {version.status.value}: stop it (or let its training end) "

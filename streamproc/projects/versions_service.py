@@ -147,9 +147,9 @@ class VersionService:
     def delete(self, resource_id: str) -> VersionStatus:
         """Delete a version; the Status DeleteProjectVersion answers (DELETING)."""
         version = self.require(resource_id)
-        # No window for this node's own version never started: it waits in its queue.
-        window = None if version.node == self._node else self._stale_ms
-        self._ledger.submit(DeleteVersion(version.ref, self._now_ms(), window))
+        # The node's own versions it never judges stale (Version.effective): it names itself.
+        self._ledger.submit(DeleteVersion(version.ref, self._now_ms(), self._stale_ms,
+                                          self._node))
         return VersionStatus.DELETING
 
     def _custom(self, resource_id: str, verb: str) -> Version:

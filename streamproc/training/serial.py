@@ -76,7 +76,8 @@ def loads(data: bytes, running_backbone: str | None = None) -> TrainedHeads:
             raise HeadFormatError(msg)
         model = TrainedHeads(kind=str(body["kind"]), backbone=str(body["backbone"]),
                              heads=tuple(_read_head(raw) for raw in body["heads"]))
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error,
+            RecursionError) as error:  # RecursionError: JSON nested past the parser's depth
         if isinstance(error, HeadFormatError):
             raise
         msg = f"damaged model bytes: {error}"
