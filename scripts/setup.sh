@@ -28,8 +28,10 @@ TORCH_SPEC="torch==2.13.0+cpu"
 #   faketime          an RTSP camera whose clock is off, for the camera-time tests
 #   prometheus        prometheus + promtool check the monitoring kit in configs/monitoring
 #   stunnel4          TLS in front of the test Kafka broker (tests/tls_broker.py)
+#   chromium          the headless browser the web console's tests drive through Playwright
+#                     (tests/console_browser.py; no `playwright install` browser download)
 PACKAGES="ffmpeg python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good faketime prometheus stunnel4"
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good faketime prometheus stunnel4 chromium"
 missing=""
 for pkg in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

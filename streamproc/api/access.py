@@ -106,6 +106,18 @@ class AccessControl:
         """The secret of an access key (for SigV4 verification)."""
         return self._state.secrets.get(key_id)
 
+    def allows(self, key_id: str, operation: str, params: dict[str, Any]) -> bool:
+        """Whether :meth:`authorize` would pass this request; no log line, no metric.
+
+        For the console's controls (a button the key may not use is not shown); the call
+        itself is still authorized when it is made.
+        """
+        policy = self._state.policies.get(key_id)
+        if policy is None:
+            return key_id in self._state.secrets
+        resources = request_resources(operation, params, self._arns)
+        return evaluate(policy, action_name(operation), resources)[0] is Decision.ALLOW
+
     def authorize(self, key_id: str, operation: str, params: dict[str, Any]) -> None:
         """Raise AccessDeniedException unless the key's policy allows this request."""
         policy = self._state.policies.get(key_id)

@@ -89,3 +89,19 @@ def check_exposure(config: Config, resolve: Resolver = resolve_host) -> None:
     msg = (f"refusing to serve {host or 'all interfaces'} without authentication: "
            f"{HOW_TO}")
     raise ExposureError(msg)
+
+
+def console_allowed(config: Config, address: str) -> bool:
+    """Whether the web console may be served beside the API bound to ``address``.
+
+    The console has no rules of its own to open anything: with auth on it signs in with an
+    access key; with auth off it serves only where the API is loopback-only. An API opened
+    beyond loopback without auth (``allow_unauthenticated``) gets no console, as a bind
+    that :func:`check_bound` judges by the address really bound.
+    """
+    if config.auth.enabled:
+        return True
+    try:
+        return _loopback_address(address)
+    except ValueError:
+        return False

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
@@ -111,14 +111,20 @@ class ControlApi:
         self._access = access
         self._in_flight = 0
 
-    def app(self) -> Starlette:
-        """The ASGI application."""
+    def app(self, extra: Sequence[BaseRoute] = ()) -> Starlette:
+        """The ASGI application; ``extra`` routes (the console) are served beside the API."""
         return Starlette(routes=[
             Route("/", self._rekognition, methods=["POST"]),
             Route("/health", self._health_route, methods=["GET"]),
             Route("/metrics", self._metrics_route, methods=["GET"]),
             Route("/cluster", self._cluster_route, methods=["GET"]),
+            *extra,
         ], exception_handlers={HTTPException: self._http_error, Exception: self._crash})
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """The operations the handler table serves."""
+        return frozenset(self._handlers)
 
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         """An unknown path or method (404, 405), in AWS's shape and counted."""
@@ -153,13 +159,41 @@ class ControlApi:
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _rekognition(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        started = time.perf_counter()
         headers = read_headers(request.scope["headers"])
         target = headers.values.get("x-amz-target", "")
-        operation = target.partition(".")[2]
+
+        async def exchange(request_id: str) -> tuple[Response, str]:
+            return await self._exchange(request, headers, target, request_id)
+
+        return await self._serve(target.partition(".")[2], exchange)
+
+    async def call(self, request: Request, operation: str, key_id: str | None) -> Response:
+        """Run one operation for a caller the console already authenticated (``key_id``).
+
+        The same path as ``POST /`` once its signature has verified: the body read within
+        the same budgets, then :meth:`_run` (concurrency slot, handler table, validation,
+        ``AccessControl.authorize``), the same error bodies and the same metrics. None as
+        ``key_id``: auth is off, as for an unsigned ``POST /``.
+        """
+        async def exchange(request_id: str) -> tuple[Response, str]:
+            try:
+                body = await self._bodies.read(request, key_id)
+                context = request_context({}, self._arns)
+                result = await self._run(TARGET_PREFIX, operation, body, context, key_id)
+            except StreamprocError as exc:
+                close = isinstance(exc, RequestTimeoutException)
+                return error_response(exc, request_id, close=close), exc.code
+            return _json(200, result, request_id), "OK"
+
+        return await self._serve(operation, exchange)
+
+    async def _serve(self, operation: str,
+                     exchange: Callable[[str], Awaitable[tuple[Response, str]]]) -> Response:
+        """Request id, timing, the last-resort error, metrics and the access log line."""
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
         try:
-            response, code = await self._exchange(request, headers, target, request_id)
+            response, code = await exchange(request_id)
         except ClientDisconnect:
             response, code = Response(status_code=400), "ClientDisconnect"
         except Exception:  # the transport's own bug: still an AWS error, logged, counted

@@ -30,7 +30,7 @@ from streamproc.config.packs import ExecutionConfig, PackConfig, ProviderChoice,
 from streamproc.config.processors import ProcessorsConfig, SupervisionConfig
 from streamproc.config.projects import ProjectsConfig
 from streamproc.config.root import Config, load_config
-from streamproc.config.server import AuthConfig, ServerConfig
+from streamproc.config.server import AuthConfig, ConsoleConfig, ServerConfig
 from streamproc.config.storage import ImagesConfig, ObjectsConfig, StorageConfig
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ClusterConfig",
     "ConfidenceKnot",
     "Config",
+    "ConsoleConfig",
     "DEFAULT_BLOCKED_NETWORKS",
     "DEFAULT_MEDIA_SCHEMES",
     "ExecutionConfig",

@@ -18,7 +18,7 @@ from streamproc.config.moderation import ModerationConfig
 from streamproc.config.packs import default_packs
 from streamproc.config.processors import ProcessorsConfig, SupervisionConfig
 from streamproc.config.projects import ProjectsConfig
-from streamproc.config.server import AuthConfig, ServerConfig
+from streamproc.config.server import AuthConfig, ConsoleConfig, ServerConfig
 from streamproc.config.storage import ImagesConfig, ObjectsConfig, StorageConfig
 
 
@@ -61,6 +61,7 @@ class Config(Section):
 
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
+    console: ConsoleConfig = ConsoleConfig()
     kafka: KafkaConfig = KafkaConfig()
     processors: ProcessorsConfig = ProcessorsConfig()
     inputs: InputsConfig = InputsConfig()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -80,3 +81,19 @@ class AuthConfig(Section):
         None, description="YAML/JSON mapping access key id -> IAM policy document; keys "
         "without one have full access. Re-read on SIGHUP.")
     max_clock_skew_s: float = Field(900.0, gt=0, description="Accepted X-Amz-Date skew.")
+
+
+class ConsoleConfig(Section):
+    """The web console at /console/ on the API's port (docs/security.md, Web console)."""
+
+    enabled: bool = Field(
+        True, description="Serve the console; never where the API is open beyond loopback "
+        "without auth (allow_unauthenticated), whatever this says.")
+    max_sessions: int = Field(
+        1000, ge=1, description="Console sessions held at once (each is a signed-in browser).")
+    session_ttl_s: float = Field(
+        8 * 3600.0, gt=0, description="How long a session lasts from sign-in (not extended "
+        "by use).")
+    when_full: Literal["evict_least_recent", "refuse"] = Field(
+        "evict_least_recent", description="With max_sessions held, a new sign-in ends the "
+        "session used longest ago (evict_least_recent) or is refused (refuse).")

@@ -18,6 +18,7 @@ from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
+from streamproc.console import console_routes
 from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
@@ -198,7 +199,8 @@ class Daemon:
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
             self.registry, self.access), moderation, training)
-        self._server.serve(api.app())
+        self._server.serve(api.app(console_routes(self.config, api, self.access,
+                                                  self._server.address or "")))
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     engine.pack_name, engine.dim, ",".join(engine.providers))

@@ -1,0 +1,118 @@
+"""Console sessions: random ids, kept server-side, bounded in number and in time.
+
+A session is created at login (or, with auth off, on the first page load) and names the
+access key it acts as; its CSRF token must come back in a header on every console call. The
+store keeps only a SHA-256 of each session id, so the ids in the cookies cannot be read
+back out of it, and compares CSRF tokens in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+# 32 random bytes: the session id (the cookie) and the CSRF token alike.
+TOKEN_BYTES = 32
+
+
+class WhenFull(str, Enum):
+    """What a full store does with one more session."""
+
+    EVICT_LEAST_RECENT = "evict_least_recent"  # end the session used longest ago
+    REFUSE = "refuse"  # refuse the new one (SessionsFull) until one ends or expires
+
+
+class SessionsFull(Exception):
+    """The store holds its maximum and its policy is :attr:`WhenFull.REFUSE`."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One signed-in browser: the key it acts as (None with auth off) and its CSRF token."""
+
+    key_id: str | None
+    csrf: str
+    expires_at: float  # on the store's clock
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def csrf_matches(session: Session, token: str | None) -> bool:
+    """True if ``token`` (the request's CSRF header) is the session's, compared in constant time."""
+    if not token:
+        return False
+    return hmac.compare_digest(session.csrf.encode(), token.encode())
+
+
+class SessionStore:
+    """At most ``max_sessions`` sessions, each ending ``ttl_s`` after it began."""
+
+    def __init__(self, max_sessions: int, ttl_s: float,
+                 when_full: WhenFull = WhenFull.EVICT_LEAST_RECENT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_sessions < 1 or ttl_s <= 0:
+            msg = "a session store needs max_sessions >= 1 and ttl_s > 0"
+            raise ValueError(msg)
+        self.max_sessions = max_sessions
+        self.ttl_s = ttl_s
+        self.when_full = when_full
+        self._clock = clock
+        self._lock = threading.Lock()
+        # digest of the session id -> session, least recently used first
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.evicted = 0  # sessions ended early to make room (WhenFull.EVICT_LEAST_RECENT)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, key_id: str | None) -> tuple[str, Session]:
+        """A new session for ``key_id``: its id (for the cookie, never stored) and the session."""
+        now = self._clock()
+        with self._lock:
+            self._purge(now)
+            if len(self._sessions) >= self.max_sessions:
+                if self.when_full is WhenFull.REFUSE:
+                    msg = f"all {self.max_sessions} console sessions are in use"
+                    raise SessionsFull(msg)
+                self._sessions.popitem(last=False)
+                self.evicted += 1
+            session_id = secrets.token_urlsafe(TOKEN_BYTES)
+            session = Session(key_id, secrets.token_urlsafe(TOKEN_BYTES), now + self.ttl_s)
+            self._sessions[_digest(session_id)] = session
+        return session_id, session
+
+    def get(self, session_id: str | None) -> Session | None:
+        """The live session with this id, or None (unknown, ended or expired)."""
+        if not session_id:
+            return None
+        digest = _digest(session_id)
+        with self._lock:
+            session = self._sessions.get(digest)
+            if session is None:
+                return None
+            if session.expires_at <= self._clock():
+                del self._sessions[digest]
+                return None
+            self._sessions.move_to_end(digest)
+            return session
+
+    def end(self, session_id: str | None) -> bool:
+        """End a session (logout); True if there was one."""
+        if not session_id:
+            return False
+        with self._lock:
+            return self._sessions.pop(_digest(session_id), None) is not None
+
+    def _purge(self, now: float) -> None:
+        expired = [d for d, s in self._sessions.items() if s.expires_at <= now]
+        for digest in expired:
+            del self._sessions[digest]

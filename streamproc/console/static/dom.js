@@ -1,0 +1,37 @@
+// Small DOM helpers: text goes in as text (never as HTML), so no data can become markup.
+
+/** An element with attributes and children (strings become text nodes). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Show an API error (or any error) plainly in the alert region. */
+export function showError(error) {
+  const box = document.getElementById("error");
+  box.replaceChildren();
+  if (error.code) box.append(el("span", { class: "code" }, error.code));
+  box.append(error.message || String(error));
+  box.hidden = false;
+}
+
+/** Clear the alert region. */
+export function clearError() {
+  const box = document.getElementById("error");
+  box.hidden = true;
+  box.replaceChildren();
+}
+
+/** A status word styled by its value. */
+export function state(text) {
+  return el("span", { class: `state state-${text}` }, text);
+}

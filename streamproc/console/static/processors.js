@@ -1,0 +1,67 @@
+// Stream processors: name, status, StatusMessage; start, stop and delete (with a confirm).
+import { call, get, listAll } from "./api.js";
+import { clearError, el, showError, state } from "./dom.js";
+
+async function described(names) {
+  return Promise.all(names.map((name) => call("DescribeStreamProcessor", { Name: name })
+    .catch((error) => ({ Name: name, Status: "?", StatusMessage: `${error.code}: ${error.message}` }))));
+}
+
+function confirmDelete(name) {
+  return new Promise((resolve) => {
+    const dialog = el("dialog", { id: "confirm-delete", "aria-labelledby": "confirm-title" },
+      el("h2", { id: "confirm-title" }, `Delete stream processor ${name}?`),
+      el("p", {}, "It stops and is removed. This cannot be undone."));
+    const done = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
+    dialog.append(el("form", { method: "dialog" },
+      el("button", { type: "button", class: "danger", id: "confirm-yes",
+                     onclick: () => done(true) }, "Delete"),
+      el("button", { type: "button", id: "confirm-no", autofocus: true,
+                     onclick: () => done(false) }, "Cancel")));
+    dialog.addEventListener("cancel", () => done(false));  // Escape
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+function actions(p, allowed, refresh) {
+  const run = async (operation) => {
+    clearError();
+    try { await call(operation, { Name: p.Name }); } catch (error) { showError(error); return; }
+    await refresh();
+  };
+  const buttons = [];
+  if (allowed.includes("StartStreamProcessor")) {
+    buttons.push(el("button", { type: "button", "aria-label": `Start ${p.Name}`,
+                                onclick: () => run("StartStreamProcessor") }, "Start"));
+  }
+  if (allowed.includes("StopStreamProcessor")) {
+    buttons.push(el("button", { type: "button", "aria-label": `Stop ${p.Name}`,
+                                onclick: () => run("StopStreamProcessor") }, "Stop"));
+  }
+  if (allowed.includes("DeleteStreamProcessor")) {
+    buttons.push(el("button", { type: "button", class: "danger", "aria-label": `Delete ${p.Name}`,
+      onclick: async () => { if (await confirmDelete(p.Name)) await run("DeleteStreamProcessor"); },
+    }, "Delete"));
+  }
+  return buttons;
+}
+
+/** Render the processors list into ``main``. */
+export async function processors(main) {
+  const refresh = () => processors(main).catch(showError);
+  const names = (await listAll("ListStreamProcessors", "StreamProcessors")).map((p) => p.Name);
+  const query = names.slice(0, 100).map((n) => `processor=${encodeURIComponent(n)}`).join("&");
+  const whoami = await get(`/console/whoami${query ? `?${query}` : ""}`);
+  const rows = (await described(names)).map((p) => el("tr", { "data-name": p.Name },
+    el("th", { scope: "row" }, p.Name), el("td", {}, state(p.Status)),
+    el("td", {}, p.StatusMessage || ""),
+    el("td", {}, actions(p, whoami.processors[p.Name] || [], refresh))));
+  main.replaceChildren(el("h1", {}, "Stream processors"),
+    names.length === 0 ? el("p", { id: "empty" }, "No stream processors yet.") :
+      el("table", { id: "processors", "aria-label": "Stream processors" },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Name"),
+          el("th", { scope: "col" }, "Status"), el("th", { scope: "col" }, "Status message"),
+          el("th", { scope: "col" }, "Actions"))),
+        el("tbody", {}, rows)));
+}
