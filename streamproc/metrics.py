@@ -18,6 +18,7 @@ class ApiMetrics:
     denied: Counter
     reloads: Counter
     connections_cut: Counter
+    console_refused: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -40,6 +41,10 @@ class ApiMetrics:
                 "request reached the API (reason: header_timeout, drain_timeout, malformed, "
                 "max_connections, max_connections_per_client)",
                 ["reason"], registry=registry),
+            console_refused=Counter(
+                "streamproc_console_refused", "Console requests refused before any operation "
+                "ran (reason: host, origin, no_session, csrf, login, bad_request, "
+                "sessions_full, operation)", ["reason"], registry=registry),
         )
 
 

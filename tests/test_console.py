@@ -144,7 +144,8 @@ def test_a_wrong_secret_shows_the_error_and_sets_no_cookie(
     assert page.context.cookies() == []
     assert page.page.get_by_label("Secret access key").input_value() == ""
     assert page.page.locator("#nav").is_hidden()
-    assert f"console login refused for access key '{ADMIN_ID}'" in caplog.text
+    assert ("console refused (login): POST '/console/session' "
+            f"access key '{ADMIN_ID}'") in caplog.text
     assert "not-the-secret" not in caplog.text  # the key id is logged, never what was typed
     page.screenshot("login-refused")
 

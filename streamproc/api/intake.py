@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -90,13 +90,18 @@ class BodyReader:
         """Bodies holding a place now (arriving after their headers)."""
         return self._reading
 
-    async def read(self, request: Request, key_id: str | None = None) -> bytes:
+    async def read(self, request: Request, key_id: str | None = None,
+                   max_bytes: int | None = None) -> bytes:
         """The whole body, or ImageTooLarge-, LimitExceeded- or RequestTimeoutException.
 
-        ``key_id`` is the access key the headers claim (auth on), not yet verified.
+        ``key_id`` is the access key the headers claim (auth on), not yet verified;
+        ``max_bytes`` a smaller size limit for this body (the console's login).
         """
-        self._check_declared(request)
-        body = _Arrival(self._limits, anyio.current_time())
+        limits = self._limits
+        if max_bytes is not None and max_bytes < limits.max_bytes:
+            limits = replace(limits, max_bytes=max_bytes)
+        self._check_declared(request, limits)
+        body = _Arrival(limits, anyio.current_time())
         with anyio.CancelScope(deadline=body.deadline()) as scope:
             more = body.add(await _receive(request))
             if more:
@@ -109,11 +114,11 @@ class BodyReader:
             raise body.late()
         return body.data()
 
-    def _check_declared(self, request: Request) -> None:
+    def _check_declared(self, request: Request, limits: BodyLimits) -> None:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._limits.max_bytes:
+        if declared and declared.isdigit() and int(declared) > limits.max_bytes:
             raise ImageTooLargeException(f"Request body of {declared} bytes exceeds the limit "
-                                         f"of {self._limits.max_bytes} bytes")
+                                         f"of {limits.max_bytes} bytes")
 
     @contextmanager
     def _place(self, client: str, key_id: str | None) -> Iterator[None]:

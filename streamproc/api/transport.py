@@ -77,6 +77,12 @@ def error_body(error: StreamprocError, request_id: str) -> dict[str, str]:
             "Message": error.message}
 
 
+def unknown_operation(prefix: str, operation: str) -> UnknownOperationException:
+    """The error for an operation the handler table does not serve (``POST /`` and console)."""
+    return UnknownOperationException(
+        f"Unknown operation: X-Amz-Target {prefix}.{operation} is not supported")
+
+
 def error_response(error: StreamprocError, request_id: str, *, close: bool = False) -> Response:
     """The one error serialiser: :func:`error_body` plus the ErrorType header.
 
@@ -126,6 +132,18 @@ class ControlApi:
         """The operations the handler table serves."""
         return frozenset(self._handlers)
 
+    @property
+    def metrics(self) -> ApiMetrics:
+        """The control-plane metrics this API counts into (the console counts its refusals)."""
+        return self._metrics
+
+    async def read_body(self, request: Request, max_bytes: int) -> bytes:
+        """A body read as ``POST /`` reads one, within at most ``max_bytes`` (a console login).
+
+        The same budgets, deadline and minimum rate; raises as :meth:`BodyReader.read` does.
+        """
+        return await self._bodies.read(request, None, max_bytes)
+
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         """An unknown path or method (404, 405), in AWS's shape and counted."""
         status = exc.status_code if isinstance(exc, HTTPException) else 404
@@ -173,8 +191,13 @@ class ControlApi:
         The same path as ``POST /`` once its signature has verified: the body read within
         the same budgets, then :meth:`_run` (concurrency slot, handler table, validation,
         ``AccessControl.authorize``), the same error bodies and the same metrics. None as
-        ``key_id``: auth is off, as for an unsigned ``POST /``.
+        ``key_id`` only with auth off (no access control), as for an unsigned ``POST /``:
+        with access control set, a missing key raises ``ValueError`` (fail closed).
         """
+        if self._access is not None and key_id is None:
+            msg = "ControlApi.call needs the caller's access key id when access control is on"
+            raise ValueError(msg)
+
         async def exchange(request_id: str) -> tuple[Response, str]:
             try:
                 body = await self._bodies.read(request, key_id)
@@ -192,16 +215,18 @@ class ControlApi:
         """Request id, timing, the last-resort error, metrics and the access log line."""
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
+        # Logged as served, else as repr (cut short): a client's text never forges a line.
+        shown = operation if operation in self._handlers else repr(operation[:64])
         try:
             response, code = await exchange(request_id)
         except ClientDisconnect:
             response, code = Response(status_code=400), "ClientDisconnect"
         except Exception:  # the transport's own bug: still an AWS error, logged, counted
-            logger.exception("unhandled error in the transport (%s)", operation or "-")
+            logger.exception("unhandled error in the transport (%s)", shown)
             error = InternalServerError()
             response, code = error_response(error, request_id, close=True), error.code
         self._observe(operation if operation in self._handlers else "unknown", code, started)
-        logger.info("%s %s %d %.1fms", request_id, operation or "-", response.status_code,
+        logger.info("%s %s %d %.1fms", request_id, shown, response.status_code,
                     (time.perf_counter() - started) * 1000)
         return response
 
@@ -258,8 +283,7 @@ class ControlApi:
                   context: RequestContext, key_id: str | None) -> dict[str, Any]:
         handler = self._handlers.get(operation)
         if prefix != TARGET_PREFIX or handler is None:
-            raise UnknownOperationException(
-                f"Unknown operation: X-Amz-Target {prefix}.{operation} is not supported")
+            raise unknown_operation(prefix, operation)
         try:
             params = self._spec.validate(operation, _parse(body))
             if self._access is not None and key_id is not None:

@@ -94,6 +94,15 @@ class ConsoleConfig(Section):
     session_ttl_s: float = Field(
         8 * 3600.0, gt=0, description="How long a session lasts from sign-in (not extended "
         "by use).")
+    max_sessions_per_key: int = Field(
+        10, ge=1, description="Console sessions one access key holds at once (with auth off, "
+        "all sessions are one key's).")
     when_full: Literal["evict_least_recent", "refuse"] = Field(
-        "evict_least_recent", description="With max_sessions held, a new sign-in ends the "
-        "session used longest ago (evict_least_recent) or is refused (refuse).")
+        "evict_least_recent", description="With max_sessions (or the key's "
+        "max_sessions_per_key) held, a new sign-in ends the same key's session used longest "
+        "ago (evict_least_recent; refused when the key holds none) or is refused (refuse). "
+        "Never another key's session.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host header names the console answers besides "
+        "localhost, 127.0.0.1, ::1, server.host and the bound address (the names browsers "
+        "reach it by); any other Host gets 403 (DNS rebinding).")

@@ -1,9 +1,11 @@
 """Console sessions: random ids, kept server-side, bounded in number and in time.
 
-A session is created at login (or, with auth off, on the first page load) and names the
-access key it acts as; its CSRF token must come back in a header on every console call. The
-store keeps only a SHA-256 of each session id, so the ids in the cookies cannot be read
-back out of it, and compares CSRF tokens in constant time.
+A session is created at login (with auth off, by the page's own POST) and names the access
+key it acts as and a mark of that key's secret (a key rotated or removed on reload ends its
+sessions); its CSRF token must come back in a header on every console call. The store keeps
+only a SHA-256 of each session id, so the ids in the cookies cannot be read back out of it,
+and compares CSRF tokens in constant time. One key holds at most ``max_per_key`` sessions,
+and a full store (or key) ends only that key's own sessions, never another key's.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ TOKEN_BYTES = 32
 class WhenFull(str, Enum):
     """What a full store does with one more session."""
 
-    EVICT_LEAST_RECENT = "evict_least_recent"  # end the session used longest ago
+    # end the same key's session used longest ago; refused when the key holds none
+    EVICT_LEAST_RECENT = "evict_least_recent"
     REFUSE = "refuse"  # refuse the new one (SessionsFull) until one ends or expires
 
 
 class SessionsFull(Exception):
-    """The store holds its maximum and its policy is :attr:`WhenFull.REFUSE`."""
+    """No room: the store (or the key) holds its maximum and none of the key's may end."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Session:
     key_id: str | None
     csrf: str
     expires_at: float  # on the store's clock
+    key_mark: str = ""  # a keyed digest of the key's secret at sign-in (console.routes)
 
 
 def _digest(session_id: str) -> str:
@@ -54,15 +58,21 @@ def csrf_matches(session: Session, token: str | None) -> bool:
 
 
 class SessionStore:
-    """At most ``max_sessions`` sessions, each ending ``ttl_s`` after it began."""
+    """At most ``max_sessions`` sessions, ``max_per_key`` of one key, each for ``ttl_s``.
+
+    A session ends ``ttl_s`` after it began, however much it is used.
+    """
 
     def __init__(self, max_sessions: int, ttl_s: float,
                  when_full: WhenFull = WhenFull.EVICT_LEAST_RECENT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if max_sessions < 1 or ttl_s <= 0:
-            msg = "a session store needs max_sessions >= 1 and ttl_s > 0"
+                 clock: Callable[[], float] = time.monotonic,
+                 max_per_key: int | None = None) -> None:
+        per_key = max_sessions if max_per_key is None else max_per_key
+        if max_sessions < 1 or ttl_s <= 0 or per_key < 1:
+            msg = "a session store needs max_sessions >= 1, max_per_key >= 1 and ttl_s > 0"
             raise ValueError(msg)
         self.max_sessions = max_sessions
+        self.max_per_key = per_key
         self.ttl_s = ttl_s
         self.when_full = when_full
         self._clock = clock
@@ -74,19 +84,23 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, key_id: str | None) -> tuple[str, Session]:
-        """A new session for ``key_id``: its id (for the cookie, never stored) and the session."""
+    def create(self, key_id: str | None, key_mark: str = "") -> tuple[str, Session]:
+        """A new session for ``key_id``: its id (for the cookie, never stored) and the session.
+
+        Raises :class:`SessionsFull` when there is no room and none of this key's own
+        sessions may end for it (another key's never does).
+        """
         now = self._clock()
         with self._lock:
             self._purge(now)
-            if len(self._sessions) >= self.max_sessions:
-                if self.when_full is WhenFull.REFUSE:
-                    msg = f"all {self.max_sessions} console sessions are in use"
-                    raise SessionsFull(msg)
-                self._sessions.popitem(last=False)
-                self.evicted += 1
+            own = [d for d, s in self._sessions.items() if s.key_id == key_id]
+            if len(own) >= self.max_per_key:
+                self._make_room(own, f"this access key's {self.max_per_key}")
+            elif len(self._sessions) >= self.max_sessions:
+                self._make_room(own, f"all {self.max_sessions}")
             session_id = secrets.token_urlsafe(TOKEN_BYTES)
-            session = Session(key_id, secrets.token_urlsafe(TOKEN_BYTES), now + self.ttl_s)
+            session = Session(key_id, secrets.token_urlsafe(TOKEN_BYTES), now + self.ttl_s,
+                              key_mark)
             self._sessions[_digest(session_id)] = session
         return session_id, session
 
@@ -111,6 +125,14 @@ class SessionStore:
             return False
         with self._lock:
             return self._sessions.pop(_digest(session_id), None) is not None
+
+    def _make_room(self, own: list[str], which: str) -> None:
+        """End the key's least recently used session (``own``, oldest first), or refuse."""
+        if self.when_full is WhenFull.REFUSE or not own:
+            msg = f"{which} console sessions are in use"
+            raise SessionsFull(msg)
+        del self._sessions[own[0]]
+        self.evicted += 1
 
     def _purge(self, now: float) -> None:
         expired = [d for d, s in self._sessions.items() if s.expires_at <= now]

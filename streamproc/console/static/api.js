@@ -65,6 +65,17 @@ export async function login(keyId, secret) {
   return parse(response);
 }
 
+/** The session, if any; with auth off, one is started (by a POST: a GET starts nothing). */
+export async function resume() {
+  const state = await get("/console/session");
+  if (state.signedIn || state.auth) return state;
+  const response = await fetch("/console/session", {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: "{}",
+  });
+  return parse(response);
+}
+
 /** End the session. */
 export async function logout() {
   const response = await fetch("/console/session", {

@@ -1,5 +1,5 @@
 // The console's shell: session, navigation by #/page, and the pages.
-import { get, logout, setCsrf } from "./api.js";
+import { get, logout, resume, setCsrf } from "./api.js";
 import { clearError, showError } from "./dom.js";
 import { loginPage } from "./login.js";
 import { overview } from "./overview.js";
@@ -39,7 +39,7 @@ async function show() {
     if (error.status === 403) {
       // The console's own refusal (HTTP 403): the session ended (expired, signed out
       // elsewhere, its key removed). An operation's AccessDeniedException is a 400.
-      session = await get("/console/session").catch(() => null);
+      session = await resume().catch(() => null);
       setCsrf(session && session.csrf);
       if (!session || !session.signedIn) { chrome(false); loginPage(main(), started); }
     }
@@ -57,7 +57,7 @@ async function started(state) {
 
 async function boot() {
   try {
-    session = await get("/console/session");
+    session = await resume();
     setCsrf(session.csrf);
   } catch (error) {
     showError(error);
