@@ -454,14 +454,23 @@ def test_a_key_holds_a_few_sessions_and_never_ends_another_keys() -> None:
     a3, _ = store.create("A")  # A's third: A's least recently used (a1) ends
     assert store.get(a1) is None and store.get(b1) is not None
     assert store.get(a2) is not None and store.get(a3) is not None and store.evicted == 1
-    full = SessionStore(2, 60.0, WhenFull.EVICT_LEAST_RECENT, clock=Clock(), max_per_key=2)
-    x, _ = full.create("A")
-    y, _ = full.create("B")
-    with pytest.raises(SessionsFull, match="all 2"):
-        full.create("C")  # C holds none of its own to end: refused, A and B kept
-    assert full.get(x) is not None and full.get(y) is not None
-    x2, _ = full.create("A")  # A may end its own
-    assert full.get(x) is None and full.get(x2) is not None and full.get(y) is not None
+    # A full store ends the oldest session of the key holding the most: a reader signing in
+    # again and again ends its own sessions, never the one admin session (N1).
+    full = SessionStore(3, 60.0, WhenFull.EVICT_LEAST_RECENT, clock=Clock(), max_per_key=10)
+    admin, _ = full.create("ADMIN")
+    r1, _ = full.create("READER")
+    r2, _ = full.create("READER")
+    for _ in range(5):
+        full.create("READER")
+    assert full.get(admin) is not None and full.get(r1) is None and full.get(r2) is None
+    assert len(full) == 3
+    c1, _ = full.create("C")  # C holds none: the reader (most held) gives one up
+    assert full.get(admin) is not None and full.get(c1) is not None
+    tie = SessionStore(2, 60.0, WhenFull.EVICT_LEAST_RECENT, clock=Clock())
+    x, _ = tie.create("A")
+    y, _ = tie.create("B")
+    tie.create("C")  # one each: the oldest (A's) ends
+    assert tie.get(x) is None and tie.get(y) is not None
     strict = SessionStore(10, 60.0, WhenFull.REFUSE, clock=Clock(), max_per_key=1)
     kept, _ = strict.create("A")
     with pytest.raises(SessionsFull, match="this access key's 1"):
@@ -561,7 +570,10 @@ def test_every_console_response_carries_the_security_headers(served: Served) -> 
                              json={"CollectionId": "no spaces"}, headers=token),
         "refused": requests.get(f"{served.url}/console/whoami", timeout=5),
         "logout": client.delete(f"{served.url}/console/session", headers=token, timeout=5),
+        "unknown": client.get(f"{served.url}/console/nothing-here", timeout=5),
+        "method": client.put(f"{served.url}/console/whoami", timeout=5),
     }
+    assert responses["unknown"].status_code == 404 and responses["method"].status_code == 404
     for what, response in responses.items():
         headers = response.headers
         assert headers["x-frame-options"] == "DENY", what
@@ -610,3 +622,15 @@ def test_the_transport_logs_an_unserved_operation_name_as_repr(
         assert "'Foo\\nFORGED line'" in lines[-1]
     finally:
         s.http.stop(2.0)
+
+
+def test_a_sign_in_first_drops_the_sessions_of_keys_no_longer_standing() -> None:
+    """N2: sessions of a removed or rotated key hold no room once anyone signs in."""
+    store = SessionStore(2, 60.0, WhenFull.REFUSE, clock=Clock(), max_per_key=2)
+    old1, _ = store.create("OLD", "mark-1")
+    old2, _ = store.create("OLD", "mark-1")
+    with pytest.raises(SessionsFull):
+        store.create("OLD", "mark-2")  # without the check: the rotated key is locked out
+    fresh, _ = store.create("OLD", "mark-2", lambda s: s.key_mark == "mark-2")
+    assert store.get(old1) is None and store.get(old2) is None
+    assert store.get(fresh) is not None and len(store) == 1 and store.evicted == 0

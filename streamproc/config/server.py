@@ -98,10 +98,10 @@ class ConsoleConfig(Section):
         10, ge=1, description="Console sessions one access key holds at once (with auth off, "
         "all sessions are one key's).")
     when_full: Literal["evict_least_recent", "refuse"] = Field(
-        "evict_least_recent", description="With max_sessions (or the key's "
-        "max_sessions_per_key) held, a new sign-in ends the same key's session used longest "
-        "ago (evict_least_recent; refused when the key holds none) or is refused (refuse). "
-        "Never another key's session.")
+        "evict_least_recent", description="With the key's max_sessions_per_key held, a new "
+        "sign-in ends that key's session used longest ago; with max_sessions held, the "
+        "oldest session of the key holding the most (evict_least_recent), so one key's "
+        "sign-ins never push out a key holding fewer; or it is refused (refuse).")
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Host header names the console answers besides "
         "localhost, 127.0.0.1, ::1, server.host and the bound address (the names browsers "

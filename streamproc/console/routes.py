@@ -174,6 +174,13 @@ class _Guard:
         return None
 
 
+_ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
+async def _not_found(request: Request) -> Response:
+    return Response(status_code=404)
+
+
 class Console:
     """The console's server side: bound to one :class:`ControlApi` and its access control."""
 
@@ -206,6 +213,10 @@ class Console:
             Route("/console/whoami", self._whoami, methods=["GET"], middleware=guard),
             Route("/console/api/{operation:str}", self._call, methods=["POST"],
                   middleware=guard),
+            # Last: any other /console path or method is a 404 that carries the guard's
+            # checks and headers too (the API's own 404/405 would carry neither).
+            Route("/console/{rest:path}", _not_found, methods=list(_ANY_METHOD),
+                  middleware=guard),
         ]
 
     async def _page(self, request: Request) -> Response:
@@ -214,13 +225,19 @@ class Console:
     def _mark(self, secret: str) -> str:
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
+    def _key_stands(self, session: Session) -> bool:
+        """Whether the session's key is still configured with the secret it signed in with."""
+        if self._access is None:
+            return True
+        secret = self._access.secret(session.key_id) if session.key_id is not None else None
+        return secret is not None and hmac.compare_digest(self._mark(secret), session.key_mark)
+
     def _current(self, request: Request) -> Session | None:
         cookie = request.cookies.get(COOKIE)
         session = self._store.get(cookie)
         if session is None or self._access is None:
             return session
-        secret = self._access.secret(session.key_id) if session.key_id is not None else None
-        if secret is None or not hmac.compare_digest(self._mark(secret), session.key_mark):
+        if not self._key_stands(session):
             # The key was removed or its secret rotated (reload): its sessions end with it.
             self._store.end(cookie)
             logger.info("console session ended: access key %s was removed or rotated",
@@ -271,7 +288,7 @@ class Console:
             mark = self._mark(known)
         self._store.end(request.cookies.get(COOKIE))
         try:
-            session_id, session = self._store.create(key_id, mark)
+            session_id, session = self._store.create(key_id, mark, self._key_stands)
         except SessionsFull as exc:
             return self._refusals.refuse("sessions_full", request.scope,
                                          LimitExceededException(str(exc)))

@@ -4,8 +4,10 @@ A session is created at login (with auth off, by the page's own POST) and names 
 key it acts as and a mark of that key's secret (a key rotated or removed on reload ends its
 sessions); its CSRF token must come back in a header on every console call. The store keeps
 only a SHA-256 of each session id, so the ids in the cookies cannot be read back out of it,
-and compares CSRF tokens in constant time. One key holds at most ``max_per_key`` sessions,
-and a full store (or key) ends only that key's own sessions, never another key's.
+and compares CSRF tokens in constant time. One key holds at most ``max_per_key`` sessions
+(a key at its cap ends its own oldest one); a full store ends the oldest session of the key
+holding the most, so one key's sign-ins cannot push out a key holding fewer. A sign-in first
+drops the sessions of keys removed or rotated since (``still_valid``), so they hold no room.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ TOKEN_BYTES = 32
 class WhenFull(str, Enum):
     """What a full store does with one more session."""
 
-    # end the same key's session used longest ago; refused when the key holds none
+    # end the oldest session of the key at its cap, or (store full) of the key holding most
     EVICT_LEAST_RECENT = "evict_least_recent"
     REFUSE = "refuse"  # refuse the new one (SessionsFull) until one ends or expires
 
 
 class SessionsFull(Exception):
-    """No room: the store (or the key) holds its maximum and none of the key's may end."""
+    """No room: the store (or the key) holds its maximum and the policy is to refuse."""
 
 
 @dataclass(frozen=True)
@@ -84,20 +86,21 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, key_id: str | None, key_mark: str = "") -> tuple[str, Session]:
+    def create(self, key_id: str | None, key_mark: str = "",
+               still_valid: Callable[[Session], bool] | None = None) -> tuple[str, Session]:
         """A new session for ``key_id``: its id (for the cookie, never stored) and the session.
 
-        Raises :class:`SessionsFull` when there is no room and none of this key's own
-        sessions may end for it (another key's never does).
+        ``still_valid`` tells sessions whose key still stands (the others are dropped
+        first). Raises :class:`SessionsFull` when there is no room and the policy refuses.
         """
         now = self._clock()
         with self._lock:
-            self._purge(now)
+            self._purge(now, still_valid)
             own = [d for d, s in self._sessions.items() if s.key_id == key_id]
             if len(own) >= self.max_per_key:
                 self._make_room(own, f"this access key's {self.max_per_key}")
             elif len(self._sessions) >= self.max_sessions:
-                self._make_room(own, f"all {self.max_sessions}")
+                self._make_room(self._most_held(), f"all {self.max_sessions}")
             session_id = secrets.token_urlsafe(TOKEN_BYTES)
             session = Session(key_id, secrets.token_urlsafe(TOKEN_BYTES), now + self.ttl_s,
                               key_mark)
@@ -126,15 +129,23 @@ class SessionStore:
         with self._lock:
             return self._sessions.pop(_digest(session_id), None) is not None
 
-    def _make_room(self, own: list[str], which: str) -> None:
-        """End the key's least recently used session (``own``, oldest first), or refuse."""
-        if self.when_full is WhenFull.REFUSE or not own:
+    def _most_held(self) -> list[str]:
+        """The sessions (oldest first) of the key holding the most (ties: the oldest's)."""
+        by_key: dict[str | None, list[str]] = {}
+        for digest, session in self._sessions.items():  # least recently used first
+            by_key.setdefault(session.key_id, []).append(digest)
+        return max(by_key.values(), key=len, default=[])  # max keeps the first of a tie
+
+    def _make_room(self, victims: list[str], which: str) -> None:
+        """End the least recently used of ``victims`` (oldest first), or refuse."""
+        if self.when_full is WhenFull.REFUSE or not victims:
             msg = f"{which} console sessions are in use"
             raise SessionsFull(msg)
-        del self._sessions[own[0]]
+        del self._sessions[victims[0]]
         self.evicted += 1
 
-    def _purge(self, now: float) -> None:
-        expired = [d for d, s in self._sessions.items() if s.expires_at <= now]
-        for digest in expired:
+    def _purge(self, now: float, still_valid: Callable[[Session], bool] | None) -> None:
+        gone = [d for d, s in self._sessions.items() if s.expires_at <= now or
+                (still_valid is not None and not still_valid(s))]
+        for digest in gone:
             del self._sessions[digest]
