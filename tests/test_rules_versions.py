@@ -39,6 +39,7 @@ from streamproc.projects.version_spec import (
 from streamproc.projects.versions import (
     PINNED,
     NewVersion,
+    Version,
     VersionQuery,
     VersionRef,
     VersionStatus,
@@ -515,3 +516,19 @@ def test_its_own_node_still_fails_a_training_that_crashed_it_max_times(world: Wo
                                                  60_000, 3))
     assert failed.status is VersionStatus.TRAINING_FAILED
     assert "started 3 times" in failed.message
+
+
+@pytest.mark.parametrize(("result", "since"), [
+    ({}, "creation"), ({"_training": {"attempts": 1, "stale_ms": 90_000}}, "start")])
+def test_a_stale_version_says_its_window_and_what_it_counts_from(
+        result: dict[str, object], since: str) -> None:
+    """The StatusMessage a client reads: the window in seconds, from creation or start."""
+    version = Version(VersionRef("p", "v", 1_000), 1, Feature.CUSTOM_LABELS,
+                      VersionStatus.TRAINING_IN_PROGRESS, "The model is being trained",
+                      5_000, "n1", {}, dict(result))
+    failed = version.effective(5_000 + 90_000, 90_000, "n2")
+    assert failed.status is VersionStatus.TRAINING_FAILED and failed.updated_ms == 95_000
+    assert failed.message == (
+        f"training did not finish: nothing ended it within 90 s of its {since} (its node "
+        "stopped, left the cluster or was renamed)")
+    assert version.effective(5_000 + 89_999, 90_000, "n2") is version
