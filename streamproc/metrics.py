@@ -19,6 +19,7 @@ class ApiMetrics:
     reloads: Counter
     connections_cut: Counter
     console_refused: Counter
+    console_crops_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ApiMetrics:
@@ -45,6 +46,9 @@ class ApiMetrics:
                 "streamproc_console_refused", "Console requests refused before any operation "
                 "ran (reason: host, origin, no_session, csrf, login, bad_request, "
                 "sessions_full, operation)", ["reason"], registry=registry),
+            console_crops_dropped=Counter(
+                "streamproc_console_crops_dropped", "Face crops not kept or removed for room "
+                "(console.face_crops_when_full)", registry=registry),
         )
 
 

@@ -13,6 +13,7 @@ from streamproc.collections.service import CollectionService, digest
 from streamproc.rekognition.shapes import bounding_box, confidence, face_detail, face_match
 from streamproc.rekognition.shapes import stored_face as face_wire
 from streamproc.search.searcher import SearchHit
+from streamproc.storage.crops import CropStore, face_crop
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Services:
     images: ImageService
     loader: ImageLoader
     face_model_version: str
+    crops: CropStore | None = None  # console.face_crops: a crop of each face indexed
 
 
 def create_collection(s: Services, p: Params, ctx: RequestContext) -> Response:
@@ -35,6 +37,8 @@ def create_collection(s: Services, p: Params, ctx: RequestContext) -> Response:
 def delete_collection(s: Services, p: Params, ctx: RequestContext) -> Response:
     """DeleteCollection."""
     s.collections.delete_collection(p["CollectionId"])
+    if s.crops is not None:
+        s.crops.delete_collection(p["CollectionId"])
     return {"StatusCode": 200}
 
 
@@ -64,6 +68,9 @@ def index_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     result = s.collections.index_faces(
         p["CollectionId"], pixels, digest(raw), p.get("ExternalImageId"), p.get("MaxFaces"),
         p.get("QualityFilter", "AUTO"))
+    if s.crops is not None:
+        for stored, face in result.indexed:
+            s.crops.put(p["CollectionId"], stored.face_id, face_crop(pixels, face.box))
     w, h = result.width, result.height
     records = [{"Face": face_wire(stored, s.face_model_version),
                 "FaceDetail": face_detail(face, w, h)} for stored, face in result.indexed]
@@ -88,6 +95,8 @@ def list_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
 def delete_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """DeleteFaces."""
     deleted, missing, kept = s.collections.delete_faces(p["CollectionId"], p["FaceIds"])
+    if s.crops is not None:
+        s.crops.delete(p["CollectionId"], deleted)
     return {"DeletedFaces": deleted,
             "UnsuccessfulFaceDeletions": [
                 *({"FaceId": f.face_id, "UserId": f.user_id,

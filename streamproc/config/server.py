@@ -106,3 +106,16 @@ class ConsoleConfig(Section):
         default_factory=list, description="Host header names the console answers besides "
         "localhost, 127.0.0.1, ::1, server.host and the bound address (the names browsers "
         "reach it by); any other Host gets 403 (DNS rebinding).")
+    face_crops: bool = Field(
+        True, description="Keep a small JPEG of each face IndexFaces adds (under "
+        "storage.data_dir/crops) for the console's Collections grid. Rekognition keeps no "
+        "images: turn this off on sites that must not keep any (the grid shows placeholders).")
+    face_crops_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="Bytes the face crops take at most in all.")
+    face_crops_retention_s: float = Field(
+        30 * 86400.0, gt=0, description="How long a face crop is kept after it was written "
+        "(the face itself stays in its collection).")
+    face_crops_when_full: Literal["drop_oldest", "drop_newest"] = Field(
+        "drop_oldest", description="With face_crops_max_bytes held, remove the oldest crops "
+        "to make room (drop_oldest) or keep them and write no new one (drop_newest); each "
+        "crop dropped is counted in streamproc_console_crops_dropped_total.")

@@ -6,6 +6,9 @@ rule, policy and error is the API's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from starlette.routing import BaseRoute
 
 from streamproc import __version__
@@ -15,10 +18,28 @@ from streamproc.api.transport import ControlApi
 from streamproc.config import Config
 from streamproc.console.routes import Console, console_hosts
 from streamproc.console.sessions import SessionStore, WhenFull
+from streamproc.storage.crops import CropStore, CropsWhenFull
+
+
+def face_crops(config: Config, data_dir: Path, address: str,
+               on_drop: Callable[[], None] | None = None) -> CropStore | None:
+    """The face crop store (loaded), or None where no crop is kept.
+
+    None when ``console.face_crops`` is off, or the console itself is off or not served on
+    ``address``: no one could look at them, so none is kept.
+    """
+    settings = config.console
+    if not (settings.enabled and settings.face_crops and console_allowed(config, address)):
+        return None
+    store = CropStore(data_dir / "crops", settings.face_crops_max_bytes,
+                      settings.face_crops_retention_s, CropsWhenFull(settings.face_crops_when_full),
+                      on_drop=on_drop)
+    store.load()
+    return store
 
 
 def console_routes(config: Config, api: ControlApi, access: AccessControl | None,
-                   address: str) -> list[BaseRoute]:
+                   address: str, crops: CropStore | None = None) -> list[BaseRoute]:
     """The console's routes for an API bound to ``address``; none where it must be off.
 
     Fails closed: with auth on, ``access`` must be the API's access control (ValueError).
@@ -34,5 +55,6 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
     console = Console(api, access if config.auth.enabled else None, store,
                       secure_cookie=config.server.tls_certfile is not None,
                       version=__version__,
-                      hosts=console_hosts(address, config.server.host, settings.allowed_hosts))
+                      hosts=console_hosts(address, config.server.host, settings.allowed_hosts),
+                      crops=crops)
     return console.routes()

@@ -42,6 +42,7 @@ from streamproc.errors import (
     StreamprocError,
 )
 from streamproc.metrics import ApiMetrics
+from streamproc.storage.crops import CropStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,14 @@ CSRF_HEADER = "x-csrf-token"
 # Login bodies are two short strings; anything longer is refused before it is parsed.
 MAX_LOGIN_BYTES = 4096
 # The operations the pages call: whoami says which of them the session's key may use.
-PAGE_OPERATIONS = ("ListStreamProcessors", "DescribeStreamProcessor", "StartStreamProcessor",
-                   "StopStreamProcessor", "DeleteStreamProcessor")
-PROCESSOR_OPERATIONS = PAGE_OPERATIONS[1:]
+PROCESSOR_OPERATIONS = ("DescribeStreamProcessor", "StartStreamProcessor",
+                        "StopStreamProcessor", "DeleteStreamProcessor")
+COLLECTION_OPERATIONS = ("ListFaces", "ListUsers", "IndexFaces", "SearchFacesByImage",
+                         "DeleteFaces")
+PAGE_OPERATIONS = ("ListStreamProcessors", *PROCESSOR_OPERATIONS, "ListCollections",
+                   *COLLECTION_OPERATIONS)
 MAX_WHOAMI_PROCESSORS = 100  # one page of the processors list
+MAX_WHOAMI_COLLECTIONS = 100  # one page of the collections list
 # An operation name from the URL (decoded): Rekognition's names are letters only.
 OPERATION_NAME = re.compile(r"[A-Za-z]+")
 # Names a loopback console is reached by; the bound address and allowed_hosts add to them.
@@ -186,8 +191,10 @@ class Console:
 
     def __init__(self, api: ControlApi, access: AccessControl | None, store: SessionStore,
                  *, secure_cookie: bool, version: str,
-                 hosts: frozenset[str] = LOOPBACK_HOSTS) -> None:
+                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: CropStore | None = None
+                 ) -> None:
         self._api = api
+        self._crops = crops  # None: console.face_crops is off
         self._access = access  # None: auth is off (loopback only), no login
         self._store = store
         self._secure = secure_cookie
@@ -212,6 +219,8 @@ class Console:
             Route("/console/session", self._logout, methods=["DELETE"], middleware=guard),
             Route("/console/whoami", self._whoami, methods=["GET"], middleware=guard),
             Route("/console/api/{operation:str}", self._call, methods=["POST"],
+                  middleware=guard),
+            Route("/console/crops/{collection:str}/{face_id:str}", self._crop, methods=["GET"],
                   middleware=guard),
             # Last: any other /console path or method is a 404 that carries the guard's
             # checks and headers too (the API's own 404/405 would carry neither).
@@ -317,12 +326,35 @@ class Console:
         if session is None:
             return self._refusals.denied("no_session", request.scope, _NO_SESSION)
         names = request.query_params.getlist("processor")[:MAX_WHOAMI_PROCESSORS]
+        collections = request.query_params.getlist("collection")[:MAX_WHOAMI_COLLECTIONS]
         return JSONResponse({
             "keyId": session.key_id, "version": self._version,
             "allowed": [op for op in PAGE_OPERATIONS if self._allows(session, op, {})],
             "processors": {n: [op for op in PROCESSOR_OPERATIONS
                                if self._allows(session, op, {"Name": n})] for n in names},
+            "collections": {c: [op for op in COLLECTION_OPERATIONS
+                                if self._allows(session, op, {"CollectionId": c})]
+                            for c in collections},
+            "faceCrops": self._crops is not None,
         })
+
+    async def _crop(self, request: Request) -> Response:
+        """A face's crop (image/jpeg) for a session whose key may list the collection's faces.
+
+        404 when crops are off, none is kept for the face, or the key may not ListFaces
+        there (so a crop's existence tells such a key nothing).
+        """
+        session = self._current(request)
+        if session is None:
+            return self._refusals.denied("no_session", request.scope, _NO_SESSION)
+        collection = request.path_params["collection"]
+        jpeg = None
+        if self._crops is not None and self._allows(session, "ListFaces",
+                                                    {"CollectionId": collection}):
+            jpeg = self._crops.get(collection, request.path_params["face_id"])
+        if jpeg is None:
+            return Response(status_code=404)
+        return Response(jpeg, media_type="image/jpeg")
 
     def _allows(self, session: Session, operation: str, params: dict[str, Any]) -> bool:
         if operation not in self._api.operations:

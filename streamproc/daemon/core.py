@@ -18,7 +18,7 @@ from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
-from streamproc.console import console_routes
+from streamproc.console import console_routes, face_crops
 from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
@@ -195,12 +195,15 @@ class Daemon:
         self._supervisor = self._supervise()
         self._supervisor.start()
         training = self._training(storage, moderation_engine, ledger)
+        address = self._server.address or ""
+        crops = face_crops(self.config, self.data_dir, address,
+                           self._api_metrics.console_crops_dropped.inc)
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access), moderation, training)
-        self._server.serve(api.app(console_routes(self.config, api, self.access,
-                                                  self._server.address or "")))
+            self.registry, self.access), moderation, training, crops)
+        self._server.serve(api.app(console_routes(self.config, api, self.access, address,
+                                                  crops)))
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     engine.pack_name, engine.dim, ",".join(engine.providers))

@@ -62,6 +62,7 @@ from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, 
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
+from streamproc.storage.crops import CropStore
 from streamproc.storage.datasets import DatasetStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
@@ -244,7 +245,8 @@ class ApiHooks:
 
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
               ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks,
-              moderation: Moderation, training: Training | None = None) -> ControlApi:
+              moderation: Moderation, training: Training | None = None,
+              crops: CropStore | None = None) -> ControlApi:
     """The AWS JSON transport over every handler table."""
     loader = ImageLoader(config.images, objects)
     training = training or Training(LOCAL_NODE, _no_wake, _no_backbone)
@@ -256,7 +258,7 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
         ModerationService(moderation.engine, None if serving is None else serving.adapters),
         loader, models)
     services = Services(collections=domain.collections, images=domain.images, loader=loader,
-                        face_model_version=engine.face_model_version)
+                        face_model_version=engine.face_model_version, crops=crops)
     users = UserApi(domain.users, domain.user_search, loader, engine.face_model_version)
     server = config.server
     arns = Arns(server.region, server.account_id)

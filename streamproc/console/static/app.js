@@ -4,8 +4,9 @@ import { clearError, showError } from "./dom.js";
 import { loginPage } from "./login.js";
 import { overview } from "./overview.js";
 import { processors } from "./processors.js";
+import { collections } from "./collections.js";
 
-const PAGES = { overview, processors };
+const PAGES = { overview, processors, collections };
 let session = null;
 
 function main() { return document.getElementById("main"); }
@@ -17,7 +18,7 @@ function chrome(signedIn) {
     signedIn && session.keyId ? `Key ${session.keyId}` : "";
   for (const name of Object.keys(PAGES)) {
     const link = document.getElementById(`nav-${name}`);
-    if (location.hash === `#/${name}`) link.setAttribute("aria-current", "page");
+    if (location.hash.split("?")[0] === `#/${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
 }
@@ -30,11 +31,11 @@ async function show() {
     document.body.dataset.ready = "login";
     return;
   }
-  const name = location.hash.replace(/^#\//, "");
+  const [name, query] = location.hash.replace(/^#\//, "").split("?");
   if (!PAGES[name]) { location.hash = "#/overview"; return; }
   chrome(true);
   try {
-    await PAGES[name](main(), await get("/console/whoami"));
+    await PAGES[name](main(), await get("/console/whoami"), new URLSearchParams(query || ""));
   } catch (error) {
     if (error.status === 403) {
       // The console's own refusal (HTTP 403): the session ended (expired, signed out

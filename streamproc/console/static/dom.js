@@ -35,3 +35,20 @@ export function clearError() {
 export function state(text) {
   return el("span", { class: `state state-${text}` }, text);
 }
+
+/** A modal confirm dialog (Escape or Cancel: false); resolves to the answer. */
+export function confirmDialog(title, text, yes = "Delete") {
+  return new Promise((resolve) => {
+    const dialog = el("dialog", { id: "confirm-delete", "aria-labelledby": "confirm-title" },
+      el("h2", { id: "confirm-title" }, title), el("p", {}, text));
+    const done = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
+    dialog.append(el("form", { method: "dialog" },
+      el("button", { type: "button", class: "danger", id: "confirm-yes",
+                     onclick: () => done(true) }, yes),
+      el("button", { type: "button", id: "confirm-no", autofocus: true,
+                     onclick: () => done(false) }, "Cancel")));
+    dialog.addEventListener("cancel", () => done(false));  // Escape
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}

@@ -1,6 +1,6 @@
 // Stream processors: name, status, StatusMessage; start, stop and delete (with a confirm).
 import { call, get, listAll } from "./api.js";
-import { clearError, el, showError, state } from "./dom.js";
+import { clearError, confirmDialog, el, showError, state } from "./dom.js";
 
 async function described(names) {
   return Promise.all(names.map((name) => call("DescribeStreamProcessor", { Name: name })
@@ -8,20 +8,8 @@ async function described(names) {
 }
 
 function confirmDelete(name) {
-  return new Promise((resolve) => {
-    const dialog = el("dialog", { id: "confirm-delete", "aria-labelledby": "confirm-title" },
-      el("h2", { id: "confirm-title" }, `Delete stream processor ${name}?`),
-      el("p", {}, "It stops and is removed. This cannot be undone."));
-    const done = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
-    dialog.append(el("form", { method: "dialog" },
-      el("button", { type: "button", class: "danger", id: "confirm-yes",
-                     onclick: () => done(true) }, "Delete"),
-      el("button", { type: "button", id: "confirm-no", autofocus: true,
-                     onclick: () => done(false) }, "Cancel")));
-    dialog.addEventListener("cancel", () => done(false));  // Escape
-    document.body.append(dialog);
-    dialog.showModal();
-  });
+  return confirmDialog(`Delete stream processor ${name}?`,
+                       "It stops and is removed. This cannot be undone.");
 }
 
 function actions(p, allowed, refresh) {

