@@ -155,3 +155,45 @@ def test_the_drop_counter_is_the_metric(tmp_path: Path) -> None:
     crops = face_crops(config, tmp_path, "127.0.0.1", metrics.console_crops_dropped.inc)
     assert crops is not None and not crops.put("p", A, b"x" * 6)
     assert registry.get_sample_value("streamproc_console_crops_dropped_total") == 1.0
+
+
+def test_a_crop_that_cannot_be_made_or_written_is_counted_never_raised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IndexFaces has stored the face already: a missing crop must not fail the call."""
+    crops = store(tmp_path, max_bytes=10_000)
+    pixels = np.full((120, 160, 3), 90, np.uint8)
+    assert not crops.keep("p", A, pixels, np.array([500.0, 400.0, 600.0, 500.0]))  # outside
+    assert crops.dropped == 1 and crops.get("p", A) is None
+
+    def full_disk(*args: object, **kwargs: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("streamproc.storage.crops.os.open", full_disk)
+    assert not crops.keep("p", B, pixels, np.array([40.0, 30.0, 100.0, 90.0]))
+    assert crops.dropped == 2 and crops.bytes == 0 and crops.get("p", B) is None
+    monkeypatch.undo()
+    assert crops.keep("p", C, pixels, np.array([40.0, 30.0, 100.0, 90.0]))
+    assert crops.get("p", C) is not None and crops.dropped == 2
+
+
+def test_a_restart_removes_half_written_crops(tmp_path: Path) -> None:
+    crops = store(tmp_path)
+    assert crops.put("p", A, b"jpeg")
+    leftover = crops.path("p", B)
+    assert leftover is not None
+    leftover.with_suffix(".part").write_bytes(b"half")
+    again = store(tmp_path)
+    assert not leftover.with_suffix(".part").exists() and again.get("p", A) == b"jpeg"
+
+
+@pytest.mark.parametrize("overrides", [{"console.face_crops": False},
+                                       {"cluster.bootstrap": "127.0.0.1:9092"}])
+def test_crops_kept_before_are_removed_where_none_may_be_kept(
+        tmp_path: Path, overrides: dict[str, object]) -> None:
+    """Off (or in cluster mode, where another node's delete would leave them): none stay."""
+    kept = face_crops(load_config(None, {"storage.data_dir": str(tmp_path)}), tmp_path,
+                      "127.0.0.1")
+    assert kept is not None and kept.put("p", A, b"jpeg")
+    config = load_config(None, {"storage.data_dir": str(tmp_path), **overrides})
+    assert face_crops(config, tmp_path, "127.0.0.1") is None
+    assert not (tmp_path / "crops").exists()

@@ -13,7 +13,7 @@ from streamproc.collections.service import CollectionService, digest
 from streamproc.rekognition.shapes import bounding_box, confidence, face_detail, face_match
 from streamproc.rekognition.shapes import stored_face as face_wire
 from streamproc.search.searcher import SearchHit
-from streamproc.storage.crops import CropStore, face_crop
+from streamproc.storage.crops import CropStore
 
 
 @dataclass
@@ -68,9 +68,9 @@ def index_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     result = s.collections.index_faces(
         p["CollectionId"], pixels, digest(raw), p.get("ExternalImageId"), p.get("MaxFaces"),
         p.get("QualityFilter", "AUTO"))
-    if s.crops is not None:
+    if s.crops is not None:  # never fails the call: a crop not kept is logged and counted
         for stored, face in result.indexed:
-            s.crops.put(p["CollectionId"], stored.face_id, face_crop(pixels, face.box))
+            s.crops.keep(p["CollectionId"], stored.face_id, pixels, face.box)
     w, h = result.width, result.height
     records = [{"Face": face_wire(stored, s.face_model_version),
                 "FaceDetail": face_detail(face, w, h)} for stored, face in result.indexed]

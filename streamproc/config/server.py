@@ -109,7 +109,8 @@ class ConsoleConfig(Section):
     face_crops: bool = Field(
         True, description="Keep a small JPEG of each face IndexFaces adds (under "
         "storage.data_dir/crops) for the console's Collections grid. Rekognition keeps no "
-        "images: turn this off on sites that must not keep any (the grid shows placeholders).")
+        "images: turn this off on sites that must not keep any (the grid shows placeholders; "
+        "crops kept before are removed at start). Never kept in cluster mode.")
     face_crops_max_bytes: int = Field(
         256 * 1024 * 1024, ge=1, description="Bytes the face crops take at most in all.")
     face_crops_retention_s: float = Field(

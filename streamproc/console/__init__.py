@@ -6,6 +6,8 @@ rule, policy and error is the API's own.
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,22 +22,34 @@ from streamproc.console.routes import Console, console_hosts
 from streamproc.console.sessions import SessionStore, WhenFull
 from streamproc.storage.crops import CropStore, CropsWhenFull
 
+logger = logging.getLogger(__name__)
+
 
 def face_crops(config: Config, data_dir: Path, address: str,
                on_drop: Callable[[], None] | None = None) -> CropStore | None:
     """The face crop store (loaded), or None where no crop is kept.
 
     None when ``console.face_crops`` is off, or the console itself is off or not served on
-    ``address``: no one could look at them, so none is kept.
+    ``address`` (no one could look at them), or in cluster mode (a delete served by another
+    node would leave them here): none is kept, and crops kept before are removed.
     """
     settings = config.console
-    if not (settings.enabled and settings.face_crops and console_allowed(config, address)):
+    if not (settings.enabled and settings.face_crops and console_allowed(config, address)) \
+            or config.cluster.bootstrap:
+        _forget_crops(data_dir / "crops")
         return None
     store = CropStore(data_dir / "crops", settings.face_crops_max_bytes,
                       settings.face_crops_retention_s, CropsWhenFull(settings.face_crops_when_full),
                       on_drop=on_drop)
     store.load()
     return store
+
+
+def _forget_crops(folder: Path) -> None:
+    """Remove crops kept by an earlier run (crops are off now: none may stay on disk)."""
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        logger.info("face crops are off: removed the crops kept before (%s)", folder)
 
 
 def console_routes(config: Config, api: ControlApi, access: AccessControl | None,

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -351,7 +352,9 @@ class Console:
         jpeg = None
         if self._crops is not None and self._allows(session, "ListFaces",
                                                     {"CollectionId": collection}):
-            jpeg = self._crops.get(collection, request.path_params["face_id"])
+            # A file read under the store's lock: off the event loop, which serves the API.
+            jpeg = await run_in_threadpool(self._crops.get, collection,
+                                           request.path_params["face_id"])
         if jpeg is None:
             return Response(status_code=404)
         return Response(jpeg, media_type="image/jpeg")

@@ -4,7 +4,10 @@ Rekognition stores no images, so this is opt-out (``console.face_crops``). One f
 indexed face under ``<data_dir>/crops/<collection digest>/<FaceId>.jpg``, at most
 ``max_bytes`` in all and each for ``retention_s`` after it was written. When one more crop
 would not fit, the named policy decides (:class:`CropsWhenFull`) and the drop is counted.
-The store is local to the node that ran IndexFaces (see docs/security.md, Web console).
+The store is local to one daemon: none is kept in cluster mode, where a DeleteFaces served by
+another node would leave this node's crop behind (see docs/security.md, Web console). A crop
+that cannot be made or written never fails the IndexFaces that asked for it (:meth:`keep`).
+Retention is applied at start and at every crop written or read.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ def face_crop(pixels: np.ndarray, box: np.ndarray, side: int = CROP_SIDE) -> byt
     left, top = max(0, int(x1 - margin)), max(0, int(y1 - margin))
     right, bottom = min(w, int(x2 + margin) + 1), min(h, int(y2 + margin) + 1)
     crop = pixels[top:bottom, left:right]
-    if crop.size == 0:
-        crop = pixels
+    if crop.size == 0:  # a box outside the image: no crop (never the whole photo)
+        msg = "the face's box lies outside the image"
+        raise ValueError(msg)
     scale = side / max(crop.shape[:2])
     if scale < 1:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -84,8 +88,14 @@ class CropStore:
         self.dropped = 0  # crops not kept for room (either policy), counted one each
 
     def load(self) -> None:
-        """Create the folder (0700) and take stock of the crops already there (at start)."""
+        """Create the folder (0700) and take stock of the crops already there (at start).
+
+        Files a crash left half-written (``*.part``) are removed: they were never kept.
+        """
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # mkdir leaves an existing folder's mode as it was
+        for partial in self.root.glob("*/*.part"):
+            partial.unlink(missing_ok=True)
         found = []
         for path in self.root.glob("*/*.jpg"):
             stat = path.stat()
@@ -101,6 +111,22 @@ class CropStore:
         if not _FACE_ID.fullmatch(face_id):
             return None
         return self.root / _folder(collection) / f"{face_id}.jpg"
+
+    def keep(self, collection: str, face_id: str, pixels: np.ndarray, box: np.ndarray) -> bool:
+        """Crop and keep a face just indexed; False (logged, counted) when it cannot be.
+
+        The face is already in the collection: a crop that cannot be made or written (a
+        box outside the image, a full or read-only disk) is a missing picture, never a
+        failed IndexFaces.
+        """
+        try:
+            return self.put(collection, face_id, face_crop(pixels, box))
+        except (OSError, ValueError, cv2.error) as exc:
+            logger.warning("face crop of %s not kept: %s", face_id,
+                           getattr(exc, "strerror", None) or exc)
+            with self._lock:
+                self._dropped()
+            return False
 
     def put(self, collection: str, face_id: str, jpeg: bytes) -> bool:
         """Keep a crop; False when the policy (or its size) leaves it out (counted)."""
