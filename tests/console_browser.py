@@ -7,10 +7,12 @@ Screenshots go under ``tests/artifacts/console/`` (ignored by git).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -74,3 +76,25 @@ def page(browser: object) -> Iterator[RecordedPage]:
         yield recorded
     finally:
         recorded.close()
+
+
+def keyed_daemon(home: Path, keys: dict[str, str], policies: dict[str, object],
+                 **overrides: object) -> Any:
+    """A daemon (not started) with auth on: ``keys`` id -> secret, ``policies`` by key id."""
+    from conftest import make_config
+
+    from streamproc.daemon import Daemon
+
+    (home / "keys.yaml").write_text(json.dumps(keys))
+    (home / "policies.yaml").write_text(json.dumps(policies))
+    return Daemon(make_config(home / "data", **{
+        "auth.enabled": True, "auth.access_keys_file": str(home / "keys.yaml"),
+        "auth.policy_file": str(home / "policies.yaml"), **overrides}))
+
+
+def keyed_client(daemon: Any, key_id: str, secret: str) -> Any:
+    """A boto3 Rekognition client of ``daemon`` signing with this key."""
+    import boto3
+
+    return boto3.client("rekognition", endpoint_url=daemon.endpoint, region_name="us-east-1",
+                        aws_access_key_id=key_id, aws_secret_access_key=secret)

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import requests
 from conftest import client_for, make_config
-from console_browser import RecordedPage, browser, page  # noqa: F401 - fixtures
+from console_browser import (  # noqa: F401 - browser, page: fixtures
+    RecordedPage,
+    browser,
+    keyed_client,
+    keyed_daemon,
+    page,
+)
 from playwright.sync_api import expect
 
 from streamproc import __version__
@@ -32,23 +38,15 @@ WAIT_MS = 15_000
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = tmp_path_factory.mktemp("console")
-    (home / "keys.yaml").write_text(json.dumps({ADMIN_ID: ADMIN_SECRET,
-                                                READER_ID: READER_SECRET}))
-    (home / "policies.yaml").write_text(json.dumps(POLICIES))
-    d = Daemon(make_config(home / "data", **{
-        "auth.enabled": True, "auth.access_keys_file": str(home / "keys.yaml"),
-        "auth.policy_file": str(home / "policies.yaml"),
-        "outputs.clusters": ["127.0.0.1:9"]}))  # where its processors write (never reached)
+    d = keyed_daemon(home, {ADMIN_ID: ADMIN_SECRET, READER_ID: READER_SECRET}, POLICIES,
+                     **{"outputs.clusters": ["127.0.0.1:9"]})  # processors' output (never reached)
     d.start()
     yield d
     d.stop()
 
 
 def admin(daemon: Daemon) -> Any:
-    import boto3
-
-    return boto3.client("rekognition", endpoint_url=daemon.endpoint, region_name="us-east-1",
-                        aws_access_key_id=ADMIN_ID, aws_secret_access_key=ADMIN_SECRET)
+    return keyed_client(daemon, ADMIN_ID, ADMIN_SECRET)
 
 
 def create_processor(daemon: Daemon, name: str) -> None:

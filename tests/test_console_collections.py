@@ -8,7 +8,6 @@ paging. Screenshots go to tests/artifacts/console/.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,13 @@ import numpy as np
 import pytest
 import requests
 from conftest import IMAGES, make_config
-from console_browser import RecordedPage, browser, page  # noqa: F401 - fixtures
+from console_browser import (  # noqa: F401 - browser, page: fixtures
+    RecordedPage,
+    browser,
+    keyed_client,
+    keyed_daemon,
+    page,
+)
 from playwright.sync_api import expect
 from test_console import assert_controls_labelled, sign_in
 
@@ -39,22 +44,14 @@ WAIT_MS = 20_000
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = tmp_path_factory.mktemp("collections")
-    (home / "keys.yaml").write_text(json.dumps({ADMIN_ID: ADMIN_SECRET,
-                                                READER_ID: READER_SECRET}))
-    (home / "policies.yaml").write_text(json.dumps(POLICIES))
-    d = Daemon(make_config(home / "data", **{
-        "auth.enabled": True, "auth.access_keys_file": str(home / "keys.yaml"),
-        "auth.policy_file": str(home / "policies.yaml")}))
+    d = keyed_daemon(home, {ADMIN_ID: ADMIN_SECRET, READER_ID: READER_SECRET}, POLICIES)
     d.start()
     yield d
     d.stop()
 
 
 def admin(daemon: Daemon) -> Any:
-    import boto3
-
-    return boto3.client("rekognition", endpoint_url=daemon.endpoint, region_name="us-east-1",
-                        aws_access_key_id=ADMIN_ID, aws_secret_access_key=ADMIN_SECRET)
+    return keyed_client(daemon, ADMIN_ID, ADMIN_SECRET)
 
 
 def fresh_collection(daemon: Daemon, name: str) -> None:
