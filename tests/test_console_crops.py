@@ -197,3 +197,33 @@ def test_crops_kept_before_are_removed_where_none_may_be_kept(
     config = load_config(None, {"storage.data_dir": str(tmp_path), **overrides})
     assert face_crops(config, tmp_path, "127.0.0.1") is None
     assert not (tmp_path / "crops").exists()
+
+
+def test_api_threads_writing_reading_and_deleting_crops_keep_the_byte_count(
+        tmp_path: Path) -> None:
+    """IndexFaces, the grid and DeleteFaces at once: the count matches the files on disk."""
+    import threading
+    import uuid
+
+    crops = store(tmp_path, max_bytes=4_000)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(150):
+                face = str(uuid.UUID(int=n * 1000 + i, version=4))
+                crops.put(f"c{n % 2}", face, b"j" * (50 + i % 7))
+                crops.get(f"c{n % 2}", face)
+                if i % 3 == 0:
+                    crops.delete(f"c{n % 2}", [face])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and not any(t.is_alive() for t in threads)
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "crops").glob("*/*.jpg"))
+    assert crops.bytes == on_disk <= 4_000 and crops.dropped > 0

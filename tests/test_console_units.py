@@ -634,3 +634,33 @@ def test_a_sign_in_first_drops_the_sessions_of_keys_no_longer_standing() -> None
     fresh, _ = store.create("OLD", "mark-2", lambda s: s.key_mark == "mark-2")
     assert store.get(old1) is None and store.get(old2) is None
     assert store.get(fresh) is not None and len(store) == 1 and store.evicted == 0
+
+
+def test_request_threads_hammering_the_store_keep_both_caps() -> None:
+    """Sign-ins, reads and sign-outs from 8 threads at once: the caps and the LRU hold."""
+    import threading
+
+    store = SessionStore(20, 60.0, WhenFull.EVICT_LEAST_RECENT, clock=Clock(), max_per_key=3)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(400):
+                session_id, _ = store.create(f"K{(n + i) % 12}")
+                store.get(session_id)
+                if i % 5 == 0:
+                    store.end(session_id)
+                assert len(store) <= 20
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and not any(t.is_alive() for t in threads)
+    held: dict[str | None, int] = {}
+    for session in store._sessions.values():
+        held[session.key_id] = held.get(session.key_id, 0) + 1
+    assert len(store) <= 20 and max(held.values()) <= 3
