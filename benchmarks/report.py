@@ -423,6 +423,21 @@ def _bench_adapters(data: dict[str, Any], name: str, results_dir: Path) -> Table
     return tables
 
 
+def _console(data: dict[str, Any], name: str, results_dir: Path) -> Tables:
+    """bench_console.py: console page loads, paged against the old list-everything pages."""
+    rows = []
+    for page in ("processors", "collection"):
+        paged, old = data["results"][f"{page}/paged"], data["results"][f"{page}/baseline"]
+        rows.append([page, f"{old['median_s']:.2f} s", f"{paged['median_s']:.2f} s",
+                     f"{old['median_s'] / paged['median_s']:.1f}x",
+                     f"{old['driver_median_s']:.2f} s", f"{paged['driver_median_s']:.2f} s"])
+    args = data["args"]
+    return {"pages": md_table(
+        [f"page ({args['processors']} processors, {data['faces']} faces)",
+         "baseline (all), in page", "paged, in page", "speed-up", "baseline, driver",
+         "paged, driver"], rows)}
+
+
 # Results families by file-name pattern, with the script that writes them; the first match
 # renders the file.
 _B = "benchmarks/"
@@ -443,6 +458,7 @@ FAMILIES: tuple[tuple[str, Renderer, str], ...] = (
     (r"gpu(-.+)?", _gpu, _B + "bench_gpu.py"),
     (r"adapter_accuracy(-.+)?", _adapter_accuracy, _B + "adapter_accuracy.py"),
     (r"bench_adapters(-.+)?", _bench_adapters, _B + "bench_adapters.py"),
+    (r"bench_console(-.+)?", _console, _B + "bench_console.py"),
 )
 
 # Commands for files written before save() recorded them and that hold no ``args`` to

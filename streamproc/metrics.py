@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,7 @@ class ProcessorMetrics:
     restarts: Counter
     latency: Histogram
     ingest_delay: Histogram
+    last_match: Gauge
     status: Gauge
 
     @classmethod
@@ -100,6 +102,9 @@ class ProcessorMetrics:
                 "From a frame's capture time (ProducerTimestamp + FrameOffsetInSeconds) to its "
                 "decoding, for analysed frames", _PROCESSOR, registry=registry,
                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30)),
+            last_match=Gauge("streamproc_processor_last_match_timestamp_seconds",
+                             "When a frame last had a face with a match (Unix time; 0: none "
+                             "since the daemon started)", _PROCESSOR, registry=registry),
             status=Gauge("streamproc_processor_status", "1 for the processor's current status",
                          ["processor", "status"], registry=registry),
         )
@@ -114,7 +119,7 @@ class ProcessorMetrics:
                        self.faces_detected, self.matches, self.records_emitted,
                        self.records_published,
                        self.publish_errors, self.reconnects, self.restarts, self.latency,
-                       self.ingest_delay):
+                       self.ingest_delay, self.last_match):
             try:
                 metric.remove(name)
             except KeyError:
@@ -370,6 +375,7 @@ class ProcessorSensor:
         self._restarts = metrics.restarts.labels(name)
         self._latency = metrics.latency.labels(name)
         self._ingest_delay = metrics.ingest_delay.labels(name)
+        self._last_match = metrics.last_match.labels(name)
 
     def frame_decoded(self) -> None:
         """A frame was sampled."""
@@ -384,6 +390,8 @@ class ProcessorSensor:
         self._analysed.inc()
         self._faces.inc(faces)
         self._matches.inc(matched)
+        if matched:
+            self._last_match.set(time.time())  # the console's "last match" column
 
     def emitted(self) -> None:
         """A record was handed to the publisher."""

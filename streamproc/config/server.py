@@ -120,3 +120,29 @@ class ConsoleConfig(Section):
         "drop_oldest", description="With face_crops_max_bytes held, remove the oldest crops "
         "to make room (drop_oldest) or keep them and write no new one (drop_newest); each "
         "crop dropped is counted in streamproc_console_crops_dropped_total.")
+    login_max_failures: int = Field(
+        10, ge=1, description="Failed sign-ins allowed within login_window_s from one client "
+        "address, or for one access key id; past that, sign-ins from that address or for that "
+        "key get 429 ThrottlingException until the oldest failure leaves the window (signed "
+        "API calls are never throttled by this).")
+    login_window_s: float = Field(
+        300.0, gt=0, description="The window failed sign-ins are counted in (5 minutes).")
+    frame_decoders: int = Field(
+        2, ge=1, description="Frames the Jobs page's /console/jobs/.../frame decodes at once "
+        "on this node (2); a request beyond that gets LimitExceededException (decoding takes "
+        "CPU the jobs and streams need).")
+    frame_max_copy_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="Largest S3 object the Jobs page copies into "
+        "scratch for one frame (512 MiB); a larger video gets VideoTooLargeException and no "
+        "frame (local objects are read in place, whatever their size).")
+    feed_buffer: int = Field(
+        50, ge=1, description="Match events one open live feed (/console/feed/<name>) holds "
+        "for its browser (50); when full the oldest is dropped, counted in "
+        "streamproc_console_feed_dropped_total and reported to that feed as 'dropped'.")
+    max_feeds: int = Field(
+        20, ge=1, description="Live feeds open at once on this node (20), all processors and "
+        "sessions together, and as many frame requests (/console/frame/<name>) waiting; one "
+        "more gets LimitExceededException.")
+    max_feeds_per_key: int = Field(
+        5, ge=1, description="Live feeds one access key holds open at once on this node (5; "
+        "with auth off, all sessions are one key's), so one key cannot hold every feed.")

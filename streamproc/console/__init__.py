@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
 from streamproc import __version__
@@ -18,9 +19,17 @@ from streamproc.api.access import AccessControl
 from streamproc.api.exposure import console_allowed
 from streamproc.api.transport import ControlApi
 from streamproc.config import Config
+from streamproc.console.extension import Extension
+from streamproc.console.feed import live_feed
+from streamproc.console.job_frames import job_frames
 from streamproc.console.routes import Console, console_hosts
 from streamproc.console.sessions import SessionStore, WhenFull
+from streamproc.console.stats import metrics_snapshot
+from streamproc.console.throttle import LoginThrottle
+from streamproc.dataplane.plane import DataPlane
+from streamproc.jobs.service import JobService
 from streamproc.storage.crops import CropStore, CropsWhenFull
+from streamproc.storage.objects import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +61,28 @@ def _forget_crops(folder: Path) -> None:
         logger.info("face crops are off: removed the crops kept before (%s)", folder)
 
 
+def console_extensions(config: Config, plane: DataPlane,
+                       collection_of: Callable[[str], str | None], jobs: JobService,
+                       objects: ObjectStore, registry: CollectorRegistry
+                       ) -> tuple[Extension, ...]:
+    """The console's parts with routes of their own (those the configuration turns on).
+
+    ``collection_of``: a stream processor's CollectionId, None for an unknown name.
+    """
+    parts = (live_feed(config, plane, collection_of, registry),
+             job_frames(config, jobs, objects, registry),
+             metrics_snapshot(config, plane, registry))
+    return tuple(part for part in parts if part is not None)
+
+
 def console_routes(config: Config, api: ControlApi, access: AccessControl | None,
-                   address: str, crops: CropStore | None = None) -> list[BaseRoute]:
+                   address: str, crops: CropStore | None = None,
+                   extensions: Callable[[], tuple[Extension, ...]] | None = None
+                   ) -> list[BaseRoute]:
     """The console's routes for an API bound to ``address``; none where it must be off.
+
+    ``extensions`` builds the console's parts with routes of their own, only where the
+    console is served (nothing registered or cleaned up for a console that is off).
 
     Fails closed: with auth on, ``access`` must be the API's access control (ValueError).
     """
@@ -70,5 +98,6 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
                       secure_cookie=config.server.tls_certfile is not None,
                       version=__version__,
                       hosts=console_hosts(address, config.server.host, settings.allowed_hosts),
-                      crops=crops)
+                      crops=crops, extensions=extensions() if extensions else (),
+                      throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s))
     return console.routes()

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import secrets
 import uuid
@@ -34,13 +35,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamproc.api.access import AccessControl
 from streamproc.api.transport import TARGET_PREFIX, ControlApi, error_response, unknown_operation
+from streamproc.console.extension import Extension
 from streamproc.console.sessions import Session, SessionsFull, SessionStore, csrf_matches
+from streamproc.console.throttle import LoginThrottle
 from streamproc.errors import (
     AccessDeniedException,
     LimitExceededException,
     RequestTimeoutException,
     SerializationException,
     StreamprocError,
+    ThrottlingException,
 )
 from streamproc.metrics import ApiMetrics
 from streamproc.storage.crops import CropStore
@@ -57,8 +61,11 @@ PROCESSOR_OPERATIONS = ("DescribeStreamProcessor", "StartStreamProcessor",
                         "StopStreamProcessor", "DeleteStreamProcessor")
 COLLECTION_OPERATIONS = ("ListFaces", "ListUsers", "IndexFaces", "SearchFacesByImage",
                          "DeleteFaces")
-PAGE_OPERATIONS = ("ListStreamProcessors", *PROCESSOR_OPERATIONS, "ListCollections",
-                   *COLLECTION_OPERATIONS)
+# The stored-video and media-analysis jobs the Jobs page reads.
+JOB_OPERATIONS = ("GetFaceSearch", "GetFaceDetection", "GetContentModeration",
+                  "ListMediaAnalysisJobs", "GetMediaAnalysisJob")
+PAGE_OPERATIONS = ("ListStreamProcessors", "CreateStreamProcessor", *PROCESSOR_OPERATIONS,
+                   "ListCollections", *COLLECTION_OPERATIONS, *JOB_OPERATIONS)
 MAX_WHOAMI_PROCESSORS = 100  # one page of the processors list
 MAX_WHOAMI_COLLECTIONS = 100  # one page of the collections list
 # An operation name from the URL (decoded): Rekognition's names are letters only.
@@ -192,9 +199,13 @@ class Console:
 
     def __init__(self, api: ControlApi, access: AccessControl | None, store: SessionStore,
                  *, secure_cookie: bool, version: str,
-                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: CropStore | None = None
-                 ) -> None:
+                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: CropStore | None = None,
+                 extensions: tuple[Extension, ...] = (),
+                 throttle: LoginThrottle | None = None) -> None:
         self._api = api
+        # Failed sign-ins per client address (console.login_max_failures in the window).
+        self._throttle = throttle if throttle is not None else LoginThrottle(10, 300.0)
+        self._extensions = extensions
         self._crops = crops  # None: console.face_crops is off
         self._access = access  # None: auth is off (loopback only), no login
         self._store = store
@@ -223,6 +234,8 @@ class Console:
                   middleware=guard),
             Route("/console/crops/{collection:str}/{face_id:str}", self._crop, methods=["GET"],
                   middleware=guard),
+            *(Route(extra.path, extra.endpoint, methods=list(extra.methods), middleware=guard)
+              for extension in self._extensions for extra in extension.routes(self)),
             # Last: any other /console path or method is a 404 that carries the guard's
             # checks and headers too (the API's own 404/405 would carry neither).
             Route("/console/{rest:path}", _not_found, methods=list(_ANY_METHOD),
@@ -231,6 +244,20 @@ class Console:
 
     async def _page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
+
+    # ---- ConsoleAccess, for extensions -----------------------------------------------------
+    @property
+    def refusals(self) -> Refusals:
+        """The console's refusals (counted by reason, logged, no secret)."""
+        return self._refusals
+
+    def session_of(self, request: Request) -> Session | None:
+        """The request's signed-in session, or None."""
+        return self._current(request)
+
+    def allows(self, session: Session, operation: str, params: dict[str, Any]) -> bool:
+        """Whether the session's key may call ``operation`` with ``params`` here."""
+        return self._allows(session, operation, params)
 
     def _mark(self, secret: str) -> str:
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
@@ -290,9 +317,14 @@ class Console:
                                          close=isinstance(exc, RequestTimeoutException))
         mark = ""
         if self._access is not None and key_id is not None:
+            client = request.client.host if request.client is not None else "-"
+            wait = self._throttle.wait_s(client)
+            if wait > 0:
+                return self._throttled(request, key_id, wait)
             known = self._access.secret(key_id)
             matches = hmac.compare_digest((known or _NO_SECRET).encode(), secret.encode())
             if known is None or not matches:
+                self._throttle.failed(client)
                 return self._refusals.denied("login", request.scope, _BAD_LOGIN,
                                              detail=f"access key {key_id[:64]!r}")
             mark = self._mark(known)
@@ -304,6 +336,16 @@ class Console:
                                          LimitExceededException(str(exc)))
         logger.info("console session started for access key %s", key_id or "- (auth off)")
         return self._started(session_id, session, self._state(session))
+
+    def _throttled(self, request: Request, key_id: str, wait: float) -> Response:
+        """429: too many failed sign-ins from this address, lately."""
+        seconds = math.ceil(wait)
+        response = self._refusals.refuse(
+            "login_throttled", request.scope, ThrottlingException(
+                f"Too many failed sign-ins from this address: try again in {seconds} s"),
+            status=429, detail=f"access key {key_id[:64]!r}")
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     async def _login_body(self, request: Request) -> bytes:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":

@@ -18,7 +18,7 @@ from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
-from streamproc.console import console_routes, face_crops
+from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
@@ -202,8 +202,16 @@ class Daemon:
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
             self.registry, self.access), moderation, training, crops)
-        self._server.serve(api.app(console_routes(self.config, api, self.access, address,
-                                                  crops)))
+        plane, processors = self._plane, domain.registry
+
+        def collection_of(name: str) -> str | None:
+            entry = processors.get(name)
+            return None if entry is None else entry.spec.collection_id
+
+        self._server.serve(api.app(console_routes(
+            self.config, api, self.access, address, crops, lambda: console_extensions(
+                self.config, plane, collection_of, jobs.service, self.objects,
+                self.registry))))
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     engine.pack_name, engine.dim, ",".join(engine.providers))
@@ -406,6 +414,9 @@ class Daemon:
         reconciler, plane, cluster, storage = self.reconciler, self._plane, self.cluster, \
             self.storage
         steps: list[tuple[str, Callable[[], object] | None]] = [
+            # Open live feeds end first (event: end, reason "shutdown"), so no SSE stream
+            # holds the API server's graceful shutdown for server.shutdown_timeout_s.
+            ("live feeds", None if plane is None else plane.close_tap),
             ("API server", None if server is None else (lambda: server.stop(server_timeout))),
             ("supervisor", None if supervisor is None else (lambda: supervisor.stop(2.0))),
             # A training in hand stops at its next batch, unrecorded: retrained on restart.

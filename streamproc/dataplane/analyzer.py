@@ -12,6 +12,10 @@ It is also the jobs' face stage (``dataplane/stored/stages.py``: FACES): stored-
 are background work (``dataplane/stored/background.py``), taken only when no live frame
 waits, and handed back to their owner as a ``FaceAnalysis``; what becomes of it is the
 owner's business.
+
+A :class:`~streamproc.dataplane.output.tap.FeedTap` (the console's live feed) is asked before
+any work for a watcher: only while someone watches a processor are its faces' crops cut and
+its records offered, and only while a frame request waits is a frame encoded.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import json
 import logging
 import threading
 
+import cv2
 import numpy as np
 
 from streamproc.dataplane.live.records import Match, face_search_record
 from streamproc.dataplane.live.session import Session
 from streamproc.dataplane.live.source import VideoFrame
 from streamproc.dataplane.output.publish import Publisher
+from streamproc.dataplane.output.tap import FeedTap
 from streamproc.dataplane.regions import in_regions
 from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
 from streamproc.dataplane.stored.stages import FaceAnalysis
@@ -36,11 +42,13 @@ from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face, embedding_of
 from streamproc.lifecycle import Service
 from streamproc.search.searcher import CollectionNotFound, FaceSearcher
+from streamproc.storage.crops import face_crop, jpeg_within
 
 logger = logging.getLogger(__name__)
 # A frame and whose it is: a live session's decoded frame, or a job's stored-video frame.
 Item = tuple[Session, VideoFrame] | tuple[BackgroundOwner[FaceAnalysis], StoredFrame]
 Work = tuple[Item, list[Face], list[Track]]
+FRAME_SIDE = 960  # pixels: the longest side of a frame snapshot for the console
 
 
 class Analyzer(Service):
@@ -48,8 +56,10 @@ class Analyzer(Service):
 
     def __init__(self, engine: FaceEngine, searcher: FaceSearcher, publisher: Publisher,
                  batch_frames: int, max_matches: int, emit_empty: bool,
-                 wake: threading.Event, embed_interval_s: float = 0.0) -> None:
+                 wake: threading.Event, embed_interval_s: float = 0.0,
+                 tap: FeedTap | None = None) -> None:
         super().__init__("analyzer")
+        self._tap = tap  # the console's live feed; None: nothing watches
         self._engine = engine
         self._searcher = searcher
         self._publisher = publisher
@@ -85,6 +95,11 @@ class Analyzer(Service):
             if self._sessions.get(session.name) is session:
                 del self._sessions[session.name]
         session.frames.drain()
+
+    def runs(self, name: str) -> bool:
+        """Whether processor ``name``'s session is attached here now."""
+        with self._lock:
+            return name in self._sessions
 
     def live_attached(self) -> bool:
         """Whether any live session is attached (background batches are kept small)."""
@@ -207,6 +222,8 @@ class Analyzer(Service):
 
     def _finish(self, session: Session, frame: VideoFrame, faces: list[Face],
                 tracks: list[Track]) -> None:
+        if self._tap is not None and self._tap.frame_wanted(session.name):
+            self._snapshot(session.name, frame)
         track_mode = session.plan.emit == "track"
         vectors = [t.mean_embedding if track_mode else embedding_of(f)
                    for f, t in zip(faces, tracks, strict=True)]
@@ -228,6 +245,35 @@ class Analyzer(Service):
         record = face_search_record(session.plan.stream_arn, frame, faces,
                                     self._engine.face_model_version)
         output = session.plan.output
-        self._publisher.submit(output.destination, session.name, output.topic,
-                               json.dumps(record, separators=(",", ":")).encode(),
+        value = json.dumps(record, separators=(",", ":")).encode()
+        self._publisher.submit(output.destination, session.name, output.topic, value,
                                frame.decoded_at, session.sensor)
+        if self._tap is not None and self._tap.watching(session.name):
+            self._tap.offer(session.name, value, tuple(
+                _crop_or_none(frame.image, face.box) for face, _ in faces))
+
+    def _snapshot(self, name: str, frame: VideoFrame) -> None:
+        """Encode the frame for the console's waiting frame requests (never fails the frame)."""
+        try:
+            jpeg = frame_jpeg(frame.image)
+        except (ValueError, cv2.error):
+            logger.warning("processor %s: cannot encode a frame snapshot", name)
+            return
+        assert self._tap is not None
+        self._tap.offer_frame(name, jpeg)
+
+
+def frame_jpeg(pixels: np.ndarray, side: int = FRAME_SIDE) -> bytes:
+    """A JPEG of the whole frame, its longest side at most ``side`` pixels."""
+    return jpeg_within(pixels, side, 80)
+
+
+def _crop_or_none(pixels: np.ndarray, box: np.ndarray) -> bytes | None:
+    """A watched face's crop (at most 160 px), or None where none can be cut.
+
+    A feed's missing crop never costs the record its publication.
+    """
+    try:
+        return face_crop(pixels, box)
+    except (ValueError, cv2.error):
+        return None

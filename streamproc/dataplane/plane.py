@@ -4,6 +4,10 @@ It runs what its owner asks and nothing else: :meth:`DataPlane.launch` starts a 
 :meth:`DataPlane.begin_halt` ends one without waiting, :meth:`DataPlane.halted` says whether
 its reader has finished. Sessions report failures to their owner (``SessionEvents``); the
 data plane never changes a processor's status.
+
+:attr:`DataPlane.tap` is the console's tap on what the analysis stage publishes (live feeds,
+frame snapshots); it costs the frame path nothing while no one watches, and :meth:`stop`
+(or :meth:`close_tap`, earlier) ends every feed open on it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from streamproc.dataplane.guard.allowlist import InputAllowlist
 from streamproc.dataplane.live.session import Session, SessionEvents, SessionPlan
 from streamproc.dataplane.live.worker import SourceSettings, SourceWorker
 from streamproc.dataplane.output.publish import Publisher
+from streamproc.dataplane.output.tap import FeedTap
 from streamproc.faces.engine import FaceEngine
 from streamproc.lifecycle import Service
 from streamproc.metrics import ProcessorSensor
@@ -39,10 +44,12 @@ class DataPlane:
         self._spool = spool
         self.publisher = publisher
         p = config.processors
+        self.tap = FeedTap(config.console.feed_buffer, config.console.max_feeds,
+                           config.console.max_feeds_per_key)
         # One analysis stage per processor kind; face search is the only kind today.
         self.stages: dict[str, Analyzer] = {FACE_SEARCH: Analyzer(
             engine, searcher, self.publisher, p.batch_frames, p.max_matches,
-            p.emit_empty_frames, self._wake, p.embed_interval_s)}
+            p.emit_empty_frames, self._wake, p.embed_interval_s, self.tap)}
         # Stages that serve jobs only, behind the live ones (moderation): added at wiring.
         self.background_stages: dict[str, Service] = {}
         self._workers: dict[int, SourceWorker] = {}  # id(session) -> its reader
@@ -60,6 +67,10 @@ class DataPlane:
     def live_attached(self) -> bool:
         """Whether any stream processor's session is attached to a stage."""
         return any(stage.live_attached() for stage in self.stages.values())
+
+    def runs_here(self, name: str) -> bool:
+        """Whether stream processor ``name`` runs on this node now (its session is attached)."""
+        return any(stage.runs(name) for stage in self.stages.values())
 
     def live_waiting(self) -> bool:
         """Whether a live frame is queued or being analysed (background stages then wait)."""
@@ -131,8 +142,17 @@ class DataPlane:
                                  "seconds_since_frame": round(now - w.last_beat, 3)}
                 for w in workers}
 
+    def close_tap(self) -> None:
+        """End every live feed open on the tap (the node is stopping); a second call is a no-op.
+
+        The daemon calls it before stopping the API server, so no open feed holds the
+        server's graceful shutdown; :meth:`stop` calls it too.
+        """
+        self.tap.close()
+
     def stop(self) -> None:
-        """Stop readers, then the stages, then flush the publisher (upstream first)."""
+        """End the live feeds, stop readers, then the stages, then flush the publisher."""
+        self.tap.close()
         try:
             self._stop_upstream()
         finally:  # even when a reader or stage failed to stop: the records go to disk

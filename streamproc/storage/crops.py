@@ -50,12 +50,17 @@ def face_crop(pixels: np.ndarray, box: np.ndarray, side: int = CROP_SIDE) -> byt
     if crop.size == 0:  # a box outside the image: no crop (never the whole photo)
         msg = "the face's box lies outside the image"
         raise ValueError(msg)
-    scale = side / max(crop.shape[:2])
+    return jpeg_within(crop, side, 85)
+
+
+def jpeg_within(pixels: np.ndarray, side: int, quality: int) -> bytes:
+    """A JPEG of ``pixels`` scaled down (never up) to a longest side of ``side`` pixels."""
+    scale = side / max(pixels.shape[:2])
     if scale < 1:
-        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        pixels = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        msg = "cannot encode a face crop as JPEG"
+        msg = "cannot encode an image as JPEG"
         raise ValueError(msg)
     return bytes(jpeg.tobytes())
 

@@ -5,8 +5,14 @@ import { loginPage } from "./login.js";
 import { overview } from "./overview.js";
 import { processors } from "./processors.js";
 import { collections } from "./collections.js";
+import { processor } from "./processor.js";
+import { processorForm } from "./processor_form.js";
+import { jobs } from "./jobs.js";
 
-const PAGES = { overview, processors, collections };
+// The pages in the navigation, then those reached from them (#/processor?name=N, ...).
+const NAV = ["overview", "processors", "collections", "jobs"];
+const PAGES = { overview, processors, collections, jobs, processor,
+                "processor-new": processorForm };
 let session = null;
 
 function main() { return document.getElementById("main"); }
@@ -16,7 +22,7 @@ function chrome(signedIn) {
   document.getElementById("logout").hidden = !(signedIn && session && session.auth);
   document.getElementById("who").textContent =
     signedIn && session.keyId ? `Key ${session.keyId}` : "";
-  for (const name of Object.keys(PAGES)) {
+  for (const name of NAV) {
     const link = document.getElementById(`nav-${name}`);
     if (location.hash.split("?")[0] === `#/${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -71,7 +77,7 @@ async function boot() {
     await show();
   });
   window.addEventListener("hashchange", () => { show(); });
-  for (const name of Object.keys(PAGES)) {
+  for (const name of NAV) {
     // The page's own link again: draw it anew (no hashchange fires for the same hash).
     document.getElementById(`nav-${name}`).addEventListener("click", () => {
       if (location.hash === `#/${name}`) show();

@@ -1,5 +1,5 @@
 // Collections: the list (paged), and for one collection its faces (100 a page, with crops
-// where the daemon keeps them), its users, enrol and search by upload, and delete a face.
+// where the daemon keeps them), its users (100 a page), enrol and search by upload, delete a face.
 import { call, get } from "./api.js";
 import { clearError, confirmDialog, el, showError } from "./dom.js";
 import { enrolSection, searchSection } from "./upload.js";
@@ -24,11 +24,11 @@ function pager(operation, params, draw) {
   };
 }
 
-function pageButtons(id, page, more, less, move) {
+function pageButtons(id, page, more, less, move, [back, next] = ["Previous page", "Next page"]) {
   return el("nav", { class: "pager", "aria-label": `${id} pages`, id: `${id}-pager` },
-    el("button", { type: "button", disabled: !less, onclick: () => move.back() }, "Previous page"),
+    el("button", { type: "button", disabled: !less, onclick: () => move.back() }, back),
     el("span", { class: "muted", id: `${id}-page` }, `Page ${page}`),
-    el("button", { type: "button", disabled: !more, onclick: () => move.next() }, "Next page"));
+    el("button", { type: "button", disabled: !more, onclick: () => move.next() }, next));
 }
 
 function faceCard(collection, face, crops, canDelete, refresh) {
@@ -78,16 +78,23 @@ function facesSection(collection, ops, crops) {
   return { section, show: move.show };
 }
 
-async function usersSection(collection) {
-  const out = await call("ListUsers", { CollectionId: collection, MaxResults: PAGE_SIZE });
-  const rows = out.Users.map((u) => el("tr", {}, el("th", { scope: "row" }, u.UserId),
-    el("td", {}, u.UserStatus || "")));
-  return el("section", { "aria-labelledby": "users-title" }, el("h2", { id: "users-title" }, "Users"),
-    rows.length ? el("table", { id: "users", "aria-label": `Users in ${collection}` },
-      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "UserId"),
-        el("th", { scope: "col" }, "Status"))), el("tbody", {}, rows)) :
-      el("p", { class: "muted" }, "No users."),
-    out.NextToken ? el("p", { class: "muted" }, `First ${PAGE_SIZE} users shown.`) : null);
+function usersSection(collection) {
+  const holder = el("div", {});
+  const section = el("section", { "aria-labelledby": "users-title", id: "users-section" },
+    el("h2", { id: "users-title" }, "Users"), holder);
+  // Their own button names ("Next users"): the faces pager's "Next page" stays one button.
+  const move = pager("ListUsers", { CollectionId: collection }, (out, page, more, less) => {
+    const rows = out.Users.map((u) => el("tr", { "data-user": u.UserId },
+      el("th", { scope: "row" }, u.UserId), el("td", {}, u.UserStatus || "")));
+    holder.replaceChildren(rows.length ?
+      el("table", { id: "users", "aria-label": `Users in ${collection}` },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "UserId"),
+          el("th", { scope: "col" }, "Status"))), el("tbody", {}, rows)) :
+      el("p", { class: "muted", id: "no-users" }, "No users."),
+    more || less ? pageButtons("users", page, more, less, move,
+                               ["Previous users", "Next users"]) : null);
+  });
+  return { section, show: move.show };
 }
 
 async function detail(main, collection) {
@@ -99,9 +106,10 @@ async function detail(main, collection) {
   if (ops.includes("IndexFaces")) parts.push(enrolSection(collection, faces.show));
   if (ops.includes("SearchFacesByImage")) parts.push(searchSection(collection));
   if (ops.includes("ListFaces")) parts.push(faces.section);
-  if (ops.includes("ListUsers")) parts.push(await usersSection(collection));
+  const users = ops.includes("ListUsers") ? usersSection(collection) : null;
+  if (users) parts.push(users.section);
   main.replaceChildren(...parts);
-  if (ops.includes("ListFaces")) await faces.show();
+  await Promise.all([ops.includes("ListFaces") ? faces.show() : null, users ? users.show() : null]);
 }
 
 function listSection(main) {

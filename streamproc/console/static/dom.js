@@ -1,8 +1,8 @@
 // Small DOM helpers: text goes in as text (never as HTML), so no data can become markup.
 
-/** An element with attributes and children (strings become text nodes). */
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function build(node, attrs, children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === false || value === null || value === undefined) continue;
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
@@ -13,6 +13,16 @@ export function el(tag, attrs = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+/** An element with attributes and children (strings become text nodes). */
+export function el(tag, attrs = {}, ...children) {
+  return build(document.createElement(tag), attrs, children);
+}
+
+/** An SVG element, the same way (boxes, regions, timelines, sparklines). */
+export function svg(tag, attrs = {}, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), attrs, children);
 }
 
 /** Show an API error (or any error) plainly in the alert region. */

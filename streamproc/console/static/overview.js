@@ -1,8 +1,17 @@
-// Overview: the daemon's health per stage (as /health reports it), version, processor counts.
+// Overview: the daemon's health per stage (as /health reports it), version, processor counts,
+// where the models run, the Kafka destinations, the cluster (when there is one), and
+// sparklines of analysed fps and frame-to-publish latency from /console/stats.
 import { get, listAll } from "./api.js";
 import { el, state } from "./dom.js";
+import { Sparkline, fps, latencyMs, pollStats } from "./stats.js";
 
 const STATUSES = ["RUNNING", "STARTING", "STOPPED", "STOPPING", "UPDATING", "FAILED"];
+
+function table(id, label, headers, rows) {
+  return el("table", { id, "aria-label": label },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows));
+}
 
 function healthSection(health) {
   const stages = Object.entries(health.stages || {});
@@ -12,12 +21,50 @@ function healthSection(health) {
   return [
     el("h2", {}, "Health"),
     el("p", {}, "Daemon: ", el("span", { id: "health-status" }, state(health.status || "unknown"))),
-    el("table", { id: "stages", "aria-label": "Stages" },
-      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Stage"),
-        el("th", { scope: "col" }, "State"), el("th", { scope: "col" }, "Restarts"),
-        el("th", { scope: "col" }, "Last error"))),
-      el("tbody", {}, rows)),
+    table("stages", "Stages", ["Stage", "State", "Restarts", "Last error"], rows),
   ];
+}
+
+function inferenceSection(inference) {
+  const title = el("h2", {}, "Inference");
+  if (!inference) return [title, el("p", { class: "muted", id: "inference" }, "Models not loaded yet.")];
+  const rows = (inference.models || []).map((m) => el("tr", {},
+    el("th", { scope: "row" }, m.role), el("td", {}, m.model), el("td", { class: "provider" }, m.provider),
+    el("td", {}, m.fp16 ? "fp16" : "fp32"), el("td", {}, m.fallback ? "yes" : "no")));
+  return [title,
+    el("p", { id: "inference" }, "Backend ", el("strong", { id: "inference-backend" }, inference.backend),
+      ", ", inference.gpu ? "on GPU" : "on CPU",
+      inference.fallback ? el("span", { class: "warn" }, " (a GPU was asked for: fell back)") : ""),
+    table("models", "Model packs", ["Role", "Model", "Execution provider", "Precision", "Fallback"], rows)];
+}
+
+function destinationsSection(destinations) {
+  const entries = Object.entries(destinations || {});
+  const title = el("h2", {}, "Kafka destinations");
+  if (!entries.length) return [title, el("p", { class: "muted", id: "no-destinations" }, "No destination in use.")];
+  const rows = entries.map(([name, d]) => el("tr", { "data-destination": name },
+    el("th", { scope: "row" }, name), el("td", {}, state(d.state)),
+    el("td", {}, String(d.records_held ?? 0)), el("td", {}, String(d.on_disk ?? 0)),
+    el("td", {}, String(d.set_aside ?? 0)),
+    el("td", {}, [d.since ? `since ${d.since}` : "", d.error ? ` ${d.error}` : "",
+                  d.parked_topics ? ` parked: ${Object.keys(d.parked_topics).join(", ")}` : ""].join(""))));
+  return [title, table("destinations", "Kafka destinations",
+    ["Destination", "State", "Records held", "On disk", "Set aside", "Detail"], rows)];
+}
+
+function clusterSection(cluster) {
+  // Hidden in single-node mode (or where /cluster does not answer).
+  if (!cluster || !cluster.cluster) return [];
+  const rows = (cluster.members || []).map((m) => el("tr", { "data-node": m.node },
+    el("th", { scope: "row" }, m.node, m.node === cluster.node ? " (this node)" : ""),
+    el("td", {}, m.address || m.endpoint || ""),
+    el("td", {}, String((m.processors || []).length)),
+    el("td", { class: "runs" }, (m.processors || []).join(", ") || "-")));
+  return [el("section", { id: "cluster-section", "aria-labelledby": "cluster-title" },
+    el("h2", { id: "cluster-title" }, `Cluster ${cluster.cluster}`),
+    el("p", {}, cluster.fenced ? state("FENCED") : "In touch with the group",
+      `; shared log applied to offset ${cluster.applied_offset ?? "-"}`),
+    table("members", "Cluster members", ["Node", "Address", "Processors", "Runs"], rows))];
 }
 
 function countsSection(processors) {
@@ -32,16 +79,37 @@ function countsSection(processors) {
   ];
 }
 
+function sparkSection() {
+  const rate = new Sparkline("spark-fps", "Analysed frames per second", " fps");
+  const latency = new Sparkline("spark-latency", "Frame-to-publish latency", " ms");
+  const section = el("section", { id: "throughput", "aria-labelledby": "throughput-title" },
+    el("h2", { id: "throughput-title" }, "Throughput (whole daemon, last 2 minutes)"),
+    el("div", { class: "sparks" },
+      el("figure", {}, rate.svg, el("figcaption", {}, "Analysed fps: ", rate.value)),
+      el("figure", {}, latency.svg,
+        el("figcaption", {}, "Frame-to-publish latency: ", latency.value))));
+  const each = (now, before) => {
+    if (!before) return;  // a rate needs two snapshots
+    rate.push(fps(now.totals, before.totals, now.at, before.at));
+    latency.push(latencyMs(now.totals, before.totals));
+  };
+  return { section, start: () => pollStats(section, each) };
+}
+
 /** Render the overview into ``main``; ``whoami`` gives the version and allowed operations. */
 export async function overview(main, whoami) {
-  const health = await get("/health");
+  const [health, cluster] = await Promise.all([get("/health"), get("/cluster").catch(() => null)]);
+  const sparks = sparkSection();
   const parts = [el("h1", {}, "Overview"),
     el("p", {}, "Version ", el("span", { id: "version" }, whoami.version)),
-    ...healthSection(health)];
+    ...healthSection(health), sparks.section, ...inferenceSection(health.inference),
+    ...destinationsSection(health.destinations), ...clusterSection(cluster)];
   if (whoami.allowed.includes("ListStreamProcessors")) {
     parts.push(...countsSection(await listAll("ListStreamProcessors", "StreamProcessors")));
   } else {
     parts.push(el("p", { class: "muted" }, "This key may not list stream processors."));
   }
   main.replaceChildren(...parts);
+  sparks.start();
 }
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -146,36 +147,120 @@ class StoredVideo:
 
     def frames(self, stop: threading.Event) -> Iterator[StoredFrame]:
         """Sampled frames in presentation order until the end, ``stop`` or a decode error."""
-        stream = self._video
-        start = float(stream.start_time * stream.time_base) if (
-            stream.start_time is not None and stream.time_base is not None) else None
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        due, count = 0.0, 0
-        try:
-            for frame in self._opened.decode(stream):
+        clock = _Clock(self._video)
+        due = 0.0
+        with self._decoding(clock):
+            for frame in self._opened.decode(self._video):
                 if stop.is_set():
                     return
-                if frame.time is None:
-                    at = count / rate
-                else:
-                    start = float(frame.time) if start is None else start
-                    at = max(float(frame.time) - start, 0.0)
-                count += 1
+                at = clock.at(frame)
                 if at > self._max_s:
                     raise VideoRejected(self._too_long(at))
                 if at + 1e-6 < due:
                     continue
                 due = max(due + self._period, at)
-                yield StoredFrame(frame.to_ndarray(format="bgr24"), int(round(at * 1000)), at)
+                yield StoredFrame(frame.to_ndarray(format="bgr24"), _ms(at), at)
+        self._ended(clock)
+
+    def frame_at(self, ms: int, stop: threading.Event) -> np.ndarray | None:
+        """The first frame (BGR) whose :meth:`frames` timestamp is at or after ``ms``.
+
+        Past the end: the last frame. None once ``stop`` is set. Seeks to the key frame
+        before ``ms`` where the clock allows (the stream says when it starts) and decodes
+        forward on the same clock as :meth:`frames`, so the Jobs page shows the frame a
+        result was found in; otherwise, or where a frame after the seek has no time (its
+        place by count is unknown), decodes from the start. Raises :class:`VideoRejected`
+        as :meth:`frames` does.
+        """
+        stream = self._video
+        base = stream.time_base
+        seek = ms > 0 and stream.start_time is not None and base is not None
+        if seek and base is not None:
+            try:
+                # backward: the key frame at or before the time, so decoding forward reaches it.
+                self._opened.seek(int((_Clock(stream).begin + ms / 1000) / base),
+                                  stream=stream, backward=True)
+            except av.error.FFmpegError:
+                seek = False
+                self._opened.seek(0)  # not seekable: from the start
+        found = self._first_at(ms, stop, seek)
+        if found is _RESTART:
+            self._opened.seek(0)
+            found = self._first_at(ms, stop, False)
+        return None if found is None or found is _RESTART else found
+
+    def _first_at(self, ms: int, stop: threading.Event, seeked: bool) -> Any:
+        stream = self._video
+        clock = _Clock(stream)
+        last: Any = None
+        with self._decoding(clock):
+            for frame in self._opened.decode(stream):
+                if stop.is_set():
+                    return None
+                if seeked and frame.time is None:
+                    return _RESTART
+                at = clock.at(frame)
+                if at > self._max_s:
+                    raise VideoRejected(self._too_long(at))
+                last = frame
+                if _ms(at) >= ms:
+                    break
+        self._ended(clock)
+        return None if last is None else last.to_ndarray(format="bgr24")
+
+    @contextmanager
+    def _decoding(self, clock: _Clock) -> Iterator[None]:
+        """Decode errors and refusals while decoding as :class:`VideoRejected`."""
+        try:
+            yield
         except (av.error.EOFError, StopIteration):
             pass
         except OpenRefused:
             raise VideoRejected(self._outside()) from None
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, ValueError) as exc:  # ValueError: a format numpy lacks
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise VideoRejected(f"{UNSUPPORTED}: decoding {self._shown} failed after "
-                                f"{count} frames ({reason})") from None
+                                f"{clock.count} frames ({reason})") from None
+
+    def _ended(self, clock: _Clock) -> None:
+        """After decoding (not stopped): a refusal FFmpeg skipped, or no frame at all."""
         if self._opener is not None and self._opener.refused is not None:
             raise VideoRejected(self._outside())  # FFmpeg skipped what was refused
-        if count == 0:
+        if clock.count == 0:
             raise VideoRejected(f"{UNSUPPORTED}: no frame of {self._shown} could be decoded")
+
+
+_RESTART = object()  # frame_at: decode again from the start
+
+
+def _ms(at: float) -> int:
+    """A result's timestamp: ms from the video's start, rounded."""
+    return int(round(at * 1000))
+
+
+class _Clock:
+    """The runner's timeline: seconds from the video's start for each decoded frame.
+
+    The stream's start time, else the first frame's time, is 0; a frame without a time is
+    placed by its count at the stream's rate.
+    """
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.start: float | None = float(stream.start_time * stream.time_base) if (
+            stream.start_time is not None and stream.time_base is not None) else None
+        self.rate = float(stream.average_rate or stream.guessed_rate or 25)
+        self.count = 0
+
+    @property
+    def begin(self) -> float:
+        """The stream's start in seconds (0 where it says none)."""
+        return 0.0 if self.start is None else self.start
+
+    def at(self, frame: Any) -> float:
+        if frame.time is None:
+            at = self.count / self.rate
+        else:
+            self.start = float(frame.time) if self.start is None else self.start
+            at = max(float(frame.time) - self.start, 0.0)
+        self.count += 1
+        return at

@@ -1,0 +1,130 @@
+// BASELINE for benchmarks/bench_console.py, not served by the daemon: the collections page
+// as it would be without paging: every face of the collection listed (ListFaces page after
+// page) and drawn at once. The benchmark puts it in place of static/collections.js.
+import { call, get, listAll } from "./api.js";
+import { clearError, confirmDialog, el, showError } from "./dom.js";
+import { enrolSection, searchSection } from "./upload.js";
+
+export const PAGE_SIZE = 100;
+
+/** A pager over a List* operation: one page at a time, "Next page" with its NextToken. */
+function pager(operation, params, draw) {
+  const tokens = [undefined];  // the token of each page seen so far
+  let index = 0;
+  const show = async () => {
+    const token = tokens[index];
+    const out = await call(operation, { ...params, MaxResults: PAGE_SIZE,
+                                        ...(token ? { NextToken: token } : {}) });
+    tokens[index + 1] = out.NextToken;
+    draw(out, index + 1, Boolean(out.NextToken), index > 0);
+  };
+  return {
+    show,
+    next: async () => { index += 1; await show(); },
+    back: async () => { index = Math.max(0, index - 1); await show(); },
+  };
+}
+
+function pageButtons(id, page, more, less, move) {
+  return el("nav", { class: "pager", "aria-label": `${id} pages`, id: `${id}-pager` },
+    el("button", { type: "button", disabled: !less, onclick: () => move.back() }, "Previous page"),
+    el("span", { class: "muted", id: `${id}-page` }, `Page ${page}`),
+    el("button", { type: "button", disabled: !more, onclick: () => move.next() }, "Next page"));
+}
+
+function faceCard(collection, face, crops, canDelete, refresh) {
+  const name = face.ExternalImageId || face.FaceId;
+  const placeholder = () => el("div", { class: "crop placeholder", role: "img",
+                                        "aria-label": `No crop kept for ${name}` }, "no crop");
+  let picture = placeholder();
+  if (crops) {
+    picture = el("img", { class: "crop", alt: `Face of ${name}`, loading: "lazy",
+      src: `/console/crops/${encodeURIComponent(collection)}/${encodeURIComponent(face.FaceId)}` });
+    picture.addEventListener("error", () => picture.replaceWith(placeholder()));
+  }
+  const remove = async () => {
+    if (!await confirmDialog(`Delete face ${face.FaceId} (${name})?`,
+      `It is removed from ${collection}. This cannot be undone.`)) return;
+    clearError();
+    try {
+      const out = await call("DeleteFaces", { CollectionId: collection, FaceIds: [face.FaceId] });
+      const refused = out.UnsuccessfulFaceDeletions || [];
+      if (refused.length) {
+        showError({ code: refused[0].Reasons.join(", "), message: `Face ${face.FaceId} was not deleted` });
+      }
+    } catch (error) { showError(error); return; }
+    await refresh();
+  };
+  return el("li", { class: "face", "data-face": face.FaceId }, picture,
+    el("dl", {}, el("dt", {}, "ExternalImageId"), el("dd", { class: "ext" }, face.ExternalImageId || "-"),
+      el("dt", {}, "FaceId"), el("dd", { class: "id" }, face.FaceId),
+      el("dt", {}, "UserId"), el("dd", { class: "user" }, face.UserId || "-")),
+    canDelete ? el("button", { type: "button", class: "danger", onclick: remove,
+                               "aria-label": `Delete face ${face.FaceId} (${name})` }, "Delete") : null);
+}
+
+function facesSection(collection, ops, crops) {
+  const section = el("section", { "aria-labelledby": "faces-title", id: "faces-section" },
+    el("h2", { id: "faces-title" }, "Faces"));
+  const holder = el("div", {});
+  section.append(holder);
+  const show = async () => {
+    const faces = await listAll("ListFaces", "Faces", { CollectionId: collection, MaxResults: 4096 }, 1000);
+    const cards = faces.map((f) => faceCard(collection, f, crops, ops.includes("DeleteFaces"), show));
+    holder.replaceChildren(faces.length ?
+      el("ul", { class: "faces", id: "faces", "aria-label": `Faces in ${collection}` }, cards) :
+      el("p", { id: "no-faces" }, "No faces yet."));
+  };
+  return { section, show };
+}
+
+async function usersSection(collection) {
+  const out = await call("ListUsers", { CollectionId: collection, MaxResults: PAGE_SIZE });
+  const rows = out.Users.map((u) => el("tr", {}, el("th", { scope: "row" }, u.UserId),
+    el("td", {}, u.UserStatus || "")));
+  return el("section", { "aria-labelledby": "users-title" }, el("h2", { id: "users-title" }, "Users"),
+    rows.length ? el("table", { id: "users", "aria-label": `Users in ${collection}` },
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "UserId"),
+        el("th", { scope: "col" }, "Status"))), el("tbody", {}, rows)) :
+      el("p", { class: "muted" }, "No users."),
+    out.NextToken ? el("p", { class: "muted" }, `First ${PAGE_SIZE} users shown.`) : null);
+}
+
+async function detail(main, collection) {
+  const whoami = await get(`/console/whoami?collection=${encodeURIComponent(collection)}`);
+  const ops = whoami.collections[collection] || [];
+  const parts = [el("p", {}, el("a", { href: "#/collections" }, "All collections")),
+    el("h1", {}, `Collection ${collection}`)];
+  const faces = facesSection(collection, ops, whoami.faceCrops);
+  if (ops.includes("IndexFaces")) parts.push(enrolSection(collection, faces.show));
+  if (ops.includes("SearchFacesByImage")) parts.push(searchSection(collection));
+  if (ops.includes("ListFaces")) parts.push(faces.section);
+  if (ops.includes("ListUsers")) parts.push(await usersSection(collection));
+  main.replaceChildren(...parts);
+  if (ops.includes("ListFaces")) await faces.show();
+}
+
+function listSection(main) {
+  const holder = el("div", {});
+  const move = pager("ListCollections", {}, (out, page, more, less) => {
+    const items = out.CollectionIds.map((id) => el("li", { "data-collection": id },
+      el("a", { href: `#/collections?id=${encodeURIComponent(id)}` }, id)));
+    holder.replaceChildren(items.length ? el("ul", { id: "collections", class: "links",
+      "aria-label": "Collections" }, items) : el("p", { id: "empty" }, "No collections yet."),
+    pageButtons("collections", page, more, less, move));
+  });
+  main.replaceChildren(el("h1", {}, "Collections"), holder);
+  return move.show();
+}
+
+/** Render the collections page into ``main``: the list, or one collection (?id=). */
+export async function collections(main, whoami, params) {
+  const id = params.get("id");
+  if (id) return detail(main, id);
+  if (!whoami.allowed.includes("ListCollections")) {
+    main.replaceChildren(el("h1", {}, "Collections"),
+      el("p", { class: "muted" }, "This key may not list collections."));
+    return undefined;
+  }
+  return listSection(main);
+}
