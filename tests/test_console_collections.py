@@ -197,6 +197,32 @@ def test_delete_a_face_after_confirming_by_keyboard(
     assert gone.status_code == 404  # the crop went with the face
 
 
+def test_delete_a_user_after_confirming_its_faces_stay(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-users")
+    rek = admin(daemon)
+    face = rek.index_faces(CollectionId="console-users", ExternalImageId="person_a",
+                           Image={"Bytes": (PORTRAITS / "person_a_1.jpg").read_bytes()},
+                           MaxFaces=1)["FaceRecords"][0]["Face"]["FaceId"]
+    rek.create_user(CollectionId="console-users", UserId="alice")
+    rek.associate_faces(CollectionId="console-users", UserId="alice", FaceIds=[face])
+    rek.create_user(CollectionId="console-users", UserId="bob")
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    open_collection(page, daemon, "console-users")
+    button = page.page.get_by_role("button", name="Delete user alice")
+    button.click()
+    page.page.get_by_role("button", name="Cancel").click()
+    assert {u["UserId"] for u in rek.list_users(CollectionId="console-users")["Users"]} == {
+        "alice", "bob"}
+    button.click()
+    page.page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.page.locator('#users tr[data-user="alice"]')).to_have_count(0, timeout=WAIT_MS)
+    expect(page.page.locator('#users tr[data-user="bob"]')).to_have_count(1)
+    assert [u["UserId"] for u in rek.list_users(CollectionId="console-users")["Users"]] == ["bob"]
+    faces = rek.list_faces(CollectionId="console-users")["Faces"]
+    assert [f["FaceId"] for f in faces] == [face] and "UserId" not in faces[0]
+
+
 def test_a_read_only_key_sees_the_faces_but_no_delete_or_enrol(
         daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
     fresh_collection(daemon, "console-readonly")

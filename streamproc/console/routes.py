@@ -60,7 +60,7 @@ MAX_LOGIN_BYTES = 4096
 PROCESSOR_OPERATIONS = ("DescribeStreamProcessor", "StartStreamProcessor",
                         "StopStreamProcessor", "DeleteStreamProcessor")
 COLLECTION_OPERATIONS = ("ListFaces", "ListUsers", "IndexFaces", "SearchFacesByImage",
-                         "DeleteFaces")
+                         "DeleteFaces", "DeleteUser")
 # The stored-video and media-analysis jobs the Jobs page reads.
 JOB_OPERATIONS = ("GetFaceSearch", "GetFaceDetection", "GetContentModeration",
                   "ListMediaAnalysisJobs", "GetMediaAnalysisJob")

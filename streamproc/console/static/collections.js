@@ -1,5 +1,6 @@
 // Collections: the list (paged), and for one collection its faces (100 a page, with crops
-// where the daemon keeps them), its users (100 a page), enrol and search by upload, delete a face.
+// where the daemon keeps them), its users (100 a page), enrol and search by upload, delete a
+// face or a user.
 import { call, get } from "./api.js";
 import { clearError, confirmDialog, el, showError } from "./dom.js";
 import { enrolSection, searchSection } from "./upload.js";
@@ -78,18 +79,38 @@ function facesSection(collection, ops, crops) {
   return { section, show: move.show };
 }
 
-function usersSection(collection) {
+/** A Delete button for a user (DeleteUser after a confirm; its faces stay, unassociated). */
+function deleteUserButton(collection, userId, refresh) {
+  const remove = async () => {
+    if (!await confirmDialog(`Delete user ${userId}?`,
+      `It is removed from ${collection}; its faces stay in the collection, no longer ` +
+      "associated. This cannot be undone.")) return;
+    clearError();
+    try { await call("DeleteUser", { CollectionId: collection, UserId: userId }); } catch (error) {
+      showError(error);
+      return;
+    }
+    await refresh();
+  };
+  return el("button", { type: "button", class: "danger", onclick: remove,
+                        "aria-label": `Delete user ${userId}` }, "Delete");
+}
+
+function usersSection(collection, canDelete) {
   const holder = el("div", {});
   const section = el("section", { "aria-labelledby": "users-title", id: "users-section" },
     el("h2", { id: "users-title" }, "Users"), holder);
   // Their own button names ("Next users"): the faces pager's "Next page" stays one button.
   const move = pager("ListUsers", { CollectionId: collection }, (out, page, more, less) => {
     const rows = out.Users.map((u) => el("tr", { "data-user": u.UserId },
-      el("th", { scope: "row" }, u.UserId), el("td", {}, u.UserStatus || "")));
+      el("th", { scope: "row" }, u.UserId), el("td", {}, u.UserStatus || ""),
+      canDelete ? el("td", {}, deleteUserButton(collection, u.UserId, move.show)) : null));
     holder.replaceChildren(rows.length ?
       el("table", { id: "users", "aria-label": `Users in ${collection}` },
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "UserId"),
-          el("th", { scope: "col" }, "Status"))), el("tbody", {}, rows)) :
+          el("th", { scope: "col" }, "Status"),
+          canDelete ? el("th", { scope: "col" }, "Actions") : null)),
+        el("tbody", {}, rows)) :
       el("p", { class: "muted", id: "no-users" }, "No users."),
     more || less ? pageButtons("users", page, more, less, move,
                                ["Previous users", "Next users"]) : null);
@@ -106,7 +127,8 @@ async function detail(main, collection) {
   if (ops.includes("IndexFaces")) parts.push(enrolSection(collection, faces.show));
   if (ops.includes("SearchFacesByImage")) parts.push(searchSection(collection));
   if (ops.includes("ListFaces")) parts.push(faces.section);
-  const users = ops.includes("ListUsers") ? usersSection(collection) : null;
+  const users = ops.includes("ListUsers") ?
+    usersSection(collection, ops.includes("DeleteUser")) : null;
   if (users) parts.push(users.section);
   main.replaceChildren(...parts);
   await Promise.all([ops.includes("ListFaces") ? faces.show() : null, users ? users.show() : null]);
