@@ -675,3 +675,19 @@ def test_a_key_without_get_face_detection_is_refused_plainly_and_gets_no_frame(
         p.screenshot("job-refused")
     finally:
         p.close()
+
+
+@pytest.mark.e2e
+def test_the_daemons_stop_closes_the_job_frames_before_the_api_server(tmp_path: Path) -> None:
+    from conftest import make_config
+
+    from streamproc.daemon import Daemon
+
+    d = Daemon(make_config(tmp_path / "data"))
+    d.start()
+    frames = [p for p in d._console_parts if isinstance(p, JobFrameRoute)]
+    assert len(frames) == 1 and not frames[0]._stop.is_set()
+    steps = [what for what, _ in d._stop_steps(1.0)]
+    assert steps.index("console part JobFrameRoute") < steps.index("API server")
+    d.stop()
+    assert frames[0]._stop.is_set()  # copies and decodes under way stop at their next chunk

@@ -54,3 +54,6 @@ class Extension(Protocol):
 
     def routes(self, access: ConsoleAccess) -> list[ExtraRoute]:
         """The routes to serve, each given ``access`` to judge its requests."""
+
+    def close(self) -> None:
+        """The daemon is stopping: end streams, stop work under way (never blocks)."""

@@ -154,6 +154,10 @@ class LiveFeed:
         return [ExtraRoute("/console/feed/{name:str}", feed),
                 ExtraRoute("/console/frame/{name:str}", frame)]
 
+    def close(self) -> None:
+        """End every open feed (``shutdown``); the daemon also closes the plane's tap."""
+        self._tap.close()
+
     def _check(self, access: ConsoleAccess, request: Request
                ) -> tuple[Session, str] | Response:
         """The session and processor name of a request, or the refusal to send."""

@@ -112,6 +112,9 @@ class MetricsSnapshot:
                 "processors": {n: f.as_json() for n, f in sorted(shown.items())},
                 "totals": {**totals.as_json(), "processors": len(shown)}}
 
+    def close(self) -> None:
+        """Nothing runs between requests: nothing to stop."""
+
     def routes(self, access: ConsoleAccess) -> list[ExtraRoute]:
         """``GET /console/stats`` for a signed-in session."""
         async def stats(request: Request) -> Response:

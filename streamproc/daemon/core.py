@@ -19,6 +19,7 @@ from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
+from streamproc.console.extension import Extension
 from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
@@ -89,6 +90,7 @@ class Daemon:
         self._status = "starting"
         self._server: HttpServer | None = None
         self._plane: DataPlane | None = None
+        self._console_parts: list[Extension] = []  # closed at stop, before the API server
         self._supervisor: Supervisor | None = None
         self.storage: Storage | None = None
         self.domain: Domain | None = None
@@ -208,10 +210,14 @@ class Daemon:
             entry = processors.get(name)
             return None if entry is None else entry.spec.collection_id
 
-        self._server.serve(api.app(console_routes(
-            self.config, api, self.access, address, crops, lambda: console_extensions(
-                self.config, plane, collection_of, jobs.service, self.objects,
-                self.registry))))
+        def extensions() -> tuple[Extension, ...]:
+            parts = console_extensions(self.config, plane, collection_of, jobs.service,
+                                       self.objects, self.registry)
+            self._console_parts = list(parts)
+            return parts
+
+        self._server.serve(api.app(console_routes(self.config, api, self.access, address,
+                                                  crops, extensions)))
         self._status = "ok"
         logger.info("streamproc listening on %s (pack %s, %d-d, %s)", self.endpoint,
                     engine.pack_name, engine.dim, ",".join(engine.providers))
@@ -417,6 +423,9 @@ class Daemon:
             # Open live feeds end first (event: end, reason "shutdown"), so no SSE stream
             # holds the API server's graceful shutdown for server.shutdown_timeout_s.
             ("live feeds", None if plane is None else plane.close_tap),
+            # Job frames stop their copies and decodes (a worker thread could hold the exit).
+            *((f"console part {type(part).__name__}", part.close)
+              for part in self._console_parts),
             ("API server", None if server is None else (lambda: server.stop(server_timeout))),
             ("supervisor", None if supervisor is None else (lambda: supervisor.stop(2.0))),
             # A training in hand stops at its next batch, unrecorded: retrained on restart.
