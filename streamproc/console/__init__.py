@@ -71,7 +71,7 @@ def console_extensions(config: Config, plane: DataPlane,
     """
     parts = (live_feed(config, plane, collection_of, registry),
              job_frames(config, jobs, objects, registry),
-             metrics_snapshot(config, plane, registry))
+             metrics_snapshot(registry))
     return tuple(part for part in parts if part is not None)
 
 

@@ -155,8 +155,10 @@ class LiveFeed:
                 ExtraRoute("/console/frame/{name:str}", frame)]
 
     def close(self) -> None:
-        """End every open feed (``shutdown``); the daemon also closes the plane's tap."""
-        self._tap.close()
+        """Nothing of its own to stop: the tap is the data plane's.
+
+        The daemon's first stop step (the plane's ``close_tap``) ends the open feeds.
+        """
 
     def _check(self, access: ConsoleAccess, request: Request
                ) -> tuple[Session, str] | Response:

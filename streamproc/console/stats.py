@@ -20,9 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from streamproc.config import Config
 from streamproc.console.extension import ConsoleAccess, Extension, ExtraRoute
-from streamproc.dataplane.plane import DataPlane
 
 PATH = "/console/stats"
 # Sample name -> the snapshot's field, for the per-processor series it reads.
@@ -130,7 +128,6 @@ class MetricsSnapshot:
         return [ExtraRoute(PATH, stats)]
 
 
-def metrics_snapshot(config: Config, plane: DataPlane, registry: CollectorRegistry
-                     ) -> Extension | None:
-    """The metrics snapshot's extension (the console's routes are off where it is)."""
+def metrics_snapshot(registry: CollectorRegistry) -> Extension:
+    """The metrics snapshot's extension (built only where the console is served)."""
     return MetricsSnapshot(registry)
