@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streamproc.tools.broker import wait_for_port
+from streamproc.tools.broker import free_port, wait_for_port
 from streamproc.tools.mediaservers import (
     SYSTEM_PYTHON,
     Feed,
@@ -37,6 +37,9 @@ class RtspServer(ProcessServer):
         # A camera whose clock is off: the server runs under libfaketime (Debian's faketime).
         self.clock_offset_s = clock_offset_s
         self.auth, self.user, self.password = auth, user, password
+        # A port chosen here was only free a moment ago: another server (often one
+        # built beside this one) may take it first, so start() picks another then.
+        self._port_given = bool(port)
         self.port = port or self.port
 
     @property
@@ -50,6 +53,16 @@ class RtspServer(ProcessServer):
 
     def start(self) -> None:
         """Start the GStreamer process and wait for its ``ready`` line."""
+        for _ in range(4):
+            if self._start_once():
+                return
+            if self._port_given:
+                break
+            self.port = free_port()
+        msg = "the GStreamer RTSP server did not start (is python3-gi installed?)"
+        raise RuntimeError(msg)
+
+    def _start_once(self) -> bool:
         camera = camera_command(self.feed, "-", "matroska")
         env = None
         if self.clock_offset_s:
@@ -62,10 +75,10 @@ class RtspServer(ProcessServer):
                             self.transports, "--", *camera],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("ready"):
-            self.stop()
-            msg = "the GStreamer RTSP server did not start (is python3-gi installed?)"
-            raise RuntimeError(msg)
+        if line.startswith("ready"):
+            return True
+        self.stop()
+        return False
 
 
 class HlsServer(ProcessServer):
