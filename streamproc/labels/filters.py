@@ -1,0 +1,39 @@
+"""GeneralLabels settings: which labels a caller keeps, by name or by category.
+
+One owner for the rule, used by DetectLabels and by the label job alike. Rekognition
+applies inclusion filters first (only the names or categories listed), then exclusion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamproc.labels.types import Label
+
+
+@dataclass(frozen=True)
+class LabelFilters:
+    """GeneralLabelsSettings, parsed. An empty inclusion list includes every label."""
+
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+    include_categories: frozenset[str] = frozenset()
+    exclude_categories: frozenset[str] = frozenset()
+
+    def keeps(self, label: Label) -> bool:
+        """Whether ``label`` survives these filters."""
+        categories = set(label.categories)
+        if self.include and label.name not in self.include:
+            return False
+        if self.include_categories and not categories & self.include_categories:
+            return False
+        if label.name in self.exclude:
+            return False
+        return not categories & self.exclude_categories
+
+    def apply(self, labels: tuple[Label, ...]) -> tuple[Label, ...]:
+        """The labels these filters keep, in their order."""
+        return tuple(label for label in labels if self.keeps(label))
+
+
+NO_FILTERS = LabelFilters()
