@@ -20,7 +20,7 @@ from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
-from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
+from streamproc.daemon.jobs import Jobs, Labels, Moderation, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -36,10 +36,12 @@ from streamproc.daemon.versions import LOCAL_NODE, backbone_of, build_runner, se
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.parts import JobHooks
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.moderation.engine import ModerationEngine
@@ -67,6 +69,7 @@ _FAIL, _FAIL_ALL, _FAIL_JOBS, _LEAVE, _EXIT = (
 _ON_GIVE_UP: dict[str, dict[str, str]] = {
     "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
     "moderation": {"single": _FAIL_JOBS, "cluster": _LEAVE},
+    LABELS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
     "publisher": {"single": _FAIL, "cluster": _LEAVE},
     "reconciler": {"single": _EXIT, "cluster": _EXIT},
     "ledger": {"single": _EXIT, "cluster": _EXIT},
@@ -178,13 +181,14 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
+        labels = self._label_stage(None, self._plane)  # wired at merge: label_detector(config)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation)
+            moderation, labels)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -251,6 +255,12 @@ class Daemon:
         stage = ModerationStage(engine, self.config.jobs.moderation_batch, plane)
         plane.add_background_stage(MODERATION, stage)
         return Moderation(engine, stage)
+
+    def _label_stage(self, detector: LabelDetector | None, plane: DataPlane) -> Labels:
+        """The label stage, a background stage of the plane (no pack: it refuses each frame)."""
+        stage = LabelStage(detector, self.config.jobs.label_batch, plane)
+        plane.add_background_stage(LABELS, stage)
+        return Labels(detector, stage)
 
     def _check_access(self) -> None:
         check_exposure(self.config)
