@@ -16,10 +16,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from streamproc.api.job_kinds.base import WireJobKind
+from streamproc.api.job_kinds.celebrities import CelebrityRecognitionWire
 from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
 from streamproc.api.job_kinds.labels import LabelDetectionWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
+from streamproc.celebrities.catalog import load_catalog
+from streamproc.celebrities.gallery import Gallery
 from streamproc.config import Config
 from streamproc.daemon.media import JobAdapters, manifest_runner
 from streamproc.dataplane.output.outputs import OutputAllowlist
@@ -33,6 +36,7 @@ from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
 from streamproc.jobs.kind import JobKinds
+from streamproc.jobs.kinds.celebrities import CelebrityRecognitionJobKind
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
 from streamproc.jobs.kinds.labels import LabelDetectionJobKind
 from streamproc.jobs.kinds.media import MediaAnalysisJobKind
@@ -52,6 +56,7 @@ from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.db import Database
 from streamproc.storage.jobs import QUEUED, RUNNING, JobStore
 from streamproc.storage.objects import ObjectStore
+from streamproc.storage.users import UserStore
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Jobs:
     mailbox: JobMailbox
     wires: tuple[WireJobKind, ...]
     adapters: JobAdapters  # media-analysis jobs' ProjectVersions (build_api binds it)
+    gallery: Gallery  # the celebrities' gallery (celebrity jobs; build_api binds it too)
 
 
 @dataclass(frozen=True)
@@ -91,19 +97,23 @@ def no_labels(config: Config, plane: DataPlane) -> Labels:
 
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
               moderation: Moderation, adapters: JobAdapters | None = None,
-              labels: Labels | None = None) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+              labels: Labels | None = None, gallery: Gallery | None = None
+              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind).
 
     ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``labels`` None (or
-    its detector None): label jobs answer LabelPackMissing.
+    its detector None): label jobs answer LabelPackMissing. ``gallery`` None: celebrity
+    jobs search an empty gallery.
     """
+    if gallery is None:
+        gallery = gallery_of(config, searcher, None)
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
     label_detection = LabelDetectionJobKind(None if labels is None else labels.detector)
     kinds = JobKinds([FaceDetectionJobKind(),
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
                       MediaAnalysisJobKind(moderation.engine.model_version, adapters),
-                      label_detection])
+                      label_detection, CelebrityRecognitionJobKind(gallery)])
     wires = job_wires(content_moderation, label_detection)
     for wire in wires:
         kinds.get(wire.api)
@@ -119,7 +129,16 @@ def job_wires(content_moderation: ContentModerationJobKind,
     """
     labels = label_detection or LabelDetectionJobKind(None)
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
-            MediaAnalysisWire(), LabelDetectionWire(labels))
+            MediaAnalysisWire(), LabelDetectionWire(labels), CelebrityRecognitionWire())
+
+
+def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
+    """The celebrities' gallery, its catalog read and checked now (CatalogError: no start).
+
+    ``users`` None: no celebrity has a user to be found by (GetCelebrityInfo finds none).
+    """
+    cfg = config.celebrities
+    return Gallery(cfg, searcher, users, load_catalog(cfg.catalog))
 
 
 def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
@@ -168,12 +187,18 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
                appliers: Appliers, hooks: JobHooks, moderation: Moderation,
-               labels: Labels | None = None) -> Jobs:
-    """Kinds, runners (one per input and stage), rules, the service and the scheduler."""
+               labels: Labels | None = None, users: UserStore | None = None) -> Jobs:
+    """Kinds, runners (one per input and stage), rules, the service and the scheduler.
+
+    ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
+    (None: it finds none).
+    """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
     labels = labels or no_labels(config, plane)
-    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, labels)
+    gallery = gallery_of(config, searcher, users)
+    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, labels,
+                             gallery)
     mailbox, store = JobMailbox(), JobStore(db)
     runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters,
                           labels)
@@ -187,4 +212,4 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
         SchedulerParts(store, JobWrites(ledger), runners, mailbox, notices, kinds, metrics),
         SchedulerSettings(workers=cfg.workers, max_attempts=cfg.max_attempts,
                           retention_s=cfg.retention_s), hooks)
-    return Jobs(service, scheduler, mailbox, wires, adapters)
+    return Jobs(service, scheduler, mailbox, wires, adapters, gallery)
