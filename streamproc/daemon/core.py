@@ -21,6 +21,7 @@ from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
 from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
+from streamproc.daemon.labels import label_detector
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -40,6 +41,7 @@ from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.parts import JobHooks
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.moderation.engine import ModerationEngine
@@ -100,6 +102,8 @@ class Daemon:
         # The moderation pack and its job stage (DetectModerationLabels, moderation jobs).
         self.moderation_engine: ModerationEngine | None = None
         self.moderation: Moderation | None = None
+        # The label pack (DetectLabels, label jobs); None when none is installed.
+        self.labels: LabelDetector | None = None
         self.mailbox = Mailbox()
         self.objects = ObjectStore(config.objects)
         self.jobs: Jobs | None = None
@@ -171,6 +175,7 @@ class Daemon:
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
         moderation_engine = self.moderation_engine = self._load_moderation()
+        labels = self.labels = label_detector(self.config)
         storage = self.storage = open_storage(self.config, self.data_dir)
         self._server = self._bind()
         ledger = self.ledger = self._ledger(storage)
@@ -203,7 +208,7 @@ class Daemon:
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access), moderation, training, crops)
+            self.registry, self.access), moderation, training, crops, labels)
         plane, processors = self._plane, domain.registry
 
         def collection_of(name: str) -> str | None:

@@ -68,6 +68,10 @@ DEVIATIONS = {
         "serves only the labels the installed moderation pack detects, and those of the "
         "adapter a ProjectVersion names; HumanLoopConfig is InvalidParameterException",
         "moderation.md"),
+    "DetectLabels": (
+        "needs the label pack (`streamproc models convert labels`); answers only the labels "
+        "its two models detect (the label map); Features IMAGE_PROPERTIES is "
+        "InvalidParameterException", "labels.md"),
     "StartContentModeration": (
         "labels are those of the installed moderation pack, on frames sampled at "
         "jobs.sample_fps", "moderation.md"),
