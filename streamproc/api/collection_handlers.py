@@ -10,7 +10,13 @@ from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
 from streamproc.collections.images import ImageService
 from streamproc.collections.service import CollectionService, digest
-from streamproc.rekognition.shapes import bounding_box, confidence, face_detail, face_match
+from streamproc.rekognition.shapes import (
+    bounding_box,
+    compared_face,
+    confidence,
+    face_detail,
+    face_match,
+)
 from streamproc.rekognition.shapes import stored_face as face_wire
 from streamproc.search.searcher import SearchHit
 from streamproc.storage.crops import CropStore
@@ -135,12 +141,6 @@ def detect_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     return {"FaceDetails": [face_detail(f, w, h) for f in s.images.detect_faces(pixels)]}
 
 
-def _compared(face: Any, w: int, h: int) -> dict[str, Any]:
-    detail = face_detail(face, w, h)
-    return {k: detail[k] for k in ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")
-            if k in detail}
-
-
 def compare_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     """CompareFaces."""
     source = s.loader.load(p["SourceImage"], "SourceImage")
@@ -152,9 +152,9 @@ def compare_faces(s: Services, p: Params, ctx: RequestContext) -> Response:
     return {
         "SourceImageFace": {"BoundingBox": bounding_box(result.source.box, sw, sh),
                             "Confidence": confidence(result.source)},
-        "FaceMatches": [{"Similarity": round(sim, 6), "Face": _compared(f, tw, th)}
+        "FaceMatches": [{"Similarity": round(sim, 6), "Face": compared_face(f, tw, th)}
                         for sim, f in result.matches],
-        "UnmatchedFaces": [_compared(f, tw, th) for f in result.unmatched],
+        "UnmatchedFaces": [compared_face(f, tw, th) for f in result.unmatched],
     }
 
 

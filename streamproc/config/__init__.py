@@ -8,6 +8,7 @@ from streamproc.
 
 from streamproc.config.base import HiddenSecret, Secret, resolve_secret
 from streamproc.config.calibration import CalibrationKnot, ConfidenceKnot, default_confidence
+from streamproc.config.celebrities import CelebritiesConfig
 from streamproc.config.cluster import ClusterConfig
 from streamproc.config.inputs import (
     DEFAULT_BLOCKED_NETWORKS,
@@ -36,6 +37,7 @@ from streamproc.config.storage import ImagesConfig, ObjectsConfig, StorageConfig
 __all__ = [
     "AuthConfig",
     "CalibrationKnot",
+    "CelebritiesConfig",
     "ClusterConfig",
     "ConfidenceKnot",
     "Config",

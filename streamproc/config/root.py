@@ -9,6 +9,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from streamproc.config.base import Section
+from streamproc.config.celebrities import CelebritiesConfig
 from streamproc.config.cluster import ClusterConfig
 from streamproc.config.inputs import InputsConfig, OutputsConfig
 from streamproc.config.jobs import JobsConfig
@@ -71,6 +72,7 @@ class Config(Section):
     images: ImagesConfig = ImagesConfig()
     objects: ObjectsConfig = ObjectsConfig()
     jobs: JobsConfig = JobsConfig()
+    celebrities: CelebritiesConfig = CelebritiesConfig()
     storage: StorageConfig = StorageConfig()
     projects: ProjectsConfig = ProjectsConfig()
     supervision: SupervisionConfig = SupervisionConfig()

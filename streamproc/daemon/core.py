@@ -189,7 +189,7 @@ class Daemon:
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation)
+            moderation, users=storage.users)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:

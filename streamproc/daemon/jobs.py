@@ -16,9 +16,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from streamproc.api.job_kinds.base import WireJobKind
+from streamproc.api.job_kinds.celebrities import CelebrityRecognitionWire
 from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
+from streamproc.celebrities.catalog import load_catalog
+from streamproc.celebrities.gallery import Gallery
 from streamproc.config import Config
 from streamproc.daemon.media import JobAdapters, manifest_runner
 from streamproc.dataplane.output.outputs import OutputAllowlist
@@ -31,6 +34,7 @@ from streamproc.dataplane.stored.jobworker import JobRunner
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
 from streamproc.jobs.kind import JobKinds
+from streamproc.jobs.kinds.celebrities import CelebrityRecognitionJobKind
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
 from streamproc.jobs.kinds.media import MediaAnalysisJobKind
 from streamproc.jobs.kinds.moderation import ContentModerationJobKind
@@ -48,6 +52,7 @@ from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.db import Database
 from streamproc.storage.jobs import QUEUED, RUNNING, JobStore
 from streamproc.storage.objects import ObjectStore
+from streamproc.storage.users import UserStore
 
 
 @dataclass
@@ -59,6 +64,7 @@ class Jobs:
     mailbox: JobMailbox
     wires: tuple[WireJobKind, ...]
     adapters: JobAdapters  # media-analysis jobs' ProjectVersions (build_api binds it)
+    gallery: Gallery  # the celebrities' gallery (celebrity jobs; build_api binds it too)
 
 
 @dataclass(frozen=True)
@@ -70,17 +76,21 @@ class Moderation:
 
 
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
-              moderation: Moderation, adapters: JobAdapters | None = None
-              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+              moderation: Moderation, adapters: JobAdapters | None = None,
+              gallery: Gallery | None = None) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind).
 
-    ``adapters`` None: media-analysis jobs refuse every ProjectVersion.
+    ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``gallery`` None:
+    celebrity jobs search an empty gallery.
     """
+    if gallery is None:
+        gallery = gallery_of(config, searcher, None)
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
     kinds = JobKinds([FaceDetectionJobKind(),
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
-                      MediaAnalysisJobKind(moderation.engine.model_version, adapters)])
+                      MediaAnalysisJobKind(moderation.engine.model_version, adapters),
+                      CelebrityRecognitionJobKind(gallery)])
     wires = job_wires(content_moderation)
     for wire in wires:
         kinds.get(wire.api)
@@ -93,7 +103,16 @@ def job_wires(content_moderation: ContentModerationJobKind) -> tuple[WireJobKind
     The one list: the daemon registers it, and the docs' operations table reads it.
     """
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
-            MediaAnalysisWire())
+            MediaAnalysisWire(), CelebrityRecognitionWire())
+
+
+def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
+    """The celebrities' gallery, its catalog read and checked now (CatalogError: no start).
+
+    ``users`` None: no celebrity has a user to be found by (GetCelebrityInfo finds none).
+    """
+    cfg = config.celebrities
+    return Gallery(cfg, searcher, users, load_catalog(cfg.catalog))
 
 
 def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
@@ -139,11 +158,17 @@ def _runs(store: JobStore, job_id: str) -> bool:
 def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceSearcher,
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
-               appliers: Appliers, hooks: JobHooks, moderation: Moderation) -> Jobs:
-    """Kinds, runners (one per input and stage), rules, the service and the scheduler."""
+               appliers: Appliers, hooks: JobHooks, moderation: Moderation,
+               users: UserStore | None = None) -> Jobs:
+    """Kinds, runners (one per input and stage), rules, the service and the scheduler.
+
+    ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
+    (None: it finds none).
+    """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
-    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters)
+    gallery = gallery_of(config, searcher, users)
+    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, gallery)
     mailbox, store = JobMailbox(), JobStore(db)
     runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters)
     runners.require(kinds.needs())
@@ -156,4 +181,4 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
         SchedulerParts(store, JobWrites(ledger), runners, mailbox, notices, kinds, metrics),
         SchedulerSettings(workers=cfg.workers, max_attempts=cfg.max_attempts,
                           retention_s=cfg.retention_s), hooks)
-    return Jobs(service, scheduler, mailbox, wires, adapters)
+    return Jobs(service, scheduler, mailbox, wires, adapters, gallery)

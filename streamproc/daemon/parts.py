@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from streamproc.api.access import AccessControl
 from streamproc.api.auth import SigV4Verifier
+from streamproc.api.celebrity_handlers import CELEBRITY_HANDLERS, CelebrityApi
 from streamproc.api.collection_handlers import HANDLERS, Services
 from streamproc.api.custom_labels_handlers import CUSTOM_LABELS_HANDLERS, CustomLabelsApi
 from streamproc.api.images import ImageLoader
@@ -30,6 +31,7 @@ from streamproc.api.tag_handlers import TAG_HANDLERS
 from streamproc.api.transport import ApiLimits, ControlApi
 from streamproc.api.user_handlers import USER_HANDLERS, UserApi
 from streamproc.api.validate import ServiceSpec
+from streamproc.celebrities.service import CelebrityService
 from streamproc.collections.idempotency import Idempotency
 from streamproc.collections.images import ImageService
 from streamproc.collections.rules import CollectionRules
@@ -210,7 +212,8 @@ def handler_tables(wires: Iterable[WireJobKind]) -> dict[str, dict[str, Callable
     return {"images": HANDLERS, "processors": PROCESSOR_HANDLERS, "tags": TAG_HANDLERS,
             "users": USER_HANDLERS, "jobs": job_handlers(wires),
             "moderation": MODERATION_HANDLERS, "projects": PROJECT_HANDLERS,
-            "custom_labels": CUSTOM_LABELS_HANDLERS, "labels": LABEL_HANDLERS}
+            "custom_labels": CUSTOM_LABELS_HANDLERS, "labels": LABEL_HANDLERS,
+            "celebrities": CELEBRITY_HANDLERS}
 
 
 def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
@@ -272,7 +275,8 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
                                       moderation),
              "custom_labels": CustomLabelsApi(models, None if serving is None else serving.custom,
                                               loader),
-             "labels": LabelApi(LabelService(labels), loader)}
+             "labels": LabelApi(LabelService(labels), loader),
+             "celebrities": CelebrityApi(CelebrityService(jobs.gallery, engine), loader)}
     handlers: dict[str, Callable[..., Any]] = {}
     for name, table in handler_tables(jobs.wires).items():
         if name not in bound:

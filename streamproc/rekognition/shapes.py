@@ -46,6 +46,16 @@ def face_detail(face: Face, width: int, height: int) -> dict[str, Any]:
     return detail
 
 
+# ComparedFace: FaceDetail's default attributes less what it has no place for.
+_COMPARED = ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")
+
+
+def compared_face(face: Face, width: int, height: int) -> dict[str, Any]:
+    """A ``ComparedFace`` (CompareFaces' faces, RecognizeCelebrities' faces)."""
+    detail = face_detail(face, width, height)
+    return {k: detail[k] for k in _COMPARED if k in detail}
+
+
 def stored_face(face: StoredFace, model_version: str) -> dict[str, Any]:
     """The collection ``Face`` structure."""
     out: dict[str, Any] = {"FaceId": face.face_id, "BoundingBox": face.bbox,

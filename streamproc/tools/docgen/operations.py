@@ -39,7 +39,7 @@ AREAS = (
     Area("users", "users.md", r"User|^(Associate|Disassociate)Faces$"),
     Area("content moderation", "moderation.md", r"Moderation|MediaAnalysis"),
     Area("custom labels and projects", "custom-labels.md", r"Project|Dataset|CustomLabels"),
-    Area("celebrities", "api.md", r"Celebrit"),
+    Area("celebrities", "celebrities.md", r"Celebrit"),
     Area("labels, text, PPE", "api.md", r"Label|Text|ProtectiveEquipment"),
     Area("stored video", "jobs.md", r"^(Start|Get)(FaceDetection|FaceSearch|PersonTracking"
                                     r"|SegmentDetection)$"),
@@ -105,6 +105,17 @@ DEVIATIONS = {
         "frames sampled at jobs.sample_fps (5 a second); NotificationChannel.SNSTopicArn "
         "names a Kafka topic (the ARN's topic name, or jobs.notification_topics), where the "
         "completion notice is published", "jobs.md"),
+    "RecognizeCelebrities": (
+        "no celebrities are built in: the celebrities are the users of the operator's "
+        "gallery collection (celebrities.gallery), named from their catalog; an Id is a "
+        "UserId; no Emotions, Smile or OrientationCorrection", "celebrities.md"),
+    "GetCelebrityInfo": (
+        "answers for the users of the operator's gallery (Id = UserId), from their catalog",
+        "celebrities.md"),
+    "StartCelebrityRecognition": (
+        "recognises the users of the operator's gallery, on frames sampled at "
+        "jobs.sample_fps; NotificationChannel.SNSTopicArn names a Kafka topic, as for the "
+        "face jobs", "celebrities.md"),
     "DetectFaces": (
         'DetectionAttributes=["ALL"] returns the default attributes: the packs have no age, '
         "emotion or occlusion models", "api.md"),

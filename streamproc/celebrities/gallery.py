@@ -1,0 +1,103 @@
+"""The gallery: which celebrity a face is, through the one user-search path.
+
+A celebrity is a user of the gallery collection whose UserId is letters and digits (the
+celebrity Id's pattern). A face is that celebrity when the user's vector (the mean of its
+associated faces, ``storage.usertable``) has Similarity at or above
+``celebrities.match_threshold`` with the face, and it is the most similar such user.
+Faces of the gallery that belong to no user are not celebrities: only user vectors are
+searched. No gallery configured, or a gallery collection not (yet) created, is an empty
+gallery: every face is unrecognised, and nothing is an error. A gallery made by another
+model pack is InvalidParameterException (the searcher's model rule), so a wrong
+configuration shows instead of recognising no one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamproc.celebrities.catalog import Catalog, CelebrityInfo, is_celebrity_id
+from streamproc.config import CelebritiesConfig
+from streamproc.errors import ResourceNotFoundException
+from streamproc.search.searcher import CollectionNotFound, FaceSearcher, UserHit
+from streamproc.storage.users import UserStore
+
+# Users asked of the index per face: the best one whose UserId cannot be a celebrity Id
+# (a user named "jane-doe") must not hide the next best that can.
+CANDIDATES = 5
+
+
+@dataclass(frozen=True)
+class CelebrityMatch:
+    """A face recognised: the celebrity's Id, its catalog entry and the Similarity."""
+
+    celebrity_id: str
+    info: CelebrityInfo
+    confidence: float  # the Similarity (0-100): MatchConfidence / CelebrityDetail.Confidence
+
+
+class CelebrityNotFound(ResourceNotFoundException):
+    """GetCelebrityInfo of an Id that is no celebrity of the gallery."""
+
+
+class Gallery:
+    """Matches faces against the gallery's users; names them from the catalog."""
+
+    def __init__(self, settings: CelebritiesConfig, searcher: FaceSearcher,
+                 users: UserStore | None, catalog: Catalog) -> None:
+        self._collection = settings.gallery
+        self._threshold = settings.match_threshold
+        self._searcher = searcher
+        self._users = users  # None: no user store (no celebrity can be named)
+        self._catalog = catalog
+
+    def active(self) -> bool:
+        """Whether there is a gallery to search (configured and created).
+
+        InvalidParameterException if this server's model cannot search it.
+        """
+        if self._collection is None:
+            return False
+        try:
+            self._searcher.check(self._collection)
+        except CollectionNotFound:
+            return False
+        return True
+
+    def match(self, vectors: Sequence[np.ndarray]) -> list[CelebrityMatch | None]:
+        """The celebrity each embedded face is (None: unrecognised), in order."""
+        if not vectors or not self.active():
+            return [None] * len(vectors)
+        return [self._best(v) for v in vectors]
+
+    def _best(self, vector: np.ndarray) -> CelebrityMatch | None:
+        assert self._collection is not None
+        try:
+            hits = self._searcher.search_users(self._collection, vector, CANDIDATES,
+                                               self._threshold)
+        except CollectionNotFound:  # deleted while it was searched: an empty gallery
+            return None
+        return next((self._named(h) for h in hits if is_celebrity_id(h.user.user_id)), None)
+
+    def _named(self, hit: UserHit) -> CelebrityMatch:
+        user_id = hit.user.user_id
+        return CelebrityMatch(user_id, self._catalog.info(user_id), hit.similarity)
+
+    def info(self, celebrity_id: str) -> CelebrityInfo:
+        """GetCelebrityInfo: a user of the gallery; otherwise ResourceNotFoundException."""
+        if self._known(celebrity_id):
+            return self._catalog.info(celebrity_id)
+        msg = f"The celebrity id: {celebrity_id} does not exist"
+        raise CelebrityNotFound(msg)
+
+    def _known(self, celebrity_id: str) -> bool:
+        if self._collection is None or self._users is None:
+            return False
+        if not is_celebrity_id(celebrity_id):
+            return False
+        try:
+            return self._users.get(self._collection, celebrity_id) is not None
+        except KeyError:  # no gallery collection (yet)
+            return False
