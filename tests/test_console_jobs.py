@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
+from test_console_video import remux_ts
 
 from streamproc.config import ObjectsConfig, load_config
 from streamproc.console.job_frames import JobFrameRoute, job_frames, jpeg_of
@@ -36,6 +37,7 @@ from streamproc.storage.objects import ObjectRef, ObjectStore
 
 BOTH = VIDEO / "head-pose-face-detection-female-and-male.mp4"
 BUCKET = "vids"
+TS_NAME = "both.ts"  # the same clip remuxed to MPEG-TS, whose seeks near the end overshoot
 
 
 # ---- in process ----------------------------------------------------------------------------
@@ -79,7 +81,8 @@ class App:
         jobs = FakeJobs({"job-both": ("FaceDetection", BOTH.name),
                          "job-bad": ("FaceDetection", "unreadable.mp4"),
                          "job-gone": ("FaceDetection", "gone.mp4"),
-                         "job-search": ("FaceSearch", BOTH.name)})
+                         "job-search": ("FaceSearch", BOTH.name),
+                         "job-ts": ("FaceDetection", TS_NAME)})
         if objects is None:
             objects = ObjectStore(ObjectsConfig(local_root=root))
         self.frames = JobFrameRoute(jobs, objects, decoders,  # type: ignore[arg-type]
@@ -123,6 +126,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (objects / BUCKET).mkdir()
     shutil.copy(BOTH, objects / BUCKET / BOTH.name)
     (objects / BUCKET / "unreadable.mp4").write_bytes(b"this is not a video\n" * 205)
+    remux_ts(BOTH, objects / BUCKET / TS_NAME)
     return objects
 
 
@@ -171,6 +175,19 @@ def test_past_the_end_gives_the_last_frame(root: Path) -> None:
     assert status == 200
     last = frames_of(BOTH)[-1][1]
     assert float(np.abs(image(body).astype(int) - last.astype(int)).mean()) < 4.0
+
+
+@pytest.mark.unit
+def test_a_mark_near_the_end_of_an_mpeg_ts_video_gets_a_frame_not_a_422(root: Path) -> None:
+    app = App(root)
+    frames = frames_of(root / BUCKET / TS_NAME)
+    last = frames[-1][0]
+    for ms in (last - 40, last, last + 1000):
+        status, _, body = app.get(f"/console/jobs/GetFaceDetection/job-ts/frame?ms={ms}")
+        assert status == 200, (ms, body[:200])
+        expected = next((f for t, f in frames if t >= ms), frames[-1][1])
+        assert float(np.abs(image(body).astype(int) - expected.astype(int)).mean()) < 4.0, ms
+    assert app.count("undecodable") == 0
 
 
 @pytest.mark.unit

@@ -38,11 +38,20 @@ from streamproc.metrics import ApiMetrics, ProcessorMetrics
 WAIT_MS = 15_000
 
 
-class FakeAccess:
-    """A session for requests with an ``x-key`` header; the key may describe ``visible``."""
+# Each processor's collection, as the daemon's collection_of tells it.
+COLLECTION_OF = {"door": "staff", "lobby": "visitors"}
 
-    def __init__(self, visible: dict[str, set[str]]) -> None:
+
+class FakeAccess:
+    """A session for requests with an ``x-key`` header; the key may describe ``visible``.
+
+    ``faces``: the collections each key may ListFaces in (None: every collection).
+    """
+
+    def __init__(self, visible: dict[str, set[str]],
+                 faces: dict[str, set[str]] | None = None) -> None:
         self.visible = visible
+        self.faces = faces
         self.metrics = ApiMetrics.create(CollectorRegistry())
         self.refusals = Refusals(self.metrics)
         self.asked: list[tuple[str, str, dict[str, Any]]] = []
@@ -52,9 +61,16 @@ class FakeAccess:
         return Session(key, "csrf", time.time() + 60) if key else None
 
     def allows(self, session: Session, operation: str, params: dict[str, Any]) -> bool:
-        self.asked.append((session.key_id or "", operation, params))
+        key = session.key_id or ""
+        self.asked.append((key, operation, params))
+        if operation == "ListFaces":
+            return self.faces is None or params.get("CollectionId") in self.faces.get(key, set())
         return operation == "DescribeStreamProcessor" and \
-            params.get("Name") in self.visible.get(session.key_id or "", set())
+            params.get("Name") in self.visible.get(key, set())
+
+
+def snapshots(registry: CollectorRegistry) -> MetricsSnapshot:
+    return MetricsSnapshot(registry, COLLECTION_OF.get)
 
 
 def _get(route: ExtraRoute, key: str | None) -> tuple[int, dict[str, Any]]:
@@ -85,7 +101,7 @@ def test_the_snapshot_reads_the_processors_counters_and_last_match(
         counted: tuple[CollectorRegistry, ProcessorMetrics]) -> None:
     registry, _ = counted
     access = FakeAccess({"ADMIN": {"door", "lobby"}})
-    (route,) = MetricsSnapshot(registry).routes(access)
+    (route,) = snapshots(registry).routes(access)
     assert route.path == "/console/stats" and route.methods == ("GET",)
     before = int(time.time() * 1000)
     status, body = _get(route, "ADMIN")
@@ -106,7 +122,7 @@ def test_a_key_sees_only_the_processors_it_may_describe_even_in_the_totals(
         counted: tuple[CollectorRegistry, ProcessorMetrics]) -> None:
     registry, _ = counted
     access = FakeAccess({"READER": {"lobby"}})
-    (route,) = MetricsSnapshot(registry).routes(access)
+    (route,) = snapshots(registry).routes(access)
     status, body = _get(route, "READER")
     assert status == 200 and list(body["processors"]) == ["lobby"]
     assert body["totals"]["framesAnalysed"] == 3 and body["totals"]["matches"] == 0
@@ -117,11 +133,33 @@ def test_a_key_sees_only_the_processors_it_may_describe_even_in_the_totals(
 
 
 @pytest.mark.unit
+def test_match_facts_need_list_faces_on_the_processors_collection_as_the_feed_does(
+        counted: tuple[CollectorRegistry, ProcessorMetrics]) -> None:
+    registry, _ = counted
+    access = FakeAccess({"ADMIN": {"door", "lobby"}, "DESCRIBER": {"door", "lobby"}},
+                        faces={"ADMIN": {"staff", "visitors"}, "DESCRIBER": {"visitors"}})
+    (route,) = snapshots(registry).routes(access)
+    _, told = _get(route, "ADMIN")
+    assert told["processors"]["door"]["matches"] == 2
+    assert told["processors"]["door"]["lastMatch"] is not None
+    assert told["totals"]["matches"] == 2 and told["totals"]["lastMatch"] is not None
+    # Describe alone: the processor and its frames are shown, its matches are not.
+    _, body = _get(route, "DESCRIBER")
+    door = body["processors"]["door"]
+    assert door["framesAnalysed"] == 6 and door["latencyCount"] == 2
+    assert door["matches"] is None and door["lastMatch"] is None
+    assert body["processors"]["lobby"]["matches"] == 0  # its collection is readable
+    assert body["totals"]["matches"] == 0 and body["totals"]["lastMatch"] is None
+    assert body["totals"]["framesAnalysed"] == 9
+    assert ("DESCRIBER", "ListFaces", {"CollectionId": "staff"}) in access.asked
+
+
+@pytest.mark.unit
 def test_no_session_is_refused_and_counted(
         counted: tuple[CollectorRegistry, ProcessorMetrics]) -> None:
     registry, _ = counted
     access = FakeAccess({})
-    (route,) = MetricsSnapshot(registry).routes(access)
+    (route,) = snapshots(registry).routes(access)
     status, body = _get(route, None)
     assert status == 403 and body["__type"] == "AccessDeniedException"
     assert access.metrics.console_refused.labels("no_session")._value.get() == 1
@@ -133,7 +171,7 @@ def test_a_deleted_processor_leaves_the_snapshot(
         counted: tuple[CollectorRegistry, ProcessorMetrics]) -> None:
     registry, metrics = counted
     metrics.remove("door", [])
-    snapshot = MetricsSnapshot(registry).snapshot()
+    snapshot = snapshots(registry).snapshot()
     assert list(snapshot["processors"]) == ["lobby"]
 
 
@@ -145,7 +183,7 @@ def test_a_snapshot_of_a_hundred_processors_is_cheap() -> None:
         sensor = metrics.sensor(f"cam-{i:03d}")
         sensor.frame_analysed(faces=1, matched=i % 2)
         sensor.observe_latency(0.05)
-    stats = MetricsSnapshot(registry)
+    stats = snapshots(registry)
     started = time.perf_counter()
     for _ in range(20):
         snapshot = stats.snapshot()
@@ -158,9 +196,16 @@ def test_a_snapshot_of_a_hundred_processors_is_cheap() -> None:
 # ---- in the browser ------------------------------------------------------------------------
 ADMIN_ID, ADMIN_SECRET = "AKIDOVERVIEWADMIN001", "admin/overview+SECRET-1"
 READER_ID, READER_SECRET = "AKIDOVERVIEWREADER01", "reader/overview+SECRET-2"
-POLICIES: dict[str, object] = {READER_ID: {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["rekognition:List*", "rekognition:Describe*"],
-     "Resource": "*"}]}}
+LOBBY_ID, LOBBY_SECRET = "AKIDOVERVIEWLOBBY001", "lobby/overview+SECRET-3"
+_READ = {"Effect": "Allow", "Action": ["rekognition:List*", "rekognition:Describe*"],
+         "Resource": "*"}
+POLICIES: dict[str, object] = {
+    READER_ID: {"Version": "2012-10-17", "Statement": [_READ]},
+    # May create only processors named lobby-* (on any collection): resource-scoped.
+    LOBBY_ID: {"Version": "2012-10-17", "Statement": [_READ, {
+        "Effect": "Allow", "Action": "rekognition:CreateStreamProcessor",
+        "Resource": ["arn:aws:rekognition:*:*:streamprocessor/lobby-*",
+                     "arn:aws:rekognition:*:*:collection/*"]}]}}
 IDLE = [f"cam-{i:02d}" for i in range(30)]
 LIVE = "aa-live"  # first in name order: on page 1
 STATS_GONE_MS = 5_000  # more than two poll periods: a timer left running would ask by now
@@ -171,7 +216,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from conftest import VIDEO
 
     home = tmp_path_factory.mktemp("overview")
-    d = keyed_daemon(home, {ADMIN_ID: ADMIN_SECRET, READER_ID: READER_SECRET}, POLICIES,
+    d = keyed_daemon(home, {ADMIN_ID: ADMIN_SECRET, READER_ID: READER_SECRET,
+                            LOBBY_ID: LOBBY_SECRET}, POLICIES,
                      **{"outputs.clusters": ["127.0.0.1:9"],  # never reached: records wait
                         "processors.max_processors": 200})
     d.start()
@@ -287,6 +333,43 @@ def test_the_processors_list_pages_through_with_next_and_previous(
     assert pg.evaluate("location.hash") == "#/processor?name=cam-03"
     _open_processors(page)
     _assert_polling_stops(page)
+
+
+@pytest.mark.e2e
+def test_a_key_allowed_to_create_only_lobby_processors_gets_the_form_and_the_apis_answer(
+        daemon: Any, page: RecordedPage) -> None:  # noqa: F811
+    _sign_in(page, daemon, LOBBY_ID, LOBBY_SECRET)
+    _open_processors(page)
+    pg = page.page
+    pg.locator("#create-processor").click()
+    expect(pg.locator("#processor-form")).to_be_visible(timeout=WAIT_MS)
+    expect(pg.locator("#create-scoped")).to_contain_text("only some stream processors")
+    assert pg.locator("#no-create").count() == 0
+
+    def submit(name: str) -> None:
+        pg.get_by_label("Name", exact=True).fill(name)
+        pg.get_by_label("Input: video stream").fill("/nonexistent/lobby.mp4")
+        pg.get_by_label("Output: data stream").fill(f"kafka://127.0.0.1:9/{name}")
+        pg.get_by_label("RoleArn").fill("arn:aws:iam::000000000000:role/console")
+        pg.get_by_label("Collection").select_option("overview-people")
+        pg.get_by_role("button", name="Create").click()
+
+    submit("door-1")  # outside lobby-*: the API's refusal, shown as it is, form kept
+    expect(pg.locator("#error")).to_contain_text("AccessDeniedException", timeout=WAIT_MS)
+    expect(pg.locator("#error")).to_contain_text("streamprocessor/door-1")
+    assert pg.get_by_label("Name", exact=True).input_value() == "door-1"
+    page.screenshot("create-scoped-refused")
+    submit("lobby-1")
+    pg.wait_for_selector("body[data-ready=processor]", timeout=WAIT_MS)
+    assert pg.evaluate("location.hash") == "#/processor?name=lobby-1"
+    rek = keyed_client(daemon, ADMIN_ID, ADMIN_SECRET)
+    try:
+        described = rek.describe_stream_processor(Name="lobby-1")
+        assert described["Settings"]["FaceSearch"]["CollectionId"] == "overview-people"
+        with pytest.raises(rek.exceptions.ResourceNotFoundException):
+            rek.describe_stream_processor(Name="door-1")
+    finally:
+        rek.delete_stream_processor(Name="lobby-1")
 
 
 @pytest.mark.e2e

@@ -6,7 +6,7 @@ import pytest
 import requests
 from test_console_units import KEY, SECRET, Clock, Served
 
-from streamproc.console.throttle import LoginThrottle
+from streamproc.console.throttle import LoginThrottle, client_block
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +90,31 @@ def test_a_right_secret_under_the_budget_signs_in() -> None:
         assert len(throttle) == 1  # the address's two failures stay: a success clears nothing
     finally:
         s.http.stop(2.0)
+
+
+def test_an_ipv6_client_is_counted_by_its_64_and_an_ipv4_one_by_its_address() -> None:
+    throttle = LoginThrottle(3, 60.0, clock=Clock())
+    # A host rotating addresses inside its /64 (privacy addresses) shares one budget.
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2:aaaa::7", "2001:DB8:1:2:ffff:ffff:ffff:ffff"):
+        assert throttle.wait_s("2001:db8:1:2::99") == 0.0
+        throttle.failed(host)
+    assert throttle.wait_s("2001:db8:1:2:1234:5678:9abc:def0") > 0
+    assert throttle.wait_s("2001:db8:1:3::1") == 0.0  # the next /64 is someone else
+    assert len(throttle) == 1
+    # IPv4: per address, and a dual-stack socket's mapped IPv4 peer is that address.
+    for _ in range(3):
+        throttle.failed("::ffff:192.0.2.10")
+    assert throttle.wait_s("192.0.2.10") > 0 and throttle.wait_s("192.0.2.11") == 0.0
+
+
+@pytest.mark.parametrize("address, block", [
+    ("192.0.2.1", "192.0.2.1"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("::ffff:10.1.2.3", "10.1.2.3"),
+    ("::1", "::/64"),
+    ("-", "-"),
+    ("testclient", "testclient"),
+])
+def test_client_block(address: str, block: str) -> None:
+    assert client_block(address) == block

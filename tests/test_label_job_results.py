@@ -12,7 +12,6 @@ from streamproc.dataplane.stored.label_results import (
     SEGMENTS,
     TIMESTAMPS,
     LabelResults,
-    label_wire,
     name_key,
 )
 from streamproc.dataplane.stored.label_stage import LabelAnalysis
@@ -20,6 +19,7 @@ from streamproc.dataplane.stored.stages import Result
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.labels.filters import NO_FILTERS, LabelFilters
 from streamproc.labels.types import Box, Instance, Label
+from streamproc.labels.wire import label_wire
 
 PERSON = Label("Person", 91.23456, (Instance(Box(0.1, 0.2, 0.3, 0.4), 91.2),
                                     Instance(Box(0.5, 0.2, 0.1, 0.4), 40.0)),

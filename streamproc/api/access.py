@@ -14,7 +14,14 @@ from typing import Any
 
 import yaml
 
-from streamproc.api.policy import Decision, Policy, PolicyError, evaluate, parse_policy
+from streamproc.api.policy import (
+    Decision,
+    Policy,
+    PolicyError,
+    evaluate,
+    may_allow_somewhere,
+    parse_policy,
+)
 from streamproc.api.resources import action_name, request_resources
 from streamproc.config import AuthConfig, resolve_secret
 from streamproc.errors import AccessDeniedException
@@ -117,6 +124,17 @@ class AccessControl:
             return key_id in self._state.secrets
         resources = request_resources(operation, params, self._arns)
         return evaluate(policy, action_name(operation), resources)[0] is Decision.ALLOW
+
+    def allows_somewhere(self, key_id: str, operation: str) -> bool:
+        """Whether the key might be allowed ``operation`` on some resource (no log, no metric).
+
+        For the console's controls where the resource is not known yet (the create form of
+        a key allowed only ``streamprocessor/lobby-*``); see :func:`may_allow_somewhere`.
+        """
+        policy = self._state.policies.get(key_id)
+        if policy is None:
+            return key_id in self._state.secrets
+        return may_allow_somewhere(policy, action_name(operation))
 
     def authorize(self, key_id: str, operation: str, params: dict[str, Any]) -> None:
         """Raise AccessDeniedException unless the key's policy allows this request."""

@@ -46,6 +46,11 @@ class _Match:
         hit = any(p.fullmatch(value) for p in self.patterns)
         return hit != self.negated
 
+    @property
+    def matches_everything(self) -> bool:
+        """A plain ``*`` among the patterns (``Resource: "*"``): every value matches."""
+        return not self.negated and any(p.pattern == ".*" for p in self.patterns)
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -152,3 +157,17 @@ def evaluate(policy: Policy, action: str, resources: Sequence[str]
 
 def _any(statements: Iterable[Statement], action: str, resource: str) -> bool:
     return any(s.matches(action, resource) for s in statements)
+
+
+def may_allow_somewhere(policy: Policy, action: str) -> bool:
+    """Whether ``action`` might be allowed on some resource (for the console's controls).
+
+    True when an Allow names the action and no Deny names it on every resource (``*``).
+    Patterns are not intersected, so it can say True where every real request is denied
+    (an Allow on ``lobby-*`` under a Deny on ``lobby*``): the request is still judged by
+    :func:`evaluate` when it is made, and its AccessDeniedException shown as it is.
+    """
+    if any(not s.allow and s.action(action) and s.resource.matches_everything
+           for s in policy.statements):
+        return False
+    return any(s.allow and s.action(action) for s in policy.statements)

@@ -122,9 +122,9 @@ class ConsoleConfig(Section):
         "crop dropped is counted in streamproc_console_crops_dropped_total.")
     login_max_failures: int = Field(
         10, ge=1, description="Failed sign-ins allowed within login_window_s from one client "
-        "address, or for one access key id; past that, sign-ins from that address or for that "
-        "key get 429 ThrottlingException until the oldest failure leaves the window (signed "
-        "API calls are never throttled by this).")
+        "(an IPv4 address, or an IPv6 address's /64); past that, sign-ins from it get 429 "
+        "ThrottlingException until the oldest failure leaves the window (signed API calls "
+        "are never throttled by this).")
     login_window_s: float = Field(
         300.0, gt=0, description="The window failed sign-ins are counted in (5 minutes).")
     frame_decoders: int = Field(
@@ -144,5 +144,6 @@ class ConsoleConfig(Section):
         "sessions together, and as many frame requests (/console/frame/<name>) waiting; one "
         "more gets LimitExceededException.")
     max_feeds_per_key: int = Field(
-        5, ge=1, description="Live feeds one access key holds open at once on this node (5; "
-        "with auth off, all sessions are one key's), so one key cannot hold every feed.")
+        5, ge=1, description="Live feeds one access key holds open at once on this node (5), "
+        "so one key cannot hold every feed. With auth off there are no keys: every session "
+        "counts as one key's, so this is the node's limit on open feeds then.")

@@ -71,7 +71,7 @@ def console_extensions(config: Config, plane: DataPlane,
     """
     parts = (live_feed(config, plane, collection_of, registry),
              job_frames(config, jobs, objects, registry),
-             metrics_snapshot(registry))
+             metrics_snapshot(registry, collection_of))
     return tuple(part for part in parts if part is not None)
 
 

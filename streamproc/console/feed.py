@@ -11,9 +11,9 @@ processor publishes while the page watches, each with its faces' crops:
   "dropped": <events this watcher lost just before this one>}``;
 - a ``: keepalive`` comment after :data:`KEEPALIVE_S` without an event;
 - ``event: end`` / ``data: {"reason": "session"}`` once the session ended (signed out,
-  expired, its key removed, or its key may no longer describe the processor: re-checked at
-  least every :data:`RECHECK_S`), ``{"reason": "shutdown"}`` when the node stops; then the
-  stream closes.
+  expired, its key removed, or its key may no longer describe the processor or ListFaces on
+  its collection, say after a policy reload: re-checked at least every :data:`RECHECK_S`),
+  ``{"reason": "shutdown"}`` when the node stops; then the stream closes.
 
 ``GET /console/frame/{name}`` is the processor's next analysed frame as ``image/jpeg``
 (longest side at most 960 px), waited for at most :data:`FRAME_WAIT_S`; 404 when it does
@@ -27,8 +27,8 @@ once the key may describe it (so existence is told only to keys that may describ
 Each feed has a bounded buffer (``console.feed_buffer``, drop_oldest, drops in
 ``streamproc_console_feed_dropped_total``), at most ``console.max_feeds`` are open on the
 node (``streamproc_console_feeds``) and ``console.max_feeds_per_key`` of one key's (one
-more gets LimitExceededException), and the analyzer does no work for a processor no one
-watches.
+more gets LimitExceededException; with auth off every session is one key's, so that cap is
+the node's), and the analyzer does no work for a processor no one watches.
 
 Cluster mode: a feed shows what runs on *this* node (``here``). Records of a processor run
 by another node are not forwarded; the page of the node that runs it shows them.
@@ -50,8 +50,10 @@ from starlette.types import Receive, Scope, Send
 
 from streamproc.config import Config
 from streamproc.console.extension import ConsoleAccess, Extension, ExtraRoute
+from streamproc.console.rights import match_refusal
 from streamproc.console.sessions import Session
 from streamproc.dataplane.output.tap import (
+    NO_KEY,
     Delivery,
     FeedsFull,
     FeedTap,
@@ -60,7 +62,6 @@ from streamproc.dataplane.output.tap import (
 )
 from streamproc.dataplane.plane import DataPlane
 from streamproc.errors import (
-    AccessDeniedException,
     InvalidParameterException,
     LimitExceededException,
     ResourceNotFoundException,
@@ -73,8 +74,6 @@ FRAME_WAIT_S = 3.0  # a frame request waits this long for the processor's next f
 # before it reaches the policy check or a log line.
 PROCESSOR_NAME = re.compile(r"[a-zA-Z0-9_.\-]{1,128}")
 _NO_SESSION = "No console session: sign in at /console/"
-_DESCRIBE = "DescribeStreamProcessor"
-_READ_FACES = "ListFaces"  # on the processor's collection: its records name its faces
 
 
 class _EventStream(StreamingResponse):
@@ -172,7 +171,7 @@ class LiveFeed:
                 "A stream processor name is 1-128 of a-z A-Z 0-9 _ . -"))
         if request.method == "HEAD":  # Starlette adds HEAD: it would subscribe or wait
             return Response(status_code=405, headers={"Allow": "GET"})
-        refused = self._judge(access, session, name)
+        refused = match_refusal(access, session, name, self._collection_of)
         if refused is not None:
             reason, error = refused
             if isinstance(error, ResourceNotFoundException):
@@ -180,21 +179,6 @@ class LiveFeed:
             return access.refusals.denied(reason, request.scope, error.message,
                                           detail=f"processor {name!r}")
         return session, name
-
-    def _judge(self, access: ConsoleAccess, session: Session, name: str
-               ) -> tuple[str, ResourceNotFoundException | AccessDeniedException] | None:
-        """Why the session may not watch ``name`` (a reason and an error), or None."""
-        if not access.allows(session, _DESCRIBE, {"Name": name}):
-            return "not_allowed", AccessDeniedException(
-                f"This access key may not call {_DESCRIBE} on stream processor {name}")
-        collection = self._collection_of(name)
-        if collection is None:
-            return "not_found", ResourceNotFoundException(f"Stream processor {name} not found")
-        if not access.allows(session, _READ_FACES, {"CollectionId": collection}):
-            return "not_allowed", AccessDeniedException(
-                f"This access key may not call {_READ_FACES} on collection {collection}, whose "
-                f"faces the records of stream processor {name} name")
-        return None
 
     async def _feed(self, access: ConsoleAccess, request: Request) -> Response:
         checked = self._check(access, request)
@@ -204,7 +188,7 @@ class LiveFeed:
         ready = asyncio.Event()
         try:
             subscription = self._tap.subscribe(name, _waker(ready), self._dropped.inc,
-                                               owner=session.key_id or "")
+                                               owner=session.key_id or NO_KEY)
         except FeedsFull as exc:
             return access.refusals.refuse("feeds_full", request.scope,
                                           LimitExceededException(str(exc)))
@@ -214,7 +198,8 @@ class LiveFeed:
     def _still_allowed(self, access: ConsoleAccess, request: Request, name: str) -> bool:
         """The session stands and may still watch (the processor not deleted either)."""
         session = access.session_of(request)
-        return session is not None and self._judge(access, session, name) is None
+        return session is not None and match_refusal(
+            access, session, name, self._collection_of) is None
 
     async def _events(self, access: ConsoleAccess, request: Request, name: str,
                       subscription: Subscription, ready: asyncio.Event

@@ -20,8 +20,9 @@ cannot pile work up. :meth:`JobFrameRoute.close` stops copies and decodes under 
 made are kept in a small LRU (:data:`CACHE_FRAMES`), so going back to a mark decodes nothing.
 
 Answers: 200 image/jpeg; 403 AccessDeniedException without a session, or for a key that may
-not call the Get operation; 404 for another path's operation, an unknown JobId (or one of
-another kind) and a video no longer in the object store; 400 InvalidParameterException for a
+not call the Get operation for that JobId (judged as the API judges the Get request); 404
+for another path's operation, an unknown JobId (or one of another kind) and a video no
+longer in the object store; 400 InvalidParameterException for a
 missing or bad ``ms``; 400 VideoTooLargeException for an S3 video over
 ``console.frame_max_copy_bytes``; 405 for HEAD (Starlette would answer it by decoding a
 frame to send no body); 422 for a video that cannot be decoded (its message says why, no
@@ -223,7 +224,9 @@ class JobFrameRoute:
         if kind is None:
             return self._refused(access, request, "not_found", ResourceNotFoundException(
                 f"Frames are served for {', '.join(FRAME_APIS)} jobs only"), 404)
-        if not access.allows(session, api, {}):
+        # The request the API judges for this job's Get (its JobId, so the same resources):
+        # a frame shows what the Get's results describe, to the same keys.
+        if not access.allows(session, api, {"JobId": job_id}):
             who = session.key_id or "-"
             return self._refused(access, request, "denied", AccessDeniedException(
                 f"User: {who} is not authorized to perform: rekognition:{api}"), 403)

@@ -66,6 +66,9 @@ JOB_OPERATIONS = ("GetFaceSearch", "GetFaceDetection", "GetContentModeration",
                   "ListMediaAnalysisJobs", "GetMediaAnalysisJob")
 PAGE_OPERATIONS = ("ListStreamProcessors", "CreateStreamProcessor", *PROCESSOR_OPERATIONS,
                    "ListCollections", *COLLECTION_OPERATIONS, *JOB_OPERATIONS)
+# Operations a key may be allowed on some resources only (a policy naming processors by a
+# pattern): whoami lists them apart, and the page shows their form with that said.
+SCOPED_OPERATIONS = ("CreateStreamProcessor",)
 MAX_WHOAMI_PROCESSORS = 100  # one page of the processors list
 MAX_WHOAMI_COLLECTIONS = 100  # one page of the collections list
 # An operation name from the URL (decoded): Rekognition's names are letters only.
@@ -370,9 +373,13 @@ class Console:
             return self._refusals.denied("no_session", request.scope, _NO_SESSION)
         names = request.query_params.getlist("processor")[:MAX_WHOAMI_PROCESSORS]
         collections = request.query_params.getlist("collection")[:MAX_WHOAMI_COLLECTIONS]
+        allowed = [op for op in PAGE_OPERATIONS if self._allows(session, op, {})]
         return JSONResponse({
             "keyId": session.key_id, "version": self._version,
-            "allowed": [op for op in PAGE_OPERATIONS if self._allows(session, op, {})],
+            "allowed": allowed,
+            # Allowed on some resources, not on "*": the API judges each request's own.
+            "allowedSomewhere": [op for op in SCOPED_OPERATIONS if op not in allowed
+                                 and self._allows_somewhere(session, op)],
             "processors": {n: [op for op in PROCESSOR_OPERATIONS
                                if self._allows(session, op, {"Name": n})] for n in names},
             "collections": {c: [op for op in COLLECTION_OPERATIONS
@@ -407,6 +414,13 @@ class Console:
         if self._access is None or session.key_id is None:
             return True
         return self._access.allows(session.key_id, operation, params)
+
+    def _allows_somewhere(self, session: Session, operation: str) -> bool:
+        if operation not in self._api.operations:
+            return False
+        if self._access is None or session.key_id is None:
+            return True
+        return self._access.allows_somewhere(session.key_id, operation)
 
     async def _call(self, request: Request) -> Response:
         """One operation, dispatched as ``POST /`` dispatches it, for a session with its token."""

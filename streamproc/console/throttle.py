@@ -13,11 +13,14 @@ out of the console; with 40-character secrets, guessing from many addresses is h
 A success clears nothing (a client with one valid key could otherwise reset its budget
 between guesses at another). At most ``max_tracked`` addresses are remembered (the least
 recently failed forgotten first), so the table cannot grow without bound. The address is the
-socket's peer (the server trusts no X-Forwarded-For).
+socket's peer (the server trusts no X-Forwarded-For). An IPv4 client is counted by its
+address, an IPv6 client by its /64 (:func:`client_block`): one IPv6 host commonly holds a
+whole /64 and can pick a fresh address in it for every try, as privacy addressing does.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import OrderedDict, deque
@@ -25,6 +28,25 @@ from collections.abc import Callable
 
 # Addresses remembered at most: past this the least recently failed is forgotten.
 MAX_TRACKED = 10_000
+IPV6_PREFIX = 64  # an IPv6 client is counted by its /64: the block one host is given
+
+
+def client_block(address: str) -> str:
+    """What failed sign-ins from ``address`` are counted under.
+
+    An IPv4 address itself; an IPv6 address's /64 (``2001:db8:1:2::/64``); an IPv4-mapped
+    IPv6 address (``::ffff:192.0.2.1``, a dual-stack socket's IPv4 peer) as that IPv4
+    address. Anything else (no address, a Unix socket's name) as it is.
+    """
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])  # a zone id is no part of it
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
 
 
 class LoginThrottle:
@@ -50,12 +72,14 @@ class LoginThrottle:
 
     def wait_s(self, client: str) -> float:
         """Seconds until a sign-in from ``client`` may be tried; 0.0: now."""
+        block = client_block(client)
         now = self._clock()
         with self._lock:
-            return self._wait_locked(client, now)
+            return self._wait_locked(block, now)
 
     def failed(self, client: str) -> None:
-        """Count one failed sign-in against the client's address."""
+        """Count one failed sign-in against the client's address (an IPv6 one's /64)."""
+        client = client_block(client)
         now = self._clock()
         with self._lock:
             times = self._failures.pop(client, None) or deque(maxlen=self.max_failures)

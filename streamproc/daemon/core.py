@@ -21,6 +21,7 @@ from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
 from streamproc.daemon.jobs import Jobs, Labels, Moderation, build_jobs
+from streamproc.daemon.labels import label_detector
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -103,6 +104,8 @@ class Daemon:
         # The moderation pack and its job stage (DetectModerationLabels, moderation jobs).
         self.moderation_engine: ModerationEngine | None = None
         self.moderation: Moderation | None = None
+        # The label pack (DetectLabels, label jobs); None when none is installed.
+        self.labels: LabelDetector | None = None
         self.mailbox = Mailbox()
         self.objects = ObjectStore(config.objects)
         self.jobs: Jobs | None = None
@@ -174,6 +177,7 @@ class Daemon:
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
         moderation_engine = self.moderation_engine = self._load_moderation()
+        labels = self.labels = label_detector(self.config)
         storage = self.storage = open_storage(self.config, self.data_dir)
         self._server = self._bind()
         ledger = self.ledger = self._ledger(storage)
@@ -181,14 +185,14 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
-        labels = self._label_stage(None, self._plane)  # wired at merge: label_detector(config)
+        label_jobs = self._label_stage(labels, self._plane)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation, labels, users=storage.users)
+            moderation, label_jobs, users=storage.users)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -207,7 +211,7 @@ class Daemon:
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access), moderation, training, crops)
+            self.registry, self.access), moderation, training, crops, labels)
         plane, processors = self._plane, domain.registry
 
         def collection_of(name: str) -> str | None:

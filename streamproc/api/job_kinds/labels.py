@@ -9,9 +9,9 @@ from streamproc.jobs.kinds.labels import (
     LABEL_DETECTION,
     LabelDetectionJobKind,
     LabelDetectionRequest,
-    filters_from,
 )
 from streamproc.jobs.service import Page, ResultsQuery
+from streamproc.labels.filters import filters_from
 from streamproc.moderation.types import min_confidence
 
 

@@ -31,14 +31,29 @@ export function createRequest(values) {
   };
 }
 
+/**
+ * Whether the key may create some stream processor: on any resource, or only on some (a policy
+ * naming processors by a pattern, "lobby-*"), which the API judges for the name given.
+ */
+export function mayCreate(whoami) {
+  const op = "CreateStreamProcessor";
+  return (whoami.allowed || []).includes(op) || (whoami.allowedSomewhere || []).includes(op);
+}
+
 /** Render the create form into ``main`` (or a plain sentence for a key that may not create). */
 export async function processorForm(main, whoami) {
   const heading = el("h1", {}, "Create stream processor");
-  if (!(whoami.allowed || []).includes("CreateStreamProcessor")) {
+  if (!mayCreate(whoami)) {
     main.replaceChildren(heading, el("p", { id: "no-create" },
       "This access key may not create stream processors (CreateStreamProcessor is not allowed)."));
     return;
   }
+  // Allowed on some resources only: which names (and collections) the policy decides, so the
+  // page says so and the API's AccessDeniedException for any other is shown as it is.
+  const scoped = !(whoami.allowed || []).includes("CreateStreamProcessor") ?
+    el("p", { id: "create-scoped", class: "muted" },
+      "This access key may create only some stream processors: its policy names which " +
+      "(by name or collection). The API refuses any other, and its answer is shown here.") : null;
   const collections = (whoami.allowed || []).includes("ListCollections") ?
     await listAll("ListCollections", "CollectionIds") : [];
   const text = (placeholder, value = "") => el("input", { type: "text", required: true,
@@ -93,6 +108,6 @@ export async function processorForm(main, whoami) {
     }
     location.hash = `#/processor?name=${encodeURIComponent(request.Name)}`;
   });
-  main.replaceChildren(heading, form);
+  main.replaceChildren(...[heading, scoped, form].filter(Boolean));
   name.focus();
 }

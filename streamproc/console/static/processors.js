@@ -2,6 +2,7 @@
 // and last match time (from /console/stats), start, stop and delete (with a confirm).
 import { call, get } from "./api.js";
 import { clearError, confirmDialog, el, showError, state } from "./dom.js";
+import { mayCreate } from "./processor_form.js";
 import { fps, pollStats, shown } from "./stats.js";
 
 export const PAGE_SIZE = 25;
@@ -85,7 +86,7 @@ export async function processors(main, whoami, params, tokens = [undefined], ind
   const query = names.map((n) => `processor=${encodeURIComponent(n)}`).join("&");
   const [mine, list] = await Promise.all([
     get(`/console/whoami${query ? `?${query}` : ""}`), described(names)]);
-  const create = mine.allowed.includes("CreateStreamProcessor") ?
+  const create = mayCreate(mine) ?
     el("p", {}, el("a", { href: "#/processor-new", id: "create-processor", class: "button" },
                    "Create stream processor")) : null;
   const rows = el("tbody", {}, list.map((p) => row(p, mine.processors[p.Name] || [], refresh)));

@@ -9,8 +9,9 @@ Each subscriber has one bounded buffer (``console.feed_buffer`` events), policy
 drop_oldest: a full buffer loses its oldest event, the drop is counted (``on_drop``) and
 told to the watcher with the next event it reads (:attr:`Delivery.dropped`). At most
 ``console.max_feeds`` subscriptions are open on the node, at most ``max_per_owner`` of one
-owner (an access key: ``console.max_feeds_per_key``; :class:`FeedsFull` beyond), and at
-most as many frame requests wait (:class:`FramesBusy` beyond). The tap knows nothing of
+owner (an access key: ``console.max_feeds_per_key``; :class:`FeedsFull` beyond; with
+authentication off every subscription is :data:`NO_KEY`'s, so that cap is node-wide), and
+at most as many frame requests wait (:class:`FramesBusy` beyond). The tap knows nothing of
 asyncio: a subscriber's ``wake`` callback (called with no lock held, from the analyzer's
 thread) is how the console's event loop learns there is something to read.
 
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 
 # Why a subscription ended (the feed tells its browser): the node is stopping.
 SHUTDOWN = "shutdown"
+# The owner of every subscription with authentication off: there are no keys to tell apart.
+NO_KEY = ""
 
 
 class FeedsFull(Exception):
@@ -197,13 +200,20 @@ class FeedTap:
                        "(console.max_feeds): close one and try again")
                 raise FeedsFull(msg)
             if self._owners.get(owner, 0) >= self._max_per_owner:
-                msg = (f"This access key holds {self._max_per_owner} live feeds open on this "
-                       "node already (console.max_feeds_per_key): close one and try again")
-                raise FeedsFull(msg)
+                raise FeedsFull(self._owner_full(owner))
             self._feeds = {**self._feeds, name: (*self._feeds.get(name, ()), subscription)}
             self._open += 1
             self._owners[owner] = self._owners.get(owner, 0) + 1
         return subscription
+
+    def _owner_full(self, owner: str) -> str:
+        if owner == NO_KEY:
+            # Auth off: no key tells one browser from another, so all share one key's cap.
+            return (f"Authentication is off, so every console session counts as one access "
+                    f"key: they hold {self._max_per_owner} live feeds open on this node already "
+                    "(console.max_feeds_per_key): close one and try again")
+        return (f"This access key holds {self._max_per_owner} live feeds open on this node "
+                "already (console.max_feeds_per_key): close one and try again")
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop watching; a second call does nothing."""

@@ -22,13 +22,13 @@ array element are sorted by detection confidence"), then time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from streamproc.dataplane.stored.label_stage import LabelAnalysis
 from streamproc.dataplane.stored.stages import Result
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.labels.filters import LabelFilters
-from streamproc.labels.types import Box, Label
+from streamproc.labels.types import Label
+from streamproc.labels.wire import label_wire
 
 TIMESTAMPS = "timestamps"  # the rows' listing: one element per label per sampled frame
 SEGMENTS = "segments"  # the rows' listing: one element per segment
@@ -43,23 +43,6 @@ def name_key(name: str, confidence: float) -> str:
     """
     inverted = 100 * _SCALE - round(confidence * _SCALE)
     return f"{name}\t{inverted:07d}"
-
-
-def _box(box: Box) -> dict[str, float]:
-    return {"Width": round(box.width, 6), "Height": round(box.height, 6),
-            "Left": round(box.left, 6), "Top": round(box.top, 6)}
-
-
-def label_wire(label: Label, instances: bool = True) -> dict[str, Any]:
-    """The ``Label`` structure; its Instances left out where ``instances`` is False."""
-    out: dict[str, Any] = {"Name": label.name, "Confidence": round(label.confidence, 4)}
-    if instances:
-        out["Instances"] = [{"BoundingBox": _box(i.box), "Confidence": round(i.confidence, 4)}
-                            for i in label.instances]
-    out["Parents"] = [{"Name": p} for p in label.parents]
-    out["Aliases"] = [{"Name": a} for a in label.aliases]
-    out["Categories"] = [{"Name": c} for c in label.categories]
-    return out
 
 
 def kept(analysis: LabelAnalysis, filters: LabelFilters, min_confidence: float

@@ -159,7 +159,7 @@ class StoredVideo:
                 if at + 1e-6 < due:
                     continue
                 due = max(due + self._period, at)
-                yield StoredFrame(frame.to_ndarray(format="bgr24"), _ms(at), at)
+                yield StoredFrame(self._pixels(frame, clock), _ms(at), at)
         self._ended(clock)
 
     def frame_at(self, ms: int, stop: threading.Event) -> np.ndarray | None:
@@ -168,9 +168,12 @@ class StoredVideo:
         Past the end: the last frame. None once ``stop`` is set. Seeks to the key frame
         before ``ms`` where the clock allows (the stream says when it starts) and decodes
         forward on the same clock as :meth:`frames`, so the Jobs page shows the frame a
-        result was found in; otherwise, or where a frame after the seek has no time (its
-        place by count is unknown), decodes from the start. Raises :class:`VideoRejected`
-        as :meth:`frames` does.
+        result was found in; otherwise decodes from the start. It also decodes from the
+        start where the seek cannot be trusted: a frame after it has no time (its place by
+        count is unknown), it gave no frame at all, or its first frame is already past
+        ``ms``. An MPEG-TS seek near the end lands past the last key frame, at the end of the
+        file, so without this a mark near the end would get no frame. Raises
+        :class:`VideoRejected` as :meth:`frames` does.
         """
         stream = self._video
         base = stream.time_base
@@ -200,13 +203,28 @@ class StoredVideo:
                 if seeked and frame.time is None:
                     return _RESTART
                 at = clock.at(frame)
+                if seeked and last is None and _ms(at) > ms:
+                    return _RESTART  # landed after the frame asked for: it may lie behind
                 if at > self._max_s:
                     raise VideoRejected(self._too_long(at))
                 last = frame
                 if _ms(at) >= ms:
                     break
+        if seeked and last is None:
+            return _RESTART  # the seek went past the last key frame, to the end
         self._ended(clock)
-        return None if last is None else last.to_ndarray(format="bgr24")
+        return None if last is None else self._pixels(last, clock)
+
+    def _pixels(self, frame: Any, clock: _Clock) -> np.ndarray:
+        """A decoded frame as BGR pixels (one that cannot be converted: VideoRejected)."""
+        try:
+            return np.asarray(frame.to_ndarray(format="bgr24"))
+        except (av.error.FFmpegError, ValueError) as exc:  # ValueError: a format numpy lacks
+            raise VideoRejected(self._failed(exc, clock)) from None
+
+    def _failed(self, exc: Exception, clock: _Clock) -> str:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return f"{UNSUPPORTED}: decoding {self._shown} failed after {clock.count} frames ({reason})"
 
     @contextmanager
     def _decoding(self, clock: _Clock) -> Iterator[None]:
@@ -217,10 +235,10 @@ class StoredVideo:
             pass
         except OpenRefused:
             raise VideoRejected(self._outside()) from None
-        except (av.error.FFmpegError, ValueError) as exc:  # ValueError: a format numpy lacks
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise VideoRejected(f"{UNSUPPORTED}: decoding {self._shown} failed after "
-                                f"{clock.count} frames ({reason})") from None
+        except av.error.FFmpegError as exc:
+            # Only FFmpeg's own errors: a ValueError here would be a bug of ours (the pixel
+            # conversion's are turned into VideoRejected where it happens, in _pixels).
+            raise VideoRejected(self._failed(exc, clock)) from None
 
     def _ended(self, clock: _Clock) -> None:
         """After decoding (not stopped): a refusal FFmpeg skipped, or no frame at all."""

@@ -24,7 +24,7 @@ from streamproc.errors import InvalidParameterException
 from streamproc.jobs.kind import Paging
 from streamproc.jobs.request import JobRequest
 from streamproc.labels.errors import LabelPackMissing
-from streamproc.labels.filters import NO_FILTERS, LabelFilters
+from streamproc.labels.filters import NO_FILTERS, LabelFilters, filters_from, filters_stored
 from streamproc.labels.types import LabelDetector
 from streamproc.moderation.types import (
     DEFAULT_MIN_CONFIDENCE,
@@ -35,24 +35,6 @@ from streamproc.storage.jobs import ResultOrder
 
 LABEL_DETECTION = "LabelDetection"  # the kind's name (jobs table, metrics label)
 GENERAL_LABELS = "GENERAL_LABELS"  # the one LabelDetectionFeatureName, applied by default
-# GeneralLabelsSettings' members, in the stored form, with the LabelFilters field each fills.
-_FILTER_KEYS = (("LabelInclusionFilters", "include"), ("LabelExclusionFilters", "exclude"),
-                ("LabelCategoryInclusionFilters", "include_categories"),
-                ("LabelCategoryExclusionFilters", "exclude_categories"))
-
-
-def filters_stored(filters: LabelFilters) -> dict[str, list[str]]:
-    """GeneralLabels in the stored form: each non-empty list, sorted (order means nothing)."""
-    return {key: sorted(getattr(filters, attr)) for key, attr in _FILTER_KEYS
-            if getattr(filters, attr)}
-
-
-def filters_from(general: dict[str, Any] | None) -> LabelFilters:
-    """GeneralLabels (the wire's or the stored form, the same names) as LabelFilters."""
-    general = general or {}
-    return LabelFilters(**{attr: frozenset(general.get(key) or ()) for key, attr in _FILTER_KEYS})
-
-
 @dataclass(frozen=True, kw_only=True)
 class LabelDetectionRequest(JobRequest):
     """StartLabelDetection, minus the token, every default filled in.
