@@ -64,7 +64,7 @@ from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, 
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
-from streamproc.storage.crops import CropStore
+from streamproc.storage.crops import Crops
 from streamproc.storage.datasets import DatasetStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
@@ -248,7 +248,7 @@ class ApiHooks:
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
               ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks,
               moderation: Moderation, training: Training | None = None,
-              crops: CropStore | None = None) -> ControlApi:
+              crops: Crops | None = None) -> ControlApi:
     """The AWS JSON transport over every handler table."""
     loader = ImageLoader(config.images, objects)
     training = training or Training(LOCAL_NODE, _no_wake, _no_backbone)
