@@ -20,7 +20,8 @@ from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
-from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
+from streamproc.daemon.jobs import Jobs, Labels, Moderation, build_jobs
+from streamproc.daemon.labels import label_detector
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -36,10 +37,12 @@ from streamproc.daemon.versions import LOCAL_NODE, backbone_of, build_runner, se
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.parts import JobHooks
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.moderation.engine import ModerationEngine
@@ -67,6 +70,7 @@ _FAIL, _FAIL_ALL, _FAIL_JOBS, _LEAVE, _EXIT = (
 _ON_GIVE_UP: dict[str, dict[str, str]] = {
     "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
     "moderation": {"single": _FAIL_JOBS, "cluster": _LEAVE},
+    LABELS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
     "publisher": {"single": _FAIL, "cluster": _LEAVE},
     "reconciler": {"single": _EXIT, "cluster": _EXIT},
     "ledger": {"single": _EXIT, "cluster": _EXIT},
@@ -100,6 +104,8 @@ class Daemon:
         # The moderation pack and its job stage (DetectModerationLabels, moderation jobs).
         self.moderation_engine: ModerationEngine | None = None
         self.moderation: Moderation | None = None
+        # The label pack (DetectLabels, label jobs); None when none is installed.
+        self.labels: LabelDetector | None = None
         self.mailbox = Mailbox()
         self.objects = ObjectStore(config.objects)
         self.jobs: Jobs | None = None
@@ -171,6 +177,7 @@ class Daemon:
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
         moderation_engine = self.moderation_engine = self._load_moderation()
+        labels = self.labels = label_detector(self.config)
         storage = self.storage = open_storage(self.config, self.data_dir)
         self._server = self._bind()
         ledger = self.ledger = self._ledger(storage)
@@ -178,13 +185,14 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
+        label_jobs = self._label_stage(labels, self._plane)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation, users=storage.users)
+            moderation, label_jobs, users=storage.users)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -203,7 +211,7 @@ class Daemon:
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access), moderation, training, crops)
+            self.registry, self.access), moderation, training, crops, labels)
         plane, processors = self._plane, domain.registry
 
         def collection_of(name: str) -> str | None:
@@ -251,6 +259,12 @@ class Daemon:
         stage = ModerationStage(engine, self.config.jobs.moderation_batch, plane)
         plane.add_background_stage(MODERATION, stage)
         return Moderation(engine, stage)
+
+    def _label_stage(self, detector: LabelDetector | None, plane: DataPlane) -> Labels:
+        """The label stage, a background stage of the plane (no pack: it refuses each frame)."""
+        stage = LabelStage(detector, self.config.jobs.label_batch, plane)
+        plane.add_background_stage(LABELS, stage)
+        return Labels(detector, stage)
 
     def _check_access(self) -> None:
         check_exposure(self.config)

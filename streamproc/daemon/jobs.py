@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from streamproc.api.job_kinds.base import WireJobKind
 from streamproc.api.job_kinds.celebrities import CelebrityRecognitionWire
 from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
+from streamproc.api.job_kinds.labels import LabelDetectionWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
 from streamproc.celebrities.catalog import load_catalog
@@ -31,11 +32,13 @@ from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.jobrun import JobInput, JobSettings
 from streamproc.dataplane.stored.jobrunners import JobRunners, Launched
 from streamproc.dataplane.stored.jobworker import JobRunner
+from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.celebrities import CelebrityRecognitionJobKind
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
+from streamproc.jobs.kinds.labels import LabelDetectionJobKind
 from streamproc.jobs.kinds.media import MediaAnalysisJobKind
 from streamproc.jobs.kinds.moderation import ContentModerationJobKind
 from streamproc.jobs.mailbox import JobMailbox
@@ -44,6 +47,7 @@ from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
 from streamproc.jobs.rules import JobRules, JobWrites
 from streamproc.jobs.scheduler import JobScheduler
 from streamproc.jobs.service import JobService
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import JobMetrics, NoticeSensor
 from streamproc.moderation.types import Moderator
@@ -75,35 +79,57 @@ class Moderation:
     stage: ModerationStage  # StoredStage[ModerationAnalysis], started by the data plane
 
 
+@dataclass(frozen=True)
+class Labels:
+    """The label pack (None: not installed) and the stage that runs label-job frames."""
+
+    detector: LabelDetector | None  # its model_version is LabelModelVersion
+    stage: LabelStage  # StoredStage[LabelAnalysis], started by the data plane
+
+
+def no_labels(config: Config, plane: DataPlane) -> Labels:
+    """No label pack: a stage that is never started.
+
+    The kind refuses every Start and launch without a pack, so the stage sees no frame.
+    """
+    return Labels(None, LabelStage(None, config.jobs.label_batch, plane))
+
+
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
               moderation: Moderation, adapters: JobAdapters | None = None,
-              gallery: Gallery | None = None) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+              labels: Labels | None = None, gallery: Gallery | None = None
+              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind).
 
-    ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``gallery`` None:
-    celebrity jobs search an empty gallery.
+    ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``labels`` None (or
+    its detector None): label jobs answer LabelPackMissing. ``gallery`` None: celebrity
+    jobs search an empty gallery.
     """
     if gallery is None:
         gallery = gallery_of(config, searcher, None)
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
+    label_detection = LabelDetectionJobKind(None if labels is None else labels.detector)
     kinds = JobKinds([FaceDetectionJobKind(),
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
                       MediaAnalysisJobKind(moderation.engine.model_version, adapters),
-                      CelebrityRecognitionJobKind(gallery)])
-    wires = job_wires(content_moderation)
+                      label_detection, CelebrityRecognitionJobKind(gallery)])
+    wires = job_wires(content_moderation, label_detection)
     for wire in wires:
         kinds.get(wire.api)
     return kinds, wires
 
 
-def job_wires(content_moderation: ContentModerationJobKind) -> tuple[WireJobKind, ...]:
-    """The wire halves of the job kinds (``content_moderation`` gives its model version).
+def job_wires(content_moderation: ContentModerationJobKind,
+              label_detection: LabelDetectionJobKind | None = None
+              ) -> tuple[WireJobKind, ...]:
+    """The wire halves of the job kinds (the two kinds give their model versions).
 
     The one list: the daemon registers it, and the docs' operations table reads it.
     """
+    labels = label_detection or LabelDetectionJobKind(None)
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
-            MediaAnalysisWire(), CelebrityRecognitionWire())
+            MediaAnalysisWire(), LabelDetectionWire(labels), CelebrityRecognitionWire())
 
 
 def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
@@ -131,8 +157,8 @@ def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
 
 
 def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir: Path,
-                moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None
-                ) -> JobRunners:
+                moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None,
+                labels: Labels | None = None) -> JobRunners:
     """The runner of each (input, stage) this daemon serves: one line each.
 
     A manifest runner first deletes the local files of jobs that no longer run (those of
@@ -146,6 +172,8 @@ def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir
     media = manifest_runner(moderation.stage, config, objects, data_dir, adapters)
     media.clean_leftovers(lambda job_id: _runs(store, job_id))
     runners.add(JobInput.IMAGES, MODERATION, media)
+    label_stage = (labels or no_labels(config, plane)).stage
+    runners.add(JobInput.VIDEO, LABELS, video_runner(label_stage, config, objects, data_dir))
     return runners
 
 
@@ -159,7 +187,7 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
                appliers: Appliers, hooks: JobHooks, moderation: Moderation,
-               users: UserStore | None = None) -> Jobs:
+               labels: Labels | None = None, users: UserStore | None = None) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler.
 
     ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
@@ -167,10 +195,13 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
     """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
+    labels = labels or no_labels(config, plane)
     gallery = gallery_of(config, searcher, users)
-    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, gallery)
+    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, labels,
+                             gallery)
     mailbox, store = JobMailbox(), JobStore(db)
-    runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters)
+    runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters,
+                          labels)
     runners.require(kinds.needs())
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
