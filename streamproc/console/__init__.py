@@ -19,6 +19,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.exposure import console_allowed
 from streamproc.api.transport import ControlApi
 from streamproc.config import Config
+from streamproc.console.enrol_video import video_enrolment
 from streamproc.console.extension import Extension
 from streamproc.console.feed import live_feed
 from streamproc.console.job_frames import job_frames
@@ -135,7 +136,8 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
     """The console's routes for an API bound to ``address``; none where it must be off.
 
     ``extensions`` builds the console's parts with routes of their own, only where the
-    console is served (nothing registered or cleaned up for a console that is off).
+    console is served (nothing registered or cleaned up for a console that is off). The
+    video enrolment is added here: it calls the operations through ``api``.
 
     Fails closed: with auth on, ``access`` must be the API's access control (ValueError).
     """
@@ -151,6 +153,8 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
                       secure_cookie=config.server.tls_certfile is not None,
                       version=__version__,
                       hosts=console_hosts(address, config.server.host, settings.allowed_hosts),
-                      crops=crops, extensions=extensions() if extensions else (),
+                      crops=crops,
+                      extensions=(*(extensions() if extensions else ()),
+                                  video_enrolment(config, api)),
                       throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s))
     return console.routes()
