@@ -20,7 +20,7 @@ from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
-from streamproc.daemon.jobs import Jobs, Moderation, build_jobs
+from streamproc.daemon.jobs import Jobs, Moderation, Persons, build_jobs
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -37,9 +37,11 @@ from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
+from streamproc.dataplane.stored.person_stage import PERSONS, PersonStage
 from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.parts import JobHooks
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger, LocalLedger
 from streamproc.metrics import ApiMetrics, InferenceMetrics, PublisherMetrics, StageMetrics
 from streamproc.moderation.engine import ModerationEngine
@@ -67,6 +69,7 @@ _FAIL, _FAIL_ALL, _FAIL_JOBS, _LEAVE, _EXIT = (
 _ON_GIVE_UP: dict[str, dict[str, str]] = {
     "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
     "moderation": {"single": _FAIL_JOBS, "cluster": _LEAVE},
+    PERSONS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
     "publisher": {"single": _FAIL, "cluster": _LEAVE},
     "reconciler": {"single": _EXIT, "cluster": _EXIT},
     "ledger": {"single": _EXIT, "cluster": _EXIT},
@@ -178,13 +181,14 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
+        persons = self._person_stage(self._label_pack(), engine, self._plane)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation, users=storage.users)
+            moderation, users=storage.users, persons=persons)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -251,6 +255,25 @@ class Daemon:
         stage = ModerationStage(engine, self.config.jobs.moderation_batch, plane)
         plane.add_background_stage(MODERATION, stage)
         return Moderation(engine, stage)
+
+    def _label_pack(self) -> LabelDetector | None:
+        """The label pack person tracking reads persons from (None: not installed).
+
+        None until the label-pack loader is on this branch (it is wired here then).
+        """
+        return None
+
+    def _person_stage(self, detector: LabelDetector | None, engine: FaceEngine,
+                      plane: DataPlane) -> Persons:
+        """The person stage, a background stage of the plane (started, supervised there).
+
+        No pack: the stage is never started (nor shown in /health), as the kind refuses
+        every Start and launch without one, so no frame reaches it.
+        """
+        stage = PersonStage(detector, engine, self.config.jobs.person_tracking.batch, plane)
+        if detector is not None:
+            plane.add_background_stage(PERSONS, stage)
+        return Persons(detector, stage)
 
     def _check_access(self) -> None:
         check_exposure(self.config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from streamproc.api.job_kinds.base import WireJobKind
@@ -20,6 +21,7 @@ from streamproc.api.job_kinds.celebrities import CelebrityRecognitionWire
 from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
+from streamproc.api.job_kinds.persons import PersonTrackingWire
 from streamproc.celebrities.catalog import load_catalog
 from streamproc.celebrities.gallery import Gallery
 from streamproc.config import Config
@@ -32,18 +34,22 @@ from streamproc.dataplane.stored.jobrun import JobInput, JobSettings
 from streamproc.dataplane.stored.jobrunners import JobRunners, Launched
 from streamproc.dataplane.stored.jobworker import JobRunner
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
+from streamproc.dataplane.stored.person_stage import PERSONS, FaceFinder, PersonStage
 from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
+from streamproc.faces.types import Face
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.celebrities import CelebrityRecognitionJobKind
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
 from streamproc.jobs.kinds.media import MediaAnalysisJobKind
 from streamproc.jobs.kinds.moderation import ContentModerationJobKind
+from streamproc.jobs.kinds.persons import PersonTrackingJobKind
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
 from streamproc.jobs.rules import JobRules, JobWrites
 from streamproc.jobs.scheduler import JobScheduler
 from streamproc.jobs.service import JobService
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import JobMetrics, NoticeSensor
 from streamproc.moderation.types import Moderator
@@ -75,13 +81,39 @@ class Moderation:
     stage: ModerationStage  # StoredStage[ModerationAnalysis], started by the data plane
 
 
+@dataclass(frozen=True)
+class Persons:
+    """The label pack person tracking uses (None: not installed) and its stage."""
+
+    detector: LabelDetector | None
+    stage: PersonStage  # StoredStage[PersonAnalysis], started by the data plane
+
+
+class _NoFaces:
+    """A face finder for a stage that never sees a frame (no label pack)."""
+
+    def detect_many(self, images: list[np.ndarray], max_faces: int = 0) -> list[list[Face]]:
+        return [[] for _ in images]
+
+
+def no_persons(config: Config, plane: DataPlane, faces: FaceFinder | None = None) -> Persons:
+    """No label pack: a person stage that is never started.
+
+    The kind refuses every Start and launch without a pack, so the stage sees no frame.
+    """
+    return Persons(None, PersonStage(None, faces or _NoFaces(),
+                                     config.jobs.person_tracking.batch, plane))
+
+
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
               moderation: Moderation, adapters: JobAdapters | None = None,
-              gallery: Gallery | None = None) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+              gallery: Gallery | None = None, persons: Persons | None = None
+              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind).
 
     ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``gallery`` None:
-    celebrity jobs search an empty gallery.
+    celebrity jobs search an empty gallery. ``persons`` None (or its detector None):
+    person-tracking jobs answer LabelPackMissing.
     """
     if gallery is None:
         gallery = gallery_of(config, searcher, None)
@@ -90,7 +122,9 @@ def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
                       MediaAnalysisJobKind(moderation.engine.model_version, adapters),
-                      CelebrityRecognitionJobKind(gallery)])
+                      CelebrityRecognitionJobKind(gallery),
+                      PersonTrackingJobKind(None if persons is None else persons.detector,
+                                            config.jobs.person_tracking)])
     wires = job_wires(content_moderation)
     for wire in wires:
         kinds.get(wire.api)
@@ -103,7 +137,7 @@ def job_wires(content_moderation: ContentModerationJobKind) -> tuple[WireJobKind
     The one list: the daemon registers it, and the docs' operations table reads it.
     """
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
-            MediaAnalysisWire(), CelebrityRecognitionWire())
+            MediaAnalysisWire(), CelebrityRecognitionWire(), PersonTrackingWire())
 
 
 def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
@@ -131,8 +165,8 @@ def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
 
 
 def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir: Path,
-                moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None
-                ) -> JobRunners:
+                moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None,
+                persons: Persons | None = None) -> JobRunners:
     """The runner of each (input, stage) this daemon serves: one line each.
 
     A manifest runner first deletes the local files of jobs that no longer run (those of
@@ -146,6 +180,8 @@ def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir
     media = manifest_runner(moderation.stage, config, objects, data_dir, adapters)
     media.clean_leftovers(lambda job_id: _runs(store, job_id))
     runners.add(JobInput.IMAGES, MODERATION, media)
+    person_stage = (persons or no_persons(config, plane)).stage
+    runners.add(JobInput.VIDEO, PERSONS, video_runner(person_stage, config, objects, data_dir))
     return runners
 
 
@@ -159,18 +195,21 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
                appliers: Appliers, hooks: JobHooks, moderation: Moderation,
-               users: UserStore | None = None) -> Jobs:
+               users: UserStore | None = None, persons: Persons | None = None) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler.
 
     ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
-    (None: it finds none).
+    (None: it finds none). ``persons``: the person stage (None: no label pack).
     """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
     gallery = gallery_of(config, searcher, users)
-    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, gallery)
+    persons = persons or no_persons(config, plane)
+    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, gallery,
+                             persons)
     mailbox, store = JobMailbox(), JobStore(db)
-    runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters)
+    runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters,
+                          persons)
     runners.require(kinds.needs())
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),
