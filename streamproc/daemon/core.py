@@ -261,9 +261,14 @@ class Daemon:
         return Moderation(engine, stage)
 
     def _label_stage(self, detector: LabelDetector | None, plane: DataPlane) -> Labels:
-        """The label stage, a background stage of the plane (no pack: it refuses each frame)."""
+        """The label stage, a background stage of the plane only where there is a pack.
+
+        Without one the kind refuses every Start and launch, so the stage would see no frame:
+        it is not started, and /health does not list it.
+        """
         stage = LabelStage(detector, self.config.jobs.label_batch, plane)
-        plane.add_background_stage(LABELS, stage)
+        if detector is not None:
+            plane.add_background_stage(LABELS, stage)
         return Labels(detector, stage)
 
     def _check_access(self) -> None:
