@@ -9,6 +9,10 @@ bash scripts/setup.sh
 # The optional NudeNet moderation pack (AGPL-3.0: an extra, never in the default install) is
 # tested too; --no-deps: its needs (onnxruntime, numpy, OpenCV) are already in the venv.
 .venv/bin/python -m pip install -q --no-deps "nudenet==3.4.2"
+# The label pack (DetectLabels, label jobs): converted once into a cache folder
+# ($STREAMPROC_LABEL_PACK, default ~/.cache/streamproc/labels-pack) and kept while valid; the
+# first run makes the converter venv (TensorFlow + tf2onnx, ~1.6 GB) and takes a few minutes.
+bash scripts/labels_pack.sh
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

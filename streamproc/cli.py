@@ -140,12 +140,26 @@ def _models(args: argparse.Namespace, config: Config) -> int:
         list_packs(config.models)
         list_moderation_packs(config.moderation, config.models)
         return 0
+    if args.action == "convert":
+        return _convert(args, config)
     if _inference_missing():  # a pull loads the pack to check it
         return 2
     try:
         pull(config.models, args.name, args.origin, args.sha256, args.force, args.retries)
     except PullError as exc:
         print(f"streamproc models pull: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _convert(args: argparse.Namespace, config: Config) -> int:
+    from streamproc.tools.labelpack.errors import CONVERT_ERRORS
+    from streamproc.tools.models import convert
+
+    try:
+        convert(config.models, args.name, args.out, args.converter_venv, args.force)
+    except CONVERT_ERRORS as exc:
+        print(f"streamproc models convert: {exc}", file=sys.stderr)
         return 1
     return 0
 

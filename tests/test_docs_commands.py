@@ -36,6 +36,7 @@ from conftest import IMAGES, REPO, SHARED, client_for, require_shared
 from docsnippets import Block, Command, blocks, commands
 
 from streamproc.api.policy import parse_policy
+from streamproc.celebrities.catalog import parse_catalog
 from streamproc.cli import _parser
 from streamproc.config.root import Config
 from streamproc.tools.broker import EmbeddedBroker, free_port
@@ -167,7 +168,7 @@ def _yaml_blocks() -> list[tuple[str, Block]]:
 
 def test_yaml_blocks_validate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each yaml block is a daemon config that loads, or a policy that parses: no other kind."""
-    checked = {"config": 0, "policy": 0}
+    checked = {"config": 0, "policy": 0, "catalog": 0}
     for doc, block in _yaml_blocks():
         data = yaml.safe_load(block.text)
         where = f"{doc}:{block.line}"
@@ -179,13 +180,16 @@ def test_yaml_blocks_validate(monkeypatch: pytest.MonkeyPatch) -> None:
             for key, document in data.items():  # a policy file: key id -> document
                 parse_policy(document, f"{where} {key}")
             checked["policy"] += 1
+        elif doc.endswith("celebrities.md") and not set(data) & set(Config.model_fields):
+            parse_catalog(block.text, where)  # a celebrity catalog: UserId -> name, urls...
+            checked["catalog"] += 1
         else:
             assert set(data) <= set(Config.model_fields), f"{where}: not a config or a policy"
             for name in _env_secrets(data):  # env:NAME secrets are read at load time
                 monkeypatch.setenv(name, "docs-test-secret")
             Config.model_validate(data)  # unknown keys are rejected, so a typo fails
             checked["config"] += 1
-    assert checked["config"] >= 1 and checked["policy"] >= 1, checked
+    assert checked["config"] >= 1 and checked["policy"] >= 1 and checked["catalog"] >= 1, checked
 
 
 # --- running a page ------------------------------------------------------------------------

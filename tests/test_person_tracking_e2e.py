@@ -9,7 +9,7 @@ man on the right, walking towards the camera). That hand labelling is the ground
 ID switches are counted against: each person row is given to the real person whose seat is
 nearest its box centre, and a real person whose Index changes between two sampled frames
 is one switch. The label pack and its loader come from the label-pack work
-(tests/labels_helpers.py: a missing pack fails, never skips, once the loader is there).
+(tests/labels_helpers.py: a missing pack fails, never skips).
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ from typing import Any
 import pytest
 from conftest import VIDEO, client_for, make_config
 from jobs_helpers import all_pages, centre_x, sample_times, video, wait_job
+from labels_helpers import label_config, label_pack_dir
 from videos import encode, frame_times_ms, frames_of
 
 from streamproc.daemon import Daemon
-
-detector_module = pytest.importorskip("streamproc.labels.detector",
-                                      reason="the label-pack loader is not on this branch")
-labels_helpers = pytest.importorskip("labels_helpers")
 
 CLASSROOM = VIDEO / "classroom.mp4"
 WALKING = VIDEO / "face-demographics-walking.mp4"
@@ -57,16 +54,6 @@ def occluded(dst: Path, start_ms: int, end_ms: int) -> Path:
     return encode(frames, rate, dst, "mp4")
 
 
-def _pack() -> Any:
-    from streamproc.faces.providers import ExecutionOptions
-
-    detector = detector_module.PackDetector(
-        labels_helpers.label_pack_dir(),
-        ExecutionOptions(providers=("CPUExecutionProvider",), device_id=0, intra_op_threads=1))
-    detector.load()
-    return detector
-
-
 @pytest.fixture(scope="module")
 def rekp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     objects = tmp_path_factory.mktemp("objects")
@@ -75,12 +62,10 @@ def rekp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         shutil.copy(clip, objects / "vids" / clip.name)
     occluded(objects / "vids" / "short.mp4", *SHORT)
     occluded(objects / "vids" / "long.mp4", *LONG)
-    pack = _pack()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Daemon, "_label_pack", lambda self: pack)
-        d = Daemon(make_config(tmp_path_factory.mktemp("persons-e2e"), **{
-            "objects.local_root": str(objects), "kafka.bootstrap": "127.0.0.1:9"}))
-        d.start()
+    d = Daemon(make_config(tmp_path_factory.mktemp("persons-e2e"), **{
+        "objects.local_root": str(objects), "kafka.bootstrap": "127.0.0.1:9",
+        **label_config(label_pack_dir())}))
+    d.start()
     yield client_for(d.endpoint)
     d.stop()
 

@@ -66,6 +66,11 @@ class JobsConfig(Section):
         "processor runs (content-moderation videos, media-analysis manifests); beside live "
         "ones, batch_frames_beside_live. 8: one model call over a few images, without "
         "holding many decoded images.")
+    label_batch: int = Field(
+        8, ge=1, le=256, description="Frames the label stage takes at once while no stream "
+        "processor runs (label-detection videos); beside live ones, batch_frames_beside_live. "
+        "The pack labels them one call each, and the stage yields to live frames between "
+        "them.")
     media_analysis_max_line_bytes: int = Field(
         100 * 1024, ge=64, description="Longest manifest line read (bytes); a longer line "
         "is an error entry in the summary, never held whole. 100 KiB: a source-ref and "

@@ -51,6 +51,11 @@ def default_quality() -> dict[str, QualityLevel]:
 class ModelsConfig(Section):
     """Where the model packs live and how they run."""
 
+    def label_pack_folder(self) -> Path:
+        """Where the label pack is: ``label_pack``, else ``ROOT/labels-pack``."""
+        folder = self.label_pack or Path(self.root) / "labels-pack"
+        return folder.expanduser()
+
     root: Path = Field(Path("~/.insightface"), description="insightface root: ROOT/models/PACK.")
     pack: str = Field("buffalo_l", description="Pack the daemon loads.")
     backend: Literal["onnxruntime", "torch"] = Field(
@@ -71,6 +76,10 @@ class ModelsConfig(Section):
         "auto", description="Detect the frames of several streams in one call; auto = "
         "batched on a GPU, per frame on CPU (measured faster there).")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per session; 0=auto.")
+    label_pack: Path | None = Field(
+        None, description="Folder of the label pack (DetectLabels, label jobs) that `streamproc "
+        "models convert labels` makes; null = ROOT/labels-pack under `root`. No pack there: "
+        "label operations answer that none is installed.")
     det_score_threshold: float = Field(0.5, ge=0, le=1, description="Detector score cut-off.")
     nms_threshold: float = Field(0.4, ge=0, le=1, description="Detector NMS IoU.")
     packs: dict[str, PackConfig] = Field(

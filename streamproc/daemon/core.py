@@ -20,7 +20,8 @@ from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
-from streamproc.daemon.jobs import Jobs, Moderation, Persons, build_jobs
+from streamproc.daemon.jobs import Jobs, Labels, Moderation, Persons, build_jobs
+from streamproc.daemon.labels import label_detector
 from streamproc.daemon.parts import (
     ApiHooks,
     Domain,
@@ -36,6 +37,7 @@ from streamproc.daemon.versions import LOCAL_NODE, backbone_of, build_runner, se
 from streamproc.dataplane.output.outputs import OutputAllowlist
 from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
+from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.person_stage import PERSONS, PersonStage
 from streamproc.dataplane.stored.stages import MODERATION
@@ -69,6 +71,7 @@ _FAIL, _FAIL_ALL, _FAIL_JOBS, _LEAVE, _EXIT = (
 _ON_GIVE_UP: dict[str, dict[str, str]] = {
     "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
     "moderation": {"single": _FAIL_JOBS, "cluster": _LEAVE},
+    LABELS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
     PERSONS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
     "publisher": {"single": _FAIL, "cluster": _LEAVE},
     "reconciler": {"single": _EXIT, "cluster": _EXIT},
@@ -103,6 +106,8 @@ class Daemon:
         # The moderation pack and its job stage (DetectModerationLabels, moderation jobs).
         self.moderation_engine: ModerationEngine | None = None
         self.moderation: Moderation | None = None
+        # The label pack (DetectLabels, label jobs); None when none is installed.
+        self.labels: LabelDetector | None = None
         self.mailbox = Mailbox()
         self.objects = ObjectStore(config.objects)
         self.jobs: Jobs | None = None
@@ -174,6 +179,7 @@ class Daemon:
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
         moderation_engine = self.moderation_engine = self._load_moderation()
+        labels = self.labels = self._label_pack()
         storage = self.storage = open_storage(self.config, self.data_dir)
         self._server = self._bind()
         ledger = self.ledger = self._ledger(storage)
@@ -181,14 +187,15 @@ class Daemon:
                                             self.appliers, self.mailbox, self.registry)
         self._plane = self._build_plane(engine, domain)
         moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
-        persons = self._person_stage(self._label_pack(), engine, self._plane)
+        label_jobs = self._label_stage(labels, self._plane)
+        persons = self._person_stage(labels, engine, self._plane)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation, users=storage.users, persons=persons)
+            moderation, label_jobs, users=storage.users, persons=persons)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -207,7 +214,7 @@ class Daemon:
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
-            self.registry, self.access), moderation, training, crops)
+            self.registry, self.access), moderation, training, crops, labels)
         plane, processors = self._plane, domain.registry
 
         def collection_of(name: str) -> str | None:
@@ -257,11 +264,22 @@ class Daemon:
         return Moderation(engine, stage)
 
     def _label_pack(self) -> LabelDetector | None:
-        """The label pack person tracking reads persons from (None: not installed).
+        """The label pack, loaded once for DetectLabels, label jobs and person tracking.
 
-        None until the label-pack loader is on this branch (it is wired here then).
+        None: not installed. A method, so a test can give a daemon a fake pack.
         """
-        return None
+        return label_detector(self.config)
+
+    def _label_stage(self, detector: LabelDetector | None, plane: DataPlane) -> Labels:
+        """The label stage, a background stage of the plane only where there is a pack.
+
+        Without one the kind refuses every Start and launch, so the stage would see no frame:
+        it is not started, and /health does not list it.
+        """
+        stage = LabelStage(detector, self.config.jobs.label_batch, plane)
+        if detector is not None:
+            plane.add_background_stage(LABELS, stage)
+        return Labels(detector, stage)
 
     def _person_stage(self, detector: LabelDetector | None, engine: FaceEngine,
                       plane: DataPlane) -> Persons:

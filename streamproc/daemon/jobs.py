@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from streamproc.api.job_kinds.base import WireJobKind
 from streamproc.api.job_kinds.celebrities import CelebrityRecognitionWire
 from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
+from streamproc.api.job_kinds.labels import LabelDetectionWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
 from streamproc.api.job_kinds.persons import PersonTrackingWire
@@ -33,6 +34,7 @@ from streamproc.dataplane.stored.background import BackgroundFeed
 from streamproc.dataplane.stored.jobrun import JobInput, JobSettings
 from streamproc.dataplane.stored.jobrunners import JobRunners, Launched
 from streamproc.dataplane.stored.jobworker import JobRunner
+from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
 from streamproc.dataplane.stored.person_stage import PERSONS, FaceFinder, PersonStage
 from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
@@ -40,6 +42,7 @@ from streamproc.faces.types import Face
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.celebrities import CelebrityRecognitionJobKind
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
+from streamproc.jobs.kinds.labels import LabelDetectionJobKind
 from streamproc.jobs.kinds.media import MediaAnalysisJobKind
 from streamproc.jobs.kinds.moderation import ContentModerationJobKind
 from streamproc.jobs.kinds.persons import PersonTrackingJobKind
@@ -82,6 +85,22 @@ class Moderation:
 
 
 @dataclass(frozen=True)
+class Labels:
+    """The label pack (None: not installed) and the stage that runs label-job frames."""
+
+    detector: LabelDetector | None  # its model_version is LabelModelVersion
+    stage: LabelStage  # StoredStage[LabelAnalysis], started by the data plane
+
+
+def no_labels(config: Config, plane: DataPlane) -> Labels:
+    """No label pack: a stage that is never started.
+
+    The kind refuses every Start and launch without a pack, so the stage sees no frame.
+    """
+    return Labels(None, LabelStage(None, config.jobs.label_batch, plane))
+
+
+@dataclass(frozen=True)
 class Persons:
     """The label pack person tracking uses (None: not installed) and its stage."""
 
@@ -107,37 +126,43 @@ def no_persons(config: Config, plane: DataPlane, faces: FaceFinder | None = None
 
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
               moderation: Moderation, adapters: JobAdapters | None = None,
-              gallery: Gallery | None = None, persons: Persons | None = None
-              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+              labels: Labels | None = None, gallery: Gallery | None = None,
+              persons: Persons | None = None) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind).
 
-    ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``gallery`` None:
-    celebrity jobs search an empty gallery. ``persons`` None (or its detector None):
-    person-tracking jobs answer LabelPackMissing.
+    ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``labels`` None (or
+    its detector None): label jobs answer LabelPackMissing. ``gallery`` None: celebrity
+    jobs search an empty gallery. ``persons`` None (or its detector None): person-tracking
+    jobs answer LabelPackMissing.
     """
     if gallery is None:
         gallery = gallery_of(config, searcher, None)
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
+    label_detection = LabelDetectionJobKind(None if labels is None else labels.detector)
     kinds = JobKinds([FaceDetectionJobKind(),
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
                       MediaAnalysisJobKind(moderation.engine.model_version, adapters),
-                      CelebrityRecognitionJobKind(gallery),
+                      label_detection, CelebrityRecognitionJobKind(gallery),
                       PersonTrackingJobKind(None if persons is None else persons.detector,
                                             config.jobs.person_tracking)])
-    wires = job_wires(content_moderation)
+    wires = job_wires(content_moderation, label_detection)
     for wire in wires:
         kinds.get(wire.api)
     return kinds, wires
 
 
-def job_wires(content_moderation: ContentModerationJobKind) -> tuple[WireJobKind, ...]:
-    """The wire halves of the job kinds (``content_moderation`` gives its model version).
+def job_wires(content_moderation: ContentModerationJobKind,
+              label_detection: LabelDetectionJobKind | None = None
+              ) -> tuple[WireJobKind, ...]:
+    """The wire halves of the job kinds (the two kinds give their model versions).
 
     The one list: the daemon registers it, and the docs' operations table reads it.
     """
+    labels = label_detection or LabelDetectionJobKind(None)
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
-            MediaAnalysisWire(), CelebrityRecognitionWire(), PersonTrackingWire())
+            MediaAnalysisWire(), LabelDetectionWire(labels), CelebrityRecognitionWire(),
+            PersonTrackingWire())
 
 
 def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
@@ -166,7 +191,7 @@ def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
 
 def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir: Path,
                 moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None,
-                persons: Persons | None = None) -> JobRunners:
+                labels: Labels | None = None, persons: Persons | None = None) -> JobRunners:
     """The runner of each (input, stage) this daemon serves: one line each.
 
     A manifest runner first deletes the local files of jobs that no longer run (those of
@@ -180,6 +205,8 @@ def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir
     media = manifest_runner(moderation.stage, config, objects, data_dir, adapters)
     media.clean_leftovers(lambda job_id: _runs(store, job_id))
     runners.add(JobInput.IMAGES, MODERATION, media)
+    label_stage = (labels or no_labels(config, plane)).stage
+    runners.add(JobInput.VIDEO, LABELS, video_runner(label_stage, config, objects, data_dir))
     person_stage = (persons or no_persons(config, plane)).stage
     runners.add(JobInput.VIDEO, PERSONS, video_runner(person_stage, config, objects, data_dir))
     return runners
@@ -195,7 +222,8 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
                appliers: Appliers, hooks: JobHooks, moderation: Moderation,
-               users: UserStore | None = None, persons: Persons | None = None) -> Jobs:
+               labels: Labels | None = None, users: UserStore | None = None,
+               persons: Persons | None = None) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler.
 
     ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
@@ -203,13 +231,14 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
     """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
+    labels = labels or no_labels(config, plane)
     gallery = gallery_of(config, searcher, users)
     persons = persons or no_persons(config, plane)
-    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, gallery,
-                             persons)
+    kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, labels,
+                             gallery, persons)
     mailbox, store = JobMailbox(), JobStore(db)
     runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters,
-                          persons)
+                          labels, persons)
     runners.require(kinds.needs())
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),

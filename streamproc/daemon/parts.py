@@ -23,6 +23,7 @@ from streamproc.api.images import ImageLoader
 from streamproc.api.intake import BodyLimits
 from streamproc.api.job_handlers import job_handlers
 from streamproc.api.job_kinds.base import WireJobKind
+from streamproc.api.label_handlers import LABEL_HANDLERS, LabelApi
 from streamproc.api.moderation_handlers import MODERATION_HANDLERS, ModerationApi
 from streamproc.api.processor_handlers import PROCESSOR_HANDLERS
 from streamproc.api.project_handlers import PROJECT_HANDLERS, ProjectApi
@@ -43,6 +44,8 @@ from streamproc.daemon.jobs import Jobs, Moderation
 from streamproc.daemon.versions import LOCAL_NODE, Serving
 from streamproc.dataplane.guard.allowlist import InputAllowlist
 from streamproc.faces.engine import FaceEngine
+from streamproc.labels.service import LabelService
+from streamproc.labels.types import LabelDetector
 from streamproc.ledger import Appliers, Ledger
 from streamproc.metrics import ApiMetrics, ProcessorMetrics
 from streamproc.moderation.service import ModerationService
@@ -64,7 +67,7 @@ from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, 
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
-from streamproc.storage.crops import CropStore
+from streamproc.storage.crops import Crops
 from streamproc.storage.datasets import DatasetStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
@@ -209,7 +212,8 @@ def handler_tables(wires: Iterable[WireJobKind]) -> dict[str, dict[str, Callable
     return {"images": HANDLERS, "processors": PROCESSOR_HANDLERS, "tags": TAG_HANDLERS,
             "users": USER_HANDLERS, "jobs": job_handlers(wires),
             "moderation": MODERATION_HANDLERS, "projects": PROJECT_HANDLERS,
-            "custom_labels": CUSTOM_LABELS_HANDLERS, "celebrities": CELEBRITY_HANDLERS}
+            "custom_labels": CUSTOM_LABELS_HANDLERS, "labels": LABEL_HANDLERS,
+            "celebrities": CELEBRITY_HANDLERS}
 
 
 def _bind(table: dict[str, Callable[..., Any]], services: Any) -> dict[str, Callable[..., Any]]:
@@ -248,8 +252,9 @@ class ApiHooks:
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
               ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks,
               moderation: Moderation, training: Training | None = None,
-              crops: CropStore | None = None) -> ControlApi:
-    """The AWS JSON transport over every handler table."""
+              crops: Crops | None = None,
+              labels: LabelDetector | None = None) -> ControlApi:
+    """The AWS JSON transport over every handler table (``labels``: the label pack, if any)."""
     loader = ImageLoader(config.images, objects)
     training = training or Training(LOCAL_NODE, _no_wake, _no_backbone)
     versions = _version_service(config, domain, storage, ledger, objects, training)
@@ -270,6 +275,7 @@ def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Stora
                                       moderation),
              "custom_labels": CustomLabelsApi(models, None if serving is None else serving.custom,
                                               loader),
+             "labels": LabelApi(LabelService(labels), loader),
              "celebrities": CelebrityApi(CelebrityService(jobs.gallery, engine), loader)}
     handlers: dict[str, Callable[..., Any]] = {}
     for name, table in handler_tables(jobs.wires).items():

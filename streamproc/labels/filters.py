@@ -6,7 +6,9 @@ applies inclusion filters first (only the names or categories listed), then excl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from streamproc.labels.types import Label
 
@@ -37,3 +39,20 @@ class LabelFilters:
 
 
 NO_FILTERS = LabelFilters()
+
+# GeneralLabelsSettings' members (the wire's and the stored form's names), with the field each
+# fills.
+_KEYS = (("LabelInclusionFilters", "include"), ("LabelExclusionFilters", "exclude"),
+         ("LabelCategoryInclusionFilters", "include_categories"),
+         ("LabelCategoryExclusionFilters", "exclude_categories"))
+
+
+def filters_from(general: Mapping[str, Any] | None) -> LabelFilters:
+    """GeneralLabelsSettings (the wire's or the stored form: the same names) as filters."""
+    general = general or {}
+    return LabelFilters(**{attr: frozenset(general.get(key) or ()) for key, attr in _KEYS})
+
+
+def filters_stored(filters: LabelFilters) -> dict[str, list[str]]:
+    """GeneralLabels in the stored form: each non-empty list, sorted (order means nothing)."""
+    return {key: sorted(getattr(filters, attr)) for key, attr in _KEYS if getattr(filters, attr)}

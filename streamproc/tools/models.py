@@ -32,6 +32,21 @@ from streamproc.tools.packs import (
     source_of,
 )
 
+DEFAULT_CONVERTER = Path("~/.cache/streamproc/labels-converter")
+
+
+def convert(models: ModelsConfig, name: str, out_dir: Path | None = None,
+            converter: Path | None = None, force: bool = False,
+            out: IO[str] = sys.stderr) -> Path:
+    """``models convert labels``: make the label pack (streamproc.tools.labelpack)."""
+    from streamproc.tools.labelpack.build import convert_labels
+
+    if name != "labels":
+        msg = f"no converter for {name!r} (known: labels)"
+        raise PullError(msg)
+    target = (out_dir or models.label_pack_folder()).expanduser()
+    return convert_labels(target, (converter or DEFAULT_CONVERTER).expanduser(), out, force)
+
 
 class PullError(Exception):
     """A pull that cannot go ahead or did not finish (the message says what to do)."""
@@ -158,6 +173,24 @@ def list_packs(models: ModelsConfig, out: IO[str] = sys.stdout) -> None:
     print("licences:", file=out)
     for text in sorted({licence_of(name) for name in names}):
         print(f"  - {text}", file=out)
+    _list_label_pack(models, out)
+
+
+def _list_label_pack(models: ModelsConfig, out: IO[str]) -> None:
+    """The label pack's state: installed (checked against its manifest), broken or missing."""
+    from streamproc.labels.pack import PackError, check_pack, read_manifest
+
+    folder = models.label_pack_folder()
+    try:
+        manifest = check_pack(folder)
+    except PackError as exc:
+        state = "missing" if not folder.exists() else f"broken ({exc})"
+        print(f"label pack (DetectLabels): {state} at {folder}; make it with "
+              "`streamproc models convert labels`", file=out)
+        return
+    licence = read_manifest(folder).get("licence", "not recorded")
+    print(f"label pack (DetectLabels): installed at {folder}, {size_on_disk(folder) / 1e6:.1f} MB,"
+          f" {manifest.model_version}, licence {licence}", file=out)
 
 
 def list_moderation_packs(config: ModerationConfig, models: ModelsConfig,

@@ -40,7 +40,7 @@ AREAS = (
     Area("content moderation", "moderation.md", r"Moderation|MediaAnalysis"),
     Area("custom labels and projects", "custom-labels.md", r"Project|Dataset|CustomLabels"),
     Area("celebrities", "celebrities.md", r"Celebrit"),
-    Area("labels, text, PPE", "api.md", r"Label|Text|ProtectiveEquipment"),
+    Area("labels, text, PPE", "labels.md", r"Label|Text|ProtectiveEquipment"),
     Area("stored video", "jobs.md", r"^(Start|Get)(FaceDetection|FaceSearch|PersonTracking"
                                     r"|SegmentDetection)$"),
     Area("face liveness", "api.md", r"Liveness"),
@@ -68,6 +68,17 @@ DEVIATIONS = {
         "serves only the labels the installed moderation pack detects, and those of the "
         "adapter a ProjectVersion names; HumanLoopConfig is InvalidParameterException",
         "moderation.md"),
+    "DetectLabels": (
+        "needs the label pack (`streamproc models convert labels`); answers only the labels "
+        "its two models detect (the label map); Features IMAGE_PROPERTIES is "
+        "InvalidParameterException", "labels.md"),
+    "StartPersonTracking": (
+        "persons from the label pack's Person boxes (needs the pack, as DetectLabels), tracked "
+        "by position and size (no appearance model); frames sampled at jobs.sample_fps; "
+        "NotificationChannel.SNSTopicArn names a Kafka topic", "jobs.md"),
+    "StartLabelDetection": (
+        "needs the label pack, as DetectLabels; frames sampled at jobs.sample_fps; "
+        "NotificationChannel.SNSTopicArn names a Kafka topic, as for the face jobs", "jobs.md"),
     "StartContentModeration": (
         "labels are those of the installed moderation pack, on frames sampled at "
         "jobs.sample_fps", "moderation.md"),

@@ -1,0 +1,147 @@
+"""The label stage: label-job frames through the label pack, behind the live processors.
+
+A :class:`~streamproc.dataplane.stored.stages.StoredStage` over whole frames (stage name
+:data:`LABELS`), built like the moderation stage: job launches put their sampled frames in a
+:class:`~streamproc.dataplane.stored.background.BackgroundFeed`, the stage takes a batch from
+its feeds in turn, runs the pack on each frame and hands each back to its owner as a
+:class:`LabelAnalysis` with :meth:`~.background.BackgroundOwner.finish`.
+
+The pack is asked for every label at :data:`FLOOR` or above: a stage serves launches with
+different MinConfidence values and cannot know a frame's (the launch's builder filters at its
+own, :mod:`.label_results`). A detection that raises fails only its frame's owner (its job
+cannot be complete); the stage goes on.
+
+Live stream processors go first: while a live frame is queued or being analysed
+(:meth:`~.moderation_stage.LiveLoad.live_waiting`) the stage waits in short steps, before a
+batch and between the frames of one (the pack has no batched call, so each frame is one model
+call and a live frame waits for one at most), and while any live session is attached a
+batch holds at most ``beside_live`` frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
+from streamproc.dataplane.stored.moderation_stage import LiveLoad
+from streamproc.dataplane.stored.video import StoredFrame
+from streamproc.labels.errors import LabelPackMissing
+from streamproc.labels.types import Label, LabelDetector
+from streamproc.lifecycle import Service
+
+logger = logging.getLogger(__name__)
+LABELS = "labels"  # the stage's name: a job kind's ``stage``, the supervisor's name for it
+FLOOR = 0.0  # the lowest MinConfidence a label job may ask (StartLabelDetection: 0)
+YIELD_S = 0.02  # one wait while a live frame is waiting (then the stage looks again)
+IDLE_S = 0.05  # the longest wait for a job frame when none is queued (a notify ends it)
+Item = tuple[BackgroundOwner["LabelAnalysis"], StoredFrame]
+
+
+@dataclass(frozen=True)
+class LabelAnalysis:
+    """The label stage's per-frame value: every label the pack found at :data:`FLOOR`."""
+
+    labels: tuple[Label, ...]  # the pack's order: confidence, highest first
+
+    @property
+    def found(self) -> int:
+        """Labels found (the jobs' per-frame metric)."""
+        return len(self.labels)
+
+
+class LabelStage(Service):
+    """Takes job frames from its feeds in batches and labels each with the pack.
+
+    ``detector`` None (no label pack): every frame fails its owner with LabelPackMissing's
+    message. The job kind refuses such jobs first, so this is only the last guard.
+    """
+
+    def __init__(self, detector: LabelDetector | None, batch: int, live: LiveLoad,
+                 yield_s: float = YIELD_S) -> None:
+        super().__init__(LABELS)
+        if batch < 1:
+            msg = "batch must be at least 1"
+            raise ValueError(msg)
+        self._detector = detector
+        self._batch = batch
+        self._beside_live = batch
+        self._live = live
+        self._yield_s = yield_s
+        self._wake = threading.Event()
+        self._feeds: list[BackgroundFeed[LabelAnalysis]] = []
+        self._next = 0
+        self._lock = threading.Lock()  # guards _feeds, _next and _beside_live
+
+    def add_background(self, feed: BackgroundFeed[LabelAnalysis], beside_live: int) -> None:
+        """Label ``feed``'s frames too (feeds take turns; the smallest ``beside_live`` holds)."""
+        feed.wake = self._wake
+        with self._lock:
+            self._feeds.append(feed)
+            self._beside_live = max(1, min(self._beside_live, beside_live))
+
+    def _on_stop(self) -> None:
+        self._wake.set()  # an idle wait ends at once
+
+    def _run(self) -> None:
+        while not self.stopping:
+            self.beat()
+            if self._yield_to_live():
+                continue
+            self._wake.clear()  # before taking: a notify from now on is not lost
+            batch = self._take()
+            if not batch:
+                self._wake.wait(IDLE_S)
+                continue
+            self.analyse(batch)
+
+    def _yield_to_live(self) -> bool:
+        """Wait one short step if a live frame waits; whether it did."""
+        if not self._live.live_waiting():
+            return False
+        self.wait(self._yield_s)
+        return True
+
+    def _take(self) -> list[Item]:
+        with self._lock:
+            feeds = list(self._feeds)
+            start = self._next
+            self._next += 1
+            limit = min(self._beside_live, self._batch) if self._live.live_attached() \
+                else self._batch
+        taken: list[Item] = []
+        for i in range(len(feeds)):
+            if len(taken) >= limit:
+                break
+            taken += feeds[(start + i) % len(feeds)].take(limit - len(taken))
+        return taken
+
+    def analyse(self, batch: list[Item]) -> None:
+        """Label each frame in turn (live frames first between them); owners get the result."""
+        for owner, frame in batch:
+            while self._yield_to_live() and not self.stopping:
+                self.beat()  # waiting on live work is not being stuck
+            self._label(owner, frame)
+
+    def _label(self, owner: BackgroundOwner[LabelAnalysis], frame: StoredFrame) -> None:
+        if self._detector is None:
+            owner.fail(LabelPackMissing().message)
+            return
+        try:
+            # Stored frames are BGR (PyAV bgr24); the pack takes RGB.
+            rgb = np.ascontiguousarray(frame.image[..., ::-1])
+            labels = self._detector.detect(rgb, FLOOR)
+        except Exception as exc:
+            # A model error loses this frame, so its job cannot be complete and fails; the
+            # stage goes on with the next frame.
+            logger.exception("%s: labelling a frame failed", owner.name)
+            owner.fail(f"Analysing a frame failed: {type(exc).__name__}")
+            return
+        try:
+            owner.finish(frame, LabelAnalysis(tuple(labels)))
+        except Exception as exc:
+            logger.exception("%s: building a frame's labels failed", owner.name)
+            owner.fail(f"Analysing a frame failed: {type(exc).__name__}: {exc}")
