@@ -4,7 +4,7 @@ The daemon's one list of job kinds is ``daemon.jobs.job_wires``, above the conso
 this is the console's copy of its video kinds (media analysis, whose input is images, has
 its own list and detail on the Jobs page), and ``tests/test_console_jobs.py`` checks that the
 two agree, and that ``static/jobs.js`` draws every kind here. A new video job kind adds one
-line here (GetPersonTracking's place is marked) and its drawing in ``jobs.js``.
+line here and its drawing in ``jobs.js``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from types import MappingProxyType
 from streamproc.jobs.kinds.celebrities import CELEBRITY_RECOGNITION
 from streamproc.jobs.kinds.labels import LABEL_DETECTION
 from streamproc.jobs.kinds.moderation import CONTENT_MODERATION
+from streamproc.jobs.kinds.persons import PERSON_TRACKING
 from streamproc.rekognition.constants import FACE_DETECTION, FACE_SEARCH
 
 # Get operation -> job kind (JobKind.api), in the order the page lists them.
@@ -23,7 +24,7 @@ VIDEO_JOB_GETS = MappingProxyType({
     "GetContentModeration": CONTENT_MODERATION,
     "GetLabelDetection": LABEL_DETECTION,
     "GetCelebrityRecognition": CELEBRITY_RECOGNITION,
-    # "GetPersonTracking": PERSON_TRACKING, once that kind is registered.
+    "GetPersonTracking": PERSON_TRACKING,
 })
 # The media-analysis job operations the Jobs page calls (listed, then one opened).
 MEDIA_JOB_OPERATIONS = ("ListMediaAnalysisJobs", "GetMediaAnalysisJob")

@@ -48,7 +48,7 @@ from streamproc.errors import (
     ThrottlingException,
 )
 from streamproc.metrics import ApiMetrics
-from streamproc.storage.crops import CropStore
+from streamproc.storage.crops import Crops
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class Console:
 
     def __init__(self, api: ControlApi, access: AccessControl | None, store: SessionStore,
                  *, secure_cookie: bool, version: str,
-                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: CropStore | None = None,
+                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: Crops | None = None,
                  extensions: tuple[Extension, ...] = (),
                  throttle: LoginThrottle | None = None) -> None:
         self._api = api
@@ -401,7 +401,8 @@ class Console:
         jpeg = None
         if self._crops is not None and self._allows(session, "ListFaces",
                                                     {"CollectionId": collection}):
-            # A file read under the store's lock: off the event loop, which serves the API.
+            # A file or object read (it may wait on the store's lock or on S3): off the event
+            # loop, which serves the API.
             jpeg = await run_in_threadpool(self._crops.get, collection,
                                            request.path_params["face_id"])
         if jpeg is None:

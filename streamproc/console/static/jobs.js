@@ -12,6 +12,7 @@ const KINDS = {
   GetContentModeration: { items: "ModerationLabels", title: "Content moderation" },
   GetLabelDetection: { items: "Labels", title: "Label detection" },
   GetCelebrityRecognition: { items: "Celebrities", title: "Celebrity recognition" },
+  GetPersonTracking: { items: "Persons", title: "Person tracking" },
 };
 const RESULTS_PAGE = 1000;  // Get*'s MaxResults at most
 const MAX_PAGES = 10;       // results read for the timeline: 10,000 at most, said when capped
@@ -171,6 +172,12 @@ function describe(api, item) {
              lines: [`${c.Name || c.Id} (Id ${c.Id}): confidence ` +
                      `${Number(c.Confidence).toFixed(1)}%`,
                      ...(c.Urls || []).map((url) => `More: ${url}`)] };
+  }
+  if (api === "GetPersonTracking") {
+    // One lane per tracked person (its Index is stable across the video).
+    const person = item.Person || {};
+    return { lane: `Person ${person.Index ?? "?"}`, box: person.BoundingBox,
+             lines: [`Person ${person.Index ?? "?"}` + (person.Face ? ", face found" : "")] };
   }
   if (api === "GetLabelDetection") {
     // One lane per label Name; each of its Instances is a box on the frame.
