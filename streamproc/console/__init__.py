@@ -117,15 +117,18 @@ def _forget_crops(folder: Path, why: str) -> None:
 
 def console_extensions(config: Config, plane: DataPlane,
                        collection_of: Callable[[str], str | None], jobs: JobService,
-                       objects: ObjectStore, registry: CollectorRegistry
+                       objects: ObjectStore, registry: CollectorRegistry, api: ControlApi
                        ) -> tuple[Extension, ...]:
     """The console's parts with routes of their own (those the configuration turns on).
 
-    ``collection_of``: a stream processor's CollectionId, None for an unknown name.
+    ``collection_of``: a stream processor's CollectionId, None for an unknown name. ``api``:
+    the video enrolment calls the operations through it. The daemon closes every part
+    returned here at stop.
     """
     parts = (live_feed(config, plane, collection_of, registry),
              job_frames(config, jobs, objects, registry),
-             metrics_snapshot(registry, collection_of))
+             metrics_snapshot(registry, collection_of),
+             video_enrolment(config, api))
     return tuple(part for part in parts if part is not None)
 
 
@@ -136,8 +139,7 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
     """The console's routes for an API bound to ``address``; none where it must be off.
 
     ``extensions`` builds the console's parts with routes of their own, only where the
-    console is served (nothing registered or cleaned up for a console that is off). The
-    video enrolment is added here: it calls the operations through ``api``.
+    console is served (nothing registered or cleaned up for a console that is off).
 
     Fails closed: with auth on, ``access`` must be the API's access control (ValueError).
     """
@@ -154,7 +156,6 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
                       version=__version__,
                       hosts=console_hosts(address, config.server.host, settings.allowed_hosts),
                       crops=crops,
-                      extensions=(*(extensions() if extensions else ()),
-                                  video_enrolment(config, api)),
+                      extensions=extensions() if extensions else (),
                       throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s))
     return console.routes()
