@@ -223,3 +223,19 @@ def test_a_restart_mid_job_resumes_it_and_loses_or_doubles_nothing(tmp_path: Pat
     assert max(per_frame.values()) == 1  # nothing doubled by the interrupted launch
     person_at = {t for t, name in per_frame if name == "Person"}
     assert person_at <= set(sampled) and len(person_at) >= 0.5 * len(sampled)
+
+
+def test_health_lists_the_label_stage_only_where_there_is_a_pack(tmp_path: Path) -> None:
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    with_pack = _daemon(tmp_path / "with", objects)
+    try:
+        assert "labels" in with_pack.health()["stages"]
+    finally:
+        with_pack.stop()
+    without = _daemon(tmp_path / "without", objects,
+                      **{"models.label_pack": str(tmp_path / "no-pack")})
+    try:
+        assert "labels" not in without.health()["stages"]
+    finally:
+        without.stop()

@@ -19,7 +19,7 @@ from streamproc.rekognition.shapes import (
 )
 from streamproc.rekognition.shapes import stored_face as face_wire
 from streamproc.search.searcher import SearchHit
-from streamproc.storage.crops import CropStore
+from streamproc.storage.crops import Crops
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Services:
     images: ImageService
     loader: ImageLoader
     face_model_version: str
-    crops: CropStore | None = None  # console.face_crops: a crop of each face indexed
+    crops: Crops | None = None  # console.face_crops: a crop of each face indexed
 
 
 def create_collection(s: Services, p: Params, ctx: RequestContext) -> Response:

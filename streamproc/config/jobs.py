@@ -15,6 +15,30 @@ class NotificationTarget(Section):
                                   "kafka.bootstrap.")
 
 
+class PersonTrackingConfig(Section):
+    """How person-tracking jobs follow persons across sampled frames (docs/jobs.md)."""
+
+    min_confidence: float = Field(
+        40.0, ge=0, le=100, description="Person boxes below this confidence (percent) are "
+        "not tracked. 40: the label pack finds each of the classroom clip's 4 people in "
+        "every frame at 40, in only 32 of 45 at 50.")
+    min_iou: float = Field(0.3, gt=0, le=1, description="A box continues a track whose "
+                           "predicted box it overlaps at least this much (IoU).")
+    max_misses: int = Field(5, ge=0, le=1000, description="Sampled frames a track may go "
+                            "unseen (an occlusion) and still be re-identified; 5 at 5 fps: "
+                            "one second.")
+    min_hits: int = Field(2, ge=1, le=100, description="Frames a track must be seen on "
+                          "before it gets an Index; a track seen less is a false detection "
+                          "and is not reported.")
+    reid_distance: float = Field(0.6, gt=0, description="A box left over by IoU continues "
+                                 "a lost track whose predicted centre is at most this many "
+                                 "of the track's heights away.")
+    max_size_ratio: float = Field(1.5, ge=1, description="...and whose height is within "
+                                  "this factor of the box's.")
+    batch: int = Field(4, ge=1, le=64, description="Frames per person-stage batch (one "
+                       "face-detector call) while no stream processor runs.")
+
+
 class JobsConfig(Section):
     """Stored-video jobs (StartFaceDetection / StartFaceSearch)."""
 
@@ -65,6 +89,8 @@ class JobsConfig(Section):
     media_analysis_checkpoint_lines: int = Field(
         256, ge=1, description="Manifest lines between two checkpoints of a media-analysis "
         "job (a restarted daemon redoes at most this many).")
+    person_tracking: PersonTrackingConfig = Field(
+        default_factory=PersonTrackingConfig, description="StartPersonTracking's tracker.")
     decode_nice: int = Field(10, ge=0, le=19, description="Niceness of job decoding threads "
                              "(Linux): live decoding gets the CPU first.")
     retention_s: float = Field(7 * 86400.0, gt=0, description="Finished jobs and their "

@@ -110,7 +110,20 @@ class ConsoleConfig(Section):
         True, description="Keep a small JPEG of each face IndexFaces adds (under "
         "storage.data_dir/crops) for the console's Collections grid. Rekognition keeps no "
         "images: turn this off on sites that must not keep any (the grid shows placeholders; "
-        "crops kept before are removed at start). Never kept in cluster mode.")
+        "crops kept before are removed at start). In cluster mode kept only in "
+        "face_crops_bucket.")
+    face_crops_bucket: str | None = Field(
+        None, pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{1,253}[0-9A-Za-z]$",
+        description="Keep the crops as objects under crops/ in this bucket of the object "
+        "store (objects.s3_endpoint or objects.local_root; it must exist) instead of under "
+        "storage.data_dir, so that every node of a cluster shows them and a delete on any "
+        "node removes them for all; the cap and retention then hold for the bucket. Read "
+        "and written whatever objects.buckets and objects.output_buckets say. null: on "
+        "this node's disk, and none in cluster mode.")
+    face_crops_sweep_s: float = Field(
+        60.0, gt=0, description="With face_crops_bucket, how often at most a node lists the "
+        "crops to apply retention and the cap to what every node wrote (at start, then "
+        "on the next crop written or read once this has passed).")
     face_crops_max_bytes: int = Field(
         256 * 1024 * 1024, ge=1, description="Bytes the face crops take at most in all.")
     face_crops_retention_s: float = Field(
@@ -135,6 +148,10 @@ class ConsoleConfig(Section):
         512 * 1024 * 1024, ge=1, description="Largest S3 object the Jobs page copies into "
         "scratch for one frame (512 MiB); a larger video gets VideoTooLargeException and no "
         "frame (local objects are read in place, whatever their size).")
+    enrol_video_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=1, description="Largest video the Collections page enrols by "
+        "upload (8 MiB: a short clip); a larger one gets VideoTooLargeException before any "
+        "decode. Read as API bodies are, so server.max_request_bytes caps it too.")
     feed_buffer: int = Field(
         50, ge=1, description="Match events one open live feed (/console/feed/<name>) holds "
         "for its browser (50); when full the oldest is dropped, counted in "

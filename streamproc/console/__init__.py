@@ -19,6 +19,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.exposure import console_allowed
 from streamproc.api.transport import ControlApi
 from streamproc.config import Config
+from streamproc.console.enrol_video import video_enrolment
 from streamproc.console.extension import Extension
 from streamproc.console.feed import live_feed
 from streamproc.console.job_frames import job_frames
@@ -28,24 +29,33 @@ from streamproc.console.stats import metrics_snapshot
 from streamproc.console.throttle import LoginThrottle
 from streamproc.dataplane.plane import DataPlane
 from streamproc.jobs.service import JobService
-from streamproc.storage.crops import CropStore, CropsWhenFull
+from streamproc.storage.crop_objects import PREFIX, SharedCropStore
+from streamproc.storage.crops import Crops, CropStore, CropsWhenFull
 from streamproc.storage.objects import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 
 def face_crops(config: Config, data_dir: Path, address: str,
-               on_drop: Callable[[], None] | None = None) -> CropStore | None:
+               on_drop: Callable[[], None] | None = None) -> Crops | None:
     """The face crop store (loaded), or None where no crop is kept.
 
-    None when ``console.face_crops`` is off, or the console itself is off or not served on
-    ``address`` (no one could look at them), or in cluster mode (a delete served by another
-    node would leave them here): none is kept, and crops kept before are removed.
+    With ``console.face_crops_bucket`` set, the crops are objects every node shares
+    (:func:`shared_crops`). Otherwise they are on this node's disk, and none is kept when
+    ``console.face_crops`` is off, the console itself is off or not served on ``address`` (no
+    one could look at them), or in cluster mode (a delete served by another node would leave
+    them here); then crops kept on this disk before are removed.
     """
     settings = config.console
+    if settings.face_crops_bucket is not None:
+        _forget_crops(data_dir / "crops", "they are kept in console.face_crops_bucket now")
+        return shared_crops(config, on_drop)
     if not (settings.enabled and settings.face_crops and console_allowed(config, address)) \
             or config.cluster.bootstrap:
-        _forget_crops(data_dir / "crops")
+        if settings.face_crops and config.cluster.bootstrap:
+            logger.info("face crops: none kept in cluster mode without "
+                        "console.face_crops_bucket")
+        _forget_crops(data_dir / "crops", "face crops are off here")
         return None
     store = CropStore(data_dir / "crops", settings.face_crops_max_bytes,
                       settings.face_crops_retention_s, CropsWhenFull(settings.face_crops_when_full),
@@ -54,29 +64,76 @@ def face_crops(config: Config, data_dir: Path, address: str,
     return store
 
 
-def _forget_crops(folder: Path) -> None:
-    """Remove crops kept by an earlier run (crops are off now: none may stay on disk)."""
+def shared_crops(config: Config, on_drop: Callable[[], None] | None = None
+                 ) -> SharedCropStore | None:
+    """The crops in ``console.face_crops_bucket`` (loaded), or None where none is kept.
+
+    Built whether or not this node serves the console: IndexFaces, DeleteFaces and
+    DeleteCollection served here must write and remove the crops other nodes show. The
+    bucket is the operator's own choice, so it is reached whatever ``objects.buckets`` and
+    ``objects.output_buckets`` allow API requests. With ``console.face_crops`` off, the
+    crops in the bucket are removed (the operator keeps no images) and None is returned.
+    """
+    settings = config.console
+    bucket = settings.face_crops_bucket
+    if bucket is None:
+        return None
+    objects = ObjectStore(config.objects.model_copy(
+        update={"buckets": [bucket], "output_buckets": [bucket]}))
+    if not objects.available:
+        logger.warning("console.face_crops_bucket is set but there is no object store "
+                       "(objects.local_root or objects.s3_endpoint): no face crops kept")
+        return None
+    if not _kept_from_requests(config, bucket):
+        logger.warning("console.face_crops_bucket %s is one API requests may read or jobs may "
+                       "write (objects.buckets, objects.output_buckets): list other buckets "
+                       "there to keep the crops to the console", bucket)
+    store = SharedCropStore(objects, bucket, settings.face_crops_max_bytes,
+                            settings.face_crops_retention_s,
+                            CropsWhenFull(settings.face_crops_when_full),
+                            settings.face_crops_sweep_s, on_drop=on_drop)
+    if not settings.face_crops:
+        removed = store.clear()
+        logger.info("face crops are off: removed the %d crops kept in %s/%s", removed, bucket,
+                    PREFIX)
+        return None
+    store.load()
+    return store
+
+
+def _kept_from_requests(config: Config, bucket: str) -> bool:
+    """True when no S3Object of a request can name ``bucket``, nor a job write into it."""
+    reads, writes = config.objects.buckets, config.objects.output_buckets
+    return reads is not None and bucket not in reads and writes is not None \
+        and bucket not in writes
+
+
+def _forget_crops(folder: Path, why: str) -> None:
+    """Remove crops an earlier run kept on this disk (none of them would be shown again)."""
     if folder.exists():
         shutil.rmtree(folder, ignore_errors=True)
-        logger.info("face crops are off: removed the crops kept before (%s)", folder)
+        logger.info("%s: removed the face crops kept before (%s)", why, folder)
 
 
 def console_extensions(config: Config, plane: DataPlane,
                        collection_of: Callable[[str], str | None], jobs: JobService,
-                       objects: ObjectStore, registry: CollectorRegistry
+                       objects: ObjectStore, registry: CollectorRegistry, api: ControlApi
                        ) -> tuple[Extension, ...]:
     """The console's parts with routes of their own (those the configuration turns on).
 
-    ``collection_of``: a stream processor's CollectionId, None for an unknown name.
+    ``collection_of``: a stream processor's CollectionId, None for an unknown name. ``api``:
+    the video enrolment calls the operations through it. The daemon closes every part
+    returned here at stop.
     """
     parts = (live_feed(config, plane, collection_of, registry),
              job_frames(config, jobs, objects, registry),
-             metrics_snapshot(registry, collection_of))
+             metrics_snapshot(registry, collection_of),
+             video_enrolment(config, api))
     return tuple(part for part in parts if part is not None)
 
 
 def console_routes(config: Config, api: ControlApi, access: AccessControl | None,
-                   address: str, crops: CropStore | None = None,
+                   address: str, crops: Crops | None = None,
                    extensions: Callable[[], tuple[Extension, ...]] | None = None
                    ) -> list[BaseRoute]:
     """The console's routes for an API bound to ``address``; none where it must be off.
@@ -98,6 +155,7 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
                       secure_cookie=config.server.tls_certfile is not None,
                       version=__version__,
                       hosts=console_hosts(address, config.server.host, settings.allowed_hosts),
-                      crops=crops, extensions=extensions() if extensions else (),
+                      crops=crops,
+                      extensions=extensions() if extensions else (),
                       throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s))
     return console.routes()

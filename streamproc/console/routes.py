@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from streamproc.api.access import AccessControl
 from streamproc.api.transport import TARGET_PREFIX, ControlApi, error_response, unknown_operation
 from streamproc.console.extension import Extension
+from streamproc.console.job_kinds import MEDIA_JOB_OPERATIONS, VIDEO_JOB_GETS
 from streamproc.console.sessions import Session, SessionsFull, SessionStore, csrf_matches
 from streamproc.console.throttle import LoginThrottle
 from streamproc.errors import (
@@ -47,7 +48,7 @@ from streamproc.errors import (
     ThrottlingException,
 )
 from streamproc.metrics import ApiMetrics
-from streamproc.storage.crops import CropStore
+from streamproc.storage.crops import Crops
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ PROCESSOR_OPERATIONS = ("DescribeStreamProcessor", "StartStreamProcessor",
 COLLECTION_OPERATIONS = ("ListFaces", "ListUsers", "IndexFaces", "SearchFacesByImage",
                          "DeleteFaces", "DeleteUser")
 # The stored-video and media-analysis jobs the Jobs page reads.
-JOB_OPERATIONS = ("GetFaceSearch", "GetFaceDetection", "GetContentModeration",
-                  "ListMediaAnalysisJobs", "GetMediaAnalysisJob")
+JOB_OPERATIONS = (*VIDEO_JOB_GETS, *MEDIA_JOB_OPERATIONS)
 PAGE_OPERATIONS = ("ListStreamProcessors", "CreateStreamProcessor", *PROCESSOR_OPERATIONS,
                    "ListCollections", *COLLECTION_OPERATIONS, *JOB_OPERATIONS)
 # Operations a key may be allowed on some resources only (a policy naming processors by a
@@ -202,7 +202,7 @@ class Console:
 
     def __init__(self, api: ControlApi, access: AccessControl | None, store: SessionStore,
                  *, secure_cookie: bool, version: str,
-                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: CropStore | None = None,
+                 hosts: frozenset[str] = LOOPBACK_HOSTS, crops: Crops | None = None,
                  extensions: tuple[Extension, ...] = (),
                  throttle: LoginThrottle | None = None) -> None:
         self._api = api
@@ -401,7 +401,8 @@ class Console:
         jpeg = None
         if self._crops is not None and self._allows(session, "ListFaces",
                                                     {"CollectionId": collection}):
-            # A file read under the store's lock: off the event loop, which serves the API.
+            # A file or object read (it may wait on the store's lock or on S3): off the event
+            # loop, which serves the API.
             jpeg = await run_in_threadpool(self._crops.get, collection,
                                            request.path_params["face_id"])
         if jpeg is None:

@@ -16,11 +16,12 @@ from streamproc.api.access import AccessControl
 from streamproc.api.exposure import ExposureError, check_bound, check_exposure
 from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
+from streamproc.celebrities.catalog import load_catalog
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
 from streamproc.console.extension import Extension
-from streamproc.daemon.jobs import Jobs, Labels, Moderation, build_jobs
+from streamproc.daemon.jobs import Jobs, Labels, Moderation, Persons, build_jobs
 from streamproc.daemon.labels import label_detector
 from streamproc.daemon.parts import (
     ApiHooks,
@@ -39,6 +40,7 @@ from streamproc.dataplane.output.publish import kafka_publisher
 from streamproc.dataplane.plane import DataPlane
 from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
+from streamproc.dataplane.stored.person_stage import PERSONS, PersonStage
 from streamproc.dataplane.stored.stages import MODERATION
 from streamproc.faces.engine import FaceEngine
 from streamproc.jobs.parts import JobHooks
@@ -71,6 +73,7 @@ _ON_GIVE_UP: dict[str, dict[str, str]] = {
     "analyzer": {"single": _FAIL_ALL, "cluster": _LEAVE},
     "moderation": {"single": _FAIL_JOBS, "cluster": _LEAVE},
     LABELS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
+    PERSONS: {"single": _FAIL_JOBS, "cluster": _LEAVE},  # job frames only, as moderation
     "publisher": {"single": _FAIL, "cluster": _LEAVE},
     "reconciler": {"single": _EXIT, "cluster": _EXIT},
     "ledger": {"single": _EXIT, "cluster": _EXIT},
@@ -165,19 +168,20 @@ class Daemon:
     def start(self) -> None:
         """Check exposure and access, load the pack, open storage, [join], resume, serve.
 
-        Raises ``ExposureError`` or ``PolicyError`` before any heavy work when the
-        configuration would be unsafe or its policy file is malformed, and ``ClusterError``
-        when a cluster node cannot join.
+        Raises ``ExposureError``, ``PolicyError`` or ``CatalogError`` before any heavy work
+        when the configuration would be unsafe or its policy file or celebrity catalog is
+        malformed, and ``ClusterError`` when a cluster node cannot join.
         """
         self._status = "starting"  # (also when a stopped daemon object starts again)
         self.fatal.clear()
         self.fatal_reason = ""
         self._check_access()
+        catalog = load_catalog(self.config.celebrities.catalog)  # CatalogError: no start
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
         moderation_engine = self.moderation_engine = self._load_moderation()
-        labels = self.labels = label_detector(self.config)
+        labels = self.labels = self._label_pack()
         storage = self.storage = open_storage(self.config, self.data_dir)
         self._server = self._bind()
         ledger = self.ledger = self._ledger(storage)
@@ -186,13 +190,14 @@ class Daemon:
         self._plane = self._build_plane(engine, domain)
         moderation = self.moderation = self._moderation_stage(moderation_engine, self._plane)
         label_jobs = self._label_stage(labels, self._plane)
+        persons = self._person_stage(labels, engine, self._plane)
         self.reconciler = self._build_reconciler(domain)
         jobs = self.jobs = build_jobs(
             self.config, engine.face_model_version, storage.db, domain.searcher, self._plane,
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation, label_jobs, users=storage.users)
+            moderation, label_jobs, storage.users, catalog, persons=persons)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -220,7 +225,7 @@ class Daemon:
 
         def extensions() -> tuple[Extension, ...]:
             parts = console_extensions(self.config, plane, collection_of, jobs.service,
-                                       self.objects, self.registry)
+                                       self.objects, self.registry, api)
             self._console_parts = list(parts)
             return parts
 
@@ -260,18 +265,42 @@ class Daemon:
         plane.add_background_stage(MODERATION, stage)
         return Moderation(engine, stage)
 
+    def _label_pack(self) -> LabelDetector | None:
+        """The label pack, loaded once for DetectLabels, label jobs and person tracking.
+
+        None: not installed. A method, so a test can give a daemon a fake pack.
+        """
+        return label_detector(self.config)
+
     def _label_stage(self, detector: LabelDetector | None, plane: DataPlane) -> Labels:
-        """The label stage, a background stage of the plane (no pack: it refuses each frame)."""
+        """The label stage, a background stage of the plane only where there is a pack.
+
+        Without one the kind refuses every Start and launch, so the stage would see no frame:
+        it is not started, and /health does not list it.
+        """
         stage = LabelStage(detector, self.config.jobs.label_batch, plane)
-        plane.add_background_stage(LABELS, stage)
+        if detector is not None:
+            plane.add_background_stage(LABELS, stage)
         return Labels(detector, stage)
+
+    def _person_stage(self, detector: LabelDetector | None, engine: FaceEngine,
+                      plane: DataPlane) -> Persons:
+        """The person stage, a background stage of the plane (started, supervised there).
+
+        No pack: the stage is never started (nor shown in /health), as the kind refuses
+        every Start and launch without one, so no frame reaches it.
+        """
+        stage = PersonStage(detector, engine, self.config.jobs.person_tracking.batch, plane)
+        if detector is not None:
+            plane.add_background_stage(PERSONS, stage)
+        return Persons(detector, stage)
 
     def _check_access(self) -> None:
         check_exposure(self.config)
         if self.config.auth.enabled:
             server = self.config.server
-            self.access = AccessControl(self.config.auth, Arns(server.region, server.account_id),
-                                        self._api_metrics)
+            arns = Arns(server.region, server.account_id, self.config.celebrities.gallery)
+            self.access = AccessControl(self.config.auth, arns, self._api_metrics)
             self.access.load()
 
     def _bind(self) -> HttpServer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from streamproc.api.job_kinds.base import WireJobKind
@@ -21,7 +22,8 @@ from streamproc.api.job_kinds.faces import FaceDetectionWire, FaceSearchWire
 from streamproc.api.job_kinds.labels import LabelDetectionWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
-from streamproc.celebrities.catalog import load_catalog
+from streamproc.api.job_kinds.persons import PersonTrackingWire
+from streamproc.celebrities.catalog import Catalog
 from streamproc.celebrities.gallery import Gallery
 from streamproc.config import Config
 from streamproc.daemon.media import JobAdapters, manifest_runner
@@ -34,13 +36,16 @@ from streamproc.dataplane.stored.jobrunners import JobRunners, Launched
 from streamproc.dataplane.stored.jobworker import JobRunner
 from streamproc.dataplane.stored.label_stage import LABELS, LabelStage
 from streamproc.dataplane.stored.moderation_stage import ModerationStage
+from streamproc.dataplane.stored.person_stage import PERSONS, FaceFinder, PersonStage
 from streamproc.dataplane.stored.stages import FACES, MODERATION, A, StoredStage
+from streamproc.faces.types import Face
 from streamproc.jobs.kind import JobKinds
 from streamproc.jobs.kinds.celebrities import CelebrityRecognitionJobKind
 from streamproc.jobs.kinds.faces import FaceDetectionJobKind, FaceSearchJobKind
 from streamproc.jobs.kinds.labels import LabelDetectionJobKind
 from streamproc.jobs.kinds.media import MediaAnalysisJobKind
 from streamproc.jobs.kinds.moderation import ContentModerationJobKind
+from streamproc.jobs.kinds.persons import PersonTrackingJobKind
 from streamproc.jobs.mailbox import JobMailbox
 from streamproc.jobs.notices import Notices
 from streamproc.jobs.parts import JobHooks, SchedulerParts, SchedulerSettings
@@ -95,25 +100,52 @@ def no_labels(config: Config, plane: DataPlane) -> Labels:
     return Labels(None, LabelStage(None, config.jobs.label_batch, plane))
 
 
+@dataclass(frozen=True)
+class Persons:
+    """The label pack person tracking uses (None: not installed) and its stage."""
+
+    detector: LabelDetector | None
+    stage: PersonStage  # StoredStage[PersonAnalysis], started by the data plane
+
+
+class _NoFaces:
+    """A face finder for a stage that never sees a frame (no label pack)."""
+
+    def detect_many(self, images: list[np.ndarray], max_faces: int = 0) -> list[list[Face]]:
+        return [[] for _ in images]
+
+
+def no_persons(config: Config, plane: DataPlane, faces: FaceFinder | None = None) -> Persons:
+    """No label pack: a person stage that is never started.
+
+    The kind refuses every Start and launch without a pack, so the stage sees no frame.
+    """
+    return Persons(None, PersonStage(None, faces or _NoFaces(),
+                                     config.jobs.person_tracking.batch, plane))
+
+
 def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
               moderation: Moderation, adapters: JobAdapters | None = None,
-              labels: Labels | None = None, gallery: Gallery | None = None
-              ) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
+              labels: Labels | None = None, gallery: Gallery | None = None,
+              persons: Persons | None = None) -> tuple[JobKinds, tuple[WireJobKind, ...]]:
     """The job kinds this daemon runs, and their wire halves (each has its domain kind).
 
     ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``labels`` None (or
     its detector None): label jobs answer LabelPackMissing. ``gallery`` None: celebrity
-    jobs search an empty gallery.
+    jobs search ``celebrities.gallery`` but name each celebrity by its UserId. ``persons``
+    None (or its detector None): person-tracking jobs answer LabelPackMissing.
     """
     if gallery is None:
-        gallery = gallery_of(config, searcher, None)
+        gallery = Gallery(config.celebrities, searcher, None, Catalog({}))
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
     label_detection = LabelDetectionJobKind(None if labels is None else labels.detector)
     kinds = JobKinds([FaceDetectionJobKind(),
                       FaceSearchJobKind(searcher, config.jobs.max_matches, model_version),
                       content_moderation,
                       MediaAnalysisJobKind(moderation.engine.model_version, adapters),
-                      label_detection, CelebrityRecognitionJobKind(gallery)])
+                      label_detection, CelebrityRecognitionJobKind(gallery),
+                      PersonTrackingJobKind(None if persons is None else persons.detector,
+                                            config.jobs.person_tracking)])
     wires = job_wires(content_moderation, label_detection)
     for wire in wires:
         kinds.get(wire.api)
@@ -129,16 +161,8 @@ def job_wires(content_moderation: ContentModerationJobKind,
     """
     labels = label_detection or LabelDetectionJobKind(None)
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
-            MediaAnalysisWire(), LabelDetectionWire(labels), CelebrityRecognitionWire())
-
-
-def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
-    """The celebrities' gallery, its catalog read and checked now (CatalogError: no start).
-
-    ``users`` None: no celebrity has a user to be found by (GetCelebrityInfo finds none).
-    """
-    cfg = config.celebrities
-    return Gallery(cfg, searcher, users, load_catalog(cfg.catalog))
+            MediaAnalysisWire(), LabelDetectionWire(labels), CelebrityRecognitionWire(),
+            PersonTrackingWire())
 
 
 def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
@@ -158,7 +182,7 @@ def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
 
 def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir: Path,
                 moderation: Moderation, store: JobStore, adapters: JobAdapters | None = None,
-                labels: Labels | None = None) -> JobRunners:
+                labels: Labels | None = None, persons: Persons | None = None) -> JobRunners:
     """The runner of each (input, stage) this daemon serves: one line each.
 
     A manifest runner first deletes the local files of jobs that no longer run (those of
@@ -174,6 +198,8 @@ def job_runners(config: Config, plane: DataPlane, objects: ObjectStore, data_dir
     runners.add(JobInput.IMAGES, MODERATION, media)
     label_stage = (labels or no_labels(config, plane)).stage
     runners.add(JobInput.VIDEO, LABELS, video_runner(label_stage, config, objects, data_dir))
+    person_stage = (persons or no_persons(config, plane)).stage
+    runners.add(JobInput.VIDEO, PERSONS, video_runner(person_stage, config, objects, data_dir))
     return runners
 
 
@@ -187,21 +213,26 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                plane: DataPlane, publisher: Publisher, objects: ObjectStore,
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
                appliers: Appliers, hooks: JobHooks, moderation: Moderation,
-               labels: Labels | None = None, users: UserStore | None = None) -> Jobs:
+               labels: Labels | None = None, users: UserStore | None = None,
+               catalog: Catalog | None = None, persons: Persons | None = None) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler.
 
-    ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
-    (None: it finds none).
+    ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users;
+    ``catalog``: the celebrities' catalog, read and checked by ``Daemon.start`` before any
+    heavy work. ``Daemon.start`` passes both; None (no user found, every celebrity named
+    by its UserId) is for callers that build jobs without a daemon (tests/test_command_log).
+    ``persons``: the person stage (None: no label pack).
     """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
     labels = labels or no_labels(config, plane)
-    gallery = gallery_of(config, searcher, users)
+    gallery = Gallery(config.celebrities, searcher, users, catalog or Catalog({}))
+    persons = persons or no_persons(config, plane)
     kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, labels,
-                             gallery)
+                             gallery, persons)
     mailbox, store = JobMailbox(), JobStore(db)
     runners = job_runners(config, plane, objects, data_dir, moderation, store, adapters,
-                          labels)
+                          labels, persons)
     runners.require(kinds.needs())
     metrics = JobMetrics.create(registry)
     notices = Notices(publisher, config.kafka.bootstrap, dict(cfg.notification_topics),

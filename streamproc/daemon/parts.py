@@ -67,7 +67,7 @@ from streamproc.rekognition.constants import FACE_SEARCH, IDEMPOTENCY_WINDOW_S, 
 from streamproc.search.searcher import FaceSearcher
 from streamproc.storage.builder import IndexBuilder
 from streamproc.storage.collections import CollectionStore
-from streamproc.storage.crops import CropStore
+from streamproc.storage.crops import Crops
 from streamproc.storage.datasets import DatasetStore
 from streamproc.storage.db import Database
 from streamproc.storage.index import IndexPolicy
@@ -252,7 +252,7 @@ class ApiHooks:
 def build_api(config: Config, engine: FaceEngine, domain: Domain, storage: Storage,
               ledger: Ledger, jobs: Jobs, objects: ObjectStore, hooks: ApiHooks,
               moderation: Moderation, training: Training | None = None,
-              crops: CropStore | None = None,
+              crops: Crops | None = None,
               labels: LabelDetector | None = None) -> ControlApi:
     """The AWS JSON transport over every handler table (``labels``: the label pack, if any)."""
     loader = ImageLoader(config.images, objects)

@@ -4,9 +4,11 @@ Rekognition stores no images, so this is opt-out (``console.face_crops``). One f
 indexed face under ``<data_dir>/crops/<collection digest>/<FaceId>.jpg``, at most
 ``max_bytes`` in all and each for ``retention_s`` after it was written. When one more crop
 would not fit, the named policy decides (:class:`CropsWhenFull`) and the drop is counted.
-The store is local to one daemon: none is kept in cluster mode, where a DeleteFaces served by
-another node would leave this node's crop behind (see docs/security.md, Web console). A crop
-that cannot be made or written never fails the IndexFaces that asked for it (:meth:`keep`).
+:class:`CropStore` is local to one daemon: in cluster mode, where a DeleteFaces served by
+another node would leave this node's crop behind, crops are kept in the object store instead
+(:class:`~.crop_objects.SharedCropStore`, ``console.face_crops_bucket``) or not at all. Both
+are :class:`Crops`, which the console and the collection handlers use. A crop that cannot
+be made or written never fails the IndexFaces that asked for it (:meth:`CropStore.keep`).
 Retention is applied at start and at every crop written or read.
 """
 
@@ -22,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -37,6 +40,30 @@ class CropsWhenFull(str, Enum):
 
     DROP_OLDEST = "drop_oldest"  # remove the oldest crops until the new one fits
     DROP_NEWEST = "drop_newest"  # keep what is there; the new crop is not written
+
+
+class Crops(Protocol):
+    """Where face crops are kept: on this node's disk or in the object store all nodes share."""
+
+    def keep(self, collection: str, face_id: str, pixels: np.ndarray, box: np.ndarray) -> bool:
+        """Crop and keep a face just indexed; False (logged, counted) when it cannot be."""
+        ...
+
+    def put(self, collection: str, face_id: str, jpeg: bytes) -> bool:
+        """Keep a crop; False when the policy (or its size) leaves it out (counted)."""
+        ...
+
+    def get(self, collection: str, face_id: str) -> bytes | None:
+        """The crop, or None (none kept, dropped, or past its retention)."""
+        ...
+
+    def delete(self, collection: str, face_ids: Iterable[str]) -> None:
+        """Remove the crops of these faces (DeleteFaces)."""
+        ...
+
+    def delete_collection(self, collection: str) -> None:
+        """Remove every crop of a collection (DeleteCollection)."""
+        ...
 
 
 def face_crop(pixels: np.ndarray, box: np.ndarray, side: int = CROP_SIDE) -> bytes:
@@ -65,7 +92,13 @@ def jpeg_within(pixels: np.ndarray, side: int, quality: int) -> bytes:
     return bytes(jpeg.tobytes())
 
 
-def _folder(collection: str) -> str:
+def is_face_id(face_id: str) -> bool:
+    """True for a FaceId as this server makes them (so a crop's name can be no path)."""
+    return _FACE_ID.fullmatch(face_id) is not None
+
+
+def crop_folder(collection: str) -> str:
+    """The folder (or key segment) of a collection's crops."""
     # A digest, not the name: a collection id may be "." or "..".
     return hashlib.sha256(collection.encode()).hexdigest()[:32]
 
@@ -113,9 +146,9 @@ class CropStore:
 
     def path(self, collection: str, face_id: str) -> Path | None:
         """Where this face's crop lives, or None for a FaceId that is not one."""
-        if not _FACE_ID.fullmatch(face_id):
+        if not is_face_id(face_id):
             return None
-        return self.root / _folder(collection) / f"{face_id}.jpg"
+        return self.root / crop_folder(collection) / f"{face_id}.jpg"
 
     def keep(self, collection: str, face_id: str, pixels: np.ndarray, box: np.ndarray) -> bool:
         """Crop and keep a face just indexed; False (logged, counted) when it cannot be.
@@ -177,7 +210,7 @@ class CropStore:
 
     def delete_collection(self, collection: str) -> None:
         """Remove every crop of a collection (DeleteCollection)."""
-        folder = self.root / _folder(collection)
+        folder = self.root / crop_folder(collection)
         with self._lock:
             for path in [p for p in self._files if p.parent == folder]:
                 self._forget(path)

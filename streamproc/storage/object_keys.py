@@ -39,6 +39,15 @@ class ObjectRef:
         return f"{self.bucket}/{self.name}"
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """One object of a listing: its key, size in bytes and last write (epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
+
+
 def local_path(base: Path, bucket: str, key: str) -> Path | None:
     """``base/bucket/key`` if that path names the key and nothing else, else None.
 

@@ -3,8 +3,9 @@
 S3 makes an object visible only once its upload is complete: ``put_object`` for bytes,
 boto3's transfer manager for files (multipart above ``_MULTIPART`` bytes, parts sent in
 order by a few threads; a failed part aborts the whole upload, so no part is ever seen).
-Every failure is :class:`~streamproc.errors.OutputNotWritable`, its message built from the
-error code alone (never the exception text, which can carry request details).
+Every failure to write or delete is :class:`~streamproc.errors.OutputNotWritable`, every
+failure to list :class:`~streamproc.errors.InvalidS3ObjectException`, their messages built
+from the error code alone (never the exception text, which can carry request details).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.config import ObjectsConfig
-from streamproc.errors import OutputNotWritable
-from streamproc.storage.object_keys import ObjectRef
+from streamproc.errors import InvalidS3ObjectException, OutputNotWritable
+from streamproc.storage.object_keys import ListedObject, ObjectRef, writable_key
 
 logger = logging.getLogger(__name__)
 _MULTIPART = 8 << 20  # boto3's default threshold and part size
@@ -47,6 +48,47 @@ def put_s3(client: Any, ref: ObjectRef, source: bytes | Path) -> None:
         logger.warning("S3 write of %s: %s", ref.shown, type(exc).__name__)
         raise OutputNotWritable(
             f"Writing s3://{ref.shown} failed: {type(exc).__name__}") from None
+
+
+def delete_s3(client: Any, ref: ObjectRef) -> None:
+    """Delete ``ref`` (a missing object is no error, as in S3); OutputNotWritable on error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client.delete_object(Bucket=ref.bucket, Key=ref.name)
+    except ClientError as exc:
+        raise _refused(ref.bucket, f"Deleting s3://{ref.shown}", _code(exc)) from None
+    except BotoCoreError as exc:
+        logger.warning("S3 delete of %s: %s", ref.shown, type(exc).__name__)
+        raise OutputNotWritable(
+            f"Deleting s3://{ref.shown} failed: {type(exc).__name__}") from None
+
+
+def list_s3(client: Any, bucket: str, prefix: str) -> list[ListedObject]:
+    """Every object under ``bucket``/``prefix``, by key (``list_objects_v2``, all pages).
+
+    Keys the store would not write (:func:`~.object_keys.writable_key`) are left out, as
+    the local root leaves them out. InvalidS3ObjectException when the bucket cannot be listed.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                       Prefix=prefix):
+            found += [ListedObject(o["Key"], int(o["Size"]), o["LastModified"].timestamp())
+                      for o in page.get("Contents", []) if writable_key(bucket, o["Key"])]
+    except ClientError as exc:
+        code = _code(exc)
+        if code in _MISSING:
+            raise InvalidS3ObjectException(f"The bucket {bucket} does not exist") from None
+        logger.warning("S3 listing of %s/%s: %s", bucket, prefix, code)
+        raise InvalidS3ObjectException(f"Listing s3://{bucket}/{prefix} failed: {code}") from None
+    except BotoCoreError as exc:
+        logger.warning("S3 listing of %s/%s: %s", bucket, prefix, type(exc).__name__)
+        raise InvalidS3ObjectException(
+            f"Listing s3://{bucket}/{prefix} failed: {type(exc).__name__}") from None
+    return sorted(found, key=lambda o: o.key)
 
 
 def make_client(cfg: ObjectsConfig) -> Any:

@@ -42,6 +42,31 @@ def write_local(base: Path, ref: ObjectRef, source: bytes | Path) -> None:
         _replace(folder / target.name, data, ref)
 
 
+def delete_local(base: Path, ref: ObjectRef) -> None:
+    """Remove ``ref``'s file under ``base``; a missing object is no error (as in S3).
+
+    A symlink at the key is removed itself, never the file it leads to; a folder on the way
+    that leads out of the bucket is refused (OutputNotWritable), as is a missing bucket.
+    """
+    target = local_path(base, ref.bucket, ref.name)
+    if target is None:  # no file holds such a key
+        return
+    folder = _bucket(base, ref.bucket)
+    real, shown = folder.resolve(), ref.bucket
+    for segment in ref.name.split("/")[:-1]:
+        folder, shown = folder / segment, f"{shown}/{segment}"
+        if not folder.exists():
+            return
+        _inside(folder, real, shown)
+    try:
+        os.unlink(folder / target.name)
+    except (FileNotFoundError, IsADirectoryError):  # no object (a folder is none either)
+        return
+    except OSError as exc:
+        raise OutputNotWritable(f"Deleting {ref.shown} failed: {_why(exc)}") from None
+    _sync_folder(folder)
+
+
 def check_local_output(base: Path, bucket: str, prefix: str) -> None:
     """OutputNotWritable unless objects can be written under ``bucket``/``prefix``.
 

@@ -6,8 +6,9 @@ file ``ROOT/Bucket/Name``; with neither, S3 references are refused. Every failur
 read an object is :class:`~streamproc.errors.InvalidS3ObjectException`; callers decide what
 "too large" means for them (an image, a video) from :meth:`ObjectStore.size`. Every failure
 to write one is :class:`~streamproc.errors.OutputNotWritable`; writes are atomic
-(:mod:`.object_writes`, :mod:`.object_s3`). ``objects.buckets`` limits every read to its
-buckets, ``objects.output_buckets`` every write.
+(:mod:`.object_writes`, :mod:`.object_s3`). :meth:`ObjectStore.listing` (a read) lists a
+prefix and :meth:`ObjectStore.delete` (a write) removes an object. ``objects.buckets`` limits
+every read to its buckets, ``objects.output_buckets`` every write and delete.
 
 Keys are opaque strings, mapped to files only where the path spells the key back exactly
 (:func:`~.object_keys.local_path`); lines are streamed by :mod:`.object_lines`.
@@ -25,12 +26,19 @@ from typing import Any, BinaryIO
 
 from streamproc.config import ObjectsConfig
 from streamproc.errors import InvalidS3ObjectException, OutputNotWritable
-from streamproc.storage.object_keys import ObjectRef, local_object, local_path, writable_key
+from streamproc.storage.object_keys import (
+    ListedObject,
+    ObjectRef,
+    local_object,
+    local_path,
+    writable_key,
+)
 from streamproc.storage.object_lines import ManifestLine, read_chunks, split_lines
-from streamproc.storage.object_s3 import check_s3_output, make_client, put_s3
-from streamproc.storage.object_writes import check_local_output, write_local
+from streamproc.storage.object_listing import list_local
+from streamproc.storage.object_s3 import check_s3_output, delete_s3, list_s3, make_client, put_s3
+from streamproc.storage.object_writes import check_local_output, delete_local, write_local
 
-__all__ = ["ManifestLine", "ObjectRef", "ObjectStore", "local_path"]
+__all__ = ["ListedObject", "ManifestLine", "ObjectRef", "ObjectStore", "local_path"]
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -157,6 +165,22 @@ class ObjectStore:
                 raise InvalidS3ObjectException() from None
         return split_lines(read_chunks(source, _CHUNK, ref.shown), max_line_bytes, stop, skip)
 
+    def listing(self, bucket: str, prefix: str = "") -> list[ListedObject]:
+        """Every object whose key starts with ``prefix`` in ``bucket``, by key.
+
+        Key, size and last write of each (S3: ``list_objects_v2``, every page; the local root:
+        :func:`~.object_listing.list_local`). InvalidS3ObjectException when the bucket may
+        not be read (``objects.buckets``), does not exist or cannot be listed.
+        """
+        self._allow_read(ObjectRef(bucket, prefix))
+        if self._config.s3_endpoint is not None:
+            return list_s3(self._s3(), bucket, prefix)
+        if self._config.local_root is None:
+            raise InvalidS3ObjectException(
+                "S3 objects are not available on this server: configure objects.local_root "
+                "(files) or objects.s3_endpoint (an S3-compatible store)")
+        return list_local(self._base(), bucket, prefix)
+
     def _allow_read(self, ref: ObjectRef) -> None:
         allowed = self._config.buckets
         if allowed is not None and ref.bucket not in allowed:
@@ -172,6 +196,22 @@ class ObjectStore:
     def put_file(self, ref: ObjectRef, path: Path) -> None:
         """Write the file at ``path`` as ``ref``, atomically (streamed, multipart on S3)."""
         self._put(ref, path)
+
+    def delete(self, ref: ObjectRef) -> None:
+        """Remove the object ``ref``; one that is not there is no error (as S3's DeleteObject).
+
+        OutputNotWritable when the bucket may not be written (``objects.output_buckets``),
+        does not exist, or the delete fails. A key the store never writes names no object.
+        """
+        self._allow_write(ref.bucket)
+        if ref.version is not None:
+            raise OutputNotWritable(f"The object {ref.shown} is deleted whole, not by version")
+        if not writable_key(ref.bucket, ref.name):
+            return
+        if self._config.s3_endpoint is not None:
+            delete_s3(self._s3(), ref)
+        else:
+            delete_local(self._base(), ref)
 
     def check_output(self, bucket: str, prefix: str) -> None:
         """OutputNotWritable unless results can go under ``bucket``/``prefix``.

@@ -72,6 +72,10 @@ DEVIATIONS = {
         "needs the label pack (`streamproc models convert labels`); answers only the labels "
         "its two models detect (the label map); Features IMAGE_PROPERTIES is "
         "InvalidParameterException", "labels.md"),
+    "StartPersonTracking": (
+        "persons from the label pack's Person boxes (needs the pack, as DetectLabels), tracked "
+        "by position and size (no appearance model); frames sampled at jobs.sample_fps; "
+        "NotificationChannel.SNSTopicArn names a Kafka topic", "jobs.md"),
     "StartLabelDetection": (
         "needs the label pack, as DetectLabels; frames sampled at jobs.sample_fps; "
         "NotificationChannel.SNSTopicArn names a Kafka topic, as for the face jobs", "jobs.md"),
