@@ -77,6 +77,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
         return 2
     from streamproc.api.exposure import ExposureError
     from streamproc.api.policy import PolicyError
+    from streamproc.celebrities.catalog import CatalogError
     from streamproc.cluster.node import ClusterError
     from streamproc.daemon import Daemon
     from streamproc.faces.engine import ModelPackError
@@ -97,7 +98,7 @@ def serve(config: Config, args: argparse.Namespace | None = None) -> int:
     try:
         daemon.start()
     except (ModelPackError, ModerationModelError, OSError, ExposureError, PolicyError,
-            ClusterError) as exc:
+            CatalogError, ClusterError) as exc:
         logger.error("cannot start: %s", exc)
         daemon.stop()
         return 2

@@ -117,6 +117,8 @@ def test_an_empty_gallery_recognises_no_one(server: Server, empty: dict[str, Any
     assert empty["VideoMetadata"]["FrameWidth"] == 480
     out = server.rk.recognize_celebrities(Image={"Bytes": _frame()})
     assert out["CelebrityFaces"] == [] and len(out["UnrecognizedFaces"]) == 2
+    # The same faces, boxed as DetectFaces boxes them (the frame is not square).
+    assert [f["BoundingBox"] for f in out["UnrecognizedFaces"]] == _detected_boxes(server.rk)
     with pytest.raises(server.rk.exceptions.ResourceNotFoundException):
         server.rk.get_celebrity_info(Id="W1")
 
@@ -173,10 +175,21 @@ def test_recognize_celebrities_and_get_celebrity_info(server: Server,
         found["M1"]["Face"]["BoundingBox"])
     assert {k: w1[k] for k in W1_INFO} == W1_INFO and w1["MatchConfidence"] >= 80
     assert set(w1["Face"]) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"}
+    assert sorted(_box_key(c["Face"]["BoundingBox"]) for c in out["CelebrityFaces"]) == sorted(
+        map(_box_key, _detected_boxes(rk)))
     info = rk.get_celebrity_info(Id="W1")
     assert {k: info[k] for k in W1_INFO} == W1_INFO
     m1 = rk.get_celebrity_info(Id="M1")
     assert (m1["Name"], m1["Urls"], "KnownGender" in m1) == ("M1", [], False)
+
+
+def _detected_boxes(rk: Any) -> list[dict[str, float]]:
+    """DetectFaces' boxes for the same frame, largest first."""
+    return [d["BoundingBox"] for d in rk.detect_faces(Image={"Bytes": _frame()})["FaceDetails"]]
+
+
+def _box_key(box: dict[str, float]) -> tuple[float, ...]:
+    return box["Left"], box["Top"], box["Width"], box["Height"]
 
 
 def _code(caught: pytest.ExceptionInfo[ClientError]) -> str:

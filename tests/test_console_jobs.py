@@ -5,6 +5,7 @@ the frame at a mark, a key that may not read the job)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from test_console_video import remux_ts
 
+import streamproc.console
 from streamproc.config import ObjectsConfig, load_config
 from streamproc.console.job_frames import JobFrameRoute, job_frames, jpeg_of
 from streamproc.console.routes import Refusals
@@ -38,6 +40,27 @@ from streamproc.storage.objects import ObjectRef, ObjectStore
 BOTH = VIDEO / "head-pose-face-detection-female-and-male.mp4"
 BUCKET = "vids"
 TS_NAME = "both.ts"  # the same clip remuxed to MPEG-TS, whose seeks near the end overshoot
+
+
+# ---- the console's job kinds are the daemon's -----------------------------------------------
+def test_the_console_knows_every_video_job_kind_the_daemon_serves() -> None:
+    from streamproc.console.job_frames import FRAME_APIS
+    from streamproc.console.job_kinds import MEDIA_JOB_OPERATIONS, VIDEO_JOB_GETS
+    from streamproc.console.routes import JOB_OPERATIONS, PAGE_OPERATIONS
+    from streamproc.daemon.jobs import job_wires
+    from streamproc.jobs.kinds.moderation import ContentModerationJobKind
+
+    wires = job_wires(ContentModerationJobKind(""))
+    video = {w.get_operation: w.api for w in wires if w.get_operation not in
+             MEDIA_JOB_OPERATIONS}
+    assert dict(VIDEO_JOB_GETS) == video
+    assert dict(FRAME_APIS) == video
+    assert set(JOB_OPERATIONS) == {*video, *MEDIA_JOB_OPERATIONS} <= set(PAGE_OPERATIONS)
+    assert {w.get_operation for w in wires} - set(video) == {"GetMediaAnalysisJob"}
+    # The page's own table of kinds (titles, result keys): the same operations, same order.
+    script = (Path(streamproc.console.__file__).parent / "static" / "jobs.js").read_text()
+    table = script.split("const KINDS = {", 1)[1].split("};", 1)[0]
+    assert re.findall(r"^  (\w+): \{", table, re.MULTILINE) == list(VIDEO_JOB_GETS)
 
 
 # ---- in process ----------------------------------------------------------------------------
@@ -628,6 +651,102 @@ def test_moderation_labels_are_lanes_and_a_long_result_list_is_capped_and_said(
         alert = p.page.get_by_role("alert")
         assert "InvalidParameterException" in alert.inner_text()
         assert "decoding vids/x.mp4 failed" in alert.inner_text()
+    finally:
+        p.close()
+
+
+def _served_frame(page: Any, api: str, job_id: str) -> None:
+    """Frames of ``job_id`` answered by the test: a grey 640x360 JPEG."""
+    ok, jpeg = cv2.imencode(".jpg", np.full((360, 640, 3), 128, np.uint8))
+    assert ok
+    page.route(f"**/console/jobs/{api}/{job_id}/frame?ms=*", lambda route: route.fulfill(
+        status=200, content_type="image/jpeg", body=jpeg.tobytes()))
+
+
+def _answer(items_key: str, job_id: str, items: list[dict[str, Any]]) -> Any:
+    def fulfil(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "JobStatus": "SUCCEEDED", "JobId": job_id, "VideoMetadata": {
+                "DurationMillis": 4000, "FrameRate": 25.0, "FrameWidth": 640,
+                "FrameHeight": 360}, items_key: items}))
+    return fulfil
+
+
+def _celebrity(ms: int, cid: str, name: str, left: float) -> dict[str, Any]:
+    box = {"Width": 0.2, "Height": 0.4, "Left": left, "Top": 0.1}
+    return {"Timestamp": ms, "Celebrity": {"Id": cid, "Name": name, "Urls": [],
+                                           "Confidence": 91.25, "BoundingBox": box,
+                                           "Face": {"BoundingBox": box, "Confidence": 99.0}}}
+
+
+@pytest.mark.e2e
+def test_a_celebrity_job_has_a_lane_per_celebrity_id_and_boxes_on_its_frame(
+        jobs_daemon: Any, browser: Any) -> None:  # noqa: F811
+    """GetCelebrityRecognition answers served by the test (a gallery needs enrolled users):
+    one lane per Id, even for two celebrities of one Name, and each face's box."""
+    from console_browser import RecordedPage
+
+    items = [_celebrity(0, "W1", "Woman W", 0.1), _celebrity(0, "M1", "M1", 0.6),
+             _celebrity(400, "W1", "Woman W", 0.12), _celebrity(800, "W2", "Woman W", 0.3)]
+    p = RecordedPage(browser)
+    try:
+        p.page.route("**/console/api/GetCelebrityRecognition",
+                     _answer("Celebrities", "celeb-1", items))
+        _served_frame(p.page, "GetCelebrityRecognition", "celeb-1")
+        _sign_in(p.page, jobs_daemon, ADMIN_ID, ADMIN_SECRET)
+        p.page.goto(f"{jobs_daemon.endpoint}/console/#/jobs?api=GetCelebrityRecognition"
+                    "&id=celeb-1")
+        p.page.wait_for_selector("#timeline", timeout=WAIT_MS)
+        assert p.page.locator("#job-title").inner_text() == (
+            "Celebrity recognition job celeb-1")
+        lanes = p.page.locator("#timeline .lane-label").all_text_contents()
+        assert lanes == ["M1", "Woman W (W1)", "Woman W (W2)"]
+        assert p.page.locator("#timeline .mark").count() == 4
+        p.page.get_by_role("button", name="Woman W (W1) at 0:00.000").click()
+        p.page.wait_for_selector("#frame-view[data-frame=loaded]", timeout=WAIT_MS)
+        details = p.page.locator(".frame-details").inner_text()
+        assert "Woman W (Id W1): confidence 91.3%" in details
+        box = p.page.locator("#frame-view .job-box")
+        assert box.count() == 1 and box.get_attribute("x") == "0.1"
+        assert p.page.get_by_label("Job kind").locator(
+            "option[value=GetCelebrityRecognition]").count() == 1
+        p.screenshot("job-celebrities")
+    finally:
+        p.close()
+
+
+@pytest.mark.e2e
+def test_a_label_job_has_a_lane_per_label_name_and_a_box_per_instance(
+        jobs_daemon: Any, browser: Any) -> None:  # noqa: F811
+    """GetLabelDetection answers served by the test: lanes by Label Name, every Instance's
+    box on the frame, and a SEGMENTS item (no Timestamp) drawn at its start."""
+    from console_browser import RecordedPage
+
+    def label(name: str, boxes: list[float]) -> dict[str, Any]:
+        return {"Name": name, "Confidence": 77.0, "Parents": [{"Name": "Thing"}],
+                "Instances": [{"BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": x,
+                                               "Top": 0.2}, "Confidence": 70.0}
+                              for x in boxes]}
+
+    items = [{"Timestamp": 200, "Label": label("Person", [0.1, 0.5])},
+             {"Timestamp": 200, "Label": label("Chair", [])},
+             {"StartTimestampMillis": 1000, "EndTimestampMillis": 2000,
+              "DurationMillis": 1000, "Label": label("Chair", [])}]
+    p = RecordedPage(browser)
+    try:
+        p.page.route("**/console/api/GetLabelDetection", _answer("Labels", "lab-1", items))
+        _served_frame(p.page, "GetLabelDetection", "lab-1")
+        _sign_in(p.page, jobs_daemon, ADMIN_ID, ADMIN_SECRET)
+        p.page.goto(f"{jobs_daemon.endpoint}/console/#/jobs?api=GetLabelDetection&id=lab-1")
+        p.page.wait_for_selector("#timeline", timeout=WAIT_MS)
+        assert p.page.locator("#timeline .lane-label").all_text_contents() == ["Chair",
+                                                                               "Person"]
+        assert p.page.get_by_role("button", name="Chair at 0:01.000").count() == 1
+        p.page.get_by_role("button", name="Person at 0:00.200").click()
+        p.page.wait_for_selector("#frame-view[data-frame=loaded]", timeout=WAIT_MS)
+        assert p.page.locator("#frame-view .job-box").count() == 2
+        assert "Person: confidence 77.0%, 2 instances (under Thing)" in p.page.locator(
+            ".frame-details").inner_text()
     finally:
         p.close()
 

@@ -23,6 +23,11 @@ spells: a Deny on ``...:us-east-1:...:collection/x`` also holds for the ``eu-wes
 ``arn:aws-cn:`` spelling of the same collection. Operations on no particular
 resource (List*, DetectFaces, CompareFaces) touch ``*``, which only a statement with
 ``Resource: "*"`` (or a pattern matching the literal ``*``) allows, as in IAM.
+
+A deviation from IAM: the celebrity operations (:data:`GALLERY_OPERATIONS`) name no
+collection, but they identify the users of the ``celebrities.gallery`` collection, so they
+touch its ARN beside ``*`` and a Deny on ``collection/<gallery>`` holds for them too
+(docs/security.md).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from streamproc.rekognition.constants import Arns
 
 SERVICE = "rekognition"
 ANY = "*"
+# The operations that read the gallery's users (their Ids and faces) without a CollectionId.
+GALLERY_OPERATIONS = frozenset({"RecognizeCelebrities", "GetCelebrityInfo",
+                                "StartCelebrityRecognition", "GetCelebrityRecognition"})
 
 
 def action_name(operation: str) -> str:
@@ -60,6 +68,8 @@ def request_resources(operation: str, params: dict[str, Any], arns: Arns) -> lis
     for arn in _named_arns(params):
         parsed = arns.parse(arn)  # this account's, any region or partition
         found.append(arn if parsed is None else resource_arn(*parsed, arns))
+    if operation in GALLERY_OPERATIONS and arns.gallery is not None:
+        return [*(found or [ANY]), arns.collection(arns.gallery)]
     return found or [ANY]
 
 

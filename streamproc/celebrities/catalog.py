@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, f
 
 # RekognitionUniqueId's pattern, with UserId's length (1-128).
 _CELEBRITY_ID = re.compile(r"[0-9A-Za-z]{1,128}")
-MAX_URLS = 255  # Urls: at most 255 entries, each at most 255 characters (botocore's model)
-MAX_URL_CHARS = 255
+MAX_URLS = 255  # Urls: at most 255 entries (botocore's model)
+MAX_URL_CHARS = 255  # streamproc's own limit: botocore's Url string has no maximum
 
 
 def is_celebrity_id(user_id: str) -> bool:
@@ -111,10 +111,20 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     try:
         parsed = _File.model_validate({} if raw is None else raw)
     except ValidationError as exc:
-        msg = f"{source}: {exc}"
+        msg = f"{source}: {_problems(exc)}"
         raise CatalogError(msg) from None
     return Catalog({uid: CelebrityInfo(e.name, tuple(e.urls), e.known_gender)
                     for uid, e in parsed.root.items()})
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each problem as ``where: what``, without pydantic's model names and help links."""
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "the file"
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 def load_catalog(path: Path | None) -> Catalog:
@@ -125,5 +135,8 @@ def load_catalog(path: Path | None) -> Catalog:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except OSError as exc:
         msg = f"celebrities.catalog {path}: {exc.strerror}"
+        raise CatalogError(msg) from None
+    except UnicodeDecodeError as exc:
+        msg = f"celebrities.catalog {path}: not UTF-8 text (byte {exc.start})"
         raise CatalogError(msg) from None
     return parse_catalog(text, f"celebrities.catalog {path}")

@@ -24,8 +24,8 @@ from streamproc.errors import ResourceNotFoundException
 from streamproc.search.searcher import CollectionNotFound, FaceSearcher, UserHit
 from streamproc.storage.users import UserStore
 
-# Users asked of the index per face: the best one whose UserId cannot be a celebrity Id
-# (a user named "jane-doe") must not hide the next best that can.
+# Users asked of the index per face at first; doubled while every hit over the threshold
+# is a user whose UserId cannot be a celebrity Id (a "jane-doe" must not hide a "JaneDoe").
 CANDIDATES = 5
 
 
@@ -70,16 +70,28 @@ class Gallery:
         """The celebrity each embedded face is (None: unrecognised), in order."""
         if not vectors or not self.active():
             return [None] * len(vectors)
+        return self.search(vectors)
+
+    def search(self, vectors: Sequence[np.ndarray]) -> list[CelebrityMatch | None]:
+        """:meth:`match` once :meth:`active` has said there is a gallery (no second check)."""
         return [self._best(v) for v in vectors]
 
     def _best(self, vector: np.ndarray) -> CelebrityMatch | None:
-        assert self._collection is not None
-        try:
-            hits = self._searcher.search_users(self._collection, vector, CANDIDATES,
-                                               self._threshold)
-        except CollectionNotFound:  # deleted while it was searched: an empty gallery
+        if self._collection is None:
             return None
-        return next((self._named(h) for h in hits if is_celebrity_id(h.user.user_id)), None)
+        wanted = CANDIDATES
+        while True:
+            try:
+                hits = self._searcher.search_users(self._collection, vector, wanted,
+                                                   self._threshold)
+            except CollectionNotFound:  # deleted while it was searched: an empty gallery
+                return None
+            found = next((h for h in hits if is_celebrity_id(h.user.user_id)), None)
+            if found is not None:
+                return self._named(found)
+            if len(hits) < wanted:  # every user over the threshold was looked at
+                return None
+            wanted *= 2
 
     def _named(self, hit: UserHit) -> CelebrityMatch:
         user_id = hit.user.user_id

@@ -10,9 +10,7 @@ from streamproc.celebrities.catalog import CelebrityInfo
 from streamproc.celebrities.gallery import CelebrityMatch, Gallery
 from streamproc.faces.engine import FaceEngine
 from streamproc.faces.types import Face, embedding_of
-
-# "RecognizeCelebrities returns the 64 largest faces in the image" (botocore's model).
-MAX_CELEBRITY_FACES = 64
+from streamproc.rekognition.constants import MAX_CELEBRITY_FACES
 
 
 @dataclass
@@ -37,9 +35,9 @@ class CelebrityService:
         height, width = image.shape[:2]
         out = RecognizedImage(width, height)
         faces = self._engine.detect(image)[:MAX_CELEBRITY_FACES]
-        if faces and self._gallery.active():
+        if faces and self._gallery.active():  # the request's one check of the gallery
             self._engine.embed(image, faces)
-            matches = self._gallery.match([embedding_of(f) for f in faces])
+            matches = self._gallery.search([embedding_of(f) for f in faces])
         else:
             matches = [None] * len(faces)
         for face, match in zip(faces, matches, strict=True):

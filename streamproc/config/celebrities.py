@@ -13,7 +13,8 @@ class CelebritiesConfig(Section):
     """RecognizeCelebrities, GetCelebrityInfo and celebrity-recognition jobs.
 
     Each celebrity is a user of the gallery collection (its UserId is the celebrity's Id),
-    enrolled with CreateUser, IndexFaces and AssociateFaces (or ``streamproc enrol``).
+    enrolled with IndexFaces, then CreateUser and AssociateFaces (``streamproc enrol``
+    indexes faces but creates no users).
     """
 
     gallery: str | None = Field(
@@ -21,6 +22,8 @@ class CelebritiesConfig(Section):
         description="Collection whose users are the celebrities; null = an empty gallery "
         "(RecognizeCelebrities puts every face in UnrecognizedFaces, jobs find nothing). "
         "A collection not created yet is an empty gallery too.")
+    # 80.0 copies rekognition.constants.DEFAULT_USER_THRESHOLD (not imported: config sits
+    # below the Rekognition layer); tests/test_celebrities.py checks they agree.
     match_threshold: float = Field(
         80.0, ge=0, le=100, description="Least Similarity (0-100) between a face and a "
         "celebrity's user vector for the face to be that celebrity (80: the default of "

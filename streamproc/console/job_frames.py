@@ -49,6 +49,7 @@ from starlette.responses import Response
 
 from streamproc.config import Config
 from streamproc.console.extension import ConsoleAccess, Extension, ExtraRoute
+from streamproc.console.job_kinds import VIDEO_JOB_GETS
 from streamproc.dataplane.stored.video import StoredVideo, VideoRejected
 from streamproc.errors import (
     AccessDeniedException,
@@ -59,16 +60,13 @@ from streamproc.errors import (
     StreamprocError,
     VideoTooLargeException,
 )
-from streamproc.jobs.kinds.moderation import CONTENT_MODERATION
 from streamproc.jobs.service import JobService
-from streamproc.rekognition.constants import FACE_DETECTION, FACE_SEARCH
 from streamproc.storage.objects import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 # The stored-video Get operations a frame may be asked through, and their job kinds.
-FRAME_APIS = {"GetFaceSearch": FACE_SEARCH, "GetFaceDetection": FACE_DETECTION,
-              "GetContentModeration": CONTENT_MODERATION}
+FRAME_APIS = VIDEO_JOB_GETS
 MAX_SIDE = 640  # px: the longest side of a frame sent (the page shows it at about that size)
 MAX_MS = 24 * 3600 * 1000  # no stored video is longer than a day (jobs.max_duration_s is less)
 CACHE_FRAMES = 32  # JPEGs of ~30-60 KB: about 2 MB at most

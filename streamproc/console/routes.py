@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from streamproc.api.access import AccessControl
 from streamproc.api.transport import TARGET_PREFIX, ControlApi, error_response, unknown_operation
 from streamproc.console.extension import Extension
+from streamproc.console.job_kinds import MEDIA_JOB_OPERATIONS, VIDEO_JOB_GETS
 from streamproc.console.sessions import Session, SessionsFull, SessionStore, csrf_matches
 from streamproc.console.throttle import LoginThrottle
 from streamproc.errors import (
@@ -62,8 +63,7 @@ PROCESSOR_OPERATIONS = ("DescribeStreamProcessor", "StartStreamProcessor",
 COLLECTION_OPERATIONS = ("ListFaces", "ListUsers", "IndexFaces", "SearchFacesByImage",
                          "DeleteFaces", "DeleteUser")
 # The stored-video and media-analysis jobs the Jobs page reads.
-JOB_OPERATIONS = ("GetFaceSearch", "GetFaceDetection", "GetContentModeration",
-                  "ListMediaAnalysisJobs", "GetMediaAnalysisJob")
+JOB_OPERATIONS = (*VIDEO_JOB_GETS, *MEDIA_JOB_OPERATIONS)
 PAGE_OPERATIONS = ("ListStreamProcessors", "CreateStreamProcessor", *PROCESSOR_OPERATIONS,
                    "ListCollections", *COLLECTION_OPERATIONS, *JOB_OPERATIONS)
 # Operations a key may be allowed on some resources only (a policy naming processors by a

@@ -16,6 +16,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.exposure import ExposureError, check_bound, check_exposure
 from streamproc.api.peers import ConnectionLimits
 from streamproc.api.server import ConnectionTimeouts, HttpServer
+from streamproc.celebrities.catalog import load_catalog
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
 from streamproc.console import console_extensions, console_routes, face_crops
@@ -167,14 +168,15 @@ class Daemon:
     def start(self) -> None:
         """Check exposure and access, load the pack, open storage, [join], resume, serve.
 
-        Raises ``ExposureError`` or ``PolicyError`` before any heavy work when the
-        configuration would be unsafe or its policy file is malformed, and ``ClusterError``
-        when a cluster node cannot join.
+        Raises ``ExposureError``, ``PolicyError`` or ``CatalogError`` before any heavy work
+        when the configuration would be unsafe or its policy file or celebrity catalog is
+        malformed, and ``ClusterError`` when a cluster node cannot join.
         """
         self._status = "starting"  # (also when a stopped daemon object starts again)
         self.fatal.clear()
         self.fatal_reason = ""
         self._check_access()
+        catalog = load_catalog(self.config.celebrities.catalog)  # CatalogError: no start
         engine = self.engine = FaceEngine(self.config.models)
         engine.load()
         InferenceMetrics.create(self.registry).report(engine.provider_report())
@@ -195,7 +197,7 @@ class Daemon:
             self._plane.publisher, self.objects, self.registry, self.data_dir, ledger,
             self.appliers,
             JobHooks(self.cluster.jobs_here) if self.cluster is not None else JobHooks(),
-            moderation, label_jobs, users=storage.users, persons=persons)
+            moderation, label_jobs, storage.users, catalog, persons=persons)
         self._plane.start()
         domain.processor_rules.load()
         if self.cluster is not None:
@@ -223,7 +225,7 @@ class Daemon:
 
         def extensions() -> tuple[Extension, ...]:
             parts = console_extensions(self.config, plane, collection_of, jobs.service,
-                                       self.objects, self.registry)
+                                       self.objects, self.registry, api)
             self._console_parts = list(parts)
             return parts
 
@@ -276,7 +278,8 @@ class Daemon:
         Without one the kind refuses every Start and launch, so the stage would see no frame:
         it is not started, and /health does not list it.
         """
-        stage = LabelStage(detector, self.config.jobs.label_batch, plane)
+        stage = LabelStage(detector, self.config.jobs.label_batch, plane,
+                           classifier_interval_s=self.config.jobs.label_classifier_interval_s)
         if detector is not None:
             plane.add_background_stage(LABELS, stage)
         return Labels(detector, stage)
@@ -297,8 +300,8 @@ class Daemon:
         check_exposure(self.config)
         if self.config.auth.enabled:
             server = self.config.server
-            self.access = AccessControl(self.config.auth, Arns(server.region, server.account_id),
-                                        self._api_metrics)
+            arns = Arns(server.region, server.account_id, self.config.celebrities.gallery)
+            self.access = AccessControl(self.config.auth, arns, self._api_metrics)
             self.access.load()
 
     def _bind(self) -> HttpServer:

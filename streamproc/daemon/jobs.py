@@ -23,7 +23,7 @@ from streamproc.api.job_kinds.labels import LabelDetectionWire
 from streamproc.api.job_kinds.media import MediaAnalysisWire
 from streamproc.api.job_kinds.moderation import ContentModerationWire
 from streamproc.api.job_kinds.persons import PersonTrackingWire
-from streamproc.celebrities.catalog import load_catalog
+from streamproc.celebrities.catalog import Catalog
 from streamproc.celebrities.gallery import Gallery
 from streamproc.config import Config
 from streamproc.daemon.media import JobAdapters, manifest_runner
@@ -132,11 +132,11 @@ def job_kinds(config: Config, searcher: FaceSearcher, model_version: str,
 
     ``adapters`` None: media-analysis jobs refuse every ProjectVersion. ``labels`` None (or
     its detector None): label jobs answer LabelPackMissing. ``gallery`` None: celebrity
-    jobs search an empty gallery. ``persons`` None (or its detector None): person-tracking
-    jobs answer LabelPackMissing.
+    jobs search ``celebrities.gallery`` but name each celebrity by its UserId. ``persons``
+    None (or its detector None): person-tracking jobs answer LabelPackMissing.
     """
     if gallery is None:
-        gallery = gallery_of(config, searcher, None)
+        gallery = Gallery(config.celebrities, searcher, None, Catalog({}))
     content_moderation = ContentModerationJobKind(moderation.engine.model_version)
     label_detection = LabelDetectionJobKind(None if labels is None else labels.detector)
     kinds = JobKinds([FaceDetectionJobKind(),
@@ -163,15 +163,6 @@ def job_wires(content_moderation: ContentModerationJobKind,
     return (FaceDetectionWire(), FaceSearchWire(), ContentModerationWire(content_moderation),
             MediaAnalysisWire(), LabelDetectionWire(labels), CelebrityRecognitionWire(),
             PersonTrackingWire())
-
-
-def gallery_of(config: Config, searcher: FaceSearcher, users: UserStore | None) -> Gallery:
-    """The celebrities' gallery, its catalog read and checked now (CatalogError: no start).
-
-    ``users`` None: no celebrity has a user to be found by (GetCelebrityInfo finds none).
-    """
-    cfg = config.celebrities
-    return Gallery(cfg, searcher, users, load_catalog(cfg.catalog))
 
 
 def video_runner(stage: StoredStage[A], config: Config, objects: ObjectStore,
@@ -223,16 +214,19 @@ def build_jobs(config: Config, model_version: str, db: Database, searcher: FaceS
                registry: CollectorRegistry, data_dir: Path, ledger: Ledger,
                appliers: Appliers, hooks: JobHooks, moderation: Moderation,
                labels: Labels | None = None, users: UserStore | None = None,
-               persons: Persons | None = None) -> Jobs:
+               catalog: Catalog | None = None, persons: Persons | None = None) -> Jobs:
     """Kinds, runners (one per input and stage), rules, the service and the scheduler.
 
-    ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users
-    (None: it finds none). ``persons``: the person stage (None: no label pack).
+    ``users``: the daemon's user store, where GetCelebrityInfo finds the gallery's users;
+    ``catalog``: the celebrities' catalog, read and checked by ``Daemon.start`` before any
+    heavy work. ``Daemon.start`` passes both; None (no user found, every celebrity named
+    by its UserId) is for callers that build jobs without a daemon (tests/test_command_log).
+    ``persons``: the person stage (None: no label pack).
     """
     cfg = config.jobs
     adapters = JobAdapters(Arns(config.server.region, config.server.account_id))
     labels = labels or no_labels(config, plane)
-    gallery = gallery_of(config, searcher, users)
+    gallery = Gallery(config.celebrities, searcher, users, catalog or Catalog({}))
     persons = persons or no_persons(config, plane)
     kinds, wires = job_kinds(config, searcher, model_version, moderation, adapters, labels,
                              gallery, persons)

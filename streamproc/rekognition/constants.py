@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import lru_cache
 
@@ -52,6 +52,8 @@ FACE_SEARCH = "FaceSearch"
 FACE_DETECTION = "FaceDetection"
 # GetFaceDetection / GetFaceSearch: MaxResults default and cap ("larger values are capped").
 MAX_JOB_RESULTS = 1000
+# "RecognizeCelebrities returns the 64 largest faces in the image" (botocore's model).
+MAX_CELEBRITY_FACES = 64
 
 
 def face_match_threshold(requested: float | None) -> float:
@@ -122,13 +124,17 @@ class Arns:
 
     region: str
     account_id: str
+    # ``celebrities.gallery``: the collection the celebrity operations also touch for
+    # policy evaluation (api/resources.py), though they name no CollectionId. Kept here, on
+    # the one object access control is given, so the request path needs no config.
+    gallery: str | None = None
 
     def _prefix(self) -> str:
         return f"arn:{partition_for(self.region)}:rekognition:{self.region}:{self.account_id}"
 
     def for_region(self, region: str) -> Arns:
         """The same account's ARNs in another region."""
-        return Arns(region, self.account_id)
+        return replace(self, region=region)
 
     def collection(self, collection_id: str) -> str:
         """A collection's ARN."""

@@ -3,11 +3,16 @@
 import { call } from "./api.js";
 import { clearError, el, showError, state, svg } from "./dom.js";
 
-// The stored-video Get operations, the key their results come under, and a name for people.
+// The stored-video Get operations, the key their results come under, and a name for people:
+// the same kinds as streamproc/console/job_kinds.py (tests/test_console_jobs.py compares
+// them). GetPersonTracking ({ items: "Persons" }) goes here once that kind is served.
 const KINDS = {
   GetFaceSearch: { items: "Persons", title: "Face search" },
   GetFaceDetection: { items: "Faces", title: "Face detection" },
   GetContentModeration: { items: "ModerationLabels", title: "Content moderation" },
+  GetLabelDetection: { items: "Labels", title: "Label detection" },
+  GetCelebrityRecognition: { items: "Celebrities", title: "Celebrity recognition" },
+  GetPersonTracking: { items: "Persons", title: "Person tracking" },
 };
 const RESULTS_PAGE = 1000;  // Get*'s MaxResults at most
 const MAX_PAGES = 10;       // results read for the timeline: 10,000 at most, said when capped
@@ -159,6 +164,31 @@ function describe(api, item) {
     return { lane: "Faces", box: face.BoundingBox,
              lines: [`Face, confidence ${Number(face.Confidence).toFixed(1)}%`] };
   }
+  if (api === "GetCelebrityRecognition") {
+    // One lane per celebrity Id (two celebrities may share a Name; an Id is one person).
+    const c = item.Celebrity || {};
+    const lane = c.Name && c.Name !== c.Id ? `${c.Name} (${c.Id})` : (c.Id || "celebrity");
+    return { lane, box: c.BoundingBox || (c.Face || {}).BoundingBox,
+             lines: [`${c.Name || c.Id} (Id ${c.Id}): confidence ` +
+                     `${Number(c.Confidence).toFixed(1)}%`,
+                     ...(c.Urls || []).map((url) => `More: ${url}`)] };
+  }
+  if (api === "GetPersonTracking") {
+    // One lane per tracked person (its Index is stable across the video).
+    const person = item.Person || {};
+    return { lane: `Person ${person.Index ?? "?"}`, box: person.BoundingBox,
+             lines: [`Person ${person.Index ?? "?"}` + (person.Face ? ", face found" : "")] };
+  }
+  if (api === "GetLabelDetection") {
+    // One lane per label Name; each of its Instances is a box on the frame.
+    const label = item.Label || {};
+    const boxes = (label.Instances || []).map((i) => i.BoundingBox).filter(Boolean);
+    const parents = (label.Parents || []).map((p) => p.Name).filter(Boolean);
+    return { lane: label.Name || "label", boxes,
+             lines: [`${label.Name}: confidence ${Number(label.Confidence).toFixed(1)}%` +
+                     (boxes.length ? `, ${boxes.length} instance${boxes.length === 1 ? "" : "s"}`
+                       : "") + (parents.length ? ` (under ${parents.join(", ")})` : "")] };
+  }
   const label = item.ModerationLabel || {};
   return { lane: label.Name || "label", box: null,
            lines: [`${label.Name}${label.ParentName ? ` (under ${label.ParentName})` : ""}: ` +
@@ -187,8 +217,8 @@ function showFrame(view, api, id, ms, marks, note) {
   const img = el("img", { id: "frame-image", src: url, alt: `Frame at ${clock(ms)}` });
   const boxes = svg("svg", { class: "job-boxes", viewBox: "0 0 1 1", preserveAspectRatio: "none",
                              "aria-hidden": "true" },
-    marks.filter((m) => m.box).map((m) => svg("rect", {
-      x: m.box.Left, y: m.box.Top, width: m.box.Width, height: m.box.Height,
+    marks.flatMap((m) => m.boxes || (m.box ? [m.box] : [])).map((box) => svg("rect", {
+      x: box.Left, y: box.Top, width: box.Width, height: box.Height,
       class: "job-box", "vector-effect": "non-scaling-stroke" })));
   img.addEventListener("error", async () => {
     if (!img.isConnected) return;  // another mark was chosen since
@@ -215,7 +245,9 @@ function showFrame(view, api, id, ms, marks, note) {
 
 /** The timeline: lanes (one per matched id, label or "Faces") over the video's duration. */
 function timeline(api, id, job, items, view) {
-  const described = items.map((item) => ({ ms: item.Timestamp, ...describe(api, item) }));
+  // A label SEGMENT has no Timestamp: it is drawn at its start.
+  const described = items.map((item) => ({ ms: item.Timestamp ?? item.StartTimestampMillis ?? 0,
+                                            ...describe(api, item) }));
   const lanes = [...new Set(described.map((d) => d.lane))].sort();
   const last = described.reduce((most, d) => Math.max(most, d.ms), 0);
   const duration = Math.max((job.VideoMetadata || {}).DurationMillis || 0, last, 1);
