@@ -219,6 +219,15 @@ def _jobs(data: dict[str, Any], name: str, results_dir: Path) -> Tables:
         tables["live"] = md_table(["run", "window s", "offered fps", "analysed fps", "p50 ms",
                                    "p95 ms", "p99 ms", "job x real time", "load avg"],
                                   data["live"])
+    # Issue 26: label jobs (and, once added, person jobs) in the same shape as the face rows.
+    if data.get("label_rows"):
+        rows = [[Path(clip).stem, system, *rest] for clip, system, *rest in data["label_rows"]]
+        tables["labels"] = md_table(["clip", "system", "video s", "wall s", "x real time",
+                                     "x naive", "CPU cores", "load avg"], rows)
+    if data.get("label_live"):
+        tables["labels_live"] = md_table(["run", "window s", "offered fps", "analysed fps",
+                                          "p50 ms", "p95 ms", "p99 ms", "job x real time",
+                                          "load avg"], data["label_live"])
     return tables
 
 

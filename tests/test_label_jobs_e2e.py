@@ -239,3 +239,14 @@ def test_health_lists_the_label_stage_only_where_there_is_a_pack(tmp_path: Path)
         assert "labels" not in without.health()["stages"]
     finally:
         without.stop()
+
+
+def test_the_classifier_interval_setting_reaches_the_label_stage(tmp_path: Path) -> None:
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    d = _daemon(tmp_path / "data", objects, **{"jobs.label_classifier_interval_s": 1.5})
+    try:
+        stage = d._plane.background_stages["labels"]
+        assert stage._interval_ms == 1500  # noqa: SLF001 (what the daemon wired)
+    finally:
+        d.stop()

@@ -71,6 +71,13 @@ class JobsConfig(Section):
         "processor runs (label-detection videos); beside live ones, batch_frames_beside_live. "
         "The pack labels them one call each, and the stage yields to live frames between "
         "them.")
+    label_classifier_interval_s: float = Field(
+        0.0, ge=0.0, le=60.0, description="Seconds of video a label job's whole-image "
+        "classes (the pack's classifier) hold for: it runs on a job's first sampled frame, "
+        "then on the first one at least this far after the last it ran on, and the frames "
+        "between merge their own boxes with those classes. 0: every sampled frame, the "
+        "labels DetectLabels gives each frame. The classifier is about a third of a frame's "
+        "time on a CPU (docs/labels.md).")
     media_analysis_max_line_bytes: int = Field(
         100 * 1024, ge=64, description="Longest manifest line read (bytes); a longer line "
         "is an error entry in the summary, never held whole. 100 KiB: a source-ref and "

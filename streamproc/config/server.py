@@ -178,6 +178,10 @@ class ConsoleConfig(Section):
         512 * 1024 * 1024, ge=1, description="Largest S3 object the Jobs page copies into "
         "scratch for one frame (512 MiB); a larger video gets VideoTooLargeException and no "
         "frame (local objects are read in place, whatever their size).")
+    enrol_video_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=1, description="Largest video the Collections page enrols by "
+        "upload (8 MiB: a short clip); a larger one gets VideoTooLargeException before any "
+        "decode. Read as API bodies are, so server.max_request_bytes caps it too.")
     feed_buffer: int = Field(
         50, ge=1, description="Match events one open live feed (/console/feed/<name>) holds "
         "for its browser (50); when full the oldest is dropped, counted in "

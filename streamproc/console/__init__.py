@@ -19,6 +19,7 @@ from streamproc.api.access import AccessControl
 from streamproc.api.exposure import ExposureError, console_allowed
 from streamproc.api.transport import ControlApi
 from streamproc.config import Config
+from streamproc.console.enrol_video import video_enrolment
 from streamproc.console.extension import Extension
 from streamproc.console.feed import live_feed
 from streamproc.console.job_frames import job_frames
@@ -129,15 +130,18 @@ def _forget_crops(folder: Path, why: str) -> None:
 
 def console_extensions(config: Config, plane: DataPlane,
                        collection_of: Callable[[str], str | None], jobs: JobService,
-                       objects: ObjectStore, registry: CollectorRegistry
+                       objects: ObjectStore, registry: CollectorRegistry, api: ControlApi
                        ) -> tuple[Extension, ...]:
     """The console's parts with routes of their own (those the configuration turns on).
 
-    ``collection_of``: a stream processor's CollectionId, None for an unknown name.
+    ``collection_of``: a stream processor's CollectionId, None for an unknown name. ``api``:
+    the video enrolment calls the operations through it. The daemon closes every part
+    returned here at stop.
     """
     parts = (live_feed(config, plane, collection_of, registry),
              job_frames(config, jobs, objects, registry),
-             metrics_snapshot(registry, collection_of))
+             metrics_snapshot(registry, collection_of),
+             video_enrolment(config, api))
     return tuple(part for part in parts if part is not None)
 
 
@@ -164,6 +168,7 @@ def console_routes(config: Config, api: ControlApi, access: AccessControl | None
                       secure_cookie=config.server.tls_certfile is not None,
                       version=__version__,
                       hosts=console_hosts(address, config.server.host, settings.allowed_hosts),
-                      crops=crops, extensions=extensions() if extensions else (),
+                      crops=crops,
+                      extensions=extensions() if extensions else (),
                       throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s))
     return console.routes()

@@ -226,7 +226,7 @@ class Daemon:
 
         def extensions() -> tuple[Extension, ...]:
             parts = console_extensions(self.config, plane, collection_of, jobs.service,
-                                       self.objects, self.registry)
+                                       self.objects, self.registry, api)
             self._console_parts = list(parts)
             return parts
 
@@ -279,7 +279,8 @@ class Daemon:
         Without one the kind refuses every Start and launch, so the stage would see no frame:
         it is not started, and /health does not list it.
         """
-        stage = LabelStage(detector, self.config.jobs.label_batch, plane)
+        stage = LabelStage(detector, self.config.jobs.label_batch, plane,
+                           classifier_interval_s=self.config.jobs.label_classifier_interval_s)
         if detector is not None:
             plane.add_background_stage(LABELS, stage)
         return Labels(detector, stage)

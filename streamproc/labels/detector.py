@@ -5,11 +5,18 @@ EfficientNet-Lite3 (ImageNet classes of the whole image). Each runs in one onnxr
 session (CUDA first when present, as the face packs do), which is thread-safe, so one
 detector serves DetectLabels' request threads and the label job at once. Construction does
 no I/O: :meth:`PackDetector.load` checks the pack's files and opens the sessions.
+
+The classifier costs about as much per frame as the detector on a CPU. A label job may
+therefore reuse one frame's whole-image classes for the frames after it
+(:meth:`PackDetector.detect_frame` with a :class:`WholeImage` held by the label stage); the
+boxes are always the frame's own. DetectLabels runs both models on every image.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -23,6 +30,13 @@ from streamproc.labels.merge import Hit, merge
 from streamproc.labels.types import Box, Instance, Label
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WholeImage:
+    """The classifier's hits for one frame: what a later frame may reuse instead of a run."""
+
+    hits: tuple[Hit, ...]
 
 
 class PackDetector:
@@ -63,10 +77,26 @@ class PackDetector:
 
     def detect(self, image: npt.NDArray[np.uint8], min_confidence: float) -> tuple[Label, ...]:
         """Labels at ``min_confidence`` (percent) or above in an H x W x 3 RGB image."""
+        return self.detect_frame(image, min_confidence, None)[0]
+
+    def detect_frame(self, image: npt.NDArray[np.uint8], min_confidence: float,
+                     held: WholeImage | None, between: Callable[[], object] | None = None
+                     ) -> tuple[tuple[Label, ...], WholeImage]:
+        """Labels as :meth:`detect`, with the whole-image classes of ``held`` where given.
+
+        ``held`` None runs the classifier on ``image``; either way the classes used come
+        back, for the caller to hold for the frames after this one. ``between`` is called
+        after the classifier's run, before the detector's: the label stage lets a waiting
+        live frame go first there, so it waits for one model call, not two.
+        """
         manifest, found, detector, classifier = self._loaded()
+        whole = held
+        if whole is None:
+            whole = WholeImage(tuple(self._classes(image, manifest, found, classifier)))
+            if between is not None:
+                between()
         hits = self._boxes(image, manifest, found, detector)
-        hits += self._classes(image, manifest, found, classifier)
-        return merge(hits, found, min_confidence)
+        return merge([*hits, *whole.hits], found, min_confidence), whole
 
     def _loaded(self) -> tuple[pack.PackManifest, labelmap.LabelMap, OrtRunner, OrtRunner]:
         if (self._manifest is None or self._map is None or self._detector is None

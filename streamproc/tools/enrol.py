@@ -2,13 +2,14 @@
 
 Each person gets one ExternalImageId (sub-folder name or file stem, :mod:`.media`). A photo
 contributes its largest face; a video its ``frames`` best frames, ranked by DetectFaces'
-confidence, sharpness, frontal pose and face size. The daemon derives FaceIds from the image
-content and ExternalImageId, so running the same enrolment again adds nothing.
+confidence, sharpness, frontal pose and face size (the rule is
+:mod:`streamproc.console.enrolment`'s, which the console's video upload follows too).
+The daemon derives FaceIds from the image content and ExternalImageId, so running the
+same enrolment again adds nothing.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import IO, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from streamproc.tools.media import Item, MediaError, find_items, image_bytes, video_frames
+from streamproc.console.enrolment import CallRefused, best_frames, enrol_file
+from streamproc.tools.media import Item, find_items, image_bytes, video_frames
 
 
 @dataclass
@@ -49,12 +51,41 @@ class Summary:
                 print(f"  {path}: {reason}", file=out)
 
 
+class _Boto:
+    """:class:`FaceCalls` through a boto3 client: its errors as the rule's refusals."""
+
+    def __init__(self, client: Any, collection: str) -> None:
+        self._client = client
+        self._collection = collection
+
+    def detect_faces(self, jpeg: bytes) -> list[dict[str, Any]]:
+        faces: list[dict[str, Any]] = self._ask(
+            self._client.detect_faces, Image={"Bytes": jpeg})["FaceDetails"]
+        return faces
+
+    def index_faces(self, jpeg: bytes, person: str) -> dict[str, Any]:
+        return self._ask(self._client.index_faces, CollectionId=self._collection,
+                         Image={"Bytes": jpeg}, ExternalImageId=person, MaxFaces=1)
+
+    @staticmethod
+    def _ask(operation: Any, **params: Any) -> dict[str, Any]:
+        try:
+            out: dict[str, Any] = operation(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise CallRefused(f"{error.get('Code')}: {error.get('Message')}") from None
+        except BotoCoreError as exc:  # connection lost, timeout
+            raise CallRefused(str(exc)) from None
+        return out
+
+
 class Enroller:
     """Indexes items into one collection through the Rekognition API."""
 
     def __init__(self, client: Any, collection: str, frames: int = 3, candidates: int = 24,
                  ) -> None:
         self._client = client
+        self._calls = _Boto(client, collection)
         self.collection = collection
         self._frames = frames
         self._candidates = candidates
@@ -73,54 +104,20 @@ class Enroller:
 
     def enrol(self, item: Item, summary: Summary) -> str | None:
         """Index one file; returns why it failed, or None."""
-        try:
-            images = self._best_frames(item.path) if item.video else [image_bytes(item.path)]
-            if not images:
-                return "no face found in any sampled frame"
-            new = reasons = 0
-            for jpeg in images:
-                out = self._client.index_faces(
-                    CollectionId=self.collection, Image={"Bytes": jpeg},
-                    ExternalImageId=item.person, MaxFaces=1)
-                for record in out["FaceRecords"]:
-                    fresh = record["Face"]["FaceId"] not in self._known
-                    self._known.add(record["Face"]["FaceId"])
-                    summary.indexed += fresh
-                    summary.present += not fresh
-                    new += 1
-                for face in out["UnindexedFaces"]:
-                    summary.unindexed["+".join(face["Reasons"])] += 1
-                    reasons += 1
-        except MediaError as exc:
-            return str(exc)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            return f"{error.get('Code')}: {error.get('Message')}"
-        except BotoCoreError as exc:  # connection lost, timeout
-            return str(exc)
-        if not new:
-            return "no face passed the quality filter" if reasons else "no face found"
-        summary.people.add(item.person)
-        return None
 
-    def _best_frames(self, path: Path) -> list[bytes]:
-        scored: list[tuple[float, int, bytes]] = []
-        for jpeg in video_frames(path, self._candidates):
-            faces = self._client.detect_faces(Image={"Bytes": jpeg})["FaceDetails"]
-            if faces:
-                scored.append((_score(faces), len(scored), jpeg))
-        scored.sort(key=lambda s: (-s[0], s[1]))
-        return [jpeg for _, _, jpeg in scored[:self._frames]]
+        def images() -> list[bytes]:
+            if not item.video:
+                return [image_bytes(item.path)]
+            return best_frames(self._calls, video_frames(item.path, self._candidates),
+                               self._frames)
 
-
-def _score(faces: list[dict[str, Any]]) -> float:
-    """How good the largest face is for enrolment: sharp, confident, frontal and big."""
-    face = max(faces, key=lambda f: f["BoundingBox"]["Width"] * f["BoundingBox"]["Height"])
-    box, pose = face["BoundingBox"], face["Pose"]
-    frontal = max(0.1, math.cos(math.radians(pose["Yaw"]))) * \
-        max(0.1, math.cos(math.radians(pose["Pitch"])))
-    return (face["Confidence"] / 100 * (face["Quality"]["Sharpness"] + 1) * frontal
-            * math.sqrt(box["Width"] * box["Height"]))
+        outcome = enrol_file(self._calls, images, item.person, self._known)
+        summary.indexed += len(outcome.indexed)
+        summary.present += len(outcome.present)
+        summary.unindexed.update(outcome.unindexed)
+        if outcome.problem is None:
+            summary.people.add(item.person)
+        return outcome.problem
 
 
 def run_enrol(client: Any, collection: str, paths: list[Path], frames: int,

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+# The sampling and encoding are the enrolment rule's (the console's video upload uses them).
+from streamproc.console.enrolment import MAX_IMAGE_BYTES, MediaError, encode_jpeg, video_frames
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v"})
-MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Rekognition's Image.Bytes limit
 _NOT_IN_ID = re.compile(r"[^a-zA-Z0-9_.\-:]+")  # ExternalImageId's pattern, inverted
-
-
-class MediaError(Exception):
-    """A file that cannot be read or decoded."""
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_BYTES", "VIDEO_SUFFIXES", "Item", "MediaError",
+           "encode_jpeg", "external_id", "find_items", "image_bytes", "video_frames"]
 
 
 @dataclass(frozen=True)
@@ -69,33 +68,3 @@ def image_bytes(path: Path) -> bytes:
     if image is None:
         raise MediaError("not a readable image")
     return encode_jpeg(image)
-
-
-def encode_jpeg(image: np.ndarray) -> bytes:
-    """JPEG bytes that fit Image.Bytes (large images are scaled down first)."""
-    quality = 95
-    while True:
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise MediaError("cannot encode as JPEG")
-        if len(jpeg) <= MAX_IMAGE_BYTES:
-            return jpeg.tobytes()
-        image = cv2.resize(image, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
-        quality = 90
-
-
-def video_frames(path: Path, candidates: int) -> Iterator[bytes]:
-    """About ``candidates`` frames spread over the video, as JPEG."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            total = stream.frames or candidates * 5
-            every = max(1, total // candidates)
-            for i, frame in enumerate(container.decode(stream)):
-                if i % every == 0:
-                    yield encode_jpeg(frame.to_ndarray(format="bgr24"))
-    except (av.error.FFmpegError, IndexError, OSError) as exc:
-        text = getattr(exc, "strerror", None) or type(exc).__name__
-        raise MediaError(f"cannot decode video: {text}") from None

@@ -52,6 +52,29 @@ function destinationsSection(destinations) {
     ["Destination", "State", "Records held", "On disk", "Set aside", "Detail"], rows)];
 }
 
+const MAX_JUDGED = 100;  // processor names whoami judges in one call (MAX_WHOAMI_PROCESSORS)
+
+/** The cluster report with only the processors this key may DescribeStreamProcessor.
+ *
+ * As /console/stats shows only those: which node runs a processor is that processor's
+ * description. Names past the first 100 are not judged, so they are left out (fail closed).
+ */
+async function visibleCluster(cluster) {
+  if (!cluster || !cluster.cluster) return cluster;
+  const members = cluster.members || [];
+  const names = [...new Set(members.flatMap((m) => m.processors || []))].slice(0, MAX_JUDGED);
+  let judged = {};
+  if (names.length) {
+    const query = names.map((n) => `processor=${encodeURIComponent(n)}`).join("&");
+    try { judged = (await get(`/console/whoami?${query}`)).processors || {}; } catch (_) {
+      judged = {};  // no answer: nothing is shown rather than everything
+    }
+  }
+  const may = (n) => (judged[n] || []).includes("DescribeStreamProcessor");
+  return { ...cluster,
+           members: members.map((m) => ({ ...m, processors: (m.processors || []).filter(may) })) };
+}
+
 function clusterSection(cluster) {
   // Hidden in single-node mode (or where /cluster does not answer).
   if (!cluster || !cluster.cluster) return [];
@@ -98,7 +121,8 @@ function sparkSection() {
 
 /** Render the overview into ``main``; ``whoami`` gives the version and allowed operations. */
 export async function overview(main, whoami) {
-  const [health, cluster] = await Promise.all([get("/health"), get("/cluster").catch(() => null)]);
+  const [health, cluster] = await Promise.all([
+    get("/health"), get("/cluster").catch(() => null).then(visibleCluster)]);
   const sparks = sparkSection();
   const parts = [el("h1", {}, "Overview"),
     el("p", {}, "Version ", el("span", { id: "version" }, whoami.version)),

@@ -217,6 +217,10 @@ export async function processor(main, whoami, params) {
   const top = el("div", { id: "processor-top" });
   const root = el("div", { class: "processor-page" });
   let polls = 0;
+  // One polling chain: the timer pending, and which refresh may schedule the next. A refresh
+  // started by a button replaces the chain rather than running a second one beside it.
+  let timer = null;
+  let latest = 0;
   const draw = (p) => {
     top.replaceChildren(
       el("section", { "aria-labelledby": "settings-title" },
@@ -224,18 +228,26 @@ export async function processor(main, whoami, params) {
       frameSection(p));
     top.prepend(actionButtons(p, allowed, after) || "");
   };
+  const schedule = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(refresh, POLL_MS);
+  };
   const refresh = async () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    const mine = latest += 1;
     if (!root.isConnected) return;
     let p;
     try { p = await call("DescribeStreamProcessor", { Name: name }); } catch (error) {
       showError(error);
       return;
     }
-    if (!root.isConnected) return;
+    // A newer refresh (a click meanwhile) owns the chain: this answer is older than its own.
+    if (!root.isConnected || mine !== latest) return;
     draw(p);
     if (TRANSITIONS.includes(p.Status) && polls < MAX_POLLS) {
       polls += 1;
-      setTimeout(refresh, POLL_MS);
+      schedule();
     }
   };
   async function after(operation) {
@@ -255,5 +267,5 @@ export async function processor(main, whoami, params) {
   root.append(top, feed.section);
   main.replaceChildren(el("h1", {}, `Stream processor ${name}`), root);
   draw(described);
-  if (TRANSITIONS.includes(described.Status)) setTimeout(refresh, POLL_MS);
+  if (TRANSITIONS.includes(described.Status)) schedule();
 }

@@ -1,16 +1,50 @@
-// Enrol by upload (IndexFaces, one call per photo, with a per-file report) and search by
-// upload (SearchFacesByImage, the searched face's box drawn over the photo).
-import { call } from "./api.js";
+// Enrol by upload (IndexFaces, one call per photo; a video goes whole to the console's
+// /console/enrol route, which picks its best frames as streamproc enrol does), with a
+// per-file report, and search by upload (SearchFacesByImage, the searched face's box drawn
+// over the photo).
+import { ApiError, call, get } from "./api.js";
 import { el, showError, clearError } from "./dom.js";
 import { externalId, imageBytes, kind, stem } from "./enrol.js";
+
+/** The server's report on one video (faces indexed, already there, refused and why). */
+async function enrolVideo(collection, file, id) {
+  // The CSRF token as the session gives it (api.js keeps its copy to itself).
+  const { csrf } = await get("/console/session");
+  const query = new URLSearchParams({ id, file: file.name });
+  const response = await fetch(`/console/enrol/${encodeURIComponent(collection)}?${query}`, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/octet-stream", "X-CSRF-Token": csrf || "" },
+    body: file,
+  });
+  let out = {};
+  try { out = await response.json(); } catch (_) { out = {}; }
+  if (!response.ok) {
+    throw new ApiError(out.__type || `HTTP ${response.status}`,
+                       out.Message || out.message || response.statusText, response.status);
+  }
+  const unindexed = Object.entries(out.Unindexed || {}).map(([why, n]) => `${why}: ${n}`);
+  if (out.Problem) {
+    const extra = unindexed.length ? ` (${unindexed.join(", ")})` : "";
+    return { file: file.name, id, ok: false, text: `${out.Problem}${extra}` };
+  }
+  const parts = [];
+  if (out.Indexed.length) parts.push(`indexed ${out.Indexed.join(", ")}`);
+  if (out.Present.length) parts.push(`already there ${out.Present.join(", ")}`);
+  if (unindexed.length) parts.push(`not indexed ${unindexed.join(", ")}`);
+  return { file: file.name, id, ok: true, text: parts.join("; ") };
+}
 
 /** What IndexFaces did with one file, in streamproc enrol's words. */
 async function enrolOne(collection, file) {
   const id = externalId(stem(file.name));
   const sort = kind(file.name);
   if (sort === "video") {
-    return { file: file.name, id, ok: false,
-             text: "videos are enrolled with streamproc enrol, not by upload" };
+    try {
+      return await enrolVideo(collection, file, id);
+    } catch (error) {
+      return { file: file.name, id, ok: false,
+               text: error.code ? `${error.code}: ${error.message}` : error.message };
+    }
   }
   if (sort === "other") return { file: file.name, id, ok: false, text: "neither an image nor a video" };
   try {
@@ -58,10 +92,11 @@ export function enrolSection(collection, done) {
     await done();
   };
   const input = el("input", { type: "file", id: "enrol-files", multiple: true,
-                              accept: "image/*", class: "file" });
+                              accept: "image/*,video/*", class: "file" });
   input.addEventListener("change", () => { if (input.files.length) run(input.files); });
   const zone = el("label", { for: "enrol-files", class: "dropzone", id: "enrol-drop" },
-    "Enrol photos: drop them here, or choose files (each file's name gives its ExternalImageId)");
+    "Enrol photos or a short video: drop them here, or choose files (each file's name gives " +
+    "its ExternalImageId; a video gives its best frames)");
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => {

@@ -13,22 +13,35 @@ cannot be complete); the stage goes on.
 
 Live stream processors go first: while a live frame is queued or being analysed
 (:meth:`~.moderation_stage.LiveLoad.live_waiting`) the stage waits in short steps, before a
-batch and between the frames of one (the pack has no batched call, so each frame is one model
-call and a live frame waits for one at most), and while any live session is attached a
-batch holds at most ``beside_live`` frames.
+batch, between the frames of one and, with the pack (:class:`HeldClassifier`), between a
+frame's two model calls, so a live frame waits for one model call at most; and while any
+live session is attached a batch holds at most ``beside_live`` frames.
+
+With ``classifier_interval_s`` above 0 (``jobs.label_classifier_interval_s``) and a detector
+that can reuse whole-image classes (:class:`HeldClassifier`, the pack's), the classifier runs
+on an owner's first frame and then on the first frame at least that many seconds of video
+after the last one it ran on (or earlier in the video: a job that restarts); the frames
+between get the detector's own boxes merged with the held classes. The held classes are kept
+for the :data:`HELD_OWNERS` owners labelled most recently; an owner pushed out simply runs
+the classifier on its next frame.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
 from streamproc.dataplane.stored.moderation_stage import LiveLoad
 from streamproc.dataplane.stored.video import StoredFrame
+from streamproc.labels.detector import WholeImage
 from streamproc.labels.errors import LabelPackMissing
 from streamproc.labels.types import Label, LabelDetector
 from streamproc.lifecycle import Service
@@ -38,7 +51,29 @@ LABELS = "labels"  # the stage's name: a job kind's ``stage``, the supervisor's 
 FLOOR = 0.0  # the lowest MinConfidence a label job may ask (StartLabelDetection: 0)
 YIELD_S = 0.02  # one wait while a live frame is waiting (then the stage looks again)
 IDLE_S = 0.05  # the longest wait for a job frame when none is queued (a notify ends it)
+HELD_OWNERS = 64  # owners whose last whole-image classes are held (least recent dropped)
 Item = tuple[BackgroundOwner["LabelAnalysis"], StoredFrame]
+
+
+@runtime_checkable
+class HeldClassifier(Protocol):
+    """A label detector that can reuse one frame's whole-image classes for a later frame."""
+
+    def detect_frame(self, image: npt.NDArray[np.uint8], min_confidence: float,
+                     held: WholeImage | None, between: Callable[[], object] | None = None
+                     ) -> tuple[tuple[Label, ...], WholeImage]:
+        """Labels of ``image``, with ``held``'s classes where given; the classes used.
+
+        ``between`` runs between the detector's two model calls (live frames go first).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class _Held:
+    owner: object  # kept so that its id() is not reused while the entry exists
+    whole: WholeImage
+    timestamp_ms: int  # the frame the classifier ran on
 
 
 @dataclass(frozen=True)
@@ -61,11 +96,16 @@ class LabelStage(Service):
     """
 
     def __init__(self, detector: LabelDetector | None, batch: int, live: LiveLoad,
-                 yield_s: float = YIELD_S) -> None:
+                 yield_s: float = YIELD_S, classifier_interval_s: float = 0.0) -> None:
         super().__init__(LABELS)
         if batch < 1:
             msg = "batch must be at least 1"
             raise ValueError(msg)
+        if classifier_interval_s < 0:
+            msg = "classifier_interval_s must not be negative"
+            raise ValueError(msg)
+        self._interval_ms = classifier_interval_s * 1000
+        self._held: OrderedDict[int, _Held] = OrderedDict()  # only the stage's thread uses it
         self._detector = detector
         self._batch = batch
         self._beside_live = batch
@@ -122,9 +162,13 @@ class LabelStage(Service):
     def analyse(self, batch: list[Item]) -> None:
         """Label each frame in turn (live frames first between them); owners get the result."""
         for owner, frame in batch:
-            while self._yield_to_live() and not self.stopping:
-                self.beat()  # waiting on live work is not being stuck
+            self._live_first()
             self._label(owner, frame)
+
+    def _live_first(self) -> None:
+        """Wait, in short steps, while a live frame waits (or until the stage stops)."""
+        while self._yield_to_live() and not self.stopping:
+            self.beat()  # waiting on live work is not being stuck
 
     def _label(self, owner: BackgroundOwner[LabelAnalysis], frame: StoredFrame) -> None:
         if self._detector is None:
@@ -133,7 +177,7 @@ class LabelStage(Service):
         try:
             # Stored frames are BGR (PyAV bgr24); the pack takes RGB.
             rgb = np.ascontiguousarray(frame.image[..., ::-1])
-            labels = self._detector.detect(rgb, FLOOR)
+            labels = self._labels(owner, frame, rgb)
         except Exception as exc:
             # A model error loses this frame, so its job cannot be complete and fails; the
             # stage goes on with the next frame.
@@ -145,3 +189,24 @@ class LabelStage(Service):
         except Exception as exc:
             logger.exception("%s: building a frame's labels failed", owner.name)
             owner.fail(f"Analysing a frame failed: {type(exc).__name__}: {exc}")
+
+    def _labels(self, owner: BackgroundOwner[LabelAnalysis], frame: StoredFrame,
+                rgb: npt.NDArray[np.uint8]) -> tuple[Label, ...]:
+        """The frame's labels, reusing the owner's held classes where the interval allows."""
+        detector = self._detector
+        assert detector is not None
+        if not isinstance(detector, HeldClassifier):
+            return detector.detect(rgb, FLOOR)
+        if self._interval_ms <= 0:
+            return detector.detect_frame(rgb, FLOOR, None, self._live_first)[0]
+        held = self._held.pop(id(owner), None)
+        if held is not None and \
+                not 0 <= frame.timestamp_ms - held.timestamp_ms < self._interval_ms:
+            held = None  # due again (or a frame earlier in the video: a restarted launch)
+        labels, whole = detector.detect_frame(rgb, FLOOR, None if held is None else held.whole,
+                                              self._live_first)
+        ran_at = frame.timestamp_ms if held is None else held.timestamp_ms
+        self._held[id(owner)] = _Held(owner, whole, ran_at)
+        while len(self._held) > HELD_OWNERS:
+            self._held.popitem(last=False)
+        return labels
