@@ -12,7 +12,11 @@ bash scripts/setup.sh
 # The label pack (DetectLabels, label jobs): converted once into a cache folder
 # ($STREAMPROC_LABEL_PACK, default ~/.cache/streamproc/labels-pack) and kept while valid; the
 # first run makes the converter venv (TensorFlow + tf2onnx, ~1.6 GB) and takes a few minutes.
-bash scripts/labels_pack.sh
+# A failed build is reported and the suite goes on: the label tests then fail with their own
+# "no label pack" message, and every other test still runs (under set -e it aborted them all).
+if ! bash scripts/labels_pack.sh; then
+  echo "scripts/test.sh: the label pack could not be built (above); its tests will fail" >&2
+fi
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi

@@ -12,14 +12,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from conftest import REPO
 from labels_helpers import label_pack_dir
 
-from streamproc.labels import pack
+from streamproc.labels import labelmap, pack
 from streamproc.labels.pack import PackError, check_pack
 from streamproc.tools.labelpack import atomic, venv
 from streamproc.tools.labelpack.sources import (
@@ -86,6 +88,7 @@ def fill(folder: Path, tag: str = "a") -> None:
         (folder / name).write_text(f"{name} {tag}")
         files[name] = digest(f"{name} {tag}".encode())
     doc = {"format": pack.FORMAT, "model_version": f"fake/{tag}", "files": files,
+           "taxonomy": labelmap.taxonomy_digest(),
            "inputs": {"detector": 300, "classifier": 280, "classifier_scale": 1 / 256}}
     (folder / pack.MANIFEST).write_text(json.dumps(doc))
 
@@ -258,3 +261,92 @@ def test_verify_refuses_answers_beyond_the_tolerances(tmp_path: Path) -> None:
     shifted[:, scores[0].argmax()] = scores[:, scores[0].argmax()]
     with pytest.raises(verify.VerifyError):
         check(**{"classifier/scores": shifted})
+
+
+PINNED = {"tensorflow-cpu": "2.21.0", "tf2onnx": "1.17.0", "onnx": "1.23.2"}
+
+
+def stub_venv(folder: Path, versions: Mapping[str, str | None], pip_rc: int = 0) -> Path:
+    """A folder whose bin/python logs pip's calls and answers the tool-version query."""
+    python = folder / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/usr/bin/env bash\n"
+                      f'if [ "$1" = "-m" ]; then echo "$*" >> {folder / "pip.log"}; '
+                      f"echo 'pip said no' >&2; exit {pip_rc}; fi\n"
+                      f"echo '{json.dumps(versions)}'\n")
+    python.chmod(0o755)
+    return folder
+
+
+def pip_calls(folder: Path) -> int:
+    log = folder / "pip.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.mark.e2e  # runs the stub venv's python
+def test_a_venv_without_a_completed_install_is_installed_again(tmp_path: Path) -> None:
+    import io
+
+    folder = stub_venv(tmp_path / "venv", PINNED)
+    assert venv.ensure(folder, io.StringIO()) == folder / "bin" / "python"
+    assert pip_calls(folder) == 1  # no marker: a half-made venv is not trusted
+    marker = folder / venv.MARKER
+    assert marker.read_text().strip() == digest(venv.REQUIREMENTS.read_bytes())
+    venv.ensure(folder, io.StringIO())
+    assert pip_calls(folder) == 1  # complete: reused
+    marker.write_text("0" * 64)  # made from other requirements
+    out = io.StringIO()
+    venv.ensure(folder, out)
+    assert pip_calls(folder) == 2 and "other requirements" in out.getvalue()
+    marker.unlink()
+    with pytest.raises(venv.ConverterError, match="no complete install"):
+        venv.ensure(folder, io.StringIO(), create=False)
+
+
+@pytest.mark.e2e  # runs the stub venv's python
+def test_a_failed_install_leaves_no_marker(tmp_path: Path) -> None:
+    import io
+
+    folder = stub_venv(tmp_path / "venv", PINNED, pip_rc=1)
+    with pytest.raises(venv.ConverterError, match="(?s)requirements failed.*pip said no"):
+        venv.ensure(folder, io.StringIO())
+    assert not (folder / venv.MARKER).exists()
+
+
+@pytest.mark.e2e  # runs the stub venv's python
+@pytest.mark.parametrize("versions", [{**PINNED, "tf2onnx": "1.16.1"},
+                                      {**PINNED, "onnx": None}])
+def test_a_venv_with_other_tools_is_refused_before_anything_runs(tmp_path: Path,
+                                                                 versions: dict[str, Any]
+                                                                 ) -> None:
+    import io
+
+    folder = stub_venv(tmp_path / "venv", versions)
+    (folder / venv.MARKER).write_text(digest(venv.REQUIREMENTS.read_bytes()))
+    with pytest.raises(venv.ConverterError, match="not the pinned.*fresh venv"):
+        venv.ensure(folder, io.StringIO())
+    assert pip_calls(folder) == 0
+
+
+@pytest.mark.e2e  # runs the stub venv's python
+def test_two_conversions_share_the_venv_one_at_a_time(tmp_path: Path) -> None:
+    import io
+
+    folder = stub_venv(tmp_path / "venv", PINNED)
+    with atomic.locked(folder):
+        worker = threading.Thread(target=venv.ensure, args=(folder, io.StringIO()))
+        worker.start()
+        time.sleep(0.3)
+        assert pip_calls(folder) == 0  # waits for the venv's lock
+    worker.join(10)
+    assert pip_calls(folder) == 1
+
+
+def test_a_killed_runs_temporary_folders_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "labels-pack"
+    for name in (".labels-pack.tmp-dead1", ".labels-pack.old-dead2"):
+        (tmp_path / name / "pack").mkdir(parents=True)
+    (tmp_path / ".other-pack.tmp-keep").mkdir()
+    atomic.write_pack(target, fill)
+    assert leftovers(tmp_path) == [".other-pack.tmp-keep"]
+    assert check_pack(target).model_version == "fake/a"

@@ -35,14 +35,21 @@ def test_two_nodes_share_crops_through_s3(server: S3Server) -> None:
     now = [time.time()]
     a, b = (SharedCropStore(ObjectStore(server.objects()), bucket, 1000, 3600.0, sweep_s=5.0,
                             clock=lambda: now[0]) for _ in range(2))
-    a.load()
-    b.load()
-    assert a.put("people", A, b"jpeg-a") and b.put("other", B, b"jpeg-b")
-    assert b.get("people", A) == b"jpeg-a" and a.get("other", B) == b"jpeg-b"
-    b.delete("people", [A])
-    assert a.get("people", A) is None
-    keys = [o["Key"] for o in server.client().list_objects_v2(Bucket=bucket)["Contents"]]
-    assert keys == [b.key("other", B)]
-    now[0] += 3600 + 5  # B's crop is past its retention by S3's LastModified
-    assert a.get("other", B) is None
-    assert "Contents" not in server.client().list_objects_v2(Bucket=bucket)
+    for store in (a, b):
+        store.start()
+        store.load()
+    try:
+        assert a.put("people", A, b"jpeg-a") and b.put("other", B, b"jpeg-b")
+        assert a.flush() and b.flush()
+        assert b.get("people", A) == b"jpeg-a" and a.get("other", B) == b"jpeg-b"
+        b.delete("people", [A])
+        assert b.flush() and a.get("people", A) is None
+        keys = [o["Key"] for o in server.client().list_objects_v2(Bucket=bucket)["Contents"]]
+        assert keys == [b.key("other", B)]
+        now[0] += 3600 + 5  # B's crop is past its retention by S3's LastModified
+        a.get("other", B)  # A never listed it (B wrote it): the read queues the due sweep
+        assert a.flush() and a.get("other", B) is None  # the sweep removed it
+        assert "Contents" not in server.client().list_objects_v2(Bucket=bucket)
+    finally:
+        a.stop(5)
+        b.stop(5)

@@ -110,6 +110,20 @@ def test_the_response_shape(rek: Any) -> None:
                              )["Labels"] == out["Labels"]
 
 
+def test_an_off_centre_box_on_a_wide_canvas_keeps_its_axes(rek: Any) -> None:
+    # The cat pasted right of centre on a 2:1 canvas: a box with left/top or width/height
+    # swapped (or scaled by the wrong side) lands far from where the cat is.
+    cat = photo("chelsea")  # 300 x 451
+    canvas = np.full((600, 1200, 3), 128, np.uint8)
+    canvas[300:600, 700:1151] = cat
+    out = rek.detect_labels(Image={"Bytes": encoded(canvas)})
+    (instance,) = {label["Name"]: label for label in out["Labels"]}["Cat"]["Instances"]
+    box = instance["BoundingBox"]
+    expected = {"Left": 700 / 1200, "Top": 300 / 600, "Width": 451 / 1200, "Height": 300 / 600}
+    print(f"Cat box on the 1200 x 600 canvas: {box} (pasted at {expected})")
+    assert box == pytest.approx(expected, abs=0.05)
+
+
 def test_min_confidence_max_labels_and_filters(rek: Any) -> None:
     image = {"Bytes": encoded(photo("coffee"))}
     everything = rek.detect_labels(Image=image, MinConfidence=0)["Labels"]

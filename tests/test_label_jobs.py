@@ -217,7 +217,8 @@ def test_the_wire_parses_start_into_the_typed_request() -> None:
     assert parsed == LabelDetectionRequest(
         ObjectRef("vids", "clip.mp4", "2"), "x", NotificationChannel("arn:aws:sns:r:1:t", "arn:r"),
         min_confidence=0.0, filters=LabelFilters(exclude=frozenset({"Tree"}),
-                                                 include_categories=frozenset({"Vehicles"})))
+                                                 include_categories=frozenset({"Vehicles"})),
+        model_version=ByIndex().model_version)  # the pack the Start was accepted with
     default = wire.request({"Video": video})
     assert default == wire.request({"Video": video, "Features": [], "Settings": {},
                                     "MinConfidence": 50})
@@ -401,6 +402,39 @@ def test_bad_views_tokens_and_jobs_get_rekognitions_errors(done: tuple[Jobs, str
             jobs.get(job_id, **{"NextToken": token, **other})
     with pytest.raises(ResourceNotFoundException):
         jobs.get("nosuchjob")
+
+
+def test_get_answers_the_model_version_the_job_was_started_with(done: tuple[Jobs, str]
+                                                               ) -> None:
+    jobs, job_id = done
+    stored = jobs.store.get(job_id)
+    assert stored is not None and stored.request["LabelModelVersion"] == "fake-labels-1"
+    assert isinstance(jobs.detector, ByIndex)
+    jobs.detector.model_version = "fake-labels-2"  # this node's pack replaced since
+    assert jobs.get(job_id)["LabelModelVersion"] == "fake-labels-1"
+    # A row from before the version was kept answers the node's own, as it always did.
+    old = LabelDetectionRequest.from_stored({"Video": {"S3Object": {"Bucket": "vids",
+                                                                    "Name": "clip.mp4"}}})
+    assert old.model_version == "" and "LabelModelVersion" not in old.stored()
+
+
+def test_a_launch_on_another_pack_than_the_starts_fails_the_job(jobs: Jobs) -> None:
+    name = _clip(jobs)
+    detector = jobs.detector
+    assert isinstance(detector, ByIndex)
+    stage = LabelStage(detector, 4, _NoLive())
+    scheduler = jobs.scheduler(stage)
+    job_id = jobs.start(name)  # accepted with fake-labels-1, queued
+    detector.model_version = "fake-labels-2"  # the pack changed before it launched
+    stage.start()
+    try:
+        assert _run_until(jobs, scheduler, job_id) == FAILED
+    finally:
+        scheduler.stop(1.0)
+        stage.stop(1.0)
+    out = jobs.get(job_id)
+    assert "fake-labels-1" in out["StatusMessage"] and "same label pack" in out["StatusMessage"]
+    assert detector.seen == []  # no frame ran under the other pack
 
 
 def test_a_launch_without_its_video_fails_with_the_reason(jobs: Jobs) -> None:

@@ -1,17 +1,23 @@
 """Start/GetLabelDetection red team: hostile bodies get a 4xx in AWS's error shape.
 
 Over the shared API daemon, which has no label pack configured: a well-formed Start is then
-InvalidParameterException naming the step that makes one, as DetectLabels answers.
+InvalidParameterException naming the step that makes one, as DetectLabels answers. The
+Start list runs again against a daemon with the label pack loaded, where a body that passes
+the wire's validation reaches the kind's own checks (Features, MinConfidence, the video).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import make_config
+from labels_helpers import label_config, label_pack_dir
 
+from streamproc.daemon import Daemon
 from streamproc.labels.errors import LabelPackMissing
 
 
@@ -79,3 +85,29 @@ def test_without_a_label_pack_start_names_the_step_that_makes_one(daemon: Any) -
     assert out["Message"] == LabelPackMissing().message
     status, out = _call(daemon, "GetLabelDetection", b'{"JobId": "nosuchjob"}')
     assert (status, out["__type"]) == (400, "ResourceNotFoundException")
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon with the label pack, and a photos bucket holding a1.jpg (not a video)."""
+    s3 = tmp_path_factory.mktemp("s3")
+    (s3 / "photos").mkdir()
+    (s3 / "photos" / "a1.jpg").write_bytes(b"\xff\xd8 not decoded at Start")
+    d = Daemon(make_config(tmp_path_factory.mktemp("data"), **{"objects.local_root": str(s3)},
+                           **label_config(label_pack_dir())))
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.mark.parametrize("body", START)
+def test_hostile_start_bodies_get_a_4xx_with_the_pack_loaded(packed: Daemon,
+                                                            body: bytes) -> None:
+    status, out = _call(packed, "StartLabelDetection", body)
+    _assert_4xx(status, out, body)
+    assert out.get("Message") != LabelPackMissing().message  # the kind's checks ran
+
+
+def test_with_the_pack_loaded_a_well_formed_start_is_accepted(packed: Daemon) -> None:
+    status, out = _call(packed, "StartLabelDetection", f"{{{VIDEO}}}".encode())
+    assert status == 200 and set(out) == {"JobId"}, out

@@ -126,3 +126,28 @@ def test_a_delete_is_a_write_refused_as_writes_are(tmp_path: Path) -> None:
     with pytest.raises(OutputNotWritable, match="No object store"):
         ObjectStore(ObjectsConfig()).delete(ObjectRef("bkt", "other.txt"))
     assert (root / "bkt" / "other.txt").exists()
+
+
+def test_a_batch_delete_removes_what_it_can_and_says_which(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    secret = root / "elsewhere" / "secret.jpg"
+    (root / "bkt" / "out").symlink_to(root / "elsewhere")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    objects = store(root)
+    names = ["crops/a/1.jpg", "crops/a/2.jpg", "crops/b/3.jpg", "crops/a/none.jpg",
+             "out/secret.jpg", "crops/../other.txt"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", counting)
+        done = objects.delete_many("bkt", names)
+    assert done == names[:4]  # a missing one is done; one out of the bucket is not
+    assert secret.exists() and (root / "bkt" / "other.txt").exists()
+    assert keys(objects, "crops/") == []
+    assert sorted(synced) == sorted({str(root / "bkt" / "crops" / f) for f in "ab"})
+    with pytest.raises(OutputNotWritable, match="objects.output_buckets"):
+        store(root, output_buckets=["elsewhere"]).delete_many("bkt", ["other.txt"])

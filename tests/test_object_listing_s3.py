@@ -116,3 +116,18 @@ def test_wrong_keys_cannot_list_or_delete_on_rclone(rclone_s3: S3Server) -> None
         assert "wrong-secret" not in message
     keys = rclone_s3.client().list_objects_v2(Bucket="keyed-listing")["Contents"]
     assert [k["Key"] for k in keys] == ["a.jpg"]
+
+
+def test_a_batch_delete_takes_a_thousand_keys_a_call(server: S3Server, bucket: str) -> None:
+    client = server.client()
+    names = [f"crops/k{i:04d}.jpg" for i in range(1005)]
+    for name in names[:3] + names[-2:]:
+        client.put_object(Bucket=bucket, Key=name, Body=b"x")
+    calls: list[int] = []
+    client.meta.events.register(
+        "before-call.s3.DeleteObjects",
+        lambda params, **_: calls.append(params["body"].count(b"<Key>")))
+    objects = ObjectStore(server.objects(), client_factory=lambda _: client)
+    assert objects.delete_many(bucket, names) == names  # missing ones too, as S3 says
+    assert calls == [1000, 5]
+    assert objects.listing(bucket, "") == []

@@ -75,7 +75,11 @@ def test_a_face_goes_to_one_person_the_smaller_one() -> None:
 
 
 def test_a_face_mostly_outside_the_box_is_not_the_persons() -> None:
-    # The centre is inside, but the face is much larger than the box.
+    # The centre is inside, but the face is much larger than the box: the area rule
+    # refuses it (the same face is the person's in a box that holds it).
     tight = np.array([0.30, 0.30, 0.32, 0.32])
-    f = face(0.25 * W, 0.25 * H, size=60)
+    f = face(0.31 * W - 30, 0.31 * H - 30, size=60)
+    cx, cy = (f.box[0] + f.box[2]) / 2 / W, (f.box[1] + f.box[3]) / 2 / H
+    assert 0.30 <= cx <= 0.32 and 0.30 <= cy <= 0.32
     assert faces_of([tight], (f,), W, H) == [None]
+    assert faces_of([np.array([0.2, 0.1, 0.5, 0.6])], (f,), W, H) == [f]

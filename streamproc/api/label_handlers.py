@@ -1,10 +1,13 @@
-"""Wire handlers for DetectLabels, and the GeneralLabels settings parser label jobs share.
+"""Wire handlers for DetectLabels.
 
 botocore's model has already checked ranges, enums and filter patterns
 (:mod:`streamproc.api.validate`); here the request becomes a
-:class:`~streamproc.labels.service.LabelRequest`, checked before the image is read, and the
-image goes through the same :class:`~streamproc.api.images.ImageLoader` as every image
-operation (same limits, same errors).
+:class:`~streamproc.labels.service.LabelRequest` (its defaults and rules from
+:mod:`streamproc.labels.request`, shared with the label job; its GeneralLabels settings
+parsed by :func:`~streamproc.labels.filters.filters_from`, as the job's are), checked before
+the image is read, and the image goes through the same
+:class:`~streamproc.api.images.ImageLoader` as every image operation (same limits, same
+errors).
 """
 
 from __future__ import annotations
@@ -15,12 +18,8 @@ from dataclasses import dataclass
 from streamproc.api.context import Params, RequestContext, Response
 from streamproc.api.images import ImageLoader
 from streamproc.labels.filters import filters_from
-from streamproc.labels.service import (
-    DEFAULT_MIN_CONFIDENCE,
-    GENERAL_LABELS,
-    LabelRequest,
-    LabelService,
-)
+from streamproc.labels.request import features, image_min_confidence
+from streamproc.labels.service import LabelRequest, LabelService
 from streamproc.labels.wire import label_wire
 
 
@@ -34,12 +33,11 @@ class LabelApi:
 
 def label_request(p: Params) -> LabelRequest:
     """MinConfidence (default 55), MaxLabels, Features, Settings.GeneralLabels."""
-    confidence = p.get("MinConfidence")
     settings = p.get("Settings") or {}
     return LabelRequest(
-        min_confidence=DEFAULT_MIN_CONFIDENCE if confidence is None else float(confidence),
+        min_confidence=image_min_confidence(p.get("MinConfidence")),
         max_labels=p.get("MaxLabels"),
-        features=frozenset(p.get("Features") or (GENERAL_LABELS,)),
+        features=frozenset(features(p.get("Features"))),
         filters=filters_from(settings.get("GeneralLabels")))
 
 

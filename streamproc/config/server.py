@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from streamproc.config.base import Secret, Section
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class ServerConfig(Section):
@@ -113,17 +117,26 @@ class ConsoleConfig(Section):
         "crops kept before are removed at start). In cluster mode kept only in "
         "face_crops_bucket.")
     face_crops_bucket: str | None = Field(
-        None, pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{1,253}[0-9A-Za-z]$",
-        description="Keep the crops as objects under crops/ in this bucket of the object "
-        "store (objects.s3_endpoint or objects.local_root; it must exist) instead of under "
+        None, description="Keep the crops as objects under crops/ in this bucket of the "
+        "object store (objects.s3_endpoint or objects.local_root; it must exist; an S3 "
+        "bucket name: 3-63 lowercase letters, digits, dots and hyphens) instead of under "
         "storage.data_dir, so that every node of a cluster shows them and a delete on any "
-        "node removes them for all; the cap and retention then hold for the bucket. Read "
-        "and written whatever objects.buckets and objects.output_buckets say. null: on "
-        "this node's disk, and none in cluster mode.")
+        "node removes them for all; the cap and retention then hold for the bucket. Crops "
+        "are kept only by nodes that serve the console; every node removes them "
+        "(DeleteFaces, DeleteCollection). objects.buckets and objects.output_buckets must "
+        "both be set and leave this bucket out (else the server does not start), so no "
+        "request can read the crops or a job write over them. null: on this node's disk, "
+        "and none in cluster mode.")
+    face_crops_pending: int = Field(
+        64, ge=1, description="With face_crops_bucket, crops waiting for the node's crop "
+        "writer (the thread that does the bucket's I/O off the requests) at most; one more "
+        "is not kept and is counted in streamproc_console_crops_dropped_total (drop_newest). "
+        "Removals wait for room (up to 5 s) instead.")
     face_crops_sweep_s: float = Field(
         60.0, gt=0, description="With face_crops_bucket, how often at most a node lists the "
         "crops to apply retention and the cap to what every node wrote (at start, then "
-        "on the next crop written or read once this has passed).")
+        "queued for the node's crop writer by the next crop written or read once this has "
+        "passed).")
     face_crops_max_bytes: int = Field(
         256 * 1024 * 1024, ge=1, description="Bytes the face crops take at most in all.")
     face_crops_retention_s: float = Field(
@@ -133,6 +146,23 @@ class ConsoleConfig(Section):
         "drop_oldest", description="With face_crops_max_bytes held, remove the oldest crops "
         "to make room (drop_oldest) or keep them and write no new one (drop_newest); each "
         "crop dropped is counted in streamproc_console_crops_dropped_total.")
+    @field_validator("face_crops_bucket")
+    @classmethod
+    def _an_s3_bucket_name(cls, name: str | None) -> str | None:
+        """S3's own bucket naming rules: a name S3 would refuse fails at load, not per crop."""
+        if name is None:
+            return None
+        if not _BUCKET.fullmatch(name) or ".." in name or ".-" in name or "-." in name:
+            msg = (f"{name!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots "
+                   "and hyphens; a letter or digit first and last; no '..', '.-' or '-.')")
+            raise ValueError(msg)
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            return name
+        msg = f"{name!r} is not an S3 bucket name (it is formatted as an IP address)"
+        raise ValueError(msg)
+
     login_max_failures: int = Field(
         10, ge=1, description="Failed sign-ins allowed within login_window_s from one client "
         "(an IPv4 address, or an IPv6 address's /64); past that, sign-ins from it get 429 "

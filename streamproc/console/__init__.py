@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 
 from streamproc import __version__
 from streamproc.api.access import AccessControl
-from streamproc.api.exposure import console_allowed
+from streamproc.api.exposure import ExposureError, console_allowed
 from streamproc.api.transport import ControlApi
 from streamproc.config import Config
 from streamproc.console.enrol_video import video_enrolment
@@ -34,11 +34,16 @@ from streamproc.storage.crops import Crops, CropStore, CropsWhenFull
 from streamproc.storage.objects import ObjectStore
 
 logger = logging.getLogger(__name__)
+_CROP_TIMEOUT_S = 3.0  # a crop is a few KB: an endpoint slower than this is treated as down
+
+
+class CropBucketExposed(ExposureError):
+    """``console.face_crops_bucket`` is a bucket API requests could read or jobs write."""
 
 
 def face_crops(config: Config, data_dir: Path, address: str,
                on_drop: Callable[[], None] | None = None) -> Crops | None:
-    """The face crop store (loaded), or None where no crop is kept.
+    """The face crop store (loaded, its writer started), or None where no crop is kept.
 
     With ``console.face_crops_bucket`` set, the crops are objects every node shares
     (:func:`shared_crops`). Otherwise they are on this node's disk, and none is kept when
@@ -47,11 +52,11 @@ def face_crops(config: Config, data_dir: Path, address: str,
     them here); then crops kept on this disk before are removed.
     """
     settings = config.console
+    shown = settings.enabled and console_allowed(config, address)
     if settings.face_crops_bucket is not None:
         _forget_crops(data_dir / "crops", "they are kept in console.face_crops_bucket now")
-        return shared_crops(config, on_drop)
-    if not (settings.enabled and settings.face_crops and console_allowed(config, address)) \
-            or config.cluster.bootstrap:
+        return shared_crops(config, on_drop, keeps=shown)
+    if not (shown and settings.face_crops) or config.cluster.bootstrap:
         if settings.face_crops and config.cluster.bootstrap:
             logger.info("face crops: none kept in cluster mode without "
                         "console.face_crops_bucket")
@@ -64,39 +69,47 @@ def face_crops(config: Config, data_dir: Path, address: str,
     return store
 
 
-def shared_crops(config: Config, on_drop: Callable[[], None] | None = None
-                 ) -> SharedCropStore | None:
-    """The crops in ``console.face_crops_bucket`` (loaded), or None where none is kept.
+def shared_crops(config: Config, on_drop: Callable[[], None] | None = None,
+                 keeps: bool = True) -> SharedCropStore | None:
+    """The crops in ``console.face_crops_bucket`` (loaded, started), or None where none is kept.
 
-    Built whether or not this node serves the console: IndexFaces, DeleteFaces and
-    DeleteCollection served here must write and remove the crops other nodes show. The
-    bucket is the operator's own choice, so it is reached whatever ``objects.buckets`` and
-    ``objects.output_buckets`` allow API requests. With ``console.face_crops`` off, the
-    crops in the bucket are removed (the operator keeps no images) and None is returned.
+    Built whether or not this node serves the console: DeleteFaces and DeleteCollection
+    served here must remove the crops other nodes show. Only a node that serves the console
+    (``keeps``) keeps crops of the faces it indexes; the others only remove them. With
+    ``console.face_crops`` off, the crops in the bucket are removed (the operator keeps no
+    images) and None is returned. CropBucketExposed when API requests could reach the
+    bucket (``objects.buckets``, ``objects.output_buckets``): a request could then read
+    faces' crops or a job write over them.
     """
     settings = config.console
     bucket = settings.face_crops_bucket
     if bucket is None:
         return None
-    objects = ObjectStore(config.objects.model_copy(
-        update={"buckets": [bucket], "output_buckets": [bucket]}))
+    # The crops' own store: the bucket is reached whatever the lists allow requests, and
+    # with short timeouts, so a hung endpoint holds the crop writer (and a console read)
+    # seconds, not objects.timeout_s per attempt.
+    objects = ObjectStore(config.objects.model_copy(update={
+        "buckets": [bucket], "output_buckets": [bucket],
+        "timeout_s": min(config.objects.timeout_s, _CROP_TIMEOUT_S)}))
     if not objects.available:
         logger.warning("console.face_crops_bucket is set but there is no object store "
                        "(objects.local_root or objects.s3_endpoint): no face crops kept")
         return None
-    if not _kept_from_requests(config, bucket):
-        logger.warning("console.face_crops_bucket %s is one API requests may read or jobs may "
-                       "write (objects.buckets, objects.output_buckets): list other buckets "
-                       "there to keep the crops to the console", bucket)
     store = SharedCropStore(objects, bucket, settings.face_crops_max_bytes,
                             settings.face_crops_retention_s,
                             CropsWhenFull(settings.face_crops_when_full),
-                            settings.face_crops_sweep_s, on_drop=on_drop)
+                            settings.face_crops_sweep_s, on_drop=on_drop, keeps=keeps,
+                            max_pending=settings.face_crops_pending)
     if not settings.face_crops:
         removed = store.clear()
         logger.info("face crops are off: removed the %d crops kept in %s/%s", removed, bucket,
                     PREFIX)
         return None
+    if not _kept_from_requests(config, bucket):
+        msg = (f"console.face_crops_bucket {bucket} is one API requests may read or jobs may "
+               "write: set objects.buckets and objects.output_buckets to lists without it")
+        raise CropBucketExposed(msg)
+    store.start()
     store.load()
     return store
 

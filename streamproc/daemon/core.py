@@ -98,6 +98,7 @@ class Daemon:
         self._server: HttpServer | None = None
         self._plane: DataPlane | None = None
         self._console_parts: list[Extension] = []  # closed at stop, before the API server
+        self._crops: Any = None  # the face crop store: its writer is stopped after the server
         self._supervisor: Supervisor | None = None
         self.storage: Storage | None = None
         self.domain: Domain | None = None
@@ -211,8 +212,8 @@ class Daemon:
         self._supervisor.start()
         training = self._training(storage, moderation_engine, ledger)
         address = self._server.address or ""
-        crops = face_crops(self.config, self.data_dir, address,
-                           self._api_metrics.console_crops_dropped.inc)
+        crops = self._crops = face_crops(self.config, self.data_dir, address,
+                                         self._api_metrics.console_crops_dropped.inc)
         api = build_api(self.config, engine, domain, storage, ledger, jobs, self.objects,
                         ApiHooks(
             self.health, self._cluster_report if self.cluster else None, self._api_metrics,
@@ -463,6 +464,7 @@ class Daemon:
             self.training
         reconciler, plane, cluster, storage = self.reconciler, self._plane, self.cluster, \
             self.storage
+        crops = self._crops
         steps: list[tuple[str, Callable[[], object] | None]] = [
             # Open live feeds end first (event: end, reason "shutdown"), so no SSE stream
             # holds the API server's graceful shutdown for server.shutdown_timeout_s.
@@ -471,6 +473,7 @@ class Daemon:
             *((f"console part {type(part).__name__}", part.close)
               for part in self._console_parts),
             ("API server", None if server is None else (lambda: server.stop(server_timeout))),
+            ("face crop writer", None if crops is None else (lambda: crops.stop(5.0))),
             ("supervisor", None if supervisor is None else (lambda: supervisor.stop(2.0))),
             # A training in hand stops at its next batch, unrecorded: retrained on restart.
             ("training runner", None if training is None else (lambda: training.stop(5.0))),

@@ -14,6 +14,7 @@ from streamproc.config import Config
 from streamproc.faces.errors import ModelPackError
 from streamproc.faces.providers import ExecutionOptions
 from streamproc.labels.detector import PackDetector
+from streamproc.labels.labelmap import LabelMapError
 from streamproc.labels.pack import MANIFEST, PackError
 from streamproc.labels.types import LabelDetector
 
@@ -41,7 +42,7 @@ def label_detector(config: Config) -> LabelDetector | None:
         device_id=models.device_id, intra_op_threads=models.intra_op_threads))
     try:
         detector.load()
-    except PackError as exc:
+    except (PackError, LabelMapError) as exc:  # check_pack reads the map; load reads it again
         msg = (f"{exc}; repair it with `streamproc models convert labels --out {folder}` "
                "(a broken pack is rebuilt)")
         raise LabelPackBroken(msg) from None

@@ -8,6 +8,7 @@ carries the map its models were verified with. :func:`check` holds the rules a m
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -54,13 +55,22 @@ class LabelMap:
 
 def from_json(doc: dict[str, Any]) -> LabelMap:
     """A map read from ``labelmap.json``, checked."""
+    if not isinstance(doc, dict):
+        msg = "labelmap.json is not a JSON object"
+        raise LabelMapError(msg)
     if doc.get("format") != FORMAT:
         msg = f"labelmap.json has format {doc.get('format')!r}; this streamproc reads {FORMAT}"
         raise LabelMapError(msg)
-    labels = {name: LabelInfo(tuple(e["parents"]), tuple(e["aliases"]), tuple(e["categories"]))
-              for name, e in doc["labels"].items()}
-    found = LabelMap(labels, {int(k): v for k, v in doc["detector"].items()},
-                     {int(k): v for k, v in doc["classifier"].items()})
+    try:
+        labels = {name: LabelInfo(tuple(e["parents"]), tuple(e["aliases"]),
+                                  tuple(e["categories"]))
+                  for name, e in doc["labels"].items()}
+        found = LabelMap(labels, {int(k): v for k, v in doc["detector"].items()},
+                         {int(k): v for k, v in doc["classifier"].items()})
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # A map of another shape (another streamproc's, or edited): one error, not a traceback.
+        msg = f"labelmap.json is not a label map of this shape ({type(exc).__name__}: {exc})"
+        raise LabelMapError(msg) from None
     check(found)
     return found
 
@@ -93,6 +103,31 @@ def build(classifier_classes: list[str]) -> LabelMap:
     found = LabelMap(labels, dict(COCO), classifier)
     check(found)
     return found
+
+
+def taxonomy_digest() -> str:
+    """SHA-256 of everything :func:`build` makes a map from (and of the map's format).
+
+    The converter records it in the manifest; a pack whose digest is not this streamproc's
+    was made from another taxonomy, so its labels are not the ones this version answers.
+    """
+    doc = {"format": FORMAT, "labels": {k: list(map(list, v)) for k, v in LABELS.items()},
+           "coco": {str(k): v for k, v in COCO.items()}, "imagenet": dict(IMAGENET),
+           "dogs": list(IMAGENET_DOGS)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def differs_from_taxonomy(found: LabelMap) -> str | None:
+    """Why ``found`` is not a map of this taxonomy (labels, detector classes), else None."""
+    labels = {name: LabelInfo(*entry) for name, entry in LABELS.items()}
+    if found.labels != labels:
+        changed = {name for name, _ in set(found.labels.items()) ^ set(labels.items())}
+        return f"labels differ: {', '.join(sorted(changed)[:5])}"
+    if found.detector != dict(COCO):
+        return "detector classes differ"
+    if set(found.classifier.values()) != {*IMAGENET.values(), "Dog"}:
+        return "classifier labels differ"
+    return None
 
 
 def check(found: LabelMap) -> None:

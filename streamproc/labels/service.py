@@ -16,18 +16,20 @@ import numpy.typing as npt
 from streamproc.errors import InvalidParameterException
 from streamproc.labels.errors import LabelPackMissing
 from streamproc.labels.filters import NO_FILTERS, LabelFilters
+from streamproc.labels.request import (
+    GENERAL_LABELS,
+    IMAGE_MIN_CONFIDENCE,
+    check_features,
+    check_min_confidence,
+)
 from streamproc.labels.types import Label, LabelDetector
-
-DEFAULT_MIN_CONFIDENCE = 55.0  # Rekognition's DetectLabels default
-GENERAL_LABELS = "GENERAL_LABELS"
-IMAGE_PROPERTIES = "IMAGE_PROPERTIES"
 
 
 @dataclass(frozen=True)
 class LabelRequest:
     """What DetectLabels asks for, besides its image."""
 
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_confidence: float = IMAGE_MIN_CONFIDENCE
     max_labels: int | None = None  # None: every label
     features: frozenset[str] = frozenset({GENERAL_LABELS})
     filters: LabelFilters = NO_FILTERS
@@ -49,13 +51,8 @@ class LabelService:
 
     def check(self, request: LabelRequest) -> LabelDetector:
         """Refuse, before any image is read, what this server does not do; the pack."""
-        if IMAGE_PROPERTIES in request.features:
-            msg = ("Features IMAGE_PROPERTIES is not supported by this server (it serves "
-                   "GENERAL_LABELS only); send Features [\"GENERAL_LABELS\"] or leave it out")
-            raise InvalidParameterException(msg)
-        if not 0.0 <= request.min_confidence <= 100.0:
-            msg = f"MinConfidence {request.min_confidence} is not between 0 and 100"
-            raise InvalidParameterException(msg)
+        check_features(request.features)
+        check_min_confidence(request.min_confidence)
         if request.max_labels is not None and request.max_labels < 0:
             msg = f"MaxLabels {request.max_labels} is negative"
             raise InvalidParameterException(msg)

@@ -74,9 +74,10 @@ LABELS: MappingProxyType[str, Entry] = MappingProxyType({
     "Bus": (_TR, (), (VEHICLES,)),
     "Train": (_TR, (), (VEHICLES,)),
     "Truck": (_TR, (), (VEHICLES,)),
+    "Van": (_TR, (), (VEHICLES,)),  # Rekognition's Van (Transportation, Vehicle): no box
     "Boat": ((*_TR, "Watercraft"), (), (VEHICLES,)),
-    "Traffic Light": ((), ("Light",), (TRANSPORT,)),
-    "Fire Hydrant": ((), ("Hydrant",), (EVERYDAY,)),
+    "Traffic Light": ((), (), (TRANSPORT,)),  # no alias: "Light" was not Rekognition's
+    "Fire Hydrant": ((), (), (EVERYDAY,)),
     "Stop Sign": ((), (), (TRANSPORT,)),
     "Parking Meter": ((), (), (TRANSPORT,)),
     "Bench": (("Furniture",), (), (FURNITURE,)),
@@ -172,11 +173,12 @@ COCO: MappingProxyType[int, str] = MappingProxyType({
 IMAGENET: MappingProxyType[str, str] = MappingProxyType({
     **dict.fromkeys(("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"),
                     "Cat"),
-    **dict.fromkeys(("sports car", "convertible", "cab", "racer", "limousine", "minivan",
-                     "jeep", "beach wagon"), "Car"),
+    **dict.fromkeys(("sports car", "convertible", "cab", "racer", "limousine", "jeep",
+                     "beach wagon"), "Car"),
+    **dict.fromkeys(("minivan", "moving van"), "Van"),  # vans, as Rekognition names them
     **dict.fromkeys(("school bus", "trolleybus", "minibus"), "Bus"),
-    **dict.fromkeys(("pickup", "trailer truck", "tow truck", "fire engine", "garbage truck",
-                     "moving van"), "Truck"),
+    **dict.fromkeys(("pickup", "trailer truck", "tow truck", "fire engine", "garbage truck"),
+                    "Truck"),
     **dict.fromkeys(("mountain bike", "bicycle-built-for-two"), "Bicycle"),
     **dict.fromkeys(("coffee mug", "cup"), "Cup"),
     **dict.fromkeys(("soup bowl", "mixing bowl"), "Bowl"),

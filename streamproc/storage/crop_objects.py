@@ -3,15 +3,22 @@
 One object per indexed face, ``crops/<collection digest>/<FaceId>.jpg`` in the bucket, so a
 DeleteFaces or DeleteCollection served by any node removes the crop for every node, and any
 node's console shows a crop another node wrote. The cap (``max_bytes``) and the retention
-hold for the whole prefix, so for the cluster, and are applied by a sweep: at load, then at
-most every ``sweep_s``, run by the crop written or read that finds it due (no thread of its
-own). A sweep lists the prefix, removes the crops past their retention, then, over the cap,
-the oldest (``drop_oldest``) or newest (``drop_newest``) until the rest fit.
+hold for the whole prefix, so for the cluster, and are applied by a sweep: at start, then
+at most every ``sweep_s``, queued by the crop written or read that finds it due. A sweep
+lists the prefix, removes the crops past their retention, then, over the cap, the oldest
+(``drop_oldest``) or newest (``drop_newest``) until the rest fit.
+
+No request does the bucket's I/O but a crop's read: writes, removals and sweeps run on the
+store's :class:`~.crop_writer.CropWriter`, in the order they were asked for, with the
+store's lock never held across a network call. The lock guards only what the node knows:
+the crops it listed or queued, the crops queued to be written (read back from memory until
+they are), and the keys queued for removal (never shown again meanwhile).
 
 Between sweeps a node knows only what it listed and what it wrote or removed since, so the
 cap can be exceeded by what other nodes wrote since its last sweep, and a crop another node
 wrote can be shown up to ``sweep_s`` past its retention; the next sweep restores both. Ages
-come from the store's last-modified times, read against this node's clock.
+come from the store's last-modified times, read against this node's clock. A node that
+does not keep crops (``keeps=False``: its console is off) still removes them.
 """
 
 from __future__ import annotations
@@ -27,28 +34,38 @@ import cv2
 import numpy as np
 
 from streamproc.errors import InvalidS3ObjectException, OutputNotWritable
-from streamproc.storage.crops import CropsWhenFull, crop_folder, face_crop, is_face_id
+from streamproc.storage.crop_writer import CropTask, CropWriter, TaskKind
+from streamproc.storage.crops import (
+    FACE_ID_PATTERN,
+    FOLDER_PATTERN,
+    CropsWhenFull,
+    crop_folder,
+    face_crop,
+    is_face_id,
+)
 from streamproc.storage.objects import ListedObject, ObjectRef, ObjectStore
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "crops/"
-# Only objects named as this store names them are its crops; anything else under the
-# prefix is someone else's and is never counted or removed.
-_CROP_KEY = re.compile(r"crops/[0-9a-f]{32}/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.jpg")
+# Only objects named as this store names them (:meth:`SharedCropStore.key`) are its crops;
+# anything else under the prefix is someone else's and is never counted or removed.
+_CROP_KEY = re.compile(f"{re.escape(PREFIX)}{FOLDER_PATTERN}/{FACE_ID_PATTERN}\\.jpg")
 
 
 class SharedCropStore:
     """Crops by (collection, FaceId) as objects in one bucket, bounded cluster-wide; thread-safe.
 
-    Writes, removals for room and sweeps on this node take one lock (a crop is a few KB);
-    reads of a crop take it only to look up and update what the node knows.
+    ``start()`` before use and ``stop(timeout)`` at shutdown (its writer's thread);
+    ``flush(timeout)`` waits for the I/O queued so far (tests, and DeleteCollection's caller
+    needs none of it).
     """
 
     def __init__(self, objects: ObjectStore, bucket: str, max_bytes: int, retention_s: float,
                  when_full: CropsWhenFull = CropsWhenFull.DROP_OLDEST, sweep_s: float = 60.0,
                  clock: Callable[[], float] = time.time,
-                 on_drop: Callable[[], None] | None = None) -> None:
+                 on_drop: Callable[[], None] | None = None, *, keeps: bool = True,
+                 max_pending: int = 64) -> None:
         if max_bytes < 1 or retention_s <= 0 or sweep_s <= 0:
             msg = "a crop store needs max_bytes >= 1, retention_s > 0 and sweep_s > 0"
             raise ValueError(msg)
@@ -57,20 +74,37 @@ class SharedCropStore:
         self.retention_s = retention_s
         self.when_full = when_full
         self.sweep_s = sweep_s
+        self.keeps = keeps
         self._objects = objects
         self._clock = clock
         self._on_drop = on_drop
         self._lock = threading.Lock()
         # key -> (bytes, written at), oldest first: the last listing and this node's own since
         self._known: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._pending: dict[str, bytes] = {}  # queued to be written, not yet in the bucket
+        self._doomed: set[str] = set()  # keys and collection prefixes queued for removal
         self._swept: float | None = None
+        self._writer = CropWriter(self._run, max_pending, 16 * max_pending)
         self.bytes = 0  # of the crops this node knows of
-        self.dropped = 0  # crops not kept or removed for room by this node, one each
+        self.dropped = 0  # crops not kept, or removed for room by this node, one each
+
+    def start(self) -> None:
+        """Start the writer's thread."""
+        self._writer.start()
+
+    def stop(self, timeout: float) -> None:
+        """Let the writer finish what is queued (within ``timeout``) and end its thread."""
+        self._writer.stop(timeout)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait for the I/O queued so far; False if ``timeout`` passed first."""
+        return self._writer.flush(timeout)
 
     def load(self) -> None:
-        """Sweep once (at start). A store that cannot be listed now is logged, not raised."""
-        with self._lock:
-            self._sweep(self._clock())
+        """Queue the first sweep (at start); a node that keeps no crops leaves it to others."""
+        if self.keeps:
+            with self._lock:
+                self._queue_sweep(self._clock())
 
     def key(self, collection: str, face_id: str) -> str | None:
         """The key of this face's crop, or None for a FaceId that is not one."""
@@ -80,6 +114,8 @@ class SharedCropStore:
 
     def keep(self, collection: str, face_id: str, pixels: np.ndarray, box: np.ndarray) -> bool:
         """Crop and keep a face just indexed; False (logged, counted) when it cannot be."""
+        if not self.keeps:
+            return False
         try:
             jpeg = face_crop(pixels, box)
         except (ValueError, cv2.error) as exc:
@@ -90,44 +126,52 @@ class SharedCropStore:
         return self.put(collection, face_id, jpeg)
 
     def put(self, collection: str, face_id: str, jpeg: bytes) -> bool:
-        """Keep a crop; False when the policy, its size or the store leaves it out (counted)."""
+        """Queue a crop to be kept; False when the policy, size or full queue leaves it out.
+
+        Each crop left out is counted; one whose write fails later is logged and counted then.
+        """
         key = self.key(collection, face_id)
-        if key is None:
+        if key is None or not self.keeps:
             return False
         with self._lock:
             now = self._clock()
             self._sweep_if_due(now)
             self._forget(key)
-            if not self._make_room(len(jpeg)):
+            room = self._make_room(len(jpeg))
+            # Queued under the lock, so a DeleteFaces of this face is queued after it.
+            if room is None or not self._writer.submit(CropTask(TaskKind.PUT, key, jpeg,
+                                                                tuple(room))):
                 self._dropped()
                 return False
-            try:
-                self._objects.put_bytes(ObjectRef(self.bucket, key), jpeg)
-            except OutputNotWritable as exc:
-                logger.warning("face crop of %s not kept: %s", face_id, exc.message)
-                self._dropped()
-                return False
+            self._doomed.discard(key)
             self._known[key] = (len(jpeg), now)
             self.bytes += len(jpeg)
+            self._pending[key] = jpeg
         return True
 
     def get(self, collection: str, face_id: str) -> bytes | None:
         """The crop, or None (none kept, removed by any node, or past its retention)."""
         key = self.key(collection, face_id)
-        if key is None:
+        if key is None or not self.keeps:
             return None
         with self._lock:
             now = self._clock()
             self._sweep_if_due(now)
-            known = self._known.get(key)
-        if known is not None and known[1] + self.retention_s <= now:
+            if key in self._doomed or key.rsplit("/", 1)[0] + "/" in self._doomed:
+                return None
+            known, pending = self._known.get(key), self._pending.get(key)
+            expired = known is not None and known[1] + self.retention_s <= now
+        if expired:
             self._remove([key])
             return None
+        if pending is not None:
+            return pending
         try:  # read even when unknown here: another node may have written it since
             return self._objects.read(ObjectRef(self.bucket, key), self.max_bytes)
         except InvalidS3ObjectException:
             with self._lock:
-                self._forget(key)
+                if key not in self._pending:
+                    self._forget(key)
             return None
 
     def delete(self, collection: str, face_ids: Iterable[str]) -> None:
@@ -137,17 +181,19 @@ class SharedCropStore:
     def delete_collection(self, collection: str) -> None:
         """Remove every crop of a collection, for every node (DeleteCollection)."""
         prefix = f"{PREFIX}{crop_folder(collection)}/"
-        try:
-            listed = [o.key for o in self._objects.listing(self.bucket, prefix)]
-        except InvalidS3ObjectException as exc:
-            logger.warning("face crops of a deleted collection not removed: %s", exc.message)
-            listed = []
         with self._lock:
-            listed += [k for k in self._known if k.startswith(prefix)]
-        self._remove(list(dict.fromkeys(listed)))
+            keys = tuple(k for k in self._known if k.startswith(prefix))
+            for key in keys:
+                self._doom(key)
+            self._doomed.add(prefix)
+        if not self._writer.submit(CropTask(TaskKind.PURGE, prefix, keys=keys), wait=True):
+            logger.warning("face crops of a deleted collection not removed (the crop writer "
+                           "is behind); left to their retention")
+            with self._lock:
+                self._doomed.difference_update((prefix, *keys))
 
     def clear(self) -> int:
-        """Remove every crop in the bucket (crops turned off); how many were there."""
+        """Remove every crop in the bucket now (crops turned off, at start); how many."""
         try:
             listed = [o.key for o in self._objects.listing(self.bucket, PREFIX)
                       if _CROP_KEY.fullmatch(o.key)]
@@ -155,70 +201,147 @@ class SharedCropStore:
             logger.warning("face crops not removed (%s/%s): %s", self.bucket, PREFIX,
                            exc.message)
             return 0
-        self._remove(listed)
-        return len(listed)
+        return len(self._delete_objects(listed))
 
     # ---- under the lock ----------------------------------------------------------------------
     def _sweep_if_due(self, now: float) -> None:
         if self._swept is None or now - self._swept >= self.sweep_s:
-            self._sweep(now)
+            self._queue_sweep(now)
 
-    def _sweep(self, now: float) -> None:
-        self._swept = now
-        try:
-            listed = self._objects.listing(self.bucket, PREFIX)
-        except InvalidS3ObjectException as exc:
-            logger.warning("face crops not swept (%s/%s): %s", self.bucket, PREFIX, exc.message)
-            return
-        current: list[ListedObject] = []
-        for item in sorted(listed, key=lambda o: (o.modified, o.key)):
-            if not _CROP_KEY.fullmatch(item.key):
-                continue
-            if item.modified + self.retention_s <= now:
-                self._delete_object(item.key)
-            else:
-                current.append(item)
-        self._known = OrderedDict((o.key, (o.size, o.modified)) for o in current)
-        self.bytes = sum(o.size for o in current)
-        while self.bytes > self.max_bytes:  # others' writes since the last sweep (the slack)
-            newest = self.when_full is CropsWhenFull.DROP_NEWEST
-            key = next(reversed(self._known)) if newest else next(iter(self._known))
-            self._delete_object(key)
-            self._forget(key)
-            self._dropped()
+    def _queue_sweep(self, now: float) -> None:
+        if self._writer.submit(CropTask(TaskKind.SWEEP)):  # refused: the next request's
+            self._swept = now
 
-    def _make_room(self, size: int) -> bool:
+    def _make_room(self, size: int) -> list[str] | None:
+        """The keys to remove so ``size`` more bytes fit (forgotten now), or None: no room."""
         if size > self.max_bytes:
-            return False
+            return None
         if self.when_full is CropsWhenFull.DROP_NEWEST:
-            return self.bytes + size <= self.max_bytes
+            return [] if self.bytes + size <= self.max_bytes else None
+        victims = []
         while self.bytes + size > self.max_bytes and self._known:
-            oldest = next(iter(self._known))
-            self._delete_object(oldest)
-            self._forget(oldest)
-            self._dropped()
-        return True
+            victims.append(next(iter(self._known)))
+            self._doom(victims[-1])
+        return victims
+
+    def _doom(self, key: str) -> None:
+        self._forget(key)
+        self._pending.pop(key, None)
+        self._doomed.add(key)
 
     def _forget(self, key: str) -> None:
         entry = self._known.pop(key, None)
         if entry is not None:
             self.bytes -= entry[0]
 
-    def _dropped(self) -> None:
-        self.dropped += 1
+    def _dropped(self, count: int = 1) -> None:
+        self.dropped += count
         if self._on_drop is not None:
-            self._on_drop()
+            for _ in range(count):
+                self._on_drop()
 
-    # ---- object I/O ---------------------------------------------------------------------------
+    # ---- requests to the writer ---------------------------------------------------------------
     def _remove(self, keys: list[str]) -> None:
-        for key in keys:
-            self._delete_object(key)
+        if not keys:
+            return
         with self._lock:
             for key in keys:
-                self._forget(key)
+                self._doom(key)
+        if not self._writer.submit(CropTask(TaskKind.DELETE, keys=tuple(keys)), wait=True):
+            logger.warning("%d face crops not removed (the crop writer is behind); left to "
+                           "their retention", len(keys))
+            with self._lock:
+                self._doomed.difference_update(keys)
 
-    def _delete_object(self, key: str) -> None:
+    # ---- on the writer's thread: object I/O, never under the lock ----------------------------
+    def _run(self, task: CropTask) -> None:
+        if task.kind is TaskKind.PUT:
+            self._write(task)
+        elif task.kind is TaskKind.SWEEP:
+            self._sweep(self._clock())
+        else:
+            keys = list(task.keys)
+            if task.kind is TaskKind.PURGE:
+                keys += self._listed(task.key)
+            self._delete_objects(list(dict.fromkeys(keys)))
+            with self._lock:
+                for key in keys:
+                    self._forget(key)
+                self._doomed.difference_update((*keys, task.key))
+
+    def _write(self, task: CropTask) -> None:
+        if task.keys:  # removed for room: counted once really removed
+            removed = self._delete_objects(list(task.keys))
+            with self._lock:
+                self._dropped(len(removed))
+                self._doomed.difference_update(task.keys)
         try:
-            self._objects.delete(ObjectRef(self.bucket, key))
+            self._objects.put_bytes(ObjectRef(self.bucket, task.key), task.data)
+            failed = None
+        except OutputNotWritable as exc:
+            failed = exc.message
+        with self._lock:
+            mine = self._pending.get(task.key) is task.data  # not replaced or removed since
+            if mine:
+                del self._pending[task.key]
+            if failed is not None:
+                logger.warning("face crop %s not kept: %s", task.key, failed)
+                self._dropped()
+                if mine:
+                    self._forget(task.key)
+
+    def _sweep(self, now: float) -> None:
+        try:
+            listed = self._objects.listing(self.bucket, PREFIX)
+        except InvalidS3ObjectException as exc:
+            logger.warning("face crops not swept (%s/%s): %s", self.bucket, PREFIX, exc.message)
+            return
+        crops = sorted((o for o in listed if _CROP_KEY.fullmatch(o.key)),
+                       key=lambda o: (o.modified, o.key))
+        expired = [o.key for o in crops if o.modified + self.retention_s <= now]
+        self._delete_objects(expired)
+        gone = set(expired)
+        with self._lock:
+            victims = self._relist([o for o in crops if o.key not in gone])
+        if victims:  # others' writes since the last sweep (the slack)
+            removed = self._delete_objects(victims)
+            with self._lock:
+                self._dropped(len(removed))
+                self._doomed.difference_update(victims)
+
+    def _relist(self, current: list[ListedObject]) -> list[str]:
+        """Under the lock: know ``current`` and the crops still queued; the keys over the cap."""
+        queued = [(k, self._known[k]) for k in self._known if k in self._pending]
+        self._known = OrderedDict((o.key, (o.size, o.modified)) for o in current
+                                  if o.key not in self._doomed and o.key not in self._pending
+                                  and o.key.rsplit("/", 1)[0] + "/" not in self._doomed)
+        self._known.update(queued)
+        self.bytes = sum(size for size, _ in self._known.values())
+        victims = []
+        while self.bytes > self.max_bytes and self._known:
+            newest = self.when_full is CropsWhenFull.DROP_NEWEST
+            victims.append(next(reversed(self._known)) if newest else next(iter(self._known)))
+            self._doom(victims[-1])
+        return victims
+
+    def _listed(self, prefix: str) -> list[str]:
+        try:
+            return [o.key for o in self._objects.listing(self.bucket, prefix)
+                    if _CROP_KEY.fullmatch(o.key)]
+        except InvalidS3ObjectException as exc:
+            logger.warning("face crops of a deleted collection not removed: %s", exc.message)
+            return []
+
+    def _delete_objects(self, keys: list[str]) -> list[str]:
+        """Remove ``keys`` from the bucket (1000 a call on S3); the keys removed."""
+        if not keys:
+            return []
+        try:
+            removed = self._objects.delete_many(self.bucket, keys)
         except OutputNotWritable as exc:  # left for a later sweep's retention
-            logger.warning("cannot remove face crop %s: %s", key, exc.message)
+            logger.warning("cannot remove %d face crops: %s", len(keys), exc.message)
+            return []
+        if len(removed) < len(keys):
+            logger.warning("cannot remove %d face crops (left for a later sweep)",
+                           len(keys) - len(removed))
+        return removed

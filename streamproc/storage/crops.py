@@ -32,7 +32,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 CROP_SIDE = 160  # pixels: the console's grid shows them at 96-128
-_FACE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+FACE_ID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_FOLDER_HEX = 32  # hex digits of a collection's digest that name its folder
+FOLDER_PATTERN = f"[0-9a-f]{{{_FOLDER_HEX}}}"  # what crop_folder makes, for key matching
+_FACE_ID = re.compile(FACE_ID_PATTERN)
 
 
 class CropsWhenFull(str, Enum):
@@ -63,6 +66,10 @@ class Crops(Protocol):
 
     def delete_collection(self, collection: str) -> None:
         """Remove every crop of a collection (DeleteCollection)."""
+        ...
+
+    def stop(self, timeout: float) -> None:
+        """Finish the object I/O queued for the bucket (at shutdown); the disk's has none."""
         ...
 
 
@@ -100,7 +107,7 @@ def is_face_id(face_id: str) -> bool:
 def crop_folder(collection: str) -> str:
     """The folder (or key segment) of a collection's crops."""
     # A digest, not the name: a collection id may be "." or "..".
-    return hashlib.sha256(collection.encode()).hexdigest()[:32]
+    return hashlib.sha256(collection.encode()).hexdigest()[:_FOLDER_HEX]
 
 
 class CropStore:
@@ -214,6 +221,9 @@ class CropStore:
         with self._lock:
             for path in [p for p in self._files if p.parent == folder]:
                 self._forget(path)
+
+    def stop(self, timeout: float) -> None:
+        """Nothing to finish: every write and removal here is done in its call."""
 
     def _make_room(self, size: int) -> bool:
         if size > self.max_bytes:

@@ -30,6 +30,9 @@ class ResultOrder(Enum):
     SEQUENCE = "seq"  # as written: results are written in timestamp order
     PERSON = "person, timestamp_ms, seq"  # by the row's person index, then time
     TIME = "timestamp_ms, seq"  # by timestamp (rows written out of time order too)
+    # By timestamp, then the row's person index: held rows are written as tracks are
+    # confirmed, so one timestamp's persons are not written in Index order.
+    TIME_PERSON = "timestamp_ms, person, seq"
     NAME = "name, timestamp_ms, seq"  # by the row's name, then time
 
 

@@ -21,6 +21,7 @@ from streamproc.storage.object_keys import ListedObject, ObjectRef, writable_key
 logger = logging.getLogger(__name__)
 _MULTIPART = 8 << 20  # boto3's default threshold and part size
 _THREADS = 4  # parts in flight; S3-compatible servers such as rclone prefer parts in order
+_BATCH = 1000  # keys one DeleteObjects call takes at most (S3's limit)
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
 _DENIED = {"403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden"}
 
@@ -62,6 +63,36 @@ def delete_s3(client: Any, ref: ObjectRef) -> None:
         logger.warning("S3 delete of %s: %s", ref.shown, type(exc).__name__)
         raise OutputNotWritable(
             f"Deleting s3://{ref.shown} failed: {type(exc).__name__}") from None
+
+
+def delete_many_s3(client: Any, bucket: str, names: list[str]) -> list[str]:
+    """Delete these keys of ``bucket``, 1000 a ``delete_objects`` call; the keys deleted.
+
+    A key S3 reports an error for is left out of the answer; a call that fails as a whole
+    leaves its keys out and the rest go on (OutputNotWritable only for a missing or
+    refused bucket, which no later call would find either).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    done: list[str] = []
+    for start in range(0, len(names), _BATCH):
+        batch = names[start:start + _BATCH]
+        try:
+            answer = client.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": k} for k in batch], "Quiet": True})
+        except ClientError as exc:
+            code = _code(exc)
+            if code in _MISSING or code in _DENIED:
+                raise _refused(bucket, f"Deleting from s3://{bucket}", code) from None
+            logger.warning("S3 delete of %d keys in %s: %s", len(batch), bucket, code)
+            continue
+        except BotoCoreError as exc:
+            logger.warning("S3 delete of %d keys in %s: %s", len(batch), bucket,
+                           type(exc).__name__)
+            continue
+        failed = {e.get("Key") for e in answer.get("Errors", [])}
+        done += [k for k in batch if k not in failed]
+    return done
 
 
 def list_s3(client: Any, bucket: str, prefix: str) -> list[ListedObject]:

@@ -48,23 +48,52 @@ def delete_local(base: Path, ref: ObjectRef) -> None:
     A symlink at the key is removed itself, never the file it leads to; a folder on the way
     that leads out of the bucket is refused (OutputNotWritable), as is a missing bucket.
     """
+    folder = _unlink(base, ref)
+    if folder is not None:
+        _sync_folder(folder)
+
+
+def delete_many_local(base: Path, bucket: str, names: list[str]) -> list[str]:
+    """Remove these objects of ``bucket`` as :func:`delete_local` does; the names removed.
+
+    Each folder is synced once, after its files went, not once a file: a crash before
+    then can bring some back, which a delete allows (a later delete removes them again).
+    A name that cannot be removed is left out of the answer (logged by the caller).
+    """
+    done: list[str] = []
+    folders: set[Path] = set()
+    for name in names:
+        try:
+            folder = _unlink(base, ObjectRef(bucket, name))
+        except OutputNotWritable:
+            continue
+        done.append(name)
+        if folder is not None:
+            folders.add(folder)
+    for folder in folders:
+        _sync_folder(folder)
+    return done
+
+
+def _unlink(base: Path, ref: ObjectRef) -> Path | None:
+    """Unlink ``ref``'s file; its folder to sync, or None when there was no file."""
     target = local_path(base, ref.bucket, ref.name)
     if target is None:  # no file holds such a key
-        return
+        return None
     folder = _bucket(base, ref.bucket)
     real, shown = folder.resolve(), ref.bucket
     for segment in ref.name.split("/")[:-1]:
         folder, shown = folder / segment, f"{shown}/{segment}"
         if not folder.exists():
-            return
+            return None
         _inside(folder, real, shown)
     try:
         os.unlink(folder / target.name)
     except (FileNotFoundError, IsADirectoryError):  # no object (a folder is none either)
-        return
+        return None
     except OSError as exc:
         raise OutputNotWritable(f"Deleting {ref.shown} failed: {_why(exc)}") from None
-    _sync_folder(folder)
+    return folder
 
 
 def check_local_output(base: Path, bucket: str, prefix: str) -> None:

@@ -7,7 +7,8 @@ read an object is :class:`~streamproc.errors.InvalidS3ObjectException`; callers 
 "too large" means for them (an image, a video) from :meth:`ObjectStore.size`. Every failure
 to write one is :class:`~streamproc.errors.OutputNotWritable`; writes are atomic
 (:mod:`.object_writes`, :mod:`.object_s3`). :meth:`ObjectStore.listing` (a read) lists a
-prefix and :meth:`ObjectStore.delete` (a write) removes an object. ``objects.buckets`` limits
+prefix and :meth:`ObjectStore.delete` (a write) removes an object, :meth:`ObjectStore.delete_many`
+many. ``objects.buckets`` limits
 every read to its buckets, ``objects.output_buckets`` every write and delete.
 
 Keys are opaque strings, mapped to files only where the path spells the key back exactly
@@ -35,8 +36,20 @@ from streamproc.storage.object_keys import (
 )
 from streamproc.storage.object_lines import ManifestLine, read_chunks, split_lines
 from streamproc.storage.object_listing import list_local
-from streamproc.storage.object_s3 import check_s3_output, delete_s3, list_s3, make_client, put_s3
-from streamproc.storage.object_writes import check_local_output, delete_local, write_local
+from streamproc.storage.object_s3 import (
+    check_s3_output,
+    delete_many_s3,
+    delete_s3,
+    list_s3,
+    make_client,
+    put_s3,
+)
+from streamproc.storage.object_writes import (
+    check_local_output,
+    delete_local,
+    delete_many_local,
+    write_local,
+)
 
 __all__ = ["ListedObject", "ManifestLine", "ObjectRef", "ObjectStore", "local_path"]
 
@@ -212,6 +225,19 @@ class ObjectStore:
             delete_s3(self._s3(), ref)
         else:
             delete_local(self._base(), ref)
+
+    def delete_many(self, bucket: str, names: list[str]) -> list[str]:
+        """Remove these objects of ``bucket``; the names removed (or found not there).
+
+        S3: ``delete_objects``, 1000 keys a call; the local root: one folder sync for all.
+        A name that could not be removed is left out of the answer, never raised;
+        OutputNotWritable when the bucket may not be written at all.
+        """
+        self._allow_write(bucket)
+        names = [n for n in names if writable_key(bucket, n)]  # the rest name no object
+        if self._config.s3_endpoint is not None:
+            return delete_many_s3(self._s3(), bucket, names)
+        return delete_many_local(self._base(), bucket, names)
 
     def check_output(self, bucket: str, prefix: str) -> None:
         """OutputNotWritable unless results can go under ``bucket``/``prefix``.

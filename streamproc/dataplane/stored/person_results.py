@@ -10,7 +10,8 @@ the one whose face shows), left out when none does.
 
 A track's rows are held until it is confirmed (``min_hits`` frames), then written with its
 Index; the rows of a track that ends unconfirmed are dropped. So rows are not written in time
-order: the TIMESTAMP listing is read by timestamp, INDEX by the rows' person index.
+order, not even one timestamp's persons in Index order: the TIMESTAMP listing is read by
+timestamp then person index, INDEX by person index then timestamp.
 """
 
 from __future__ import annotations

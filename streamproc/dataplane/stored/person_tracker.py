@@ -1,10 +1,14 @@
 """The person tracker of person-tracking jobs: one stable track per person across sampled frames.
 
 Each sampled frame's person boxes (ratios of the frame, x1 y1 x2 y2) are matched to the live
-tracks in two passes, each an optimal assignment (Hungarian, ``scipy``):
+tracks in passes, each an optimal assignment (Hungarian, ``scipy``):
 
 1. by IoU against each track's *predicted* box (its last box moved by its velocity for every
-   sampled frame since it was last seen), pairs below ``min_iou`` refused;
+   sampled frame since it was last seen), pairs below ``min_iou`` refused. This pass runs as
+   DeepSORT's matching cascade: first over the tracks seen on the last frame, then over those
+   missed once, twice, ... each on the boxes still free. In one assignment over all tracks a
+   lost track's stale box ties with (or beats) a live track's prediction, so someone walking
+   past a hidden, still person would take the hidden one's Index;
 2. the boxes and tracks left over, by position and size (re-identification after a short
    occlusion, when IoU is 0 because the person moved while hidden): the centre distance in
    units of the track's height, pairs further than ``reid_distance`` or whose heights differ
@@ -12,12 +16,14 @@ tracks in two passes, each an optimal assignment (Hungarian, ``scipy``):
 
 A track unmatched for more than ``max_misses`` sampled frames ends; a box left unmatched
 starts a track. A track is *confirmed* once it was matched on ``min_hits`` frames, and only
-then gets its ``index``, numbered from 0 in the order tracks are confirmed: a single-frame
-false detection never takes an Index (the results builder holds a track's rows until then).
+then gets its ``index``, numbered from 0 in the order tracks are confirmed (on one frame, in
+the order they started): a single-frame false detection never takes an Index (the results
+builder holds a track's rows until then).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +34,8 @@ from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 Boxes = npt.NDArray[np.float64]  # (n, 4): x1, y1, x2, y2 as ratios of the frame
 _NEVER = 1e9  # the cost of a refused pair (never chosen below the threshold check)
+# One pass of the matching: (boxes, tracks) -> the (box, track) pairs it accepts.
+_Pairing = Callable[[Boxes, list["PersonTrack"]], list[tuple[int, int]]]
 
 
 @dataclass(frozen=True)
@@ -97,23 +105,19 @@ class PersonTracker:
         """Match one sampled frame's boxes; returns each box's track, in box order."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         owner: dict[int, PersonTrack] = {}
-        free_boxes = list(range(len(boxes)))
-        free_tracks = list(self._tracks)
-        for pairs in (self._by_iou, self._by_position):
-            matched = pairs(boxes[free_boxes], free_tracks)
-            for b, t in matched:
-                owner[free_boxes[b]] = free_tracks[t]
-            used_b, used_t = {b for b, _ in matched}, {t for _, t in matched}
-            free_boxes = [i for k, i in enumerate(free_boxes) if k not in used_b]
-            free_tracks = [tr for k, tr in enumerate(free_tracks) if k not in used_t]
+        free = list(range(len(boxes)))
+        for age in sorted({t.misses for t in self._tracks}):  # the most recently seen first
+            free = self._match(self._by_iou, boxes, free,
+                               [t for t in self._tracks if t.misses == age], owner)
+        free = self._match(self._by_position, boxes, free, self._unmatched(owner), owner)
+        for track in self._unmatched(owner):
+            track.misses += 1
         for i, track in owner.items():
             track.observe(boxes[i])
-        for track in free_tracks:
-            track.misses += 1
         self._tracks = [t for t in self._tracks if t.misses <= self._s.max_misses]
-        for i in free_boxes:
+        for i in free:
             owner[i] = self._start(boxes[i])
-        for track in owner.values():
+        for track in sorted(owner.values(), key=lambda t: t.track_id):  # first seen, first
             if track.index is None and track.hits >= self._s.min_hits:
                 track.index, self._next_index = self._next_index, self._next_index + 1
         return [owner[i] for i in range(len(boxes))]
@@ -121,6 +125,20 @@ class PersonTracker:
     def alive(self, track_id: int) -> bool:
         """Whether the track still runs (seen lately enough to be matched again)."""
         return any(t.track_id == track_id for t in self._tracks)
+
+    def _unmatched(self, owner: dict[int, PersonTrack]) -> list[PersonTrack]:
+        taken = {t.track_id for t in owner.values()}
+        return [t for t in self._tracks if t.track_id not in taken]
+
+    @staticmethod
+    def _match(pairs: _Pairing, boxes: Boxes, free: list[int], tracks: list[PersonTrack],
+               owner: dict[int, PersonTrack]) -> list[int]:
+        """Pair the ``free`` boxes with ``tracks`` into ``owner``; returns the boxes left."""
+        matched = pairs(boxes[free], tracks)
+        for b, t in matched:
+            owner[free[b]] = tracks[t]
+        used = {b for b, _ in matched}
+        return [i for k, i in enumerate(free) if k not in used]
 
     def _start(self, box: npt.NDArray[np.float64]) -> PersonTrack:
         track = PersonTrack(self._next_id, box, np.zeros(4))

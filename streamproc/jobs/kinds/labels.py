@@ -20,42 +20,56 @@ from streamproc.dataplane.stored.jobrun import JobInput
 from streamproc.dataplane.stored.label_results import SEGMENTS, TIMESTAMPS, LabelResults
 from streamproc.dataplane.stored.label_stage import LABELS, LabelAnalysis
 from streamproc.dataplane.stored.stages import ResultBuilder
-from streamproc.errors import InvalidParameterException
 from streamproc.jobs.kind import Paging
 from streamproc.jobs.request import JobRequest
-from streamproc.labels.errors import LabelPackMissing
+from streamproc.labels.errors import LabelPackChanged, LabelPackMissing
 from streamproc.labels.filters import NO_FILTERS, LabelFilters, filters_from, filters_stored
-from streamproc.labels.types import LabelDetector
-from streamproc.moderation.types import (
-    DEFAULT_MIN_CONFIDENCE,
+from streamproc.labels.request import (
+    GENERAL_LABELS,
+    VIDEO_MIN_CONFIDENCE,
+    check_features,
     check_min_confidence,
-    min_confidence,
+    features,
+    video_min_confidence,
 )
+from streamproc.labels.types import LabelDetector
 from streamproc.storage.jobs import ResultOrder
 
 LABEL_DETECTION = "LabelDetection"  # the kind's name (jobs table, metrics label)
-GENERAL_LABELS = "GENERAL_LABELS"  # the one LabelDetectionFeatureName, applied by default
+
+
 @dataclass(frozen=True, kw_only=True)
 class LabelDetectionRequest(JobRequest):
     """StartLabelDetection, minus the token, every default filled in.
 
     Features [] and Features omitted are both GENERAL_LABELS (AWS applies it by default).
+    ``model_version`` is the label pack's LabelModelVersion on the node that accepted the
+    Start: Get answers it (not whatever pack the answering node has now), and a launch on
+    a node with another pack refuses to run the job under it. ``""`` for rows written
+    before it was kept (Get then answers the node's own, as it always did); stored only
+    when set, so those rows' stored form, and their idempotency, are unchanged.
     """
 
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_confidence: float = VIDEO_MIN_CONFIDENCE
     features: tuple[str, ...] = (GENERAL_LABELS,)
     filters: LabelFilters = NO_FILTERS
+    model_version: str = ""
 
     def _own_stored(self) -> dict[str, Any]:
-        return {"MinConfidence": float(self.min_confidence), "Features": list(self.features),
-                "Settings": {"GeneralLabels": filters_stored(self.filters)}}
+        out: dict[str, Any] = {
+            "MinConfidence": float(self.min_confidence), "Features": list(self.features),
+            "Settings": {"GeneralLabels": filters_stored(self.filters)}}
+        if self.model_version:
+            out["LabelModelVersion"] = self.model_version
+        return out
 
     @classmethod
     def _own_from_stored(cls, data: dict[str, Any]) -> dict[str, Any]:
         settings = data.get("Settings") or {}
-        return {"min_confidence": min_confidence(data.get("MinConfidence")),
-                "features": tuple(data.get("Features") or (GENERAL_LABELS,)),
-                "filters": filters_from(settings.get("GeneralLabels"))}
+        return {"min_confidence": video_min_confidence(data.get("MinConfidence")),
+                "features": features(data.get("Features")),
+                "filters": filters_from(settings.get("GeneralLabels")),
+                "model_version": str(data.get("LabelModelVersion") or "")}
 
 
 @dataclass(frozen=True)
@@ -93,15 +107,17 @@ class LabelDetectionJobKind:
         """A pack is loaded; MinConfidence is a percentage; the only Feature is GENERAL_LABELS."""
         self._require_pack()
         check_min_confidence(request.min_confidence)
-        unknown = [f for f in request.features if f != GENERAL_LABELS]
-        if unknown:
-            msg = (f"Features {', '.join(unknown)} is not supported; the only one is "
-                   f"{GENERAL_LABELS}")
-            raise InvalidParameterException(msg)
+        check_features(request.features)
 
     def results(self, request: LabelDetectionRequest) -> LabelDetectionResults:
-        """The launch's filters; no pack (this node has none now): the job FAILS."""
+        """The launch's filters; no pack, or another pack than the Start's: the job FAILS.
+
+        Labels of another model version than the job answers on Get would be a lie, so a
+        node whose pack differs (every node needs the same one: docs/cluster.md) refuses.
+        """
         self._require_pack()
+        if request.model_version and request.model_version != self.model_version:
+            raise LabelPackChanged(request.model_version, self.model_version)
         return LabelDetectionResults(request.min_confidence, request.filters)
 
     def _require_pack(self) -> None:

@@ -3,8 +3,8 @@
 Every sampled frame goes through the label pack (its ``Person`` boxes) and the face detector
 (:data:`~streamproc.dataplane.stored.person_stage.PERSONS`); the launch's tracker turns the
 boxes into persons with a stable Index (:mod:`~streamproc.dataplane.stored.person_results`),
-which GetPersonTracking pages by SortBy TIMESTAMP (the default) or INDEX (by Index, then
-time). Rows are written while the job runs, so a page costs one indexed read.
+which GetPersonTracking pages by SortBy TIMESTAMP (the default: by time, then Index) or INDEX
+(by Index, then time). Rows are written while the job runs, so a page costs one indexed read.
 
 Without a label pack (``detector`` None) Start answers LabelPackMissing, as DetectLabels
 does, and a job queued while there was one FAILS with that message when it would launch.
@@ -61,7 +61,7 @@ class PersonTrackingJobKind:
     input = JobInput.VIDEO
     stage = PERSONS
     request_type = PersonTrackingRequest
-    paging = Paging({"TIMESTAMP": ResultOrder.TIME, "INDEX": ResultOrder.PERSON})
+    paging = Paging({"TIMESTAMP": ResultOrder.TIME_PERSON, "INDEX": ResultOrder.PERSON})
 
     def __init__(self, detector: LabelDetector | None, config: PersonTrackingConfig) -> None:
         self._detector = detector

@@ -3,13 +3,15 @@
 Two conversions into one folder once wrecked each other, and a pack cut short stayed broken.
 So: a lock file beside the target serialises writers (a second waits, then finds the pack
 made); the pack is built in a temporary folder beside the target and renamed into place;
-an existing pack is kept only when :func:`~streamproc.labels.pack.check_pack` passes.
+an existing pack is kept only when :func:`~streamproc.labels.pack.check_pack` passes. A
+temporary folder left by a writer that was killed is removed by the next lock holder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 import tempfile
@@ -46,6 +48,7 @@ def write_pack(target: Path, make: Callable[[Path], None], force: bool = False) 
     ``make`` fills the folder, manifest included; the result is checked before the swap.
     """
     with locked(target):
+        _sweep(target)
         if not force and is_valid(target) is None:
             return False
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -57,6 +60,18 @@ def write_pack(target: Path, make: Callable[[Path], None], force: bool = False) 
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return True
+
+
+def _sweep(target: Path) -> None:
+    """Remove the temporary folders of a run that was killed mid-build.
+
+    Only the lock's holder makes them, and it removes its own before letting go: any found
+    by a new holder are older than it, left by a writer that died (SIGKILL, power).
+    """
+    for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
+        for stale in target.parent.glob(f"{glob.escape(prefix)}*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _swap(work: Path, target: Path) -> None:

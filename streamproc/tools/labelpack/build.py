@@ -90,6 +90,7 @@ def _manifest(work: Path, tools: dict[str, Any], worst: dict[str, float],
               classifier: tuple[float, int]) -> None:
     doc = {
         "format": pack.FORMAT, "model_version": MODEL_VERSION,
+        "taxonomy": labelmap.taxonomy_digest(),  # a later streamproc's map: rebuilt
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "licence": "Apache-2.0 (LICENCE.txt)", "provenance": sources.PROVENANCE,
         "source": {"package": sources.PACKAGE, "version": sources.VERSION,
