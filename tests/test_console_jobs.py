@@ -61,6 +61,10 @@ def test_the_console_knows_every_video_job_kind_the_daemon_serves() -> None:
     script = (Path(streamproc.console.__file__).parent / "static" / "jobs.js").read_text()
     table = script.split("const KINDS = {", 1)[1].split("};", 1)[0]
     assert re.findall(r"^  (\w+): \{", table, re.MULTILINE) == list(VIDEO_JOB_GETS)
+    # Its drawing of each kind's results: one entry per operation, none falling through.
+    drawings = script.split("const DESCRIBE = {", 1)[1].split("\n};", 1)[0]
+    assert sorted(re.findall(r"^  (\w+)\(item\) \{", drawings, re.MULTILINE)) == sorted(
+        VIDEO_JOB_GETS)
 
 
 # ---- in process ----------------------------------------------------------------------------
@@ -711,6 +715,75 @@ def test_a_celebrity_job_has_a_lane_per_celebrity_id_and_boxes_on_its_frame(
         assert p.page.get_by_label("Job kind").locator(
             "option[value=GetCelebrityRecognition]").count() == 1
         p.screenshot("job-celebrities")
+    finally:
+        p.close()
+
+
+@pytest.mark.e2e
+def test_a_celebritys_urls_are_shown_and_its_face_box_stands_in_for_a_missing_box(
+        jobs_daemon: Any, browser: Any) -> None:  # noqa: F811
+    """The celebrity drawing, not another kind's: Urls listed, and Face.BoundingBox drawn
+    where Celebrity.BoundingBox is absent (a box distinct from any Celebrity.BoundingBox)."""
+    from console_browser import RecordedPage
+
+    with_urls = _celebrity(0, "W1", "Woman W", 0.1)
+    with_urls["Celebrity"]["Urls"] = ["www.example.com/woman-w"]
+    face_only = _celebrity(400, "M1", "Man M", 0.6)
+    del face_only["Celebrity"]["BoundingBox"]
+    face_only["Celebrity"]["Face"]["BoundingBox"] = {"Width": 0.15, "Height": 0.3,
+                                                     "Left": 0.55, "Top": 0.2}
+    p = RecordedPage(browser)
+    try:
+        p.page.route("**/console/api/GetCelebrityRecognition",
+                     _answer("Celebrities", "celeb-2", [with_urls, face_only]))
+        _served_frame(p.page, "GetCelebrityRecognition", "celeb-2")
+        _sign_in(p.page, jobs_daemon, ADMIN_ID, ADMIN_SECRET)
+        p.page.goto(f"{jobs_daemon.endpoint}/console/#/jobs?api=GetCelebrityRecognition"
+                    "&id=celeb-2")
+        p.page.wait_for_selector("#timeline", timeout=WAIT_MS)
+        p.page.get_by_role("button", name="Woman W (W1) at 0:00.000").click()
+        p.page.wait_for_selector("#frame-view[data-frame=loaded]", timeout=WAIT_MS)
+        assert "More: www.example.com/woman-w" in p.page.locator(".frame-details").inner_text()
+        p.page.get_by_role("button", name="Man M (M1) at 0:00.400").click()
+        p.page.wait_for_selector("#frame-view[data-frame=loaded]", timeout=WAIT_MS)
+        box = p.page.locator("#frame-view .job-box")
+        assert box.count() == 1
+        assert (box.get_attribute("x"), box.get_attribute("width")) == ("0.55", "0.15")
+    finally:
+        p.close()
+
+
+@pytest.mark.e2e
+def test_a_person_tracking_job_has_a_lane_per_person_index(
+        jobs_daemon: Any, browser: Any) -> None:  # noqa: F811
+    """GetPersonTracking answers served by the test: one lane per Person.Index, its box and
+    whether a face was found."""
+    from console_browser import RecordedPage
+
+    def person(ms: int, index: int, left: float, face: bool) -> dict[str, Any]:
+        box = {"Width": 0.2, "Height": 0.6, "Left": left, "Top": 0.2}
+        found = {"Face": {"BoundingBox": box, "Confidence": 98.0}} if face else {}
+        return {"Timestamp": ms, "Person": {"Index": index, "BoundingBox": box, **found}}
+
+    items = [person(0, 0, 0.1, True), person(0, 1, 0.5, False), person(500, 0, 0.12, True),
+             person(1000, 1, 0.52, False)]
+    p = RecordedPage(browser)
+    try:
+        p.page.route("**/console/api/GetPersonTracking", _answer("Persons", "pt-1", items))
+        _served_frame(p.page, "GetPersonTracking", "pt-1")
+        _sign_in(p.page, jobs_daemon, ADMIN_ID, ADMIN_SECRET)
+        p.page.goto(f"{jobs_daemon.endpoint}/console/#/jobs?api=GetPersonTracking&id=pt-1")
+        p.page.wait_for_selector("#timeline", timeout=WAIT_MS)
+        assert p.page.locator("#job-title").inner_text() == "Person tracking job pt-1"
+        assert p.page.locator("#timeline .lane-label").all_text_contents() == [
+            "Person 0", "Person 1"]
+        assert p.page.locator("#timeline .mark").count() == 4
+        p.page.get_by_role("button", name="Person 1 at 0:01.000").click()
+        p.page.wait_for_selector("#frame-view[data-frame=loaded]", timeout=WAIT_MS)
+        details = p.page.locator(".frame-details").inner_text()
+        assert "Person 1" in details and "face found" not in details
+        box = p.page.locator("#frame-view .job-box")
+        assert box.count() == 1 and box.get_attribute("x") == "0.52"
     finally:
         p.close()
 

@@ -260,3 +260,57 @@ def test_the_crops_own_store_waits_seconds_on_an_endpoint_not_objects_timeout(
         assert objects._config.buckets == [BUCKET]  # noqa: SLF001 - its own, not requests'
     finally:
         crops.stop(5)
+
+
+def test_an_exposed_crop_bucket_refuses_the_start_before_any_heavy_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused beside the exposure check: no engine loaded, the local crops left as they were."""
+    from streamproc.daemon import core
+
+    def no_engine(*_: object) -> None:
+        raise AssertionError("the engine was built before the crop bucket was checked")
+
+    monkeypatch.setattr(core, "FaceEngine", no_engine)
+    (tmp_path / "data" / "crops" / "old").mkdir(parents=True)
+    daemon = core.Daemon(shared_config(tmp_path, **{"objects.buckets": None}))
+    with pytest.raises(CropBucketExposed, match="objects.buckets and objects.output_buckets"):
+        daemon.start()
+    assert (tmp_path / "data" / "crops" / "old").is_dir()
+
+
+def test_health_reports_the_crop_writer_beside_the_stages(tmp_path: Path) -> None:
+    from streamproc.daemon import core
+
+    config = shared_config(tmp_path)
+    daemon = core.Daemon(config)
+    assert "face-crop-writer" not in daemon.health()["stages"]  # no bucket's writer: none
+    crops = face_crops(config, tmp_path / "data", "127.0.0.1")
+    assert isinstance(crops, SharedCropStore)
+    daemon._crops = crops  # noqa: SLF001 - as start() sets it
+    try:
+        assert not crops.put("p", A, b"x" * (crops.max_bytes + 1))  # one dropped
+        writer = daemon.health()["stages"]["face-crop-writer"]
+        assert writer == {"state": "ok", "alive": True, "queued": writer["queued"],
+                          "dropped": 1}
+    finally:
+        crops.stop(5)
+    stopped = daemon.health()["stages"]["face-crop-writer"]
+    assert not stopped["alive"] and stopped["state"] != "ok"
+
+
+def test_streamproc_serve_exits_2_on_an_exposed_crop_bucket(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import SHARED
+
+    config = tmp_path / "crops.yaml"
+    config.write_text(f"objects:\n  local_root: {root(tmp_path)}\n"
+                      f"console:\n  face_crops_bucket: {BUCKET}\n")  # both lists null
+    out = subprocess.run([sys.executable, "-m", "streamproc", "serve", "--port", "0",
+                          "--data-dir", str(tmp_path / "data"), "--model-root", str(SHARED),
+                          "--model-pack", "test_mfn", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert f"console.face_crops_bucket {BUCKET} is one API requests may read" in out.stderr
+    assert "Traceback" not in out.stderr

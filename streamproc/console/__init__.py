@@ -105,13 +105,27 @@ def shared_crops(config: Config, on_drop: Callable[[], None] | None = None,
         logger.info("face crops are off: removed the %d crops kept in %s/%s", removed, bucket,
                     PREFIX)
         return None
+    check_crop_bucket(config)
+    store.start()
+    store.load()
+    return store
+
+
+def check_crop_bucket(config: Config) -> None:
+    """CropBucketExposed when crops would be kept in a bucket API requests could reach.
+
+    Cheap (the configuration only): the daemon runs it before any heavy work, beside the
+    exposure check, so a refused start has loaded no engine and removed no crop.
+    """
+    settings = config.console
+    bucket = settings.face_crops_bucket
+    available = config.objects.s3_endpoint is not None or config.objects.local_root is not None
+    if bucket is None or not settings.face_crops or not available:
+        return  # no crop kept in a bucket (face_crops off only removes them)
     if not _kept_from_requests(config, bucket):
         msg = (f"console.face_crops_bucket {bucket} is one API requests may read or jobs may "
                "write: set objects.buckets and objects.output_buckets to lists without it")
         raise CropBucketExposed(msg)
-    store.start()
-    store.load()
-    return store
 
 
 def _kept_from_requests(config: Config, bucket: str) -> bool:

@@ -3,8 +3,8 @@
 The daemon's one list of job kinds is ``daemon.jobs.job_wires``, above the console's layer;
 this is the console's copy of its video kinds (media analysis, whose input is images, has
 its own list and detail on the Jobs page), and ``tests/test_console_jobs.py`` checks that the
-two agree, and that ``static/jobs.js`` draws every kind here. A new video job kind adds one
-line here and its drawing in ``jobs.js``.
+two agree, and that ``static/jobs.js``'s ``KINDS`` and ``DESCRIBE`` tables have exactly the
+operations here. A new video job kind adds one line here and an entry in each of those.
 """
 
 from __future__ import annotations

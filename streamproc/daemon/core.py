@@ -19,7 +19,12 @@ from streamproc.api.server import ConnectionTimeouts, HttpServer
 from streamproc.celebrities.catalog import load_catalog
 from streamproc.cluster.node import ClusterNode
 from streamproc.config import Config
-from streamproc.console import console_extensions, console_routes, face_crops
+from streamproc.console import (
+    check_crop_bucket,
+    console_extensions,
+    console_routes,
+    face_crops,
+)
 from streamproc.console.extension import Extension
 from streamproc.daemon.jobs import Jobs, Labels, Moderation, Persons, build_jobs
 from streamproc.daemon.labels import label_detector
@@ -53,6 +58,7 @@ from streamproc.processors.reconciler import Hooks, Reconciler, ReconcilerSettin
 from streamproc.processors.registry import Desired
 from streamproc.processors.state import ProcessorStatus
 from streamproc.rekognition.constants import Arns
+from streamproc.storage.crop_objects import SharedCropStore
 from streamproc.storage.objects import ObjectStore
 from streamproc.storage.spool import Spool
 from streamproc.supervisor import HEALTHY, RestartPolicy, Supervisor
@@ -155,6 +161,8 @@ class Daemon:
     def health(self) -> dict[str, Any]:
         """What /health reports: overall status and each supervised stage."""
         stages = self._supervisor.report() if self._supervisor is not None else {}
+        if isinstance(self._crops, SharedCropStore):  # the bucket's writer, a thread of ours
+            stages["face-crop-writer"] = self._crops.report()
         status = self._status
         if status == "ok" and any(s["state"] not in HEALTHY for s in stages.values()):
             status = "degraded"
@@ -299,6 +307,7 @@ class Daemon:
 
     def _check_access(self) -> None:
         check_exposure(self.config)
+        check_crop_bucket(self.config)  # CropBucketExposed (exit 2) before any heavy work
         if self.config.auth.enabled:
             server = self.config.server
             arns = Arns(server.region, server.account_id, self.config.celebrities.gallery)

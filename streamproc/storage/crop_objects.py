@@ -14,6 +14,11 @@ store's lock never held across a network call. The lock guards only what the nod
 the crops it listed or queued, the crops queued to be written (read back from memory until
 they are), and the keys queued for removal (never shown again meanwhile).
 
+Removals are never lost: a removal the writer's queue refuses leaves its keys doomed (not
+shown) and makes the next request queue a sweep, which removes every doomed key it lists; a
+write runs only while its crop is still the one queued for its key, so a crop removed while
+its write waited is never written after its removal.
+
 Between sweeps a node knows only what it listed and what it wrote or removed since, so the
 cap can be exceeded by what other nodes wrote since its last sweep, and a crop another node
 wrote can be shown up to ``sweep_s`` past its retention; the next sweep restores both. Ages
@@ -96,6 +101,12 @@ class SharedCropStore:
         """Let the writer finish what is queued (within ``timeout``) and end its thread."""
         self._writer.stop(timeout)
 
+    def report(self) -> dict[str, object]:
+        """The writer's state for /health, shaped as the supervised stages report theirs."""
+        alive = self._writer.running
+        return {"state": "ok" if alive else "not started", "alive": alive,
+                "queued": self._writer.queued, "dropped": self.dropped}
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait for the I/O queued so far; False if ``timeout`` passed first."""
         return self._writer.flush(timeout)
@@ -141,8 +152,10 @@ class SharedCropStore:
             # Queued under the lock, so a DeleteFaces of this face is queued after it.
             if room is None or not self._writer.submit(CropTask(TaskKind.PUT, key, jpeg,
                                                                 tuple(room))):
-                self._dropped()
+                self._dropped()  # the victims stay known and shown: nothing removes them
                 return False
+            for victim in room:
+                self._doom(victim)
             self._doomed.discard(key)
             self._known[key] = (len(jpeg), now)
             self.bytes += len(jpeg)
@@ -162,7 +175,7 @@ class SharedCropStore:
             known, pending = self._known.get(key), self._pending.get(key)
             expired = known is not None and known[1] + self.retention_s <= now
         if expired:
-            self._remove([key])
+            self._remove([key], wait=False)  # a console read never waits on the writer
             return None
         if pending is not None:
             return pending
@@ -187,10 +200,10 @@ class SharedCropStore:
                 self._doom(key)
             self._doomed.add(prefix)
         if not self._writer.submit(CropTask(TaskKind.PURGE, prefix, keys=keys), wait=True):
-            logger.warning("face crops of a deleted collection not removed (the crop writer "
-                           "is behind); left to their retention")
+            logger.warning("face crops of a deleted collection queued for the next sweep "
+                           "(the crop writer is behind)")
             with self._lock:
-                self._doomed.difference_update((prefix, *keys))
+                self._swept = None  # doomed stays: the next request queues the sweep
 
     def clear(self) -> int:
         """Remove every crop in the bucket now (crops turned off, at start); how many."""
@@ -213,15 +226,21 @@ class SharedCropStore:
             self._swept = now
 
     def _make_room(self, size: int) -> list[str] | None:
-        """The keys to remove so ``size`` more bytes fit (forgotten now), or None: no room."""
+        """The keys to remove so ``size`` more bytes fit, or None: no room.
+
+        Only picked: the caller dooms them once the write that needs the room is queued, so a
+        refused write hides nothing.
+        """
         if size > self.max_bytes:
             return None
         if self.when_full is CropsWhenFull.DROP_NEWEST:
             return [] if self.bytes + size <= self.max_bytes else None
-        victims = []
-        while self.bytes + size > self.max_bytes and self._known:
-            victims.append(next(iter(self._known)))
-            self._doom(victims[-1])
+        victims, held = [], self.bytes
+        for key, (nbytes, _) in self._known.items():
+            if held + size <= self.max_bytes:
+                break
+            victims.append(key)
+            held -= nbytes
         return victims
 
     def _doom(self, key: str) -> None:
@@ -241,17 +260,17 @@ class SharedCropStore:
                 self._on_drop()
 
     # ---- requests to the writer ---------------------------------------------------------------
-    def _remove(self, keys: list[str]) -> None:
+    def _remove(self, keys: list[str], *, wait: bool = True) -> None:
         if not keys:
             return
         with self._lock:
             for key in keys:
                 self._doom(key)
-        if not self._writer.submit(CropTask(TaskKind.DELETE, keys=tuple(keys)), wait=True):
-            logger.warning("%d face crops not removed (the crop writer is behind); left to "
-                           "their retention", len(keys))
+        if not self._writer.submit(CropTask(TaskKind.DELETE, keys=tuple(keys)), wait=wait):
+            logger.warning("%d face crops queued for the next sweep (the crop writer is "
+                           "behind)", len(keys))
             with self._lock:
-                self._doomed.difference_update(keys)
+                self._swept = None  # doomed stays (never shown): the next request's sweep
 
     # ---- on the writer's thread: object I/O, never under the lock ----------------------------
     def _run(self, task: CropTask) -> None:
@@ -274,7 +293,10 @@ class SharedCropStore:
             removed = self._delete_objects(list(task.keys))
             with self._lock:
                 self._dropped(len(removed))
-                self._doomed.difference_update(task.keys)
+                self._doomed.difference_update(removed)  # the rest: the next sweep's
+        with self._lock:
+            if self._pending.get(task.key) is not task.data:
+                return  # removed or replaced while queued: never written after its removal
         try:
             self._objects.put_bytes(ObjectRef(self.bucket, task.key), task.data)
             failed = None
@@ -298,19 +320,33 @@ class SharedCropStore:
             return
         crops = sorted((o for o in listed if _CROP_KEY.fullmatch(o.key)),
                        key=lambda o: (o.modified, o.key))
-        expired = [o.key for o in crops if o.modified + self.retention_s <= now]
-        self._delete_objects(expired)
-        gone = set(expired)
+        with self._lock:  # removals the writer's queue refused, and those still queued
+            doomed = set(self._doomed)
+        unwanted = [o.key for o in crops if o.modified + self.retention_s <= now
+                    or o.key in doomed or o.key.rsplit("/", 1)[0] + "/" in doomed]
+        gone = set(self._delete_objects(unwanted))
         with self._lock:
-            victims = self._relist([o for o in crops if o.key not in gone])
+            # A doomed key now gone or never listed needs nothing more; one whose removal
+            # failed stays doomed, for the next sweep.
+            failed = {k.rsplit("/", 1)[0] + "/" for k in unwanted if k not in gone}
+            failed.update(k for k in unwanted if k not in gone)
+            self._doomed.difference_update(doomed - failed)
+            victims = self._relist([o for o in crops if o.key not in gone
+                                    and o.key not in doomed])
+        written = [k for k, queued in victims if not queued]
         if victims:  # others' writes since the last sweep (the slack)
-            removed = self._delete_objects(victims)
+            removed = self._delete_objects(written)
             with self._lock:
-                self._dropped(len(removed))
-                self._doomed.difference_update(victims)
+                # a victim still queued is never written (its write is skipped): one drop
+                self._dropped(len(removed) + len(victims) - len(written))
+                # a removal that failed stays doomed: the next sweep retries it
+                self._doomed.difference_update([*removed, *(k for k, q in victims if q)])
 
-    def _relist(self, current: list[ListedObject]) -> list[str]:
-        """Under the lock: know ``current`` and the crops still queued; the keys over the cap."""
+    def _relist(self, current: list[ListedObject]) -> list[tuple[str, bool]]:
+        """Under the lock: know ``current`` and the crops still queued; the keys over the cap.
+
+        Each victim with whether it was still queued (not yet written: nothing to remove).
+        """
         queued = [(k, self._known[k]) for k in self._known if k in self._pending]
         self._known = OrderedDict((o.key, (o.size, o.modified)) for o in current
                                   if o.key not in self._doomed and o.key not in self._pending
@@ -320,8 +356,9 @@ class SharedCropStore:
         victims = []
         while self.bytes > self.max_bytes and self._known:
             newest = self.when_full is CropsWhenFull.DROP_NEWEST
-            victims.append(next(reversed(self._known)) if newest else next(iter(self._known)))
-            self._doom(victims[-1])
+            key = next(reversed(self._known)) if newest else next(iter(self._known))
+            victims.append((key, key in self._pending))
+            self._doom(key)
         return victims
 
     def _listed(self, prefix: str) -> list[str]:

@@ -7,10 +7,11 @@ request's. Two bounds, each a named policy:
 
 * crops to write: at most ``max_crops`` queued; one more is refused (``DROP_NEWEST``, and
   the store counts it as dropped): a crop is only a picture for the console;
-* removals and sweeps: at most ``max_removals`` queued; one more removal waits for room up
-  to ``wait_s`` (``BLOCK``), since a removal is what DeleteFaces promised; past that it is
-  refused and left to the retention sweep (logged by the store). A sweep never waits: one
-  refused is queued by the next request that finds it due.
+* removals and sweeps: at most ``max_removals`` queued; one more removal from DeleteFaces or
+  DeleteCollection waits for room up to ``wait_s`` (``BLOCK``); past that it is refused and
+  the store keeps its keys doomed for its next sweep, so no removal is lost. A console read
+  never waits. A sweep never waits: one refused is queued by the next request that finds it
+  due.
 
 Hook order: ``start()`` -> ``submit()``... -> ``stop(timeout)``: stop lets the thread
 finish what is queued (removals too) within ``timeout``, then abandons it with an error
@@ -67,9 +68,16 @@ class CropWriter:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread (again after a stop)."""
+        """Start the thread (again after a stop).
+
+        RuntimeError while the thread a timed-out ``stop()`` abandoned still runs: starting
+        anew would leave two threads, or one that refuses every submit.
+        """
         with self._cond:
             if self._thread is not None and self._thread.is_alive():
+                if self._stopping:
+                    msg = "the crop writer's previous thread has not ended; cannot start"
+                    raise RuntimeError(msg)
                 return
             self._stopping = False
             self._thread = threading.Thread(target=self._loop, name="crop-writer",
@@ -81,6 +89,12 @@ class CropWriter:
         """True while the thread is alive (also one abandoned by a stop that timed out)."""
         thread = self._thread
         return thread is not None and thread.is_alive()
+
+    @property
+    def queued(self) -> int:
+        """Tasks queued and not yet taken (for /health)."""
+        with self._cond:
+            return len(self._tasks)
 
     def submit(self, task: CropTask, wait: bool = False) -> bool:
         """Queue ``task``; False when refused (the queue's policy, or the writer stopping).

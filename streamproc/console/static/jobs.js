@@ -4,8 +4,8 @@ import { call } from "./api.js";
 import { clearError, el, showError, state, svg } from "./dom.js";
 
 // The stored-video Get operations, the key their results come under, and a name for people:
-// the same kinds as streamproc/console/job_kinds.py (tests/test_console_jobs.py compares
-// them). GetPersonTracking ({ items: "Persons" }) goes here once that kind is served.
+// the same kinds as streamproc/console/job_kinds.py, in its order (tests/test_console_jobs.py
+// compares them, and DESCRIBE's keys, with VIDEO_JOB_GETS).
 // ``segments``: the Get takes AggregateBy, whose SEGMENTS items span Start..EndTimestampMillis.
 const KINDS = {
   GetFaceSearch: { items: "Persons", title: "Face search" },
@@ -163,9 +163,11 @@ async function allResults(api, first, query) {
   return { items, capped: Boolean(token) };
 }
 
-/** A result's lane on the timeline, its box (if any) and its lines of detail. */
-function describe(api, item) {
-  if (api === "GetFaceSearch") {
+/** Per Get operation (the same keys as KINDS, compared by tests/test_console_jobs.py): a
+ * result's lane on the timeline, its box or boxes (if any) and its lines of detail. A kind
+ * without an entry has no drawing: describe() throws rather than guess another kind's shape. */
+const DESCRIBE = {
+  GetFaceSearch(item) {
     const person = item.Person || {};
     const matches = item.FaceMatches || [];
     const best = matches[0];
@@ -176,28 +178,19 @@ function describe(api, item) {
                        `${m.Face.ExternalImageId || "(no ExternalImageId)"}: similarity ` +
                        `${Number(m.Similarity).toFixed(1)}% (face ${m.Face.FaceId})`) :
                        ["No face in the collection matched"])] };
-  }
-  if (api === "GetFaceDetection") {
+  },
+  GetFaceDetection(item) {
     const face = item.Face || {};
     return { lane: "Faces", box: face.BoundingBox,
              lines: [`Face, confidence ${Number(face.Confidence).toFixed(1)}%`] };
-  }
-  if (api === "GetCelebrityRecognition") {
-    // One lane per celebrity Id (two celebrities may share a Name; an Id is one person).
-    const c = item.Celebrity || {};
-    const lane = c.Name && c.Name !== c.Id ? `${c.Name} (${c.Id})` : (c.Id || "celebrity");
-    return { lane, box: c.BoundingBox || (c.Face || {}).BoundingBox,
-             lines: [`${c.Name || c.Id} (Id ${c.Id}): confidence ` +
-                     `${Number(c.Confidence).toFixed(1)}%`,
-                     ...(c.Urls || []).map((url) => `More: ${url}`)] };
-  }
-  if (api === "GetPersonTracking") {
-    // One lane per tracked person (its Index is stable across the video).
-    const person = item.Person || {};
-    return { lane: `Person ${person.Index ?? "?"}`, box: person.BoundingBox,
-             lines: [`Person ${person.Index ?? "?"}` + (person.Face ? ", face found" : "")] };
-  }
-  if (api === "GetLabelDetection") {
+  },
+  GetContentModeration(item) {
+    const label = item.ModerationLabel || {};
+    return { lane: label.Name || "label", box: null,
+             lines: [`${label.Name}${label.ParentName ? ` (under ${label.ParentName})` : ""}: ` +
+                     `confidence ${Number(label.Confidence).toFixed(1)}%`] };
+  },
+  GetLabelDetection(item) {
     // One lane per label Name; each of its Instances is a box on the frame.
     const label = item.Label || {};
     const boxes = (label.Instances || []).map((i) => i.BoundingBox).filter(Boolean);
@@ -206,11 +199,28 @@ function describe(api, item) {
              lines: [`${label.Name}: confidence ${Number(label.Confidence).toFixed(1)}%` +
                      (boxes.length ? `, ${boxes.length} instance${boxes.length === 1 ? "" : "s"}`
                        : "") + (parents.length ? ` (under ${parents.join(", ")})` : "")] };
-  }
-  const label = item.ModerationLabel || {};
-  return { lane: label.Name || "label", box: null,
-           lines: [`${label.Name}${label.ParentName ? ` (under ${label.ParentName})` : ""}: ` +
-                   `confidence ${Number(label.Confidence).toFixed(1)}%`] };
+  },
+  GetCelebrityRecognition(item) {
+    // One lane per celebrity Id (two celebrities may share a Name; an Id is one person).
+    const c = item.Celebrity || {};
+    const lane = c.Name && c.Name !== c.Id ? `${c.Name} (${c.Id})` : (c.Id || "celebrity");
+    return { lane, box: c.BoundingBox || (c.Face || {}).BoundingBox,
+             lines: [`${c.Name || c.Id} (Id ${c.Id}): confidence ` +
+                     `${Number(c.Confidence).toFixed(1)}%`,
+                     ...(c.Urls || []).map((url) => `More: ${url}`)] };
+  },
+  GetPersonTracking(item) {
+    // One lane per tracked person (its Index is stable across the video).
+    const person = item.Person || {};
+    return { lane: `Person ${person.Index ?? "?"}`, box: person.BoundingBox,
+             lines: [`Person ${person.Index ?? "?"}` + (person.Face ? ", face found" : "")] };
+  },
+};
+
+/** A result's lane, box(es) and lines, by its operation's entry in DESCRIBE. */
+function describe(api, item) {
+  if (!Object.hasOwn(DESCRIBE, api)) throw new Error(`No drawing for ${api} results`);
+  return DESCRIBE[api](item);
 }
 
 function metadataList(job) {
