@@ -221,6 +221,10 @@ def test_delete_a_user_after_confirming_its_faces_stay(
     assert [u["UserId"] for u in rek.list_users(CollectionId="console-users")["Users"]] == ["bob"]
     faces = rek.list_faces(CollectionId="console-users")["Faces"]
     assert [f["FaceId"] for f in faces] == [face] and "UserId" not in faces[0]
+    page.page.get_by_role("button", name="Delete user bob").click()
+    page.page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.page.locator("#no-users")).to_have_count(1, timeout=WAIT_MS)
+    assert "null" not in page.page.locator("#users-section").inner_text()
 
 
 def test_a_read_only_key_sees_the_faces_but_no_delete_or_enrol(

@@ -105,7 +105,8 @@ function usersSection(collection, canDelete) {
     const rows = out.Users.map((u) => el("tr", { "data-user": u.UserId },
       el("th", { scope: "row" }, u.UserId), el("td", {}, u.UserStatus || ""),
       canDelete ? el("td", {}, deleteUserButton(collection, u.UserId, move.show)) : null));
-    holder.replaceChildren(rows.length ?
+    // replaceChildren writes a null as the text "null": only the parts that exist.
+    holder.replaceChildren(...[rows.length ?
       el("table", { id: "users", "aria-label": `Users in ${collection}` },
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "UserId"),
           el("th", { scope: "col" }, "Status"),
@@ -113,7 +114,7 @@ function usersSection(collection, canDelete) {
         el("tbody", {}, rows)) :
       el("p", { class: "muted", id: "no-users" }, "No users."),
     more || less ? pageButtons("users", page, more, less, move,
-                               ["Previous users", "Next users"]) : null);
+                               ["Previous users", "Next users"]) : null].filter(Boolean));
   });
   return { section, show: move.show };
 }

@@ -6,11 +6,12 @@ import { clearError, el, showError, state, svg } from "./dom.js";
 // The stored-video Get operations, the key their results come under, and a name for people:
 // the same kinds as streamproc/console/job_kinds.py (tests/test_console_jobs.py compares
 // them). GetPersonTracking ({ items: "Persons" }) goes here once that kind is served.
+// ``segments``: the Get takes AggregateBy, whose SEGMENTS items span Start..EndTimestampMillis.
 const KINDS = {
   GetFaceSearch: { items: "Persons", title: "Face search" },
   GetFaceDetection: { items: "Faces", title: "Face detection" },
-  GetContentModeration: { items: "ModerationLabels", title: "Content moderation" },
-  GetLabelDetection: { items: "Labels", title: "Label detection" },
+  GetContentModeration: { items: "ModerationLabels", title: "Content moderation", segments: true },
+  GetLabelDetection: { items: "Labels", title: "Label detection", segments: true },
   GetCelebrityRecognition: { items: "Celebrities", title: "Celebrity recognition" },
   GetPersonTracking: { items: "Persons", title: "Person tracking" },
 };
@@ -20,6 +21,12 @@ const RECENT_KEY = "streamproc.console.jobs.recent";
 const MAX_RECENT = 20;
 const REFRESH_MS = 2000;    // an IN_PROGRESS job is read again while it is on screen
 const MARK_SLOTS = 120;     // marks per lane at most (about 7 px apart on the axis)
+const SEGMENTS = "SEGMENTS"; // AggregateBy asked for only when chosen: TIMESTAMPS is the default
+
+/** The AggregateBy to send for ``api``: SEGMENTS where chosen and the Get takes it, else none. */
+function aggregateOf(api, by) {
+  return by === SEGMENTS && Object.hasOwn(KINDS, api) && KINDS[api].segments ? SEGMENTS : null;
+}
 
 /** Milliseconds as "m:ss.mmm". */
 function clock(ms) {
@@ -40,18 +47,21 @@ function recent() {
     const list = JSON.parse(sessionStorage.getItem(RECENT_KEY) || "[]");
     return Array.isArray(list)
       ? list.filter((r) => r && Object.hasOwn(KINDS, r.api) && typeof r.id === "string")
+        .map((r) => ({ api: r.api, id: r.id, by: aggregateOf(r.api, r.by) }))
       : [];
   } catch (_) { return []; }
 }
 
-function remember(api, id) {
-  const list = [{ api, id }, ...recent().filter((r) => !(r.api === api && r.id === id))];
+function remember(api, id, by) {
+  const list = [{ api, id, by }, ...recent().filter((r) =>
+    !(r.api === api && r.id === id && r.by === by))];
   try { sessionStorage.setItem(RECENT_KEY, JSON.stringify(list.slice(0, MAX_RECENT))); }
   catch (_) { /* storage full or off: the list is a convenience */ }
 }
 
-function jobLink(api, id) {
-  return `#/jobs?api=${encodeURIComponent(api)}&id=${encodeURIComponent(id)}`;
+function jobLink(api, id, by) {
+  return `#/jobs?api=${encodeURIComponent(api)}&id=${encodeURIComponent(id)}` +
+         (by ? `&by=${by}` : "");
 }
 
 function recentList() {
@@ -60,7 +70,8 @@ function recentList() {
     el("h2", { id: "recent-title" }, "Recently opened"),
     list.length === 0 ? el("p", {}, "No job opened in this tab yet.") :
       el("ul", {}, list.map((r) => el("li", {},
-        el("a", { href: jobLink(r.api, r.id) }, `${KINDS[r.api].title}: ${r.id}`)))));
+        el("a", { href: jobLink(r.api, r.id, r.by) },
+          `${KINDS[r.api].title}: ${r.id}${r.by ? " (segments)" : ""}`)))));
 }
 
 function openForm(allowed, params) {
@@ -71,14 +82,21 @@ function openForm(allowed, params) {
     el("option", { value: k, selected: k === chosen }, `${KINDS[k].title} (${k})`)));
   const input = el("input", { id: "job-id", name: "id", required: true, autocomplete: "off",
                               spellcheck: "false", value: params.get("id") || "" });
+  const by = aggregateOf(chosen, params.get("by"));
+  const aggregate = el("select", { id: "job-aggregate", name: "by",
+                                   disabled: !KINDS[chosen].segments },
+    el("option", { value: "", selected: !by }, "Per timestamp (TIMESTAMPS)"),
+    el("option", { value: SEGMENTS, selected: Boolean(by) }, "Per segment (SEGMENTS)"));
+  select.addEventListener("change", () => { aggregate.disabled = !KINDS[select.value].segments; });
   return el("form", { id: "open-job", class: "open-job", onsubmit: (event) => {
     event.preventDefault();
     const id = input.value.trim();
-    if (id) location.hash = jobLink(select.value, id);
+    if (id) location.hash = jobLink(select.value, id, aggregateOf(select.value, aggregate.value));
   } },
   el("h2", {}, "Open a stored-video job"),
   el("label", { for: "job-kind" }, "Job kind"), select,
   el("label", { for: "job-id" }, "Job ID"), input,
+  el("label", { for: "job-aggregate" }, "Aggregate by"), aggregate,
   el("button", { type: "submit" }, "Open"));
 }
 
@@ -131,13 +149,13 @@ async function mediaJobs(section, token, allowed) {
 
 // ---- a stored-video job ----------------------------------------------------------------------
 /** The results of a SUCCEEDED job, read page by page (MAX_PAGES at most). */
-async function allResults(api, id, first) {
+async function allResults(api, first, query) {
   const key = KINDS[api].items;
   const items = [...(first[key] || [])];
   let token = first.NextToken;
   let pages = 1;
   while (token && pages < MAX_PAGES) {
-    const body = await call(api, { JobId: id, MaxResults: RESULTS_PAGE, NextToken: token });
+    const body = await call(api, { ...query, NextToken: token });
     items.push(...(body[key] || []));
     token = body.NextToken;
     pages += 1;
@@ -243,29 +261,56 @@ function showFrame(view, api, id, ms, marks, note) {
       note ? el("p", { class: "note" }, note) : ""));
 }
 
-/** The timeline: lanes (one per matched id, label or "Faces") over the video's duration. */
-function timeline(api, id, job, items, view) {
-  // A label SEGMENT has no Timestamp: it is drawn at its start.
-  const described = items.map((item) => ({ ms: item.Timestamp ?? item.StartTimestampMillis ?? 0,
-                                            ...describe(api, item) }));
-  const lanes = [...new Set(described.map((d) => d.lane))].sort();
-  const last = described.reduce((most, d) => Math.max(most, d.ms), 0);
-  const duration = Math.max((job.VideoMetadata || {}).DurationMillis || 0, last, 1);
+/** A result's place in time: its timestamp, and its end where it is a segment (else null). */
+function span(item) {
+  // A SEGMENTS item (AggregateBy SEGMENTS) runs from StartTimestampMillis to
+  // EndTimestampMillis; streamproc also gives its start as Timestamp, AWS may give none.
+  const ms = item.Timestamp ?? item.StartTimestampMillis ?? 0;
+  const end = item.EndTimestampMillis;
+  return { ms, end: typeof end === "number" && end >= ms ? end : null };
+}
+
+/** Marks by lane, in one pass over the results in time order: lane -> slot -> mark. */
+function markLanes(described, duration) {
   // One mark per lane and slot of the axis (MARK_SLOTS across it): a long video's results
   // would otherwise be thousands of overlapping marks, none of them to click or Tab to.
   // A mark shows the frame at its first timestamp; its label says how many it stands for.
-  const marks = new Map();  // lane + slot -> { ms, found: results at ms, count, until }
+  const lanes = new Map();  // lane -> Map(slot -> { ms, found: results at ms, count, until, end })
   for (const d of [...described].sort((a, b) => a.ms - b.ms)) {
     const slot = Math.min(MARK_SLOTS - 1, Math.floor((d.ms / duration) * MARK_SLOTS));
-    const key = `${d.lane}\u0000${slot}`;
-    const mark = marks.get(key);
-    if (!mark) marks.set(key, { ms: d.ms, found: [d], count: 1, until: d.ms });
+    let own = lanes.get(d.lane);
+    if (!own) lanes.set(d.lane, (own = new Map()));
+    const mark = own.get(slot);
+    if (!mark) own.set(slot, { ms: d.ms, found: [d], count: 1, until: d.ms, end: d.end });
     else {
       if (d.ms === mark.ms) mark.found.push(d);
       mark.count += 1;
       mark.until = d.ms;
+      // Merged segments are drawn as one span, to the latest end among them.
+      if (d.end !== null) mark.end = Math.max(mark.end ?? d.end, d.end);
     }
   }
+  return lanes;
+}
+
+function markLabel(lane, { ms, found, count, until, end }) {
+  return `${lane} at ${clock(ms)}` + (end !== null ? ` to ${clock(end)}` : "") +
+         (found.length > 1 ? ` (${found.length} results)` : "") +
+         (count > found.length ? `, ${count - found.length} more until ${clock(until)}` : "");
+}
+
+/** The timeline: lanes (one per matched id, label or "Faces") over the video's duration. */
+function timeline(api, id, job, items, view) {
+  const described = items.map((item) => {
+    const { ms, end } = span(item);
+    const d = describe(api, item);
+    return { ms, end, ...d, lines: end === null ? d.lines :
+      [...d.lines, `Segment ${clock(ms)} to ${clock(end)}`] };
+  });
+  const last = described.reduce((most, d) => Math.max(most, d.end ?? d.ms), 0);
+  const duration = Math.max((job.VideoMetadata || {}).DurationMillis || 0, last, 1);
+  const marks = markLanes(described, duration);
+  const lanes = [...marks.keys()].sort();
   const width = 1000, labelW = 160, laneH = 28, axisH = 24;
   const plotW = width - labelW - 10;
   const x = (ms) => labelW + (ms / duration) * plotW;
@@ -280,16 +325,13 @@ function timeline(api, id, job, items, view) {
   }
   const rows = lanes.map((lane, i) => {
     const y = i * laneH;
-    const own = [...marks.entries()].filter(([k]) => k.startsWith(`${lane}\u0000`));
     return svg("g", { class: "lane" },
       svg("text", { x: 4, y: y + laneH / 2 + 5, class: "lane-label" }, lane),
       svg("line", { x1: labelW, x2: width - 10, y1: y + laneH / 2, y2: y + laneH / 2,
                     class: "lane-line" }),
-      own.map(([, { ms, found, count, until }]) => {
-        const label = `${lane} at ${clock(ms)}` +
-                      (found.length > 1 ? ` (${found.length} results)` : "") +
-                      (count > found.length ? `, ${count - found.length} more until ` +
-                                              `${clock(until)}` : "");
+      [...marks.get(lane).values()].map((one) => {
+        const { ms, found, count, until, end } = one;
+        const label = markLabel(lane, one);
         const choose = () => {
           for (const other of document.querySelectorAll("#timeline .mark[aria-pressed=true]")) {
             other.setAttribute("aria-pressed", "false");
@@ -300,9 +342,13 @@ function timeline(api, id, job, items, view) {
             `This mark also stands for ${count - found.length} later results in ${lane}, ` +
             `until ${clock(until)}.` : "");
         };
-        const mark = svg("rect", { x: x(ms) - 3, y: y + 6, width: 6, height: laneH - 12,
-          class: "mark", role: "button", tabindex: 0, "aria-label": label,
-          "aria-pressed": "false", "data-ms": ms },
+        // A segment spans its time (at least a point mark's 6 px, to stay clickable).
+        const left = end === null ? x(ms) - 3 : x(ms);
+        const wide = end === null ? 6 : Math.max(6, x(end) - x(ms));
+        const mark = svg("rect", { x: left, y: y + 6, width: wide, height: laneH - 12,
+          class: end === null ? "mark" : "mark span", role: "button", tabindex: 0,
+          "aria-label": label, "aria-pressed": "false", "data-ms": ms,
+          "data-end": end ?? false },
           svg("title", {}, label));
         mark.addEventListener("click", choose);
         mark.addEventListener("keydown", (event) => {
@@ -316,23 +362,30 @@ function timeline(api, id, job, items, view) {
     ticks, rows);
 }
 
-async function jobView(box, api, id) {
-  const first = await call(api, { JobId: id, MaxResults: RESULTS_PAGE });
-  remember(api, id);
+async function jobView(box, api, id, by) {
+  // AggregateBy only when SEGMENTS is chosen: without it the Get gives TIMESTAMPS, its default.
+  const query = { JobId: id, MaxResults: RESULTS_PAGE, ...(by ? { AggregateBy: by } : {}) };
+  const first = await call(api, query);
+  remember(api, id, by);
   const listed = document.getElementById("recent");
   if (listed) listed.replaceWith(recentList());  // drawn before this job was read
   const parts = [el("h2", { id: "job-title" }, `${KINDS[api].title} job ${id}`),
-                 metadataList(first)];
+                 metadataList(first),
+                 by ? el("p", { id: "job-aggregate-note" },
+                   "Results per segment (AggregateBy SEGMENTS): each is drawn over its span.")
+                   : null];
   if (first.JobStatus === "IN_PROGRESS") {
     const shown = location.hash;
     setTimeout(() => {
       // Only while this job is still what the page shows: leaving the page stops the reads.
-      if (location.hash === shown && box.isConnected) jobView(box, api, id).catch(showError);
+      if (location.hash === shown && box.isConnected) {
+        jobView(box, api, id, by).catch(showError);
+      }
     }, REFRESH_MS);
     parts.push(el("button", { type: "button", id: "job-refresh",
-      onclick: () => jobView(box, api, id).catch(showError) }, "Refresh"));
+      onclick: () => jobView(box, api, id, by).catch(showError) }, "Refresh"));
   } else if (first.JobStatus === "SUCCEEDED") {
-    const { items, capped } = await allResults(api, id, first);
+    const { items, capped } = await allResults(api, first, query);
     const view = el("div", { id: "frame-view", class: "frame-view" },
       el("p", {}, items.length ? "Choose a mark (Tab, then Enter) to see the frame at that time."
         : ""));
@@ -364,7 +417,7 @@ export async function jobs(main, whoami, params) {
       jobBox.replaceChildren(el("p", {}, `Unknown job kind ${api}: choose one above.`));
     } else {
       // The call is made even where whoami says no: the API's refusal is shown as it is.
-      work.push(jobView(jobBox, api, id).catch((error) => {
+      work.push(jobView(jobBox, api, id, aggregateOf(api, params.get("by"))).catch((error) => {
         jobBox.replaceChildren(el("h2", { id: "job-title" }, `${KINDS[api].title} job ${id}`),
           el("p", { id: "job-error" }, `${error.code}: ${error.message}`));
         showError(error);
