@@ -106,8 +106,9 @@ def test_bad_uploads_get_a_reason_never_a_500(daemon: Daemon) -> None:
     assert big.json()["__type"] == "VideoTooLargeException"
     assert "console.enrol_video_max_bytes" in big.json()["Message"]
     bad_id = upload(http, daemon, "video-bad", WOMAN.read_bytes(), csrf, person="no spaces")
-    assert bad_id.status_code == 200  # the API's own validation, as the file's reason
-    assert bad_id.json()["Problem"].startswith(("ValidationException", "InvalidParameter"))
+    assert bad_id.status_code == 400  # IndexFaces' own pattern, judged before the body
+    assert bad_id.json()["__type"] == "InvalidParameterException"
+    assert "ExternalImageId" in bad_id.json()["Message"]
     missing = upload(http, daemon, "no-such-collection", WOMAN.read_bytes(), csrf).json()
     assert missing["Problem"].startswith("ResourceNotFoundException: ")
     assert admin(daemon).list_faces(CollectionId="video-bad")["Faces"] == []
@@ -149,6 +150,13 @@ def test_a_dropped_clip_is_enrolled_and_reported_on_the_page(
     expect(refused.locator("td").nth(1)).to_have_text("refused", timeout=WAIT_MS)
     assert refused.locator(".why").inner_text().startswith("cannot decode video: ")
     page.screenshot("collection-enrol-video")
+    # The same clip again: every face is there already, and the row says so (not "indexed").
+    drop(page, "#enrol-drop", WOMAN, "video/mp4")
+    again = page.page.locator(f'#enrol-report tr[data-file="{WOMAN.name}"]').nth(1)
+    expect(again.locator("td").nth(1)).to_have_text("already there", timeout=WAIT_MS)
+    assert again.locator(".why").inner_text().startswith("already there ")
+    expect(page.page.locator("#enrol-status")).to_have_text(
+        "1 file: 0 indexed, 1 already there, 0 refused")
 
 
 def test_a_key_refused_index_faces_sees_the_access_denied(

@@ -19,6 +19,7 @@ on the node (refused, never queued); 503 once the daemon is stopping.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -31,13 +32,21 @@ from starlette.responses import JSONResponse, Response
 
 from streamproc.api.transport import ControlApi
 from streamproc.config import Config
-from streamproc.console.enrolment import Outcome, best_frames, enrol_file, video_frames
+from streamproc.console.enrolment import (
+    CallRefused,
+    Outcome,
+    best_frames,
+    enrol_file,
+    video_frames,
+)
 from streamproc.console.extension import ConsoleAccess, Extension, ExtraRoute
 from streamproc.console.routes import CSRF_HEADER
-from streamproc.console.session_calls import CallsStopped, SessionCalls
+from streamproc.console.scratch import process_scratch
+from streamproc.console.session_calls import CallsAbandoned, CallsStopped, SessionCalls
 from streamproc.console.sessions import Session, csrf_matches
 from streamproc.errors import (
     ImageTooLargeException,
+    InvalidParameterException,
     LimitExceededException,
     StreamprocError,
     VideoTooLargeException,
@@ -47,6 +56,7 @@ DECODES = 2  # uploads sampled at once on the node: each is a decode plus ~24 De
 FRAMES = 3  # frames indexed per video, as streamproc enrol's default --frames
 CANDIDATES = 24  # frames sampled, as streamproc enrol samples
 _SCRATCH = "console-enrol"  # under storage.data_dir/scratch: one folder per upload
+_EXTERNAL_ID = re.compile(r"[a-zA-Z0-9_.\-:]{1,255}")  # IndexFaces' ExternalImageId
 
 
 class _Busy(Exception):
@@ -94,13 +104,13 @@ class VideoEnrolment:
         collection = request.path_params["collection"]
         person = request.query_params.get("id", "")
         name = request.query_params.get("file", "video")[:255]
-        refusal = self._refusal(access, request, session, collection)
+        refusal = self._refusal(access, request, session, collection, person)
         if refusal is not None:
             return refusal
         return await self._upload(access, request, session, collection, person, name)
 
     def _refusal(self, access: ConsoleAccess, request: Request, session: Session,
-                 collection: str) -> Response | None:
+                 collection: str, person: str) -> Response | None:
         if self._stop.is_set():
             return access.refusals.refuse("enrol_stopped", request.scope, LimitExceededException(
                 "This node is stopping: no video is enrolled"), status=503)
@@ -109,6 +119,11 @@ class VideoEnrolment:
             return access.refusals.denied(
                 "enrol_denied", request.scope, f"User: {session.key_id or '-'} is not "
                 "authorized to perform: rekognition:IndexFaces")
+        if not _EXTERNAL_ID.fullmatch(person):  # IndexFaces' own rule, before the body
+            return access.refusals.refuse("enrol_id", request.scope, InvalidParameterException(
+                f"1 validation error detected: Value {person[:64]!r} at 'ExternalImageId' "
+                "failed to satisfy constraint: Member must satisfy regular expression "
+                r"pattern: [a-zA-Z0-9_.\-:]+"))
         return None
 
     async def _upload(self, access: ConsoleAccess, request: Request, session: Session,
@@ -124,7 +139,8 @@ class VideoEnrolment:
                 "(console.enrol_video_max_bytes, at most server.max_request_bytes)"))
         except StreamprocError as exc:  # too slow, too many bodies at once
             return access.refusals.refuse("enrol_body", request.scope, exc)
-        calls = SessionCalls(self._api, request, session.key_id, collection, self._stop)
+        calls = SessionCalls(self._api, request, session.key_id, collection, self._stop,
+                             lambda: access.session_of(request) is not None)
         try:
             outcome = await run_in_threadpool(self._work, calls, data, person)
         except _Busy:
@@ -133,6 +149,8 @@ class VideoEnrolment:
                 "moment"), status=429)
             busy.headers["Retry-After"] = "1"
             return busy
+        except CallsAbandoned:
+            return Response(status_code=400)  # the client left or signed out: no report
         except CallsStopped:
             return access.refusals.refuse("enrol_stopped", request.scope, LimitExceededException(
                 "This node is stopping: the video was not enrolled"), status=503)
@@ -147,12 +165,19 @@ class VideoEnrolment:
         if not self._slots.acquire(blocking=False):
             raise _Busy
         try:
-            self._scratch.mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(dir=self._scratch))
+            try:
+                self._scratch.mkdir(parents=True, exist_ok=True)
+                folder = Path(tempfile.mkdtemp(dir=self._scratch))
+            except OSError as exc:  # a full or read-only disk: the file's reason, not a 500
+                return Outcome(problem=f"cannot store the upload: {exc.strerror}")
             try:
                 path = folder / "upload"  # never the client's name: no suffix or path trick
                 path.write_bytes(data)
                 return self._enrol_file(calls, path, person)
+            except OSError as exc:
+                return Outcome(problem=f"cannot store the upload: {exc.strerror}")
+            except CallRefused as exc:  # ListFaces: no such collection
+                return Outcome(problem=str(exc))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         finally:
@@ -173,9 +198,8 @@ class VideoEnrolment:
 
 def video_enrolment(config: Config, api: ControlApi) -> Extension:
     """The video upload's extension (the console is on: its routes are being built)."""
-    scratch = Path(config.storage.data_dir).expanduser() / "scratch" / _SCRATCH
-    # Uploads a killed daemon left behind: this folder is this extension's alone.
-    shutil.rmtree(scratch, ignore_errors=True)
+    # This process's own folder: another daemon sharing the data dir keeps its uploads.
+    scratch = process_scratch(Path(config.storage.data_dir), _SCRATCH)
     # The body is read by the API's reader, which never takes more than its own limit.
     limit = min(config.console.enrol_video_max_bytes, config.server.max_request_bytes)
     return VideoEnrolment(api, scratch, limit)

@@ -13,6 +13,7 @@ console and the tools above it can use it.
 
 from __future__ import annotations
 
+import errno
 import math
 import threading
 from collections import Counter
@@ -32,6 +33,12 @@ from streamproc.dataplane.guard.nested import GuardedOpener, OpenRefused
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Rekognition's Image.Bytes limit
 NO_FACE_SAMPLED = "no face found in any sampled frame"
 _IO_TIMEOUT_S = 30.0  # local files only: the opener needs a bound, nothing waits on a network
+# Real single-file containers only: no concat, HLS or image2 demuxer, which open other files
+# (a 40-byte ffconcat naming itself nested opens until the process ran out of fds).
+UPLOAD_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts"
+UPLOAD_OPENS = 4  # one file: FFmpeg opens it once; the margin is for demuxers that reopen
+MAX_PIXELS = 4096 * 4096  # a frame's width x height, judged before decoding (decode bombs)
+MAX_DECODED = 20_000  # frames decoded per video at most, whatever its header says
 
 
 class MediaError(Exception):
@@ -77,35 +84,83 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 
 def video_frames(path: Path, candidates: int, stop: threading.Event | None = None, *,
                  confined: bool = False) -> Iterator[bytes]:
-    """About ``candidates`` frames spread over the video, as JPEG (ends early on ``stop``).
+    """At most ``candidates`` frames spread over the video, as JPEG (ends early on ``stop``).
+
+    At most :data:`MAX_DECODED` frames are decoded, none larger than :data:`MAX_PIXELS`.
 
     ``confined``: the file is hostile (an upload), so it is opened through the data plane's
     guard: FFmpeg may open nothing but files beside it (no network, no symbolic link). The
     CLI's files are the operator's own, opened as they are (links followed).
     """
-    opening: dict[str, Any] = {}
+    opening: dict[str, Any] = {"options": {"max_pixels": str(MAX_PIXELS)}}
+    opener: GuardedOpener | None = None
     if confined:
         beside = InputAllowlist(InputsConfig(media_roots=[path.parent]))
-        opening = {"io_open": GuardedOpener(CheckedInput(str(path)), beside.check, path.name,
-                                            _IO_TIMEOUT_S, _IO_TIMEOUT_S),
-                   "options": {"protocol_whitelist": "file"}}
+        opener = GuardedOpener(CheckedInput(str(path)), beside.check, path.name,
+                               _IO_TIMEOUT_S, _IO_TIMEOUT_S, max_opens=UPLOAD_OPENS,
+                               reopen_main=False)
+        opening = {"io_open": opener,
+                   "options": {"protocol_whitelist": "file", "format_whitelist": UPLOAD_FORMATS,
+                               "max_pixels": str(MAX_PIXELS)}}
     try:
         with av.open(str(path), **opening) as container:
             if not container.streams.video:  # audio only, subtitles: a media file, no video
                 raise MediaError("cannot decode video: it has no video stream")
             stream = container.streams.video[0]
-            total = stream.frames or candidates * 5
-            every = max(1, total // candidates)
+            check_size(stream.codec_context.width, stream.codec_context.height)
+            every = max(1, min(_frames_in(stream, candidates), MAX_DECODED) // candidates)
+            sampled = 0
             for i, frame in enumerate(container.decode(stream)):
-                if stop is not None and stop.is_set():
+                if (stop is not None and stop.is_set()) or i >= MAX_DECODED:
                     return
                 if i % every == 0:
+                    check_size(frame.width, frame.height)  # a stream may change size
+                    sampled += 1
                     yield encode_jpeg(frame.to_ndarray(format="bgr24"))
+                    if sampled >= candidates:
+                        return  # the rest is never decoded
     except OpenRefused:
-        raise MediaError("cannot decode video: it names files outside itself") from None
+        raise MediaError(OUTSIDE) from None
     except (av.error.FFmpegError, OSError) as exc:
+        if opener is not None and opener.refused is not None:
+            raise MediaError(OUTSIDE) from None  # FFmpeg's own error hides the refusal
+        if confined and getattr(exc, "errno", None) == errno.EINVAL:
+            raise MediaError(NOT_A_CONTAINER) from None  # a format off the whitelist
         text = getattr(exc, "strerror", None) or type(exc).__name__
         raise MediaError(f"cannot decode video: {text}") from None
+
+
+OUTSIDE = "cannot decode video: it names files outside itself"
+NOT_A_CONTAINER = ("cannot decode video: not a video file (MP4, MOV, MKV, WebM, AVI or "
+                   "MPEG-TS; no playlist or list of files)")
+
+
+def check_size(width: int, height: int) -> None:
+    """Refuse a frame larger than :data:`MAX_PIXELS` (before its pixels are decoded)."""
+    # FFmpeg's max_pixels makes the probe give up on a larger frame: its size reads 0.
+    if not width or not height:
+        raise MediaError("cannot decode video: its frames have no readable size (over "
+                         f"{MAX_PIXELS} pixels are refused)")
+    if width * height > MAX_PIXELS:
+        raise MediaError(f"cannot decode video: its frames are {width}x{height}, more than "
+                         f"the {MAX_PIXELS} pixels a frame may have")
+
+
+def _frames_in(stream: Any, candidates: int) -> int:
+    """The stream's frame count: the header's, else duration x rate, else a guess.
+
+    MKV, WebM and MPEG-TS headers give no count; without a duration either, the first
+    ``candidates * 5`` frames are sampled.
+    """
+    if stream.frames:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.duration is not None and stream.time_base is not None and rate:
+        return max(1, int(float(stream.duration * stream.time_base) * float(rate)))
+    container = stream.container
+    if container.duration is not None and rate:
+        return max(1, int(container.duration / av.time_base * float(rate)))
+    return candidates * 5
 
 
 def score(faces: Sequence[Mapping[str, Any]]) -> float:

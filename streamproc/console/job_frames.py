@@ -34,7 +34,6 @@ local path); 429 LimitExceededException (Retry-After: 1) beyond ``console.frame_
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -50,6 +49,7 @@ from starlette.responses import Response
 from streamproc.config import Config
 from streamproc.console.extension import ConsoleAccess, Extension, ExtraRoute
 from streamproc.console.job_kinds import VIDEO_JOB_GETS
+from streamproc.console.scratch import process_scratch
 from streamproc.dataplane.stored.video import StoredVideo, VideoRejected
 from streamproc.errors import (
     AccessDeniedException,
@@ -323,9 +323,8 @@ def job_frames(config: Config, jobs: JobService, objects: ObjectStore,
     """The job frames' extension; None where the console is off."""
     if not config.console.enabled:
         return None
-    scratch = Path(config.storage.data_dir).expanduser() / "scratch" / _SCRATCH
-    # Copies a killed daemon left behind: this folder is this extension's alone.
-    shutil.rmtree(scratch, ignore_errors=True)
+    # This process's own folder: another daemon sharing the data dir keeps its copies.
+    scratch = process_scratch(Path(config.storage.data_dir), _SCRATCH)
     return JobFrameRoute(jobs, objects, config.console.frame_decoders, scratch,
                          config.console.frame_max_copy_bytes, registry,
                          copies=config.objects.s3_endpoint is not None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio.from_thread
@@ -28,14 +29,20 @@ class CallsStopped(Exception):
     """The daemon is stopping: no more calls are made for the upload."""
 
 
+class CallsAbandoned(CallsStopped):
+    """The client went away or its session ended: the upload's work stops."""
+
+
 class SessionCalls:
     """:class:`FaceCalls` from a worker thread: each call run on the event loop by the API."""
 
     def __init__(self, api: ControlApi, request: Request, key_id: str | None,
-                 collection: str, stop: threading.Event) -> None:
+                 collection: str, stop: threading.Event,
+                 alive: Callable[[], bool] = lambda: True) -> None:
         self._api, self._request, self._key = api, request, key_id
         self.collection = collection
         self._stop = stop
+        self._alive = alive  # False once the session is signed out or expired
 
     def detect_faces(self, jpeg: bytes) -> list[dict[str, Any]]:
         """DetectFaces' FaceDetails for ``jpeg``."""
@@ -51,8 +58,8 @@ class SessionCalls:
     def known_faces(self) -> set[str]:
         """The collection's FaceIds, so a face indexed before is reported as present.
 
-        A key that may not ListFaces (or a collection that does not exist: IndexFaces will
-        say so) knows none: its faces are all reported as indexed.
+        A key that may not ListFaces knows none: its faces are all reported as indexed. A
+        collection that does not exist raises :class:`CallRefused` (nothing is decoded).
         """
         known: set[str] = set()
         token: str | None = None
@@ -62,7 +69,9 @@ class SessionCalls:
                 params["NextToken"] = token
             try:
                 page = self.call("ListFaces", params)
-            except CallRefused:
+            except CallRefused as exc:
+                if str(exc).startswith("ResourceNotFoundException"):
+                    raise  # no such collection: IndexFaces would say so after the decode
                 return known
             known.update(face["FaceId"] for face in page.get("Faces", []))
             token = page.get("NextToken")
@@ -74,6 +83,8 @@ class SessionCalls:
         """One operation as ``POST /console/api/<operation>`` would run it; raises CallRefused."""
         if self._stop.is_set():
             raise CallsStopped
+        if not self._alive() or anyio.from_thread.run(self._request.is_disconnected):
+            raise CallsAbandoned  # nobody is waiting for the report any more
         if "Image" in params:  # the wire's blob: base64, as boto3 sends it
             params = {**params, "Image": {"Bytes": _b64(params["Image"]["Bytes"])}}
         body = json.dumps(params).encode()

@@ -31,7 +31,9 @@ async function enrolVideo(collection, file, id) {
   if (out.Indexed.length) parts.push(`indexed ${out.Indexed.join(", ")}`);
   if (out.Present.length) parts.push(`already there ${out.Present.join(", ")}`);
   if (unindexed.length) parts.push(`not indexed ${unindexed.join(", ")}`);
-  return { file: file.name, id, ok: true, text: parts.join("; ") };
+  // Every face already in the collection: nothing new was indexed, so the row says so.
+  const state = out.Indexed.length ? "indexed" : "already there";
+  return { file: file.name, id, ok: true, state, text: parts.join("; ") };
 }
 
 /** What IndexFaces did with one file, in streamproc enrol's words. */
@@ -64,7 +66,8 @@ async function enrolOne(collection, file) {
 function reportRow(r) {
   return el("tr", { "data-file": r.file, class: r.ok ? "indexed" : "refused" },
     el("th", { scope: "row" }, r.file), el("td", {}, r.id),
-    el("td", { class: r.ok ? "state state-ok" : "state state-FAILED" }, r.ok ? "indexed" : "refused"),
+    el("td", { class: r.ok ? "state state-ok" : "state state-FAILED" },
+       r.ok ? (r.state || "indexed") : "refused"),
     el("td", { class: "why" }, r.text));
 }
 
@@ -81,14 +84,17 @@ export function enrolSection(collection, done) {
     report.hidden = false;
     const list = [...files];
     let indexed = 0;
+    let present = 0;
     for (const [i, file] of list.entries()) {
       status.textContent = `Enrolling ${i + 1} of ${list.length}: ${file.name}`;
       const result = await enrolOne(collection, file);
-      indexed += result.ok;
+      if (result.state === "already there") present += 1;
+      else indexed += result.ok;
       body.append(reportRow(result));
     }
+    const there = present ? `, ${present} already there` : "";
     status.textContent = `${list.length} ${list.length === 1 ? "file" : "files"}: ` +
-      `${indexed} indexed, ${list.length - indexed} refused`;
+      `${indexed} indexed${there}, ${list.length - indexed - present} refused`;
     await done();
   };
   const input = el("input", { type: "file", id: "enrol-files", multiple: true,

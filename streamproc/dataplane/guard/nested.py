@@ -81,8 +81,14 @@ class GuardedOpener:
     """
 
     def __init__(self, main: CheckedInput, judge: Judge | None, url_shown: str,
-                 open_s: float, read_s: float) -> None:
+                 open_s: float, read_s: float, *, max_opens: int | None = None,
+                 reopen_main: bool = True) -> None:
         self._main = main
+        # A file (upload, stored video) has a known end: its opens are capped and it may not
+        # open itself again, so a playlist naming itself cannot nest until fds run out. A live
+        # source keeps both (segments for days; HLS reloads its own playlist).
+        self._max_opens = max_opens
+        self._reopen_main = reopen_main
         self._judge = judge
         self._shown = url_shown
         self._open_s, self._read_s = open_s, read_s
@@ -102,6 +108,10 @@ class GuardedOpener:
         try:
             if flags & _WRITE:
                 self._refuse(url, "FFmpeg asked to write")
+            if self._max_opens is not None and self._opens > self._max_opens:
+                self._refuse(url, f"it opens more than {self._max_opens} files", None)
+            if self._opens > 1 and not self._reopen_main and self._names_main(url):
+                self._refuse(url, "it names itself", None)
             return self._local_file(url) if self._local else self._http(url)
         except Exception:
             self._failed = self._opens > 1
@@ -118,6 +128,17 @@ class GuardedOpener:
             msg = f"Input refused by inputs.{rule}: {nested}{why}"
         self.refused = OpenRefused(msg)
         raise self.refused
+
+    def _names_main(self, url: str) -> bool:
+        if url == self._main.url:
+            return True
+        if not self._local:
+            return False
+        path = url[len("file:"):] if url.startswith("file:") else url
+        try:
+            return os.path.realpath(path) == os.path.realpath(self._main.url)
+        except (OSError, ValueError):
+            return False
 
     def _judged(self, url: str) -> CheckedInput:
         if url == self._main.url:

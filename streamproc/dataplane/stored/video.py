@@ -27,6 +27,12 @@ UNSUPPORTED = "Unsupported codec/format"
 _IO_TIMEOUT_S = 30.0  # local files only: no network waits (an opener needs a bound)
 # FFmpeg's AVColorRange: 2 is AVCOL_RANGE_JPEG (full swing); everything else is video range.
 _FULL_RANGE = 2
+# Real containers, and HLS (a playlist of segments beside it, as the jobs docs promise): no
+# concat or image2 demuxer. A playlist cannot name itself and its opens are capped
+# (a self-naming ffconcat nested opens until the process ran out of fds).
+STORED_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,hls"
+MAX_OPENS = 10_000  # a playlist and its segments: 2 h 45 min of 1 s segments
+MAX_PIXELS = 4096 * 4096  # a frame's width x height, judged before decoding (decode bombs)
 
 
 class VideoRejected(Exception):
@@ -62,13 +68,17 @@ class StoredVideo:
         # bucket's objects there); nothing elsewhere on disk, and nothing on the network.
         beside = InputAllowlist(InputsConfig(media_roots=[self._path.parent]))
         self._opener = GuardedOpener(CheckedInput(str(self._path)), beside.check,
-                                     self._shown, _IO_TIMEOUT_S, _IO_TIMEOUT_S)
+                                     self._shown, _IO_TIMEOUT_S, _IO_TIMEOUT_S,
+                                     max_opens=MAX_OPENS, reopen_main=False)
         try:
-            self._container = av.open(str(self._path), io_open=self._opener,
-                                      options={"protocol_whitelist": "file"})
+            self._container = av.open(str(self._path), io_open=self._opener, options={
+                "protocol_whitelist": "file", "format_whitelist": STORED_FORMATS,
+                "max_pixels": str(MAX_PIXELS)})
         except OpenRefused:
             raise VideoRejected(self._outside()) from None
         except Exception as exc:  # PyAV raises many types for unreadable input
+            if self._opener.refused is not None:  # FFmpeg's own error hides the refusal
+                raise VideoRejected(self._outside()) from None
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise VideoRejected(f"{UNSUPPORTED}: {self._shown} cannot be read "
                                 f"({reason})") from None
@@ -108,6 +118,17 @@ class StoredVideo:
             raise VideoRejected(f"{UNSUPPORTED}: {self._shown} has no video stream")
         self._stream = video[0]
         self._stream.thread_type = "AUTO"
+        ctx = self._stream.codec_context
+        self._check_size(ctx.width, ctx.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        # FFmpeg's max_pixels makes the probe give up on a larger frame: its size reads 0.
+        if not width or not height:
+            raise VideoRejected(f"{UNSUPPORTED}: {self._shown} has frames of no readable "
+                                f"size (over {MAX_PIXELS} pixels are refused)")
+        if width * height > MAX_PIXELS:
+            raise VideoRejected(f"{UNSUPPORTED}: {self._shown} has {width}x{height} frames; "
+                                f"the limit is {MAX_PIXELS} pixels a frame")
 
     def check_duration(self) -> None:
         """Refuse a video the container says is longer than the limit (before decoding)."""
@@ -185,12 +206,21 @@ class StoredVideo:
                                   stream=stream, backward=True)
             except av.error.FFmpegError:
                 seek = False
-                self._opened.seek(0)  # not seekable: from the start
+                self._rewind()  # not seekable: from the start
         found = self._first_at(ms, stop, seek)
         if found is _RESTART:
-            self._opened.seek(0)
+            self._rewind()
             found = self._first_at(ms, stop, False)
         return None if found is None or found is _RESTART else found
+
+    def _rewind(self) -> None:
+        """Back to the start; a file that cannot go back is rejected, as a decode error is."""
+        try:
+            self._opened.seek(0)
+        except av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise VideoRejected(f"{UNSUPPORTED}: {self._shown} cannot be read again from "
+                                f"the start ({reason})") from None
 
     def _first_at(self, ms: int, stop: threading.Event, seeked: bool) -> Any:
         stream = self._video
