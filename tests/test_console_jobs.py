@@ -5,8 +5,10 @@ the frame at a mark, a key that may not read the job)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -364,7 +366,8 @@ def test_a_large_frame_is_scaled_to_640_on_its_longest_side() -> None:
 
 @pytest.mark.unit
 def test_the_factory_is_off_with_the_console_and_cleans_its_scratch(tmp_path: Path) -> None:
-    leftover = tmp_path / "scratch" / "console-frames" / "object-x"
+    leftover = (tmp_path / "scratch" / "console-frames"
+                / f"{socket.gethostname()}-{os.getpid()}" / "object-x")
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"x")
     config = load_config(None, {"storage.data_dir": str(tmp_path)})

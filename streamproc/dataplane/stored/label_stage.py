@@ -29,7 +29,6 @@ the classifier on its next frame.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,19 +37,16 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
-from streamproc.dataplane.stored.moderation_stage import LiveLoad
+from streamproc.dataplane.stored.background import BackgroundOwner
+from streamproc.dataplane.stored.batch_stage import YIELD_S, BatchStage, LiveLoad
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.labels.detector import WholeImage
 from streamproc.labels.errors import LabelPackMissing
 from streamproc.labels.types import Label, LabelDetector
-from streamproc.lifecycle import Service
 
 logger = logging.getLogger(__name__)
 LABELS = "labels"  # the stage's name: a job kind's ``stage``, the supervisor's name for it
 FLOOR = 0.0  # the lowest MinConfidence a label job may ask (StartLabelDetection: 0)
-YIELD_S = 0.02  # one wait while a live frame is waiting (then the stage looks again)
-IDLE_S = 0.05  # the longest wait for a job frame when none is queued (a notify ends it)
 HELD_OWNERS = 64  # owners whose last whole-image classes are held (least recent dropped)
 Item = tuple[BackgroundOwner["LabelAnalysis"], StoredFrame]
 
@@ -88,7 +84,7 @@ class LabelAnalysis:
         return len(self.labels)
 
 
-class LabelStage(Service):
+class LabelStage(BatchStage["LabelAnalysis"]):
     """Takes job frames from its feeds in batches and labels each with the pack.
 
     ``detector`` None (no label pack): every frame fails its owner with LabelPackMissing's
@@ -97,67 +93,13 @@ class LabelStage(Service):
 
     def __init__(self, detector: LabelDetector | None, batch: int, live: LiveLoad,
                  yield_s: float = YIELD_S, classifier_interval_s: float = 0.0) -> None:
-        super().__init__(LABELS)
-        if batch < 1:
-            msg = "batch must be at least 1"
-            raise ValueError(msg)
+        super().__init__(LABELS, batch, live, yield_s)
         if classifier_interval_s < 0:
             msg = "classifier_interval_s must not be negative"
             raise ValueError(msg)
         self._interval_ms = classifier_interval_s * 1000
         self._held: OrderedDict[int, _Held] = OrderedDict()  # only the stage's thread uses it
         self._detector = detector
-        self._batch = batch
-        self._beside_live = batch
-        self._live = live
-        self._yield_s = yield_s
-        self._wake = threading.Event()
-        self._feeds: list[BackgroundFeed[LabelAnalysis]] = []
-        self._next = 0
-        self._lock = threading.Lock()  # guards _feeds, _next and _beside_live
-
-    def add_background(self, feed: BackgroundFeed[LabelAnalysis], beside_live: int) -> None:
-        """Label ``feed``'s frames too (feeds take turns; the smallest ``beside_live`` holds)."""
-        feed.wake = self._wake
-        with self._lock:
-            self._feeds.append(feed)
-            self._beside_live = max(1, min(self._beside_live, beside_live))
-
-    def _on_stop(self) -> None:
-        self._wake.set()  # an idle wait ends at once
-
-    def _run(self) -> None:
-        while not self.stopping:
-            self.beat()
-            if self._yield_to_live():
-                continue
-            self._wake.clear()  # before taking: a notify from now on is not lost
-            batch = self._take()
-            if not batch:
-                self._wake.wait(IDLE_S)
-                continue
-            self.analyse(batch)
-
-    def _yield_to_live(self) -> bool:
-        """Wait one short step if a live frame waits; whether it did."""
-        if not self._live.live_waiting():
-            return False
-        self.wait(self._yield_s)
-        return True
-
-    def _take(self) -> list[Item]:
-        with self._lock:
-            feeds = list(self._feeds)
-            start = self._next
-            self._next += 1
-            limit = min(self._beside_live, self._batch) if self._live.live_attached() \
-                else self._batch
-        taken: list[Item] = []
-        for i in range(len(feeds)):
-            if len(taken) >= limit:
-                break
-            taken += feeds[(start + i) % len(feeds)].take(limit - len(taken))
-        return taken
 
     def analyse(self, batch: list[Item]) -> None:
         """Label each frame in turn (live frames first between them); owners get the result."""

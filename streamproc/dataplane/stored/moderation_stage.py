@@ -21,85 +21,21 @@ that arrives meanwhile competes with one small model call at most.
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Protocol
 
-from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
+from streamproc.dataplane.stored.background import BackgroundOwner
+from streamproc.dataplane.stored.batch_stage import YIELD_S, BatchStage, LiveLoad
 from streamproc.dataplane.stored.video import StoredFrame
-from streamproc.lifecycle import Service
 from streamproc.moderation.types import ModerationAnalysis, Moderator
 
 logger = logging.getLogger(__name__)
 Item = tuple[BackgroundOwner[ModerationAnalysis], StoredFrame]
-YIELD_S = 0.02  # one wait while a live frame is waiting (then the stage looks again)
-IDLE_S = 0.05  # the longest wait for a job image when none is queued (a notify ends it)
-
-
-class LiveLoad(Protocol):
-    """What the stage asks of the live side (the data plane) before each batch; cheap."""
-
-    def live_attached(self) -> bool:
-        """Whether any live session is attached (batches are then at most ``beside_live``)."""
-
-    def live_waiting(self) -> bool:
-        """Whether a live frame is queued or being analysed (the stage then waits)."""
-
-
-class ModerationStage(Service):
+class ModerationStage(BatchStage[ModerationAnalysis]):
     """Takes job images from its feeds in batches, one moderation call per batch."""
 
     def __init__(self, moderator: Moderator, batch: int, live: LiveLoad,
                  yield_s: float = YIELD_S) -> None:
-        super().__init__("moderation")
-        if batch < 1:
-            msg = "batch must be at least 1"
-            raise ValueError(msg)
+        super().__init__("moderation", batch, live, yield_s)
         self._moderator = moderator
-        self._batch = batch
-        self._beside_live = batch
-        self._live = live
-        self._yield_s = yield_s
-        self._wake = threading.Event()
-        self._feeds: list[BackgroundFeed[ModerationAnalysis]] = []
-        self._next = 0
-        self._lock = threading.Lock()  # guards _feeds, _next and _beside_live
-
-    def add_background(self, feed: BackgroundFeed[ModerationAnalysis], beside_live: int) -> None:
-        """Analyse ``feed``'s images too (feeds take turns; the smallest ``beside_live`` holds)."""
-        feed.wake = self._wake
-        with self._lock:
-            self._feeds.append(feed)
-            self._beside_live = max(1, min(self._beside_live, beside_live))
-
-    def _on_stop(self) -> None:
-        self._wake.set()  # an idle wait ends at once
-
-    def _run(self) -> None:
-        while not self.stopping:
-            self.beat()
-            if self._live.live_waiting():
-                self.wait(self._yield_s)
-                continue
-            self._wake.clear()  # before taking: a notify from now on is not lost
-            batch = self._take()
-            if not batch:
-                self._wake.wait(IDLE_S)
-                continue
-            self.analyse(batch)
-
-    def _take(self) -> list[Item]:
-        with self._lock:
-            feeds = list(self._feeds)
-            start = self._next
-            self._next += 1
-            limit = min(self._beside_live, self._batch) if self._live.live_attached() \
-                else self._batch
-        taken: list[Item] = []
-        for i in range(len(feeds)):
-            if len(taken) >= limit:
-                break
-            taken += feeds[(start + i) % len(feeds)].take(limit - len(taken))
-        return taken
 
     def analyse(self, batch: list[Item]) -> None:
         """One moderation call per moderator in the batch, then each owner gets its analyses."""

@@ -18,26 +18,22 @@ frames (their jobs cannot be complete); the stage goes on.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from streamproc.dataplane.stored.background import BackgroundFeed, BackgroundOwner
-from streamproc.dataplane.stored.moderation_stage import LiveLoad
+from streamproc.dataplane.stored.background import BackgroundOwner
+from streamproc.dataplane.stored.batch_stage import YIELD_S, BatchStage, LiveLoad
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.faces.types import Face
 from streamproc.labels.errors import LabelPackMissing
 from streamproc.labels.types import Instance, LabelDetector
-from streamproc.lifecycle import Service
 
 logger = logging.getLogger(__name__)
 PERSONS = "persons"  # the stage's name: a job kind's ``stage``, the supervisor's name for it
 PERSON = "Person"  # the label whose instances are the persons
 FLOOR = 0.0  # every box; the builder keeps those at its own threshold
-YIELD_S = 0.02  # one wait while a live frame is waiting (then the stage looks again)
-IDLE_S = 0.05  # the longest wait for a job frame when none is queued (a notify ends it)
 Item = tuple[BackgroundOwner["PersonAnalysis"], StoredFrame]
 
 
@@ -61,7 +57,7 @@ class PersonAnalysis:
         return len(self.persons)
 
 
-class PersonStage(Service):
+class PersonStage(BatchStage["PersonAnalysis"]):
     """Takes job frames from its feeds in batches: persons per frame, faces per batch.
 
     ``detector`` None (no label pack): every frame fails its owner with LabelPackMissing's
@@ -70,57 +66,9 @@ class PersonStage(Service):
 
     def __init__(self, detector: LabelDetector | None, faces: FaceFinder, batch: int,
                  live: LiveLoad, yield_s: float = YIELD_S) -> None:
-        super().__init__(PERSONS)
-        if batch < 1:
-            msg = "batch must be at least 1"
-            raise ValueError(msg)
+        super().__init__(PERSONS, batch, live, yield_s)
         self._detector = detector
         self._faces = faces
-        self._batch = batch
-        self._beside_live = batch
-        self._live = live
-        self._yield_s = yield_s
-        self._wake = threading.Event()
-        self._feeds: list[BackgroundFeed[PersonAnalysis]] = []
-        self._next = 0
-        self._lock = threading.Lock()  # guards _feeds, _next and _beside_live
-
-    def add_background(self, feed: BackgroundFeed[PersonAnalysis], beside_live: int) -> None:
-        """Analyse ``feed``'s frames too (feeds take turns; the smallest ``beside_live`` holds)."""
-        feed.wake = self._wake
-        with self._lock:
-            self._feeds.append(feed)
-            self._beside_live = max(1, min(self._beside_live, beside_live))
-
-    def _on_stop(self) -> None:
-        self._wake.set()  # an idle wait ends at once
-
-    def _run(self) -> None:
-        while not self.stopping:
-            self.beat()
-            if self._live.live_waiting():
-                self.wait(self._yield_s)
-                continue
-            self._wake.clear()  # before taking: a notify from now on is not lost
-            batch = self._take()
-            if not batch:
-                self._wake.wait(IDLE_S)
-                continue
-            self.analyse(batch)
-
-    def _take(self) -> list[Item]:
-        with self._lock:
-            feeds = list(self._feeds)
-            start = self._next
-            self._next += 1
-            limit = min(self._beside_live, self._batch) if self._live.live_attached() \
-                else self._batch
-        taken: list[Item] = []
-        for i in range(len(feeds)):
-            if len(taken) >= limit:
-                break
-            taken += feeds[(start + i) % len(feeds)].take(limit - len(taken))
-        return taken
 
     def analyse(self, batch: list[Item]) -> None:
         """Persons and faces of each frame; each owner gets its frames' analyses in order."""

@@ -6,10 +6,11 @@ as background work (:class:`StoredStage`: a :class:`~.background.BackgroundFeed`
 and hands each frame back to its owner as one typed value, which the kind's
 :class:`ResultBuilder` turns into result elements.
 
-There is one stage today, :data:`FACES`: the analyzer (detection, IoU tracking, and
-embeddings when the builder needs them), whose value is :class:`FaceAnalysis`. Another
-stage (a classifier over whole frames) is an object with ``add_background``, a value type of
-its own, and a runner registered for it in the daemon's wiring.
+:data:`FACES` is the analyzer (detection, IoU tracking, and embeddings when the builder
+needs them), whose value is :class:`FaceAnalysis`. The whole-frame stages (moderation,
+labels, persons) are :class:`~.batch_stage.BatchStage` subclasses, each with a value type
+of its own and a runner registered for it in the daemon's wiring; a new one gives only its
+``analyse``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def probes() -> npt.NDArray[np.uint8]:
     """Probe images: scikit-image's samples (people, animals, objects) and seeded noise."""
     from skimage import data
 
-    images = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    # scikit-image ships no types: its sample loaders are untyped calls.
+    images = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]  # type: ignore[no-untyped-call]
     noise = np.random.default_rng(26).integers(0, 256, (320, 320, 3), dtype=np.uint8)
     resized = [cv2.resize(i, (320, 320), interpolation=cv2.INTER_AREA) for i in images]
     return np.stack([*resized, noise])
