@@ -132,6 +132,56 @@ def test_a_collection_delete_the_writer_refuses_is_still_done(
     assert in_bucket(tmp_path) == []
 
 
+class Failing(ObjectStore):
+    """The local store, whose removals fail (the endpoint is down) while ``down`` is set."""
+
+    def __init__(self, config: ObjectsConfig) -> None:
+        super().__init__(config)
+        self.down = threading.Event()
+
+    def delete_many(self, bucket: str, names: list[str]) -> list[str]:
+        if self.down.is_set():
+            return []  # none removed: what delete_many answers when every delete failed
+        return super().delete_many(bucket, names)
+
+
+def _failing(tmp_path: Path, stores: list[SharedCropStore],
+             clock: list[float]) -> tuple[SharedCropStore, Failing]:
+    (tmp_path / "o" / BUCKET).mkdir(parents=True, exist_ok=True)
+    objects = Failing(ObjectsConfig(local_root=tmp_path / "o"))
+    crops = SharedCropStore(objects, BUCKET, max_bytes=10**6, retention_s=10**6,
+                            sweep_s=60.0, clock=lambda: clock[0])
+    crops.start()
+    crops.load()
+    assert crops.flush()
+    stores.append(crops)
+    return crops, objects
+
+
+@pytest.mark.parametrize("whole_collection", [False, True])
+def test_a_delete_that_fails_is_never_served_again_and_a_later_sweep_finishes_it(
+        tmp_path: Path, stores: list[SharedCropStore], whole_collection: bool) -> None:
+    clock = [1000.0]
+    crops, objects = _failing(tmp_path, stores, clock)
+    assert crops.put("c", face(1), b"aaaa") and crops.flush()
+    objects.down.set()
+    if whole_collection:
+        crops.delete_collection("c")
+    else:
+        crops.delete("c", [face(1)])
+    assert crops.flush()
+    assert in_bucket(tmp_path) == [face(1)[:8]]  # the removal failed: the object is there
+    clock[0] += 120.0  # past sweep_s: the next read queues a sweep
+    assert crops.get("c", face(1)) is None  # never shown again
+    assert crops.flush()
+    assert crops.get("c", face(1)) is None  # the sweep (still failing) changed nothing
+    objects.down.clear()
+    clock[0] += 120.0
+    assert crops.get("c", face(1)) is None
+    assert crops.flush()
+    assert in_bucket(tmp_path) == []  # the endpoint back: the sweep removed it
+
+
 def test_a_crop_removed_while_its_write_is_queued_is_never_written(
         tmp_path: Path, stores: list[SharedCropStore], gate: threading.Event) -> None:
     crops = make(tmp_path, stores, gate, max_bytes=10**6, retention_s=600.0, max_pending=1)

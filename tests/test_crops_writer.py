@@ -193,6 +193,10 @@ def test_crops_turned_off_remove_what_the_bucket_holds(tmp_path: Path) -> None:
     assert isinstance(kept, SharedCropStore)
     assert kept.put("p", A, b"jpeg") and kept.put("q", B, b"jpeg") and kept.flush()
     kept.stop(5)
+    reachable = shared_config(tmp_path, **{"console.face_crops": False,
+                                           "objects.buckets": None})
+    assert face_crops(reachable, tmp_path / "data", "127.0.0.1") is None
+    assert len(jpegs(tmp_path)) == 2  # a bucket API requests reach: its objects are left
     off = shared_config(tmp_path, **{"console.face_crops": False})
     assert face_crops(off, tmp_path / "data", "127.0.0.1") is None
     assert jpegs(tmp_path) == []

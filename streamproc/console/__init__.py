@@ -101,6 +101,10 @@ def shared_crops(config: Config, on_drop: Callable[[], None] | None = None,
                             settings.face_crops_sweep_s, on_drop=on_drop, keeps=keeps,
                             max_pending=settings.face_crops_pending)
     if not settings.face_crops:
+        if not _kept_from_requests(config, bucket):  # its objects may be API users' own
+            logger.warning("face crops are off: nothing removed from %s, which API requests "
+                           "may reach (objects.buckets, objects.output_buckets)", bucket)
+            return None
         removed = store.clear()
         logger.info("face crops are off: removed the %d crops kept in %s/%s", removed, bucket,
                     PREFIX)

@@ -279,14 +279,30 @@ class SharedCropStore:
         elif task.kind is TaskKind.SWEEP:
             self._sweep(self._clock())
         else:
-            keys = list(task.keys)
-            if task.kind is TaskKind.PURGE:
-                keys += self._listed(task.key)
-            self._delete_objects(list(dict.fromkeys(keys)))
-            with self._lock:
-                for key in keys:
-                    self._forget(key)
-                self._doomed.difference_update((*keys, task.key))
+            self._delete_task(task)
+
+    def _delete_task(self, task: CropTask) -> None:
+        """DeleteFaces' or DeleteCollection's removals, done on the writer's thread.
+
+        What fails stays doomed (never shown again) and the next request's sweep removes it:
+        a deleted face's crop never comes back.
+        """
+        keys = list(task.keys)
+        listed: list[str] | None = []
+        if task.kind is TaskKind.PURGE:
+            listed = self._listed(task.key)
+            keys += listed or []
+        keys = list(dict.fromkeys(keys))
+        removed = set(self._delete_objects(keys))
+        failed = [key for key in keys if key not in removed]
+        with self._lock:
+            for key in keys:
+                self._forget(key)
+            self._doomed.difference_update(removed)
+            if task.kind is TaskKind.PURGE and listed is not None and not failed:
+                self._doomed.discard(task.key)  # the whole prefix is gone
+            if failed or listed is None:
+                self._swept = None  # the next request queues the sweep that finishes it
 
     def _write(self, task: CropTask) -> None:
         if task.keys:  # removed for room: counted once really removed
@@ -361,13 +377,15 @@ class SharedCropStore:
             self._doom(key)
         return victims
 
-    def _listed(self, prefix: str) -> list[str]:
+    def _listed(self, prefix: str) -> list[str] | None:
+        """The crops under ``prefix``; None when the listing failed (the prefix stays doomed)."""
         try:
             return [o.key for o in self._objects.listing(self.bucket, prefix)
                     if _CROP_KEY.fullmatch(o.key)]
         except InvalidS3ObjectException as exc:
-            logger.warning("face crops of a deleted collection not removed: %s", exc.message)
-            return []
+            logger.warning("face crops of a deleted collection not removed yet (a later sweep "
+                           "will): %s", exc.message)
+            return None
 
     def _delete_objects(self, keys: list[str]) -> list[str]:
         """Remove ``keys`` from the bucket (1000 a call on S3); the keys removed."""
