@@ -34,6 +34,7 @@ SHOTS = (
                        "live feed of matches with face crops"),
     ("processor-form", "Create a processor: the CreateStreamProcessor form"),
     ("collection-enrolled", "Collections: enrolled faces as a grid of crops"),
+    ("collection-users", "Collections: users as a grid of cards, each with one face's crop"),
     ("collection-search", "Collections: search by an uploaded photo, boxes drawn and "
                           "matches listed"),
     ("job-timeline", "Jobs: a face detection job's results on a timeline, with the frame at "

@@ -8,6 +8,7 @@ paging. Screenshots go to tests/artifacts/console/.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,8 @@ def test_delete_a_user_after_confirming_its_faces_stay(
         "alice", "bob"}
     button.click()
     page.page.get_by_role("button", name="Delete", exact=True).click()
-    expect(page.page.locator('#users tr[data-user="alice"]')).to_have_count(0, timeout=WAIT_MS)
-    expect(page.page.locator('#users tr[data-user="bob"]')).to_have_count(1)
+    expect(page.page.locator('#users li[data-user="alice"]')).to_have_count(0, timeout=WAIT_MS)
+    expect(page.page.locator('#users li[data-user="bob"]')).to_have_count(1)
     assert [u["UserId"] for u in rek.list_users(CollectionId="console-users")["Users"]] == ["bob"]
     faces = rek.list_faces(CollectionId="console-users")["Faces"]
     assert [f["FaceId"] for f in faces] == [face] and "UserId" not in faces[0]
@@ -225,6 +226,96 @@ def test_delete_a_user_after_confirming_its_faces_stay(
     page.page.get_by_role("button", name="Delete", exact=True).click()
     expect(page.page.locator("#no-users")).to_have_count(1, timeout=WAIT_MS)
     assert "null" not in page.page.locator("#users-section").inner_text()
+
+
+class UserFaceRequests:
+    """The ListFaces requests a page makes for users' cards (a UserId in the body), counted
+    as they start and finish: how many in all, for whom, and the most in flight at once."""
+
+    def __init__(self, p: RecordedPage) -> None:
+        self.users: list[str] = []
+        self.in_flight = self.most_in_flight = 0
+        p.page.on("request", self._started)
+        p.page.on("requestfinished", self._ended)
+        p.page.on("requestfailed", self._ended)
+
+    @staticmethod
+    def _user(request: Any) -> str | None:
+        if not request.url.endswith("/console/api/ListFaces"):
+            return None
+        user: str | None = json.loads(request.post_data or "{}").get("UserId")
+        return user
+
+    def _started(self, request: Any) -> None:
+        user = self._user(request)
+        if user is not None:
+            self.users.append(user)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _ended(self, request: Any) -> None:
+        if self._user(request) is not None:
+            self.in_flight -= 1
+
+
+def test_users_are_cards_with_one_face_crop_each_or_the_placeholder(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-user-cards")
+    rek = admin(daemon)
+    faces = {}
+    for user, photo in (("alice", "person_a_1.jpg"), ("bob", "person_b_1.jpg")):
+        faces[user] = rek.index_faces(
+            CollectionId="console-user-cards", ExternalImageId=user, MaxFaces=1,
+            Image={"Bytes": (PORTRAITS / photo).read_bytes()})["FaceRecords"][0]["Face"]["FaceId"]
+        rek.create_user(CollectionId="console-user-cards", UserId=user)
+        rek.associate_faces(CollectionId="console-user-cards", UserId=user,
+                            FaceIds=[faces[user]])
+    rek.create_user(CollectionId="console-user-cards", UserId="carol")  # no face
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    asked = UserFaceRequests(page)
+    open_collection(page, daemon, "console-user-cards")
+    expect(page.page.locator("#users")).to_have_attribute("aria-busy", "false",
+                                                         timeout=WAIT_MS)
+    for user, face in faces.items():
+        card = page.page.locator(f'#users li[data-user="{user}"]')
+        expect(card.locator(".id")).to_have_text(user)
+        expect(card.locator(".status")).to_have_text("ACTIVE")
+        assert card.get_attribute("data-face") == face  # the user's own face, no other
+        crop = card.locator("img.crop")
+        expect(crop).to_have_attribute("alt", f"Face of user {user}")
+        assert crop.get_attribute("src") == f"/console/crops/console-user-cards/{face}"
+        crop.scroll_into_view_if_needed()  # the crops load lazily, as the faces grid's do
+        page.page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                                    arg=crop.element_handle(), timeout=WAIT_MS)
+        expect(card.get_by_role("button", name=f"Delete user {user}")).to_be_visible()
+    carol = page.page.locator('#users li[data-user="carol"]')
+    expect(carol.locator(".status")).to_have_text("CREATED")
+    expect(carol.locator(".placeholder")).to_have_text("no face")
+    expect(carol.locator(".placeholder")).to_have_attribute("aria-label", "No face for user carol")
+    assert carol.locator("img").count() == 0
+    # One ListFaces per user on the page, and none twice.
+    assert sorted(asked.users) == ["alice", "bob", "carol"]
+    assert_controls_labelled(page)
+    page.page.locator("#users-section").scroll_into_view_if_needed()
+    page.screenshot("collection-users")
+
+
+def test_a_page_of_users_asks_for_their_faces_a_few_at_a_time(
+        daemon: Daemon, page: RecordedPage) -> None:  # noqa: F811
+    fresh_collection(daemon, "console-user-many")
+    rek = admin(daemon)
+    users = [f"user-{i:02d}" for i in range(30)]
+    for user in users:
+        rek.create_user(CollectionId="console-user-many", UserId=user)
+    sign_in(page, daemon, ADMIN_ID, ADMIN_SECRET)
+    asked = UserFaceRequests(page)
+    open_collection(page, daemon, "console-user-many")
+    expect(page.page.locator("#users")).to_have_attribute("aria-busy", "false",
+                                                         timeout=WAIT_MS)
+    expect(page.page.locator('#users li[data-picture="none"]')).to_have_count(len(users))
+    assert sorted(asked.users) == users
+    # Unbounded, all 30 would start in the same tick, before any answer came back.
+    assert 1 <= asked.most_in_flight <= 6
 
 
 def test_a_read_only_key_sees_the_faces_but_no_delete_or_enrol(

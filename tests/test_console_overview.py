@@ -401,7 +401,7 @@ def test_the_users_of_a_collection_are_paged_apart_from_its_faces(
     pg.evaluate("document.body.dataset.ready = ''")
     pg.goto(f"{daemon.endpoint}/console/#/collections?id=overview-users")
     pg.wait_for_selector("body[data-ready=collections]", timeout=WAIT_MS)
-    rows = pg.locator("#users tbody th")
+    rows = pg.locator("#users li.user .id")
     expect(rows).to_have_count(100, timeout=WAIT_MS)
     first = rows.all_inner_texts()
     assert pg.locator("#users-page").inner_text() == "Page 1"

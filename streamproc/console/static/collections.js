@@ -1,6 +1,6 @@
 // Collections: the list (paged), and for one collection its faces (100 a page, with crops
-// where the daemon keeps them), its users (100 a page), enrol and search by upload, delete a
-// face or a user.
+// where the daemon keeps them), its users (100 a page, each card with one of its faces' crops),
+// enrol and search by upload, delete a face or a user.
 import { call, get } from "./api.js";
 import { clearError, confirmDialog, el, showError } from "./dom.js";
 import { enrolSection, searchSection } from "./upload.js";
@@ -96,25 +96,91 @@ function deleteUserButton(collection, userId, refresh) {
                         "aria-label": `Delete user ${userId}` }, "Delete");
 }
 
-function usersSection(collection, canDelete) {
+// A page of users asks ListFaces (MaxResults 1) once per user for its card's picture, this
+// many at a time: 100 users on a page would otherwise be 100 requests at once.
+const USER_FACE_CONCURRENCY = 6;
+
+/** Run ``work`` on each item, at most ``limit`` at once; stops starting new work when
+ *  ``current()`` turns false (the page was redrawn: its old cards are gone). */
+async function eachAtMost(items, limit, current, work) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && current()) {
+      const item = items[next];
+      next += 1;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** A user's card: a picture slot (filled by ``fill``), UserId, UserStatus, Delete. */
+function userCard(collection, user, canDelete, refresh) {
+  const id = user.UserId;
+  const placeholder = (text, label) => el("div", { class: "crop placeholder", role: "img",
+                                                   "aria-label": label }, text);
+  let picture = placeholder("…", `Looking up a face of user ${id}`);
+  const card = el("li", { class: "user", "data-user": id }, picture,
+    el("dl", {}, el("dt", {}, "UserId"), el("dd", { class: "id" }, id),
+      el("dt", {}, "UserStatus"), el("dd", { class: "status" }, user.UserStatus || "-")),
+    canDelete ? deleteUserButton(collection, id, refresh) : null);
+  const show = (next, state) => {
+    picture.replaceWith(next);
+    picture = next;
+    card.dataset.picture = state;
+  };
+  /** Show ``face`` (one of the user's, or undefined: none) the way the faces grid does. */
+  const fill = (face, crops) => {
+    if (!face) return show(placeholder("no face", `No face for user ${id}`), "none");
+    card.dataset.face = face.FaceId;
+    if (!crops) return show(placeholder("no crop", `No crop kept for user ${id}`), "no-crop");
+    const img = el("img", { class: "crop", alt: `Face of user ${id}`, loading: "lazy",
+      src: `/console/crops/${encodeURIComponent(collection)}/${encodeURIComponent(face.FaceId)}` });
+    img.addEventListener("error", () => show(
+      placeholder("no crop", `No crop kept for user ${id}`), "no-crop"));
+    return show(img, "crop");
+  };
+  const failed = (why) => show(placeholder("no crop", `No face shown for user ${id}: ${why}`),
+                               "unknown");
+  return { id, card, fill, failed };
+}
+
+/** Fill each card's picture: one ListFaces (UserId, MaxResults 1) per user, a few at once. */
+async function userFaces(collection, cards, canList, crops, current) {
+  if (!canList) {
+    for (const c of cards) c.failed("this key may not list faces");
+    return;
+  }
+  await eachAtMost(cards, USER_FACE_CONCURRENCY, current, async (c) => {
+    try {
+      const out = await call("ListFaces", { CollectionId: collection,
+                                            UserId: c.id, MaxResults: 1 });
+      c.fill((out.Faces || [])[0], crops);
+    } catch (error) { c.failed(error.code || "error"); }
+  });
+}
+
+function usersSection(collection, ops, crops) {
+  const canDelete = ops.includes("DeleteUser");
   const holder = el("div", {});
   const section = el("section", { "aria-labelledby": "users-title", id: "users-section" },
     el("h2", { id: "users-title" }, "Users"), holder);
+  let drawn = 0;  // which draw is on screen: an older page's lookups stop starting
   // Their own button names ("Next users"): the faces pager's "Next page" stays one button.
   const move = pager("ListUsers", { CollectionId: collection }, (out, page, more, less) => {
-    const rows = out.Users.map((u) => el("tr", { "data-user": u.UserId },
-      el("th", { scope: "row" }, u.UserId), el("td", {}, u.UserStatus || ""),
-      canDelete ? el("td", {}, deleteUserButton(collection, u.UserId, move.show)) : null));
+    drawn += 1;
+    const mine = drawn;
+    const cards = out.Users.map((u) => userCard(collection, u, canDelete, move.show));
+    const grid = cards.length ? el("ul", { class: "users", id: "users", "aria-busy": "true",
+      "aria-label": `Users in ${collection}` }, cards.map((c) => c.card)) : null;
     // replaceChildren writes a null as the text "null": only the parts that exist.
-    holder.replaceChildren(...[rows.length ?
-      el("table", { id: "users", "aria-label": `Users in ${collection}` },
-        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "UserId"),
-          el("th", { scope: "col" }, "Status"),
-          canDelete ? el("th", { scope: "col" }, "Actions") : null)),
-        el("tbody", {}, rows)) :
-      el("p", { class: "muted", id: "no-users" }, "No users."),
-    more || less ? pageButtons("users", page, more, less, move,
-                               ["Previous users", "Next users"]) : null].filter(Boolean));
+    holder.replaceChildren(...[grid || el("p", { class: "muted", id: "no-users" }, "No users."),
+      more || less ? pageButtons("users", page, more, less, move,
+                                 ["Previous users", "Next users"]) : null].filter(Boolean));
+    if (grid) {
+      userFaces(collection, cards, ops.includes("ListFaces"), crops, () => drawn === mine)
+        .finally(() => grid.setAttribute("aria-busy", "false"));
+    }
   });
   return { section, show: move.show };
 }
@@ -129,7 +195,7 @@ async function detail(main, collection) {
   if (ops.includes("SearchFacesByImage")) parts.push(searchSection(collection));
   if (ops.includes("ListFaces")) parts.push(faces.section);
   const users = ops.includes("ListUsers") ?
-    usersSection(collection, ops.includes("DeleteUser")) : null;
+    usersSection(collection, ops, whoami.faceCrops) : null;
   if (users) parts.push(users.section);
   main.replaceChildren(...parts);
   await Promise.all([ops.includes("ListFaces") ? faces.show() : null, users ? users.show() : null]);
