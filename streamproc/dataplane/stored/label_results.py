@@ -21,9 +21,8 @@ array element are sorted by detection confidence"), then time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from streamproc.dataplane.stored.label_stage import LabelAnalysis
+from streamproc.dataplane.stored.segments import OpenSegments, Segment
 from streamproc.dataplane.stored.stages import Result
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.labels.filters import LabelFilters
@@ -65,27 +64,13 @@ def kept(analysis: LabelAnalysis, filters: LabelFilters, min_confidence: float
     return tuple(out.values())
 
 
-@dataclass
-class Segment:
-    """One label over consecutive sampled frames (open while its frames keep coming)."""
-
-    label: Label  # its highest-confidence frame's label
-    start_ms: int
-    end_ms: int  # the last frame that carried it
-
-    def extend(self, label: Label, timestamp_ms: int) -> None:
-        """One more frame with the label: the end moves, the confidence keeps its max."""
-        self.end_ms = timestamp_ms
-        if label.confidence > self.label.confidence:
-            self.label = label
-
-    def result(self) -> Result:
-        """The segment's element, in the SEGMENTS listing."""
-        return Result(self.start_ms, None, {
-            "Timestamp": self.start_ms, "Label": label_wire(self.label, instances=False),
-            "StartTimestampMillis": self.start_ms, "EndTimestampMillis": self.end_ms,
-            "DurationMillis": self.end_ms - self.start_ms}, SEGMENTS,
-            name_key(self.label.name, self.label.confidence))
+def _segment_row(segment: Segment[Label]) -> Result:
+    """A segment's element, in the SEGMENTS listing (no Instances, as AWS documents)."""
+    label = segment.label
+    return Result(segment.start_ms, None, {
+        "Timestamp": segment.start_ms, "Label": label_wire(label, instances=False),
+        "StartTimestampMillis": segment.start_ms, "EndTimestampMillis": segment.end_ms,
+        "DurationMillis": segment.duration_ms}, SEGMENTS, name_key(label.name, label.confidence))
 
 
 class LabelResults:
@@ -96,7 +81,7 @@ class LabelResults:
     def __init__(self, min_confidence: float, filters: LabelFilters) -> None:
         self._min = min_confidence
         self._filters = filters
-        self._open: dict[str, Segment] = {}
+        self._open: OpenSegments[str, Label] = OpenSegments()
 
     def build(self, frame: StoredFrame, analysis: LabelAnalysis) -> list[Result]:
         """The frame's TIMESTAMPS rows, and the SEGMENTS rows of the labels it lacks."""
@@ -104,22 +89,13 @@ class LabelResults:
         labels = {label.name: label for label in kept(analysis, self._filters, self._min)}
         out = [Result(ts, None, {"Timestamp": ts, "Label": label_wire(label)}, TIMESTAMPS,
                       name_key(label.name, label.confidence)) for label in labels.values()]
-        closed = [name for name in self._open if name not in labels]
-        out += _closed([self._open.pop(name) for name in closed])
-        for name, label in labels.items():
-            segment = self._open.get(name)
-            if segment is None:
-                self._open[name] = Segment(label, ts, ts)
-            else:
-                segment.extend(label, ts)
-        return out
+        return out + _closed(self._open.step(ts, labels))
 
     def end_launch(self) -> list[Result]:
         """The segments still open when the video ended."""
-        segments, self._open = list(self._open.values()), {}
-        return _closed(segments)
+        return _closed(self._open.end())
 
 
-def _closed(segments: list[Segment]) -> list[Result]:
+def _closed(segments: list[Segment[Label]]) -> list[Result]:
     """Segments' rows, by start then name (deterministic within one write)."""
-    return [s.result() for s in sorted(segments, key=lambda s: (s.start_ms, s.label.name))]
+    return [_segment_row(s) for s in sorted(segments, key=lambda s: (s.start_ms, s.label.name))]

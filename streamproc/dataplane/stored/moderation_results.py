@@ -25,8 +25,7 @@ segment's start), and every row carries its label's Name for SortBy NAME.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from streamproc.dataplane.stored.segments import OpenSegments, Segment
 from streamproc.dataplane.stored.stages import Result
 from streamproc.dataplane.stored.video import StoredFrame
 from streamproc.moderation.types import ModerationAnalysis, ModerationLabel, at_least
@@ -37,26 +36,12 @@ SEGMENTS = "segments"  # the rows' listing: one element per segment
 LabelKey = tuple[str, str]  # (Name, ParentName): what makes a label "the same" across frames
 
 
-@dataclass
-class Segment:
-    """One label over consecutive sampled frames (open while its frames keep coming)."""
-
-    label: ModerationLabel  # the first frame's label, its Confidence replaced by the max
-    start_ms: int
-    end_ms: int  # the last frame that carried it
-
-    def extend(self, label: ModerationLabel, timestamp_ms: int) -> None:
-        """One more frame with the label: the end moves, the confidence keeps its max."""
-        self.end_ms = timestamp_ms
-        if label.confidence > self.label.confidence:
-            self.label = label
-
-    def result(self) -> Result:
-        """The segment's element, in the SEGMENTS listing."""
-        return Result(self.start_ms, None, {
-            "Timestamp": self.start_ms, "ModerationLabel": self.label.wire(),
-            "StartTimestampMillis": self.start_ms, "EndTimestampMillis": self.end_ms,
-            "DurationMillis": self.end_ms - self.start_ms}, SEGMENTS, self.label.name)
+def _segment_row(segment: Segment[ModerationLabel]) -> Result:
+    """A segment's element, in the SEGMENTS listing."""
+    return Result(segment.start_ms, None, {
+        "Timestamp": segment.start_ms, "ModerationLabel": segment.label.wire(),
+        "StartTimestampMillis": segment.start_ms, "EndTimestampMillis": segment.end_ms,
+        "DurationMillis": segment.duration_ms}, SEGMENTS, segment.label.name)
 
 
 def frame_labels(analysis: ModerationAnalysis, min_confidence: float
@@ -81,7 +66,7 @@ class ModerationResults:
 
     def __init__(self, min_confidence: float) -> None:
         self._min = min_confidence
-        self._open: dict[LabelKey, Segment] = {}
+        self._open: OpenSegments[LabelKey, ModerationLabel] = OpenSegments()
 
     def build(self, frame: StoredFrame, analysis: ModerationAnalysis) -> list[Result]:
         """The frame's TIMESTAMPS rows, and the SEGMENTS rows of the labels it lacks."""
@@ -89,23 +74,14 @@ class ModerationResults:
         labels = frame_labels(analysis, self._min)
         out = [Result(ts, None, {"Timestamp": ts, "ModerationLabel": label.wire()},
                       TIMESTAMPS, label.name) for label in labels.values()]
-        closed = [key for key in self._open if key not in labels]
-        out += _closed([self._open.pop(key) for key in closed])
-        for key, label in labels.items():
-            segment = self._open.get(key)
-            if segment is None:
-                self._open[key] = Segment(label, ts, ts)
-            else:
-                segment.extend(label, ts)
-        return out
+        return out + _closed(self._open.step(ts, labels))
 
     def end_launch(self) -> list[Result]:
         """The segments still open when the video ended."""
-        segments, self._open = list(self._open.values()), {}
-        return _closed(segments)
+        return _closed(self._open.end())
 
 
-def _closed(segments: list[Segment]) -> list[Result]:
+def _closed(segments: list[Segment[ModerationLabel]]) -> list[Result]:
     """Segments' rows, by start then name (deterministic within one write)."""
-    return [s.result() for s in sorted(segments, key=lambda s: (s.start_ms, s.label.name,
-                                                                 s.label.parent))]
+    return [_segment_row(s) for s in sorted(segments, key=lambda s: (s.start_ms, s.label.name,
+                                                                    s.label.parent))]
