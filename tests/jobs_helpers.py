@@ -7,7 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from conftest import VIDEO
+
+from streamproc.daemon import Daemon
 
 BOTH = VIDEO / "head-pose-face-detection-female-and-male.mp4"
 BUCKET = "vids"
@@ -69,3 +72,22 @@ def notices_for(records: list[dict[str, Any]], job_id: str) -> list[dict[str, An
 def decode(value: bytes) -> dict[str, Any]:
     """A record's JSON."""
     return json.loads(value)
+
+
+def wait_progress(d: Daemon, job_id: str, at_least: float = 0.1, timeout: float = 120.0
+                  ) -> None:
+    """Until the job's progress metric reaches ``at_least`` on ``d`` (fails past ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = d.registry.get_sample_value("streamproc_job_progress_ratio", {"job_id": job_id})
+        if value is not None and value >= at_least:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"job {job_id} made no progress")
+
+
+def stop_bounded(d: Daemon) -> None:
+    """Stop ``d`` mid-job: the stop must be bounded."""
+    started = time.monotonic()
+    d.stop()
+    assert time.monotonic() - started < 15  # bounded, with a job mid-way

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import client_for, make_config
-from jobs_helpers import BOTH, all_pages, channel, notices_for, video, wait_job
+from jobs_helpers import (
+    BOTH,
+    all_pages,
+    channel,
+    notices_for,
+    stop_bounded,
+    video,
+    wait_job,
+    wait_progress,
+)
 from streams import Records
 from videos import frame_times_ms, looped
 
@@ -25,22 +33,6 @@ def _daemon(data: Path, objects: Path, broker: Any, **extra: Any) -> Daemon:
     return d
 
 
-def _wait_progress(d: Daemon, job_id: str, at_least: float = 0.1) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        value = d.registry.get_sample_value("streamproc_job_progress_ratio", {"job_id": job_id})
-        if value is not None and value >= at_least:
-            return
-        time.sleep(0.01)
-    pytest.fail(f"job {job_id} made no progress")
-
-
-def _stop(d: Daemon) -> None:
-    started = time.monotonic()
-    d.stop()
-    assert time.monotonic() - started < 15  # bounded, with a job mid-way
-
-
 def test_restart_resumes_or_fails_jobs_and_the_queue_is_bounded(
         tmp_path: Path, broker: Any) -> None:
     objects = tmp_path / "objects"
@@ -51,8 +43,8 @@ def test_restart_resumes_or_fails_jobs_and_the_queue_is_bounded(
     first = _daemon(data, objects, broker)
     rek = client_for(first.endpoint)
     resumed = rek.start_face_detection(Video=video("long.mp4"))["JobId"]
-    _wait_progress(first, resumed)
-    _stop(first)  # mid-job
+    wait_progress(first, resumed)
+    stop_bounded(first)  # mid-job
 
     second = _daemon(data, objects, broker)
     rek = client_for(second.endpoint)
@@ -73,8 +65,8 @@ def test_restart_resumes_or_fails_jobs_and_the_queue_is_bounded(
         per_time[face["Timestamp"]] = per_time.get(face["Timestamp"], 0) + 1
     assert set(per_time) <= set(expected) and len(per_time) >= 0.95 * len(expected)
     assert max(per_time.values()) == 2  # nothing doubled by the interrupted launch
-    _wait_progress(second, cut)
-    _stop(second)  # mid-job again
+    wait_progress(second, cut)
+    stop_bounded(second)  # mid-job again
 
     third = _daemon(data, objects, broker, **{"jobs.max_attempts": 1})
     rek = client_for(third.endpoint)
@@ -89,4 +81,4 @@ def test_restart_resumes_or_fails_jobs_and_the_queue_is_bounded(
     records.close()
     assert [n["Status"] for n in notices_for(got, cut)] == ["FAILED"]
     assert notices_for(got, cut)[0]["JobTag"] == "cut"
-    _stop(third)
+    stop_bounded(third)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from conftest import VIDEO, client_for, make_config
-from jobs_helpers import all_pages, sample_times, video, wait_job
+from jobs_helpers import all_pages, sample_times, stop_bounded, video, wait_job, wait_progress
 from videos import frame_times_ms, looped
 
 from streamproc.daemon import Daemon
@@ -133,18 +133,8 @@ def test_a_restart_mid_job_resumes_it_and_doubles_nothing(tmp_path: Path,
     data = tmp_path / "data"
     first = _daemon(data, objects)
     job_id = client_for(first.endpoint).start_label_detection(Video=video("long.mp4"))["JobId"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ratio = first.registry.get_sample_value("streamproc_job_progress_ratio",
-                                                {"job_id": job_id})
-        if ratio is not None and ratio >= 0.2:
-            break
-        time.sleep(0.01)
-    else:
-        pytest.fail("the label job made no progress")
-    started = time.monotonic()
-    first.stop()
-    assert time.monotonic() - started < 15  # bounded, with a job mid-way
+    wait_progress(first, job_id, 0.2, timeout=60)
+    stop_bounded(first)
     fake_pack.slow_s = 0.0
     second = _daemon(data, objects)
     try:

@@ -9,7 +9,6 @@ skips). No notification channel: no broker is needed.
 from __future__ import annotations
 
 import shutil
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import VIDEO, client_for, make_config
-from jobs_helpers import all_pages, sample_times, video, wait_job
+from jobs_helpers import all_pages, sample_times, stop_bounded, video, wait_job, wait_progress
 from labels_helpers import label_config, label_pack_dir
 from videos import audio_only, frame_times_ms, looped
 
@@ -194,18 +193,8 @@ def test_a_restart_mid_job_resumes_it_and_loses_or_doubles_nothing(tmp_path: Pat
     first = _daemon(data, objects)
     job_id = client_for(first.endpoint).start_label_detection(
         Video=video("long.mp4"), JobTag="restart")["JobId"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ratio = first.registry.get_sample_value("streamproc_job_progress_ratio",
-                                                {"job_id": job_id})
-        if ratio is not None and ratio >= 0.1:
-            break
-        time.sleep(0.01)
-    else:
-        pytest.fail("the label job made no progress")
-    started = time.monotonic()
-    first.stop()
-    assert time.monotonic() - started < 15  # bounded, with a job mid-way
+    wait_progress(first, job_id, 0.1, timeout=120)
+    stop_bounded(first)
 
     second = _daemon(data, objects)
     try:
